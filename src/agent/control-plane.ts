@@ -1,0 +1,21 @@
+import type { Task, TaskStatus } from '../api/types';
+
+// What the agent needs from the managers. In one process it is the store
+// itself (local-control-plane.ts); on a worker host it will be the
+// dispatcher's client over mutual TLS. The agent never sees which.
+export interface AgentControlPlane {
+  // Calls `onChange` with every task assigned to `nodeId` (NodeID set, state
+  // at least `assigned`), at once and after every change to any of them.
+  // `changed` holds the IDs that changed since the previous call; `removed`
+  // the IDs of tasks that no longer exist (their containers must go).
+  watchAssignments(nodeId: string, onChange: (a: Assignments) => void): () => void;
+  // Reports a task's observed status. Regressions (a state lower than the
+  // stored one) are ignored by the receiver.
+  updateTaskStatus(taskId: string, status: TaskStatus): Promise<void>;
+}
+
+export interface Assignments {
+  tasks: Map<string, Task>;
+  changed: Set<string>;
+  removed: Set<string>;
+}

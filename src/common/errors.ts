@@ -1,0 +1,41 @@
+// Errors are values with a kind; the API edge maps each kind to an HTTP status
+// once (api/http-errors.ts). Messages follow Docker's texts so that the CLI
+// prints what a Swarm user already knows.
+
+export type ErrorKind =
+  | 'invalid'      // 400: bad input
+  | 'precondition' // 400: valid input, wrong state (gRPC FailedPrecondition)
+  | 'not_found'    // 404
+  | 'conflict'     // 409: name clash, already exists
+  | 'unavailable'  // 503: not a manager, not in a swarm, store unreachable
+  | 'sequence'     // 500: stale Version.Index (Docker answers 500 "update out of sequence")
+  | 'internal';    // 500
+
+export class ShoalError extends Error {
+  constructor(readonly kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ShoalError';
+  }
+}
+
+export const invalid = (msg: string): ShoalError => new ShoalError('invalid', msg);
+export const precondition = (msg: string): ShoalError => new ShoalError('precondition', msg);
+export const notFound = (msg: string): ShoalError => new ShoalError('not_found', msg);
+export const conflict = (msg: string): ShoalError => new ShoalError('conflict', msg);
+export const unavailable = (msg: string): ShoalError => new ShoalError('unavailable', msg);
+export const internal = (msg: string, cause?: unknown): ShoalError => new ShoalError('internal', msg, { cause });
+
+export const outOfSequence = (): ShoalError =>
+  new ShoalError('sequence', 'rpc error: code = Unknown desc = update out of sequence');
+
+export const NOT_A_MANAGER =
+  'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
+export const ALREADY_IN_SWARM =
+  'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.';
+export const NOT_IN_SWARM = 'This node is not part of a swarm';
+export const LEAVE_LAST_MANAGER =
+  'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.';
+
+export function isShoalError(e: unknown): e is ShoalError {
+  return e instanceof ShoalError;
+}

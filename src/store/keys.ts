@@ -1,0 +1,20 @@
+import type { Kind } from './objects';
+
+// Key layout. One key per object keeps every write a small transaction and
+// lets a watch on one prefix feed every component:
+//   /shoal/v1/o/<kind>/<id>         the object, JSON
+//   /shoal/v1/n/<kind>/<name>       name -> id, for unique names
+export const ROOT = '/shoal/v1/';
+const OBJ = ROOT + 'o/';
+const NAME = ROOT + 'n/';
+
+export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
+export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;
+
+export function parseObjectKey(key: string): { kind: Kind; id: string } | undefined {
+  if (!key.startsWith(OBJ)) return undefined;
+  const rest = key.slice(OBJ.length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) return undefined;
+  return { kind: rest.slice(0, slash) as Kind, id: rest.slice(slash + 1) };
+}

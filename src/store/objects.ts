@@ -1,0 +1,45 @@
+import type { ClusterInfo, Config, JoinTokens, Node, Secret, Service, Task } from '../api/types';
+
+// What the store keeps, by kind. Version.Index is never stored: it is the
+// key's etcd mod revision, filled in when the object is read.
+
+export interface ClusterObject extends ClusterInfo {
+  JoinTokens: JoinTokens;
+  // The CA's private key lives with the cluster object so every manager can sign;
+  // it is encrypted at rest once managers hold a shared key (multi-host work).
+  CAKey?: string;
+}
+
+export interface NetworkObject {
+  ID: string;
+  Version: { Index: number };
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: Record<string, unknown>;
+}
+
+export interface Objects {
+  cluster: ClusterObject;
+  nodes: Node;
+  services: Service;
+  tasks: Task;
+  secrets: Secret;
+  configs: Config;
+  networks: NetworkObject;
+}
+
+export type Kind = keyof Objects;
+export const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'secrets', 'configs', 'networks'];
+
+// Kinds whose names must be unique across the cluster; uniqueness is enforced
+// by a name key created in the same transaction as the object.
+export const NAMED_KINDS = new Set<Kind>(['services', 'secrets', 'configs', 'networks']);
+
+export interface StoreEvent<K extends Kind = Kind> {
+  kind: K;
+  action: 'create' | 'update' | 'delete';
+  id: string;
+  object?: Objects[K];    // the new object (absent on delete)
+  previous?: Objects[K];  // the object before (absent on create)
+  revision: number;
+}
