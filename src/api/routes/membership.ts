@@ -1,0 +1,12 @@
+import type { InitRequest, SwarmInfo } from '../types';
+import type { ControlApi } from '../../manager/controlapi';
+
+// What the API edge needs from the node's swarm membership (daemon/swarm-node.ts).
+export interface SwarmMembership {
+  init(req: InitRequest): Promise<string>;
+  join(req: Record<string, unknown>): Promise<void>;
+  leave(force: boolean): Promise<void>;
+  info(): SwarmInfo;
+  // The control API of an active manager; throws 503 with Docker's text otherwise.
+  control(): ControlApi;
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+import { startDaemon } from '../daemon/daemon';
+import { parseDaemonOptions } from '../daemon/options';
+import { createLogger } from '../common/log';
+
+const USAGE = `Usage: shoal COMMAND
+
+Docker Swarm mode, rebuilt: point the docker CLI at Shoal's socket.
+
+Commands:
+  daemon   Run the Shoal daemon on this host
+           -H, --host unix:///PATH.sock|tcp://IP:PORT   where to serve the Docker API (repeatable; default unix:///run/shoal/shoal.sock)
+           --data-root DIR                               state directory (default /var/lib/shoal)
+           --engine unix:///var/run/docker.sock          the host's plain dockerd
+           --etcd-client-url URL, --etcd-peer-url URL    the local etcd member's addresses (default http://127.0.0.1:4379 and :4380)
+           --etcd-binary PATH                            default /usr/bin/etcd
+           --hostname NAME                               the node's hostname in the swarm
+           --log-level LEVEL                             info (default), debug, warn, error
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'daemon') {
+    const opts = parseDaemonOptions(rest);
+    const log = createLogger(opts.logLevel);
+    const daemon = await startDaemon(opts, log);
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      const force = setTimeout(() => process.exit(1), 30_000);
+      force.unref();
+      daemon.stop().then(() => process.exit(0), (err: unknown) => { log.error({ err }, 'stop failed'); process.exit(1); });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    return new Promise<number>(() => undefined); // runs until a signal
+  }
+  if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 1;
+  }
+  process.stderr.write(`shoal: unknown command "${cmd}"\n\n${USAGE}`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
+  process.stderr.write(`shoal: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,117 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Server } from 'node:http';
+import Dockerode from 'dockerode';
+import { createLogger, type Logger } from '../common/log';
+import { createApiServer } from '../api/server';
+import { Router } from '../api/router';
+import { EngineProxy } from '../api/proxy';
+import { registerPingRoutes } from '../api/routes/ping';
+import { registerInfoRoute } from '../api/routes/engine-info';
+import { registerEventRoutes } from '../api/routes/events';
+import { registerLogRoutes } from '../api/routes/logs';
+import { registerSwarmRoutes } from '../api/routes/swarm';
+import { registerNodeRoutes } from '../api/routes/nodes';
+import { registerServiceRoutes } from '../api/routes/services';
+import { registerTaskRoutes } from '../api/routes/tasks';
+import { DockerExecutor } from '../agent/executor/docker-executor';
+import { startAgent } from '../agent/agent';
+import { LocalControlPlane } from '../agent/local-control-plane';
+import { startOrchestrator } from '../manager/orchestrator/loop';
+import { startScheduler } from '../manager/scheduler/loop';
+import type { DaemonOptions } from './options';
+import { SwarmNode, type RunningComponents } from './swarm-node';
+import type { Store } from '../store/store';
+
+export interface Daemon {
+  swarm: SwarmNode;
+  stop(): Promise<void>;
+}
+
+function dockerFor(address: string): Dockerode {
+  if (address.startsWith('unix://')) return new Dockerode({ socketPath: address.slice('unix://'.length) });
+  const u = new URL(address.replace(/^tcp:/, 'http:'));
+  return new Dockerode({ host: u.hostname, port: Number(u.port) });
+}
+
+// One node: the API in front of the engine, the swarm membership, and while
+// in a swarm the manager loops and the agent.
+export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
+  mkdirSync(opts.dataRoot, { recursive: true, mode: 0o700 });
+  const docker = dockerFor(opts.engine);
+  const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
+  let engineVersion = 'unknown';
+  try { engineVersion = (await docker.version()).Version; } catch (err) {
+    log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
+  }
+
+  const swarm = new SwarmNode({
+    dataRoot: opts.dataRoot,
+    etcdBinary: opts.etcdBinary,
+    etcdClientUrl: opts.etcdClientUrl,
+    etcdPeerUrl: opts.etcdPeerUrl,
+    hostname: opts.hostname,
+    log,
+    describeNode: () => executor.describeNode(),
+    startComponents: async ({ store, nodeId }) => startComponents(store, nodeId, executor, log),
+    removeTaskContainers: (nodeId) => executor.removeNodeContainers(nodeId),
+  });
+
+  const router = new Router();
+  registerPingRoutes(router);
+  registerInfoRoute(router, { engineAddress: opts.engine, swarmInfo: () => swarm.info() });
+  registerSwarmRoutes(router, swarm);
+  registerNodeRoutes(router, swarm);
+  registerServiceRoutes(router, swarm);
+  registerTaskRoutes(router, swarm);
+  registerLogRoutes(router, { swarm, docker });
+  registerEventRoutes(router, { swarm, engineAddress: opts.engine });
+
+  await swarm.start();
+
+  const engine = new EngineProxy(opts.engine);
+  const servers: Server[] = [];
+  for (const host of opts.hosts) {
+    const server = createApiServer({ router, engine, engineVersion: () => engineVersion, log: log.child({ component: 'api' }) });
+    await listen(server, host);
+    servers.push(server);
+    log.info({ host }, 'serving the Docker API');
+  }
+
+  return {
+    swarm,
+    stop: async () => {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
+      await swarm.stop();
+      engine.close?.();
+    },
+  };
+}
+
+async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger): Promise<RunningComponents> {
+  const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
+  const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
+  const agent = startAgent({ nodeId, controlPlane: new LocalControlPlane(store), executor, log: log.child({ component: 'agent' }) });
+  return {
+    stop: async () => {
+      orchestrator.stop();
+      scheduler.stop();
+      await agent.stop();
+    },
+  };
+}
+
+function listen(server: Server, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    if (host.startsWith('unix://')) {
+      const path = host.slice('unix://'.length);
+      mkdirSync(dirname(path), { recursive: true });
+      rmSync(path, { force: true }); // a socket left by a daemon that was killed
+      server.listen(path, () => { chmodSync(path, 0o660); resolve(); });
+    } else {
+      const u = new URL(host.replace(/^tcp:/, 'http:'));
+      server.listen(Number(u.port), u.hostname, () => resolve());
+    }
+  });
+}

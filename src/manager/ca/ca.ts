@@ -1,0 +1,96 @@
+import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it loaded first
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { base36Padded } from '../../common/ids';
+
+x509.cryptoProvider.set(webcrypto as never);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+
+export interface RootCA {
+  certPem: string;
+  keyPem: string; // PKCS#8
+}
+
+export interface NodeCert {
+  certPem: string;
+  keyPem: string;
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+}
+
+function serial(): string { return randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'); }
+
+// The cluster's root CA: ECDSA P-256, CN swarm-ca, 20 years, as SwarmKit's.
+export async function createRootCA(now = Date.now()): Promise<RootCA> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: 'CN=swarm-ca',
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 20 * YEAR_MS),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { certPem: cert.toString('pem') + '\n', keyPem: pem('PRIVATE KEY', pkcs8) };
+}
+
+// A node certificate: CN = node ID, OU = role, O = cluster ID (SwarmKit's layout),
+// usable for both ends of mutual TLS between nodes.
+export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<NodeCert> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${nodeId}, OU=swarm-${role}, O=${clusterId}`,
+    issuer: caCert.subject,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + Math.floor(expiryNs / 1e6)),
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: `swarm-${role}` }, { type: 'dns', value: nodeId }, { type: 'ip', value: '127.0.0.1' }]),
+    ],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { certPem: cert.toString('pem') + '\n', keyPem: pem('PRIVATE KEY', pkcs8) };
+}
+
+export function certSubjectFields(certPem: string): { cn: string; ou: string; o: string } {
+  const cert = new x509.X509Certificate(certPem);
+  const get = (t: string): string => cert.subjectName.getField(t)[0] ?? '';
+  return { cn: get('CN'), ou: get('OU'), o: get('O') };
+}
+
+// TLSInfo as Docker shows it: the root PEM, and the issuer's subject and
+// public key as base64 DER.
+export function tlsInfo(ca: RootCA): { TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string } {
+  const cert = new x509.X509Certificate(ca.certPem);
+  return {
+    TrustRoot: ca.certPem,
+    CertIssuerSubject: Buffer.from(cert.subjectName.toArrayBuffer()).toString('base64'),
+    CertIssuerPublicKey: Buffer.from(cert.publicKey.rawData).toString('base64'),
+  };
+}
+
+// Join token v1: SWMTKN-1-<sha256(root CA DER) in base 36, 50 wide>-<16 random bytes in base 36, 25 wide>.
+export function newJoinToken(ca: RootCA): string {
+  const der = Buffer.from(new x509.X509Certificate(ca.certPem).rawData);
+  const digest = base36Padded(createHash('sha256').update(der).digest(), 50);
+  return `SWMTKN-1-${digest}-${base36Padded(randomBytes(16), 25)}`;
+}

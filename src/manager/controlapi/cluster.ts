@@ -1,0 +1,78 @@
+import type { Swarm, SwarmSpec } from '../../api/types';
+import { invalid } from '../../common/errors';
+import { nowIso } from '../../common/time';
+import type { ClusterObject } from '../../store/objects';
+import { newJoinToken, type RootCA } from '../ca/ca';
+import type { ControlContext } from './context';
+import { parseVersion } from './services';
+
+import type { Store } from '../../store/store';
+
+// There is one cluster object per swarm, stored under the cluster's ID.
+export function clusterOf(store: Store): ClusterObject | undefined {
+  return store.list('cluster')[0];
+}
+
+export function defaultSwarmSpec(): SwarmSpec {
+  return {
+    Name: 'default',
+    Labels: {},
+    Orchestration: { TaskHistoryRetentionLimit: 5 },
+    Raft: { SnapshotInterval: 10000, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 500, ElectionTick: 10, HeartbeatTick: 1 },
+    Dispatcher: { HeartbeatPeriod: 5_000_000_000 },
+    CAConfig: { NodeCertExpiry: 7_776_000_000_000_000 },
+    TaskDefaults: {},
+    EncryptionConfig: { AutoLockManagers: false },
+  };
+}
+
+// Merges a user's spec over the defaults the way swarm init does: absent
+// sections keep their defaults.
+export function mergeSwarmSpec(base: SwarmSpec, spec: SwarmSpec | undefined): SwarmSpec {
+  if (!spec) return structuredClone(base);
+  const out = structuredClone(base);
+  if (spec.Name) out.Name = spec.Name;
+  if (spec.Labels) out.Labels = { ...spec.Labels };
+  for (const k of ['Orchestration', 'Raft', 'Dispatcher', 'CAConfig', 'TaskDefaults', 'EncryptionConfig'] as const) {
+    const v = spec[k];
+    if (v && typeof v === 'object') (out as Record<string, unknown>)[k] = { ...(out[k] as object), ...(v as object) };
+  }
+  return out;
+}
+
+export function publicSwarm(c: ClusterObject): Swarm {
+  const { CAKey: _k, ...rest } = structuredClone(c);
+  return rest;
+}
+
+export class ClusterApi {
+  constructor(private readonly ctx: ControlContext, private readonly ca: () => RootCA) {}
+
+  get(): ClusterObject {
+    const c = clusterOf(this.ctx.store);
+    if (!c) throw invalid('swarm is not initialised'); // cannot happen on an active manager
+    return c;
+  }
+
+  inspect(): Swarm { return publicSwarm(this.get()); }
+
+  async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean }): Promise<void> {
+    const version = parseVersion(versionParam, 'swarm');
+    if (!spec || typeof spec !== 'object') throw invalid('rpc error: code = InvalidArgument desc = swarm spec must not be empty');
+    const hist = spec.Orchestration?.TaskHistoryRetentionLimit;
+    if (hist !== undefined && !Number.isInteger(hist)) throw invalid('rpc error: code = InvalidArgument desc = invalid task history retention limit');
+    if ((spec.Dispatcher?.HeartbeatPeriod ?? 1) < 0) throw invalid('rpc error: code = InvalidArgument desc = heartbeat period must be positive');
+    if (spec.CAConfig?.NodeCertExpiry !== undefined && spec.CAConfig.NodeCertExpiry !== 0 && spec.CAConfig.NodeCertExpiry < 3600e9) {
+      throw invalid('rpc error: code = InvalidArgument desc = minimum certificate expiry time is 1h0m0s');
+    }
+    const current = this.get();
+    const next = structuredClone(current);
+    next.Version = { Index: version };
+    // The CLI sends the whole spec it read, changed; keep defaults for anything it dropped.
+    next.Spec = mergeSwarmSpec(defaultSwarmSpec(), spec);
+    if (rotate.worker) next.JoinTokens.Worker = newJoinToken(this.ca());
+    if (rotate.manager) next.JoinTokens.Manager = newJoinToken(this.ca());
+    next.UpdatedAt = nowIso(this.ctx.now());
+    await this.ctx.store.txn().update('cluster', next, current).commit();
+  }
+}

@@ -1,0 +1,72 @@
+import type { Node, NodeSpec } from '../../api/types';
+import { invalid, precondition } from '../../common/errors';
+import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { nowIso } from '../../common/time';
+import type { ControlContext } from './context';
+import { resolveObject } from './resolve';
+import { parseVersion } from './services';
+
+export const NODE_FILTERS = ['id', 'label', 'membership', 'name', 'node.label', 'role'] as const;
+
+const fp = (msg: string) => precondition(`rpc error: code = FailedPrecondition desc = ${msg}`);
+
+export class NodesApi {
+  constructor(private readonly ctx: ControlContext) {}
+
+  resolve(ref: string): Node {
+    const { store } = this.ctx;
+    if (ref === 'self') ref = this.ctx.localNodeId;
+    return resolveObject('node', ref, store.list('nodes'), (n) => n.Description.Hostname, (id) => store.get('nodes', id));
+  }
+
+  inspect(ref: string): Node { return structuredClone(this.resolve(ref)); }
+
+  list(filters: Filters): Node[] {
+    return this.ctx.store.list('nodes').filter((n) =>
+      matchAny(filters.get('id'), (v) => n.ID.startsWith(v)) &&
+      matchAny(filters.get('name'), (v) => n.Description.Hostname.startsWith(v) || (n.Spec.Name ?? '').startsWith(v)) &&
+      matchAny(filters.get('role'), (v) => v === (n.Spec.Role ?? 'worker')) &&
+      matchAny(filters.get('membership'), (v) => v === 'accepted') &&
+      // `label` looks at the engine's labels, `node.label` at the node's own (swarmkit controlapi).
+      matchLabels(n.Description.Engine.Labels, filters.get('label')) &&
+      matchLabels(n.Spec.Labels, filters.get('node.label')),
+    ).map((n) => structuredClone(n)).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+  }
+
+  async update(ref: string, versionParam: string | null, spec: NodeSpec | undefined): Promise<void> {
+    const version = parseVersion(versionParam, 'node');
+    if (!spec || typeof spec !== 'object') throw invalid('rpc error: code = InvalidArgument desc = NodeSpec must not be empty');
+    if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) {
+      throw invalid(`rpc error: code = InvalidArgument desc = invalid availability ${spec.Availability}`);
+    }
+    if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw invalid(`rpc error: code = InvalidArgument desc = invalid role ${spec.Role}`);
+    const current = this.resolve(ref);
+    const role = spec.Role ?? current.Spec.Role ?? 'worker';
+    if (current.Spec.Role === 'manager' && role === 'worker') {
+      const managers = this.ctx.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
+      if (managers.length <= 1) throw fp('attempting to demote the last manager of the swarm');
+    }
+    const next = structuredClone(current);
+    next.Version = { Index: version };
+    next.Spec = {
+      Name: spec.Name,
+      Labels: spec.Labels ?? {},
+      Role: role,
+      Availability: spec.Availability ?? current.Spec.Availability ?? 'active',
+    };
+    if (next.Spec.Name === undefined) delete next.Spec.Name;
+    next.UpdatedAt = nowIso(this.ctx.now());
+    await this.ctx.store.txn().update('nodes', next, current).commit();
+  }
+
+  async remove(ref: string, force: boolean): Promise<void> {
+    const n = this.resolve(ref);
+    if (n.ID === this.ctx.localNodeId || n.Spec.Role === 'manager') {
+      throw fp(`node ${n.ID} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`);
+    }
+    if (!force && n.Status.State !== 'down') {
+      throw fp(`node ${n.ID} is not down and can't be removed`);
+    }
+    await this.ctx.store.txn().delete('nodes', n).commit();
+  }
+}

@@ -1,0 +1,176 @@
+import type { Service, ServiceSpec, Task } from '../../api/types';
+import { taskStateRank } from '../../api/types';
+import { invalid, precondition, ShoalError } from '../../common/errors';
+import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { newId } from '../../common/ids';
+import { nowIso } from '../../common/time';
+import { isTaskDirty } from '../orchestrator/dirty';
+import type { ControlContext } from './context';
+import { withDefaults } from './defaults';
+import { randomName } from './names';
+import { resolveObject } from './resolve';
+import { validateServiceSpec } from './validate-service';
+
+export const SERVICE_FILTERS = ['id', 'label', 'mode', 'name', 'runtime'] as const;
+
+function modeName(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
+  const m = spec.Mode ?? {};
+  if (m.Global) return 'global';
+  if (m.ReplicatedJob) return 'replicated-job';
+  if (m.GlobalJob) return 'global-job';
+  return 'replicated';
+}
+
+// What the daemon stores: the user's spec with the fields dockerd always adds.
+function normalise(spec: ServiceSpec): ServiceSpec {
+  const s = structuredClone(spec);
+  s.Labels ??= {};
+  const tt = (s.TaskTemplate ??= {});
+  tt.ContainerSpec ??= {};
+  tt.ContainerSpec.Isolation ??= 'default';
+  tt.ForceUpdate ??= 0;
+  tt.Runtime ??= 'container';
+  const m = (s.Mode ??= {});
+  if (!m.Global && !m.ReplicatedJob && !m.GlobalJob) {
+    m.Replicated ??= {};
+    m.Replicated.Replicas ??= 1;
+  }
+  if (m.ReplicatedJob) {
+    m.ReplicatedJob.MaxConcurrent ??= 1;
+    m.ReplicatedJob.TotalCompletions ??= m.ReplicatedJob.MaxConcurrent;
+  }
+  s.EndpointSpec = { Mode: 'vip', ...s.EndpointSpec };
+  return s;
+}
+
+export class ServicesApi {
+  constructor(private readonly ctx: ControlContext) {}
+
+  resolve(ref: string): Service {
+    const { store } = this.ctx;
+    return resolveObject('service', ref, store.list('services'), (s) => s.Spec.Name, (id) => store.get('services', id));
+  }
+
+  inspect(ref: string, insertDefaults: boolean): Service {
+    const s = structuredClone(this.resolve(ref));
+    if (insertDefaults) s.Spec = withDefaults(s.Spec);
+    return s;
+  }
+
+  list(filters: Filters, withStatus: boolean): Service[] {
+    const out: Service[] = [];
+    for (const s of this.ctx.store.list('services')) {
+      if (!matchAny(filters.get('id'), (v) => s.ID.startsWith(v))) continue;
+      if (!matchAny(filters.get('name'), (v) => (s.Spec.Name ?? '').startsWith(v))) continue;
+      if (!matchAny(filters.get('mode'), (v) => v === modeName(s.Spec))) continue;
+      if (!matchAny(filters.get('runtime'), (v) => v === (s.Spec.TaskTemplate?.Runtime ?? 'container'))) continue;
+      if (!matchLabels(s.Spec.Labels, filters.get('label'))) continue;
+      const copy = structuredClone(s);
+      if (withStatus) copy.ServiceStatus = this.status(s);
+      out.push(copy);
+    }
+    return out.sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+  }
+
+  // ServiceStatus as dockerd computes it for `service ls`.
+  status(s: Service): NonNullable<Service['ServiceStatus']> {
+    const { store } = this.ctx;
+    const downNodes = new Set(store.list('nodes').filter((n) => n.Status.State === 'down').map((n) => n.ID));
+    let running = 0;
+    let desiredRunning = 0;
+    let completed = 0;
+    for (const t of store.tasksOfService(s.ID)) {
+      if (t.NodeID && downNodes.has(t.NodeID)) continue;
+      if (t.Status.State === 'running') running++;
+      if (t.Status.State === 'complete') completed++;
+      if (t.DesiredState === 'running' || (t.DesiredState === 'complete' && taskStateRank(t.Status.State) <= taskStateRank('running'))) desiredRunning++;
+    }
+    const m = s.Spec.Mode ?? {};
+    let desired = desiredRunning;
+    if (m.Replicated) desired = m.Replicated.Replicas ?? 0;
+    else if (m.ReplicatedJob) desired = Math.min(m.ReplicatedJob.MaxConcurrent ?? 1, Math.max(0, (m.ReplicatedJob.TotalCompletions ?? 1) - completed));
+    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
+  }
+
+  async create(spec: ServiceSpec | undefined): Promise<{ ID: string; Warnings?: string[] }> {
+    validateServiceSpec(spec);
+    const named = !!spec.Name;
+    for (let attempt = 0; ; attempt++) {
+      const stored = normalise(spec);
+      if (!named) stored.Name = randomName();
+      const now = nowIso(this.ctx.now());
+      const service: Service = {
+        ID: newId(),
+        Version: { Index: 0 },
+        CreatedAt: now,
+        UpdatedAt: now,
+        Spec: stored,
+        Endpoint: { Spec: structuredClone(spec.EndpointSpec ?? {}) },
+      };
+      if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) service.JobStatus = { JobIteration: { Index: 0 }, LastExecution: now };
+      try {
+        await this.ctx.store.txn().create('services', service).commit();
+        return { ID: service.ID };
+      } catch (e) {
+        // A generated name that clashes is drawn again; a user's name is a conflict.
+        if (!named && e instanceof ShoalError && e.kind === 'conflict' && attempt < 5) continue;
+        throw e;
+      }
+    }
+  }
+
+  async update(ref: string, versionParam: string | null, spec: ServiceSpec | undefined, rollback: boolean): Promise<{ Warnings: string[] | null }> {
+    const version = parseVersion(versionParam);
+    const current = this.resolve(ref);
+    const now = nowIso(this.ctx.now());
+    const next = structuredClone(current);
+    next.Version = { Index: version };
+    next.UpdatedAt = now;
+    if (rollback) {
+      if (!current.PreviousSpec) throw precondition(`rpc error: code = FailedPrecondition desc = service ${current.ID} does not have a previous spec`);
+      next.Spec = structuredClone(current.PreviousSpec);
+      next.PreviousSpec = structuredClone(current.Spec);
+      next.UpdateStatus = { State: 'rollback_started', StartedAt: now, Message: 'manually requested rollback' };
+    } else {
+      validateServiceSpec(spec);
+      const stored = normalise(spec);
+      stored.Name ||= current.Spec.Name;
+      if (stored.Name !== current.Spec.Name) throw invalid('rpc error: code = Unimplemented desc = renaming services is not supported');
+      if (modeName(stored) !== modeName(current.Spec)) throw invalid('rpc error: code = Unimplemented desc = service mode change is not allowed');
+      next.Spec = stored;
+      next.PreviousSpec = structuredClone(current.Spec);
+      next.Endpoint = { ...next.Endpoint, Spec: structuredClone(spec.EndpointSpec ?? {}) };
+      // A new update replaces whatever update state the previous one left.
+      delete next.UpdateStatus;
+      if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) {
+        next.JobStatus = { JobIteration: { Index: (current.JobStatus?.JobIteration.Index ?? 0) + 1 }, LastExecution: now };
+      }
+    }
+    await this.ctx.store.txn().update('services', next, current).commit();
+    return { Warnings: null };
+  }
+
+  async remove(ref: string): Promise<void> {
+    const s = this.resolve(ref);
+    // The orchestrator sees the delete and takes the tasks down.
+    try {
+      await this.ctx.store.txn().delete('services', s).commit();
+    } catch (e) {
+      if (e instanceof ShoalError && e.kind === 'sequence') return this.remove(s.ID);
+      throw e;
+    }
+  }
+
+  upToDate(task: Task): boolean {
+    const s = this.ctx.store.get('services', task.ServiceID);
+    return !!s && !isTaskDirty(task, s);
+  }
+}
+
+export function parseVersion(v: string | null, what = 'service'): number {
+  if (v === null || !/^\d+$/.test(v)) {
+    throw invalid(`invalid ${what} version '${v ?? ''}': strconv.ParseUint: parsing "${v ?? ''}": invalid syntax`);
+  }
+  return Number(v);
+}
+
