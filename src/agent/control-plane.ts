@@ -1,4 +1,4 @@
-import type { Task, TaskStatus } from '../api/types';
+import type { Labels, Task, TaskStatus } from '../api/types';
 
 // What the agent needs from the managers. In one process it is the store
 // itself (local-control-plane.ts); on a worker host it will be the
@@ -12,7 +12,13 @@ export interface AgentControlPlane {
   // Reports a task's observed status. Regressions (a state lower than the
   // stored one) are ignored by the receiver.
   updateTaskStatus(taskId: string, status: TaskStatus): Promise<void>;
+  // The name and labels of a task's service, for container names, labels and
+  // templates (SwarmKit sends them along with each task). Without it the
+  // agent names containers after the service ID.
+  serviceAnnotations?(serviceId: string): ServiceAnnotations | undefined;
 }
+
+export interface ServiceAnnotations { Name: string; Labels?: Labels }
 
 export interface Assignments {
   tasks: Map<string, Task>;

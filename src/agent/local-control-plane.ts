@@ -1,7 +1,7 @@
 import type { Task, TaskStatus } from '../api/types';
 import { taskStateRank } from '../api/types';
 import type { Store } from '../store/store';
-import type { AgentControlPlane, Assignments } from './control-plane';
+import type { AgentControlPlane, Assignments, ServiceAnnotations } from './control-plane';
 
 // The agent's control plane when the agent runs in the manager's process:
 // assignments come straight from the store's mirror, status goes to etcd.
@@ -25,6 +25,11 @@ export class LocalControlPlane implements AgentControlPlane {
       }
       if (changed.size || removed.size) onChange({ tasks: new Map(tasks), changed, removed });
     });
+  }
+
+  serviceAnnotations(serviceId: string): ServiceAnnotations | undefined {
+    const s = this.store.get('services', serviceId);
+    return s ? { Name: s.Spec.Name ?? '', Labels: s.Spec.Labels } : undefined;
   }
 
   async updateTaskStatus(taskId: string, status: TaskStatus): Promise<void> {

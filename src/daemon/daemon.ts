@@ -53,7 +53,11 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     hostname: opts.hostname,
     log,
     describeNode: () => executor.describeNode(),
-    startComponents: async ({ store, nodeId }) => startComponents(store, nodeId, executor, log),
+    startComponents: async ({ store, nodeId }) => {
+      const detach = events.attach(store);
+      const running = await startComponents(store, nodeId, executor, log, opts.hostname);
+      return { stop: async () => { detach(); await running.stop(); } };
+    },
     removeTaskContainers: (nodeId) => executor.removeNodeContainers(nodeId),
   });
 
@@ -65,7 +69,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerServiceRoutes(router, swarm);
   registerTaskRoutes(router, swarm);
   registerLogRoutes(router, { swarm, docker });
-  registerEventRoutes(router, { swarm, engineAddress: opts.engine });
+  // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
+  const events = registerEventRoutes(router, { engineAddress: opts.engine });
 
   await swarm.start();
 
@@ -81,17 +86,19 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   return {
     swarm,
     stop: async () => {
+      // Hijacked streams (attach, exec) are not HTTP connections the server can close: the proxy ends them.
+      engine.close();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
       await swarm.stop();
-      engine.close?.();
+      events.close();
     },
   };
 }
 
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger): Promise<RunningComponents> {
+async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname?: string): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  const agent = startAgent({ nodeId, controlPlane: new LocalControlPlane(store), executor, log: log.child({ component: 'agent' }) });
+  const agent = startAgent({ nodeId, hostname, controlPlane: new LocalControlPlane(store), executor, log: log.child({ component: 'agent' }) });
   return {
     stop: async () => {
       orchestrator.stop();

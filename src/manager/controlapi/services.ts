@@ -162,8 +162,10 @@ export class ServicesApi {
   }
 
   upToDate(task: Task): boolean {
-    const s = this.ctx.store.get('services', task.ServiceID);
-    return !!s && !isTaskDirty(task, s);
+    const { store } = this.ctx;
+    const s = store.get('services', task.ServiceID);
+    // The node matters: a placement-only change leaves a task up to date where its node still fits.
+    return !!s && !isTaskDirty(task, s, task.NodeID ? store.get('nodes', task.NodeID) : undefined);
   }
 }
 

@@ -1,0 +1,77 @@
+import type { TaskStatus } from '../api/types';
+import type { Logger } from '../common/log';
+import type { AgentControlPlane } from './control-plane';
+
+export interface RetryOptions { minMs: number; maxMs: number }
+export const DEFAULT_RETRY: RetryOptions = { minMs: 200, maxMs: 5000 };
+
+interface Entry {
+  pending?: TaskStatus;
+  sending?: Promise<void>;
+  backoff: number;
+  wake?: () => void;
+}
+
+// Sends each task's observed status to the managers. One queue per task, so a
+// slow or failing write for one task never holds up another; within a task
+// only the newest unsent status is kept (states only move forward, so a
+// skipped intermediate one loses nothing) and a failed write is retried until
+// a newer status replaces it.
+export class StatusReporter {
+  private readonly entries = new Map<string, Entry>();
+  private closing = false;
+
+  constructor(private readonly cp: AgentControlPlane, private readonly log: Logger, private readonly retry: RetryOptions = DEFAULT_RETRY) {}
+
+  report(taskId: string, status: TaskStatus): void {
+    let e = this.entries.get(taskId);
+    if (!e) this.entries.set(taskId, (e = { backoff: this.retry.minMs }));
+    e.pending = status;
+    e.wake?.(); // a newer status need not wait out the backoff of an older one
+    if (!e.sending) e.sending = this.drain(taskId, e).finally(() => { e!.sending = undefined; });
+  }
+
+  // The task is gone: nothing more to say about it.
+  forget(taskId: string): void {
+    const e = this.entries.get(taskId);
+    if (!e) return;
+    e.pending = undefined;
+    e.wake?.();
+    this.entries.delete(taskId);
+  }
+
+  // Stops retrying; waits (up to timeoutMs) for what is being sent.
+  async close(timeoutMs = 2000): Promise<void> {
+    this.closing = true;
+    for (const e of this.entries.values()) e.wake?.();
+    const inFlight = [...this.entries.values()].map((e) => e.sending).filter((p): p is Promise<void> => !!p);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(inFlight),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async drain(taskId: string, e: Entry): Promise<void> {
+    while (e.pending) {
+      const status = e.pending;
+      e.pending = undefined;
+      try {
+        await this.cp.updateTaskStatus(taskId, status);
+        e.backoff = this.retry.minMs;
+      } catch (err) {
+        if (this.closing || this.entries.get(taskId) !== e) return;
+        this.log.warn({ err: (err as Error).message, task: taskId, state: status.State, retryMs: e.backoff }, 'task status report failed; retrying');
+        e.pending ??= status;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, e.backoff);
+          e.wake = () => { clearTimeout(timer); resolve(); };
+        });
+        e.wake = undefined;
+        e.backoff = Math.min(this.retry.maxMs, e.backoff * 2);
+        if (this.closing) return;
+      }
+    }
+  }
+}

@@ -1,0 +1,272 @@
+import type { Node, Service, Task } from '../../api/types';
+import { newId as defaultNewId } from '../../common/ids';
+import type { Logger } from '../../common/log';
+import { ShoalError } from '../../common/errors';
+import type { StoreEvent } from '../../store/objects';
+import type { Store, StoreTxn } from '../../store/store';
+import { MAX_TXN_OPS } from '../../store/backend';
+import { deepEqual } from './dirty';
+import { clusterRetention } from './reaper';
+import { reconcileDeletedService, reconcileService } from './reconcile';
+import { type Plan, serviceMode, isGlobalMode } from './task';
+
+// The orchestrator's I/O: watches the store, runs the pure reconcile of every
+// service touched by an event (coalesced: a batch of events, or events that
+// arrive while a pass is writing, make one reconcile per service), writes the
+// decisions in transactions of at most MAX_TXN_OPS operations, and re-runs a
+// service at the time its decisions asked (restart delays, update delays).
+
+export interface OrchestratorHandle {
+  stop(): void;
+  // Resolves once no reconcile is pending or running (timers for later wake-ups do not count).
+  settled(): Promise<void>;
+}
+
+export interface OrchestratorOptions {
+  store: Store;
+  log: Logger;
+  newId?: () => string;
+  now?: () => number;
+}
+
+type Op =
+  | { kind: 'create'; serviceId: string; task: Task }
+  | { kind: 'update'; serviceId: string; task: Task; read: Task }
+  | { kind: 'delete'; serviceId: string; task: Task }
+  | { kind: 'service'; serviceId: string; service: Service };
+
+const OPS_PER_TXN = MAX_TXN_OPS - 4;
+const RETRY_MS = 1000;
+// setTimeout's limit; a later wake-up just re-arms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle {
+  const { store, log } = opts;
+  const now = opts.now ?? Date.now;
+  const newId = opts.newId ?? defaultNewId;
+
+  const dirty = new Set<string>();
+  const wakeAt = new Map<string, number>();
+  let wakeTimer: NodeJS.Timeout | undefined;
+  let wakeTimerAt = Infinity;
+  let kick: NodeJS.Timeout | undefined;
+  let running = false;
+  let stopped = false;
+  let idleWaiters: Array<() => void> = [];
+  let lastNow = 0;
+
+  const markAllServices = (): void => {
+    for (const s of store.list('services')) dirty.add(s.ID);
+  };
+
+  const onEvents = (events: StoreEvent[]): void => {
+    for (const e of events) {
+      switch (e.kind) {
+        case 'services':
+          dirty.add(e.id);
+          break;
+        case 'tasks': {
+          const t = (e.object ?? e.previous) as Task | undefined;
+          if (t?.ServiceID) dirty.add(t.ServiceID);
+          break;
+        }
+        case 'nodes':
+          if (nodeChanged(e.previous as Node | undefined, e.object as Node | undefined)) {
+            for (const t of store.tasksOfNode(e.id)) dirty.add(t.ServiceID);
+            for (const s of store.list('services')) if (isGlobalMode(serviceMode(s))) dirty.add(s.ID);
+          }
+          break;
+        case 'cluster': {
+          const before = clusterRetention(e.previous as never);
+          const after = clusterRetention(e.object as never);
+          if (before !== after) markAllServices();
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    schedulePass();
+  };
+
+  function schedulePass(delay = 0): void {
+    if (stopped || running || kick || !dirty.size) return;
+    kick = setTimeout(() => void runPass(), delay);
+  }
+
+  function armWakeTimer(): void {
+    let next = Infinity;
+    for (const at of wakeAt.values()) if (at < next) next = at;
+    if (next === wakeTimerAt) return;
+    if (wakeTimer) clearTimeout(wakeTimer);
+    wakeTimer = undefined;
+    wakeTimerAt = next;
+    if (next === Infinity || stopped) return;
+    wakeTimer = setTimeout(() => {
+      wakeTimer = undefined;
+      wakeTimerAt = Infinity;
+      const t = now();
+      for (const [id, at] of wakeAt) if (at <= t) { wakeAt.delete(id); dirty.add(id); }
+      armWakeTimer();
+      schedulePass();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, next - now())));
+    wakeTimer.unref?.();
+  }
+
+  async function runPass(): Promise<void> {
+    kick = undefined;
+    if (stopped) return;
+    running = true;
+    let retryLater = false;
+    try {
+      const ids = [...dirty];
+      dirty.clear();
+      const ops = decide(ids);
+      armWakeTimer();
+      if (ops.length) {
+        const redo = await write(ops);
+        for (const id of redo) dirty.add(id);
+      }
+    } catch (err) {
+      // The store is unreachable (or a bug): try everything again shortly.
+      log.warn({ err }, 'orchestrator pass failed; retrying');
+      markAllServices();
+      retryLater = true;
+    } finally {
+      running = false;
+    }
+    if (dirty.size && !stopped) schedulePass(retryLater ? RETRY_MS : 0);
+    else notifyIdle();
+  }
+
+  function decide(ids: string[]): Op[] {
+    const nodes = new Map<string, Node>(store.list('nodes').map((n) => [n.ID, n]));
+    const retention = clusterRetention(store.list('cluster')[0]);
+    // Strictly increasing across passes: tasks of one slot are ordered by
+    // CreatedAt (ms), and a replacement must sort after what it replaces.
+    const t = (lastNow = Math.max(now(), lastNow + 1));
+    const ops: Op[] = [];
+    for (const id of ids) {
+      const service = store.get('services', id);
+      const tasks = store.tasksOfService(id);
+      if (!service && !tasks.length) { wakeAt.delete(id); continue; }
+      let plan: Plan;
+      try {
+        plan = service
+          ? reconcileService({ service, tasks, nodes, now: t, newId, retention })
+          : reconcileDeletedService(tasks, nodes, t);
+      } catch (err) {
+        log.error({ err, service: id }, 'reconcile failed');
+        continue;
+      }
+      if (plan.wakeAt !== undefined) wakeAt.set(id, plan.wakeAt);
+      else wakeAt.delete(id);
+      // Updates first so a restart's "old task down" and "new task" share a transaction where they can.
+      for (const u of plan.updates.values()) ops.push({ kind: 'update', serviceId: id, task: u, read: store.get('tasks', u.ID) ?? u });
+      for (const c of plan.creates) ops.push({ kind: 'create', serviceId: id, task: c });
+      for (const d of plan.deletes.values()) ops.push({ kind: 'delete', serviceId: id, task: d });
+      if (plan.service) ops.push({ kind: 'service', serviceId: id, service: plan.service });
+    }
+    if (ops.length) log.debug({ services: ids.length, ops: ops.length }, 'orchestrator decisions');
+    return ops;
+  }
+
+  // Writes in chunks; a chunk refused because an object changed under it is
+  // redone op by op (see `fallback`). Returns the services to reconcile again.
+  async function write(ops: Op[]): Promise<Set<string>> {
+    const redo = new Set<string>();
+    for (let i = 0; i < ops.length; i += OPS_PER_TXN) {
+      const chunk = ops.slice(i, i + OPS_PER_TXN);
+      const txn = store.txn();
+      for (const op of chunk) addOp(txn, op);
+      try {
+        await txn.commit();
+      } catch (e) {
+        if (!(e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict'))) throw e;
+        for (const op of chunk) redo.add(op.serviceId);
+        await fallback(chunk);
+      }
+    }
+    return redo;
+  }
+
+  // One op at a time, each re-checked against the current object: the agent
+  // and the scheduler write the same tasks (Status, NodeID) while the
+  // orchestrator owns DesiredState, so a desired-state change still applies
+  // if nobody else changed DesiredState meanwhile. Deletions and service
+  // writes that lost the race are dropped; the services are reconciled again.
+  async function fallback(chunk: Op[]): Promise<void> {
+    const creates = chunk.filter((o): o is Extract<Op, { kind: 'create' }> => o.kind === 'create');
+    for (let i = 0; i < creates.length; i += OPS_PER_TXN) {
+      const txn = store.txn();
+      for (const c of creates.slice(i, i + OPS_PER_TXN)) txn.create('tasks', c.task);
+      await txn.commit().catch((err: unknown) => log.warn({ err }, 'task creation failed'));
+    }
+    for (const op of chunk) {
+      try {
+        if (op.kind === 'update') {
+          await store.mutate('tasks', op.task.ID, (cur) => {
+            if (cur.DesiredState !== op.read.DesiredState) return undefined;
+            cur.DesiredState = op.task.DesiredState;
+            cur.UpdatedAt = op.task.UpdatedAt;
+            return cur;
+          });
+        } else if (op.kind === 'delete') {
+          const cur = store.get('tasks', op.task.ID);
+          if (cur && cur.Version.Index === op.task.Version.Index) await store.txn().delete('tasks', cur).commit();
+        }
+      } catch (err) {
+        if (!(err instanceof ShoalError && err.kind === 'sequence')) throw err;
+      }
+    }
+  }
+
+  function addOp(txn: StoreTxn, op: Op): void {
+    switch (op.kind) {
+      case 'create': txn.create('tasks', op.task); break;
+      case 'update': txn.update('tasks', op.task); break;
+      case 'delete': txn.delete('tasks', op.task); break;
+      case 'service': txn.update('services', op.service); break;
+    }
+  }
+
+  function notifyIdle(): void {
+    if (!stopped && (running || kick || dirty.size)) return;
+    const w = idleWaiters;
+    idleWaiters = [];
+    for (const r of w) r();
+  }
+
+  const unsubscribe = store.subscribe(onEvents);
+  // Full pass at start: every service, and the tasks of services that are gone.
+  markAllServices();
+  for (const t of store.list('tasks')) if (!store.get('services', t.ServiceID)) dirty.add(t.ServiceID);
+  schedulePass();
+
+  return {
+    stop(): void {
+      stopped = true;
+      unsubscribe();
+      if (wakeTimer) clearTimeout(wakeTimer);
+      if (kick) { clearTimeout(kick); kick = undefined; }
+      dirty.clear();
+      notifyIdle();
+    },
+    settled(): Promise<void> {
+      if (stopped ? !running : !running && !kick && !dirty.size) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}
+
+// Only what placement and the orchestrators look at: not every node write
+// (descriptions refreshed with the same content) needs a reconcile.
+function nodeChanged(a: Node | undefined, b: Node | undefined): boolean {
+  if (!a || !b) return true;
+  return a.Status?.State !== b.Status?.State
+    || a.Status?.Addr !== b.Status?.Addr
+    || !deepEqual(a.Spec, b.Spec)
+    || a.Description?.Hostname !== b.Description?.Hostname
+    || !deepEqual(a.Description?.Platform, b.Description?.Platform)
+    || !deepEqual(a.Description?.Engine?.Labels, b.Description?.Engine?.Labels);
+}

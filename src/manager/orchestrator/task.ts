@@ -1,0 +1,175 @@
+import type { Node, Service, Task, TaskState } from '../../api/types';
+import { TASK_STATES } from '../../api/types';
+import { nowIso, parseIsoMs } from '../../common/time';
+
+// Shared vocabulary of the orchestrator's pure decisions: ranks, slots, the
+// task factory, and the Plan that collects decisions.
+
+// taskStateRank as a table: it is called for every task on every pass.
+const RANKS = Object.fromEntries(TASK_STATES.map((s, i) => [s, i])) as Record<TaskState, number>;
+export const rank = (s: TaskState): number => RANKS[s] ?? -1;
+
+export const RANK = {
+  new: rank('new'),
+  pending: rank('pending'),
+  assigned: rank('assigned'),
+  ready: rank('ready'),
+  running: rank('running'),
+  complete: rank('complete'),
+  shutdown: rank('shutdown'),
+  remove: rank('remove'),
+} as const;
+
+export type ServiceMode = 'replicated' | 'global' | 'replicated-job' | 'global-job';
+
+export function serviceMode(s: Service): ServiceMode {
+  const m = s.Spec.Mode ?? {};
+  if (m.Global) return 'global';
+  if (m.ReplicatedJob) return 'replicated-job';
+  if (m.GlobalJob) return 'global-job';
+  return 'replicated';
+}
+
+export const isJobMode = (m: ServiceMode): boolean => m === 'replicated-job' || m === 'global-job';
+export const isGlobalMode = (m: ServiceMode): boolean => m === 'global' || m === 'global-job';
+
+// What a task of this mode is ultimately asked to reach: jobs run to completion.
+export const targetState = (m: ServiceMode): TaskState => (isJobMode(m) ? 'complete' : 'running');
+
+// The orchestrator still wants this task to run (or to complete, for jobs).
+export function isRunnable(t: Task, mode: ServiceMode): boolean {
+  return rank(t.DesiredState) <= rank(targetState(mode));
+}
+
+// The container is gone or never will be (observed state past running).
+export const isTerminal = (t: Task): boolean => rank(t.Status.State) > RANK.running;
+
+export const createdMs = (t: Task): number => parseIsoMs(t.CreatedAt);
+
+// One slot's history: replicated tasks share a slot number, global tasks a node.
+export interface Slot {
+  key: number | string; // the slot number, or the node ID for global services
+  slot: number;       // 0 for global services
+  nodeId?: string;    // for global services
+  tasks: Task[];      // oldest first (CreatedAt, then ID)
+}
+
+export function byCreation(a: Task, b: Task): number {
+  const d = createdMs(a) - createdMs(b);
+  return d !== 0 ? d : a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0;
+}
+
+export function groupSlots(tasks: readonly Task[], global: boolean): Map<number | string, Slot> {
+  const slots = new Map<number | string, Slot>();
+  for (const t of tasks) {
+    const key = global ? t.NodeID ?? '' : t.Slot ?? 0;
+    let s = slots.get(key);
+    if (!s) slots.set(key, (s = global ? { key, slot: 0, nodeId: key as string, tasks: [] } : { key, slot: key as number, tasks: [] }));
+    s.tasks.push(t);
+  }
+  for (const s of slots.values()) if (s.tasks.length > 1) s.tasks.sort(byCreation);
+  return slots;
+}
+
+export function newestTask(slot: Slot): Task | undefined {
+  return slot.tasks[slot.tasks.length - 1];
+}
+
+export function nodeIsDown(n: Node | undefined): boolean {
+  return !n || n.Status?.State === 'down';
+}
+
+// SwarmKit's orchestrator.InvalidNode: tasks there must be replaced.
+export function nodeIsInvalid(n: Node | undefined): boolean {
+  return !n || n.Status?.State === 'down' || n.Spec?.Availability === 'drain';
+}
+
+export interface NewTaskOptions {
+  slot: number;
+  nodeId?: string;
+  desired: TaskState;
+}
+
+// A fresh task for `service` (orchestrator.NewTask): Spec is a deep copy of the
+// template, Labels stay empty as Docker keeps them, Slot is omitted when 0 as
+// Docker's JSON omits it.
+export function makeTask(service: Service, id: string, now: number, o: NewTaskOptions): Task {
+  const ts = nowIso(now);
+  const t: Task = {
+    ID: id,
+    Version: { Index: 0 },
+    CreatedAt: ts,
+    UpdatedAt: ts,
+    Labels: {},
+    Spec: structuredClone(service.Spec.TaskTemplate ?? {}),
+    ServiceID: service.ID,
+    Status: { Timestamp: ts, State: 'new', Message: 'created' },
+    DesiredState: o.desired,
+  };
+  if (o.slot) t.Slot = o.slot;
+  if (o.nodeId) t.NodeID = o.nodeId;
+  const m = serviceMode(service);
+  if (isJobMode(m)) t.JobIteration = { Index: service.JobStatus?.JobIteration?.Index ?? 0 };
+  return t;
+}
+
+// The decisions of one reconcile pass. Pure bookkeeping: nothing here does I/O.
+// Changed tasks are copies carrying the Version that was read, so the writer's
+// compare-and-swap refuses them if someone else changed the task meanwhile.
+export class Plan {
+  readonly creates: Task[] = [];
+  readonly updates = new Map<string, Task>();
+  readonly deletes = new Map<string, Task>();
+  service?: Service;          // the service with a changed UpdateStatus
+  wakeAt?: number;            // run this service again at this time (ms)
+  private readonly createdIds = new Set<string>();
+
+  constructor(readonly now: number, private readonly newId: () => string) {}
+
+  get empty(): boolean {
+    return !this.creates.length && !this.updates.size && !this.deletes.size && !this.service;
+  }
+
+  // Returns the changed copy; callers replace the task in their slot with it.
+  setDesired(t: Task, desired: TaskState): Task {
+    if (t.DesiredState === desired) return t;
+    const copy: Task = { ...t, DesiredState: desired, UpdatedAt: nowIso(this.now) };
+    if (this.createdIds.has(t.ID)) this.creates[this.creates.findIndex((c) => c.ID === t.ID)] = copy;
+    else this.updates.set(t.ID, copy);
+    return copy;
+  }
+
+  create(service: Service, o: NewTaskOptions): Task {
+    const t = makeTask(service, this.newId(), this.now, o);
+    this.creates.push(t);
+    this.createdIds.add(t.ID);
+    return t;
+  }
+
+  delete(t: Task): void {
+    this.updates.delete(t.ID);
+    this.deletes.set(t.ID, t);
+  }
+
+  wake(at: number): void {
+    if (at <= this.now) at = this.now + 1;
+    if (this.wakeAt === undefined || at < this.wakeAt) this.wakeAt = at;
+  }
+}
+
+// Replace `from` by `to` in the slot (after Plan.setDesired).
+export function replaceIn(slot: Slot, from: Task, to: Task): void {
+  if (from === to) return;
+  const i = slot.tasks.indexOf(from);
+  if (i >= 0) slot.tasks[i] = to;
+}
+
+// What one service's reconcile sees: the service, all its tasks, all nodes.
+export interface ReconcileInput {
+  service: Service;
+  tasks: readonly Task[];
+  nodes: ReadonlyMap<string, Node>;
+  now: number;
+  newId: () => string;
+  retention?: number;   // the cluster's TaskHistoryRetentionLimit (default 5)
+}

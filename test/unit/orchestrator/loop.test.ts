@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Service, Task, TaskState } from '../../../src/api/types';
+import { silentLogger } from '../../../src/common/log';
+import { nowIso } from '../../../src/common/time';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import { Store } from '../../../src/store/store';
+import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
+import { startScheduler } from '../../../src/manager/scheduler/loop';
+import { makeNode, makeService } from './fixtures';
+
+// Waits for `cond` over the store, re-checked on every store event and
+// every few ms, failing after a deadline.
+async function until(store: Store, cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  if (cond()) return;
+  await new Promise<void>((resolve, reject) => {
+    const check = (): void => { if (cond()) { done(); resolve(); } };
+    const unsubscribe = store.subscribe(check);
+    const poll = setInterval(check, 5);
+    const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}`)); }, timeoutMs);
+    function done(): void { unsubscribe(); clearInterval(poll); clearTimeout(timer); }
+  });
+}
+
+async function cluster() {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  await store.txn().create('cluster', {
+    ID: 'cluster1', Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't',
+    Spec: { Orchestration: { TaskHistoryRetentionLimit: 5 } }, TLSInfo: {}, RootRotationInProgress: false,
+    DefaultAddrPool: [], SubnetSize: 24, DataPathPort: 4789, JoinTokens: { Worker: 'w', Manager: 'm' },
+  }).create('nodes', makeNode('node1', { labels: { zone: 'a' } })).commit();
+  const orchestrator = startOrchestrator({ store, log: silentLogger });
+  const scheduler = startScheduler({ store, log: silentLogger });
+  const stop = async (): Promise<void> => {
+    orchestrator.stop();
+    scheduler.stop();
+    await Promise.all([orchestrator.settled(), scheduler.settled()]);
+    await store.close();
+  };
+  return { store, orchestrator, scheduler, stop };
+}
+
+const tasksOf = (store: Store, id: string): Task[] => store.tasksOfService(id);
+// Plays the agent: report a state for a task.
+async function report(store: Store, id: string, state: TaskState): Promise<void> {
+  await store.mutate('tasks', id, (t) => { t.Status = { Timestamp: nowIso(), State: state, Message: state }; return t; });
+}
+
+test('loop: a created service gets its tasks created and assigned; scale down and delete clean up', async () => {
+  const { store, stop } = await cluster();
+  try {
+    const svc: Service = makeService('svc1', { replicas: 3, template: { ContainerSpec: { Image: 'nginx' }, RestartPolicy: { Delay: 0 } } });
+    await store.txn().create('services', svc).commit();
+
+    await until(store, () => {
+      const ts = tasksOf(store, 'svc1');
+      return ts.length === 3 && ts.every((t) => t.Status.State === 'assigned' && t.NodeID === 'node1');
+    }, '3 assigned tasks');
+    const ts = tasksOf(store, 'svc1');
+    assert.deepEqual(ts.map((t) => t.Slot).sort(), [1, 2, 3]);
+    assert.ok(ts.every((t) => t.Status.Message === 'scheduler assigned task to node' && t.DesiredState === 'running'));
+
+    // The agent runs them; one fails and is replaced in its slot (delay 0).
+    for (const t of ts) await report(store, t.ID, 'running');
+    const victim = ts.find((t) => t.Slot === 2)!;
+    await report(store, victim.ID, 'failed');
+    await until(store, () => tasksOf(store, 'svc1').some((t) => t.Slot === 2 && t.ID !== victim.ID && t.Status.State === 'assigned'), 'a replacement in slot 2');
+    assert.equal(store.get('tasks', victim.ID)?.DesiredState, 'shutdown');
+
+    // Scale to 1: the running task of slot 3 is set to remove and deleted once
+    // the agent reports it down; slot 2's replacement never ran, so it goes at once.
+    const cur = store.get('services', 'svc1')!;
+    await store.txn().update('services', { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: 1 } } } }).commit();
+    await until(store, () => tasksOf(store, 'svc1').filter((t) => t.DesiredState === 'running').length === 1
+      && tasksOf(store, 'svc1').filter((t) => t.DesiredState === 'remove').length === 1, 'slot 3 set to remove');
+    assert.deepEqual(tasksOf(store, 'svc1').map((t) => t.Slot).sort(), [1, 3]);
+    for (const t of tasksOf(store, 'svc1').filter((x) => x.DesiredState === 'remove')) await report(store, t.ID, 'shutdown');
+    await until(store, () => !tasksOf(store, 'svc1').some((t) => t.DesiredState === 'remove'), 'removed tasks deleted');
+
+    // Delete the service: everything goes.
+    await store.txn().delete('services', store.get('services', 'svc1')!).commit();
+    await until(store, () => tasksOf(store, 'svc1').every((t) => t.DesiredState === 'remove'), 'all tasks set to remove');
+    for (const t of tasksOf(store, 'svc1')) if (t.Status.State === 'running' || t.Status.State === 'assigned') await report(store, t.ID, 'shutdown');
+    await until(store, () => tasksOf(store, 'svc1').length === 0, 'no tasks left');
+  } finally {
+    await stop();
+  }
+});
+
+test('loop: a task no node can take waits as pending with the reason, and is placed when a node fits', async () => {
+  const { store, scheduler, orchestrator, stop } = await cluster();
+  try {
+    const svc = makeService('svc2', { replicas: 1, template: { ContainerSpec: { Image: 'nginx' }, Placement: { Constraints: ['node.labels.zone==b'] } } });
+    await store.txn().create('services', svc).commit();
+    await until(store, () => tasksOf(store, 'svc2')[0]?.Status.State === 'pending', 'a pending task');
+    const t = tasksOf(store, 'svc2')[0]!;
+    assert.equal(t.Status.Err, 'no suitable node (scheduling constraints not satisfied on 1 node)');
+    assert.equal(t.Status.Message, 'pending task scheduling');
+    // Settled means no write loop on the pending task.
+    await Promise.all([scheduler.settled(), orchestrator.settled()]);
+    const version = store.get('tasks', t.ID)!.Version.Index;
+    await Promise.all([scheduler.settled(), orchestrator.settled()]);
+    assert.equal(store.get('tasks', t.ID)!.Version.Index, version);
+
+    await store.txn().create('nodes', makeNode('node2', { labels: { zone: 'b' } })).commit();
+    await until(store, () => store.get('tasks', t.ID)?.NodeID === 'node2' && store.get('tasks', t.ID)?.Status.State === 'assigned', 'placed on the new node');
+  } finally {
+    await stop();
+  }
+});
+
+test('loop: 100 replicas are written in at most two transactions', async () => {
+  const { store, stop } = await cluster();
+  try {
+    const revisions = new Set<number>();
+    store.subscribe((evs) => { for (const e of evs) if (e.kind === 'tasks' && e.action === 'create') revisions.add(e.revision); });
+    await store.txn().create('services', makeService('svc3', { replicas: 100 })).commit();
+    await until(store, () => tasksOf(store, 'svc3').length === 100 && tasksOf(store, 'svc3').every((t) => t.Status.State === 'assigned'), '100 assigned tasks');
+    assert.ok(revisions.size <= 2, `${revisions.size} transactions`);
+  } finally {
+    await stop();
+  }
+});
+
+test('loop: a restart delay is honoured through a timer, then the replacement is started', async () => {
+  const { store, stop } = await cluster();
+  try {
+    await store.txn().create('services', makeService('svc4', { replicas: 1, template: { ContainerSpec: { Image: 'x' }, RestartPolicy: { Delay: 200_000_000 } } })).commit();
+    await until(store, () => tasksOf(store, 'svc4')[0]?.Status.State === 'assigned', 'an assigned task');
+    const first = tasksOf(store, 'svc4')[0]!;
+    await report(store, first.ID, 'running');
+    const failedAt = Date.now();
+    await report(store, first.ID, 'failed');
+    await until(store, () => tasksOf(store, 'svc4').some((t) => t.ID !== first.ID && t.DesiredState === 'ready'), 'a replacement held back');
+    await until(store, () => tasksOf(store, 'svc4').some((t) => t.ID !== first.ID && t.DesiredState === 'running'), 'the replacement started');
+    assert.ok(Date.now() - failedAt >= 190, 'not before the delay');
+  } finally {
+    await stop();
+  }
+});

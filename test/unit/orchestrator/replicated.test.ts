@@ -1,0 +1,176 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { World, SEC, T0, slots } from './fixtures';
+import { nowIso } from '../../../src/common/time';
+
+test('a new replicated service gets one task per slot, shaped as Docker shapes it', () => {
+  const w = new World();
+  const s = w.addService('s', { replicas: 3 });
+  const plan = w.run('s');
+  assert.equal(plan.creates.length, 3);
+  assert.deepEqual(slots(plan.creates), [1, 2, 3]);
+  for (const t of plan.creates) {
+    assert.equal(t.ServiceID, 's');
+    assert.equal(t.DesiredState, 'running');
+    assert.deepEqual(t.Labels, {});
+    assert.deepEqual(t.Status, { Timestamp: nowIso(T0), State: 'new', Message: 'created' });
+    assert.deepEqual(t.Spec, s.Spec.TaskTemplate);
+    assert.notEqual(t.Spec, s.Spec.TaskTemplate, 'the spec is a copy');
+    assert.equal(t.NodeID, undefined);
+    assert.equal(t.CreatedAt, nowIso(T0));
+    assert.deepEqual(t.Version, { Index: 0 });
+  }
+  assert.ok(w.plan('s').empty, 'a second pass changes nothing');
+});
+
+test('scaling: up fills the next slots, down removes the highest on one node, then the reaper deletes them', () => {
+  const w = new World();
+  w.addNode('n1');
+  w.addService('s', { replicas: 3 });
+  w.settle('s');
+  w.runAll('s');
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 5 } };
+  const up = w.run('s');
+  assert.deepEqual(slots(up.creates), [4, 5]);
+  assert.equal(up.updates.size, 0);
+  w.runAll('s');
+
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 2 } };
+  const down = w.run('s');
+  assert.equal(down.creates.length, 0);
+  assert.deepEqual([...down.updates.values()].map((t) => [t.Slot, t.DesiredState]).sort(), [[3, 'remove'], [4, 'remove'], [5, 'remove']]);
+  assert.ok(w.plan('s').empty, 'nothing to delete while the containers still run');
+  w.runAll('s'); // the agent shuts them down
+  const reaped = w.run('s');
+  assert.equal(reaped.deletes.size, 3);
+  assert.deepEqual(slots(w.of('s')), [1, 2]);
+});
+
+test('scale-down balances nodes: it removes copies from the node holding the most', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 4 });
+  w.settle('s');
+  w.runAll('s', ['a', 'a', 'a', 'b']);
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 2 } };
+  const plan = w.run('s');
+  const removed = [...plan.updates.values()].filter((t) => t.DesiredState === 'remove');
+  assert.deepEqual(removed.map((t) => t.NodeID), ['a', 'a']);
+  assert.deepEqual(w.live('s').map((t) => t.NodeID).sort(), ['a', 'b']);
+});
+
+test('scale-down prefers tasks that are not running', () => {
+  const w = new World();
+  w.addNode('a');
+  w.addService('s', { replicas: 3 });
+  w.settle('s');
+  w.runAll('s');
+  w.setState(w.inSlot('s', 1)[0]!.ID, 'preparing');
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 2 } };
+  const plan = w.run('s');
+  assert.deepEqual([...plan.updates.values()].map((t) => t.Slot), [1]);
+});
+
+test('scaling back up reuses freed slot numbers while the old tasks still stop', () => {
+  const w = new World();
+  w.addNode('a');
+  w.addService('s', { replicas: 3 });
+  w.settle('s');
+  w.runAll('s');
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 1 } };
+  w.run('s');
+  w.services.get('s')!.Spec.Mode = { Replicated: { Replicas: 3 } };
+  const up = w.run('s');
+  assert.deepEqual(slots(up.creates), [2, 3]);
+  assert.equal(up.updates.size, 0, 'the tasks being removed are left to stop');
+});
+
+test('a deleted service: every task desired remove; deleted once down or if never assigned', () => {
+  const w = new World();
+  w.addNode('a');
+  w.addService('s', { replicas: 3 });
+  w.settle('s');
+  w.runAll('s');
+  w.setState(w.inSlot('s', 3)[0]!.ID, 'pending');
+  w.tasks.set(w.inSlot('s', 3)[0]!.ID, { ...w.inSlot('s', 3)[0]!, NodeID: undefined });
+  w.services.delete('s');
+  const plan = w.run('s');
+  assert.equal([...plan.updates.values()].filter((t) => t.DesiredState === 'remove').length, 2);
+  assert.equal(plan.deletes.size, 1, 'the never-assigned task goes at once');
+  w.runAll('s');
+  assert.equal(w.run('s').deletes.size, 2);
+  assert.equal(w.of('s').length, 0);
+});
+
+test('100 replicas are decided in one pass', () => {
+  const w = new World();
+  w.addService('s', { replicas: 100 });
+  const plan = w.run('s');
+  assert.equal(plan.creates.length, 100);
+  assert.equal(new Set(plan.creates.map((t) => t.Slot)).size, 100);
+});
+
+test('node down: its tasks are replaced elsewhere with the restart delay, without waiting for them', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 2 });
+  w.settle('s');
+  w.runAll('s', ['a', 'b']);
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Addr: '' } });
+  const plan = w.run('s');
+  const old = w.onNode('s', 'a')[0]!;
+  assert.equal(old.DesiredState, 'shutdown');
+  const repl = plan.creates[0]!;
+  assert.equal(repl.Slot, old.Slot);
+  assert.equal(repl.DesiredState, 'ready');
+  assert.equal(plan.wakeAt, T0 + 5 * SEC);
+  w.tick(5 * SEC);
+  const promote = w.run('s');
+  assert.equal(promote.updates.get(repl.ID)?.DesiredState, 'running', 'a down node is not waited for');
+});
+
+test('drain: the replacement starts without delay once the old task stopped (or after a minute)', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 1 });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  w.nodes.set('a', { ...w.nodes.get('a')!, Spec: { ...w.nodes.get('a')!.Spec, Availability: 'drain' } });
+  const plan = w.run('s');
+  const repl = plan.creates[0]!;
+  assert.equal(repl.DesiredState, 'ready');
+  assert.equal(repl.NodeID, undefined, 'the scheduler picks its node');
+  assert.equal(plan.wakeAt, T0 + 60 * SEC, 'waits for the old task, at most a minute');
+  assert.ok(w.plan('s').empty);
+  w.setState(w.onNode('s', 'a')[0]!.ID, 'shutdown');
+  assert.equal(w.run('s').updates.get(repl.ID)?.DesiredState, 'running');
+});
+
+test('drain: a stuck old task is waited for one minute at most', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 1 });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  w.nodes.set('a', { ...w.nodes.get('a')!, Spec: { ...w.nodes.get('a')!.Spec, Availability: 'drain' } });
+  const repl = w.run('s').creates[0]!;
+  w.tick(59 * SEC);
+  assert.ok(w.plan('s').empty);
+  w.tick(1 * SEC);
+  assert.equal(w.run('s').updates.get(repl.ID)?.DesiredState, 'running');
+});
+
+test('a node that stops meeting the constraints gets its task replaced; pause changes nothing', () => {
+  const w = new World();
+  w.addNode('a', { labels: { zone: 'x' } }); w.addNode('b', { labels: { zone: 'x' } });
+  w.addService('s', { replicas: 2, template: { ContainerSpec: { Image: 'nginx' }, Placement: { Constraints: ['node.labels.zone==x'] } } });
+  w.settle('s');
+  w.runAll('s', ['a', 'b']);
+  w.nodes.set('b', { ...w.nodes.get('b')!, Spec: { ...w.nodes.get('b')!.Spec, Availability: 'pause' } });
+  assert.ok(w.plan('s').empty, 'pause keeps what runs');
+  w.nodes.set('a', { ...w.nodes.get('a')!, Spec: { ...w.nodes.get('a')!.Spec, Labels: { zone: 'y' } } });
+  const plan = w.run('s');
+  assert.equal(w.onNode('s', 'a')[0]!.DesiredState, 'shutdown');
+  assert.equal(plan.creates.length, 1);
+  assert.equal(plan.creates[0]!.DesiredState, 'ready');
+});
