@@ -75,7 +75,7 @@ describe('a one-node swarm driven by the docker CLI', () => {
       const name = `conv${i}`;
       const out = await shoal.docker(['service', 'create', '--name', name, '--replicas', '2', IMG, 'sleep', '3600'], { cli, timeoutMs: 90_000 });
       assert.equal(out.code, 0, out.stderr + out.stdout);
-      assert.match(out.stdout + out.stderr, /verify: Service (conv\d+ )?converged/);
+      assert.match(out.stdout + out.stderr, /verify: Service \S+ converged/);
       const ls = await ok(['service', 'ls'], cli);
       assert.match(ls, new RegExp(`${name}\\s+replicated\\s+2/2\\s+${IMG.replace('/', '\\/')}`));
       await ok(['service', 'rm', name]);
@@ -192,7 +192,7 @@ describe('a one-node swarm driven by the docker CLI', () => {
     assert.match(dup, /Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service dup already exists/);
     assert.match(await fails(['service', 'create', '-d', '--name', 'bad name', IMG]), /name must be valid as a DNS name component/);
     assert.match(await fails(['service', 'inspect', 'nosuch']), /no such service: nosuch/);
-    assert.match(await fails(['service', 'rm', 'nosuch']), /service nosuch not found/);
+    assert.match(await fails(["service", "rm", "nosuch"]), /No such service: nosuch|service nosuch not found/);
     assert.match(await fails(['node', 'inspect', 'nosuch']), /node nosuch not found|No such node/i);
     const ls = await ok(['service', 'ls', '-q']);
     assert.equal(ls.trim().split('\n').filter(Boolean).length, 1);
