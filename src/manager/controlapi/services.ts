@@ -81,7 +81,8 @@ export class ServicesApi {
     let completed = 0;
     for (const t of store.tasksOfService(s.ID)) {
       if (t.NodeID && downNodes.has(t.NodeID)) continue;
-      if (t.Status.State === 'running') running++;
+      // A task on its way down (drain, scale-down, update) no longer counts as running.
+      if (t.Status.State === 'running' && taskStateRank(t.DesiredState) <= taskStateRank('complete')) running++;
       if (t.Status.State === 'complete') completed++;
       if (t.DesiredState === 'running' || (t.DesiredState === 'complete' && taskStateRank(t.Status.State) <= taskStateRank('running'))) desiredRunning++;
     }

@@ -1,0 +1,208 @@
+// `npm run bench`: the same workload on Shoal and on real Docker Swarm, in one
+// run, on this machine; prints the medians and the ratio Shoal/Docker.
+//
+//   node dist/bench/run.js [--runs 3] [--only shoal|docker] [--replicas 50] [--scale-to 100]
+//                          [--deadline 300] [--settle 3] [--json FILE] [--docker-offline-images]
+//
+// Steps (each timed from the request until the engine shows the result, polled every 100 ms):
+//   create  a service of N replicas of shoal-test/busybox:1 `sleep 3600` until N tasks run
+//   scale   N -> M until M tasks run
+//   rm      the service until all its containers are gone from the engine
+// Memory the swarm layer adds (RSS):
+//   Shoal   the daemon process and its children (etcd), idle after swarm init and with M tasks
+//   Docker  dockerd in swarm mode minus the same dockerd before `swarm init`, idle and with M tasks
+//
+// Shoal runs on the host's dockerd (a daemon started by the test harness on a
+// temp data root). Docker Swarm runs on a second dockerd started here in its
+// own network namespace (bench/docker-host.ts). Everything is removed at the
+// end, also on failure or ctrl-c.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { startShoal, runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
+import { ensureBusyboxImage } from '../test/helpers/images';
+import { startBenchDockerd } from './docker-host';
+import { oneRun, removeBenchServices, type RunTimes, type SwarmTarget } from './workload';
+import { http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, runCleanup, sleep, treeRssBytes } from './util';
+
+const IMAGE = 'shoal-test/busybox:1';
+const MB = 1024 * 1024;
+
+interface Options { runs: number; only?: 'shoal' | 'docker'; replicas: number; scaleTo: number; deadlineMs: number; settleMs: number; json?: string; dockerOfflineImages: boolean }
+
+interface SideResult {
+  runs: RunTimes[];
+  rssIdle: number;          // swarm layer, bytes
+  rssWithTasks: number[];   // swarm layer, bytes, per run
+  raw: Record<string, number>;
+  error?: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' }, only: { type: 'string' }, replicas: { type: 'string' }, 'scale-to': { type: 'string' },
+      deadline: { type: 'string' }, settle: { type: 'string' }, json: { type: 'string' }, 'docker-offline-images': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: node dist/bench/run.js [--runs 3] [--only shoal|docker] [--replicas 50] [--scale-to 100] [--deadline SECONDS] [--settle SECONDS] [--json FILE] [--docker-offline-images]\n');
+    process.exit(0);
+  }
+  const num = (v: string | undefined, d: number, what: string) => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what} wants a positive number, got ${v}`);
+    return n;
+  };
+  if (values.only !== undefined && values.only !== 'shoal' && values.only !== 'docker') throw new Error('--only wants shoal or docker');
+  return {
+    runs: Math.round(num(values.runs, 3, 'runs')),
+    only: values.only as Options['only'],
+    replicas: Math.round(num(values.replicas, 50, 'replicas')),
+    scaleTo: Math.round(num(values['scale-to'], 100, 'scale-to')),
+    deadlineMs: num(values.deadline, 300, 'deadline') * 1000,
+    settleMs: num(values.settle, 3, 'settle') * 1000,
+    json: values.json,
+    dockerOfflineImages: values['docker-offline-images'] ?? false,
+  };
+}
+
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+function hostDockerdPid(): number {
+  try { return Number(readFileSync('/var/run/docker.pid', 'utf8').trim()) || 0; } catch { return 0; }
+}
+
+async function runSide(side: 'shoal' | 'docker', target: SwarmTarget, o: Options, measure: () => number, rss: SideResult): Promise<void> {
+  for (let i = 1; i <= o.runs; i++) {
+    const r = await oneRun(target, { name: `bench-${side}-${i}`, image: IMAGE, replicas: o.replicas, scaleTo: o.scaleTo, deadlineMs: o.deadlineMs, settleMs: o.settleMs, measure });
+    rss.runs.push(r);
+    rss.rssWithTasks.push(r.rssWithTasks);
+    say(`${side} run ${i}/${o.runs}: create ${r.create.toFixed(2)} s, scale ${r.scale.toFixed(2)} s, rm ${r.remove.toFixed(2)} s, swarm-layer RSS with ${o.scaleTo} tasks ${(r.rssWithTasks / MB).toFixed(1)} MB`);
+    await sleep(1000);
+  }
+}
+
+async function benchShoal(o: Options): Promise<SideResult> {
+  const res: SideResult = { runs: [], rssIdle: 0, rssWithTasks: [], raw: {} };
+  say('Shoal: starting a daemon on the host dockerd');
+  const h = await startShoal({ hostname: 'bench-shoal', logLevel: 'warn' });
+  const target: SwarmTarget = { apiSocket: h.socket, engineSocket: HOST_ENGINE_SOCKET };
+  const teardown = async () => {
+    await removeBenchServices(target).catch(() => undefined);
+    if (h.running()) await h.docker(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
+    await h.cleanup();
+  };
+  const unregister = onCleanup('Shoal daemon', teardown);
+  try {
+    const init = await h.docker(['swarm', 'init'], { timeoutMs: 60_000 });
+    if (init.code !== 0) throw new Error(`docker swarm init via Shoal failed: ${init.stderr.trim()}`);
+    await sleep(o.settleMs);
+    const measure = () => treeRssBytes(h.pid);
+    res.rssIdle = measure();
+    const engine = hostDockerdPid();
+    res.raw.shoalDaemonPlusEtcdIdle = res.rssIdle;
+    res.raw.hostDockerdIdle = engine ? rssBytes(engine) : 0;
+    say(`Shoal idle (swarm initialised): daemon + etcd RSS ${(res.rssIdle / MB).toFixed(1)} MB`);
+    await runSide('shoal', target, o, () => { res.raw.hostDockerdWithTasks = engine ? rssBytes(engine) : 0; return measure(); }, res);
+  } finally {
+    unregister();
+    await teardown();
+  }
+  return res;
+}
+
+async function benchDocker(o: Options): Promise<SideResult> {
+  const res: SideResult = { runs: [], rssIdle: 0, rssWithTasks: [], raw: {} };
+  say(`Docker Swarm: starting a second dockerd in its own network namespace${o.dockerOfflineImages ? ' (DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1)' : ''}`);
+  const d = await startBenchDockerd({ env: o.dockerOfflineImages ? { DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' } : {} });
+  const unregister = onCleanup('bench dockerd', d.stop);
+  const target: SwarmTarget = { apiSocket: d.socket, engineSocket: d.socket };
+  try {
+    const version = (await http(d.socket, 'GET', '/version')).json as { Version?: string };
+    say(`Docker Swarm: dockerd ${version.Version ?? '?'} (pid ${d.pid}) on ${d.socket}; loading ${IMAGE}`);
+    await pipeHttp(HOST_ENGINE_SOCKET, `/images/${encodeURIComponent(IMAGE)}/get`, d.socket, '/images/load?quiet=1');
+    await sleep(o.settleMs);
+    const before = rssBytes(d.pid);
+    const init = await runDocker(`unix://${d.socket}`, ['swarm', 'init', '--advertise-addr', d.addr], { timeoutMs: 60_000 });
+    if (init.code !== 0) throw new Error(`docker swarm init on the bench dockerd failed: ${init.stderr.trim()}`);
+    await sleep(o.settleMs);
+    const idle = rssBytes(d.pid);
+    res.rssIdle = idle - before;
+    res.raw.dockerdBeforeInit = before;
+    res.raw.dockerdSwarmIdle = idle;
+    say(`Docker idle: dockerd RSS ${(before / MB).toFixed(1)} MB before swarm init, ${(idle / MB).toFixed(1)} MB after (swarm layer ${(res.rssIdle / MB).toFixed(1)} MB)`);
+    await runSide('docker', target, o, () => { const now = rssBytes(d.pid); res.raw.dockerdWithTasks = now; return now - before; }, res);
+  } finally {
+    unregister();
+    await removeBenchServices(target).catch(() => undefined);
+    await d.stop();
+  }
+  return res;
+}
+
+function fmt(n: number | undefined, unit: string, digits = 2): string {
+  return n === undefined || Number.isNaN(n) ? '-' : `${n.toFixed(digits)} ${unit}`;
+}
+
+function report(o: Options, shoal?: SideResult, docker?: SideResult): string {
+  const med = (s: SideResult | undefined, f: (r: RunTimes) => number) => (s && s.runs.length ? median(s.runs.map(f)) : undefined);
+  const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined && b > 0 && !Number.isNaN(a) ? (a / b).toFixed(2) : '-');
+  const rows: Array<[string, number | undefined, number | undefined, string]> = [
+    [`create ${o.replicas}, until ${o.replicas} running`, med(shoal, (r) => r.create), med(docker, (r) => r.create), 's'],
+    [`scale ${o.replicas} -> ${o.scaleTo}, until ${o.scaleTo} running`, med(shoal, (r) => r.scale), med(docker, (r) => r.scale), 's'],
+    ['rm, until its containers are gone', med(shoal, (r) => r.remove), med(docker, (r) => r.remove), 's'],
+    ['swarm-layer RSS, idle', shoal && !shoal.error ? shoal.rssIdle / MB : undefined, docker && !docker.error ? docker.rssIdle / MB : undefined, 'MB'],
+    [`swarm-layer RSS, ${o.scaleTo} tasks`, shoal?.rssWithTasks.length ? median(shoal.rssWithTasks) / MB : undefined, docker?.rssWithTasks.length ? median(docker.rssWithTasks) / MB : undefined, 'MB'],
+  ];
+  const w = [44, 12, 12, 12];
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join(' ');
+  const out: string[] = [];
+  out.push(`\nShoal vs Docker Swarm (one node, ${IMAGE} \`sleep 3600\`; times are medians of ${o.runs} run(s))`);
+  out.push(line(['step', 'Shoal', 'Docker', 'Shoal/Docker']));
+  out.push('-'.repeat(w.reduce((a, b) => a + b + 1, -1)));
+  for (const [name, s, d, unit] of rows) out.push(line([name, fmt(s, unit, unit === 'MB' ? 1 : 2), fmt(d, unit, unit === 'MB' ? 1 : 2), ratio(s, d)]));
+  const runs = (name: string, s?: SideResult) => {
+    if (!s) return;
+    if (s.error) { out.push(`${name}: FAILED: ${s.error}`); return; }
+    out.push(`${name} runs (create/scale/rm s): ${s.runs.map((r) => `${r.create.toFixed(2)}/${r.scale.toFixed(2)}/${r.remove.toFixed(2)}`).join(', ')}`);
+  };
+  out.push('');
+  runs('Shoal', shoal);
+  runs('Docker', docker);
+  if (shoal && !shoal.error) {
+    out.push(`Shoal memory: daemon + etcd ${fmt(shoal.rssIdle / MB, 'MB', 1)} idle; the host dockerd under it (not counted) ${fmt((shoal.raw.hostDockerdIdle ?? 0) / MB, 'MB', 1)} idle, ${fmt((shoal.raw.hostDockerdWithTasks ?? 0) / MB, 'MB', 1)} with ${o.scaleTo} tasks`);
+  }
+  if (docker && !docker.error) {
+    out.push(`Docker memory: dockerd ${fmt((docker.raw.dockerdBeforeInit ?? 0) / MB, 'MB', 1)} before swarm init, ${fmt((docker.raw.dockerdSwarmIdle ?? 0) / MB, 'MB', 1)} in swarm mode idle, ${fmt((docker.raw.dockerdWithTasks ?? 0) / MB, 'MB', 1)} with ${o.scaleTo} tasks (last run)`);
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  if (process.getuid?.() !== 0) throw new Error('the bench needs root (network namespaces, a second dockerd)');
+  installSignalCleanup();
+  await ensureBusyboxImage(HOST_ENGINE_SOCKET, IMAGE);
+  let shoal: SideResult | undefined;
+  let docker: SideResult | undefined;
+  const side = async (name: 'shoal' | 'docker', fn: (o: Options) => Promise<SideResult>): Promise<SideResult> => {
+    try { return await fn(o); } catch (err) {
+      say(`${name} half failed: ${(err as Error).message}`);
+      return { runs: [], rssIdle: 0, rssWithTasks: [], raw: {}, error: (err as Error).message.split('\n')[0] };
+    }
+  };
+  if (o.only !== 'docker') shoal = await side('shoal', benchShoal);
+  if (o.only !== 'shoal') docker = await side('docker', benchDocker);
+  await runCleanup();
+  process.stdout.write(`${report(o, shoal, docker)}\n`);
+  if (o.json) writeFileSync(o.json, `${JSON.stringify({ options: o, shoal, docker }, null, 2)}\n`);
+  return shoal?.error || docker?.error ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), async (err: unknown) => {
+  process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  await runCleanup();
+  process.exit(1);
+});

@@ -1,0 +1,188 @@
+// Small helpers shared by the bench files: processes, /proc, HTTP over unix
+// sockets, cleanup on exit.
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Exec { code: number; stdout: string; stderr: string }
+
+// Runs a command; never rejects on a non-zero exit (check `code`), kills it at the deadline.
+export function exec(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exec> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const t = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(t); resolve({ code: 127, stdout, stderr: `${stderr}${err.message}` }); });
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code: timedOut ? 124 : (code ?? -1), stdout, stderr: timedOut ? `${stderr}\n${cmd} ${args.join(' ')}: timed out after ${timeoutMs} ms` : stderr });
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
+export async function mustExec(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  const r = await exec(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+export interface HttpResult { status: number; text: string; json: any }
+
+export function http(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<HttpResult> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      socketPath, method, path,
+      headers: { Host: 'docker', ...(payload !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) } : {}) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        resolve({ status: res.statusCode ?? 0, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path} on ${socketPath}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function httpOk(socketPath: string, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<HttpResult> {
+  const r = await http(socketPath, method, path, body, timeoutMs);
+  if (r.status < 200 || r.status >= 300) throw new Error(`${method} ${path} on ${socketPath}: ${r.status} ${r.text.trim()}`);
+  return r;
+}
+
+// Streams GET srcPath on one socket into POST dstPath on another (docker save | docker load).
+export function pipeHttp(src: string, srcPath: string, dst: string, dstPath: string, timeoutMs = 120_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`copying ${srcPath} to ${dstPath}: timed out`)), timeoutMs);
+    const done = (err?: Error) => { clearTimeout(timer); if (err) reject(err); else resolve(); };
+    const get = request({ socketPath: src, method: 'GET', path: srcPath, headers: { Host: 'docker' } }, (res) => {
+      if (res.statusCode !== 200) { res.resume(); done(new Error(`GET ${srcPath}: ${res.statusCode}`)); return; }
+      const post = request({ socketPath: dst, method: 'POST', path: dstPath, headers: { Host: 'docker', 'Content-Type': 'application/x-tar' } }, (out) => {
+        let text = '';
+        out.on('data', (c: Buffer) => { text += c.toString(); });
+        out.on('end', () => (out.statusCode === 200 && !/"error"/.test(text) ? done() : done(new Error(`POST ${dstPath}: ${out.statusCode} ${text}`))));
+      });
+      post.on('error', done);
+      res.pipe(post);
+    });
+    get.on('error', done);
+    get.end();
+  });
+}
+
+// Resident set size in bytes (0 if the process is gone).
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch { return 0; }
+}
+
+// pid and all its descendants.
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(e));
+      children.set(ppid, list);
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+export function treeRssBytes(root: number): number {
+  return processTree(root).reduce((sum, p) => sum + rssBytes(p), 0);
+}
+
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try { process.kill(pid, 0); } catch { return false; }
+  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
+export function cmdline(pid: number): string {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(); } catch { return ''; }
+}
+
+export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) { last = (err as Error).message; }
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what} (last: ${String(last)})`);
+    await sleep(intervalMs);
+  }
+}
+
+// Cleanup steps run in reverse order of registration, on success, failure and ctrl-c.
+type Step = { name: string; fn: () => Promise<void> };
+const steps: Step[] = [];
+let cleaning: Promise<void> | undefined;
+
+export function onCleanup(name: string, fn: () => Promise<void>): () => void {
+  const step = { name, fn };
+  steps.push(step);
+  return () => { const i = steps.indexOf(step); if (i >= 0) steps.splice(i, 1); };
+}
+
+export function runCleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (steps.length) {
+      const s = steps.pop()!;
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([s.fn(), new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('cleanup step timed out after 90 s')), 90_000); })])
+          .finally(() => clearTimeout(timer));
+      } catch (err) {
+        process.stderr.write(`[bench] cleanup "${s.name}" failed: ${(err as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+export function installSignalCleanup(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\n[bench] ${sig}: cleaning up\n`);
+      runCleanup().finally(() => process.exit(130));
+    });
+  }
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
