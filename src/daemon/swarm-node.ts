@@ -9,6 +9,7 @@ import { nowIso } from '../common/time';
 import { certSubjectFields, createRootCA, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
 import { ControlApi } from '../manager/controlapi';
 import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
+import { loadOrCreateDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
 import { EtcdBackend } from '../store/etcd-backend';
 import { EtcdProcess } from '../store/etcd-process';
 import type { ClusterObject } from '../store/objects';
@@ -56,6 +57,8 @@ export class SwarmNode implements SwarmMembership {
   private get certDir(): string { return join(this.opts.dataRoot, 'certificates'); }
   private get etcdDir(): string { return join(this.opts.dataRoot, 'etcd'); }
   private get nodeCertPath(): string { return join(this.certDir, 'swarm-node.crt'); }
+  // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
+  private get dataKeyPath(): string { return join(this.certDir, 'swarm-secrets.key'); }
 
   get nodeId(): string | undefined { return this.active?.nodeId; }
   get store(): Store | undefined { return this.active?.store; }
@@ -83,7 +86,12 @@ export class SwarmNode implements SwarmMembership {
       const ca: RootCA = { certPem: caPem, keyPem: cluster.CAKey ?? '' };
       const node = store.get('nodes', nodeId);
       const addr = node?.Status.Addr ?? resolveAdvertiseAddr(undefined).ip;
-      await this.activate({ nodeId, clusterId, ca, addr, etcd, store, control: this.newControl(store, nodeId, ca) });
+      // A swarm made before secrets existed has no key yet, and no secrets either.
+      const dataKey = loadOrCreateDataKey(this.dataKeyPath);
+      if (dataKey.created && store.count('secrets') > 0) {
+        this.opts.log.error({ path: this.dataKeyPath }, 'secret data key missing: stored secrets cannot be opened');
+      }
+      await this.activate({ nodeId, clusterId, ca, addr, etcd, store, control: this.newControl(store, nodeId, ca, new SecretBox(dataKey.key)) });
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
     });
   }
@@ -104,6 +112,7 @@ export class SwarmNode implements SwarmMembership {
       const ca = await createRootCA();
       const spec = mergeSwarmSpec(defaultSwarmSpec(), req.Spec);
       if (req.AutoLockManagers) spec.EncryptionConfig = { AutoLockManagers: true };
+      const dataKey = SecretBox.generateKey();
       const nodeCert = await issueNodeCert(ca, nodeId, 'manager', clusterId, spec.CAConfig?.NodeCertExpiry ?? 7_776_000_000_000_000);
       const description = await this.opts.describeNode();
       if (this.opts.hostname) description.Hostname = this.opts.hostname;
@@ -120,7 +129,7 @@ export class SwarmNode implements SwarmMembership {
           CreatedAt: now,
           UpdatedAt: now,
           Spec: spec,
-          TLSInfo: tlsInfo(ca),
+          TLSInfo: await tlsInfo(ca),
           RootRotationInProgress: false,
           DefaultAddrPool: pool,
           SubnetSize: subnetSize,
@@ -134,11 +143,12 @@ export class SwarmNode implements SwarmMembership {
           CreatedAt: now,
           UpdatedAt: now,
           Spec: { Labels: {}, Role: 'manager', Availability: availability },
-          Description: { ...description, TLSInfo: tlsInfo(ca) },
+          Description: { ...description, TLSInfo: await tlsInfo(ca) },
           Status: { State: 'ready', Addr: advertise.ip },
           ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: `${advertise.ip}:${advertise.port}` },
         };
         await store.txn().create('cluster', cluster).create('nodes', node).commit();
+        writeDataKey(this.dataKeyPath, dataKey);
         writeFileAtomic(join(this.certDir, 'swarm-root-ca.crt'), ca.certPem);
         writeFileAtomic(join(this.certDir, 'swarm-node.key'), nodeCert.keyPem, 0o600);
         writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
@@ -148,7 +158,7 @@ export class SwarmNode implements SwarmMembership {
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, control: this.newControl(store, nodeId, ca) });
+      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, control: this.newControl(store, nodeId, ca, new SecretBox(dataKey)) });
       this.opts.log.info({ nodeId, clusterId, addr: advertise.ip }, 'swarm initialised');
       return nodeId;
     });
@@ -203,8 +213,8 @@ export class SwarmNode implements SwarmMembership {
     return this.active.control;
   }
 
-  private newControl(store: Store, nodeId: string, ca: RootCA): ControlApi {
-    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now() }, () => ca);
+  private newControl(store: Store, nodeId: string, ca: RootCA, dataKey: SecretBox): ControlApi {
+    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now() }, () => ca, dataKey);
   }
 
   private async openState(nodeId: string): Promise<{ etcd: EtcdProcess; store: Store }> {

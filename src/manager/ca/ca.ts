@@ -1,9 +1,19 @@
-import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it loaded first
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { base36Padded } from '../../common/ids';
 
-x509.cryptoProvider.set(webcrypto as never);
+// @peculiar/x509 (and the reflect-metadata it needs) is only for making
+// certificates, which happens at swarm init and join; it is loaded then, so an
+// idle daemon does not carry it. Reading certificates uses node:crypto.
+type X509Lib = typeof import('@peculiar/x509');
+let lib: X509Lib | undefined;
+async function x509lib(): Promise<X509Lib> {
+  if (!lib) {
+    await import('reflect-metadata');
+    lib = await import('@peculiar/x509');
+    lib.cryptoProvider.set(webcrypto as never);
+  }
+  return lib;
+}
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const YEAR_MS = 365 * 24 * 3600 * 1000;
@@ -27,6 +37,7 @@ function serial(): string { return randomBytes(16).toString('hex').replace(/^[89
 
 // The cluster's root CA: ECDSA P-256, CN swarm-ca, 20 years, as SwarmKit's.
 export async function createRootCA(now = Date.now()): Promise<RootCA> {
+  const x509 = await x509lib();
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -48,6 +59,7 @@ export async function createRootCA(now = Date.now()): Promise<RootCA> {
 // A node certificate: CN = node ID, OU = role, O = cluster ID (SwarmKit's layout),
 // usable for both ends of mutual TLS between nodes.
 export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<NodeCert> {
+  const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
@@ -72,14 +84,18 @@ export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' 
 }
 
 export function certSubjectFields(certPem: string): { cn: string; ou: string; o: string } {
-  const cert = new x509.X509Certificate(certPem);
-  const get = (t: string): string => cert.subjectName.getField(t)[0] ?? '';
-  return { cn: get('CN'), ou: get('OU'), o: get('O') };
+  const fields = new Map<string, string>();
+  for (const line of new X509Certificate(certPem).subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return { cn: fields.get('CN') ?? '', ou: fields.get('OU') ?? '', o: fields.get('O') ?? '' };
 }
 
 // TLSInfo as Docker shows it: the root PEM, and the issuer's subject and
 // public key as base64 DER.
-export function tlsInfo(ca: RootCA): { TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string } {
+export async function tlsInfo(ca: RootCA): Promise<{ TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string }> {
+  const x509 = await x509lib();
   const cert = new x509.X509Certificate(ca.certPem);
   return {
     TrustRoot: ca.certPem,
@@ -90,7 +106,7 @@ export function tlsInfo(ca: RootCA): { TrustRoot: string; CertIssuerSubject: str
 
 // Join token v1: SWMTKN-1-<sha256(root CA DER) in base 36, 50 wide>-<16 random bytes in base 36, 25 wide>.
 export function newJoinToken(ca: RootCA): string {
-  const der = Buffer.from(new x509.X509Certificate(ca.certPem).rawData);
+  const der = new X509Certificate(ca.certPem).raw;
   const digest = base36Padded(createHash('sha256').update(der).digest(), 50);
   return `SWMTKN-1-${digest}-${base36Padded(randomBytes(16), 25)}`;
 }
