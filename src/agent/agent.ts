@@ -2,6 +2,7 @@ import type { Platform } from '../api/types';
 import type { Logger } from '../common/log';
 import type { AgentControlPlane, Assignments } from './control-plane';
 import type { ContainerEvent, ContainerInfo, Executor } from './executor/executor';
+import type { TaskFiles } from './executor/task-files';
 import { DEFAULT_RETRY, StatusReporter, type RetryOptions } from './status-reporter';
 import { TaskRunner } from './task-runner';
 
@@ -12,6 +13,7 @@ export interface AgentOptions {
   log: Logger;
   hostname?: string;     // the node's hostname when it is not the engine's (lab hosts), for {{.Node.Hostname}}
   retry?: RetryOptions;  // back-off for engine and report retries (tests shorten it)
+  taskFiles?: TaskFiles; // where tasks' secrets and configs go on the host (a tmpfs per task)
 }
 
 export interface RunningAgent {
@@ -46,9 +48,11 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   };
   const events = executor.watchEvents(onEvent);
 
-  const removeContainer = (c: { id: string; taskId: string }, why: string): void => {
+  const removeContainer = (c: { id: string; taskId: string }, why: string, releaseFiles = true): void => {
     log.info({ container: c.id, task: c.taskId }, why);
-    track(executor.remove(c.id).catch((err: unknown) => log.warn({ err: (err as Error).message, container: c.id }, 'removing container failed')));
+    track(executor.remove(c.id)
+      .then(() => (releaseFiles && c.taskId ? opts.taskFiles?.release(c.taskId) : undefined))
+      .catch((err: unknown) => log.warn({ err: (err as Error).message, container: c.id }, 'removing container failed')));
   };
   const track = (p: Promise<void>): void => {
     disposing.add(p);
@@ -66,6 +70,10 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       node: () => node,
       log,
       retry,
+      files: opts.taskFiles,
+      payloads: controlPlane.getSecrets && controlPlane.getConfigs
+        ? { secrets: (id) => controlPlane.getSecrets!(id), configs: (id) => controlPlane.getConfigs!(id) }
+        : undefined,
     }, adopted);
     runners.set(taskId, r);
     r.start();
@@ -86,12 +94,14 @@ export function startAgent(opts: AgentOptions): RunningAgent {
           const prev = byTask.get(c.taskId);
           const recorded = task.Status.ContainerStatus?.ContainerID;
           if (!prev || c.id === recorded) {
-            if (prev) removeContainer(prev, 'removing duplicate task container');
+            if (prev) removeContainer(prev, 'removing duplicate task container', false);
             byTask.set(c.taskId, c);
           } else {
-            removeContainer(c, 'removing duplicate task container');
+            removeContainer(c, 'removing duplicate task container', false);
           }
         }
+        // Secrets tmpfs of tasks that are gone (a crash between removal and cleanup).
+        if (opts.taskFiles) track(opts.taskFiles.sweep(new Set(a.tasks.keys())).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping secrets tmpfs failed')));
         for (const id of a.tasks.keys()) newRunner(id, a, byTask.get(id));
         if (byTask.size) log.info({ adopted: byTask.size }, 'adopted task containers');
         return;

@@ -1,4 +1,4 @@
-import type { Labels, Task, TaskStatus } from '../api/types';
+import type { Driver, Labels, Task, TaskStatus } from '../api/types';
 
 // What the agent needs from the managers. In one process it is the store
 // itself (local-control-plane.ts); on a worker host it will be the
@@ -16,6 +16,20 @@ export interface AgentControlPlane {
   // templates (SwarmKit sends them along with each task). Without it the
   // agent names containers after the service ID.
   serviceAnnotations?(serviceId: string): ServiceAnnotations | undefined;
+  // The values of the secrets and configs one task references, and only those,
+  // for a task assigned to this node (SwarmKit's dispatcher sends a node the
+  // secrets of its own tasks only). A referenced object that no longer exists
+  // is left out. Without these the agent rejects tasks that reference any.
+  getSecrets?(taskId: string): Promise<PayloadValue[]>;
+  getConfigs?(taskId: string): Promise<PayloadValue[]>;
+}
+
+// A secret's or config's value as the agent receives it.
+export interface PayloadValue {
+  ID: string;
+  Name: string;
+  Data: Buffer;
+  Templating?: Driver;
 }
 
 export interface ServiceAnnotations { Name: string; Labels?: Labels }

@@ -2,8 +2,10 @@ import type { Labels, Platform, Task, TaskState, TaskStatus } from '../api/types
 import { taskStateRank as rank } from '../api/types';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
-import { buildContainerConfig, stopGraceSeconds } from './executor/container-config';
+import { buildContainerConfig, stopGraceSeconds, templateContext, type ContainerConfigInput, type EngineMount } from './executor/container-config';
 import { ExecutorError, isTemporary, type ContainerEvent, type ContainerInfo, type Executor } from './executor/executor';
+import { buildTaskFiles, needsTaskFiles, type TaskFiles } from './executor/task-files';
+import type { PayloadValue } from './control-plane';
 import type { RetryOptions } from './status-reporter';
 
 // Docker's texts for a task whose container ended badly (moby
@@ -23,6 +25,11 @@ export interface TaskRunnerDeps {
   node(): { hostname?: string; platform?: Platform };
   log: Logger;
   retry: RetryOptions;
+  // The values of the task's secrets and configs (from the control plane) and
+  // the host tmpfs they are written to. Without them a task that references
+  // any is rejected.
+  payloads?: { secrets(taskId: string): Promise<PayloadValue[]>; configs(taskId: string): Promise<PayloadValue[]> };
+  files?: TaskFiles;
 }
 
 // One task's state machine (SwarmKit's exec.Do): each step looks at the
@@ -42,6 +49,7 @@ export class TaskRunner {
   private loop?: Promise<void>;
   private retryTimer?: NodeJS.Timeout;
   private backoff: number;
+  private filesReady = false;      // this task's secrets/configs are on their tmpfs
 
   constructor(task: Task, private readonly deps: TaskRunnerDeps, adopted?: ContainerInfo) {
     this.task = task;
@@ -90,6 +98,7 @@ export class TaskRunner {
   async dispose(): Promise<void> {
     await this.close();
     if (this.containerId) await this.deps.executor.remove(this.containerId);
+    await this.releaseFiles();
   }
 
   private kick(): void {
@@ -160,21 +169,18 @@ export class TaskRunner {
   // Image present and container created; reuses a container that still exists.
   private async ensureContainer(): Promise<string> {
     const { executor } = this.deps;
-    if (this.containerId && (await executor.inspect(this.containerId))) return this.containerId;
+    if (this.containerId && (await executor.inspect(this.containerId))) {
+      // A container made before an agent restart (or a reboot) needs its files back before it starts.
+      if (!this.filesReady && needsTaskFiles(this.task.Spec.ContainerSpec)) await this.prepareFiles(this.configInput());
+      return this.containerId;
+    }
     const image = this.task.Spec.ContainerSpec?.Image;
     if (!image) throw new ExecutorError(ERR_IMAGE_REQUIRED, false);
-    const svc = this.deps.service(this.task.ServiceID);
-    const node = this.deps.node();
+    const input = this.configInput();
+    const fileMounts = await this.prepareFiles(input);
     let config;
     try {
-      config = buildContainerConfig({
-        task: this.task,
-        serviceName: svc?.Name || this.task.ServiceID,
-        serviceLabels: svc?.Labels,
-        nodeId: this.deps.nodeId,
-        nodeHostname: node.hostname,
-        nodePlatform: node.platform,
-      });
+      config = buildContainerConfig({ ...input, fileMounts });
     } catch (err) {
       throw new ExecutorError((err as Error).message, false);
     }
@@ -182,6 +188,49 @@ export class TaskRunner {
     this.containerId = await executor.create(config);
     this.exitCode = undefined;
     return this.containerId;
+  }
+
+  private configInput(): ContainerConfigInput {
+    const svc = this.deps.service(this.task.ServiceID);
+    const node = this.deps.node();
+    return {
+      task: this.task,
+      serviceName: svc?.Name || this.task.ServiceID,
+      serviceLabels: svc?.Labels,
+      nodeId: this.deps.nodeId,
+      nodeHostname: node.hostname,
+      nodePlatform: node.platform,
+    };
+  }
+
+  // Writes the task's secrets and configs onto its tmpfs; the container's bind mounts.
+  private async prepareFiles(input: ContainerConfigInput): Promise<EngineMount[]> {
+    const spec = this.task.Spec.ContainerSpec;
+    if (!spec || !needsTaskFiles(spec)) return [];
+    const { payloads, files } = this.deps;
+    if (!payloads || !files) throw new ExecutorError('secrets and configs are not available to this node\'s agent', false);
+    let secrets: PayloadValue[] = [];
+    let configs: PayloadValue[] = [];
+    try {
+      try {
+        [secrets, configs] = await Promise.all([payloads.secrets(this.task.ID), payloads.configs(this.task.ID)]);
+      } catch (err) {
+        throw err instanceof ExecutorError ? err : new ExecutorError(`getting the task's secrets and configs failed: ${(err as Error).message}`, false);
+      }
+      const list = buildTaskFiles(spec, secrets, configs, templateContext(input));
+      const mounts = await files.prepare(this.task.ID, list);
+      this.filesReady = true;
+      return mounts;
+    } finally {
+      for (const v of [...secrets, ...configs]) v.Data.fill(0);
+    }
+  }
+
+  // The task's tmpfs goes once it is over (moby unmounts secrets when the container stops).
+  private async releaseFiles(): Promise<void> {
+    if (!this.deps.files || !needsTaskFiles(this.task.Spec.ContainerSpec)) return;
+    this.filesReady = false;
+    await this.deps.files.release(this.task.ID);
   }
 
   private async startContainer(): Promise<boolean> {
@@ -259,6 +308,9 @@ export class TaskRunner {
     this.deps.log.debug({ task: this.id, from: this.status.State, to: state, message, err }, 'task state');
     this.status = status;
     this.deps.report(this.id, status);
+    if (rank(state) >= rank('complete')) {
+      this.releaseFiles().catch((e: unknown) => this.deps.log.warn({ task: this.id, err: (e as Error).message }, 'removing the task\'s secrets tmpfs failed'));
+    }
     return true;
   }
 }

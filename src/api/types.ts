@@ -261,10 +261,13 @@ export interface Task extends Meta {
 }
 
 // ---------- Secrets / configs ----------
-export interface SecretSpec { Name?: string; Labels?: Labels; Data?: string; Driver?: unknown; Templating?: unknown }
+// Data is base64 on the wire (Go's []byte). A secret's Data is never sent back.
+export interface Driver { Name: string; Options?: Record<string, string> }
+export interface SecretSpec { Name?: string; Labels?: Labels; Data?: string; Driver?: Driver; Templating?: Driver }
 export interface Secret extends Meta { Spec: SecretSpec }
-export interface ConfigSpec { Name?: string; Labels?: Labels; Data?: string; Templating?: unknown }
+export interface ConfigSpec { Name?: string; Labels?: Labels; Data?: string; Templating?: Driver }
 export interface Config extends Meta { Spec: ConfigSpec }
+export interface CreateResponse { ID: string }
 
 // ---------- Info ----------
 export interface SwarmInfo {

@@ -14,9 +14,12 @@ import { registerSwarmRoutes } from '../api/routes/swarm';
 import { registerNodeRoutes } from '../api/routes/nodes';
 import { registerServiceRoutes } from '../api/routes/services';
 import { registerTaskRoutes } from '../api/routes/tasks';
+import { registerSecretRoutes } from '../api/routes/secrets';
+import { registerConfigRoutes } from '../api/routes/configs';
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { startAgent } from '../agent/agent';
-import { LocalControlPlane } from '../agent/local-control-plane';
+import { LocalControlPlane, type PayloadSource } from '../agent/local-control-plane';
+import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import type { DaemonOptions } from './options';
@@ -55,10 +58,18 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     describeNode: () => executor.describeNode(),
     startComponents: async ({ store, nodeId }) => {
       const detach = events.attach(store);
-      const running = await startComponents(store, nodeId, executor, log, opts.hostname);
+      // The agent's secrets and configs come from this manager's control API (the dispatcher's job with more nodes).
+      const payloads: PayloadSource = {
+        revealSecret: (id) => swarm.control().secrets.reveal(id),
+        revealConfig: (id) => swarm.control().configs.reveal(id),
+      };
+      const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
       return { stop: async () => { detach(); await running.stop(); } };
     },
-    removeTaskContainers: (nodeId) => executor.removeNodeContainers(nodeId),
+    removeTaskContainers: async (nodeId) => {
+      await executor.removeNodeContainers(nodeId);
+      await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
+    },
   });
 
   const router = new Router();
@@ -68,6 +79,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerNodeRoutes(router, swarm);
   registerServiceRoutes(router, swarm);
   registerTaskRoutes(router, swarm);
+  registerSecretRoutes(router, swarm);
+  registerConfigRoutes(router, swarm);
   registerLogRoutes(router, { swarm, docker });
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engineAddress: opts.engine });
@@ -95,10 +108,14 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   };
 }
 
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname?: string): Promise<RunningComponents> {
+async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  const agent = startAgent({ nodeId, hostname, controlPlane: new LocalControlPlane(store), executor, log: log.child({ component: 'agent' }) });
+  const agentLog = log.child({ component: 'agent' });
+  const agent = startAgent({
+    nodeId, hostname, controlPlane: new LocalControlPlane(store, payloads), executor, log: agentLog,
+    taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
+  });
   return {
     stop: async () => {
       orchestrator.stop();

@@ -10,6 +10,13 @@ export interface ClusterObject extends ClusterInfo {
   CAKey?: string;
 }
 
+// A secret as stored: Spec.Data is never kept; the value is sealed with the
+// swarm's data key (AES-256-GCM, manager/controlapi/secret-box.ts), so etcd's
+// files and the mirror hold only ciphertext.
+export interface SecretObject extends Secret {
+  SealedData: string;
+}
+
 export interface NetworkObject {
   ID: string;
   Version: { Index: number };
@@ -23,7 +30,7 @@ export interface Objects {
   nodes: Node;
   services: Service;
   tasks: Task;
-  secrets: Secret;
+  secrets: SecretObject;
   configs: Config;
   networks: NetworkObject;
 }

@@ -11,6 +11,9 @@ import { registerSwarmRoutes } from '../../src/api/routes/swarm';
 import { registerNodeRoutes } from '../../src/api/routes/nodes';
 import { registerServiceRoutes } from '../../src/api/routes/services';
 import { registerTaskRoutes } from '../../src/api/routes/tasks';
+import { registerSecretRoutes } from '../../src/api/routes/secrets';
+import { registerConfigRoutes } from '../../src/api/routes/configs';
+import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
 import type { Node, SwarmInfo } from '../../src/api/types';
@@ -39,7 +42,8 @@ export async function controlFixture(opts: { active?: boolean } = {}) {
     RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
     JoinTokens: { Worker: 'SWMTKN-1-a-w', Manager: 'SWMTKN-1-a-m' },
   }).create('nodes', fakeNode(NODE_ID, 'host-a')).commit();
-  const control = new ControlApi({ store, localNodeId: NODE_ID, now: () => Date.parse('2026-11-23T00:00:00Z') }, () => ca);
+  const dataKey = new SecretBox(SecretBox.generateKey());
+  const control = new ControlApi({ store, localNodeId: NODE_ID, now: () => Date.parse('2026-11-23T00:00:00Z') }, () => ca, dataKey);
   const active = opts.active ?? true;
   const swarm: SwarmMembership = {
     init: async () => NODE_ID,
@@ -53,6 +57,8 @@ export async function controlFixture(opts: { active?: boolean } = {}) {
   registerNodeRoutes(router, swarm);
   registerServiceRoutes(router, swarm);
   registerTaskRoutes(router, swarm);
+  registerSecretRoutes(router, swarm);
+  registerConfigRoutes(router, swarm);
   const handler = createApiHandler({
     router,
     engine: {

@@ -77,6 +77,8 @@ export interface ContainerConfigInput {
   nodeId: string;
   nodeHostname?: string;
   nodePlatform?: Platform;
+  // Bind mounts of the task's secrets and configs (task-files.ts), after the spec's own.
+  fileMounts?: EngineMount[];
 }
 
 // `<service>.<slot>.<task>`; global tasks (slot 0) use the node ID instead.
@@ -146,6 +148,7 @@ export function buildContainerConfig(input: ContainerConfigInput): ContainerCrea
   if (spec.Groups?.length) hc.GroupAdd = [...spec.Groups];
   if (spec.ReadOnly) hc.ReadonlyRootfs = true;
   if (spec.Mounts?.length) hc.Mounts = spec.Mounts.map((m) => engineMount(m, expand));
+  if (input.fileMounts?.length) hc.Mounts = [...(hc.Mounts ?? []), ...input.fileMounts.map((m) => ({ ...m }))];
   if (typeof spec.Init === 'boolean') hc.Init = spec.Init;
   const extraHosts = (spec.Hosts ?? []).flatMap(extraHostEntries);
   if (extraHosts.length) hc.ExtraHosts = extraHosts;

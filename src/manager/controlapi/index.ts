@@ -1,7 +1,10 @@
 import type { RootCA } from '../ca/ca';
 import { ClusterApi } from './cluster';
+import { ConfigsApi } from './configs';
 import type { ControlContext } from './context';
 import { NodesApi } from './nodes';
+import type { SecretBox } from './secret-box';
+import { SecretsApi } from './secrets';
 import { ServicesApi } from './services';
 import { TasksApi } from './tasks';
 
@@ -11,12 +14,17 @@ export class ControlApi {
   readonly nodes: NodesApi;
   readonly tasks: TasksApi;
   readonly cluster: ClusterApi;
+  readonly secrets: SecretsApi;
+  readonly configs: ConfigsApi;
 
-  constructor(readonly ctx: ControlContext, ca: () => RootCA) {
+  // `dataKey` seals secret values at rest (secret-box.ts).
+  constructor(readonly ctx: ControlContext, ca: () => RootCA, dataKey: SecretBox) {
     this.services = new ServicesApi(ctx);
     this.nodes = new NodesApi(ctx);
     this.tasks = new TasksApi(ctx, this.services, this.nodes);
     this.cluster = new ClusterApi(ctx, ca);
+    this.secrets = new SecretsApi(ctx, dataKey);
+    this.configs = new ConfigsApi(ctx);
   }
 }
 

@@ -8,6 +8,7 @@ import { isTaskDirty } from '../orchestrator/dirty';
 import type { ControlContext } from './context';
 import { withDefaults } from './defaults';
 import { randomName } from './names';
+import { checkReferencesExist, withReferenceLock } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
 
@@ -110,7 +111,10 @@ export class ServicesApi {
       };
       if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) service.JobStatus = { JobIteration: { Index: 0 }, LastExecution: now };
       try {
-        await this.ctx.store.txn().create('services', service).commit();
+        await withReferenceLock(this.ctx.store, async () => {
+          checkReferencesExist(this.ctx.store, stored);
+          await this.ctx.store.txn().create('services', service).commit();
+        });
         return { ID: service.ID };
       } catch (e) {
         // A generated name that clashes is drawn again; a user's name is a conflict.
@@ -147,7 +151,11 @@ export class ServicesApi {
         next.JobStatus = { JobIteration: { Index: (current.JobStatus?.JobIteration.Index ?? 0) + 1 }, LastExecution: now };
       }
     }
-    await this.ctx.store.txn().update('services', next, current).commit();
+    // What is stored must reference existing secrets and configs (a rollback too).
+    await withReferenceLock(this.ctx.store, async () => {
+      checkReferencesExist(this.ctx.store, next.Spec);
+      await this.ctx.store.txn().update('services', next, current).commit();
+    });
     return { Warnings: null };
   }
 

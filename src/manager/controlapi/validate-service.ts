@@ -1,4 +1,4 @@
-import type { Mount, ServiceSpec, TaskSpec, UpdateConfig } from '../../api/types';
+import type { ContainerSpec, Mount, ServiceSpec, TaskSpec, UpdateConfig } from '../../api/types';
 import { invalid } from '../../common/errors';
 import { parseConstraints } from '../scheduler/constraints';
 import { isValidObjectName } from './names';
@@ -42,6 +42,8 @@ function validateTaskSpec(tt: TaskSpec | undefined): void {
   if (!cs) throw bad('TaskSpec: missing runtime');
   if (!cs.Image) throw bad('ContainerSpec: image reference must be provided');
   if (!IMAGE_RE.test(cs.Image)) throw bad(`ContainerSpec: "${cs.Image}" is not a valid repository/tag`);
+  validateSecretRefs(cs);
+  validateConfigRefs(cs);
   for (const m of cs.Mounts ?? []) validateMount(m);
   if ((cs.StopGracePeriod ?? 0) < 0) throw bad('ContainerSpec: StopGracePeriod cannot be negative');
   const hc = cs.HealthCheck;
@@ -103,4 +105,34 @@ function validateUpdateConfig(what: string, uc: UpdateConfig | undefined): void 
   if (uc.MaxFailureRatio !== undefined && (uc.MaxFailureRatio < 0 || uc.MaxFailureRatio > 1)) throw bad(`${what}: max-failure-ratio must be between 0 and 1`);
   if (uc.FailureAction && !['pause', 'continue', 'rollback'].includes(uc.FailureAction)) throw bad(`${what}: invalid failure action ${uc.FailureAction}`);
   if (uc.Order && !['stop-first', 'start-first'].includes(uc.Order)) throw bad(`${what}: invalid order ${uc.Order}`);
+}
+
+// SwarmKit's validateSecretRefsSpec / validateConfigRefsSpec: well-formed
+// references with distinct file targets. Whether the objects exist is checked
+// against the store when the service is written (references.ts).
+function validateSecretRefs(cs: ContainerSpec): void {
+  const targets = new Map<string, string>();
+  for (const r of cs.Secrets ?? []) {
+    if (!r || !r.SecretID || !r.SecretName) throw bad('malformed secret reference');
+    if (!r.File) throw bad('malformed secret reference, no target provided');
+    const name = r.File.Name;
+    if (!name) throw bad('malformed file secret reference, invalid target file name provided');
+    const prev = targets.get(name);
+    if (prev !== undefined) throw bad(`secret references '${prev}' and '${r.SecretName}' have a conflicting target: '${name}'`);
+    targets.set(name, r.SecretName);
+  }
+}
+
+function validateConfigRefs(cs: ContainerSpec): void {
+  const targets = new Map<string, string>();
+  for (const r of cs.Configs ?? []) {
+    if (!r || !r.ConfigID || !r.ConfigName) throw bad('malformed config reference');
+    if (!r.File && !r.Runtime) throw bad('malformed config reference, no target provided');
+    if (!r.File) continue;
+    const name = r.File.Name;
+    if (!name) throw bad('malformed file config reference, invalid target file name provided');
+    const prev = targets.get(name);
+    if (prev !== undefined) throw bad(`config references '${prev}' and '${r.ConfigName}' have a conflicting target: '${name}'`);
+    targets.set(name, r.ConfigName);
+  }
 }
