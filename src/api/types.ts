@@ -134,7 +134,7 @@ export interface ContainerSpec {
   Mounts?: Mount[];
   StopSignal?: string;
   StopGracePeriod?: number;
-  HealthCheck?: HealthConfig;
+  Healthcheck?: HealthConfig; // the wire name (moby's Go type); the v1.41 swagger says HealthCheck, which no client sends
   Hosts?: string[];
   DNSConfig?: { Nameservers?: string[]; Search?: string[]; Options?: string[] };
   Secrets?: SecretReference[];

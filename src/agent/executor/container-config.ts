@@ -142,7 +142,7 @@ export function buildContainerConfig(input: ContainerConfigInput): ContainerCrea
   if (spec.OpenStdin) body.OpenStdin = true;
   if (spec.StopSignal) body.StopSignal = spec.StopSignal;
   if (spec.StopGracePeriod !== undefined) body.StopTimeout = stopGraceSeconds(spec);
-  if (spec.HealthCheck) body.Healthcheck = compact({ ...spec.HealthCheck });
+  if (spec.Healthcheck) body.Healthcheck = compact({ ...spec.Healthcheck });
 
   const hc = body.HostConfig;
   if (spec.Groups?.length) hc.GroupAdd = [...spec.Groups];

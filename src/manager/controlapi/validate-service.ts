@@ -46,7 +46,7 @@ function validateTaskSpec(tt: TaskSpec | undefined): void {
   validateConfigRefs(cs);
   for (const m of cs.Mounts ?? []) validateMount(m);
   if ((cs.StopGracePeriod ?? 0) < 0) throw bad('ContainerSpec: StopGracePeriod cannot be negative');
-  const hc = cs.HealthCheck;
+  const hc = cs.Healthcheck;
   if (hc) {
     for (const [k, v] of [['Interval', hc.Interval], ['Timeout', hc.Timeout], ['StartPeriod', hc.StartPeriod]] as const) {
       if (v !== undefined && v !== 0 && v < 1_000_000) throw bad(`ContainerSpec: Healthcheck ${k} in ContainerSpec cannot be less than 1ms`);

@@ -3,7 +3,7 @@ import { matchesConstraints, parseConstraintsLenient } from '../scheduler/constr
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';
 import { type ReconcileInput, type Slot, Plan, groupSlots, isRunnable, replaceIn } from './task';
-import { planUpdate } from './update';
+import { planUpdate, updateRetention } from './update';
 
 // The global orchestrator (SwarmKit orchestrator/global): one task per node
 // that is not down, not drained and meets the service's constraints. A paused
@@ -45,9 +45,9 @@ export function reconcileGlobal(input: ReconcileInput): Plan {
     else slot.tasks.push(plan.create(service, { slot: 0, nodeId: slot.nodeId, desired: 'running' }));
   }
 
-  planUpdate(updatable, { service, mode, nodes, plan });
+  planUpdate(updatable, { service, mode, nodes, plan, observed: input.observed });
 
-  const limit = retentionFor(service, input.retention ?? DEFAULT_TASK_HISTORY);
+  const limit = updateRetention(service, retentionFor(service, input.retention ?? DEFAULT_TASK_HISTORY));
   for (const slot of slots.values()) reapSlot(slot, limit, nodes, plan);
   return plan;
 }

@@ -5,10 +5,12 @@ import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
 import type { Store, StoreTxn } from '../../store/store';
 import { MAX_TXN_OPS } from '../../store/backend';
+import { parseIsoMs } from '../../common/time';
 import { deepEqual } from './dirty';
 import { clusterRetention } from './reaper';
 import { reconcileDeletedService, reconcileService } from './reconcile';
 import { type Plan, serviceMode, isGlobalMode } from './task';
+import type { TaskObservations } from './update';
 
 // The orchestrator's I/O: watches the store, runs the pure reconcile of every
 // service touched by an event (coalesced: a batch of events, or events that
@@ -54,6 +56,13 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   let stopped = false;
   let idleWaiters: Array<() => void> = [];
   let lastNow = 0;
+  // When each task was first seen running (the rolling updater's Monitor
+  // needs it after the task has failed, when its status no longer says).
+  const runningSince = new Map<string, number>();
+  const observed: TaskObservations = { runningSince: (id) => runningSince.get(id), since: now() };
+  const observeTask = (t: Task): void => {
+    if (t.Status?.State === 'running' && !runningSince.has(t.ID)) runningSince.set(t.ID, parseIsoMs(t.Status.Timestamp) || now());
+  };
 
   const markAllServices = (): void => {
     for (const s of store.list('services')) dirty.add(s.ID);
@@ -68,6 +77,8 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
         case 'tasks': {
           const t = (e.object ?? e.previous) as Task | undefined;
           if (t?.ServiceID) dirty.add(t.ServiceID);
+          if (e.object) observeTask(e.object as Task);
+          else runningSince.delete(e.id);
           break;
         }
         case 'nodes':
@@ -153,7 +164,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
       let plan: Plan;
       try {
         plan = service
-          ? reconcileService({ service, tasks, nodes, now: t, newId, retention })
+          ? reconcileService({ service, tasks, nodes, now: t, newId, retention, observed })
           : reconcileDeletedService(tasks, nodes, t);
       } catch (err) {
         log.error({ err, service: id }, 'reconcile failed');
@@ -238,6 +249,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   }
 
   const unsubscribe = store.subscribe(onEvents);
+  for (const t of store.list('tasks')) observeTask(t);
   // Full pass at start: every service, and the tasks of services that are gone.
   markAllServices();
   for (const t of store.list('tasks')) if (!store.get('services', t.ServiceID)) dirty.add(t.ServiceID);

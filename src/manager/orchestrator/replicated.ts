@@ -2,7 +2,7 @@ import type { Task } from '../../api/types';
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';
 import { type ReconcileInput, type Slot, Plan, groupSlots, isRunnable } from './task';
-import { planUpdate } from './update';
+import { planUpdate, updateRetention } from './update';
 
 // The replicated orchestrator (SwarmKit orchestrator/replicated): slots
 // 1..Replicas each hold one runnable task.
@@ -47,9 +47,9 @@ export function reconcileReplicated(input: ReconcileInput): Plan {
   }
   for (const slot of dead) removeSlot(slot, plan);
 
-  planUpdate(keep, { service, mode, nodes, plan });
+  planUpdate(keep, { service, mode, nodes, plan, observed: input.observed });
 
-  const limit = retentionFor(service, input.retention ?? DEFAULT_TASK_HISTORY);
+  const limit = updateRetention(service, retentionFor(service, input.retention ?? DEFAULT_TASK_HISTORY));
   for (const slot of slots) reapSlot(slot, limit, nodes, plan);
   return plan;
 }

@@ -1,6 +1,7 @@
 import type { Node, Service, Task, TaskState } from '../../api/types';
 import { TASK_STATES } from '../../api/types';
 import { nowIso, parseIsoMs } from '../../common/time';
+import type { TaskObservations } from './update';
 
 // Shared vocabulary of the orchestrator's pure decisions: ranks, slots, the
 // task factory, and the Plan that collects decisions.
@@ -172,4 +173,5 @@ export interface ReconcileInput {
   now: number;
   newId: () => string;
   retention?: number;   // the cluster's TaskHistoryRetentionLimit (default 5)
+  observed?: TaskObservations; // what the loop saw of tasks (rolling updates' Monitor)
 }

@@ -1,116 +1,210 @@
-import type { Node, Service, Task, UpdateConfig, UpdateStatus } from '../../api/types';
-import { nowIso, nsToMs, parseIsoMs } from '../../common/time';
+import type { Node, Service, Task } from '../../api/types';
+import { nowIso, parseIsoMs } from '../../common/time';
 import { isTaskDirty } from './dirty';
 import { OLD_TASK_TIMEOUT_MS } from './restart';
 import { type Plan, type ServiceMode, type Slot, RANK, createdMs, isGlobalMode, isRunnable, nodeIsDown, rank, replaceIn, targetState } from './task';
+import {
+  type UpdateParams, activeParams, completedStatus, finalMonitorMs, onFailure, startedStatus, updatePhase, updateStartMs,
+} from './update-state';
+
+export { updateParams, type UpdateParams } from './update-state';
 
 // The rolling updater (SwarmKit orchestrator/update) as a stateless step
 // function: each call looks at the slots, moves the update forward as far as
-// Parallelism, Order and Delay allow, and says when to look again. What an
-// update is doing is read back from the tasks themselves (clean vs dirty, who
-// runs), plus Service.UpdateStatus.StartedAt, so a restarted manager resumes
-// where the previous one stopped.
+// Parallelism, Delay and Order allow, applies FailureAction when tasks it made
+// fail within Monitor, completes it one Monitor period after the last batch,
+// and says when to look again. What an update has done is read back from the
+// tasks themselves plus Service.UpdateStatus, so a restarted manager resumes
+// where the previous one stopped:
 //
-// Not yet here (issue 4): Monitor, FailureAction (pause/continue/rollback),
-// MaxFailureRatio, automatic rollback. The hooks are `inFlight` (slots whose
-// new task has not reached running) and `finished` below.
+// - a task made by the current update ("update task") is the first task of
+//   its slot with the current spec that follows a task with another spec and
+//   was created since the update started (UpdateStatus.StartedAt). Restarts of
+//   it have its spec and follow it, so they are not update tasks, as in SwarmKit;
+// - SwarmKit runs Parallelism workers, each taking a dirty slot, waiting for
+//   its new task to reach running (or to stop), then sleeping Delay. Here a
+//   worker is busy while an update task has not reached running, and for Delay
+//   after it did;
+// - a failure is an update task that stopped on its own (failed, complete,
+//   rejected, orphaned) before it ran or within Monitor after it started
+//   running. The action triggers when failures / slots of the update exceed
+//   MaxFailureRatio (SwarmKit divides by the dirty slots the update started with).
+
+// When the loop saw tasks reach running. A task's status keeps only its latest
+// state, so how long a failed task had been running is only known to whoever
+// watched it: the loop records the first `running` it sees of each task.
+export interface TaskObservations {
+  runningSince(taskId: string): number | undefined;
+  // Observations start here (the loop's start): a task that stopped before
+  // without having been seen running is not held against the update, as a
+  // new SwarmKit leader's updater does not know the tasks of the previous one.
+  since?: number;
+}
 
 export interface UpdateContext {
   service: Service;
   mode: ServiceMode;
   nodes: ReadonlyMap<string, Node>;
   plan: Plan;
-}
-
-export interface UpdateParams {
-  parallelism: number;   // Infinity for 0 ("all at once")
-  delayMs: number;
-  startFirst: boolean;
-}
-
-export function updateParams(cfg: UpdateConfig | undefined): UpdateParams {
-  const p = cfg?.Parallelism ?? 1;
-  return { parallelism: p <= 0 ? Infinity : p, delayMs: nsToMs(cfg?.Delay ?? 0), startFirst: cfg?.Order === 'start-first' };
+  observed?: TaskObservations;
 }
 
 export interface UpdateProgress {
-  dirty: number;      // slots still running an outdated task
-  inFlight: number;   // slots whose replacement has not reached running yet
+  dirty: number;      // slots still running an outdated task (or more than one task)
+  inFlight: number;   // update tasks that have not reached running yet
   started: number;    // slots started by this step
+  failures: number;   // update tasks that failed within Monitor
 }
 
-const ACTIVE = new Set(['updating', 'rollback_started']);
-const PAUSED = new Set(['paused', 'rollback_paused']);
+const SELF_STOPPED = new Set(['complete', 'failed', 'rejected', 'orphaned']);
+
+interface UpdateTask {
+  slot: Slot;
+  task: Task;
+  reachedAt?: number;  // when it reached running, or stopped without running
+}
 
 // `slots`: the slots the service keeps (after scaling), each with its runnable
 // tasks or, for a slot whose task stopped for good, that newest task.
 export function planUpdate(slots: readonly Slot[], ctx: UpdateContext): UpdateProgress {
   const { service, mode, nodes, plan } = ctx;
   const now = plan.now;
-  const state = service.UpdateStatus?.State;
-  const rollingBack = state === 'rollback_started' || state === 'rollback_paused';
-  const params = updateParams(rollingBack ? service.Spec.RollbackConfig : service.Spec.UpdateConfig);
-  const active = !!state && ACTIVE.has(state);
-  const paused = !!state && PAUSED.has(state);
-  const startedAt = active ? parseIsoMs(service.UpdateStatus?.StartedAt) : now;
+  const status = service.UpdateStatus;
+  const phase = updatePhase(status);
+  const params = activeParams(service);
+  const since = updateStartMs(status, now);
   const target = targetState(mode);
   const dirtyTask = (t: Task): boolean => isTaskDirty(t, service, t.NodeID ? nodes.get(t.NodeID) : undefined);
 
-  let dirty = 0;
-  let inFlight = 0;
-  let lastDone = 0;
+  const made: UpdateTask[] = [];
   const todo: Slot[] = [];
+  let dirty = 0;
+  let finishing = 0;   // dirty slots whose replacement exists and is not running yet
+  let total = 0;       // slots this update is about (replaced or to replace)
 
   for (const slot of slots) {
-    const live = slot.tasks.length === 1 ? (isRunnable(slot.tasks[0]!, mode) ? slot.tasks : []) : slot.tasks.filter((t) => isRunnable(t, mode));
+    const live = slot.tasks.filter((t) => isRunnable(t, mode));
     const newest = slot.tasks[slot.tasks.length - 1];
     const considered = live.length ? live : newest ? [newest] : [];
     if (!considered.length) continue;
-    const clean = considered.length === 1 ? (dirtyTask(considered[0]!) ? [] : considered) : considered.filter((t) => !dirtyTask(t));
-    if (considered.length === 1 && clean.length === 1) {
-      // Up to date. While an update runs, a task it created counts against
-      // Parallelism until it runs; the last one to run starts the Delay.
-      // (A scale-up's new task is no update's: it does not hold a place,
-      // though its start may delay the next batch.)
-      const c = clean[0]!;
-      if (active && live.length && createdMs(c) >= startedAt) {
-        if (c.Status.State === 'running') lastDone = Math.max(lastDone, parseIsoMs(c.Status.Timestamp));
-        else if (rank(c.Status.State) < RANK.running && slot.tasks.some((t) => t !== c && dirtyTask(t))) inFlight++;
-      }
-      continue;
-    }
+    const u = phase !== 'none' ? updateTaskOf(slot, since, dirtyTask) : undefined;
+    if (u) made.push({ slot, task: u, reachedAt: reachedAt(u, ctx.observed) });
+    const clean = considered.filter((t) => !dirtyTask(t));
+    if (considered.length === 1 && clean.length === 1) { if (u) total++; continue; }
     dirty++;
+    total++;
     if (clean.length && live.length) {
-      // A replacement exists already (start-first in progress, or left by a
-      // previous manager): once it runs, the others go.
-      const c = clean.find((t) => t.DesiredState === target) ?? clean[0]!;
-      if (c.DesiredState === target && c.Status.State !== 'running') { inFlight++; continue; }
+      // A replacement exists already (start-first in progress, a restart of
+      // one, or left by a previous manager): once it runs, the others go.
+      const c = clean.find((t) => t.Status.State === 'running') ?? clean.find((t) => t.DesiredState === target) ?? clean[0]!;
+      if (c.Status.State !== 'running') { finishing++; continue; }
       for (const o of live) if (o !== c) replaceIn(slot, o, plan.setDesired(o, 'shutdown'));
-      if (c.Status.State === 'running') lastDone = Math.max(lastDone, parseIsoMs(c.Status.Timestamp));
-      else inFlight++;
       continue;
     }
     todo.push(slot);
   }
 
-  let started = 0;
-  if (todo.length && !paused) {
-    const canStartAt = params.delayMs > 0 && lastDone > 0 ? lastDone + params.delayMs : 0;
-    if (now < canStartAt) {
-      plan.wake(canStartAt);
-    } else {
-      const n = Math.min(todo.length, params.parallelism - inFlight);
-      if (n > 0) {
-        todo.sort(slotOrder);
-        for (const slot of todo.slice(0, n)) startSlot(slot, ctx, params.startFirst, target);
-        started = n;
-      }
+  const inFlight = made.filter((m) => m.reachedAt === undefined).length;
+  const progress: UpdateProgress = { dirty, inFlight, started: 0, failures: 0 };
+
+  // Failures of this update's tasks, in the order they happened.
+  const failed = made
+    .filter((m) => isFailure(m.task, params, ctx.observed))
+    .sort((a, b) => parseIsoMs(a.task.Status.Timestamp) - parseIsoMs(b.task.Status.Timestamp) || (a.task.ID < b.task.ID ? -1 : 1));
+  progress.failures = failed.length;
+
+  if (phase === 'paused') return progress;
+
+  if (phase !== 'none' && failed.length) {
+    for (let k = 1; k <= failed.length; k++) {
+      if (k / Math.max(1, total) <= params.maxFailureRatio) continue;
+      const decision = onFailure(service, params.failureAction, failed[k - 1]!.task.ID, now);
+      if (decision) { plan.service = decision.service; return progress; }
+      break;
     }
   }
 
-  const status = nextStatus(service, { dirty, inFlight, started }, now);
-  if (status) plan.service = { ...(plan.service ?? service), UpdateStatus: status, UpdatedAt: nowIso(now) };
-  return { dirty, inFlight, started };
+  // Starting an update: SwarmKit's startUpdate, when there is anything to replace.
+  let startedNow = false;
+  if (phase === 'none' && dirty > 0) {
+    plan.service = { ...service, UpdateStatus: startedStatus(now), UpdatedAt: nowIso(now) };
+    startedNow = true;
+  }
+
+  if (todo.length) {
+    // Workers busy: an update task not yet running, or running for less than Delay.
+    let busy = 0;
+    let freeAt = Infinity;
+    for (const m of made) {
+      if (m.reachedAt === undefined) { busy++; continue; }
+      const until = m.reachedAt + params.delayMs;
+      if (params.delayMs > 0 && now < until) { busy++; freeAt = Math.min(freeAt, until); }
+    }
+    const n = Math.min(todo.length, params.parallelism - busy);
+    if (n > 0) {
+      todo.sort(slotOrder);
+      for (const slot of todo.slice(0, n)) startSlot(slot, ctx, params.startFirst, target);
+      progress.started = n;
+    }
+    if (todo.length > Math.max(0, n) && freeAt < Infinity) plan.wake(freeAt);
+    return progress;
+  }
+
+  if (finishing > 0 || startedNow || phase === 'none') return progress;
+
+  // Nothing left to replace: complete one monitor period after the last
+  // worker finished (its task reached running, plus Delay).
+  if (inFlight > 0) return progress;
+  if (made.length === 0) {
+    if (phase === 'running') plan.service = { ...service, UpdateStatus: completedStatus(status, now), UpdatedAt: nowIso(now) };
+    return progress;
+  }
+  let lastDone = 0;
+  for (const m of made) lastDone = Math.max(lastDone, m.reachedAt! + params.delayMs);
+  const completeAt = lastDone + finalMonitorMs(params);
+  if (now < completeAt) plan.wake(completeAt);
+  else plan.service = { ...service, UpdateStatus: completedStatus(status, now), UpdatedAt: nowIso(now) };
+  return progress;
+}
+
+// The update task of a slot (see above), if the current update made one there.
+function updateTaskOf(slot: Slot, since: number, dirtyTask: (t: Task) => boolean): Task | undefined {
+  const ts = slot.tasks;
+  for (let i = ts.length - 1; i >= 1; i--) {
+    const t = ts[i]!;
+    if (createdMs(t) < since) break;
+    if (dirtyTask(t)) continue;
+    if (dirtyTask(ts[i - 1]!)) {
+      // The first clean task after a dirty one; an earlier one wins (a slot
+      // updated, then made dirty again, then updated within one update).
+      let first = t;
+      for (let j = i - 2; j >= 1 && createdMs(ts[j]!) >= since; j--) {
+        if (!dirtyTask(ts[j]!) && dirtyTask(ts[j - 1]!)) first = ts[j]!;
+      }
+      return first;
+    }
+  }
+  return undefined;
+}
+
+// When an update task got past waiting: it reached running (as first seen by
+// the loop, else its running status), or stopped before that, or was given up.
+function reachedAt(t: Task, observed: TaskObservations | undefined): number | undefined {
+  const seen = observed?.runningSince(t.ID);
+  if (seen !== undefined) return seen;
+  const s = rank(t.Status.State);
+  if (s >= RANK.running) return parseIsoMs(t.Status.Timestamp);
+  // No longer wanted before it ran (SwarmKit's worker would wait for ever).
+  if (rank(t.DesiredState) > RANK.running) return parseIsoMs(t.UpdatedAt);
+  return undefined;
+}
+
+function isFailure(t: Task, params: UpdateParams, observed: TaskObservations | undefined): boolean {
+  if (!SELF_STOPPED.has(t.Status.State)) return false;
+  const stoppedAt = parseIsoMs(t.Status.Timestamp);
+  const runningSince = observed?.runningSince(t.ID);
+  if (runningSince === undefined) return observed?.since === undefined || stoppedAt >= observed.since;
+  return stoppedAt - runningSince <= params.monitorMs;
 }
 
 function slotOrder(a: Slot, b: Slot): number {
@@ -142,20 +236,9 @@ function startSlot(slot: Slot, ctx: UpdateContext, startFirst: boolean, target: 
   if (desired === 'ready') plan.wake(plan.now + OLD_TASK_TIMEOUT_MS);
 }
 
-// The UpdateStatus transitions Docker shows: `updating` when a task-spec
-// change starts replacing tasks, `completed` when nothing is left to replace
-// (rollbacks: `rollback_started`, set by the control API, to
-// `rollback_completed`). A change that replaces nothing leaves it alone.
-function nextStatus(service: Service, p: UpdateProgress, now: number): UpdateStatus | undefined {
-  const cur = service.UpdateStatus;
-  const state = cur?.State;
-  if (state && PAUSED.has(state)) return undefined;
-  if (state && ACTIVE.has(state)) {
-    if (p.dirty > 0 || p.inFlight > 0 || p.started > 0) return undefined;
-    return state === 'rollback_started'
-      ? { State: 'rollback_completed', StartedAt: cur?.StartedAt, CompletedAt: nowIso(now), Message: 'rollback completed' }
-      : { State: 'completed', StartedAt: cur?.StartedAt, CompletedAt: nowIso(now), Message: 'update completed' };
-  }
-  if (p.dirty > 0) return { State: 'updating', StartedAt: nowIso(now), Message: 'update in progress' };
-  return undefined;
+// The reaper keeps at least this many tasks per slot while an update runs:
+// an update task is recognised by the task before it.
+export function updateRetention(service: Service, limit: number): number {
+  const phase = updatePhase(service.UpdateStatus);
+  return limit >= 0 && limit < 2 && (phase === 'running' || phase === 'paused') ? 2 : limit;
 }

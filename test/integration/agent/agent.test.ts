@@ -173,7 +173,7 @@ test('a shutdown desire stops the container within its grace period', { timeout:
 
 test('a container turning unhealthy is stopped and its task fails', { timeout: 60_000 }, async () => {
   const spec = sleeper();
-  spec.ContainerSpec!.HealthCheck = { Test: ['CMD', 'false'], Interval: 200_000_000, Timeout: 1_000_000_000, Retries: 1 };
+  spec.ContainerSpec!.Healthcheck = { Test: ['CMD', 'false'], Interval: 200_000_000, Timeout: 1_000_000_000, Retries: 1 };
   const svc = await addService('unhealthy', spec);
   const t = await addTask(svc);
   const cid = (await reach(t.ID, 'running')).Status.ContainerStatus!.ContainerID!;

@@ -135,7 +135,7 @@ test('mounts: bind, volume and tmpfs with their options go to HostConfig.Mounts'
 
 test('health check, extra hosts, DNS, capabilities, sysctls, ulimits', () => {
   const { body } = build(task({
-    HealthCheck: { Test: ['CMD-SHELL', 'true'], Interval: 1e9, Timeout: 2e9, Retries: 3, StartPeriod: 5e9 },
+    Healthcheck: { Test: ['CMD-SHELL', 'true'], Interval: 1e9, Timeout: 2e9, Retries: 3, StartPeriod: 5e9 },
     Hosts: ['10.0.0.1 db', '10.0.0.2 cache cache.local'],
     DNSConfig: { Nameservers: ['1.1.1.1'], Search: ['example.org'], Options: ['ndots:2'] },
     CapabilityAdd: ['NET_ADMIN'], CapabilityDrop: ['MKNOD'],
