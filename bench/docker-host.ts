@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, cmdline, exec, http, mustExec, sleep, waitUntil } from './util';
+import { waitFor } from '../test/helpers/daemon';
+import { alive, cmdline, exec, http, mustExec, sleep } from './util';
 
 export const BENCH_ROOT = '/var/lib/shoal-bench';
 const PREFIX = 'shoalbench-';
@@ -133,7 +134,7 @@ export async function startBenchDockerd(opts: { env?: Record<string, string>; re
     child.unref();
     started = true;
     const readyMs = opts.readyTimeoutMs ?? 60_000;
-    await waitUntil('the bench dockerd to answer _ping', async () => {
+    await waitFor('the bench dockerd to answer _ping', async () => {
       if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}; log ${l.log}:\n${readFileSync(l.log, 'utf8').split('\n').slice(-15).join('\n')}`);
       return (await http(l.socket, 'GET', '/_ping', undefined, 2_000)).status === 200;
     }, readyMs, 200).catch((err: Error) => {

@@ -22,7 +22,7 @@ import { startShoal, runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemo
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
 import { oneRun, removeBenchServices, type RunTimes, type SwarmTarget } from './workload';
-import { http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, runCleanup, sleep, treeRssBytes } from './util';
+import { positiveOption, sideOption, http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, runCleanup, sleep, treeRssBytes } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
 const MB = 1024 * 1024;
@@ -49,16 +49,10 @@ function options(): Options {
     process.stdout.write('usage: node dist/bench/run.js [--runs 3] [--only shoal|docker] [--replicas 50] [--scale-to 100] [--deadline SECONDS] [--settle SECONDS] [--json FILE] [--docker-offline-images]\n');
     process.exit(0);
   }
-  const num = (v: string | undefined, d: number, what: string) => {
-    if (v === undefined) return d;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what} wants a positive number, got ${v}`);
-    return n;
-  };
-  if (values.only !== undefined && values.only !== 'shoal' && values.only !== 'docker') throw new Error('--only wants shoal or docker');
+  const num = positiveOption;
   return {
     runs: Math.round(num(values.runs, 3, 'runs')),
-    only: values.only as Options['only'],
+    only: sideOption(values.only),
     replicas: Math.round(num(values.replicas, 50, 'replicas')),
     scaleTo: Math.round(num(values['scale-to'], 100, 'scale-to')),
     deadlineMs: num(values.deadline, 300, 'deadline') * 1000,

@@ -20,7 +20,7 @@ import { startShoal, runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemo
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
 import { removeBenchServices, removeService, waitContainersGone, type SwarmTarget } from './workload';
-import { http, httpOk, installSignalCleanup, median, onCleanup, pipeHttp, runCleanup, sleep } from './util';
+import { positiveOption, sideOption, http, httpOk, installSignalCleanup, median, onCleanup, pipeHttp, runCleanup, sleep } from './util';
 
 const IMG1 = 'shoal-test/busybox:1';
 const IMG2 = 'shoal-test/busybox:2';
@@ -44,16 +44,10 @@ function options(): Options {
     process.stdout.write('usage: node dist/bench/update.js [--runs 3] [--only shoal|docker] [--replicas 50] [--parallelism 10] [--deadline SECONDS] [--json FILE] [--docker-offline-images]\n');
     process.exit(0);
   }
-  const num = (v: string | undefined, d: number, what: string) => {
-    if (v === undefined) return d;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what} wants a positive number, got ${v}`);
-    return n;
-  };
-  if (values.only !== undefined && values.only !== 'shoal' && values.only !== 'docker') throw new Error('--only wants shoal or docker');
+  const num = positiveOption;
   return {
     runs: Math.round(num(values.runs, 3, 'runs')),
-    only: values.only as Options['only'],
+    only: sideOption(values.only),
     replicas: Math.round(num(values.replicas, 50, 'replicas')),
     parallelism: Math.round(num(values.parallelism, 10, 'parallelism')),
     deadlineMs: num(values.deadline, 300, 'deadline') * 1000,

@@ -130,19 +130,6 @@ export function cmdline(pid: number): string {
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(); } catch { return ''; }
 }
 
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) { last = (err as Error).message; }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what} (last: ${String(last)})`);
-    await sleep(intervalMs);
-  }
-}
 
 // Cleanup steps run in reverse order of registration, on success, failure and ctrl-c.
 type Step = { name: string; fn: () => Promise<void> };
@@ -185,4 +172,17 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+// Parses a positive number option (`--runs 3`), or gives the default.
+export function positiveOption(v: string | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what} wants a positive number, got ${v}`);
+  return n;
+}
+
+export function sideOption(v: string | undefined): 'shoal' | 'docker' | undefined {
+  if (v !== undefined && v !== 'shoal' && v !== 'docker') throw new Error('--only wants shoal or docker');
+  return v;
 }
