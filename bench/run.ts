@@ -18,10 +18,10 @@
 // end, also on failure or ctrl-c.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startShoal, runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
+import { runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
-import { oneRun, removeBenchServices, type RunTimes, type SwarmTarget } from './workload';
+import { oneRun, removeBenchServices, withShoalSwarm, type RunTimes, type SwarmTarget } from './workload';
 import { positiveOption, sideOption, http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, runCleanup, sleep, treeRssBytes } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
@@ -81,17 +81,7 @@ async function runSide(side: 'shoal' | 'docker', target: SwarmTarget, o: Options
 async function benchShoal(o: Options): Promise<SideResult> {
   const res: SideResult = { runs: [], rssIdle: 0, rssWithTasks: [], raw: {} };
   say('Shoal: starting a daemon on the host dockerd');
-  const h = await startShoal({ hostname: 'bench-shoal', logLevel: 'warn' });
-  const target: SwarmTarget = { apiSocket: h.socket, engineSocket: HOST_ENGINE_SOCKET };
-  const teardown = async () => {
-    await removeBenchServices(target).catch(() => undefined);
-    if (h.running()) await h.docker(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
-    await h.cleanup();
-  };
-  const unregister = onCleanup('Shoal daemon', teardown);
-  try {
-    const init = await h.docker(['swarm', 'init'], { timeoutMs: 60_000 });
-    if (init.code !== 0) throw new Error(`docker swarm init via Shoal failed: ${init.stderr.trim()}`);
+  await withShoalSwarm(async (h, target) => {
     await sleep(o.settleMs);
     const measure = () => treeRssBytes(h.pid);
     res.rssIdle = measure();
@@ -100,10 +90,7 @@ async function benchShoal(o: Options): Promise<SideResult> {
     res.raw.hostDockerdIdle = engine ? rssBytes(engine) : 0;
     say(`Shoal idle (swarm initialised): daemon + etcd RSS ${(res.rssIdle / MB).toFixed(1)} MB`);
     await runSide('shoal', target, o, () => { res.raw.hostDockerdWithTasks = engine ? rssBytes(engine) : 0; return measure(); }, res);
-  } finally {
-    unregister();
-    await teardown();
-  }
+  });
   return res;
 }
 

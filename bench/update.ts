@@ -16,10 +16,10 @@
 // failure or ctrl-c.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startShoal, runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
+import { runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
-import { removeBenchServices, removeService, waitContainersGone, type SwarmTarget } from './workload';
+import { removeBenchServices, removeService, withShoalSwarm, waitContainersGone, type SwarmTarget } from './workload';
 import { positiveOption, sideOption, http, httpOk, installSignalCleanup, median, onCleanup, pipeHttp, runCleanup, sleep } from './util';
 
 const IMG1 = 'shoal-test/busybox:1';
@@ -126,22 +126,9 @@ async function runSide(side: string, target: SwarmTarget, o: Options, res: SideR
 async function benchShoal(o: Options): Promise<SideResult> {
   const res: SideResult = { runs: [] };
   say('Shoal: starting a daemon on the host dockerd');
-  const h = await startShoal({ hostname: 'bench-shoal', logLevel: 'warn' });
-  const target: SwarmTarget = { apiSocket: h.socket, engineSocket: HOST_ENGINE_SOCKET };
-  const teardown = async () => {
-    await removeBenchServices(target).catch(() => undefined);
-    if (h.running()) await h.docker(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
-    await h.cleanup();
-  };
-  const unregister = onCleanup('Shoal daemon', teardown);
-  try {
-    const init = await h.docker(['swarm', 'init'], { timeoutMs: 60_000 });
-    if (init.code !== 0) throw new Error(`docker swarm init via Shoal failed: ${init.stderr.trim()}`);
+  await withShoalSwarm(async (h, target) => {
     await runSide('shoal', target, o, res);
-  } finally {
-    unregister();
-    await teardown();
-  }
+  });
   return res;
 }
 

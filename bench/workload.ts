@@ -3,7 +3,8 @@
 // it, timing each step until the engine shows the result. Polls every 100 ms
 // the way the CLI's progress loop does (GET /services/ID, GET /tasks), not
 // the CLI's fixed verify wait.
-import { http, httpOk, sleep } from './util';
+import { startShoal, HOST_ENGINE_SOCKET, type ShoalHandle } from '../test/helpers/daemon';
+import { http, httpOk, onCleanup, sleep } from './util';
 
 export interface SwarmTarget {
   apiSocket: string;     // where the swarm API is served (Shoal's socket, or the bench dockerd)
@@ -102,4 +103,25 @@ export async function oneRun(t: SwarmTarget, opts: { name: string; image: string
   await waitContainersGone(t, id, opts.deadlineMs);
   const remove = (performance.now() - t0) / 1000;
   return { create, scale, remove, rssWithTasks };
+}
+
+// Runs `body` against a fresh Shoal daemon in a one-node swarm on the host's
+// dockerd, and always tears it down (also on ctrl-c, through onCleanup).
+export async function withShoalSwarm<T>(body: (h: ShoalHandle, target: SwarmTarget) => Promise<T>): Promise<T> {
+  const h = await startShoal({ hostname: 'bench-shoal', logLevel: 'warn' });
+  const target: SwarmTarget = { apiSocket: h.socket, engineSocket: HOST_ENGINE_SOCKET };
+  const teardown = async (): Promise<void> => {
+    await removeBenchServices(target).catch(() => undefined);
+    if (h.running()) await h.docker(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
+    await h.cleanup();
+  };
+  const unregister = onCleanup('Shoal daemon', teardown);
+  try {
+    const init = await h.docker(['swarm', 'init'], { timeoutMs: 60_000 });
+    if (init.code !== 0) throw new Error(`docker swarm init via Shoal failed: ${init.stderr.trim()}`);
+    return await body(h, target);
+  } finally {
+    unregister();
+    await teardown();
+  }
 }

@@ -3,6 +3,7 @@ import type { NodeDescription } from '../../api/types';
 import type { Logger } from '../../common/log';
 import { NODE_ID_LABEL, TASK_ID_LABEL, type ContainerCreate } from './container-config';
 import { EngineEventStream } from './engine-events';
+import { onJsonLines } from './json-lines';
 import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from './executor';
 
 // The agent's hands on the host's dockerd, through dockerode. Every engine
@@ -44,19 +45,11 @@ export class DockerExecutor implements Executor {
     // The engine answers 200 and reports a failed pull inside the progress stream.
     await new Promise<void>((resolve, reject) => {
       let failure: string | undefined;
-      let buf = '';
-      stream.on('data', (chunk: Buffer) => {
-        buf += chunk.toString('utf8');
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (!line) continue;
-          try {
-            const msg = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
-            if (msg.error || msg.errorDetail) failure = msg.errorDetail?.message ?? msg.error;
-          } catch { /* progress noise */ }
-        }
+      onJsonLines(stream, (line) => {
+        try {
+          const msg = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
+          if (msg.error || msg.errorDetail) failure = msg.errorDetail?.message ?? msg.error;
+        } catch { /* progress noise */ }
       });
       stream.on('error', (err: Error) => reject(new ExecutorError(err.message, true)));
       stream.on('end', () => (failure ? reject(new ExecutorError(failure, false)) : resolve()));

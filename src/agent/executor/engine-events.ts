@@ -1,4 +1,5 @@
 import type Dockerode from 'dockerode';
+import { onJsonLines } from './json-lines';
 import type { Logger } from '../../common/log';
 import type { ContainerEvent } from './executor';
 import { TASK_ID_LABEL } from './container-config';
@@ -81,16 +82,7 @@ export class EngineEventStream {
     this.backoff = this.opts.minBackoffMs ?? 100;
     const reconnected = this.everConnected;
     this.everConnected = true;
-    let buf = '';
-    stream.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) this.onLine(line);
-      }
-    });
+    onJsonLines(stream, (line) => this.onLine(line));
     const lost = (err?: Error): void => {
       if (this.stream !== stream) return;
       this.stream = undefined;
