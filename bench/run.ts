@@ -16,13 +16,13 @@
 // temp data root). Docker Swarm runs on a second dockerd started here in its
 // own network namespace (bench/docker-host.ts). Everything is removed at the
 // end, also on failure or ctrl-c.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
 import { oneRun, removeBenchServices, withShoalSwarm, type RunTimes, type SwarmTarget } from './workload';
-import { positiveOption, sideOption, http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, runCleanup, sleep, treeRssBytes } from './util';
+import { finishBench, runBenchMain, positiveOption, sideOption, http, installSignalCleanup, median, onCleanup, pipeHttp, rssBytes, sleep, treeRssBytes } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
 const MB = 1024 * 1024;
@@ -176,14 +176,7 @@ async function main(): Promise<number> {
   };
   if (o.only !== 'docker') shoal = await side('shoal', benchShoal);
   if (o.only !== 'shoal') docker = await side('docker', benchDocker);
-  await runCleanup();
-  process.stdout.write(`${report(o, shoal, docker)}\n`);
-  if (o.json) writeFileSync(o.json, `${JSON.stringify({ options: o, shoal, docker }, null, 2)}\n`);
-  return shoal?.error || docker?.error ? 1 : 0;
+  return finishBench(report(o, shoal, docker), o.json, { options: o, shoal, docker });
 }
 
-main().then((code) => process.exit(code), async (err: unknown) => {
-  process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  await runCleanup();
-  process.exit(1);
-});
+runBenchMain(main);

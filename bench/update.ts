@@ -14,13 +14,12 @@
 // through the test harness; Docker Swarm on a second dockerd in its own network
 // namespace (bench/docker-host.ts). Everything is removed at the end, also on
 // failure or ctrl-c.
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runDocker, HOST_ENGINE_SOCKET } from '../test/helpers/daemon';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { startBenchDockerd } from './docker-host';
 import { removeBenchServices, removeService, withShoalSwarm, waitContainersGone, type SwarmTarget } from './workload';
-import { positiveOption, sideOption, http, httpOk, installSignalCleanup, median, onCleanup, pipeHttp, runCleanup, sleep } from './util';
+import { finishBench, runBenchMain, positiveOption, sideOption, http, httpOk, installSignalCleanup, median, onCleanup, pipeHttp, sleep } from './util';
 
 const IMG1 = 'shoal-test/busybox:1';
 const IMG2 = 'shoal-test/busybox:2';
@@ -197,14 +196,7 @@ async function main(): Promise<number> {
     if (process.getuid?.() !== 0) docker = { runs: [], error: 'the Docker Swarm half needs root (network namespace, a second dockerd)' };
     else docker = await side('docker', benchDocker);
   }
-  await runCleanup();
-  process.stdout.write(`${report(o, shoal, docker)}\n`);
-  if (o.json) writeFileSync(o.json, `${JSON.stringify({ options: o, shoal, docker }, null, 2)}\n`);
-  return shoal?.error || docker?.error ? 1 : 0;
+  return finishBench(report(o, shoal, docker), o.json, { options: o, shoal, docker });
 }
 
-main().then((code) => process.exit(code), async (err: unknown) => {
-  process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  await runCleanup();
-  process.exit(1);
-});
+runBenchMain(main);

@@ -1,7 +1,7 @@
 // Small helpers shared by the bench files: processes, /proc, HTTP over unix
 // sockets, cleanup on exit.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -185,4 +185,22 @@ export function positiveOption(v: string | undefined, dflt: number, what: string
 export function sideOption(v: string | undefined): 'shoal' | 'docker' | undefined {
   if (v !== undefined && v !== 'shoal' && v !== 'docker') throw new Error('--only wants shoal or docker');
   return v;
+}
+
+// The end every bench shares: clean up, print the report, keep the JSON if
+// asked, and fail when either half failed.
+export async function finishBench(report: string, jsonPath: string | undefined, data: { options: unknown; shoal?: { error?: string }; docker?: { error?: string } }): Promise<number> {
+  await runCleanup();
+  process.stdout.write(`${report}\n`);
+  if (jsonPath) writeFileSync(jsonPath, `${JSON.stringify(data, null, 2)}\n`);
+  return data.shoal?.error || data.docker?.error ? 1 : 0;
+}
+
+// Runs a bench's main and exits with its code; a crash still cleans up.
+export function runBenchMain(main: () => Promise<number>): void {
+  main().then((code) => process.exit(code), async (err: unknown) => {
+    process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    await runCleanup();
+    process.exit(1);
+  });
 }

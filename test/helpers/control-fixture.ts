@@ -5,14 +5,9 @@ import { MemoryBackend } from '../../src/store/memory-backend';
 import { Store } from '../../src/store/store';
 import { silentLogger } from '../../src/common/log';
 import { ControlApi } from '../../src/manager/controlapi';
+import { registerSwarmApiRoutes } from '../../src/api/routes/swarm-api';
 import { Router } from '../../src/api/router';
 import { createApiHandler } from '../../src/api/server';
-import { registerSwarmRoutes } from '../../src/api/routes/swarm';
-import { registerNodeRoutes } from '../../src/api/routes/nodes';
-import { registerServiceRoutes } from '../../src/api/routes/services';
-import { registerTaskRoutes } from '../../src/api/routes/tasks';
-import { registerSecretRoutes } from '../../src/api/routes/secrets';
-import { registerConfigRoutes } from '../../src/api/routes/configs';
 import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
@@ -53,12 +48,7 @@ export async function controlFixture(opts: { active?: boolean } = {}) {
     control: () => { if (!active) throw unavailable(NOT_A_MANAGER); return control; },
   };
   const router = new Router();
-  registerSwarmRoutes(router, swarm);
-  registerNodeRoutes(router, swarm);
-  registerServiceRoutes(router, swarm);
-  registerTaskRoutes(router, swarm);
-  registerSecretRoutes(router, swarm);
-  registerConfigRoutes(router, swarm);
+  registerSwarmApiRoutes(router, swarm);
   const handler = createApiHandler({
     router,
     engine: {

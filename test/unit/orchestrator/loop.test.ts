@@ -8,19 +8,8 @@ import { Store } from '../../../src/store/store';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
 import { makeNode, makeService } from './fixtures';
+import { untilStore as until } from '../../helpers/store-wait';
 
-// Waits for `cond` over the store, re-checked on every store event and
-// every few ms, failing after a deadline.
-async function until(store: Store, cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  if (cond()) return;
-  await new Promise<void>((resolve, reject) => {
-    const check = (): void => { if (cond()) { done(); resolve(); } };
-    const unsubscribe = store.subscribe(check);
-    const poll = setInterval(check, 5);
-    const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}`)); }, timeoutMs);
-    function done(): void { unsubscribe(); clearInterval(poll); clearTimeout(timer); }
-  });
-}
 
 async function cluster() {
   const store = await Store.open(new MemoryBackend(), silentLogger);

@@ -8,6 +8,7 @@ import { Store } from '../../../src/store/store';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
 import { makeNode, makeService } from './fixtures';
+import { untilStore as until } from '../../helpers/store-wait';
 
 // The rolling updater through the orchestrator loop: the loop remembers when
 // it saw each task run (a failed task's status no longer says), and wakes the
@@ -15,16 +16,6 @@ import { makeNode, makeService } from './fixtures';
 
 const MS = 1_000_000;
 
-async function until(store: Store, cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  if (cond()) return;
-  await new Promise<void>((resolve, reject) => {
-    const check = (): void => { if (cond()) { done(); resolve(); } };
-    const unsubscribe = store.subscribe(check);
-    const poll = setInterval(check, 5);
-    const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}`)); }, timeoutMs);
-    function done(): void { unsubscribe(); clearInterval(poll); clearTimeout(timer); }
-  });
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
