@@ -201,9 +201,11 @@ describe('rolling updates through the docker CLI', () => {
     assert.notEqual(r.code, 0, r.stdout);
     assert.match(r.stderr, /service update paused: update paused due to failure or early termination of task/);
     // The restart policy replaces the unhealthy task, again and again.
-    const failed = await waitFor('two unhealthy tasks', async () => {
+    // The agent reports the failure first; the orchestrator then sets the old task's
+    // desired state to shutdown and starts a replacement: wait for both, with a deadline.
+    const failed = await waitFor('two unhealthy tasks, each replaced (desired shutdown)', async () => {
       const ts = (await tasks('health')).filter((t) => t.Status.State === 'failed' && /unhealthy/.test(t.Status.Err ?? ''));
-      return ts.length >= 2 ? ts : undefined;
+      return ts.length >= 2 && ts.every((t) => t.DesiredState === 'shutdown') ? ts : undefined;
     }, 30_000);
     assert.ok(failed.every((t) => t.DesiredState === 'shutdown'));
     assert.equal((await service('health')).UpdateStatus?.State, 'paused');
