@@ -16,6 +16,7 @@ import { run } from './sys';
 export const MACHINE_ENGINE = '/var/run/docker.sock';
 export const DEFAULT_IMAGE = 'shoal-test/busybox:1';
 const HOST_READY_MS = 120_000;
+const KERNEL_ICMP_RATELIMIT = '1000';
 
 export const JOIN_NOT_BUILT = 'joining hosts into one swarm is not built yet (`docker swarm join` is refused today): leave out --managers/--workers, then run `docker swarm init` on a host by hand';
 
@@ -51,17 +52,25 @@ export async function labUp(opts: { dir: string; hosts: number; managers?: numbe
   const state: LabState = { version: 1, dir: opts.dir, hosts: names.map((name, index) => ({ name, index, powered: false, partitioned: false })) };
   const save = (): void => writeState(stateFile(opts.dir), state);
   save(); // from here on `down` knows this lab even if up dies half-way
+  try {
+    return await build(state, save, opts.image);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n(the lab is half made: \`shoal lab down --dir ${opts.dir}\` removes it)`);
+  }
+}
 
+async function build(state: LabState, save: () => void, imageOpt: string | undefined): Promise<UpResult> {
   state.icmpRatelimit = await disableIcmpRatelimit();
   save();
   await createBridge();
   await addFirewall();
 
-  const reg = registryLayout(opts.dir);
-  state.registry = await startRegistry(reg);
+  const reg = registryLayout(state.dir);
+  const registry = await startRegistry(reg);
+  state.registry = registry;
   save();
 
-  const layouts = state.hosts.map((h) => layoutOf(opts.dir, h));
+  const layouts = state.hosts.map((h) => layoutOf(state.dir, h));
   for (const l of layouts) await createHostNetwork(l);
   for (const [i, l] of layouts.entries()) {
     await setCable(l, true);
@@ -71,15 +80,12 @@ export async function labUp(opts: { dir: string; hosts: number; managers?: numbe
   }
   await Promise.all(layouts.map((l, i) => waitUp(l, state.hosts[i]!.initPid!, HOST_READY_MS)));
 
-  const image = opts.image ?? DEFAULT_IMAGE;
-  let pushed: string | undefined;
-  if (image) {
-    pushed = await seedImage(MACHINE_ENGINE, image, layouts, state.registry, reg, opts.dir);
-    if (!pushed && opts.image !== undefined) throw new Error(`the machine's dockerd has no image ${image}`);
-  }
+  const image = imageOpt ?? DEFAULT_IMAGE;
+  const pushed = image ? await seedImage(MACHINE_ENGINE, image, layouts, registry, reg, state.dir) : undefined;
+  if (image && !pushed && imageOpt !== undefined) throw new Error(`the machine's dockerd has no image ${image}`);
   return {
     hosts: layouts.map(lineOf),
-    registry: { address: reg.address, user: state.registry.user, password: state.registry.password, ...(pushed ? { image: pushed } : {}) },
+    registry: { address: reg.address, user: registry.user, password: registry.password, ...(pushed ? { image: pushed } : {}) },
   };
 }
 
@@ -137,9 +143,11 @@ export async function labDown(dir: string): Promise<string[]> {
   let state: LabState | undefined;
   try { state = readState(stateFile(dir)); } catch (err) { notes.push(`${(err as Error).message}; removing by names`); }
   const layouts = (state?.hosts ?? []).map((h) => ({ l: layoutOf(dir, h), pid: h.initPid }));
+  const hadLab = state !== undefined || bridgeExists() || labNamespaces().length > 0;
   await Promise.all(layouts.map(({ l, pid }) => powerOff(l, pid)));
   await removeLeftovers(dir, state?.registry?.pid);
-  if (state?.icmpRatelimit) await restoreIcmpRatelimit(state.icmpRatelimit);
+  // Without it in the state file the old value is unknown: a 0 left by a lab goes back to the kernel's default.
+  await restoreIcmpRatelimit(state?.icmpRatelimit ?? (hadLab && icmpRatelimit() === '0' ? KERNEL_ICMP_RATELIMIT : undefined));
   // Only what the lab made in dir: never a folder the user pointed at by mistake.
   for (const f of ['hosts', 'registry', 'image.tar', 'lab.json', 'lab.json.tmp']) rmSync(join(dir, f), { recursive: true, force: true });
   try { if (readdirSync(dir).length === 0) rmdirSync(dir); } catch { /* not there */ }
@@ -157,6 +165,10 @@ async function removeLeftovers(dir: string, registryPid?: number): Promise<void>
   await removeNetwork();
   await unmountUnder(dir);
   removeCgroups();
+}
+
+function icmpRatelimit(): string | undefined {
+  try { return readFileSync('/proc/sys/net/ipv4/icmp_ratelimit', 'utf8').trim(); } catch { return undefined; }
 }
 
 // Mounts left under the lab's folder (hosts keep theirs private, so normally none).

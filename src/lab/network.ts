@@ -113,6 +113,6 @@ export async function disableIcmpRatelimit(): Promise<string> {
   return old;
 }
 
-export async function restoreIcmpRatelimit(value: string): Promise<void> {
-  if (/^\d+$/.test(value) && existsSync(ICMP_RATELIMIT)) await run('sysctl', ['-w', `net.ipv4.icmp_ratelimit=${value}`]);
+export async function restoreIcmpRatelimit(value: string | undefined): Promise<void> {
+  if (value && /^\d+$/.test(value) && existsSync(ICMP_RATELIMIT)) await run('sysctl', ['-w', `net.ipv4.icmp_ratelimit=${value}`]);
 }

@@ -77,6 +77,7 @@ describe('shoal lab', () => {
   const dockerConfig = mkdtempSync('/tmp/shoal-lab-it-cfg-');
   let hosts: Line[] = [];
   let password = '';
+  const icmpRatelimit = readFileSync('/proc/sys/net/ipv4/icmp_ratelimit', 'utf8');
   const host = (name: string): Line => hosts.find((h) => h.name === name)!;
   const docker = (name: string, args: string[], config = dockerConfig) => runDocker(host(name).dockerHost, args, { timeoutMs: 60_000, env: { DOCKER_CONFIG: config } });
   const ok = async (name: string, args: string[]): Promise<string> => {
@@ -202,6 +203,7 @@ describe('shoal lab', () => {
     assert.deepEqual(processesWith(MARK), []);
     assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no mount');
     assert.equal(existsSync(dir), false, 'the lab folder is gone');
+    assert.equal(readFileSync('/proc/sys/net/ipv4/icmp_ratelimit', 'utf8'), icmpRatelimit, 'the ICMP rate limit is back');
     assert.equal(await ping('10.199.0.11'), false);
   });
 });
