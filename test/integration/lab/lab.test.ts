@@ -203,6 +203,7 @@ describe('shoal lab', () => {
     assert.deepEqual(processesWith(MARK), []);
     assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no mount');
     assert.equal(existsSync(dir), false, 'the lab folder is gone');
+    assert.deepEqual(readdirSync('/sys/fs/cgroup').filter((c) => existsSync(join('/sys/fs/cgroup', c, 'shoal-lab'))), [], 'no cgroup of its containers');
     assert.equal(readFileSync('/proc/sys/net/ipv4/icmp_ratelimit', 'utf8'), icmpRatelimit, 'the ICMP rate limit is back');
     assert.equal(await ping('10.199.0.11'), false);
   });
