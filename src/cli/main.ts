@@ -2,6 +2,7 @@
 import { startDaemon } from '../daemon/daemon';
 import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
+import { runLab } from '../lab/command';
 
 const USAGE = `Usage: shoal COMMAND
 
@@ -16,6 +17,7 @@ Commands:
            --etcd-binary PATH                            default /usr/bin/etcd
            --hostname NAME                               the node's hostname in the swarm
            --log-level LEVEL                             info (default), debug, warn, error
+  lab      A local cluster of hosts on this machine: up, status, kill, start, partition, heal, down (shoal lab --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     return new Promise<number>(() => undefined); // runs until a signal
   }
+  if (cmd === 'lab') return runLab(rest);
   if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
     process.stdout.write(USAGE);
     return cmd ? 0 : 1;

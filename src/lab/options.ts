@@ -1,0 +1,88 @@
+// `shoal lab ...` arguments (pure).
+import { parseArgs } from 'node:util';
+import { checkHostName, DEFAULT_DIR, MAX_HOSTS } from './layout';
+
+export type LabCommand =
+  | { verb: 'up'; dir: string; hosts: number; managers?: number; workers?: number; image?: string }
+  | { verb: 'down' | 'status'; dir: string }
+  | { verb: 'kill' | 'start' | 'partition' | 'heal'; dir: string; host: string };
+
+export const LAB_USAGE = `Usage: shoal lab COMMAND [--dir DIR]
+
+A local cluster of real hosts on this machine (as root): each host is a network
+namespace on the bridge shoal-lab0 with its own address, hostname, dockerd and
+Shoal daemon; a registry with password auth serves them all.
+
+Commands:
+  up --hosts N          create N hosts (1..${MAX_HOSTS}); prints "NAME DOCKER_HOST ADDRESS" per host
+     [--image REF]      image of the machine's dockerd loaded into every host and pushed to the
+                        registry (default shoal-test/busybox:1; --image '' for none)
+     [--managers M --workers W]   join them into one swarm (refused: joining is not built yet)
+  status                the hosts, their state, and the registry
+  kill NAME             power a host off: all its processes die, its address stops answering
+  start NAME            power it on again with the same disk
+  partition NAME        cut its network (its processes keep running)
+  heal NAME             restore its network
+  down                  remove everything, including what a crashed earlier run left
+Options:
+  --dir DIR             the lab's folder (default ${DEFAULT_DIR})
+`;
+
+function count(v: string | undefined, what: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > MAX_HOSTS) throw new Error(`--${what} wants a whole number from ${min} to ${MAX_HOSTS}, got "${v}"`);
+  return Number(v);
+}
+
+export function parseLabArgs(argv: string[]): LabCommand {
+  const [verb, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: {
+      dir: { type: 'string' },
+      hosts: { type: 'string' },
+      managers: { type: 'string' },
+      workers: { type: 'string' },
+      image: { type: 'string' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const dir = values.dir ?? DEFAULT_DIR;
+  if (!dir.startsWith('/')) throw new Error(`--dir wants an absolute path, got "${dir}"`);
+  const onlyFor = (allowed: string[]): void => {
+    for (const k of ['hosts', 'managers', 'workers', 'image'] as const) {
+      if (values[k] !== undefined && !allowed.includes(k)) throw new Error(`--${k} is only for \`shoal lab up\``);
+    }
+  };
+  switch (verb) {
+    case 'up': {
+      if (positionals.length) throw new Error(`lab up takes no arguments, got "${positionals.join(' ')}"`);
+      const hosts = count(values.hosts, 'hosts', 1);
+      if (hosts === undefined) throw new Error('lab up needs --hosts N');
+      const managers = count(values.managers, 'managers', 1);
+      const workers = count(values.workers, 'workers', 0);
+      if ((managers ?? 0) + (workers ?? 0) > hosts) throw new Error(`--managers ${managers ?? 0} and --workers ${workers ?? 0} are more than --hosts ${hosts}`);
+      return {
+        verb, dir, hosts,
+        ...(managers !== undefined ? { managers } : {}),
+        ...(workers !== undefined ? { workers } : {}),
+        ...(values.image !== undefined ? { image: values.image } : {}),
+      };
+    }
+    case 'down':
+    case 'status':
+      onlyFor([]);
+      if (positionals.length) throw new Error(`lab ${verb} takes no arguments, got "${positionals.join(' ')}"`);
+      return { verb, dir };
+    case 'kill':
+    case 'start':
+    case 'partition':
+    case 'heal':
+      onlyFor([]);
+      if (positionals.length !== 1) throw new Error(`lab ${verb} wants one host name`);
+      return { verb, dir, host: checkHostName(positionals[0]!) };
+    default:
+      throw new Error(verb ? `unknown lab command "${verb}"` : 'lab needs a command');
+  }
+}
