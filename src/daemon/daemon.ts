@@ -19,6 +19,7 @@ import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import type { DaemonOptions } from './options';
 import { SwarmNode, type RunningComponents } from './swarm-node';
+import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
 
 export interface Daemon {
@@ -35,7 +36,7 @@ function dockerFor(address: string): Dockerode {
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
-  mkdirSync(opts.dataRoot, { recursive: true, mode: 0o700 });
+  secureDataRoot(opts.dataRoot);
   const docker = dockerFor(opts.engine);
   const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
   let engineVersion = 'unknown';
@@ -128,4 +129,16 @@ function listen(server: Server, host: string): Promise<void> {
       server.listen(Number(u.port), u.hostname, () => resolve());
     }
   });
+}
+
+// A bug that escapes every handler leaves the daemon in an unknown state: log
+// it, stop etcd, and exit non-zero so the supervisor (systemd, setup.sh's
+// restart) starts a clean one. Nothing is lost: etcd fsyncs what it acknowledges.
+export function exitOnFatalErrors(log: Logger, daemon: () => Daemon | undefined): void {
+  const fatal = (kind: string) => (err: unknown): void => {
+    try { log.fatal({ err }, `${kind}: exiting`); } catch { process.stderr.write(`shoal: ${kind}: ${String(err)}\n`); }
+    try { daemon()?.swarm.killNow(); } finally { process.exit(70); }
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled promise rejection'));
 }
