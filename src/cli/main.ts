@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { exitOnFatalErrors, startDaemon, type Daemon } from '../daemon/daemon';
+import { startDaemon, type Daemon } from '../daemon/daemon';
+import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
 
@@ -24,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
     const opts = parseDaemonOptions(rest);
     const log = createLogger(opts.logLevel);
     let running: Daemon | undefined;
-    exitOnFatalErrors(log, () => running);
+    exitOnFatalErrors(log, () => running?.swarm);
     const daemon = await startDaemon(opts, log);
     running = daemon;
     let stopping = false;

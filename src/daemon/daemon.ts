@@ -130,15 +130,3 @@ function listen(server: Server, host: string): Promise<void> {
     }
   });
 }
-
-// A bug that escapes every handler leaves the daemon in an unknown state: log
-// it, stop etcd, and exit non-zero so the supervisor (systemd, setup.sh's
-// restart) starts a clean one. Nothing is lost: etcd fsyncs what it acknowledges.
-export function exitOnFatalErrors(log: Logger, daemon: () => Daemon | undefined): void {
-  const fatal = (kind: string) => (err: unknown): void => {
-    try { log.fatal({ err }, `${kind}: exiting`); } catch { process.stderr.write(`shoal: ${kind}: ${String(err)}\n`); }
-    try { daemon()?.swarm.killNow(); } finally { process.exit(70); }
-  };
-  process.on('uncaughtException', fatal('uncaught exception'));
-  process.on('unhandledRejection', fatal('unhandled promise rejection'));
-}

@@ -22,16 +22,19 @@ function asNobody(cmd: string[], timeoutMs = 15_000): Promise<Run> {
   });
 }
 
-// What an HTTP(S) client without a certificate gets from a URL: "STATUS n BODY" or "ERR msg".
+// What an HTTP(S) client without a certificate gets from each URL argument:
+// one line "URL STATUS n BODY" or "URL ERR msg".
 const PROBE = `
-const [url, path] = process.argv.slice(1);
-const lib = require(url.startsWith('https') ? 'https' : 'http');
-const req = lib.request(url + path, { method: 'POST', rejectUnauthorized: false, timeout: 4000, headers: { 'content-type': 'application/json' } }, (res) => {
-  let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => console.log('STATUS', res.statusCode, b.slice(0, 300)));
+const one = (url) => new Promise((done) => {
+  const lib = require(url.startsWith('https') ? 'https' : 'http');
+  const req = lib.request(url, { method: 'POST', rejectUnauthorized: false, timeout: 4000, headers: { 'content-type': 'application/json' } }, (res) => {
+    let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => { console.log(url, 'STATUS', res.statusCode, b.slice(0, 300).replace(/\\n/g, ' ')); done(); });
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (e) => { console.log(url, 'ERR', e.code || e.message); done(); });
+  req.end('{"key":"Lw==","range_end":"AA=="}');
 });
-req.on('timeout', () => req.destroy(new Error('timeout')));
-req.on('error', (e) => console.log('ERR', e.code || e.message));
-req.end('{"key":"Lw==","range_end":"AA=="}');
+(async () => { for (const u of process.argv.slice(1)) await one(u); })();
 `;
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
@@ -52,6 +55,11 @@ describe('etcd and the keys are root-only', () => {
 
   before(async () => {
     shoal = await startShoal({ hostname: 'locked-down' });
+    // Autolock is not built: refused, and nothing is made.
+    const locked = await shoal.docker(['swarm', 'init', '--autolock']);
+    assert.notEqual(locked.code, 0);
+    assert.match(locked.stderr, /autolock is not supported yet/);
+    assert.equal((await shoal.api('GET', '/v1.41/info')).json.Swarm.LocalNodeState, 'inactive');
     await ok(['swarm', 'init']);
     await ok(['secret', 'create', 'db_pass', '-'], 'hunter2');
     await ok(['config', 'create', 'app_conf', '-'], 'a=1');
@@ -62,23 +70,35 @@ describe('etcd and the keys are root-only', () => {
 
   test('nobody gets nothing from etcd\'s client and peer URLs', async () => {
     for (const url of [shoal.etcdClientUrl, shoal.etcdPeerUrl]) {
-      const ctl = await asNobody(['etcdctl', '--endpoints', url, '--insecure-skip-tls-verify', '--dial-timeout', '2s', '--command-timeout', '3s', 'get', '--prefix', '/shoal']);
+      const ctl = await asNobody(['etcdctl', '--endpoints', url, '--insecure-skip-tls-verify', '--dial-timeout', '1s', '--command-timeout', '2s', 'get', '--prefix', '/shoal']);
       assert.notEqual(ctl.code, 0, `etcdctl on ${url} without a certificate: ${ctl.out}`);
       assert.doesNotMatch(ctl.out, /shoal\/v1|PRIVATE KEY|SWMTKN/);
-      const plain = await asNobody(['etcdctl', '--endpoints', url.replace('https:', 'http:'), '--dial-timeout', '2s', '--command-timeout', '3s', 'get', '--prefix', '/shoal']);
+      const plain = await asNobody(['etcdctl', '--endpoints', url.replace('https:', 'http:'), '--dial-timeout', '1s', '--command-timeout', '2s', 'get', '--prefix', '/shoal']);
       assert.notEqual(plain.code, 0, `etcdctl over plain http on ${url}: ${plain.out}`);
       assert.doesNotMatch(plain.out, /shoal\/v1/);
-      for (const path of ['/v3/kv/range', '/members', '/version', '/health']) {
-        for (const u of [url, url.replace('https:', 'http:')]) {
-          const raw = await asNobody([process.execPath, '-e', PROBE, u, path]);
-          assert.doesNotMatch(raw.out, /STATUS 200/, `${u}${path} answered a client without a certificate: ${raw.out}`);
-          assert.match(raw.out, /^(ERR|STATUS 400)/, `${u}${path}: ${raw.out}`);
-        }
+      const targets = ['/v3/kv/range', '/members', '/version', '/health'].flatMap((path) => [url + path, url.replace('https:', 'http:') + path]);
+      const raw = await asNobody([process.execPath, '-e', PROBE, ...targets]);
+      const lines = raw.out.trim().split('\n').filter((l) => l.startsWith('http'));
+      assert.equal(lines.length, targets.length, raw.out);
+      for (const line of lines) {
+        assert.doesNotMatch(line, /STATUS 200/, `answered a client without a certificate: ${line}`);
+        assert.match(line, /^\S+ (ERR|STATUS 400)/, line);
       }
     }
     // The daemon's own certificate does get in (the check above can fail).
     const { cluster } = await clusterKey();
     assert.ok(cluster.ID);
+  });
+
+  test('autolock cannot be turned on and there is no unlock key to print', async () => {
+    const update = await shoal.docker(['swarm', 'update', '--autolock=true']);
+    assert.notEqual(update.code, 0);
+    assert.match(update.stderr, /autolock is not supported yet/);
+    assert.equal((await shoal.api('GET', '/v1.41/swarm')).json.Spec.EncryptionConfig.AutoLockManagers, false);
+    const key = await shoal.docker(['swarm', 'unlock-key']);
+    assert.notEqual(key.code, 0);
+    assert.match(key.stderr, /no unlock key is set/);
+    assert.doesNotMatch(key.stdout, /SWMKEY|docker swarm unlock/);
   });
 
   test('nobody cannot list or read the data root, its logs or its keys', async () => {
