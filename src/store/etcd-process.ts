@@ -63,7 +63,8 @@ export class EtcdProcess {
   private restartTimer?: NodeJS.Timeout;
   private probeTimer?: NodeJS.Timeout;
   private probeFailures = 0;
-  private busy = false; // a start-up or a probe is talking to etcd
+  private recovering = false; // start-up or restart: waiting for etcd to answer
+  private probing = false;
   private creds?: { ca: Buffer; cert: Buffer; key: Buffer };
 
   constructor(private readonly opts: EtcdProcessOptions) {}
@@ -92,7 +93,7 @@ export class EtcdProcess {
       this.startupExit = (why) => reject(new Error(`etcd exited while starting (${why}); last lines of ${this.logPath}:\n${this.logTail()}`));
     });
     exited.catch(() => undefined);
-    this.busy = true;
+    this.recovering = true;
     try {
       this.spawnChild();
       await Promise.race([this.waitHealthy(START_TIMEOUT_MS), exited]);
@@ -102,7 +103,7 @@ export class EtcdProcess {
       this.startupExit = undefined;
       await this.stop();
       throw e;
-    } finally { this.busy = false; }
+    } finally { this.recovering = false; }
     this.startupExit = undefined;
     this.state = { ok: true, reason: '' };
     this.probeTimer = setInterval(() => { void this.probe(); }, PROBE_INTERVAL_MS);
@@ -169,7 +170,7 @@ export class EtcdProcess {
   private async restart(): Promise<void> {
     if (this.stopping) return;
     const child = this.spawnChild();
-    this.busy = true;
+    this.recovering = true;
     try {
       await this.waitHealthy(START_TIMEOUT_MS, () => this.child === child);
       await this.checkIdentity();
@@ -182,22 +183,22 @@ export class EtcdProcess {
       // Alive but not answering, or not ours: kill it; gone() schedules the next try.
       this.state = { ok: false, reason: (e as Error).message };
       child.kill('SIGKILL');
-    } finally { this.busy = false; }
+    } finally { this.recovering = false; }
   }
 
   // While believed up, a periodic status request: a hung etcd is as down as a dead one.
   private async probe(): Promise<void> {
-    if (this.busy || !this.child || this.stopping) return;
-    this.busy = true;
+    if (this.probing || this.recovering || !this.child || this.stopping) return;
+    this.probing = true;
     try {
       await this.status(PROBE_TIMEOUT_MS);
       this.probeFailures = 0;
-      if (!this.state.ok && this.child) this.state = { ok: true, reason: '' };
+      if (!this.state.ok && this.child && !this.recovering) this.state = { ok: true, reason: '' };
     } catch (e) {
-      if (++this.probeFailures >= PROBE_FAILURES_DOWN && this.child) {
+      if (++this.probeFailures >= PROBE_FAILURES_DOWN && this.child && !this.recovering) {
         this.state = { ok: false, reason: `etcd does not answer: ${(e as Error).message}` };
       }
-    } finally { this.busy = false; }
+    } finally { this.probing = false; }
   }
 
   // A Shoal daemon killed with -9 leaves its etcd running on our ports and

@@ -47,6 +47,15 @@ describe('the etcd child is supervised', () => {
     await waitFor('ControlAvailable true again', async () => { const s = await swarmInfo(shoal); return s.ControlAvailable && s.Error === '' && s; }, 40_000);
     const back = await shoal.docker(['service', 'ls']);
     assert.equal(back.code, 0, back.stderr);
+
+    // Alive but not answering (stopped): the status probe notices, /info does not hang.
+    const pid = shoal.etcdPid()!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const hung = await waitFor('hung etcd reported', async () => { const s = await swarmInfo(shoal); return !s.ControlAvailable && s; }, 30_000);
+      assert.match(hung.Error, /etcd does not answer/);
+    } finally { process.kill(pid, 'SIGCONT'); }
+    await waitFor('ControlAvailable true after SIGCONT', async () => (await swarmInfo(shoal)).ControlAvailable, 20_000);
   });
 
   test('a foreign process on the etcd client port: start refuses to attach; a stray etcd of our own data root is stopped', async () => {
