@@ -61,7 +61,7 @@ export class SwarmNode implements SwarmMembership {
   private get nodeKeyPath(): string { return join(this.certDir, 'swarm-node.key'); }
   private get caCertPath(): string { return join(this.certDir, 'swarm-root-ca.crt'); }
   // etcd's server, peer and client certificate (etcd trusts only the swarm CA).
-  get etcdTls(): EtcdTls {
+  private get etcdTls(): EtcdTls {
     return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: join(this.certDir, 'etcd.key') };
   }
   // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
