@@ -171,6 +171,10 @@ fi
 
 # --- the Shoal daemon ---------------------------------------------------------
 mkdir -p "$(dirname "$SHOAL_SOCK")" "$SHOAL_DATA"
+# The data root holds etcd, the swarm's keys and etcd.log: root only (the
+# daemon tightens it again on every start). Its own log likewise.
+chmod 700 "$SHOAL_DATA"
+touch "$SHOAL_LOG" && chmod 600 "$SHOAL_LOG"
 if ping_socket "$SHOAL_SOCK"; then
   log "a Shoal daemon already answers on $SHOAL_SOCK"
 else

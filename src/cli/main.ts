@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { startDaemon } from '../daemon/daemon';
+import { startDaemon, type Daemon } from '../daemon/daemon';
+import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
 import { runLab } from '../lab/command';
@@ -13,7 +14,7 @@ Commands:
            -H, --host unix:///PATH.sock|tcp://IP:PORT   where to serve the Docker API (repeatable; default unix:///run/shoal/shoal.sock)
            --data-root DIR                               state directory (default /var/lib/shoal)
            --engine unix:///var/run/docker.sock          the host's plain dockerd
-           --etcd-client-url URL, --etcd-peer-url URL    the local etcd member's addresses (default http://127.0.0.1:4379 and :4380)
+           --etcd-client-url URL, --etcd-peer-url URL    the local etcd member's addresses (default https://127.0.0.1:4379 and :4380; mutual TLS only)
            --etcd-binary PATH                            default /usr/bin/etcd
            --hostname NAME                               the node's hostname in the swarm
            --log-level LEVEL                             info (default), debug, warn, error
@@ -25,7 +26,10 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'daemon') {
     const opts = parseDaemonOptions(rest);
     const log = createLogger(opts.logLevel);
+    let running: Daemon | undefined;
+    exitOnFatalErrors(log, () => running?.swarm);
     const daemon = await startDaemon(opts, log);
+    running = daemon;
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;

@@ -19,6 +19,7 @@ import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import type { DaemonOptions } from './options';
 import { SwarmNode, type RunningComponents } from './swarm-node';
+import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
 
 export interface Daemon {
@@ -35,7 +36,7 @@ function dockerFor(address: string): Dockerode {
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
-  mkdirSync(opts.dataRoot, { recursive: true, mode: 0o700 });
+  secureDataRoot(opts.dataRoot);
   const docker = dockerFor(opts.engine);
   const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
   let engineVersion = 'unknown';

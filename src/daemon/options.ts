@@ -17,9 +17,10 @@ export const DEFAULTS = {
   dataRoot: '/var/lib/shoal',
   engine: 'unix:///var/run/docker.sock',
   etcdBinary: '/usr/bin/etcd',
-  // Not etcd's own 2379/2380, so a system etcd can run beside Shoal.
-  etcdClientUrl: 'http://127.0.0.1:4379',
-  etcdPeerUrl: 'http://127.0.0.1:4380',
+  // Not etcd's own 2379/2380, so a system etcd can run beside Shoal. https
+  // only: etcd requires a client certificate from the swarm CA on both.
+  etcdClientUrl: 'https://127.0.0.1:4379',
+  etcdPeerUrl: 'https://127.0.0.1:4380',
 };
 
 export function parseDaemonOptions(argv: string[]): DaemonOptions {
@@ -41,14 +42,28 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
   for (const h of hosts) {
     if (!/^unix:\/\/\/.+|^tcp:\/\/[^/]+:\d+$/.test(h)) throw invalid(`invalid -H ${h}: expected unix:///path.sock or tcp://ip:port`);
   }
+  const etcdClientUrl = etcdUrl('--etcd-client-url', values['etcd-client-url'] ?? DEFAULTS.etcdClientUrl);
+  const etcdPeerUrl = etcdUrl('--etcd-peer-url', values['etcd-peer-url'] ?? DEFAULTS.etcdPeerUrl);
+  if (new URL(etcdClientUrl).host === new URL(etcdPeerUrl).host) throw invalid(`--etcd-client-url and --etcd-peer-url must differ: both are ${etcdClientUrl}`);
   return {
     hosts,
     dataRoot: values['data-root'] ?? DEFAULTS.dataRoot,
     engine: values.engine ?? DEFAULTS.engine,
     etcdBinary: values['etcd-binary'] ?? DEFAULTS.etcdBinary,
-    etcdClientUrl: values['etcd-client-url'] ?? DEFAULTS.etcdClientUrl,
-    etcdPeerUrl: values['etcd-peer-url'] ?? DEFAULTS.etcdPeerUrl,
+    etcdClientUrl,
+    etcdPeerUrl,
     hostname: values.hostname,
     logLevel: values['log-level'] ?? process.env.SHOAL_LOG_LEVEL ?? 'info',
   };
+}
+
+// etcd's URLs: https://HOST:PORT. Plain http is refused: etcd would then take
+// any local process as a client.
+function etcdUrl(flag: string, value: string): string {
+  const m = /^(\w+):\/\/([^/]+):(\d+)\/?$/.exec(value);
+  if (!m) throw invalid(`invalid ${flag} ${value}: expected https://HOST:PORT`);
+  if (m[1] !== 'https') throw invalid(`invalid ${flag} ${value}: etcd is reached only over mutual TLS, use https://${m[2]}:${m[3]}`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw invalid(`invalid ${flag} ${value}: port out of range`);
+  return `https://${m[2]}:${m[3]}`;
 }

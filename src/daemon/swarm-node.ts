@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../api/types';
 import type { SwarmMembership } from '../api/routes/membership';
@@ -6,12 +6,13 @@ import { ALREADY_IN_SWARM, invalid, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SW
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
-import { certSubjectFields, createRootCA, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
+import { certSubjectFields, createRootCA, issueEtcdCert, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
+import { openCAKey, sealCAKey, withSealedCAKey } from '../manager/ca/ca-key';
 import { ControlApi } from '../manager/controlapi';
-import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
-import { loadOrCreateDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
+import { AUTOLOCK_UNSUPPORTED, clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
+import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
 import { EtcdBackend } from '../store/etcd-backend';
-import { EtcdProcess } from '../store/etcd-process';
+import { etcdClientOptions, EtcdProcess, type EtcdTls } from '../store/etcd-process';
 import type { ClusterObject } from '../store/objects';
 import { Store } from '../store/store';
 import { resolveAdvertiseAddr } from './address';
@@ -57,6 +58,12 @@ export class SwarmNode implements SwarmMembership {
   private get certDir(): string { return join(this.opts.dataRoot, 'certificates'); }
   private get etcdDir(): string { return join(this.opts.dataRoot, 'etcd'); }
   private get nodeCertPath(): string { return join(this.certDir, 'swarm-node.crt'); }
+  private get nodeKeyPath(): string { return join(this.certDir, 'swarm-node.key'); }
+  private get caCertPath(): string { return join(this.certDir, 'swarm-root-ca.crt'); }
+  // etcd's server, peer and client certificate (etcd trusts only the swarm CA).
+  private get etcdTls(): EtcdTls {
+    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: join(this.certDir, 'etcd.key') };
+  }
   // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
   private get dataKeyPath(): string { return join(this.certDir, 'swarm-secrets.key'); }
 
@@ -75,30 +82,63 @@ export class SwarmNode implements SwarmMembership {
       if (!existsSync(this.nodeCertPath)) return;
       const certPem = readFileSync(this.nodeCertPath, 'utf8');
       const { cn: nodeId, o: clusterId } = certSubjectFields(certPem);
-      const caPem = readFileSync(join(this.certDir, 'swarm-root-ca.crt'), 'utf8');
-      const { etcd, store } = await this.openState(nodeId);
-      const cluster = clusterOf(store);
-      if (!cluster) {
-        await store.close();
+      const caPem = readFileSync(this.caCertPath, 'utf8');
+      this.migrateEtcdCert();
+      const dataKey = loadDataKey(this.dataKeyPath);
+      const { etcd, store } = await this.openState(nodeId, clusterId);
+      let ca: RootCA;
+      let box: SecretBox;
+      try {
+        const cluster = clusterOf(store);
+        if (!cluster) throw new Error(`node certificate for ${nodeId} found but the cluster state has no cluster object; remove ${this.certDir} to start over`);
+        if (cluster.ID !== clusterId) throw new Error(`etcd holds cluster ${cluster.ID} but this node's certificate is for cluster ${clusterId}: refusing to use it`);
+        box = new SecretBox(dataKey ?? this.firstDataKey(store.count('secrets'), cluster.SealedCAKey !== undefined));
+        ca = { certPem: caPem, keyPem: openCAKey(box, cluster) };
+        // A swarm made by an earlier release kept the CA key in clear.
+        const sealed = withSealedCAKey(box, cluster);
+        if (sealed) {
+          await store.txn().update('cluster', sealed, cluster).commit();
+          this.opts.log.info({ clusterId }, 'CA key sealed with the data key (was in clear)');
+        }
+      } catch (e) {
+        await store.close().catch(() => undefined);
         await etcd.stop();
-        throw new Error(`node certificate for ${nodeId} found but the cluster state has no cluster object; remove ${this.certDir} to start over`);
+        throw e;
       }
-      const ca: RootCA = { certPem: caPem, keyPem: cluster.CAKey ?? '' };
       const node = store.get('nodes', nodeId);
       const addr = node?.Status.Addr ?? resolveAdvertiseAddr(undefined).ip;
-      // A swarm made before secrets existed has no key yet, and no secrets either.
-      const dataKey = loadOrCreateDataKey(this.dataKeyPath);
-      if (dataKey.created && store.count('secrets') > 0) {
-        this.opts.log.error({ path: this.dataKeyPath }, 'secret data key missing: stored secrets cannot be opened');
-      }
-      await this.activate({ nodeId, clusterId, ca, addr, etcd, store, control: this.newControl(store, nodeId, ca, new SecretBox(dataKey.key)) });
+      await this.activate({ nodeId, clusterId, ca, addr, etcd, store, control: this.newControl(store, nodeId, ca, box) });
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
     });
+  }
+
+  // A swarm made before secrets existed has no data key, and nothing sealed:
+  // make one. Anything sealed means the key was lost: never make a new one.
+  private firstDataKey(secrets: number, caKeySealed: boolean): Buffer {
+    if (secrets > 0 || caKeySealed) {
+      const what = [caKeySealed ? 'the CA key' : '', secrets > 0 ? `${secrets} secret(s)` : ''].filter(Boolean).join(' and ');
+      throw new Error(`the swarm's data key ${this.dataKeyPath} is missing but ${what} in etcd are sealed with it: restore that file (it is never made again, that would lose them)`);
+    }
+    const key = SecretBox.generateKey();
+    writeDataKey(this.dataKeyPath, key);
+    this.opts.log.info({ path: this.dataKeyPath }, 'data key made (swarm from before secrets)');
+    return key;
+  }
+
+  // An earlier release ran etcd without TLS and had no etcd certificate; the
+  // node certificate (same CA, loopback IP, server and client use) serves.
+  private migrateEtcdCert(): void {
+    const t = this.etcdTls;
+    if (existsSync(t.certFile) && existsSync(t.keyFile)) return;
+    copyFileSync(this.nodeKeyPath, t.keyFile);
+    copyFileSync(this.nodeCertPath, t.certFile);
+    this.opts.log.info('etcd certificate made from the node certificate (etcd ran without TLS before)');
   }
 
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
+      if (req.AutoLockManagers || req.Spec?.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || undefined, listenPort(req.ListenAddr));
       const pool = req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'];
       for (const p of pool) if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(p)) throw invalid(`invalid default address pool ${p}`);
@@ -111,8 +151,9 @@ export class SwarmNode implements SwarmMembership {
       const clusterId = newId();
       const ca = await createRootCA();
       const spec = mergeSwarmSpec(defaultSwarmSpec(), req.Spec);
-      if (req.AutoLockManagers) spec.EncryptionConfig = { AutoLockManagers: true };
       const dataKey = SecretBox.generateKey();
+      const box = new SecretBox(dataKey);
+      const etcdCert = await issueEtcdCert(ca, nodeId, clusterId);
       const nodeCert = await issueNodeCert(ca, nodeId, 'manager', clusterId, spec.CAConfig?.NodeCertExpiry ?? 7_776_000_000_000_000);
       const description = await this.opts.describeNode();
       if (this.opts.hostname) description.Hostname = this.opts.hostname;
@@ -120,7 +161,12 @@ export class SwarmNode implements SwarmMembership {
       // A state directory without a node certificate is a half-made earlier
       // attempt: nothing in it was ever acknowledged as a swarm.
       rmSync(this.etcdDir, { recursive: true, force: true });
-      const { etcd, store } = await this.openState(nodeId);
+      // etcd needs its certificate to start; the data key seals the CA key.
+      writeFileAtomic(this.caCertPath, ca.certPem);
+      writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+      writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
+      writeDataKey(this.dataKeyPath, dataKey);
+      const { etcd, store } = await this.openState(nodeId, clusterId);
       try {
         const now = nowIso();
         const cluster: ClusterObject = {
@@ -135,7 +181,7 @@ export class SwarmNode implements SwarmMembership {
           SubnetSize: subnetSize,
           DataPathPort: req.DataPathPort || 4789,
           JoinTokens: { Worker: newJoinToken(ca), Manager: newJoinToken(ca) },
-          CAKey: ca.keyPem,
+          SealedCAKey: sealCAKey(box, clusterId, ca.keyPem),
         };
         const node: Node = {
           ID: nodeId,
@@ -148,9 +194,7 @@ export class SwarmNode implements SwarmMembership {
           ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: `${advertise.ip}:${advertise.port}` },
         };
         await store.txn().create('cluster', cluster).create('nodes', node).commit();
-        writeDataKey(this.dataKeyPath, dataKey);
-        writeFileAtomic(join(this.certDir, 'swarm-root-ca.crt'), ca.certPem);
-        writeFileAtomic(join(this.certDir, 'swarm-node.key'), nodeCert.keyPem, 0o600);
+        writeFileAtomic(this.nodeKeyPath, nodeCert.keyPem, 0o600);
         writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
       } catch (e) {
         await store.close().catch(() => undefined);
@@ -158,7 +202,7 @@ export class SwarmNode implements SwarmMembership {
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, control: this.newControl(store, nodeId, ca, new SecretBox(dataKey)) });
+      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, control: this.newControl(store, nodeId, ca, box) });
       this.opts.log.info({ nodeId, clusterId, addr: advertise.ip }, 'swarm initialised');
       return nodeId;
     });
@@ -190,6 +234,7 @@ export class SwarmNode implements SwarmMembership {
   info(): SwarmInfo {
     const a = this.active;
     if (!a) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
+    const health = a.etcd.health();
     const nodes = a.store.list('nodes');
     const managers = nodes.filter((n) => n.Spec.Role === 'manager');
     const cluster = clusterOf(a.store);
@@ -199,8 +244,8 @@ export class SwarmNode implements SwarmMembership {
       NodeID: a.nodeId,
       NodeAddr: a.addr,
       LocalNodeState: 'active',
-      ControlAvailable: true,
-      Error: '',
+      ControlAvailable: health.ok,
+      Error: health.ok ? '' : health.reason,
       RemoteManagers: managers.map((n) => ({ NodeID: n.ID, Addr: n.ManagerStatus?.Addr ?? '' })),
       Nodes: nodes.length,
       Managers: managers.length,
@@ -210,6 +255,9 @@ export class SwarmNode implements SwarmMembership {
 
   control(): ControlApi {
     if (!this.active) throw unavailable(NOT_A_MANAGER);
+    // Fail fast while the store is down rather than let a request wait on etcd.
+    const health = this.active.etcd.health();
+    if (!health.ok) throw unavailable(`rpc error: code = Unavailable desc = the swarm's store is not available on this manager: ${health.reason}`);
     return this.active.control;
   }
 
@@ -217,18 +265,23 @@ export class SwarmNode implements SwarmMembership {
     return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now() }, () => ca, dataKey);
   }
 
-  private async openState(nodeId: string): Promise<{ etcd: EtcdProcess; store: Store }> {
+  // Process exit after a fatal error: stop our etcd without waiting.
+  killNow(): void { this.active?.etcd.killNow(); }
+
+  private async openState(nodeId: string, clusterId: string): Promise<{ etcd: EtcdProcess; store: Store }> {
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
       name: nodeId,
       clientUrl: this.opts.etcdClientUrl,
       peerUrl: this.opts.etcdPeerUrl,
+      tls: this.etcdTls,
+      clusterToken: clusterId,
       log: this.opts.log.child({ component: 'etcd' }),
     });
     await etcd.start();
     try {
-      const store = await Store.open(new EtcdBackend({ hosts: this.opts.etcdClientUrl }), this.opts.log.child({ component: 'store' }));
+      const store = await Store.open(new EtcdBackend(etcdClientOptions(this.opts.etcdClientUrl, this.etcdTls)), this.opts.log.child({ component: 'store' }));
       return { etcd, store };
     } catch (e) {
       await etcd.stop();

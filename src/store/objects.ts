@@ -5,8 +5,10 @@ import type { ClusterInfo, Config, JoinTokens, Node, Secret, Service, Task } fro
 
 export interface ClusterObject extends ClusterInfo {
   JoinTokens: JoinTokens;
-  // The CA's private key lives with the cluster object so every manager can sign;
-  // it is encrypted at rest once managers hold a shared key (multi-host work).
+  // The CA's private key lives with the cluster object so every manager can sign,
+  // sealed with the swarm's data key (manager/ca/ca-key.ts). CAKey is the clear
+  // PEM an earlier release stored; it is sealed and removed on start.
+  SealedCAKey?: string;
   CAKey?: string;
 }
 

@@ -6,6 +6,7 @@
 //   await shoal.docker(['swarm', 'init']);          // {code, stdout, stderr}
 //   await shoal.api('GET', '/v1.41/services');       // {status, headers, json, text}
 //   await waitFor('3 running', async () => ..., 60_000);
+//   const etcd = shoal.etcdClient();                 // etcd3 client with the daemon's certificates (closed by cleanup)
 //   await shoal.cleanup();
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -14,6 +15,7 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Etcd3 } from 'etcd3';
 
 export const HOST_ENGINE_SOCKET = '/var/run/docker.sock';
 export const DOCKER_CLIS = ['/usr/bin/docker', '/usr/local/bin/docker'] as const;
@@ -41,6 +43,10 @@ export interface ShoalHandle {
   readonly pid: number;         // the current daemon process (changes on restart)
   readonly etcdClientUrl: string;
   readonly etcdPeerUrl: string;
+  // etcd accepts only the daemon's certificate (the swarm CA's): these are its
+  // files under DATAROOT/certificates, present once the node is in a swarm.
+  etcdTlsFiles(): { caFile: string; certFile: string; keyFile: string };
+  etcdClient(): Etcd3;                                   // an etcd3 client on etcdClientUrl with those; closed by cleanup()
   etcdPid(): number | undefined;                         // from DATAROOT/etcd/etcd.pid, if that process lives
   nodeIds(): string[];                                   // node IDs this daemon has had
   docker(args: string[], opts?: DockerOptions): Promise<DockerResult>;       // docker -H unix://socket ...
@@ -196,6 +202,7 @@ class Handle implements ShoalHandle {
   private child?: ChildProcess;
   private exited?: Promise<void>;
   private readonly seenNodeIds = new Set<string>();
+  private readonly etcdClients: Etcd3[] = [];
   readonly socket: string;
   readonly dataRoot: string;
   readonly logPath: string;
@@ -228,6 +235,22 @@ class Handle implements ShoalHandle {
   }
 
   nodeIds(): string[] { return [...this.seenNodeIds]; }
+
+  etcdTlsFiles(): { caFile: string; certFile: string; keyFile: string } {
+    const certs = join(this.dataRoot, 'certificates');
+    return { caFile: join(certs, 'swarm-root-ca.crt'), certFile: join(certs, 'etcd.crt'), keyFile: join(certs, 'etcd.key') };
+  }
+
+  etcdClient(): Etcd3 {
+    const f = this.etcdTlsFiles();
+    const client = new Etcd3({
+      hosts: this.etcdClientUrl,
+      dialTimeout: 5_000,
+      credentials: { rootCertificate: readFileSync(f.caFile), certChain: readFileSync(f.certFile), privateKey: readFileSync(f.keyFile) },
+    });
+    this.etcdClients.push(client);
+    return client;
+  }
 
   logs(): string {
     try { return readFileSync(this.logPath, 'utf8'); } catch { return ''; }
@@ -361,6 +384,7 @@ class Handle implements ShoalHandle {
   }
 
   async cleanup(): Promise<void> {
+    for (const c of this.etcdClients.splice(0)) c.close();
     if (this.running()) await this.recordNodeId();
     this.nodeIdFromCert();
     await this.stop();
@@ -397,7 +421,7 @@ export async function removeNodeContainers(engineSocket: string, nodeId: string)
 export async function startShoal(opts: StartOptions = {}): Promise<ShoalHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-it-'));
   const [client, peer] = await twoFreePorts();
-  const h = new Handle(dir, `http://127.0.0.1:${client}`, `http://127.0.0.1:${peer}`, opts);
+  const h = new Handle(dir, `https://127.0.0.1:${client}`, `https://127.0.0.1:${peer}`, opts);
   try {
     await h.start();
   } catch (err) {

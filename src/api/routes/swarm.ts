@@ -34,13 +34,14 @@ export function registerSwarmRoutes(router: Router, swarm: SwarmMembership): voi
     return { status: 200 };
   });
 
+  // Autolock is not built (controlapi/cluster.ts refuses to turn it on): there is never a key to show.
   router.on('GET', '/swarm/unlockkey', async () => {
     swarm.control();
-    return { status: 200, body: { UnlockKey: '' } };
+    throw precondition('no unlock key is set: autolock is not supported yet by Shoal');
   });
 
   router.on('POST', '/swarm/unlock', async () => {
     swarm.control();
-    throw precondition('swarm is not locked');
+    throw precondition('swarm is not locked: autolock is not supported yet by Shoal');
   });
 }

@@ -58,17 +58,28 @@ export async function createRootCA(now = Date.now()): Promise<RootCA> {
 
 // A node certificate: CN = node ID, OU = role, O = cluster ID (SwarmKit's layout),
 // usable for both ends of mutual TLS between nodes.
-export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<NodeCert> {
+export function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<NodeCert> {
+  return issue(ca, `CN=${nodeId}, OU=swarm-${role}, O=${clusterId}`, [`swarm-${role}`, nodeId], new Date(now + Math.floor(expiryNs / 1e6)), now);
+}
+
+// The certificate of this manager's etcd member: its server, peer and client
+// side (etcd runs with client-certificate auth against the swarm CA, and the
+// daemon is its only client). Loopback names only while etcd listens there.
+export function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now()): Promise<NodeCert> {
+  return issue(ca, `CN=${nodeId}, OU=swarm-manager, O=${clusterId}`, ['localhost', nodeId], new Date(now + 20 * YEAR_MS), now);
+}
+
+async function issue(ca: RootCA, subject: string, dnsNames: string[], notAfter: Date, now: number): Promise<NodeCert> {
   const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${nodeId}, OU=swarm-${role}, O=${clusterId}`,
+    subject,
     issuer: caCert.subject,
     notBefore: new Date(now - 3600_000),
-    notAfter: new Date(now + Math.floor(expiryNs / 1e6)),
+    notAfter,
     publicKey: keys.publicKey,
     signingKey: caKey,
     signingAlgorithm: ALG,
@@ -76,7 +87,7 @@ export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' 
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: `swarm-${role}` }, { type: 'dns', value: nodeId }, { type: 'ip', value: '127.0.0.1' }]),
+      new x509.SubjectAlternativeNameExtension([...dnsNames.map((value) => ({ type: 'dns' as const, value })), { type: 'ip', value: '127.0.0.1' }]),
     ],
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);

@@ -13,6 +13,11 @@ export function clusterOf(store: Store): ClusterObject | undefined {
   return store.list('cluster')[0];
 }
 
+// Autolock (the managers' keys wrapped under an unlock key the operator holds)
+// is not built: refused at init and update rather than accepted and ignored.
+export const AUTOLOCK_UNSUPPORTED =
+  'autolock is not supported yet: Shoal keeps this manager\'s keys on disk (mode 0600 in the data root) and cannot lock them; leave --autolock off';
+
 export function defaultSwarmSpec(): SwarmSpec {
   return {
     Name: 'default',
@@ -41,7 +46,7 @@ export function mergeSwarmSpec(base: SwarmSpec, spec: SwarmSpec | undefined): Sw
 }
 
 export function publicSwarm(c: ClusterObject): Swarm {
-  const { CAKey: _k, ...rest } = structuredClone(c);
+  const { CAKey: _k, SealedCAKey: _s, ...rest } = structuredClone(c);
   return rest;
 }
 
@@ -65,6 +70,7 @@ export class ClusterApi {
     if (spec.CAConfig?.NodeCertExpiry !== undefined && spec.CAConfig.NodeCertExpiry !== 0 && spec.CAConfig.NodeCertExpiry < 3600e9) {
       throw invalid('rpc error: code = InvalidArgument desc = minimum certificate expiry time is 1h0m0s');
     }
+    if (spec.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
     const current = this.get();
     const next = structuredClone(current);
     next.Version = { Index: version };

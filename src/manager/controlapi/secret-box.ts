@@ -8,7 +8,8 @@ import { dirname } from 'node:path';
 //
 // The data key is made at `swarm init` and kept beside the node's TLS key
 // (certificates/swarm-secrets.key, mode 0600), never in etcd: whoever copies
-// etcd's files gets ciphertext only. With one manager that is all there is;
+// etcd's files gets ciphertext only. The same key seals the CA's private key
+// in the cluster object (manager/ca/ca-key.ts). With one manager that is all there is;
 // more managers will need the key handed to each over mutual TLS at join, and
 // autolock would keep it wrapped under the unlock key.
 const VERSION = 'v1';
@@ -51,16 +52,14 @@ export class SecretBox {
   }
 }
 
-// Reads the key file, or creates it (mode 0600, written atomically) when absent.
-export function loadOrCreateDataKey(path: string): { key: Buffer; created: boolean } {
-  if (existsSync(path)) {
-    const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
-    if (key.length !== KEY_BYTES) throw new Error(`${path}: not a ${KEY_BYTES}-byte base64 key`);
-    return { key, created: false };
-  }
-  const key = SecretBox.generateKey();
-  writeDataKey(path, key);
-  return { key, created: true };
+// Reads the key file; undefined when there is none. Never makes one: a key
+// that went missing would silently orphan everything sealed with it, so the
+// caller decides (swarm-node.ts refuses to start when anything is sealed).
+export function loadDataKey(path: string): Buffer | undefined {
+  if (!existsSync(path)) return undefined;
+  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+  if (key.length !== KEY_BYTES) throw new Error(`${path}: not a ${KEY_BYTES}-byte base64 key`);
+  return key;
 }
 
 export function writeDataKey(path: string, key: Buffer): void {

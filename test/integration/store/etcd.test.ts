@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { EtcdProcess } from '../../../src/store/etcd-process';
+import { etcdClientOptions, EtcdProcess } from '../../../src/store/etcd-process';
+import { makeEtcdTls } from '../../helpers/etcd-tls';
 import { EtcdBackend } from '../../../src/store/etcd-backend';
 import { Store } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
@@ -31,10 +32,11 @@ const svc = (id: string, name: string): Service => ({ ID: id, Version: { Index: 
 
 test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etcd', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-etcd-'));
-  const clientUrl = `http://127.0.0.1:${await freePort()}`;
-  const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `http://127.0.0.1:${await freePort()}`, log: silentLogger });
+  const clientUrl = `https://127.0.0.1:${await freePort()}`;
+  const tls = await makeEtcdTls(join(dir, 'certificates'));
+  const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `https://127.0.0.1:${await freePort()}`, tls, log: silentLogger });
   await etcd.start();
-  const store = await Store.open(new EtcdBackend({ hosts: clientUrl }), silentLogger);
+  const store = await Store.open(new EtcdBackend(etcdClientOptions(clientUrl, tls)), silentLogger);
   t.after(async () => { await store.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
 
   const s = svc('s1', 'web');
@@ -62,7 +64,7 @@ test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etc
   assert.deepEqual(store.get('services', 's1')?.Spec.Labels, { v: '2' });
 
   // A second store opened on the same etcd sees the same state.
-  const other = await Store.open(new EtcdBackend({ hosts: clientUrl }), silentLogger);
+  const other = await Store.open(new EtcdBackend(etcdClientOptions(clientUrl, tls)), silentLogger);
   assert.deepEqual(other.list('services').map((x) => x.Spec.Name).sort(), ['after', 'web']);
   await other.close();
 });
