@@ -148,7 +148,7 @@ describe('secrets and configs driven by the docker CLI', () => {
     // The CLI gathers --secret flags in a Go map, so their order in the spec (and here) is random.
     assert.match(pretty, /Secrets:\s*\n(\s*Target:\s+\S+\s*\n\s*Source:\s+\S+\s*\n)*?\s*Target:\s+db_pass\s*\n\s*Source:\s+db_pass/);
     assert.match(pretty, /Secrets:\s*\n(\s*Target:\s+\S+\s*\n\s*Source:\s+\S+\s*\n)*?\s*Target:\s+other\s*\n\s*Source:\s+db_pass/);
-    assert.match(pretty, /Configs:\s*\n\s*Target:\s+\/etc\/app\.conf\s*\n\s*Source:\s+app_cfg/);
+    assert.match(pretty, /Configs:\s*\n(\s*Target:\s+\S+\s*\n\s*Source:\s+\S+\s*\n)*?\s*Target:\s+\/etc\/app\.conf\s*\n\s*Source:\s+app_cfg/);
   });
 
   test('in use: secret rm and config rm are refused with Docker\'s message', async () => {
