@@ -7,7 +7,7 @@ import type { Logger } from '../common/log';
 import { daemonHeaders } from './headers';
 import { writeError, writeJson } from './http-errors';
 import { MAX_BODY, bodyTooLarge, readJsonBody, type Router } from './router';
-import { isOwnedPath, parseTarget, type RequestTarget } from './target';
+import { isOwnedTarget, parseTarget, type RequestTarget } from './target';
 
 // Forwards what Shoal does not own to the host's dockerd (api/proxy.ts).
 // req.url is the origin-form target by then.
@@ -43,7 +43,7 @@ function decide(router: Router, method: string, url: string): Decision {
   const target = parseTarget(url);
   const found = router.find(method, target.path);
   if (found) return { kind: 'route', target, found };
-  if (isOwnedPath(target.canonical) || router.owns(target.canonical) || router.owns(target.path)) return { kind: 'owned', target };
+  if (isOwnedTarget(target) || router.owns(target.canonical) || router.owns(target.path)) return { kind: 'owned', target };
   return { kind: 'forward', target };
 }
 

@@ -16,6 +16,8 @@ export interface RequestTarget {
   // The path as dockerd would route it: percent-decoded, dot segments and
   // repeated slashes resolved, version prefix removed. Decides ownership.
   canonical: string;
+  // The same before dot segments are resolved ("/nodes/.." is still a nodes path).
+  decoded: string;
   // The target in origin form (path?query as received): what is forwarded.
   origin: string;
 }
@@ -78,7 +80,9 @@ export function parseTarget(url: string): RequestTarget {
     if (!m) checkVersion(cm[1]!);
     canonical = cm[2] || '/';
   }
-  return { path, query: new URLSearchParams(q < 0 ? '' : origin.slice(q + 1)), version, canonical, origin };
+  const dm = VERSIONED.exec(decoded.replace(/\/{2,}/g, '/'));
+  const unresolved = dm ? dm[2] || '/' : decoded.replace(/\/{2,}/g, '/');
+  return { path, query: new URLSearchParams(q < 0 ? '' : origin.slice(q + 1)), version, canonical, decoded: unresolved, origin };
 }
 
 function checkVersion(version: string): void {
@@ -90,6 +94,12 @@ function checkVersion(version: string): void {
   }
 }
 
-export function isOwnedPath(canonical: string): boolean {
-  return OWNED_PREFIXES.some((p) => canonical.startsWith(p));
+// Owned if either reading of the path is: dockerd resolves dot segments by
+// redirecting, and neither side of such a path is its business.
+export function isOwnedTarget(t: Pick<RequestTarget, 'canonical' | 'decoded'>): boolean {
+  return isOwnedPath(t.canonical) || isOwnedPath(t.decoded);
+}
+
+export function isOwnedPath(path: string): boolean {
+  return OWNED_PREFIXES.some((p) => path.startsWith(p));
 }
