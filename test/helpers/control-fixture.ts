@@ -29,9 +29,9 @@ export function fakeNode(id: string, hostname: string, role: 'manager' | 'worker
 
 // The swarm routes over an in-memory store holding a one-node swarm; no
 // socket, no etcd, no engine (requests the API does not own answer 404).
-export async function controlFixture(opts: { active?: boolean } = {}) {
+export async function controlFixture(opts: { active?: boolean; ca?: { certPem: string; keyPem: string } } = {}) {
   const store = await Store.open(new MemoryBackend(), silentLogger);
-  const ca = { certPem: '', keyPem: '' };
+  const ca = opts.ca ?? { certPem: '', keyPem: '' }; // a real one (createRootCA) where tokens get rotated
   await store.txn().create('cluster', {
     ID: CLUSTER_ID, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: defaultSwarmSpec(), TLSInfo: {},
     RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
