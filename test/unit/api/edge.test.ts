@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { EngineProxy } from '../../../src/api/proxy';
 import { inject } from 'light-my-request';
 import { controlFixture, NODE_ID } from '../../helpers/control-fixture';
 import { tempSocketPath } from '../../helpers/fake-engine';
@@ -210,5 +213,46 @@ test('engine calls have a deadline: an engine that accepts and never answers fai
     mute.closeAllConnections();
     await new Promise<void>((r) => mute.close(() => r()));
     sock.cleanup();
+  }
+});
+
+// A TCP listener whose accept queue is full: connecting to it hangs (the SYN
+// is dropped), like an engine address that is firewalled away.
+async function unreachableListener(): Promise<{ port: number; close: () => void }> {
+  const py = spawn('python3', ['-c', [
+    'import socket, time',
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0); port = s.getsockname()[1]",
+    'fill = []',
+    'for i in range(3):',
+    '    c = socket.socket(); c.setblocking(False)',
+    "    try: c.connect(('127.0.0.1', port))",
+    '    except BlockingIOError: pass',
+    '    fill.append(c)',
+    'print(port, flush=True)',
+    'time.sleep(60)',
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    py.once('error', reject);
+  });
+  return { port, close: () => py.kill('SIGKILL') };
+}
+
+test('reaching the engine is bounded: forwarded calls and upgrades answer 502 when it cannot be reached in time', { skip: !existsSync('/usr/bin/python3') && 'no python3' }, async () => {
+  const blackhole = await unreachableListener();
+  const proxy = new EngineProxy(`tcp://127.0.0.1:${blackhole.port}`, undefined, { connectTimeoutMs: 300 });
+  const srv = await listenOn({ router: new Router(), engine: proxy, engineVersion: () => '20.10.24', log: silentLogger });
+  try {
+    const started = Date.now();
+    const res = await inject(createApiHandler({ router: new Router(), engine: proxy, engineVersion: () => '20.10.24', log: silentLogger }), { method: 'GET', url: '/v1.41/containers/json' });
+    assert.equal(res.statusCode, 502);
+    assert.match(JSON.parse(res.payload).message, /no connection within 300 ms/);
+    const up = await rawExchange(srv.path, 'POST /v1.41/containers/x/attach HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    assert.match(up.text, /^HTTP\/1.1 502 [^]*no connection within 300 ms/);
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  } finally {
+    proxy.close();
+    await srv.close();
+    blackhole.close();
   }
 });
