@@ -54,13 +54,13 @@ function isClientError(err: unknown): boolean {
 // The request handler, usable without a socket (tests drive it with light-my-request).
 export function createApiHandler(opts: ApiServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const serve = createServe(opts);
-  return (req, res) => serve(req, res, req);
+  return (req, res) => { serve(req, res, req); };
 }
 
 // Serves one request whose body comes from `body` (the request itself, or
 // what follows the head of an upgrade request). Never throws; every failure
 // is an answer (or, once an answer has started, a cut connection).
-function createServe(opts: ApiServerOptions): (req: IncomingMessage, res: ServerResponse, body: Readable) => void {
+function createServe(opts: ApiServerOptions): (req: IncomingMessage, res: ServerResponse, body: Readable) => 'forwarded' | 'answered' {
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
     if (!isClientError(err)) opts.log.error({ err, method: req.method, url: req.url }, 'request failed');
     if (res.headersSent) { res.destroy(); return; }
@@ -74,8 +74,8 @@ function createServe(opts: ApiServerOptions): (req: IncomingMessage, res: Server
     try {
       for (const [k, v] of Object.entries(daemonHeaders(opts.engineVersion()))) res.setHeader(k, v);
       const d = decide(opts.router, method, req.url ?? '/');
-      if (d.kind === 'owned') { writeError(res, pageNotFound()); return; }
-      if (d.kind === 'forward') { req.url = d.target.origin; opts.engine.forward(req, res); return; }
+      if (d.kind === 'owned') { writeError(res, pageNotFound()); return 'answered'; }
+      if (d.kind === 'forward') { req.url = d.target.origin; opts.engine.forward(req, res); return 'forwarded'; }
       const { target, found } = d;
       const apiReq = {
         method,
@@ -101,6 +101,7 @@ function createServe(opts: ApiServerOptions): (req: IncomingMessage, res: Server
     } catch (err) {
       fail(req, res, err);
     }
+    return 'answered';
   };
 }
 
@@ -152,8 +153,8 @@ function rawError(socket: Duplex, status: number, reason: string, message: strin
 export function createApiServer(opts: ApiServerOptions): Server {
   const serve = createServe(opts);
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    drainAfterAnswer(req, res);
-    serve(req, res, req);
+    // A forwarded body is the engine's business, however long it streams.
+    if (serve(req, res, req) === 'answered') drainAfterAnswer(req, res);
   };
   const server: Server = opts.tls ? createTlsServer(opts.tls, handle) : createServer(handle);
 
