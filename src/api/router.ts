@@ -52,12 +52,16 @@ const METHODS: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
 // engine unbounded and never pass here.
 export const MAX_BODY = 4 * 1024 * 1024;
 
+// A client that stops sending mid-body must not hold a request open forever
+// (the server has no overall request time-out: streams stay open for hours).
+export const BODY_TIMEOUT_MS = 60_000;
+
 export const bodyTooLarge = (): Error => invalid(`request body too large: the limit is ${MAX_BODY / (1024 * 1024)} MiB`);
 
 // Reads a JSON body. Over the limit it stops keeping data but neither destroys
 // the stream nor stops reading: the connection must survive until the 400 is
 // sent (server.ts drains what follows, within bounds).
-export function readJsonBody<T>(body: NodeJS.ReadableStream, declaredLength?: string): Promise<T> {
+export function readJsonBody<T>(body: NodeJS.ReadableStream, declaredLength?: string, timeoutMs = BODY_TIMEOUT_MS): Promise<T> {
   if (declaredLength !== undefined && Number(declaredLength) > MAX_BODY) return Promise.reject(bodyTooLarge());
   return new Promise<T>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -78,7 +82,8 @@ export function readJsonBody<T>(body: NodeJS.ReadableStream, declaredLength?: st
       }
     };
     const onError = (err: Error): void => { cleanup(); reject(invalid(`reading the request body: ${err.message}`)); };
-    const cleanup = (): void => { body.off('data', onData); body.off('end', onEnd); body.off('error', onError); };
+    const timer = setTimeout(() => { cleanup(); reject(invalid(`the request body did not arrive within ${timeoutMs / 1000} s`)); }, timeoutMs);
+    const cleanup = (): void => { clearTimeout(timer); body.off('data', onData); body.off('end', onEnd); body.off('error', onError); };
     body.on('data', onData);
     body.on('end', onEnd);
     body.on('error', onError);

@@ -9,7 +9,8 @@ import { inject } from 'light-my-request';
 import { controlFixture, NODE_ID } from '../../helpers/control-fixture';
 import { tempSocketPath } from '../../helpers/fake-engine';
 import { createApiHandler, createApiServer, type ApiServerOptions } from '../../../src/api/server';
-import { MAX_BODY, Router } from '../../../src/api/router';
+import { MAX_BODY, Router, readJsonBody } from '../../../src/api/router';
+import { PassThrough } from 'node:stream';
 import { parseTarget, isOwnedPath } from '../../../src/api/target';
 import { EngineClient } from '../../../src/api/engine-client';
 import { silentLogger, type Logger } from '../../../src/common/log';
@@ -255,4 +256,13 @@ test('reaching the engine is bounded: forwarded calls and upgrades answer 502 wh
     await srv.close();
     blackhole.close();
   }
+});
+
+test('a body that stops arriving fails the request after the body time-out (400), not never', async () => {
+  const body = new PassThrough();
+  body.write('{"Name":');
+  await assert.rejects(readJsonBody(body, undefined, 200), (err: Error & { kind?: string }) => err.kind === 'invalid' && /did not arrive within 0.2 s/.test(err.message));
+  const complete = new PassThrough();
+  complete.end('{"a":1}');
+  assert.deepEqual(await readJsonBody(complete, undefined, 200), { a: 1 });
 });
