@@ -92,6 +92,19 @@ test('clients without a certificate, or with one from another CA, are refused', 
   assert.doesNotMatch(refused, /^answered/, refused);
 });
 
+test('--insecure-tcp allows plain tcp, with dockerd\'s warning in the log', { timeout: 60_000 }, async () => {
+  const plain = `tcp://127.0.0.1:${await freePort()}`;
+  const insecure = await startShoal({ hostname: 'plain-node', extraArgs: ['-H', plain, '--insecure-tcp'] });
+  try {
+    const r = await runDocker(plain, ['version', '--format', '{{.Server.APIVersion}}'], { env: cliEnv(), timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '1.41');
+    assert.match(insecure.logs(), /"level":"?(40|warn)"?[^\n]*Binding to IP address without --tlsverify is insecure and gives root access on this machine/);
+  } finally {
+    await insecure.cleanup();
+  }
+});
+
 test('plain tcp without TLS is refused at start with a clear error', { timeout: 30_000 }, async () => {
   const port = await freePort();
   const child = spawn(process.execPath, [SHOAL_MAIN, 'daemon', '-H', `tcp://127.0.0.1:${port}`, '--data-root', join(dir, 'plain')], { stdio: ['ignore', 'pipe', 'pipe'] });
