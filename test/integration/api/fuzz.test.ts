@@ -88,7 +88,7 @@ test('fuzzed requests over the socket at every daemon route: answers only, the d
       const path = shapePath(route.path.replace(':id', id), form) + query;
       const a = await send(shoal.socket, route.method, path, headers, body);
       const known = (x: Answer): boolean => x.status === 500 && route.path.startsWith('/services/') && KNOWN_DECODE_FINDINGS.some((re) => re.test(x.text));
-      const problem = answerProblems(a, known);
+      const problem = answerProblems(a, `${route.method} ${route.path}`, known);
       assert.equal(problem, undefined, `${route.method} ${path} body=${body?.slice(0, 300)}: ${problem}`);
     }), { numRuns: RUNS, endOnFailure: true });
     if (outcome.failed) assert.fail(`${route.method} ${route.path} (seed ${outcome.seed}): ${String((outcome.errorInstance as Error)?.message ?? outcome.errorInstance).slice(0, 1500)}`);

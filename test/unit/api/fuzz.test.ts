@@ -100,7 +100,7 @@ test('fuzzed requests at every route: no crash, no 500 for a client mistake, no 
           if (SURVEY) { survey.set(`${r.method} ${r.path}: ${a.text.trim().slice(0, 160)}`, `${url.slice(0, 200)} ${body?.slice(0, 400)}`); return true; }
           return KNOWN_DECODE_FINDINGS.some((f) => f.route === `${r.method} ${r.path}` && f.message.test(a.text));
         };
-        const problem = answerProblems(answer, known);
+        const problem = answerProblems(answer, `${r.method} ${r.path}`, known);
         assert.equal(problem, undefined, `${r.method} ${url} body=${body?.slice(0, 300)}: ${problem}`);
         // (light-my-request resolves dot segments itself, so what arrived may differ from `url`.)
         for (const f of fx.forwarded.slice(forwardedBefore)) assert.ok(!isOwnedTarget(parseTarget(f.url)), `${r.method} ${url} was forwarded to the engine as ${f.url}`);
