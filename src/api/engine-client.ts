@@ -38,6 +38,14 @@ export function engineUnreachable(address: string, err: Error): ShoalError {
   return unavailable(`Cannot connect to the Docker engine at ${address}: ${err.message}`);
 }
 
+// Shoal's own engine calls are short (/info, the start of an event stream):
+// an engine that accepts but does not answer must not hold a request forever.
+export const ENGINE_TIMEOUT_MS = 30_000;
+
+class EngineTimeout extends Error {
+  constructor(ms: number) { super(`no answer within ${ms} ms`); }
+}
+
 // A tiny typed JSON client for the host's dockerd, for the few calls Shoal
 // makes itself (/info, and streams for the event merger). Paths without a
 // /vN.NN prefix are pinned to the API version Shoal speaks.
@@ -45,36 +53,46 @@ export class EngineClient {
   private readonly endpoint: EngineEndpoint;
   readonly agent: Agent;
 
-  constructor(readonly address: string, agent?: Agent) {
+  private readonly timeoutMs: number;
+
+  constructor(readonly address: string, agent?: Agent, opts: { timeoutMs?: number } = {}) {
     this.endpoint = parseEngineAddress(address);
     this.agent = agent ?? engineAgent();
+    this.timeoutMs = opts.timeoutMs ?? ENGINE_TIMEOUT_MS;
   }
 
   requestOptions(method: string, path: string, headers: OutgoingHttpHeaders = {}): RequestOptions {
     return { ...this.endpoint, agent: this.agent, method, path: /^\/v\d+\.\d+\//.test(path) ? path : `/v${API_VERSION}${path}`, headers };
   }
 
-  // Opens a request and resolves with the response once its headers arrive,
-  // whatever the status; the caller consumes or destroys it.
+  // Opens a request and resolves with the response once its headers arrive
+  // (within the time-out), whatever the status; the caller consumes or
+  // destroys it, and the stream itself may then last as long as it needs.
   stream(method: string, path: string, opts: { body?: Buffer | string; headers?: OutgoingHttpHeaders; signal?: AbortSignal } = {}): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const headers: OutgoingHttpHeaders = { ...opts.headers };
       if (opts.body !== undefined) headers['Content-Length'] = Buffer.byteLength(opts.body);
       const req = httpRequest({ ...this.requestOptions(method, path, headers), signal: opts.signal });
-      req.on('response', resolve);
-      req.on('error', (err) => reject(err.name === 'AbortError' ? err : engineUnreachable(this.address, err)));
+      const timer = setTimeout(() => req.destroy(new EngineTimeout(this.timeoutMs)), this.timeoutMs);
+      req.on('response', (res) => { clearTimeout(timer); resolve(res); });
+      req.on('error', (err) => { clearTimeout(timer); reject(err.name === 'AbortError' ? err : engineUnreachable(this.address, err)); });
       req.end(opts.body);
     });
   }
 
+  // One whole exchange, answer body included, within the time-out.
   async request(method: string, path: string, body?: unknown): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
+    const started = Date.now();
     const text = body === undefined ? undefined : JSON.stringify(body);
     const res = await this.stream(method, path, { body: text, headers: text === undefined ? {} : { 'Content-Type': 'application/json' } });
+    const timer = setTimeout(() => res.destroy(new EngineTimeout(this.timeoutMs)), Math.max(0, this.timeoutMs - (Date.now() - started)));
     const chunks: Buffer[] = [];
     try {
       for await (const c of res) chunks.push(c as Buffer);
     } catch (err) {
       throw engineUnreachable(this.address, err as Error);
+    } finally {
+      clearTimeout(timer);
     }
     return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
   }

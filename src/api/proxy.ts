@@ -30,6 +30,17 @@ function withHost(headers: string[]): string[] {
   return [...headers, 'Host', 'docker'];
 }
 
+// Forwarded calls may stream for hours (logs -f, attach); only reaching the
+// engine is bounded.
+export const ENGINE_CONNECT_TIMEOUT_MS = 10_000;
+
+function connectTimeout(socket: Socket, onTimeout: () => void, ms: number): void {
+  if (!socket.connecting) return;
+  const timer = setTimeout(onTimeout, ms);
+  socket.once('connect', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+}
+
 function badGateway(address: string, err: Error): string {
   return JSON.stringify({ message: `Cannot connect to the Docker engine at ${address}: ${err.message}` }) + '\n';
 }
@@ -45,9 +56,12 @@ export class EngineProxy implements EngineForwarder {
   // does not (they are no longer HTTP connections) and would wait for them.
   private readonly hijacked = new Set<Duplex>();
 
-  constructor(readonly address: string, agent?: Agent) {
+  private readonly connectTimeoutMs: number;
+
+  constructor(readonly address: string, agent?: Agent, opts: { connectTimeoutMs?: number } = {}) {
     this.endpoint = parseEngineAddress(address);
     this.agent = agent ?? engineAgent();
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? ENGINE_CONNECT_TIMEOUT_MS;
   }
 
   forward(req: IncomingMessage, res: ServerResponse): void {
@@ -60,6 +74,7 @@ export class EngineProxy implements EngineForwarder {
       // keep-alive on the engine side is the agent's business
     });
     upstream.setNoDelay?.(true);
+    upstream.on('socket', (s: Socket) => connectTimeout(s, () => upstream.destroy(new Error(`no connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs));
     let done = false;
 
     upstream.on('response', (up) => {
@@ -118,6 +133,7 @@ export class EngineProxy implements EngineForwarder {
       ? { path: ep.socketPath, allowHalfOpen: true }
       : { host: ep.host, port: ep.port, allowHalfOpen: true });
     engine.setNoDelay(true);
+    connectTimeout(engine, () => engine.destroy(new Error(`no connection within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
     (socket as Partial<Socket>).setNoDelay?.(true);
     let connected = false;
     this.hijacked.add(socket);

@@ -22,9 +22,11 @@ export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
 
 export class Router {
   private readonly fmw = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
+  private readonly table: Array<{ method: Method; path: string }> = [];
 
   on(method: Method | Method[], path: string, handler: Handler): this {
     this.fmw.on(method, path, handler as never);
+    for (const m of Array.isArray(method) ? method : [method]) this.table.push({ method: m, path });
     return this;
   }
 
@@ -33,23 +35,58 @@ export class Router {
     if (!found) return undefined;
     return { handler: found.handler as unknown as Handler, params: found.params as Record<string, string> };
   }
+
+  // Whether some method of this path is Shoal's: then no method of it is forwarded.
+  owns(path: string): boolean {
+    return METHODS.some((m) => this.fmw.find(m, path) !== null);
+  }
+
+  // Every registered (method, path pattern), for tests that must cover them all.
+  routes(): ReadonlyArray<{ method: Method; path: string }> { return this.table; }
 }
 
-const MAX_BODY = 16 * 1024 * 1024;
+const METHODS: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
 
-export async function readJsonBody<T>(req: IncomingMessage): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY) throw invalid('request body too large');
-    chunks.push(c as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (!text) return undefined as T;
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw invalid(`invalid JSON: ${(e as Error).message}`);
-  }
+// Shoal's own bodies are small JSON specs (Docker caps secret and config data
+// at 500 KiB); forwarded bodies (build contexts, image loads) stream to the
+// engine unbounded and never pass here.
+export const MAX_BODY = 4 * 1024 * 1024;
+
+// A client that stops sending mid-body must not hold a request open forever
+// (the server has no overall request time-out: streams stay open for hours).
+export const BODY_TIMEOUT_MS = 60_000;
+
+export const bodyTooLarge = (): Error => invalid(`request body too large: the limit is ${MAX_BODY / (1024 * 1024)} MiB`);
+
+// Reads a JSON body. Over the limit it stops keeping data but neither destroys
+// the stream nor stops reading: the connection must survive until the 400 is
+// sent (server.ts drains what follows, within bounds).
+export function readJsonBody<T>(body: NodeJS.ReadableStream, declaredLength?: string, timeoutMs = BODY_TIMEOUT_MS): Promise<T> {
+  if (declaredLength !== undefined && Number(declaredLength) > MAX_BODY) return Promise.reject(bodyTooLarge());
+  return new Promise<T>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > MAX_BODY) { cleanup(); reject(bodyTooLarge()); return; }
+      chunks.push(c);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      if (!text) { resolve(undefined as T); return; }
+      try {
+        resolve(JSON.parse(text) as T);
+      } catch (e) {
+        reject(invalid(`invalid JSON: ${(e as Error).message}`));
+      }
+    };
+    const onError = (err: Error): void => { cleanup(); reject(invalid(`reading the request body: ${err.message}`)); };
+    const timer = setTimeout(() => { cleanup(); reject(invalid(`the request body did not arrive within ${timeoutMs / 1000} s`)); }, timeoutMs);
+    const cleanup = (): void => { clearTimeout(timer); body.off('data', onData); body.off('end', onEnd); body.off('error', onError); };
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.resume();
+  });
 }

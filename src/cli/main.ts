@@ -18,6 +18,10 @@ Commands:
            --etcd-binary PATH                            default /usr/bin/etcd
            --hostname NAME                               the node's hostname in the swarm
            --log-level LEVEL                             info (default), debug, warn, error
+           --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY
+                                                         serve tcp:// listeners over TLS and accept only clients with a
+                                                         certificate signed by CA (as dockerd; --tls: TLS without client certificates)
+           --insecure-tcp                                allow a tcp:// listener without TLS (whoever reaches it is root)
   lab      A local cluster of hosts on this machine: up, status, kill, start, partition, heal, down (shoal lab --help)
 `;
 

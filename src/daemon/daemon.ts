@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import type { ServerOptions as TlsServerOptions } from 'node:https';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
 import Dockerode from 'dockerode';
@@ -17,7 +18,7 @@ import { LocalControlPlane, type PayloadSource } from '../agent/local-control-pl
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
-import type { DaemonOptions } from './options';
+import type { ApiTlsOptions, DaemonOptions } from './options';
 import { SwarmNode, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
@@ -36,6 +37,7 @@ function dockerFor(address: string): Dockerode {
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
+  const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
   const docker = dockerFor(opts.engine);
   const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
@@ -81,10 +83,13 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   const engine = new EngineProxy(opts.engine);
   const servers: Server[] = [];
   for (const host of opts.hosts) {
-    const server = createApiServer({ router, engine, engineVersion: () => engineVersion, log: log.child({ component: 'api' }) });
+    const tcp = host.startsWith('tcp://');
+    const server = createApiServer({ router, engine, engineVersion: () => engineVersion, log: log.child({ component: 'api' }), tls: tcp ? tls : undefined });
     await listen(server, host);
     servers.push(server);
-    log.info({ host }, 'serving the Docker API');
+    log.info({ host, tls: tcp && !!tls, tlsverify: tcp && !!opts.tls?.verify }, 'serving the Docker API');
+    // dockerd's own warning, as loud: options.ts refused plain tcp unless --insecure-tcp.
+    if (tcp && !opts.tls?.verify) log.warn({ host }, 'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.');
   }
 
   return {
@@ -113,6 +118,19 @@ async function startComponents(store: Store, nodeId: string, executor: DockerExe
       scheduler.stop();
       await agent.stop();
     },
+  };
+}
+
+// Certificates are read once at start: a missing or unreadable file stops the start with its path.
+function loadTls(t: ApiTlsOptions): TlsServerOptions {
+  const read = (flag: string, path: string): Buffer => {
+    try { return readFileSync(path); } catch (err) { throw new Error(`${flag} ${path}: ${(err as Error).message}`); }
+  };
+  return {
+    cert: read('--tlscert', t.cert),
+    key: read('--tlskey', t.key),
+    ...(t.verify ? { ca: read('--tlscacert', t.caCert), requestCert: true, rejectUnauthorized: true } : {}),
+    minVersion: 'TLSv1.2',
   };
 }
 

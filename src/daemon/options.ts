@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { invalid } from '../common/errors';
 
@@ -10,7 +12,13 @@ export interface DaemonOptions {
   etcdPeerUrl: string;
   hostname?: string;        // node hostname override (lab hosts share one UTS namespace)
   logLevel: string;
+  tls?: ApiTlsOptions;       // for tcp:// listeners (dockerd's --tls/--tlsverify)
+  insecureTcp: boolean;     // tcp:// without TLS explicitly accepted
 }
+
+// dockerd's meanings: --tls serves HTTPS with --tlscert/--tlskey; --tlsverify
+// (implies --tls) also requires client certificates signed by --tlscacert.
+export interface ApiTlsOptions { verify: boolean; caCert: string; cert: string; key: string }
 
 export const DEFAULTS = {
   host: 'unix:///run/shoal/shoal.sock',
@@ -35,6 +43,12 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
       'etcd-peer-url': { type: 'string' },
       hostname: { type: 'string' },
       'log-level': { type: 'string' },
+      tls: { type: 'boolean' },
+      tlsverify: { type: 'boolean' },
+      tlscacert: { type: 'string' },
+      tlscert: { type: 'string' },
+      tlskey: { type: 'string' },
+      'insecure-tcp': { type: 'boolean' },
     },
     strict: true,
   });
@@ -45,8 +59,17 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
   const etcdClientUrl = etcdUrl('--etcd-client-url', values['etcd-client-url'] ?? DEFAULTS.etcdClientUrl);
   const etcdPeerUrl = etcdUrl('--etcd-peer-url', values['etcd-peer-url'] ?? DEFAULTS.etcdPeerUrl);
   if (new URL(etcdClientUrl).host === new URL(etcdPeerUrl).host) throw invalid(`--etcd-client-url and --etcd-peer-url must differ: both are ${etcdClientUrl}`);
+  const tls = apiTls(values);
+  const insecureTcp = values['insecure-tcp'] ?? false;
+  const plainTcp = hosts.filter((h) => h.startsWith('tcp://'));
+  if (plainTcp.length && !tls && !insecureTcp) {
+    throw invalid(`refusing to serve the Docker API on ${plainTcp.join(', ')} without TLS: whoever reaches it is root on this host. `
+      + 'Use --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY, or --insecure-tcp to accept the risk');
+  }
   return {
     hosts,
+    tls,
+    insecureTcp,
     dataRoot: values['data-root'] ?? DEFAULTS.dataRoot,
     engine: values.engine ?? DEFAULTS.engine,
     etcdBinary: values['etcd-binary'] ?? DEFAULTS.etcdBinary,
@@ -66,4 +89,16 @@ function etcdUrl(flag: string, value: string): string {
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw invalid(`invalid ${flag} ${value}: port out of range`);
   return `https://${m[2]}:${m[3]}`;
+}
+
+// Certificate paths default as dockerd's do: $DOCKER_CERT_PATH or ~/.docker.
+function apiTls(values: { tls?: boolean; tlsverify?: boolean; tlscacert?: string; tlscert?: string; tlskey?: string }): ApiTlsOptions | undefined {
+  if (!values.tls && !values.tlsverify) return undefined;
+  const dir = process.env.DOCKER_CERT_PATH || join(homedir(), '.docker');
+  return {
+    verify: values.tlsverify ?? false,
+    caCert: values.tlscacert ?? join(dir, 'ca.pem'),
+    cert: values.tlscert ?? join(dir, 'cert.pem'),
+    key: values.tlskey ?? join(dir, 'key.pem'),
+  };
 }

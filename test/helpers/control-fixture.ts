@@ -7,7 +7,7 @@ import { silentLogger } from '../../src/common/log';
 import { ControlApi } from '../../src/manager/controlapi';
 import { registerSwarmApiRoutes } from '../../src/api/routes/swarm-api';
 import { Router } from '../../src/api/router';
-import { createApiHandler } from '../../src/api/server';
+import { createApiHandler, type ApiServerOptions } from '../../src/api/server';
 import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
@@ -29,9 +29,9 @@ export function fakeNode(id: string, hostname: string, role: 'manager' | 'worker
 
 // The swarm routes over an in-memory store holding a one-node swarm; no
 // socket, no etcd, no engine (requests the API does not own answer 404).
-export async function controlFixture(opts: { active?: boolean } = {}) {
+export async function controlFixture(opts: { active?: boolean; ca?: { certPem: string; keyPem: string } } = {}) {
   const store = await Store.open(new MemoryBackend(), silentLogger);
-  const ca = { certPem: '', keyPem: '' };
+  const ca = opts.ca ?? { certPem: '', keyPem: '' }; // a real one (createRootCA) where tokens get rotated
   await store.txn().create('cluster', {
     ID: CLUSTER_ID, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: defaultSwarmSpec(), TLSInfo: {},
     RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
@@ -49,20 +49,29 @@ export async function controlFixture(opts: { active?: boolean } = {}) {
   };
   const router = new Router();
   registerSwarmApiRoutes(router, swarm);
-  const handler = createApiHandler({
+  // What reached the engine (it must never see the swarm's own paths).
+  const forwarded: Array<{ method: string; url: string; upgrade: boolean }> = [];
+  const serverOptions: ApiServerOptions = {
     router,
     engine: {
-      forward: (_req: IncomingMessage, res: ServerResponse) => { res.writeHead(404, { 'Content-Type': 'application/json' }); res.end('{"message":"page not found"}\n'); },
-      forwardUpgrade: (_req: IncomingMessage, socket: Duplex) => { socket.destroy(); },
+      forward: (req: IncomingMessage, res: ServerResponse) => {
+        forwarded.push({ method: req.method ?? '', url: req.url ?? '', upgrade: false });
+        res.writeHead(404, { 'Content-Type': 'application/json' }); res.end('{"message":"page not found"}\n');
+      },
+      forwardUpgrade: (req: IncomingMessage, socket: Duplex) => {
+        forwarded.push({ method: req.method ?? '', url: req.url ?? '', upgrade: true });
+        socket.destroy();
+      },
     },
     engineVersion: () => '20.10.24',
     log: silentLogger,
-  });
+  };
+  const handler = createApiHandler(serverOptions);
   const call = async (method: string, url: string, body?: unknown) => {
     const res = await inject(handler, { method: method as 'GET', url, payload: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
     let json: unknown;
     try { json = res.payload ? JSON.parse(res.payload) : undefined; } catch { json = undefined; }
     return { status: res.statusCode, headers: res.headers, json: json as any, text: res.payload };
   };
-  return { store, control, call };
+  return { store, control, call, handler, router, forwarded, serverOptions };
 }
