@@ -157,7 +157,8 @@ function decodeValue(value: unknown, t: GoType, ptr: boolean, prev: unknown, ctx
       for (const [k, v] of Object.entries(value)) {
         // Go stores a fresh element for each key (a null one is the zero value).
         const d = decodeValue(v, t.elem, false, undefined, ctx);
-        out[k] = d === undefined ? zero(t.elem, false) : d;
+        // defineProperty: a key such as "__proto__" is a plain key in Go.
+        Object.defineProperty(out, k, { value: d === undefined ? zero(t.elem, false) : d, enumerable: true, writable: true, configurable: true });
       }
       return out;
     }

@@ -43,6 +43,10 @@ test('a key repeated in another case decodes into the same field: objects merge,
   const got = decodeGo({ Mode: { Replicated: { Replicas: 1 } }, mode: { Global: {} }, Name: 'a', name: 'b' }, ServiceSpec);
   assert.deepEqual(got, { Name: 'b', Mode: { Replicated: { Replicas: 1 }, Global: {} } });
   assert.deepEqual(decodeGo({ Labels: { a: '1' }, labels: { b: '2' } }, NodeSpec), { Labels: { a: '1', b: '2' } });
+  // Any map key is a plain key, as in Go.
+  const odd = decodeGo<{ Labels: Record<string, string> }>(JSON.parse('{"Labels":{"__proto__":"x","constructor":"y"}}'), NodeSpec);
+  assert.deepEqual(Object.entries(odd.Labels), [['__proto__', 'x'], ['constructor', 'y']]);
+  assert.deepEqual(JSON.parse(JSON.stringify(structuredClone(odd))), JSON.parse('{"Labels":{"__proto__":"x","constructor":"y"}}'));
 });
 
 test('wrong JSON types are refused with Go\'s message, naming the innermost struct and the field path', () => {
