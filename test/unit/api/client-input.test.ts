@@ -135,3 +135,28 @@ test('node updates: roles and availabilities in any case, Docker\'s message othe
   assert.equal(bad.status, 400);
   assert.equal(bad.json.message, 'invalid Availability: "sleep"');
 });
+
+test('swarm init and update: bodies decoded, specs validated before anything happens', async () => {
+  const { call } = await controlFixture({ active: false });
+  const short = await call('POST', '/swarm/init', { listenaddr: '0.0.0.0:2377', spec: { caconfig: { nodecertexpiry: 1e9 } } });
+  assert.equal(short.status, 400);
+  assert.equal(short.json.message, 'rpc error: code = InvalidArgument desc = minimum certificate expiry time is 1h0m0s');
+  const ca = await call('POST', '/swarm/init', { Spec: { CAConfig: { ExternalCAs: [{ Protocol: 'acme', URL: 'https://ca' }] } } });
+  assert.equal(ca.status, 400);
+  assert.equal(ca.json.message, 'invalid protocol: "acme"');
+  const typed = await call('POST', '/swarm/init', { ForceNewCluster: 'yes' });
+  assert.equal(typed.status, 400);
+  assert.equal(typed.json.message, 'json: cannot unmarshal string into Go struct field InitRequest.ForceNewCluster of type bool');
+  assert.equal((await call('POST', '/swarm/init')).json.message, 'got EOF while reading request body');
+  assert.equal((await call('POST', '/swarm/init', { AdvertiseAddr: '127.0.0.1' })).status, 200);
+});
+
+test('secrets: lowercase fields decoded, a wrongly typed Data refused', async () => {
+  const { call } = await controlFixture();
+  const res = await call('POST', '/secrets/create', { name: 'pw', data: Buffer.from('s3cret').toString('base64'), labels: { a: 'b' } });
+  assert.equal(res.status, 201, res.text);
+  assert.deepEqual((await call('GET', '/secrets/pw')).json.Spec, { Name: 'pw', Labels: { a: 'b' } });
+  const bad = await call('POST', '/secrets/create', { Name: 'pw2', Data: ['x'] });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.message, 'json: cannot unmarshal array into Go struct field SecretSpec.Data of type []uint8');
+});
