@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { goFloat, goQuote } from '../../../src/api/decode/go-format';
+import { parseFilters } from '../../../src/api/filters';
 import { boolValue, parseGoBool, parseGoInt, parseGoUint, parseObjectVersion, strictBool, wrappedParseBoolError } from '../../../src/api/decode/query';
 
 const q = (s: string) => new URLSearchParams(s);
@@ -50,4 +51,15 @@ test('Go\'s %q and %g, as Docker\'s messages print values', () => {
   assert.equal(goFloat(1.5), '1.5');
   assert.equal(goFloat(2e6), '2e+06');
   assert.equal(goFloat(1.25e-7), '1.25e-07');
+});
+
+test('filters as moby\'s FromJSON: every named value counts, legacy lists, Go\'s error for neither form', () => {
+  const f = (v: unknown) => parseFilters(JSON.stringify(v), ['name', 'label']);
+  assert.deepEqual([...f({ name: { a: true, b: false } })], [['name', ['a', 'b']]]);
+  assert.deepEqual([...f({ name: ['a', 'b'], label: null })], [['name', ['a', 'b']], ['label', []]]);
+  assert.deepEqual([...f(null)], []);
+  assert.throws(() => f({ name: ['a', 1] }), { message: 'json: cannot unmarshal array into Go value of type map[string]bool' });
+  assert.throws(() => f({ name: 'a' }), { message: 'json: cannot unmarshal string into Go value of type map[string]bool' });
+  assert.throws(() => f({ bogus: { x: true } }), { message: "Invalid filter 'bogus'" });
+  assert.throws(() => parseFilters('{', ['name']), { message: 'invalid filter: {' });
 });
