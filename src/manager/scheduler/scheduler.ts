@@ -344,34 +344,30 @@ function samePlacement(a: TaskSpec, b: TaskSpec): boolean {
 // Why a stored task cannot be placed whatever the nodes: the parts of its
 // spec the scheduler reads are not of the API's types (a spec written before
 // the API checked them, or by hand). Such a task fails alone.
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v));
+const isOptString = (v: unknown): boolean => v === undefined || typeof v === 'string';
+const listOf = (v: unknown, ok: (x: unknown) => boolean): boolean => v === undefined || (Array.isArray(v) && v.every(ok));
+const isPlatform = (x: unknown): boolean => isObj(x) && isOptString(x.Architecture) && isOptString(x.OS);
+const isPreference = (x: unknown): boolean => isObj(x) && (x.Spread === undefined || (isObj(x.Spread) && isOptString(x.Spread.SpreadDescriptor)));
+const isString = (x: unknown): boolean => typeof x === 'string';
+
 export function placementProblem(spec: TaskSpec | undefined): string | undefined {
-  const isObj = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
-  const isNum = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v));
-  const listOf = (v: unknown, ok: (x: unknown) => boolean): boolean => v === undefined || (Array.isArray(v) && v.every(ok));
   if (spec === undefined) return undefined;
   if (!isObj(spec)) return 'the task spec is not an object';
-  const p = spec.Placement as unknown;
+  const p: unknown = spec.Placement;
   if (p !== undefined) {
     if (!isObj(p)) return 'Placement is not an object';
-    const pl = p as Record<string, unknown>;
-    if (!listOf(pl.Constraints, (x) => typeof x === 'string')) return 'Placement.Constraints is not a list of strings';
-    const spreadOk = (x: unknown): boolean => {
-      const spread = isObj(x) ? (x as { Spread?: unknown }).Spread : null;
-      return spread === undefined || (isObj(spread) && ['undefined', 'string'].includes(typeof (spread as { SpreadDescriptor?: unknown }).SpreadDescriptor));
-    };
-    if (!listOf(pl.Preferences, spreadOk)) return 'Placement.Preferences is not a list of preferences';
-    if (!listOf(pl.Platforms, (x) => isObj(x) && ['Architecture', 'OS'].every((k) => ['undefined', 'string'].includes(typeof (x as Record<string, unknown>)[k])))) {
-      return 'Placement.Platforms is not a list of platforms';
-    }
-    if (!isNum(pl.MaxReplicas)) return 'Placement.MaxReplicas is not a number';
+    if (!listOf(p.Constraints, isString)) return 'Placement.Constraints is not a list of strings';
+    if (!listOf(p.Preferences, isPreference)) return 'Placement.Preferences is not a list of preferences';
+    if (!listOf(p.Platforms, isPlatform)) return 'Placement.Platforms is not a list of platforms';
+    if (!isNum(p.MaxReplicas)) return 'Placement.MaxReplicas is not a number';
   }
-  const r = spec.Resources as unknown;
+  const r: unknown = spec.Resources;
   if (r !== undefined) {
     if (!isObj(r)) return 'Resources is not an object';
-    const res = (r as Record<string, unknown>).Reservations;
-    if (res !== undefined && (!isObj(res) || !isNum((res as Record<string, unknown>).NanoCPUs) || !isNum((res as Record<string, unknown>).MemoryBytes))) {
-      return 'Resources.Reservations is not a set of numbers';
-    }
+    const res = r.Reservations;
+    if (res !== undefined && (!isObj(res) || !isNum(res.NanoCPUs) || !isNum(res.MemoryBytes))) return 'Resources.Reservations is not a set of numbers';
   }
   return undefined;
 }
