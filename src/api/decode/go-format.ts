@@ -1,9 +1,18 @@
 // Go's fmt verbs for the values Docker's messages print.
 
-// %q for the strings a request can hold: quotes, backslashes and control
-// characters escaped.
+const SHORT_ESCAPES: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r' };
+
+// %q (strconv.Quote) for the strings a request can hold: quotes and
+// backslashes escaped, control characters as Go writes them.
 export function goQuote(s: string): string {
-  return JSON.stringify(s).replace(/\\u00([0-9a-f]{2})/g, '\\x$1').replace(/\u007f/g, '\\x7f');
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (c < 0x20 || c === 0x7f) out += SHORT_ESCAPES[c] ?? `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
 }
 
 // %g of a float64: the shortest digits, exponent form below 1e-4 and from

@@ -46,6 +46,8 @@ test('object versions: dockerd\'s message with the ParseUint error', () => {
 
 test('Go\'s %q and %g, as Docker\'s messages print values', () => {
   assert.equal(goQuote('a"b\\c\n\u0001'), '"a\\"b\\\\c\\n\\x01"');
+  assert.equal(goQuote('\u0007\u000b\u007f'), '"\\a\\v\\x7f"');
+  assert.equal(goQuote('\\u0007'), '"\\\\u0007"', 'a backslash and text stay text');
   assert.equal(goFloat(-1e-9), '-1e-09');
   assert.equal(goFloat(0.0005), '0.0005');
   assert.equal(goFloat(1.5), '1.5');
