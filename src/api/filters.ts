@@ -1,22 +1,30 @@
 import { invalid } from '../common/errors';
+import { bool, decodeGo, map, slice, str } from './decode/go-json';
 
-// Docker's filter argument: {"key":{"value":true}} (what the CLI sends) or
-// the legacy {"key":["value"]}. Unknown keys are refused like dockerd does.
+// Docker's filter argument (moby filters.FromJSON): {"key":{"value":true}},
+// what the CLI sends, where every value named counts whatever its boolean; or
+// the legacy {"key":["value"]}. A body of neither form is refused with the
+// first form's decoding error, an unknown key with "Invalid filter 'key'".
 export type Filters = Map<string, string[]>;
+
+const CURRENT_FORM = map(map(bool));
+const LEGACY_FORM = map(slice(str()));
 
 export function parseFilters(raw: string | null, allowed: readonly string[]): Filters {
   const out: Filters = new Map();
   if (!raw) return out;
   let parsed: unknown;
   try { parsed = JSON.parse(raw); } catch { throw invalid(`invalid filter: ${raw}`); }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(`invalid filter: ${raw}`);
-  for (const [key, val] of Object.entries(parsed as Record<string, unknown>)) {
+  let fields: Record<string, string[] | null>;
+  try {
+    const current = decodeGo<Record<string, Record<string, boolean> | null> | null>(parsed, CURRENT_FORM) ?? {};
+    fields = Object.fromEntries(Object.entries(current).map(([k, v]) => [k, Object.keys(v ?? {})]));
+  } catch (first) {
+    try { fields = decodeGo<Record<string, string[] | null> | null>(parsed, LEGACY_FORM) ?? {}; } catch { throw first; }
+  }
+  for (const [key, values] of Object.entries(fields)) {
     if (!allowed.includes(key)) throw invalid(`Invalid filter '${key}'`);
-    let values: string[];
-    if (Array.isArray(val)) values = val.map(String);
-    else if (val && typeof val === 'object') values = Object.entries(val as Record<string, unknown>).filter(([, on]) => on).map(([v]) => v);
-    else throw invalid(`invalid filter: ${raw}`);
-    out.set(key, values);
+    out.set(key, values ?? []);
   }
   return out;
 }

@@ -2,6 +2,8 @@ import type { ConfigSpec } from '../types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { CONFIG_FILTERS } from '../../manager/controlapi/configs';
+import { decodeBody } from '../decode/body';
+import { ConfigSpec as ConfigSpecType } from '../decode/docker-types';
 import type { SwarmMembership } from './membership';
 
 // moby api/server/router/swarm (configs): create answers 201 {"ID"}, update
@@ -13,12 +15,12 @@ export function registerConfigRoutes(router: Router, swarm: SwarmMembership): vo
   }));
   router.on('POST', '/configs/create', async (req) => {
     const control = swarm.control();
-    return { status: 201, body: await control.configs.create(await req.json<ConfigSpec>()) };
+    return { status: 201, body: await control.configs.create(await decodeBody<ConfigSpec>(req, ConfigSpecType)) };
   });
   router.on('GET', '/configs/:id', async (req) => ({ status: 200, body: swarm.control().configs.inspect(req.params.id!) }));
   router.on('POST', '/configs/:id/update', async (req) => {
     const control = swarm.control();
-    await control.configs.update(req.params.id!, req.query.get('version'), await req.json<ConfigSpec>());
+    await control.configs.update(req.params.id!, req.query.get('version'), await decodeBody<ConfigSpec>(req, ConfigSpecType));
     return { status: 200 };
   });
   router.on('DELETE', '/configs/:id', async (req) => {

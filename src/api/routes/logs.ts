@@ -9,6 +9,7 @@ import type { Store } from '../../store/store';
 import { LocalLogSource, type LogLine, type LogSource, type TaskLogOptions } from '../../agent/log-source';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
+import { boolValue } from '../decode/query';
 
 // `docker service logs` and task logs: the lines of the tasks' containers,
 // written exactly as moby's write_log_stream does (api/server/httputils):
@@ -70,12 +71,6 @@ export function registerLogRoutes(router: Router, deps: LogRouteDeps): void {
     });
     return undefined;
   });
-}
-
-// moby httputils.BoolValue
-function boolValue(q: URLSearchParams, k: string): boolean {
-  const s = (q.get(k) ?? '').trim().toLowerCase();
-  return !(s === '' || s === '0' || s === 'no' || s === 'false' || s === 'none');
 }
 
 export function parseLogQuery(q: URLSearchParams): LogQuery {

@@ -2,6 +2,9 @@ import type { NodeSpec } from '../types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { NODE_FILTERS } from '../../manager/controlapi/nodes';
+import { decodeBody } from '../decode/body';
+import { NodeSpec as NodeSpecType } from '../decode/docker-types';
+import { boolValue } from '../decode/query';
 import type { SwarmMembership } from './membership';
 
 export function registerNodeRoutes(router: Router, swarm: SwarmMembership): void {
@@ -11,11 +14,12 @@ export function registerNodeRoutes(router: Router, swarm: SwarmMembership): void
   }));
   router.on('GET', '/nodes/:id', async (req) => ({ status: 200, body: swarm.control().nodes.inspect(req.params.id!) }));
   router.on('POST', '/nodes/:id/update', async (req) => {
-    await swarm.control().nodes.update(req.params.id!, req.query.get('version'), await req.json<NodeSpec>());
+    const spec = await decodeBody<NodeSpec>(req, NodeSpecType);
+    await swarm.control().nodes.update(req.params.id!, req.query.get('version'), spec);
     return { status: 200 };
   });
   router.on('DELETE', '/nodes/:id', async (req) => {
-    await swarm.control().nodes.remove(req.params.id!, ['1', 'true'].includes(req.query.get('force') ?? ''));
+    await swarm.control().nodes.remove(req.params.id!, boolValue(req.query, 'force'));
     return { status: 200 };
   });
 }

@@ -2,6 +2,8 @@ import type { SecretSpec } from '../types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { SECRET_FILTERS } from '../../manager/controlapi/secrets';
+import { decodeBody } from '../decode/body';
+import { SecretSpec as SecretSpecType } from '../decode/docker-types';
 import type { SwarmMembership } from './membership';
 
 // moby api/server/router/swarm (secrets): create answers 201 {"ID"}, update
@@ -13,12 +15,12 @@ export function registerSecretRoutes(router: Router, swarm: SwarmMembership): vo
   }));
   router.on('POST', '/secrets/create', async (req) => {
     const control = swarm.control();
-    return { status: 201, body: await control.secrets.create(await req.json<SecretSpec>()) };
+    return { status: 201, body: await control.secrets.create(await decodeBody<SecretSpec>(req, SecretSpecType)) };
   });
   router.on('GET', '/secrets/:id', async (req) => ({ status: 200, body: swarm.control().secrets.inspect(req.params.id!) }));
   router.on('POST', '/secrets/:id/update', async (req) => {
     const control = swarm.control();
-    await control.secrets.update(req.params.id!, req.query.get('version'), await req.json<SecretSpec>());
+    await control.secrets.update(req.params.id!, req.query.get('version'), await decodeBody<SecretSpec>(req, SecretSpecType));
     return { status: 200 };
   });
   router.on('DELETE', '/secrets/:id', async (req) => {

@@ -1,28 +1,33 @@
 import type { ServiceSpec } from '../types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
+import { invalid } from '../../common/errors';
 import { SERVICE_FILTERS } from '../../manager/controlapi/services';
+import { decodeBody } from '../decode/body';
+import { ServiceSpec as ServiceSpecType } from '../decode/docker-types';
+import { strictBool, wrappedParseBoolError } from '../decode/query';
 import type { SwarmMembership } from './membership';
 
-const truthy = (v: string | null): boolean => v === '1' || v === 'true';
-
 export function registerServiceRoutes(router: Router, swarm: SwarmMembership): void {
-  router.on('GET', '/services', async (req) => ({
-    status: 200,
-    body: swarm.control().services.list(parseFilters(req.query.get('filters'), SERVICE_FILTERS), truthy(req.query.get('status'))),
-  }));
+  router.on('GET', '/services', async (req) => {
+    const filters = parseFilters(req.query.get('filters'), SERVICE_FILTERS);
+    const status = strictBool(req.query, 'status', wrappedParseBoolError('status'));
+    return { status: 200, body: swarm.control().services.list(filters, status) };
+  });
   router.on('POST', '/services/create', async (req) => {
     const control = swarm.control();
-    return { status: 201, body: await control.services.create(await req.json<ServiceSpec>()) };
+    return { status: 201, body: await control.services.create(await decodeBody<ServiceSpec>(req, ServiceSpecType)) };
   });
-  router.on('GET', '/services/:id', async (req) => ({
-    status: 200,
-    body: swarm.control().services.inspect(req.params.id!, truthy(req.query.get('insertDefaults'))),
-  }));
+  router.on('GET', '/services/:id', async (req) => {
+    const insertDefaults = strictBool(req.query, 'insertDefaults', wrappedParseBoolError('insertDefaults'));
+    return { status: 200, body: swarm.control().services.inspect(req.params.id!, insertDefaults) };
+  });
   router.on('POST', '/services/:id/update', async (req) => {
     const control = swarm.control();
-    const rollback = req.query.get('rollback') === 'previous';
-    const spec = await req.json<ServiceSpec>();
+    const spec = await decodeBody<ServiceSpec>(req, ServiceSpecType);
+    const option = req.query.get('rollback') ?? '';
+    if (option !== '' && option !== 'previous') throw invalid(`unrecognized rollback option ${option}`);
+    const rollback = option === 'previous';
     return { status: 200, body: await control.services.update(req.params.id!, req.query.get('version'), spec, rollback) };
   });
   router.on('DELETE', '/services/:id', async (req) => {

@@ -1,35 +1,41 @@
 import type { InitRequest, SwarmSpec } from '../types';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
-import { invalid, precondition } from '../../common/errors';
+import { precondition } from '../../common/errors';
+import { decodeBody } from '../decode/body';
+import { InitRequest as InitRequestType, JoinRequest as JoinRequestType, SwarmSpec as SwarmSpecType } from '../decode/docker-types';
+import { boolValue, strictBool } from '../decode/query';
+import { validateSwarmSpec } from '../../manager/controlapi/validate-swarm';
 
-const flag = (q: URLSearchParams, k: string): boolean => ['1', 'true', 'True'].includes(q.get(k) ?? '');
+// moby's updateCluster: strconv.ParseBool, `invalid value for <key>: <raw>`.
+const rotateFlag = (q: URLSearchParams, k: string): boolean => strictBool(q, k, (raw) => `invalid value for ${k}: ${raw}`);
 
 export function registerSwarmRoutes(router: Router, swarm: SwarmMembership): void {
   router.on('GET', '/swarm', async () => ({ status: 200, body: swarm.control().cluster.inspect() }));
 
   router.on('POST', '/swarm/init', async (req) => {
-    const body = (await req.json<InitRequest>()) ?? {};
-    if (typeof body !== 'object') throw invalid('invalid init request');
+    const body = await decodeBody<InitRequest>(req, InitRequestType);
+    if (body.Spec) validateSwarmSpec(body.Spec);
     const nodeId = await swarm.init(body);
     return { status: 200, body: nodeId };
   });
 
   router.on('POST', '/swarm/join', async (req) => {
-    await swarm.join((await req.json<Record<string, unknown>>()) ?? {});
+    await swarm.join(await decodeBody<Record<string, unknown>>(req, JoinRequestType));
     return { status: 200 };
   });
 
   router.on('POST', '/swarm/leave', async (req) => {
-    await swarm.leave(flag(req.query, 'force'));
+    await swarm.leave(boolValue(req.query, 'force'));
     return { status: 200 };
   });
 
   router.on('POST', '/swarm/update', async (req) => {
-    const spec = await req.json<SwarmSpec>();
+    const spec = await decodeBody<SwarmSpec>(req, SwarmSpecType);
+    if (rotateFlag(req.query, 'rotateManagerUnlockKey')) throw precondition('no unlock key to rotate: autolock is not supported yet by Shoal');
     await swarm.control().cluster.update(req.query.get('version'), spec, {
-      worker: flag(req.query, 'rotateWorkerToken'),
-      manager: flag(req.query, 'rotateManagerToken'),
+      worker: rotateFlag(req.query, 'rotateWorkerToken'),
+      manager: rotateFlag(req.query, 'rotateManagerToken'),
     });
     return { status: 200 };
   });

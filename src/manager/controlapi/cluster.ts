@@ -5,6 +5,7 @@ import type { ClusterObject } from '../../store/objects';
 import { newJoinToken, type RootCA } from '../ca/ca';
 import type { ControlContext } from './context';
 import { parseVersion } from './services';
+import { validateSwarmSpec } from './validate-swarm';
 
 import type { Store } from '../../store/store';
 
@@ -63,13 +64,7 @@ export class ClusterApi {
 
   async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean }): Promise<void> {
     const version = parseVersion(versionParam, 'swarm');
-    if (!spec || typeof spec !== 'object') throw invalid('rpc error: code = InvalidArgument desc = swarm spec must not be empty');
-    const hist = spec.Orchestration?.TaskHistoryRetentionLimit;
-    if (hist !== undefined && !Number.isInteger(hist)) throw invalid('rpc error: code = InvalidArgument desc = invalid task history retention limit');
-    if ((spec.Dispatcher?.HeartbeatPeriod ?? 1) < 0) throw invalid('rpc error: code = InvalidArgument desc = heartbeat period must be positive');
-    if (spec.CAConfig?.NodeCertExpiry !== undefined && spec.CAConfig.NodeCertExpiry !== 0 && spec.CAConfig.NodeCertExpiry < 3600e9) {
-      throw invalid('rpc error: code = InvalidArgument desc = minimum certificate expiry time is 1h0m0s');
-    }
+    validateSwarmSpec(spec);
     if (spec.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
     const current = this.get();
     const next = structuredClone(current);

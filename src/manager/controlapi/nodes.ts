@@ -5,6 +5,7 @@ import { nowIso } from '../../common/time';
 import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import { parseVersion } from './services';
+import { goQuote } from '../../api/decode/go-format';
 
 export const NODE_FILTERS = ['id', 'label', 'membership', 'name', 'node.label', 'role'] as const;
 
@@ -36,12 +37,14 @@ export class NodesApi {
   async update(ref: string, versionParam: string | null, spec: NodeSpec | undefined): Promise<void> {
     const version = parseVersion(versionParam, 'node');
     if (!spec || typeof spec !== 'object') throw invalid('rpc error: code = InvalidArgument desc = NodeSpec must not be empty');
-    if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) {
-      throw invalid(`rpc error: code = InvalidArgument desc = invalid availability ${spec.Availability}`);
-    }
-    if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw invalid(`rpc error: code = InvalidArgument desc = invalid role ${spec.Role}`);
+    // dockerd maps both to SwarmKit's enums case-insensitively (convert.NodeSpecToGRPC);
+    // an absent one keeps the node's current value here.
+    const wantRole = spec.Role?.toLowerCase() as NodeSpec['Role'];
+    if (wantRole && !['worker', 'manager'].includes(wantRole)) throw invalid(`invalid Role: ${goQuote(spec.Role!)}`);
+    const wantAvailability = spec.Availability?.toLowerCase() as NodeSpec['Availability'];
+    if (wantAvailability && !['active', 'pause', 'drain'].includes(wantAvailability)) throw invalid(`invalid Availability: ${goQuote(spec.Availability!)}`);
     const current = this.resolve(ref);
-    const role = spec.Role ?? current.Spec.Role ?? 'worker';
+    const role = wantRole || current.Spec.Role || 'worker';
     if (current.Spec.Role === 'manager' && role === 'worker') {
       const managers = this.ctx.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
       if (managers.length <= 1) throw fp('attempting to demote the last manager of the swarm');
@@ -52,7 +55,7 @@ export class NodesApi {
       Name: spec.Name,
       Labels: spec.Labels ?? {},
       Role: role,
-      Availability: spec.Availability ?? current.Spec.Availability ?? 'active',
+      Availability: wantAvailability || current.Spec.Availability || 'active',
     };
     if (next.Spec.Name === undefined) delete next.Spec.Name;
     next.UpdatedAt = nowIso(this.ctx.now());

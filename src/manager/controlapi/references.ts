@@ -1,5 +1,6 @@
 import type { ContainerSpec, Service, ServiceSpec } from '../../api/types';
 import { invalid } from '../../common/errors';
+import { checkBase64 } from '../../api/decode/go-json';
 import type { Store } from '../../store/store';
 
 // What secrets and configs share: SwarmKit's rules for their names, payloads
@@ -26,12 +27,8 @@ export function validatePayloadName(name: string | undefined): void {
 export function decodeData(data: unknown): Buffer {
   if (data === undefined || data === null) return Buffer.alloc(0);
   if (typeof data !== 'string') throw invalid('json: cannot unmarshal non-string into Go struct field of type []uint8');
-  const s = data.replace(/[\r\n]/g, ''); // Go's decoder skips newlines
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
-    const firstBad = /^[A-Za-z0-9+/]*/.exec(s)![0].length;
-    throw invalid(`illegal base64 data at input byte ${Math.min(firstBad, s.length)}`);
-  }
-  return Buffer.from(s, 'base64');
+  checkBase64(data);
+  return Buffer.from(data.replace(/[\r\n]/g, ''), 'base64');
 }
 
 export function validatePayloadSize(what: 'secret' | 'config', data: Buffer): void {

@@ -11,6 +11,7 @@ import { randomName } from './names';
 import { checkReferencesExist, withReferenceLock } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
+import { parseObjectVersion } from '../../api/decode/query';
 
 export const SERVICE_FILTERS = ['id', 'label', 'mode', 'name', 'runtime'] as const;
 
@@ -30,7 +31,9 @@ function normalise(spec: ServiceSpec): ServiceSpec {
   tt.ContainerSpec ??= {};
   tt.ContainerSpec.Isolation ??= 'default';
   tt.ForceUpdate ??= 0;
-  tt.Runtime ??= 'container';
+  tt.Runtime ||= 'container';
+  // dockerd keeps only spread preferences (convert.ServiceSpecToGRPC).
+  if (tt.Placement?.Preferences) tt.Placement.Preferences = tt.Placement.Preferences.filter((p) => p.Spread);
   const m = (s.Mode ??= {});
   if (!m.Global && !m.ReplicatedJob && !m.GlobalJob) {
     m.Replicated ??= {};
@@ -178,10 +181,7 @@ export class ServicesApi {
   }
 }
 
+// `?version=N` as dockerd parses it (strconv.ParseUint, its error in the message).
 export function parseVersion(v: string | null, what = 'service'): number {
-  if (v === null || !/^\d+$/.test(v)) {
-    throw invalid(`invalid ${what} version '${v ?? ''}': strconv.ParseUint: parsing "${v ?? ''}": invalid syntax`);
-  }
-  return Number(v);
+  return parseObjectVersion(v, what);
 }
-

@@ -35,6 +35,7 @@ export const ENGINE_LABEL_PREFIX = 'engine.labels.';
 export function parseConstraints(exprs: readonly string[]): Constraint[] {
   const out: Constraint[] = [];
   for (const e of exprs) {
+    if (typeof e !== 'string') throw invalid('constraint expected one operator from ==, !=');
     let found = false;
     for (const op of OPERATORS) {
       const at = e.indexOf(op);
@@ -57,7 +58,7 @@ export function parseConstraints(exprs: readonly string[]): Constraint[] {
 // leaving the task unschedulable. Parsed lists are cached by their text.
 const lenientCache = new Map<string, Constraint[]>();
 export function parseConstraintsLenient(exprs: readonly string[] | undefined): Constraint[] {
-  if (!exprs || exprs.length === 0) return [];
+  if (!Array.isArray(exprs) || exprs.length === 0) return [];
   const k = exprs.join('\u0000');
   let c = lenientCache.get(k);
   if (!c) {

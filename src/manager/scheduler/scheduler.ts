@@ -341,24 +341,82 @@ function samePlacement(a: TaskSpec, b: TaskSpec): boolean {
   return ra === rb || ((ra?.NanoCPUs ?? 0) === (rb?.NanoCPUs ?? 0) && (ra?.MemoryBytes ?? 0) === (rb?.MemoryBytes ?? 0));
 }
 
+// Why a stored task cannot be placed whatever the nodes: the parts of its
+// spec the scheduler reads are not of the API's types (a spec written before
+// the API checked them, or by hand). Such a task fails alone.
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v));
+const isOptString = (v: unknown): boolean => v === undefined || typeof v === 'string';
+const listOf = (v: unknown, ok: (x: unknown) => boolean): boolean => v === undefined || (Array.isArray(v) && v.every(ok));
+const isPlatform = (x: unknown): boolean => isObj(x) && isOptString(x.Architecture) && isOptString(x.OS);
+const isPreference = (x: unknown): boolean => isObj(x) && (x.Spread === undefined || (isObj(x.Spread) && isOptString(x.Spread.SpreadDescriptor)));
+const isString = (x: unknown): boolean => typeof x === 'string';
+
+export function placementProblem(spec: TaskSpec | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  if (!isObj(spec)) return 'the task spec is not an object';
+  const p: unknown = spec.Placement;
+  if (p !== undefined) {
+    if (!isObj(p)) return 'Placement is not an object';
+    if (!listOf(p.Constraints, isString)) return 'Placement.Constraints is not a list of strings';
+    if (!listOf(p.Preferences, isPreference)) return 'Placement.Preferences is not a list of preferences';
+    if (!listOf(p.Platforms, isPlatform)) return 'Placement.Platforms is not a list of platforms';
+    if (!isNum(p.MaxReplicas)) return 'Placement.MaxReplicas is not a number';
+  }
+  const r: unknown = spec.Resources;
+  if (r !== undefined) {
+    if (!isObj(r)) return 'Resources is not an object';
+    const res = r.Reservations;
+    if (res !== undefined && (!isObj(res) || !isNum(res.NanoCPUs) || !isNum(res.MemoryBytes))) return 'Resources.Reservations is not a set of numbers';
+  }
+  return undefined;
+}
+
+const unschedulable = (why: string): string => `invalid task spec, cannot schedule: ${why}`;
+
 export function schedule(input: ScheduleInput): ScheduleResult {
   const out: ScheduleResult = { assignments: [], failures: [] };
   const c = new ClusterState(input.nodes, input.load);
   const groups = new Map<string, Array<{ spec: TaskSpec; tasks: Task[] }>>();
   const pre: Task[] = [];
   for (const t of input.tasks) {
-    if (!needsScheduling(t)) continue;
-    if (t.NodeID) { pre.push(t); continue; }
-    let list = groups.get(t.ServiceID);
-    if (!list) groups.set(t.ServiceID, (list = []));
-    const spec = t.Spec ?? {};
-    let g = list.find((x) => samePlacement(x.spec, spec));
-    if (!g) list.push((g = { spec, tasks: [] }));
-    g.tasks.push(t);
+    // One bad task must not stop the others: it gets its own failure.
+    try {
+      if (!needsScheduling(t)) continue;
+      const problem = placementProblem(t.Spec);
+      if (problem) { out.failures.push({ taskId: t.ID, message: unschedulable(problem) }); continue; }
+      if (t.NodeID) { pre.push(t); continue; }
+      let list = groups.get(t.ServiceID);
+      if (!list) groups.set(t.ServiceID, (list = []));
+      const spec = t.Spec ?? {};
+      let g = list.find((x) => samePlacement(x.spec, spec));
+      if (!g) list.push((g = { spec, tasks: [] }));
+      g.tasks.push(t);
+    } catch (e) {
+      out.failures.push({ taskId: String(t?.ID), message: unschedulable(errorText(e)) });
+    }
   }
-  for (const t of pre) placePreassigned(c, t, out);
+  for (const t of pre) {
+    try { placePreassigned(c, t, out); } catch (e) { out.failures.push({ taskId: t.ID, message: unschedulable(errorText(e)) }); }
+  }
   for (const [serviceId, list] of groups) {
-    for (const g of list) placeGroup(c, new Demand(g.spec), serviceId, g.tasks, input.failing, out);
+    for (const g of list) {
+      const before = out.assignments.length;
+      const failedBefore = out.failures.length;
+      try {
+        placeGroup(c, new Demand(g.spec), serviceId, g.tasks, input.failing, out);
+      } catch (e) {
+        // The group's tasks share one spec: those not placed before the fault fail with it.
+        const done = new Set(out.assignments.slice(before).map((a) => a.taskId));
+        for (let k = failedBefore; k < out.failures.length; k++) done.add(out.failures[k]!.taskId);
+        const message = unschedulable(errorText(e));
+        for (const t of g.tasks) if (!done.has(t.ID)) out.failures.push({ taskId: t.ID, message });
+      }
+    }
   }
   return out;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

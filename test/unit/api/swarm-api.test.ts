@@ -43,7 +43,7 @@ test('invalid specs are 400 and create nothing', async () => {
     [spec('bad name!'), /name must be valid as a DNS name component/],
     [{ Name: 'x', TaskTemplate: { ContainerSpec: {} } }, /image reference must be provided/],
     [spec('c', { TaskTemplate: { ContainerSpec: { Image: 'img' }, Placement: { Constraints: ['node.hostname'] } } }), /InvalidArgument/],
-    [spec('m', { Mode: { Replicated: { Replicas: 1 }, Global: {} } }), /exactly one mode/],
+    [spec('m', { Mode: { Replicated: { Replicas: 1 }, Global: {} } }), /^must specify only one service mode$/],
     [spec('r', { TaskTemplate: { ContainerSpec: { Image: 'img' }, RestartPolicy: { Delay: -1 } } }), /restart-delay cannot be negative/],
   ];
   for (const [body, msg] of cases) {

@@ -191,3 +191,27 @@ test('100,000 tasks on 1,000 nodes with a constraint and a spread preference in 
   }
   assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
 });
+
+test('a task the scheduler cannot read fails alone; every other task is placed', () => {
+  const good = tasks(3, 'good');
+  const badPlatforms = tasks(1, 'bad1', { Placement: { Platforms: 'linux/amd64' as never } });
+  const badConstraints = tasks(1, 'bad2', { Placement: { Constraints: 'node.role==manager' as never } });
+  const throwing = tasks(1, 'bad3')[0]!;
+  Object.defineProperty(throwing, 'Spec', { get() { throw new Error('corrupt task'); } });
+  const late = tasks(2, 'late');
+  const r = schedule({ nodes: three(), tasks: [...badPlatforms, ...good, throwing, ...badConstraints, ...late] });
+  assert.deepEqual(r.assignments.map((a) => a.taskId).sort(), [...good, ...late].map((t) => t.ID).sort());
+  const why = new Map(r.failures.map((f) => [f.taskId, f.message]));
+  assert.equal(why.size, 3);
+  assert.equal(why.get(badPlatforms[0]!.ID), 'invalid task spec, cannot schedule: Placement.Platforms is not a list of platforms');
+  assert.equal(why.get(badConstraints[0]!.ID), 'invalid task spec, cannot schedule: Placement.Constraints is not a list of strings');
+  assert.equal(why.get(throwing.ID), 'invalid task spec, cannot schedule: corrupt task');
+});
+
+test('a preassigned (global) task with a bad spec fails alone too', () => {
+  const bad = tasks(1, 'g', { Placement: { Platforms: [null] as never } }, { NodeID: 'n1' });
+  const ok = tasks(1, 'g', {}, { NodeID: 'n2' });
+  const r = schedule({ nodes: three(), tasks: [...bad, ...ok] });
+  assert.deepEqual(r.assignments, [{ taskId: ok[0]!.ID, nodeId: 'n2' }]);
+  assert.deepEqual(r.failures.map((f) => f.taskId), [bad[0]!.ID]);
+});
