@@ -22,6 +22,10 @@ const OUTCOME_TIMEOUT_MS = 15_000;
 // Blobs no task uses any more are deleted after this delay (batched).
 const BLOB_GC_DELAY_MS = 5_000;
 
+export interface StoreOptions {
+  blobGcDelayMs?: number;   // tests shorten it
+}
+
 interface Blob { spec: Record<string, unknown>; modRevision: number; refs: number }
 type Decoded = { kind: Kind; id: string; object: unknown; specRef?: string };
 
@@ -57,10 +61,10 @@ export class Store {
   private closed = false;
   revision = 0;
 
-  private constructor(private readonly backend: Backend, private readonly log: Logger) {}
+  private constructor(private readonly backend: Backend, private readonly log: Logger, private readonly opts: StoreOptions) {}
 
-  static async open(backend: Backend, log: Logger): Promise<Store> {
-    const store = new Store(backend, log);
+  static async open(backend: Backend, log: Logger, opts: StoreOptions = {}): Promise<Store> {
+    const store = new Store(backend, log, opts);
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {
@@ -107,7 +111,6 @@ export class Store {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(unavailable(`cluster store unavailable: revision ${revision} not seen within ${timeoutMs} ms (mirror at ${this.revision})`));
       }, timeoutMs);
-      timer.unref();
       const waiter = { revision, resolve: () => { clearTimeout(timer); resolve(); } };
       this.waiters.push(waiter);
     });
@@ -444,7 +447,7 @@ export class Store {
 
   private scheduleBlobGc(): void {
     if (this.gcTimer || this.closed) return;
-    this.gcTimer = setTimeout(() => { this.gcTimer = undefined; void this.collectBlobs(); }, BLOB_GC_DELAY_MS);
+    this.gcTimer = setTimeout(() => { this.gcTimer = undefined; void this.collectBlobs(); }, this.opts.blobGcDelayMs ?? BLOB_GC_DELAY_MS);
     this.gcTimer.unref();
   }
 
