@@ -30,6 +30,8 @@ interface Blob { spec: Record<string, unknown>; modRevision: number; refs: numbe
 type Decoded = { kind: Kind; id: string; object: unknown; specRef?: string };
 
 const NO_SPACE = /database space exceeded|NOSPACE/i;
+// Failures that prove the request never reached etcd (no connection).
+const NOT_SENT = /ECONNREFUSED|No connection established|failed to connect|ENOENT/i;
 const storeError = (e: unknown): ShoalError => (NO_SPACE.test((e as Error).message)
   ? unavailable('cluster store is out of space; the daemon is compacting and defragmenting it, retry shortly')
   : unavailable(`cluster store unavailable: ${(e as Error).message}`));
@@ -126,6 +128,7 @@ export class Store {
       res = await this.backend.txn(compares, ops);
     } catch (e) {
       if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
+      if (NOT_SENT.test((e as Error).message)) throw storeError(e);
       // The request may have been applied with its answer lost: find out
       // rather than report a failure (or, on a retry, a conflict) for a write
       // that happened.
