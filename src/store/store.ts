@@ -247,6 +247,7 @@ export class Store {
   }
 
   private async load(): Promise<void> {
+    const started = Date.now();
     const { kvs, revision, clusterId } = await this.readAll();
     const otherCluster = this.clusterId !== undefined && clusterId !== undefined && clusterId !== this.clusterId;
     // Blobs first: tasks refer to them.
@@ -291,6 +292,7 @@ export class Store {
     if (changes.length) this.emit(changes.map((c) => c.e));
     this.releaseWaiters();
     this.scheduleBlobGc();
+    this.log.info({ keys: kvs.length, tasks: this.count('tasks'), specs: this.blobs.size, revision, changes: changes.length, ms: Date.now() - started }, 'store loaded');
   }
 
   // A watch of the whole key space from the next revision the mirror needs.
