@@ -46,7 +46,7 @@ function loadTimes(h: ShoalHandle): number[] {
 async function runSize(tasks: number, envBytes: number, runs: number): Promise<SizeResult> {
   const services = Math.max(1, Math.round(tasks / PER_SERVICE));
   const replicas = Math.round(tasks / services);
-  const h = await startShoal({ hostname: `storebench${tasks}` });
+  const h = await startShoal({ hostname: `storebench${tasks}`, readyTimeoutMs: 10 * 60_000 });
   const drop = onCleanup(`shoal ${tasks}`, () => h.cleanup());
   try {
     await cli(h, ['swarm', 'init']);

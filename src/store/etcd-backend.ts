@@ -89,7 +89,8 @@ export class EtcdBackend implements Backend, MaintenanceBackend {
 
   async watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle> {
     const r = rangeOf(prefix);
-    const builder = this.client.watch().withPreviousKV().startRevision(String(fromRevision));
+    // No previous values: the mirror has them, and the stream stays half the size.
+    const builder = this.client.watch().startRevision(String(fromRevision));
     const watcher = await (prefix === '' ? builder.inRange({ start: r.key, end: r.range_end }) : builder.prefix(prefix)).create();
     let done = false;
     const stop = (): void => {
@@ -103,7 +104,6 @@ export class EtcdBackend implements Backend, MaintenanceBackend {
       const events: WatchEvent[] = res.events.map((e) => ({
         type: e.type === 'Put' ? 'put' : 'delete',
         kv: toKv(e.kv),
-        prevValue: e.prev_kv ? e.prev_kv.value.toString() : undefined,
       }));
       cb.onEvents(events, { revision: Number(res.header.revision), clusterId: String(res.header.cluster_id) });
     });

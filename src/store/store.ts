@@ -12,9 +12,10 @@ type Listener = (events: StoreEvent[]) => void;
 interface Named { Spec?: { Name?: string } }
 interface Versioned { ID: string; Version: { Index: number } }
 
-// Keys per page of a load: small enough for grpc's receive limit with large
-// objects (a page that is still too big is halved), big enough to be quick.
-const PAGE_KEYS = 1000;
+// Keys per page of a load: well under the client's 64 MiB receive limit for
+// objects of a few KB (a page still too big is halved), and few pages, since
+// etcd walks its index from the page's first key to the end for each page.
+const PAGE_KEYS = 10_000;
 // How long a caller waits for the mirror to apply a revision, and how long an
 // unknown write outcome is looked for, before the store says it is unavailable.
 export const WAIT_TIMEOUT_MS = 10_000;
