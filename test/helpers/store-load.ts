@@ -51,13 +51,15 @@ export async function waitForQuietTasks(h: ShoalHandle, total: number, timeoutMs
 }
 
 // Until the daemon answers `service ls` (the API) with every service and
-// `service ps` with all tasks of each. Returns the time it took.
+// `service ps` with all tasks of the first and the last (the store loads one
+// consistent snapshot, all or nothing; listing every service on each poll
+// would cost more than the load). Returns the time it took.
 export async function waitServing(h: ShoalHandle, names: string[], replicas: number, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   await waitFor('the daemon to serve every service and task', async () => {
     const r = await h.api('GET', '/v1.41/services', undefined, { timeoutMs: 10_000 });
     if (r.status !== 200 || (r.json as unknown[]).length < names.length) return false;
-    for (const n of names) if (await serviceTaskCount(h, n) !== replicas) return false;
+    for (const n of new Set([names[0]!, names[names.length - 1]!])) if (await serviceTaskCount(h, n) !== replicas) return false;
     return true;
   }, timeoutMs, 200);
   return Date.now() - t0;
