@@ -236,7 +236,8 @@ export class Store {
       try {
         page = await this.backend.range(ROOT, { revision, limit, fromKey });
       } catch (e) {
-        if (/RESOURCE_EXHAUSTED|larger than max/i.test((e as Error).message) && limit > 1) { limit = Math.ceil(limit / 2); continue; }
+        // Too big for one answer, or too slow for the call's deadline: smaller pages.
+        if (/RESOURCE_EXHAUSTED|larger than max|DEADLINE_EXCEEDED/i.test((e as Error).message) && limit > 100) { limit = Math.ceil(limit / 2); continue; }
         throw e;
       }
       if (!revision) { revision = page.revision; clusterId = page.clusterId; }
