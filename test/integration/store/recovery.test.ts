@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startShoal, waitFor, type ShoalHandle } from '../../helpers/daemon';
-import { etcdAnswers, etcdDump } from '../../helpers/etcd-client';
+import { etcdAnswers, etcdClient, etcdDump } from '../../helpers/etcd-client';
 
 const IMG = 'shoal-test/busybox:1';
 // Nothing matches: tasks stay pending, no container is ever made.
@@ -65,6 +65,26 @@ describe('store recovery', () => {
       return diff === undefined;
     }, 60_000, 1000).catch((e: Error) => { throw new Error(`${e.message}; ${last}`); });
     assert.ok(shoal.running(), 'the daemon kept running');
+  });
+
+  test('garbage and foreign objects under the prefix are logged and skipped; the daemon keeps serving, also after a restart', async () => {
+    const c = etcdClient(shoal);
+    try {
+      await c.txn([], [
+        { put: '/shoal/v1/o/tasks/garbage1', value: '\u0000not json' },
+        { put: '/shoal/v1/o/nodes/garbage2', value: JSON.stringify({ ID: 'garbage2', Spec: 42 }) },
+        { put: '/shoal/v1/o/services/garbage3', value: '[]' },
+        // Plausible, from another cluster: a task of a service this one never had.
+        { put: '/shoal/v1/o/tasks/foreign1', value: JSON.stringify({ ID: 'foreign1', ServiceID: 'nosuchservice', Spec: {}, Status: { State: 'new', Timestamp: '', Message: '' }, DesiredState: 'running', CreatedAt: '', UpdatedAt: '', Labels: {} }) },
+      ]);
+    } finally { await c.close(); }
+    await waitFor('the garbage to be reported', async () => /ignoring a value that is not a valid object/.test(shoal.logs()), 10_000);
+    const ok = async () => { const r = await shoal.docker(['service', 'ls']); assert.equal(r.code, 0, r.stderr); };
+    await ok();
+    await shoal.restart();
+    await ok();
+    assert.ok(shoal.running());
+    assert.equal((await shoal.api('POST', '/v1.41/services/create', serviceSpec('aftergarbage', 1))).status, 201);
   });
 
   test('a write succeeds within 1 s of etcd answering again after kill -9; nothing acknowledged is lost', async () => {
