@@ -55,8 +55,8 @@ async function runSize(tasks: number, envBytes: number, runs: number): Promise<S
       await waitForQuietTasks(h, services * replicas, 30 * 60_000);
     });
     const loadsBefore = loadTimes(h).length;
-    await h.restart();
     const t1 = Date.now();
+    await h.restart();
     const names = await namesOf(h);
     while (loadTimes(h).length === loadsBefore && Date.now() - t1 < 10 * 60_000) await new Promise((res) => setTimeout(res, 100));
     // Memory once loaded and idle, before any big listing inflates the heap.
