@@ -1,6 +1,6 @@
 // The store's view of a replicated key-value engine. etcd is the real one
 // (etcd-backend.ts); memory-backend.ts serves unit tests. Keeping the surface
-// this small (range, transaction, watch) is what lets tests swap it.
+// this small (range, get, transaction, watch) is what lets tests swap it.
 
 export interface KeyValue {
   key: string;
@@ -9,7 +9,17 @@ export interface KeyValue {
   modRevision: number;
 }
 
-export interface RangeResult { kvs: KeyValue[]; revision: number }
+// Who answered: a different cluster ID means a different etcd (wiped data,
+// another cluster), whose revisions have nothing to do with ours.
+export interface Header { revision: number; clusterId?: string }
+
+export interface RangeOptions {
+  revision?: number;   // read the key space as it was at this revision (0/undefined: now)
+  limit?: number;      // at most this many keys
+  fromKey?: string;    // start at this key (inclusive) instead of the prefix
+}
+
+export interface RangeResult { kvs: KeyValue[]; revision: number; more: boolean; clusterId?: string }
 
 export type Compare =
   | { key: string; modRevision: number }   // key's mod revision equals (0: must not exist)
@@ -24,18 +34,28 @@ export interface WatchEvent { type: 'put' | 'delete'; kv: KeyValue; prevValue?: 
 export interface WatchHandle { close(): Promise<void> }
 
 export interface WatchCallbacks {
-  // Events of one revision or more, in order; `revision` is the newest seen.
-  onEvents(events: WatchEvent[], revision: number): void;
-  // The watch cannot resume (history compacted): the caller must reload.
-  onLost(err: Error): void;
+  // Events of one revision or more, in order, as the engine sent them.
+  onEvents(events: WatchEvent[], header: Header): void;
+  // The stream broke or was cancelled. The store re-creates the watch itself
+  // from its own revision (never trusting a client library's resume);
+  // `compacted` says that revision is gone and a full reload is needed.
+  onLost(err: Error, compacted: boolean): void;
 }
 
 export interface Backend {
-  range(prefix: string): Promise<RangeResult>;
+  range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
   txn(compares: Compare[], ops: Op[]): Promise<TxnResult>;
+  // Watches every key (prefix '') or a prefix from `fromRevision` on.
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle>;
   close(): Promise<void>;
 }
 
 // etcd refuses transactions with more operations than --max-txn-ops (default 128).
 export const MAX_TXN_OPS = 128;
+// ...and requests over --max-request-bytes (default 1.5 MiB). Keys, values and
+// the protobuf framing count; a margin keeps us clear of it.
+export const MAX_TXN_BYTES = 1024 * 1024;
+
+export function opBytes(op: Op): number {
+  return 'put' in op ? Buffer.byteLength(op.put) + Buffer.byteLength(op.value) + 16 : Buffer.byteLength(op.del) + 8;
+}

@@ -1,8 +1,13 @@
 import { Etcd3, type IOptions } from 'etcd3';
-import type { Backend, Compare, KeyValue, Op, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
+import type { MaintenanceBackend } from './maintenance';
+import type { Backend, Compare, KeyValue, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
 
 // etcd3's RPC layer directly: the store needs revisions on every answer, and
 // multi-key compare-and-swap transactions, which the fluent builders hide.
+
+// Every unary call has a deadline; the store decides what to do on failure.
+export const CALL_TIMEOUT_MS = 5000;
 
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
@@ -11,6 +16,10 @@ function prefixEnd(prefix: string): Buffer {
   }
   return Buffer.from([0]);
 }
+
+// The empty prefix means every key: etcd spells that key "\0", range_end "\0".
+const rangeOf = (prefix: string): { key: Buffer; range_end: Buffer } =>
+  (prefix === '' ? { key: Buffer.from([0]), range_end: Buffer.from([0]) } : { key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
 
 function toKv(kv: { key: Buffer; value: Buffer; create_revision: string; mod_revision: string }): KeyValue {
   return {
@@ -21,16 +30,48 @@ function toKv(kv: { key: Buffer; value: Buffer; create_revision: string; mod_rev
   };
 }
 
-export class EtcdBackend implements Backend {
+// Maintenance calls may take long on a big database (defragmentation
+// rewrites the file); they get their own bound.
+const MAINTENANCE_TIMEOUT_MS = 120_000;
+
+export class EtcdBackend implements Backend, MaintenanceBackend {
   readonly client: Etcd3;
 
   constructor(options: IOptions) {
-    this.client = new Etcd3({ dialTimeout: 5000, ...options });
+    this.client = new Etcd3({
+      dialTimeout: 5000,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+      ...options,
+      // etcd3's defaults (a circuit breaker open for 5 s after 3 failures, and
+      // 3 blind retries) kept the store closed for seconds after etcd was back
+      // and replayed writes whose first attempt had been applied. The store
+      // handles failures itself: every call goes straight to etcd, once.
+      faultHandling: {
+        host: () => noop,
+        global: noop,
+        // etcd3 takes the factory (it calls next() first) though it types a backoff.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }) as unknown as IBackoff<unknown>,
+        ...options.faultHandling,
+      },
+      grpcOptions: {
+        // Pages of the initial load can be big; the store pages by key count.
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        'grpc.initial_reconnect_backoff_ms': 50,
+        'grpc.max_reconnect_backoff_ms': 500,
+        ...options.grpcOptions,
+      },
+    });
   }
 
-  async range(prefix: string): Promise<RangeResult> {
-    const res = await this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
-    return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision) };
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
+    const r = rangeOf(prefix);
+    const res = await this.client.kv.range({
+      key: opts.fromKey !== undefined ? Buffer.from(opts.fromKey) : r.key,
+      range_end: r.range_end,
+      limit: opts.limit ?? 0,
+      revision: opts.revision ?? 0,
+    });
+    return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
@@ -47,20 +88,58 @@ export class EtcdBackend implements Backend {
   }
 
   async watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle> {
-    const watcher = await this.client.watch().prefix(prefix).withPreviousKV().startRevision(String(fromRevision)).create();
+    const r = rangeOf(prefix);
+    // No previous values: the mirror has them, and the stream stays half the size.
+    const builder = this.client.watch().startRevision(String(fromRevision));
+    const watcher = await (prefix === '' ? builder.inRange({ start: r.key, end: r.range_end }) : builder.prefix(prefix)).create();
+    let done = false;
+    const stop = (): void => {
+      if (done) return;
+      done = true;
+      watcher.removeAllListeners('data');
+      void watcher.cancel().catch(() => undefined);
+    };
     watcher.on('data', (res) => {
-      if (res.events.length === 0) return;
+      if (done || res.events.length === 0) return;
       const events: WatchEvent[] = res.events.map((e) => ({
         type: e.type === 'Put' ? 'put' : 'delete',
         kv: toKv(e.kv),
-        prevValue: e.prev_kv ? e.prev_kv.value.toString() : undefined,
       }));
-      cb.onEvents(events, Number(res.header.revision));
+      cb.onEvents(events, { revision: Number(res.header.revision), clusterId: String(res.header.cluster_id) });
     });
-    // etcd3 re-establishes a dropped stream from the last revision it saw by
-    // itself; an error here means it cannot (compaction, cancel): reload.
-    watcher.on('error', (err) => cb.onLost(err));
-    return { close: async () => { await watcher.cancel(); } };
+    // etcd3 would resume a dropped stream by itself, from the header revision
+    // of the last response, which can be ahead of the events it delivered:
+    // events would be skipped. Drop this watcher instead; the store starts a
+    // new one from the revision its mirror has applied.
+    watcher.on('disconnected', (err: Error) => { if (!done) { stop(); cb.onLost(err, false); } });
+    // A cancel from etcd (compacted start revision, or another reason): reload.
+    watcher.on('error', (err: Error) => { if (!done) { stop(); cb.onLost(err, true); } });
+    return { close: async () => { stop(); } };
+  }
+
+  async status(): Promise<{ dbSize: number; dbSizeInUse: number }> {
+    const s = await this.client.maintenance.status();
+    return { dbSize: Number(s.dbSize), dbSizeInUse: Number(s.dbSizeInUse) };
+  }
+
+  async alarms(): Promise<string[]> {
+    const res = await this.client.maintenance.alarm({ action: 'Get' });
+    return res.alarms.map((a) => String(a.alarm));
+  }
+
+  async compact(revision: number): Promise<void> {
+    await this.client.kv.compact({ revision, physical: false });
+  }
+
+  async defragment(): Promise<void> {
+    await this.client.maintenance.defragment({ deadline: Date.now() + MAINTENANCE_TIMEOUT_MS });
+  }
+
+  async disarm(): Promise<void> {
+    const res = await this.client.maintenance.alarm({ action: 'Get' });
+    for (const a of res.alarms) {
+      if (String(a.alarm) === 'Nospace') await this.client.maintenance.alarm({ action: 'Deactivate', memberID: a.memberID, alarm: 'Nospace' });
+    }
   }
 
   async close(): Promise<void> { this.client.close(); }

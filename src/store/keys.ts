@@ -2,14 +2,18 @@ import type { Kind } from './objects';
 
 // Key layout. One key per object keeps every write a small transaction and
 // lets a watch on one prefix feed every component:
-//   /shoal/v1/o/<kind>/<id>         the object, JSON
+//   /shoal/v1/b/<hash>              a task spec shared by the tasks that reference it (JSON)
 //   /shoal/v1/n/<kind>/<name>       name -> id, for unique names
+//   /shoal/v1/o/<kind>/<id>         the object, JSON (a task holds SpecRef instead of Spec)
+// Blobs sort before objects, so a paged load meets a spec before its tasks.
 export const ROOT = '/shoal/v1/';
+const BLOB = ROOT + 'b/';
 const OBJ = ROOT + 'o/';
 const NAME = ROOT + 'n/';
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
 export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;
+export const blobKey = (hash: string): string => `${BLOB}${hash}`;
 
 export function parseObjectKey(key: string): { kind: Kind; id: string } | undefined {
   if (!key.startsWith(OBJ)) return undefined;
@@ -18,3 +22,5 @@ export function parseObjectKey(key: string): { kind: Kind; id: string } | undefi
   if (slash < 0) return undefined;
   return { kind: rest.slice(0, slash) as Kind, id: rest.slice(slash + 1) };
 }
+
+export const parseBlobKey = (key: string): string | undefined => (key.startsWith(BLOB) ? key.slice(BLOB.length) : undefined);

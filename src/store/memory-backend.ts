@@ -1,58 +1,116 @@
-import type { Backend, Compare, KeyValue, Op, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import type { Backend, Compare, KeyValue, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
 
-// An in-process stand-in for etcd with the same revision semantics, for unit tests.
+// An in-process stand-in for etcd with the same revision semantics (MVCC
+// reads at a past revision, compaction, a revision only for changes), for
+// unit tests. `faults` lets a test fail a call before or after it applies.
 export class MemoryBackend implements Backend {
-  private data = new Map<string, KeyValue>();
+  private readonly versions = new Map<string, Array<{ rev: number; kv?: KeyValue }>>();
   private revision = 1;
+  private compacted = 0;
   private watchers = new Set<{ prefix: string; cb: WatchCallbacks }>();
   private history: Array<{ revision: number; events: WatchEvent[] }> = [];
+  clusterId = '1';
+  // The largest answer to a range, like grpc's receive limit (0: none).
+  maxResponseBytes = 0;
+  faults: { txnBefore?: number; txnAfter?: number; range?: number } = {};
 
-  async range(prefix: string): Promise<RangeResult> {
-    const kvs = [...this.data.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => a.key.localeCompare(b.key));
-    return { kvs: kvs.map((kv) => ({ ...kv })), revision: this.revision };
+  private current(key: string): KeyValue | undefined {
+    const v = this.versions.get(key);
+    return v?.[v.length - 1]?.kv;
+  }
+
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
+    if (this.faults.range) { this.faults.range--; throw new Error('14 UNAVAILABLE: injected'); }
+    const at = opts.revision || this.revision;
+    if (at < this.compacted) throw new Error('etcdserver: mvcc: required revision has been compacted');
+    if (at > this.revision) throw new Error('etcdserver: mvcc: required revision is a future revision');
+    const from = opts.fromKey ?? prefix;
+    const kvs: KeyValue[] = [];
+    for (const [key, vs] of this.versions) {
+      if (!key.startsWith(prefix) || key < from) continue;
+      let kv: KeyValue | undefined;
+      for (const v of vs) if (v.rev <= at) kv = v.kv;
+      if (kv) kvs.push({ ...kv });
+    }
+    kvs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const limit = opts.limit || kvs.length;
+    const page = kvs.slice(0, limit);
+    const bytes = page.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+    if (this.maxResponseBytes && bytes > this.maxResponseBytes) throw new Error('8 RESOURCE_EXHAUSTED: Received message larger than max');
+    return { kvs: page, revision: this.revision, more: kvs.length > limit, clusterId: this.clusterId };
   }
 
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    if (this.faults.txnBefore) { this.faults.txnBefore--; throw new Error('14 UNAVAILABLE: injected'); }
     const ok = compares.every((c) => {
-      const kv = this.data.get(c.key);
+      const kv = this.current(c.key);
       if ('absent' in c) return kv === undefined;
       return (kv?.modRevision ?? 0) === c.modRevision;
     });
     if (!ok) return { succeeded: false, revision: this.revision };
-    if (ops.length === 0) return { succeeded: true, revision: this.revision };
-    const rev = ++this.revision;
+    const rev = this.revision + 1;
     const events: WatchEvent[] = [];
     for (const op of ops) {
+      const key = 'put' in op ? op.put : op.del;
+      const prev = this.current(key);
+      let vs = this.versions.get(key);
+      if (!vs) this.versions.set(key, (vs = []));
       if ('put' in op) {
-        const prev = this.data.get(op.put);
-        const kv: KeyValue = { key: op.put, value: op.value, createRevision: prev?.createRevision ?? rev, modRevision: rev };
-        this.data.set(op.put, kv);
+        const kv: KeyValue = { key, value: op.value, createRevision: prev?.createRevision ?? rev, modRevision: rev };
+        vs.push({ rev, kv });
         events.push({ type: 'put', kv: { ...kv }, prevValue: prev?.value });
-      } else {
-        const prev = this.data.get(op.del);
-        if (!prev) continue;
-        this.data.delete(op.del);
+      } else if (prev) {
+        vs.push({ rev });
         events.push({ type: 'delete', kv: { ...prev, value: '', modRevision: rev }, prevValue: prev.value });
       }
     }
-    this.history.push({ revision: rev, events });
-    queueMicrotask(() => this.publish(events, rev));
-    return { succeeded: true, revision: rev };
+    // Like etcd: a transaction that changes nothing takes no revision.
+    if (events.length) {
+      this.revision = rev;
+      this.history.push({ revision: rev, events });
+      queueMicrotask(() => this.publish(events, rev));
+    }
+    if (this.faults.txnAfter) { this.faults.txnAfter--; throw new Error('4 DEADLINE_EXCEEDED: injected after apply'); }
+    return { succeeded: true, revision: this.revision };
   }
+
+  // Drops history before `rev`, as etcd's compaction does.
+  compact(rev: number): void {
+    this.compacted = rev;
+    this.history = this.history.filter((h) => h.revision >= rev);
+    for (const vs of this.versions.values()) {
+      let keep = 0;
+      for (let i = 0; i < vs.length; i++) if (vs[i]!.rev <= rev) keep = i;
+      vs.splice(0, keep);
+    }
+  }
+
+  // Drops every watcher as a broken connection would.
+  breakWatches(): void {
+    const ws = [...this.watchers];
+    this.watchers.clear();
+    for (const w of ws) w.cb.onLost(new Error('14 UNAVAILABLE: stream reset'), false);
+  }
+
+  get currentRevision(): number { return this.revision; }
 
   private publish(events: WatchEvent[], rev: number): void {
     for (const w of this.watchers) {
       const mine = events.filter((e) => e.kv.key.startsWith(w.prefix));
-      if (mine.length) w.cb.onEvents(mine, rev);
+      if (mine.length) w.cb.onEvents(mine, { revision: rev, clusterId: this.clusterId });
     }
   }
 
   async watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle> {
+    if (fromRevision < this.compacted) {
+      queueMicrotask(() => cb.onLost(new Error('etcdserver: mvcc: required revision has been compacted'), true));
+      return { close: async () => undefined };
+    }
     const w = { prefix, cb };
     for (const h of this.history) {
       if (h.revision < fromRevision) continue;
       const mine = h.events.filter((e) => e.kv.key.startsWith(prefix));
-      if (mine.length) cb.onEvents(mine, h.revision);
+      if (mine.length) cb.onEvents(mine, { revision: this.revision, clusterId: this.clusterId });
     }
     this.watchers.add(w);
     return { close: async () => { this.watchers.delete(w); } };

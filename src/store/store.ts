@@ -1,34 +1,79 @@
-import type { Backend, Compare, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { MAX_TXN_OPS } from './backend';
-import { nameKey, objectKey, parseObjectKey, ROOT } from './keys';
+import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
+import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes } from './backend';
+import { blobKey, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
-import { conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
+import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
+import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
 import type { Logger } from '../common/log';
+import { Maintenance, isMaintainable } from './maintenance';
 
 type Listener = (events: StoreEvent[]) => void;
 
 interface Named { Spec?: { Name?: string } }
+interface Versioned { ID: string; Version: { Index: number } }
+
+// Keys per page of a load: well under the client's 64 MiB receive limit for
+// objects of a few KB (a page still too big is halved), and few pages, since
+// etcd walks its index from the page's first key to the end for each page.
+const PAGE_KEYS = 10_000;
+// How long a caller waits for the mirror to apply a revision, and how long an
+// unknown write outcome is looked for, before the store says it is unavailable.
+export const WAIT_TIMEOUT_MS = 10_000;
+const OUTCOME_TIMEOUT_MS = 15_000;
+// Blobs no task uses any more are deleted after this delay (batched).
+const BLOB_GC_DELAY_MS = 5_000;
+
+export interface StoreOptions {
+  blobGcDelayMs?: number;   // tests shorten it
+}
+
+interface Blob { spec: Record<string, unknown>; modRevision: number; refs: number }
+type Decoded = { kind: Kind; id: string; object: unknown; specRef?: string };
+
+const NO_SPACE = /database space exceeded|NOSPACE/i;
+// Failures that prove the request never reached etcd (no connection).
+const NOT_SENT = /ECONNREFUSED|No connection established|failed to connect|ENOENT/i;
+const storeError = (e: unknown): ShoalError => (NO_SPACE.test((e as Error).message)
+  ? unavailable('cluster store is out of space; the daemon is compacting and defragmenting it, retry shortly')
+  : unavailable(`cluster store unavailable: ${(e as Error).message}`));
 
 // The cluster state: etcd is the truth; this class keeps a mirror of it in
-// memory, fed by one watch that resumes from its last revision, and fans each
-// committed change out to the components (orchestrators, scheduler, agent,
-// event stream). Reads come from the mirror; writes go to etcd as
-// compare-and-swap transactions on the objects' mod revisions.
+// memory, fed by one watch of the whole key space that the store itself
+// resumes from the revision it has applied, and fans each committed change
+// out to the components (orchestrators, scheduler, agent, event stream).
+// Reads come from the mirror; writes go to etcd as compare-and-swap
+// transactions on the objects' mod revisions.
 export class Store {
   private readonly objects = new Map<Kind, Map<string, unknown>>(KINDS.map((k) => [k, new Map()]));
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly listeners = new Set<Listener>();
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
+  // Task specs by hash, and which blob each task of the mirror uses.
+  private readonly blobs = new Map<string, Blob>();
+  private readonly taskSpec = new Map<string, string>();
+  private readonly specHashes = new WeakMap<object, string>();
+  private readonly reported = new Set<string>();
   private watch?: WatchHandle;
+  private watchGen = 0;
+  private resyncing?: Promise<void>;
+  private resyncAgain: 'resume' | 'reload' | undefined;
+  private gcTimer?: NodeJS.Timeout;
+  private maintenance?: Maintenance;
+  private clusterId?: string;
   private closed = false;
   revision = 0;
 
-  private constructor(private readonly backend: Backend, private readonly log: Logger) {}
+  private constructor(private readonly backend: Backend, private readonly log: Logger, private readonly opts: StoreOptions) {}
 
-  static async open(backend: Backend, log: Logger): Promise<Store> {
-    const store = new Store(backend, log);
+  static async open(backend: Backend, log: Logger, opts: StoreOptions = {}): Promise<Store> {
+    const store = new Store(backend, log, opts);
     await store.load();
+    await store.startWatch();
+    if (isMaintainable(backend)) {
+      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }));
+      store.maintenance.start();
+    }
     return store;
   }
 
@@ -51,6 +96,9 @@ export class Store {
     return [...(this.tasksByNode.get(nodeId) ?? [])].map((id) => this.get('tasks', id)!);
   }
 
+  // Distinct task specs held (each shared by its tasks).
+  get specCount(): number { return this.blobs.size; }
+
   // ---------- watch ----------
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -58,10 +106,17 @@ export class Store {
   }
 
   // Resolves once the mirror has applied `revision`: a caller that wrote at
-  // `revision` then reads its own write.
-  waitFor(revision: number): Promise<void> {
+  // `revision` then reads its own write. Rejects (unavailable) after `timeoutMs`.
+  waitFor(revision: number, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> {
     if (this.revision >= revision) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ revision, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(unavailable(`cluster store unavailable: revision ${revision} not seen within ${timeoutMs} ms (mirror at ${this.revision})`));
+      }, timeoutMs);
+      const waiter = { revision, resolve: () => { clearTimeout(timer); resolve(); } };
+      this.waiters.push(waiter);
+    });
   }
 
   // ---------- writes ----------
@@ -73,15 +128,52 @@ export class Store {
     try {
       res = await this.backend.txn(compares, ops);
     } catch (e) {
-      throw unavailable(`cluster store unavailable: ${(e as Error).message}`);
+      if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
+      if (NOT_SENT.test((e as Error).message)) throw storeError(e);
+      // The request may have been applied with its answer lost: find out
+      // rather than report a failure (or, on a retry, a conflict) for a write
+      // that happened.
+      const revision = await this.resolveOutcome(compares, ops, e as Error);
+      await this.waitFor(revision);
+      return revision;
     }
     if (!res.succeeded) {
       // Let the mirror catch up to what beat us, so a retry reads it.
-      await this.waitFor(res.revision);
+      await this.waitFor(res.revision).catch(() => undefined);
       throw onConflict();
     }
     await this.waitFor(res.revision);
     return res.revision;
+  }
+
+  // Reads back the first key the transaction put (or deleted) under a
+  // condition: our exact value at a new revision means the transaction was
+  // applied (it is atomic); otherwise it was not. Retried while etcd is away,
+  // within a bound.
+  private async resolveOutcome(compares: Compare[], ops: Op[], cause: Error): Promise<number> {
+    const conditioned = new Set(compares.map((c) => c.key));
+    const probe = ops.find((op) => conditioned.has('put' in op ? op.put : op.del));
+    if (!probe) throw storeError(cause);
+    const key = 'put' in probe ? probe.put : probe.del;
+    const cmp = compares.find((c) => c.key === key)!;
+    const deadline = Date.now() + OUTCOME_TIMEOUT_MS;
+    for (let delay = 50; ; delay = Math.min(500, delay * 2)) {
+      try {
+        const { kvs, revision } = await this.backend.range(key, { limit: 1 });
+        const kv = kvs.find((k) => k.key === key);
+        const moved = kv !== undefined && ('absent' in cmp || kv.modRevision !== cmp.modRevision);
+        if ('put' in probe && kv?.value === probe.value && moved) {
+          this.log.info({ key, revision: kv.modRevision, err: cause.message }, 'store write outcome was unknown; it was applied');
+          return kv.modRevision;
+        }
+        if ('del' in probe && !kv) return revision;
+        throw storeError(cause);
+      } catch (e) {
+        if (e instanceof ShoalError) throw e;
+        if (Date.now() + delay > deadline || this.closed) throw unavailable(`cluster store unavailable; the outcome of a write is unknown: ${cause.message}`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   // Read-modify-write of one object, retried when another writer got there
@@ -103,90 +195,285 @@ export class Store {
     }
   }
 
+  /** @internal the stored form of an object, and the spec blob a task needs written with it. */
+  encode(kind: Kind, obj: unknown): { value: string; blob?: { key: string; value: string } } {
+    if (kind !== 'tasks') return { value: encodeObject(obj) };
+    const task = obj as Versioned & { Spec?: unknown };
+    const spec = isRecord(task.Spec) ? task.Spec : {};
+    let hash = this.specHashes.get(spec);
+    let json: string | undefined;
+    if (!hash) { json = JSON.stringify(spec); hash = specHash(json); }
+    // Re-putting the blob in the same transaction is what keeps the blob
+    // collector from deleting it under us (its delete compares the blob's mod
+    // revision). Not needed when the task already used it in the version
+    // this write replaces.
+    const stored = this.get('tasks', task.ID);
+    const keeps = stored !== undefined && stored.Version.Index === task.Version?.Index && this.taskSpec.get(task.ID) === hash && this.blobs.has(hash);
+    return { value: encodeTask(obj, hash), blob: keeps ? undefined : { key: blobKey(hash), value: json ?? JSON.stringify(spec) } };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.watchGen++;
+    this.maintenance?.stop();
+    if (this.gcTimer) clearTimeout(this.gcTimer);
     await this.watch?.close().catch(() => undefined);
     await this.backend.close();
   }
 
   // ---------- mirror maintenance ----------
-  private async load(): Promise<void> {
-    const { kvs, revision } = await this.backend.range(ROOT);
-    const fresh = new Map<Kind, Map<string, unknown>>(KINDS.map((k) => [k, new Map()]));
-    for (const kv of kvs) {
-      const parsed = parseObjectKey(kv.key);
-      if (parsed) fresh.get(parsed.kind)?.set(parsed.id, decode(kv));
+
+  // Everything under ROOT, in pages, all read at the revision of the first
+  // page so the whole is one consistent snapshot.
+  private async readAll(): Promise<{ kvs: KeyValue[]; revision: number; clusterId?: string }> {
+    const kvs: KeyValue[] = [];
+    let revision = 0;
+    let clusterId: string | undefined;
+    let fromKey: string | undefined;
+    let limit = PAGE_KEYS;
+    for (;;) {
+      let page;
+      try {
+        page = await this.backend.range(ROOT, { revision, limit, fromKey });
+      } catch (e) {
+        // Too big for one answer, or too slow for the call's deadline: smaller pages.
+        if (/RESOURCE_EXHAUSTED|larger than max|DEADLINE_EXCEEDED/i.test((e as Error).message) && limit > 100) { limit = Math.ceil(limit / 2); continue; }
+        throw e;
+      }
+      if (!revision) { revision = page.revision; clusterId = page.clusterId; }
+      for (const kv of page.kvs) kvs.push(kv);
+      if (!page.more || !page.kvs.length) break;
+      fromKey = page.kvs[page.kvs.length - 1]!.key + '\0';
     }
+    return { kvs, revision, clusterId };
+  }
+
+  private async load(): Promise<void> {
+    const started = Date.now();
+    const { kvs, revision, clusterId } = await this.readAll();
+    const otherCluster = this.clusterId !== undefined && clusterId !== undefined && clusterId !== this.clusterId;
+    // Blobs first: tasks refer to them.
+    const blobs = new Map<string, Blob>();
+    for (const kv of kvs) {
+      const hash = parseBlobKey(kv.key);
+      if (hash === undefined) continue;
+      const b = this.decodeBlob(kv);
+      if (!b) continue;
+      // Keep the object the mirror's tasks already share.
+      const had = this.blobs.get(hash);
+      if (had) b.spec = had.spec;
+      blobs.set(hash, b);
+    }
+    const fresh = new Map<Kind, Map<string, Decoded>>(KINDS.map((k) => [k, new Map()]));
+    for (const kv of kvs) {
+      const d = this.decode(kv, blobs);
+      if (d) fresh.get(d.kind)!.set(d.id, d);
+    }
+    // Counts start from the tasks already in the mirror; the diff below moves them.
+    this.blobs.clear();
+    for (const [h, b] of blobs) this.blobs.set(h, { ...b, refs: 0 });
+    for (const h of this.taskSpec.values()) { const b = this.blobs.get(h); if (b) b.refs++; }
     // Diff against what we had, so a reload after a lost watch still tells
     // every component what changed in between.
-    const events: StoreEvent[] = [];
+    const changes: Array<{ e: StoreEvent; specRef?: string }> = [];
     for (const kind of KINDS) {
       const before = this.objects.get(kind)!;
       const after = fresh.get(kind)!;
-      for (const [id, obj] of after) {
-        const prev = before.get(id);
-        if (!prev) events.push({ kind, action: 'create', id, object: obj as never, revision });
-        else if ((prev as { Version: { Index: number } }).Version.Index !== (obj as { Version: { Index: number } }).Version.Index)
-          events.push({ kind, action: 'update', id, object: obj as never, previous: prev as never, revision });
+      for (const [id, d] of after) {
+        const prev = before.get(id) as Versioned | undefined;
+        const obj = d.object as Versioned;
+        if (!prev) changes.push({ e: { kind, action: 'create', id, object: obj as never, revision }, specRef: d.specRef });
+        else if (prev.Version.Index !== obj.Version.Index || otherCluster)
+          changes.push({ e: { kind, action: 'update', id, object: obj as never, previous: prev as never, revision }, specRef: d.specRef });
       }
-      for (const [id, prev] of before) if (!after.has(id)) events.push({ kind, action: 'delete', id, previous: prev as never, revision });
+      for (const [id, prev] of before) if (!after.has(id)) changes.push({ e: { kind, action: 'delete', id, previous: prev as never, revision } });
     }
-    for (const e of events) this.applyToMirror(e);
-    this.revision = Math.max(this.revision, revision);
-    if (events.length) this.emit(events);
+    for (const c of changes) this.applyToMirror(c.e, c.specRef);
+    this.clusterId = clusterId;
+    this.revision = otherCluster ? revision : Math.max(this.revision, revision);
+    if (changes.length) this.emit(changes.map((c) => c.e));
     this.releaseWaiters();
-    this.watch = await this.backend.watch(ROOT, revision + 1, {
-      onEvents: (evs, rev) => this.onWatchEvents(evs, rev),
-      onLost: (err) => {
-        if (this.closed) return;
-        this.log.warn({ err: err.message }, 'store watch lost; reloading');
-        void this.watch?.close().catch(() => undefined);
-        this.reload();
+    this.scheduleBlobGc();
+    this.log.info({ keys: kvs.length, tasks: this.count('tasks'), specs: this.blobs.size, revision, changes: changes.length, ms: Date.now() - started }, 'store loaded');
+  }
+
+  // A watch of the whole key space from the next revision the mirror needs.
+  // Watching every key (not only ROOT) makes revisions contiguous, so a gap
+  // is visible: etcd takes a revision only for a change, and every change
+  // is an event.
+  private async startWatch(): Promise<void> {
+    const gen = ++this.watchGen;
+    const handle = await this.backend.watch('', this.revision + 1, {
+      onEvents: (evs, header) => { if (gen === this.watchGen) this.onWatchEvents(evs, header); },
+      onLost: (err, compacted) => {
+        if (gen !== this.watchGen || this.closed) return;
+        this.log.warn({ err: err.message, revision: this.revision, compacted }, compacted ? 'store watch cancelled; reloading' : 'store watch broken; resuming');
+        this.resync(compacted ? 'reload' : 'resume');
       },
     });
+    if (gen !== this.watchGen) { await handle.close().catch(() => undefined); return; }
+    this.watch = handle;
   }
 
-  private reload(attempt = 0): void {
-    this.load().catch((err: Error) => {
-      if (this.closed) return;
-      const delay = Math.min(5000, 100 * 2 ** attempt);
-      this.log.warn({ err: err.message, delay }, 'store reload failed; retrying');
-      setTimeout(() => this.reload(attempt + 1), delay).unref();
+  // Re-creates the watch from the mirror's revision ('resume'), after a full
+  // paged reload diffed against the mirror ('reload'); retried with a backoff
+  // until it works. One at a time; a request during one runs after it.
+  private resync(mode: 'resume' | 'reload'): void {
+    if (this.closed) return;
+    this.watchGen++;
+    const old = this.watch;
+    this.watch = undefined;
+    void old?.close().catch(() => undefined);
+    if (this.resyncing) { if (this.resyncAgain !== 'reload') this.resyncAgain = mode; return; }
+    this.resyncing = (async () => {
+      for (let attempt = 0; !this.closed; attempt++) {
+        try {
+          if (mode === 'reload') await this.load();
+          await this.startWatch();
+          return;
+        } catch (err) {
+          const delay = Math.min(1000, 50 * 2 ** attempt);
+          this.log.warn({ err: (err as Error).message, delay, mode }, 'store resync failed; retrying');
+          await new Promise((r) => setTimeout(r, delay).unref());
+        }
+      }
+    })().finally(() => {
+      this.resyncing = undefined;
+      const again = this.resyncAgain;
+      this.resyncAgain = undefined;
+      if (again) this.resync(again);
     });
   }
 
-  private onWatchEvents(evs: WatchEvent[], headerRevision: number): void {
-    const out: StoreEvent[] = [];
-    let maxRev = this.revision;
-    for (const e of evs) {
-      maxRev = Math.max(maxRev, e.kv.modRevision);
+  private onWatchEvents(evs: WatchEvent[], header: Header): void {
+    if (header.clusterId && this.clusterId && header.clusterId !== this.clusterId) {
+      this.log.warn({ was: this.clusterId, now: header.clusterId }, 'store: etcd cluster changed; reloading');
+      this.resync('reload');
+      return;
+    }
+    // Duplicates (already applied) are skipped; after them revisions must
+    // follow on one by one, or events were lost: reload.
+    const fresh = evs.filter((e) => e.kv.modRevision > this.revision);
+    let expect = this.revision;
+    for (const e of fresh) {
+      if (e.kv.modRevision !== expect && e.kv.modRevision !== expect + 1) {
+        this.log.warn({ expected: expect + 1, got: e.kv.modRevision }, 'store watch skipped revisions; reloading');
+        this.resync('reload');
+        return;
+      }
+      expect = e.kv.modRevision;
+    }
+    if (!fresh.length) return;
+    // Blobs of a revision first: its tasks refer to them.
+    for (const e of fresh) {
+      const hash = parseBlobKey(e.kv.key);
+      if (hash === undefined) continue;
+      if (e.type === 'delete') { const b = this.blobs.get(hash); if (b && b.refs === 0) this.blobs.delete(hash); continue; }
+      const b = this.decodeBlob(e.kv);
+      if (!b) continue;
+      const had = this.blobs.get(hash);
+      // Same content by construction (content-addressed): keep the object the tasks share.
+      if (had) had.modRevision = b.modRevision; else this.blobs.set(hash, b);
+    }
+    const out: Array<{ e: StoreEvent; specRef?: string }> = [];
+    for (const e of fresh) {
       const parsed = parseObjectKey(e.kv.key);
       if (!parsed || !this.objects.has(parsed.kind)) continue;
       const { kind, id } = parsed;
       const previous = this.objects.get(kind)!.get(id) as never | undefined;
-      if (e.type === 'put') {
-        const object = decode(e.kv) as never;
-        out.push({ kind, action: previous ? 'update' : 'create', id, object, previous, revision: e.kv.modRevision });
-      } else if (previous) {
-        out.push({ kind, action: 'delete', id, previous, revision: e.kv.modRevision });
-      }
+      const d = e.type === 'put' ? this.decode(e.kv, this.blobs) : undefined;
+      if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
+      // A delete, or a value the mirror cannot hold: the object is gone for the components.
+      else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
     }
-    for (const e of out) this.applyToMirror(e);
-    this.revision = Math.max(maxRev, this.revision, evs.length ? 0 : headerRevision);
-    if (out.length) this.emit(out);
+    for (const c of out) this.applyToMirror(c.e, c.specRef);
+    this.revision = expect;
+    if (out.length) this.emit(out.map((c) => c.e));
     this.releaseWaiters();
   }
 
-  private applyToMirror(e: StoreEvent): void {
+  // Once per key and revision: a bad value is reported, not repeated at
+  // every reload.
+  private report(kv: KeyValue, problem: string): void {
+    const id = `${kv.key}@${kv.modRevision}`;
+    if (this.reported.has(id)) return;
+    if (this.reported.size > 10_000) this.reported.clear();
+    this.reported.add(id);
+    this.log.error({ key: kv.key, modRevision: kv.modRevision, problem }, 'store: ignoring a value that is not a valid object');
+  }
+
+  private decodeBlob(kv: KeyValue): Blob | undefined {
+    const p = parseJson(kv.value);
+    if (!p.ok || !isRecord(p.value)) { this.report(kv, p.ok ? 'spec blob not an object' : p.problem); return undefined; }
+    this.specHashes.set(p.value, parseBlobKey(kv.key)!);
+    return { spec: p.value, modRevision: kv.modRevision, refs: 0 };
+  }
+
+  private decode(kv: KeyValue, blobs: Map<string, Blob>): Decoded | undefined {
+    const parsed = parseObjectKey(kv.key);
+    if (!parsed || !this.objects.has(parsed.kind)) return undefined;
+    const p = parseJson(kv.value);
+    if (!p.ok) { this.report(kv, p.problem); return undefined; }
+    const obj = p.value;
+    let specRef: string | undefined;
+    if (parsed.kind === 'tasks' && isRecord(obj) && typeof obj.SpecRef === 'string') {
+      specRef = obj.SpecRef;
+      const blob = blobs.get(specRef);
+      if (!blob) { this.report(kv, `task spec ${specRef} missing`); return undefined; }
+      delete obj.SpecRef;
+      obj.Spec = blob.spec;
+    }
+    const problem = shapeProblem(parsed.kind, parsed.id, obj);
+    if (problem) { this.report(kv, problem); return undefined; }
+    (obj as Versioned).Version = { Index: kv.modRevision };
+    return { kind: parsed.kind, id: parsed.id, object: obj, specRef };
+  }
+
+  private applyToMirror(e: StoreEvent, specRef?: string): void {
     const table = this.objects.get(e.kind)!;
     if (e.kind === 'tasks') {
       const prev = e.previous as Objects['tasks'] | undefined;
       const next = e.object as Objects['tasks'] | undefined;
       if (prev) { unindex(this.tasksByService, prev.ServiceID, e.id); if (prev.NodeID) unindex(this.tasksByNode, prev.NodeID, e.id); }
       if (next) { index(this.tasksByService, next.ServiceID, e.id); if (next.NodeID) index(this.tasksByNode, next.NodeID, e.id); }
+      const oldRef = this.taskSpec.get(e.id);
+      if (oldRef !== undefined) {
+        this.taskSpec.delete(e.id);
+        const b = this.blobs.get(oldRef);
+        if (b && --b.refs === 0) this.scheduleBlobGc();
+      }
+      if (next && specRef !== undefined) {
+        this.taskSpec.set(e.id, specRef);
+        const b = this.blobs.get(specRef);
+        if (b) b.refs++;
+      }
     }
     if (e.action === 'delete') table.delete(e.id);
     else table.set(e.id, e.object);
+  }
+
+  private scheduleBlobGc(): void {
+    if (this.gcTimer || this.closed) return;
+    this.gcTimer = setTimeout(() => { this.gcTimer = undefined; void this.collectBlobs(); }, this.opts.blobGcDelayMs ?? BLOB_GC_DELAY_MS);
+    this.gcTimer.unref();
+  }
+
+  // Deletes blobs no task uses. Each delete compares the blob's mod revision:
+  // a writer that starts using a blob re-puts it, which makes the delete fail.
+  private async collectBlobs(): Promise<void> {
+    const unused = [...this.blobs].filter(([, b]) => b.refs === 0);
+    for (let i = 0; i < unused.length; i += MAX_TXN_OPS / 2) {
+      const chunk = unused.slice(i, i + MAX_TXN_OPS / 2);
+      for (const [hash, b] of chunk) {
+        try {
+          await this.backend.txn([{ key: blobKey(hash), modRevision: b.modRevision }], [{ del: blobKey(hash) }]);
+        } catch (err) {
+          this.log.debug({ err: (err as Error).message }, 'spec blob collection failed; will retry');
+          this.scheduleBlobGc();
+          return;
+        }
+      }
+    }
   }
 
   private emit(events: StoreEvent[]): void {
@@ -201,17 +488,6 @@ export class Store {
     for (const w of this.waiters) (w.revision <= this.revision ? w.resolve() : still.push(w));
     this.waiters = still;
   }
-}
-
-function decode(kv: KeyValue): unknown {
-  const obj = JSON.parse(kv.value) as { Version?: { Index: number } };
-  obj.Version = { Index: kv.modRevision };
-  return obj;
-}
-
-function encode(obj: unknown): string {
-  const { Version: _v, ...rest } = obj as { Version?: unknown };
-  return JSON.stringify(rest);
 }
 
 function index(m: Map<string, Set<string>>, key: string, id: string): void {
@@ -233,23 +509,49 @@ const KIND_SINGULAR: Record<Kind, string> = {
 // A batch of writes committed together. Each write carries its own condition:
 // create = name and ID free; update/delete = the caller's Version.Index still current.
 export class StoreTxn {
-  private readonly compares: Compare[] = [];
-  private readonly ops: Op[] = [];
-  private readonly written: Array<{ Version: { Index: number } }> = [];
+  private compares: Compare[] = [];
+  private ops: Op[] = [];
+  private readonly blobs = new Map<string, string>();
+  private written: Array<{ Version: { Index: number } }> = [];
   private conflictError: () => ShoalError = outOfSequence;
+  private opBytes = 0;
 
   constructor(private readonly store: Store) {}
 
-  get size(): number { return this.ops.length; }
+  get size(): number { return this.ops.length + this.blobs.size; }
+  // What etcd will count against --max-request-bytes, near enough.
+  get bytes(): number {
+    let n = this.opBytes;
+    for (const [k, v] of this.blobs) n += opBytes({ put: k, value: v });
+    return n;
+  }
+
+  private put(key: string, value: string): void {
+    const op = { put: key, value };
+    this.ops.push(op);
+    this.opBytes += opBytes(op);
+  }
+
+  private del(key: string): void {
+    const op = { del: key };
+    this.ops.push(op);
+    this.opBytes += opBytes(op);
+  }
+
+  private putObject(kind: Kind, obj: unknown): void {
+    const { value, blob } = this.store.encode(kind, obj);
+    if (blob) this.blobs.set(blob.key, blob.value);
+    this.put(objectKey(kind, (obj as { ID: string }).ID), value);
+  }
 
   create<K extends Kind>(kind: K, obj: Objects[K]): this {
     const id = (obj as { ID: string }).ID;
     this.compares.push({ key: objectKey(kind, id), absent: true });
-    this.ops.push({ put: objectKey(kind, id), value: encode(obj) });
+    this.putObject(kind, obj);
     const name = (obj as Named).Spec?.Name;
     if (NAMED_KINDS.has(kind) && name) {
       this.compares.push({ key: nameKey(kind, name), absent: true });
-      this.ops.push({ put: nameKey(kind, name), value: id });
+      this.put(nameKey(kind, name), id);
       const what = KIND_SINGULAR[kind];
       this.conflictError = () => conflict(`rpc error: code = AlreadyExists desc = ${kind === 'services' ? `name conflicts with an existing object: service ${name} already exists` : `${what} ${name} already exists`}`);
     }
@@ -260,59 +562,101 @@ export class StoreTxn {
   // Writes `obj` if the stored object still has obj.Version.Index (the version
   // the caller read). A renamed object moves its name key in the same transaction.
   update<K extends Kind>(kind: K, obj: Objects[K], previous?: Objects[K]): this {
-    const o = obj as { ID: string; Version: { Index: number } };
+    const o = obj as Versioned;
     this.compares.push({ key: objectKey(kind, o.ID), modRevision: o.Version.Index });
-    this.ops.push({ put: objectKey(kind, o.ID), value: encode(obj) });
+    this.putObject(kind, obj);
     const oldName = (previous as Named | undefined)?.Spec?.Name;
     const newName = (obj as Named).Spec?.Name;
     if (NAMED_KINDS.has(kind) && previous && oldName !== newName && newName) {
       this.compares.push({ key: nameKey(kind, newName), absent: true });
-      this.ops.push({ del: nameKey(kind, oldName ?? '') }, { put: nameKey(kind, newName), value: o.ID });
+      this.del(nameKey(kind, oldName ?? ''));
+      this.put(nameKey(kind, newName), o.ID);
     }
     this.written.push(o);
     return this;
   }
 
   delete<K extends Kind>(kind: K, obj: Objects[K]): this {
-    const o = obj as { ID: string; Version: { Index: number } };
+    const o = obj as Versioned;
     this.compares.push({ key: objectKey(kind, o.ID), modRevision: o.Version.Index });
-    this.ops.push({ del: objectKey(kind, o.ID) });
+    this.del(objectKey(kind, o.ID));
     const name = (obj as Named).Spec?.Name;
-    if (NAMED_KINDS.has(kind) && name) this.ops.push({ del: nameKey(kind, name) });
+    if (NAMED_KINDS.has(kind) && name) this.del(nameKey(kind, name));
     return this;
+  }
+
+  /** @internal whether `other`'s writes can join this transaction within etcd's limits. */
+  fits(other: StoreTxn): boolean {
+    let blobBytes = 0;
+    let newBlobs = 0;
+    for (const [k, v] of other.blobs) if (!this.blobs.has(k)) { newBlobs++; blobBytes += opBytes({ put: k, value: v }); }
+    return this.ops.length + this.blobs.size + other.ops.length + newBlobs <= MAX_TXN_OPS
+      && this.bytes + other.opBytes + blobBytes <= MAX_TXN_BYTES;
+  }
+
+  /** @internal moves `other`'s writes into this transaction. */
+  absorb(other: StoreTxn): void {
+    this.compares.push(...other.compares);
+    for (const op of other.ops) this.ops.push(op);
+    this.opBytes += other.opBytes;
+    for (const [k, v] of other.blobs) this.blobs.set(k, v);
+    this.written.push(...other.written);
+    if (other.conflictError !== outOfSequence) this.conflictError = other.conflictError;
   }
 
   // Commits atomically. Throws the kind's conflict error (duplicate name) or
   // "update out of sequence" when a condition fails; nothing is written then.
+  // A transaction etcd would refuse for its size fails with `invalid`.
   async commit(): Promise<number> {
-    if (this.ops.length > MAX_TXN_OPS) throw new Error(`transaction of ${this.ops.length} operations exceeds ${MAX_TXN_OPS}; use commitBatch`);
-    const revision = await this.store.commitOps(this.compares, this.ops, this.conflictError);
+    if (this.size > MAX_TXN_OPS) throw new Error(`transaction of ${this.size} operations exceeds ${MAX_TXN_OPS}; use commitInBatches`);
+    const bytes = this.bytes;
+    if (bytes > MAX_TXN_BYTES) throw invalid(`object too large for the cluster store: the write takes ${bytes} bytes, more than the ${MAX_TXN_BYTES} a transaction may hold`);
+    // Spec blobs first: the tasks after them refer to them.
+    const ops: Op[] = [...[...this.blobs].map(([k, v]) => ({ put: k, value: v })), ...this.ops];
+    const revision = await this.store.commitOps(this.compares, ops, this.conflictError);
     for (const w of this.written) w.Version = { Index: revision };
     return revision;
   }
 }
 
-// For bulk writes by the control loops (thousands of tasks): several
-// transactions of at most MAX_TXN_OPS; each keeps its own conditions. Returns
-// how many of the batches failed their conditions (the loop re-reconciles).
-export async function commitInBatches(store: Store, build: Array<(t: StoreTxn) => void>): Promise<{ failed: number; revision: number }> {
+// Groups writes into transactions etcd accepts (at most MAX_TXN_OPS
+// operations and MAX_TXN_BYTES bytes each); each write keeps its own
+// conditions. A write too large even alone is returned in `tooBig` with the
+// error, so it fails by itself and never blocks the others.
+export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void): { batches: Array<{ txn: StoreTxn; items: T[] }>; tooBig: Array<{ item: T; error: ShoalError }> } {
+  const batches: Array<{ txn: StoreTxn; items: T[] }> = [];
+  const tooBig: Array<{ item: T; error: ShoalError }> = [];
+  let cur: { txn: StoreTxn; items: T[] } | undefined;
+  for (const item of items) {
+    const one = store.txn();
+    add(one, item);
+    if (!one.size) continue;
+    if (one.bytes > MAX_TXN_BYTES || one.size > MAX_TXN_OPS) {
+      tooBig.push({ item, error: invalid(`object too large for the cluster store: its write takes ${one.bytes} bytes in ${one.size} operations, more than a transaction may hold (${MAX_TXN_BYTES} bytes, ${MAX_TXN_OPS} operations)`) });
+      continue;
+    }
+    if (!cur || !cur.txn.fits(one)) batches.push((cur = { txn: store.txn(), items: [] }));
+    cur.txn.absorb(one);
+    cur.items.push(item);
+  }
+  return { batches, tooBig };
+}
+
+// For bulk writes by the control loops (thousands of tasks): planBatches,
+// committed one after the other. Returns how many of the batches failed
+// their conditions (the loop re-reconciles), and the writes too large to
+// commit at all.
+export async function commitInBatches(store: Store, build: Array<(t: StoreTxn) => void>): Promise<{ failed: number; revision: number; tooBig: ShoalError[] }> {
   let failed = 0;
   let revision = 0;
-  let txn = store.txn();
-  const flush = async (): Promise<void> => {
-    if (!txn.size) return;
+  const { batches, tooBig } = planBatches(store, build, (t, b) => b(t));
+  for (const { txn } of batches) {
     try { revision = await txn.commit(); } catch (e) {
       if (e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict')) failed++;
       else throw e;
     }
-    txn = store.txn();
-  };
-  for (const b of build) {
-    if (txn.size + 4 > MAX_TXN_OPS) await flush();
-    b(txn);
   }
-  await flush();
-  return { failed, revision };
+  return { failed, revision, tooBig: tooBig.map((t) => t.error) };
 }
 
 export function requireObject<K extends Kind>(store: Store, kind: K, id: string): Objects[K] {

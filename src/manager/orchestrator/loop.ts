@@ -3,8 +3,7 @@ import { newId as defaultNewId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
-import type { Store, StoreTxn } from '../../store/store';
-import { MAX_TXN_OPS } from '../../store/backend';
+import { planBatches, type Store, type StoreTxn } from '../../store/store';
 import { parseIsoMs } from '../../common/time';
 import { deepEqual } from './dirty';
 import { clusterRetention } from './reaper';
@@ -15,8 +14,9 @@ import type { TaskObservations } from './update';
 // The orchestrator's I/O: watches the store, runs the pure reconcile of every
 // service touched by an event (coalesced: a batch of events, or events that
 // arrive while a pass is writing, make one reconcile per service), writes the
-// decisions in transactions of at most MAX_TXN_OPS operations, and re-runs a
-// service at the time its decisions asked (restart delays, update delays).
+// decisions in transactions etcd accepts (planBatches: by operations and
+// bytes), and re-runs a service at the time its decisions asked (restart
+// delays, update delays).
 
 export interface OrchestratorHandle {
   stop(): void;
@@ -37,7 +37,6 @@ type Op =
   | { kind: 'delete'; serviceId: string; task: Task }
   | { kind: 'service'; serviceId: string; service: Service };
 
-const OPS_PER_TXN = MAX_TXN_OPS - 4;
 const RETRY_MS = 1000;
 // setTimeout's limit; a later wake-up just re-arms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -186,10 +185,9 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // redone op by op (see `fallback`). Returns the services to reconcile again.
   async function write(ops: Op[]): Promise<Set<string>> {
     const redo = new Set<string>();
-    for (let i = 0; i < ops.length; i += OPS_PER_TXN) {
-      const chunk = ops.slice(i, i + OPS_PER_TXN);
-      const txn = store.txn();
-      for (const op of chunk) addOp(txn, op);
+    const { batches, tooBig } = planBatches(store, ops, addOp);
+    for (const { item, error } of tooBig) log.error({ service: item.serviceId, kind: item.kind, err: error.message }, 'orchestrator write refused');
+    for (const { txn, items: chunk } of batches) {
       try {
         await txn.commit();
       } catch (e) {
@@ -208,9 +206,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // writes that lost the race are dropped; the services are reconciled again.
   async function fallback(chunk: Op[]): Promise<void> {
     const creates = chunk.filter((o): o is Extract<Op, { kind: 'create' }> => o.kind === 'create');
-    for (let i = 0; i < creates.length; i += OPS_PER_TXN) {
-      const txn = store.txn();
-      for (const c of creates.slice(i, i + OPS_PER_TXN)) txn.create('tasks', c.task);
+    for (const { txn } of planBatches(store, creates, (txn, c) => txn.create('tasks', c.task)).batches) {
       await txn.commit().catch((err: unknown) => log.warn({ err }, 'task creation failed'));
     }
     for (const op of chunk) {

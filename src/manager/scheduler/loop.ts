@@ -4,8 +4,7 @@ import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { StoreEvent } from '../../store/objects';
-import type { Store } from '../../store/store';
-import { MAX_TXN_OPS } from '../../store/backend';
+import { planBatches, type Store } from '../../store/store';
 import { type NodeLoad, failingKey, needsScheduling, schedule } from './scheduler';
 
 // The scheduler's I/O. It keeps what placement needs up to date from store
@@ -30,7 +29,6 @@ export interface SchedulerOptions {
 // transactions, and placing them as one group spreads them evenly.
 const BATCH_MS = 10;
 const RETRY_MS = 1000;
-const OPS_PER_TXN = MAX_TXN_OPS - 4;
 // SwarmKit's nodeInfo.taskFailed: a node where a service failed this often
 // lately is tried last for it.
 const FAILURE_WINDOW_MS = 5 * 60_000;
@@ -192,10 +190,9 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     for (const t of tasks) if (!decided.has(t.ID)) parked.add(t.ID);
     log.debug({ tasks: tasks.length, assigned: result.assignments.length, unplaced: result.failures.length, ms: Date.now() - started }, 'scheduling pass');
 
-    for (let i = 0; i < writes.length; i += OPS_PER_TXN) {
-      const chunk = writes.slice(i, i + OPS_PER_TXN);
-      const txn = store.txn();
-      for (const w of chunk) txn.update('tasks', w.next);
+    const { batches, tooBig } = planBatches(store, writes, (txn, w) => txn.update('tasks', w.next));
+    for (const { item, error } of tooBig) log.error({ task: item.read.ID, err: error.message }, 'scheduler write refused');
+    for (const { txn, items: chunk } of batches) {
       try {
         await txn.commit();
       } catch (e) {
