@@ -132,10 +132,10 @@ export class EtcdProcess {
       ...(o.clusterToken ? ['--initial-cluster-token', o.clusterToken] : []),
       '--cert-file', t.certFile, '--key-file', t.keyFile, '--trusted-ca-file', t.caFile, '--client-cert-auth',
       '--peer-cert-file', t.certFile, '--peer-key-file', t.keyFile, '--peer-trusted-ca-file', t.caFile, '--peer-client-cert-auth',
-      // Keep history bounded: watches resume within this window, older
-      // revisions are compacted (the store reloads when that happens).
-      '--auto-compaction-mode', 'revision',
-      '--auto-compaction-retention', '10000',
+      // History is compacted by the daemon (store/maintenance.ts), behind
+      // the mirror's revision. etcd keeps its raft log in memory up to the
+      // snapshot count: the default (100,000) costs hundreds of MB after bulk writes.
+      '--snapshot-count', '10000',
       '--quota-backend-bytes', String(2 * 1024 ** 3),
       '--logger', 'zap',
       '--log-outputs', 'stderr',

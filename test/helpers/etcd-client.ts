@@ -1,19 +1,17 @@
-import type { IOptions } from 'etcd3';
 import { EtcdBackend } from '../../src/store/etcd-backend';
 import type { KeyValue } from '../../src/store/backend';
+import { etcdClientOptions, type EtcdTls } from '../../src/store/etcd-process';
 
-// Direct access to a test daemon's etcd, bypassing Shoal. The one place that
-// knows how to connect (plain URL today; TLS options go here if etcd needs them).
-export function etcdClientOptions(h: { etcdClientUrl: string }): IOptions {
-  return { hosts: h.etcdClientUrl };
-}
+// A test daemon: its etcd's client URL and the certificates etcd demands (mutual TLS).
+export interface EtcdReach { etcdClientUrl: string; etcdTlsFiles(): EtcdTls }
 
-export function etcdClient(h: { etcdClientUrl: string }): EtcdBackend {
-  return new EtcdBackend(etcdClientOptions(h));
+// Direct access to a test daemon's etcd, bypassing Shoal: the one place that knows how to connect.
+export function etcdClient(h: EtcdReach): EtcdBackend {
+  return new EtcdBackend(etcdClientOptions(h.etcdClientUrl, h.etcdTlsFiles()));
 }
 
 // Every key under `prefix` with its value and revisions, read in pages at one revision.
-export async function etcdDump(h: { etcdClientUrl: string }, prefix = '/shoal/v1/'): Promise<{ kvs: KeyValue[]; revision: number }> {
+export async function etcdDump(h: EtcdReach, prefix = '/shoal/v1/'): Promise<{ kvs: KeyValue[]; revision: number }> {
   const c = etcdClient(h);
   try {
     const kvs: KeyValue[] = [];
@@ -32,7 +30,7 @@ export async function etcdDump(h: { etcdClientUrl: string }, prefix = '/shoal/v1
 }
 
 // Whether etcd answers a read now (bounded by the client's call deadline).
-export async function etcdAnswers(h: { etcdClientUrl: string }): Promise<boolean> {
+export async function etcdAnswers(h: EtcdReach): Promise<boolean> {
   const c = etcdClient(h);
   try { await c.range('/shoal/v1/health-probe', { limit: 1 }); return true; } catch { return false; } finally { await c.close(); }
 }
