@@ -69,7 +69,11 @@ function mutateAt(base: unknown, picks: number[], value: unknown, addKey: string
     if (cur === null || typeof cur !== 'object') break;
     const obj = cur as Record<string, unknown>;
     const keys = Object.keys(obj);
-    if (!keys.length || (addKey !== undefined && i === picks.length - 1)) { obj[addKey ?? 'X'] = value; return root; }
+    if (!keys.length || (addKey !== undefined && i === picks.length - 1)) {
+      // An added key on an array is an added element (a key such as "length" would break the generator itself).
+      if (Array.isArray(obj)) obj.push(value); else obj[addKey ?? 'X'] = value;
+      return root;
+    }
     const key = keys[picks[i]! % keys.length]!;
     const child = obj[key];
     if (i === picks.length - 1 || child === null || typeof child !== 'object') { obj[key] = value; return root; }
