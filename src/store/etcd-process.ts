@@ -321,10 +321,18 @@ async function terminate(pid: number): Promise<void> {
   try { process.kill(pid, 'SIGTERM'); } catch { return; }
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    try { process.kill(pid, 0); } catch { return; }
+    if (!alive(pid)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+// An orphan that has exited stays a zombie until some init reaps it (not
+// every container's pid 1 does): signal 0 still succeeds then, so read its state.
+function alive(pid: number): boolean {
+  let stat: string;
+  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 // Something already listening on our etcd port is not our etcd (ours was just
