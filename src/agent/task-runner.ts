@@ -50,6 +50,7 @@ export class TaskRunner {
   private retryTimer?: NodeJS.Timeout;
   private backoff: number;
   private filesReady = false;      // this task's secrets/configs are on their tmpfs
+  private createdName?: string;    // asked the engine for this container; it may exist though the answer never came
 
   constructor(task: Task, private readonly deps: TaskRunnerDeps, adopted?: ContainerInfo) {
     this.task = task;
@@ -97,7 +98,8 @@ export class TaskRunner {
   // The task no longer exists: its container goes too (task history trimmed).
   async dispose(): Promise<void> {
     await this.close();
-    if (this.containerId) await this.deps.executor.remove(this.containerId);
+    const container = this.containerId ?? this.createdName;
+    if (container) await this.deps.executor.remove(container);
     await this.releaseFiles();
   }
 
@@ -185,6 +187,7 @@ export class TaskRunner {
       throw new ExecutorError((err as Error).message, false);
     }
     await executor.ensureImage(image);
+    this.createdName = config.name;
     this.containerId = await executor.create(config);
     this.exitCode = undefined;
     return this.containerId;
