@@ -238,15 +238,26 @@ export class TaskRunner {
 
   private async startContainer(): Promise<boolean> {
     const { executor } = this.deps;
-    const id = await this.ensureContainer();
+    // The container made at `preparing` is started without looking at it
+    // first (every extra engine call slows the others down); one that went
+    // missing meanwhile, or one from before an agent restart, goes through
+    // ensureContainer.
+    let id = this.containerId && this.createdName ? this.containerId : await this.ensureContainer();
     try {
       await executor.start(id);
     } catch (err) {
       if (isTemporary(err)) throw err;
-      throw new ExecutorError(`starting container failed: ${(err as Error).message}`, false);
+      if (!(err instanceof ExecutorError && err.statusCode === 404 && id === this.containerId)) throw new ExecutorError(`starting container failed: ${(err as Error).message}`, false);
+      this.containerId = undefined;
+      id = await this.ensureContainer();
+      await executor.start(id).catch((e: unknown) => { throw isTemporary(e) ? e : new ExecutorError(`starting container failed: ${(e as Error).message}`, false); });
     }
+    // This look gives the PID and doubles as the first check of the running
+    // task: only if it already exited (or an event came meanwhile) does
+    // checkRunning need to look again.
+    this.needsCheck = false;
     const info = await executor.inspect(id);
-    this.needsCheck = true; // it may already have exited
+    if (!info?.running) this.needsCheck = true;
     return this.transition('running', 'started', { ContainerID: id, PID: info?.pid ?? 0, ExitCode: 0 });
   }
 

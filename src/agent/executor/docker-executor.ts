@@ -22,7 +22,7 @@ export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = { callMs: 60_000, stopExt
 // call the engine does not answer in time is aborted and fails the task.
 export class DockerExecutor implements Executor {
   private readonly events: EngineEventStream;
-  private readonly pulls = new Map<string, Promise<void>>();
+  private readonly imageChecks = new Map<string, Promise<void>>();
   private readonly timeouts: EngineTimeouts;
 
   constructor(readonly docker: Dockerode, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}) {
@@ -50,8 +50,19 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  async ensureImage(image: string): Promise<void> {
-    if (!image) throw new ExecutorError('dockerexec: image required', false);
+  // Tasks of one service ask at once: one look (and at most one pull) per
+  // image at a time, shared by all of them.
+  ensureImage(image: string): Promise<void> {
+    if (!image) return Promise.reject(new ExecutorError('dockerexec: image required', false));
+    let p = this.imageChecks.get(image);
+    if (!p) {
+      p = this.checkImage(image).finally(() => this.imageChecks.delete(image));
+      this.imageChecks.set(image, p);
+    }
+    return p;
+  }
+
+  private async checkImage(image: string): Promise<void> {
     try {
       await this.call(`image inspect ${image}`, (abortSignal) => this.docker.getImage(image).inspect({ abortSignal } as Dockerode.ImageInspectOptions));
       return;
@@ -59,13 +70,7 @@ export class DockerExecutor implements Executor {
       const e = toExecutorError(err);
       if (e.statusCode !== 404) throw e;
     }
-    // One pull per image at a time, however many tasks want it.
-    let pull = this.pulls.get(image);
-    if (!pull) {
-      pull = this.pull(image).finally(() => this.pulls.delete(image));
-      this.pulls.set(image, pull);
-    }
-    await pull;
+    await this.pull(image);
   }
 
   private pull(image: string): Promise<void> {
