@@ -29,14 +29,25 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 
 // What the agent sends for a task of that spec (container-config.ts): image,
 // args, labels, no restart policy.
-async function createAndStart(w: EngineWorkload, slot: number): Promise<string> {
+async function create(w: EngineWorkload, slot: number): Promise<string> {
   const name = `${w.name}.${slot}`;
   const body = { Image: w.image, Cmd: w.args, Labels: { [ENGINE_LABEL]: '1', [`${ENGINE_LABEL}.run`]: w.name }, HostConfig: { RestartPolicy: { Name: 'no' } } };
   const c = await httpOk(w.socket, 'POST', `/v1.41/containers/create?name=${encodeURIComponent(name)}`, body);
-  const id = (c.json as { Id: string }).Id;
+  return (c.json as { Id: string }).Id;
+}
+
+async function start(w: EngineWorkload, id: string): Promise<void> {
   const s = await http(w.socket, 'POST', `/v1.41/containers/${id}/start`);
-  if (s.status !== 204 && s.status !== 304) throw new Error(`start ${name}: ${s.status} ${s.text.trim()}`);
-  return id;
+  if (s.status !== 204 && s.status !== 304) throw new Error(`start ${id}: ${s.status} ${s.text.trim()}`);
+}
+
+// The agent's order: a service's tasks all reach `preparing` (create) before
+// any reaches `starting`, and creates and starts share its slots; so here all
+// the creates, then all the starts, `concurrency` at a time.
+async function createAndStartAll(w: EngineWorkload, slots: number[], ids: string[]): Promise<void> {
+  const made: string[] = [];
+  await pool(slots, w.concurrency, async (slot) => { const id = await create(w, slot); made.push(id); ids.push(id); });
+  await pool(made, w.concurrency, (id) => start(w, id));
 }
 
 // Stop with the grace period, then remove: what the agent does when a service goes.
@@ -51,19 +62,18 @@ export interface EngineTimes { create: number; scale: number; remove: number }
 // create N (all started), then M - N more, then stop and remove all; seconds.
 export async function engineRun(w: EngineWorkload, replicas: number, scaleTo: number): Promise<EngineTimes> {
   const ids: string[] = [];
-  const add = (slot: number) => createAndStart(w, slot).then((id) => { ids.push(id); });
   try {
     let t0 = performance.now();
-    await pool(range(0, replicas), w.concurrency, add);
-    const create = (performance.now() - t0) / 1000;
+    await createAndStartAll(w, range(0, replicas), ids);
+    const created = (performance.now() - t0) / 1000;
     t0 = performance.now();
-    await pool(range(replicas, scaleTo), w.concurrency, add);
+    await createAndStartAll(w, range(replicas, scaleTo), ids);
     const scale = (performance.now() - t0) / 1000;
     t0 = performance.now();
     // All at once, as the agent stops a removed service's tasks (each waits out its grace period).
     await pool([...ids], ids.length, (id) => stopAndRemove(w, id));
     ids.length = 0;
-    return { create, scale, remove: (performance.now() - t0) / 1000 };
+    return { create: created, scale, remove: (performance.now() - t0) / 1000 };
   } finally {
     if (ids.length) await removeEngineContainers(w.socket);
   }
