@@ -116,6 +116,19 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+// CPU seconds (user + system) used so far by pid and its descendants that are still alive.
+export function treeCpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const p of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* gone */ }
+  }
+  return ticks / 100; // USER_HZ
+}
+
 export function treeRssBytes(root: number): number {
   return processTree(root).reduce((sum, p) => sum + rssBytes(p), 0);
 }
@@ -189,11 +202,11 @@ export function sideOption(v: string | undefined): 'shoal' | 'docker' | undefine
 
 // The end every bench shares: clean up, print the report, keep the JSON if
 // asked, and fail when either half failed.
-export async function finishBench(report: string, jsonPath: string | undefined, data: { options: unknown; shoal?: { error?: string }; docker?: { error?: string } }): Promise<number> {
+export async function finishBench(report: string, jsonPath: string | undefined, data: { options: unknown; shoal?: { error?: string }; engine?: { error?: string }; docker?: { error?: string } }): Promise<number> {
   await runCleanup();
   process.stdout.write(`${report}\n`);
   if (jsonPath) writeFileSync(jsonPath, `${JSON.stringify(data, null, 2)}\n`);
-  return data.shoal?.error || data.docker?.error ? 1 : 0;
+  return data.shoal?.error || data.engine?.error || data.docker?.error ? 1 : 0;
 }
 
 // Runs a bench's main and exits with its code; a crash still cleans up.

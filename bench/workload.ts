@@ -80,20 +80,26 @@ export async function removeBenchServices(t: SwarmTarget, deadlineMs = 120_000):
   }
 }
 
-export interface RunTimes { create: number; scale: number; remove: number; rssWithTasks: number }
+export interface RunTimes {
+  create: number; scale: number; remove: number; rssWithTasks: number;
+  at: { create: [number, number]; scale: [number, number] }; // each step's request and result, epoch ms (for --trace)
+}
 
 // One run: create `replicas` → all running; scale to `scaleTo` → all running
 // (then `measure()` the memory); remove → all containers gone. Seconds.
 export async function oneRun(t: SwarmTarget, opts: { name: string; image: string; replicas: number; scaleTo: number; deadlineMs: number; settleMs: number; measure: () => number }): Promise<RunTimes> {
+  const createAt = Date.now();
   let t0 = performance.now();
   const id = await createService(t, opts.name, opts.image, opts.replicas);
   await waitRunning(t, id, opts.replicas, opts.deadlineMs, `create ${opts.replicas}`);
   const create = (performance.now() - t0) / 1000;
+  const created = Date.now();
 
   t0 = performance.now();
   await scaleService(t, id, opts.scaleTo);
   await waitRunning(t, id, opts.scaleTo, opts.deadlineMs, `scale to ${opts.scaleTo}`);
   const scale = (performance.now() - t0) / 1000;
+  const scaled = Date.now();
 
   await sleep(opts.settleMs);
   const rssWithTasks = opts.measure();
@@ -102,13 +108,13 @@ export async function oneRun(t: SwarmTarget, opts: { name: string; image: string
   await removeService(t, id);
   await waitContainersGone(t, id, opts.deadlineMs);
   const remove = (performance.now() - t0) / 1000;
-  return { create, scale, remove, rssWithTasks };
+  return { create, scale, remove, rssWithTasks, at: { create: [createAt, created], scale: [created, scaled] } };
 }
 
 // Runs `body` against a fresh Shoal daemon in a one-node swarm on the host's
 // dockerd, and always tears it down (also on ctrl-c, through onCleanup).
-export async function withShoalSwarm<T>(body: (h: ShoalHandle, target: SwarmTarget) => Promise<T>): Promise<T> {
-  const h = await startShoal({ hostname: 'bench-shoal', logLevel: 'warn' });
+export async function withShoalSwarm<T>(body: (h: ShoalHandle, target: SwarmTarget) => Promise<T>, logLevel = 'warn'): Promise<T> {
+  const h = await startShoal({ hostname: 'bench-shoal', logLevel });
   const target: SwarmTarget = { apiSocket: h.socket, engineSocket: HOST_ENGINE_SOCKET };
   const teardown = async (): Promise<void> => {
     await removeBenchServices(target).catch(() => undefined);

@@ -3,6 +3,7 @@ import type { Logger } from '../common/log';
 import type { AgentControlPlane, Assignments } from './control-plane';
 import type { ContainerEvent, ContainerInfo, Executor } from './executor/executor';
 import type { TaskFiles } from './executor/task-files';
+import { Slots, START_CONCURRENCY, StartLimitedExecutor } from './start-limit';
 import { DEFAULT_RETRY, StatusReporter, type RetryOptions } from './status-reporter';
 import { TaskRunner } from './task-runner';
 
@@ -14,6 +15,7 @@ export interface AgentOptions {
   hostname?: string;     // the node's hostname when it is not the engine's (lab hosts), for {{.Node.Hostname}}
   retry?: RetryOptions;  // back-off for engine and report retries (tests shorten it)
   taskFiles?: TaskFiles; // where tasks' secrets and configs go on the host (a tmpfs per task)
+  startConcurrency?: number; // container creates and starts in flight at once (START_CONCURRENCY)
 }
 
 export interface RunningAgent {
@@ -31,7 +33,8 @@ export interface RunningAgent {
 // existing task containers are listed, then assignments are followed, so that
 // no container exit falls between what was listed and what is heard.
 export function startAgent(opts: AgentOptions): RunningAgent {
-  const { nodeId, controlPlane, executor, log } = opts;
+  const { nodeId, controlPlane, log } = opts;
+  const executor = new StartLimitedExecutor(opts.executor, new Slots(opts.startConcurrency ?? START_CONCURRENCY));
   const retry = opts.retry ?? DEFAULT_RETRY;
   const reporter = new StatusReporter(controlPlane, log, retry);
   const runners = new Map<string, TaskRunner>();

@@ -1,5 +1,6 @@
 import type { Task, TaskStatus } from '../api/types';
 import { taskStateRank } from '../api/types';
+import { ShoalError } from '../common/errors';
 import type { Store } from '../store/store';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
 
@@ -9,10 +10,18 @@ export interface PayloadSource {
   revealConfig(id: string): Buffer | undefined;
 }
 
+// Status writes waiting for the next transaction. Each is one compare and
+// one put; etcd takes up to 128 operations per transaction.
+const STATUS_BATCH = 50;
+
+interface StatusWrite { taskId: string; status: TaskStatus; done(err?: unknown): void }
+
 // The agent's control plane when the agent runs in the manager's process:
 // assignments come straight from the store's mirror, status goes to etcd.
 export class LocalControlPlane implements AgentControlPlane {
   private nodeId?: string;
+  private readonly queued: StatusWrite[] = [];
+  private flushing = false;
 
   constructor(private readonly store: Store, private readonly payloads?: PayloadSource) {}
 
@@ -72,13 +81,66 @@ export class LocalControlPlane implements AgentControlPlane {
     return t;
   }
 
-  async updateTaskStatus(taskId: string, status: TaskStatus): Promise<void> {
-    await this.store.mutate('tasks', taskId, (t) => {
-      if (taskStateRank(status.State) < taskStateRank(t.Status.State)) return undefined;
-      if (JSON.stringify(t.Status) === JSON.stringify(status)) return undefined;
-      t.Status = status;
-      t.UpdatedAt = status.Timestamp;
-      return t;
+  // Status reports of many tasks arrive together (a service's tasks start
+  // together): the ones that arrive while a write is in flight go to etcd
+  // as one transaction, not one each.
+  updateTaskStatus(taskId: string, status: TaskStatus): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queued.push({ taskId, status, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.queued.length) await this.writeBatch(this.takeBatch());
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  // Up to STATUS_BATCH writes, one per task (a transaction names a key once).
+  private takeBatch(): StatusWrite[] {
+    const batch: StatusWrite[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < this.queued.length && batch.length < STATUS_BATCH;) {
+      const w = this.queued[i]!;
+      if (seen.has(w.taskId)) { i++; continue; }
+      seen.add(w.taskId);
+      batch.push(w);
+      this.queued.splice(i, 1);
+    }
+    return batch;
+  }
+
+  private async writeBatch(batch: StatusWrite[]): Promise<void> {
+    const txn = this.store.txn();
+    for (const w of batch) {
+      const current = this.store.get('tasks', w.taskId);
+      const next = current && withStatus(structuredClone(current), w.status);
+      if (current && next) txn.update('tasks', next, current);
+    }
+    try {
+      if (txn.size) await txn.commit();
+      for (const w of batch) w.done();
+      return;
+    } catch (err) {
+      if (!(err instanceof ShoalError && err.kind === 'sequence')) { for (const w of batch) w.done(err); return; }
+    }
+    // One of the tasks changed under us (the orchestrator wrote it): each on its own.
+    await Promise.all(batch.map((w) => this.store.mutate('tasks', w.taskId, (t) => withStatus(t, w.status)).then(() => w.done(), (err: unknown) => w.done(err))));
+  }
+}
+
+// The task with the agent's status, or undefined when there is nothing to
+// write (a regression, or the same status again).
+function withStatus(t: Task, status: TaskStatus): Task | undefined {
+  if (taskStateRank(status.State) < taskStateRank(t.Status.State)) return undefined;
+  if (JSON.stringify(t.Status) === JSON.stringify(status)) return undefined;
+  t.Status = status;
+  t.UpdatedAt = status.Timestamp;
+  return t;
 }

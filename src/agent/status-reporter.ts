@@ -59,6 +59,7 @@ export class StatusReporter {
       e.pending = undefined;
       try {
         await this.cp.updateTaskStatus(taskId, status);
+        this.log.debug({ task: taskId, state: status.State }, 'task status written');
         e.backoff = this.retry.minMs;
       } catch (err) {
         if (this.closing || this.entries.get(taskId) !== e) return;

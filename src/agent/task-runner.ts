@@ -50,6 +50,7 @@ export class TaskRunner {
   private retryTimer?: NodeJS.Timeout;
   private backoff: number;
   private filesReady = false;      // this task's secrets/configs are on their tmpfs
+  private createdName?: string;    // asked the engine for this container; it may exist though the answer never came
 
   constructor(task: Task, private readonly deps: TaskRunnerDeps, adopted?: ContainerInfo) {
     this.task = task;
@@ -97,7 +98,8 @@ export class TaskRunner {
   // The task no longer exists: its container goes too (task history trimmed).
   async dispose(): Promise<void> {
     await this.close();
-    if (this.containerId) await this.deps.executor.remove(this.containerId);
+    const container = this.containerId ?? this.createdName;
+    if (container) await this.deps.executor.remove(container);
     await this.releaseFiles();
   }
 
@@ -185,6 +187,7 @@ export class TaskRunner {
       throw new ExecutorError((err as Error).message, false);
     }
     await executor.ensureImage(image);
+    this.createdName = config.name;
     this.containerId = await executor.create(config);
     this.exitCode = undefined;
     return this.containerId;
@@ -235,15 +238,26 @@ export class TaskRunner {
 
   private async startContainer(): Promise<boolean> {
     const { executor } = this.deps;
-    const id = await this.ensureContainer();
+    // The container made at `preparing` is started without looking at it
+    // first (every extra engine call slows the others down); one that went
+    // missing meanwhile, or one from before an agent restart, goes through
+    // ensureContainer.
+    let id = this.containerId && this.createdName ? this.containerId : await this.ensureContainer();
     try {
       await executor.start(id);
     } catch (err) {
       if (isTemporary(err)) throw err;
-      throw new ExecutorError(`starting container failed: ${(err as Error).message}`, false);
+      if (!(err instanceof ExecutorError && err.statusCode === 404 && id === this.containerId)) throw new ExecutorError(`starting container failed: ${(err as Error).message}`, false);
+      this.containerId = undefined;
+      id = await this.ensureContainer();
+      await executor.start(id).catch((e: unknown) => { throw isTemporary(e) ? e : new ExecutorError(`starting container failed: ${(e as Error).message}`, false); });
     }
+    // This look gives the PID and doubles as the first check of the running
+    // task: only if it already exited (or an event came meanwhile) does
+    // checkRunning need to look again.
+    this.needsCheck = false;
     const info = await executor.inspect(id);
-    this.needsCheck = true; // it may already have exited
+    if (!info?.running) this.needsCheck = true;
     return this.transition('running', 'started', { ContainerID: id, PID: info?.pid ?? 0, ExitCode: 0 });
   }
 

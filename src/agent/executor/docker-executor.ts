@@ -6,44 +6,85 @@ import { EngineEventStream } from './engine-events';
 import { onJsonLines } from './json-lines';
 import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from './executor';
 
+// How long the agent waits for dockerd. An engine that hangs (a stuck
+// storage driver, a wedged containerd) must fail the one task that waits on
+// it, with a clear error, and never hold the agent. Pulls of large images get
+// far more time; a stop gets its grace period on top.
+export interface EngineTimeouts {
+  callMs: number;      // create, start, remove, inspect, list, info, image inspect
+  stopExtraMs: number; // a stop: the grace period plus this
+  pullMs: number;      // a whole image pull
+}
+export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = { callMs: 60_000, stopExtraMs: 30_000, pullMs: 30 * 60_000 };
+
 // The agent's hands on the host's dockerd, through dockerode. Every engine
-// error comes out as an ExecutorError carrying the engine's own message.
+// error comes out as an ExecutorError carrying the engine's own message; a
+// call the engine does not answer in time is aborted and fails the task.
 export class DockerExecutor implements Executor {
   private readonly events: EngineEventStream;
-  private readonly pulls = new Map<string, Promise<void>>();
+  private readonly imageChecks = new Map<string, Promise<void>>();
+  private readonly timeouts: EngineTimeouts;
 
-  constructor(readonly docker: Dockerode, private readonly log: Logger) {
+  constructor(readonly docker: Dockerode, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}) {
     this.events = new EngineEventStream(docker, log);
+    this.timeouts = { ...DEFAULT_ENGINE_TIMEOUTS, ...timeouts };
   }
 
   async describeNode(): Promise<NodeDescription> {
-    const info = await engine(() => this.docker.info()) as EngineInfo;
+    const info = await this.call('info', (abortSignal) => (this.docker.info as (o: { abortSignal: AbortSignal }) => Promise<unknown>).call(this.docker, { abortSignal })) as EngineInfo;
     return describeFromInfo(info);
   }
 
-  async ensureImage(image: string): Promise<void> {
-    if (!image) throw new ExecutorError('dockerexec: image required', false);
+  // One engine call with its bound: past it the request is aborted and the
+  // call fails for good (retrying a hung engine only piles up requests).
+  private async call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>, ms = this.timeouts.callMs): Promise<T> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), ms);
     try {
-      await this.docker.getImage(image).inspect();
+      return await fn(ctl.signal);
+    } catch (err) {
+      if (ctl.signal.aborted) throw new ExecutorError(engineTimeoutMessage(what, ms), false);
+      throw toExecutorError(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Tasks of one service ask at once: one look (and at most one pull) per
+  // image at a time, shared by all of them.
+  ensureImage(image: string): Promise<void> {
+    if (!image) return Promise.reject(new ExecutorError('dockerexec: image required', false));
+    let p = this.imageChecks.get(image);
+    if (!p) {
+      p = this.checkImage(image).finally(() => this.imageChecks.delete(image));
+      this.imageChecks.set(image, p);
+    }
+    return p;
+  }
+
+  private async checkImage(image: string): Promise<void> {
+    try {
+      await this.call(`image inspect ${image}`, (abortSignal) => this.docker.getImage(image).inspect({ abortSignal } as Dockerode.ImageInspectOptions));
       return;
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 404) throw e;
     }
-    // One pull per image at a time, however many tasks want it.
-    let pull = this.pulls.get(image);
-    if (!pull) {
-      pull = this.pull(image).finally(() => this.pulls.delete(image));
-      this.pulls.set(image, pull);
-    }
-    await pull;
+    await this.pull(image);
   }
 
-  private async pull(image: string): Promise<void> {
+  private pull(image: string): Promise<void> {
     this.log.info({ image }, 'pulling image');
-    const stream = await engine(() => this.docker.createImage({ fromImage: withDefaultTag(image) }));
+    return this.call(`image pull ${image}`, (abortSignal) => this.pullStream(image, abortSignal), this.timeouts.pullMs);
+  }
+
+  private async pullStream(image: string, abortSignal: AbortSignal): Promise<void> {
+    const stream: NodeJS.ReadableStream = await this.docker.createImage({ fromImage: withDefaultTag(image), abortSignal });
     // The engine answers 200 and reports a failed pull inside the progress stream.
     await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => { (stream as { destroy?: () => void }).destroy?.(); reject(new Error('aborted')); };
+      if (abortSignal.aborted) onAbort();
+      abortSignal.addEventListener('abort', onAbort, { once: true });
       let failure: string | undefined;
       onJsonLines(stream, (line) => {
         try {
@@ -58,7 +99,7 @@ export class DockerExecutor implements Executor {
 
   async create(config: ContainerCreate): Promise<string> {
     try {
-      const c = await this.docker.createContainer({ name: config.name, ...config.body } as Dockerode.ContainerCreateOptions);
+      const c = await this.call(`create container ${config.name}`, (abortSignal) => this.docker.createContainer({ name: config.name, ...config.body, abortSignal } as Dockerode.ContainerCreateOptions));
       return c.id;
     } catch (err) {
       const e = toExecutorError(err);
@@ -72,7 +113,7 @@ export class DockerExecutor implements Executor {
 
   async start(containerId: string): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).start();
+      await this.call(`start container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).start({ abortSignal }));
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 304) throw e; // 304: already started
@@ -81,7 +122,7 @@ export class DockerExecutor implements Executor {
 
   async stop(containerId: string, graceSeconds: number): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).stop({ t: graceSeconds });
+      await this.call(`stop container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).stop({ t: graceSeconds, abortSignal }), graceSeconds * 1000 + this.timeouts.stopExtraMs);
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 304 && e.statusCode !== 404) throw e;
@@ -90,7 +131,7 @@ export class DockerExecutor implements Executor {
 
   async remove(containerId: string): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+      await this.call(`remove container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal }));
     } catch (err) {
       const e = toExecutorError(err);
       // 404: gone; 409: the engine is removing it already.
@@ -100,7 +141,7 @@ export class DockerExecutor implements Executor {
 
   async inspect(containerId: string): Promise<ContainerInfo | undefined> {
     try {
-      const c = await this.docker.getContainer(containerId).inspect();
+      const c = await this.call(`inspect container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).inspect({ abortSignal }));
       return {
         id: c.Id,
         taskId: c.Config.Labels?.[TASK_ID_LABEL] ?? '',
@@ -121,7 +162,7 @@ export class DockerExecutor implements Executor {
   async listTaskContainers(nodeId?: string): Promise<ContainerInfo[]> {
     const label = [TASK_ID_LABEL];
     if (nodeId) label.push(`${NODE_ID_LABEL}=${nodeId}`);
-    const list = await engine(() => this.docker.listContainers({ all: true, filters: { label } }));
+    const list = await this.call('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }));
     return list.map((c) => ({
       id: c.Id,
       taskId: c.Labels[TASK_ID_LABEL] ?? '',
@@ -190,8 +231,8 @@ export function describeFromInfo(info: EngineInfo): NodeDescription {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-async function engine<T>(fn: () => Promise<T>): Promise<T> {
-  try { return await fn(); } catch (err) { throw toExecutorError(err); }
+export function engineTimeoutMessage(what: string, ms: number): string {
+  return `engine did not answer ${what} within ${ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`}`;
 }
 
 // dockerode errors carry the HTTP status and the engine's JSON body: the engine

@@ -40,6 +40,7 @@ interface FakeContainer extends ContainerInfo { config?: ContainerCreate }
 export class FakeExecutor implements Executor {
   readonly containers = new Map<string, FakeContainer>();
   readonly calls: string[] = [];
+  inspects = 0;
   readonly images = new Set<string>(['img:1']);
   readonly failures = new Map<string, Error[]>();
   private readonly listeners = new Set<(e: ContainerEvent) => void>();
@@ -105,6 +106,7 @@ export class FakeExecutor implements Executor {
   }
 
   async inspect(id: string): Promise<ContainerInfo | undefined> {
+    this.inspects++;
     this.maybeFail('inspect');
     const c = this.containers.get(id);
     if (!c) return undefined;

@@ -196,6 +196,26 @@ test('a container that dies right after start is reported finished, not left run
   } finally { await agent.stop(); }
 });
 
+test('starting a task it just created, the agent looks at the container once (the engine is the bottleneck)', async () => {
+  const { ex, agent, reach } = await harness((cp) => cp.put(makeTask('t1')));
+  try {
+    await reach('t1', 'running');
+    await new Promise((r) => setTimeout(r, 50)); // nothing more should follow
+    assert.equal(ex.inspects, 1, 'one inspect (for the PID), none before the start, none after');
+  } finally { await agent.stop(); }
+});
+
+test('a container removed between create and start is made again and started', async () => {
+  const { ex, agent, reach } = await harness((cp, ex) => {
+    ex.failNext('start', new ExecutorError('No such container: c1', false, 404));
+    cp.put(makeTask('t1'));
+  });
+  try {
+    const st = await reach('t1', 'running');
+    assert.deepEqual(ex.calls, ['create web.1.t1', 'create web.1.t1', `start ${st.ContainerStatus!.ContainerID}`]);
+  } finally { await agent.stop(); }
+});
+
 test('jobs (desired complete) run to completion', async () => {
   const { ex, agent, reach } = await harness((cp) => cp.put(makeTask('j1', { DesiredState: 'complete' })));
   try {
