@@ -379,7 +379,9 @@ export function registerEventRoutes(router: Router, deps: EventRouteDeps): Swarm
     const onlyPast = until !== undefined && until <= now;
     // A `since` in the future has nothing to replay (and the engine would
     // refuse since > until for the past part); it then only opens the live stream.
-    const engineReplay = replay && (since === undefined || since <= now);
+    // Nothing happened before the epoch: an `until` there needs no engine
+    // replay (dockerd itself never answers `until=-1`).
+    const engineReplay = replay && (since === undefined || since <= now) && !(until !== undefined && until <= 0n);
 
     // Live swarm events queue up until the replay is written.
     const pending: string[] = [];

@@ -310,6 +310,19 @@ test('/events since+until in the past: engine and swarm history merged in time o
   }
 });
 
+test('/events until before the epoch: an empty answer at once, the engine is not asked (dockerd never answers until=-1)', async () => {
+  const fx = await fixture();
+  try {
+    const s = await openEvents(fx.path, { until: '-1' });
+    await waitUntil(() => s.ended, 5000, 'the stream to end');
+    assert.equal(s.res.statusCode, 200);
+    assert.deepEqual(s.lines, []);
+    assert.equal(engineEventQueries(fx.fake).length, 0);
+  } finally {
+    await fx.close();
+  }
+});
+
 test('/events since, then live: the engine is asked for the past up to now and for the live stream from now+1ns', async () => {
   const fx = await fixture();
   try {
