@@ -1,31 +1,16 @@
 // Small helpers shared by the bench files: processes, /proc, HTTP over unix
 // sockets, cleanup on exit.
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { run, type RunOptions, type RunResult } from '../src/common/run';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export interface Exec { code: number; stdout: string; stderr: string }
+export type Exec = RunResult;
 
 // Runs a command; never rejects on a non-zero exit (check `code`), kills it at the deadline.
-export function exec(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exec> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const t = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(t); resolve({ code: 127, stdout, stderr: `${stderr}${err.message}` }); });
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: timedOut ? 124 : (code ?? -1), stdout, stderr: timedOut ? `${stderr}\n${cmd} ${args.join(' ')}: timed out after ${timeoutMs} ms` : stderr });
-    });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-  });
+export function exec(cmd: string, args: string[], opts: RunOptions = {}): Promise<Exec> {
+  return run(cmd, args, { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 export async function mustExec(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {

@@ -1,31 +1,12 @@
 // Running commands and looking at processes, each bounded in time.
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { run } from '../common/run';
+
+export { run, type RunResult } from '../common/run';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export interface RunResult { code: number; stdout: string; stderr: string }
-
-// Never rejects: a command that cannot start gives 127, one past its deadline is killed and gives 124.
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let late = false;
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { late = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); resolve({ code: 127, stdout, stderr: `${stderr}${err.message}` }); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve(late ? { code: 124, stdout, stderr: `${stderr}${cmd}: no end within ${timeoutMs} ms` } : { code: code ?? -1, stdout, stderr });
-    });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-  });
-}
 
 export async function must(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
   const r = await run(cmd, args, opts);
