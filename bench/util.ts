@@ -4,6 +4,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { run, type RunOptions, type RunResult } from '../src/common/run';
 
+export { alive, cmdline } from '../src/common/proc';
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export type Exec = RunResult;
@@ -117,17 +119,6 @@ export function treeCpuSeconds(root: number): number {
 export function treeRssBytes(root: number): number {
   return processTree(root).reduce((sum, p) => sum + rssBytes(p), 0);
 }
-
-export function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try { process.kill(pid, 0); } catch { return false; }
-  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
-}
-
-export function cmdline(pid: number): string {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(); } catch { return ''; }
-}
-
 
 // Cleanup steps run in reverse order of registration, on success, failure and ctrl-c.
 type Step = { name: string; fn: () => Promise<void> };

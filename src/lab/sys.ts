@@ -1,9 +1,9 @@
 // Running commands and looking at processes, each bounded in time.
-import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { run } from '../common/run';
 
 export { run, type RunResult } from '../common/run';
+export { alive, allPids, cmdline, killPid } from '../common/proc';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -26,24 +26,6 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
     if (Date.now() >= deadline) throw new Error(`${what}: not within ${Math.round(timeoutMs / 1000)} s${last ? ` (${last})` : ''}`);
     await sleep(everyMs);
   }
-}
-
-export function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try { process.kill(pid, 0); } catch { return false; }
-  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
-}
-
-export function cmdline(pid: number): string {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(); } catch { return ''; }
-}
-
-export function allPids(): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
-}
-
-export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
-  try { process.kill(pid, signal); } catch { /* already gone */ }
 }
 
 // GET path on a unix socket: the status, or 0 when nothing answers in time.

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { IOptions } from 'etcd3';
 import type { Logger } from '../common/log';
+import { allPids, alive, cmdlineArgs } from '../common/proc';
 import { DEFAULT_RESTART_POLICY, nextRestart, type RestartPolicy } from './etcd-restart';
 
 // The files etcd and its only client (this daemon) use for mutual TLS: the
@@ -207,11 +208,10 @@ export class EtcdProcess {
   private async stopLeftovers(): Promise<void> {
     const pids = new Set<number>();
     try { pids.add(Number(readFileSync(this.pidFile, 'utf8'))); } catch { /* none recorded */ }
-    for (const entry of readdirSync('/proc')) if (/^\d+$/.test(entry)) pids.add(Number(entry));
+    for (const pid of allPids()) pids.add(pid);
     for (const pid of pids) {
       if (!pid || pid === process.pid) continue;
-      let args: string[];
-      try { args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+      const args = cmdlineArgs(pid);
       const i = args.indexOf('--data-dir');
       if (i < 0 || args[i + 1] !== this.memberDir) continue;
       this.opts.log.info({ pid }, 'stopping etcd left by an earlier daemon');
@@ -327,13 +327,6 @@ async function terminate(pid: number): Promise<void> {
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
-// An orphan that has exited stays a zombie until some init reaps it (not
-// every container's pid 1 does): signal 0 still succeeds then, so read its state.
-function alive(pid: number): boolean {
-  let stat: string;
-  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-}
 
 // Something already listening on our etcd port is not our etcd (ours was just
 // stopped): refuse rather than talk to it.

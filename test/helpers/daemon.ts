@@ -16,6 +16,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { alive } from '../../src/common/proc';
 
 export const HOST_ENGINE_SOCKET = '/var/run/docker.sock';
 export const DOCKER_CLIS = ['/usr/bin/docker', '/usr/local/bin/docker'] as const;
@@ -177,12 +178,6 @@ async function twoFreePorts(): Promise<[number, number]> {
   return ports;
 }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try { process.kill(pid, 0); } catch { return false; }
-  // A zombie still answers kill 0.
-  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
-}
 
 // Every daemon started here; killed if the test process exits without cleanup.
 const live = new Set<Handle>();
