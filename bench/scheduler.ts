@@ -1,4 +1,4 @@
-import type { Node, Task, TaskSpec } from '../src/api/types';
+import type { Node, Task, TaskSpec } from '../src/model/types';
 import { schedule } from '../src/manager/scheduler/scheduler';
 
 // Placement throughput of the pure scheduler: N simulated nodes (10 zones,

@@ -1,4 +1,4 @@
-import type { Platform } from '../api/types';
+import type { Platform } from '../model/types';
 import type { Logger } from '../common/log';
 import type { AgentControlPlane, Assignments } from './control-plane';
 import type { ContainerEvent, ContainerInfo, Executor } from './executor/executor';

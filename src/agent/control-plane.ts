@@ -1,4 +1,4 @@
-import type { Driver, Labels, Task, TaskStatus } from '../api/types';
+import type { Driver, Labels, Task, TaskStatus } from '../model/types';
 
 // What the agent needs from the managers. In one process it is the store
 // itself (local-control-plane.ts); on a worker host it will be the

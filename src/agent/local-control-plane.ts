@@ -1,5 +1,5 @@
-import type { Task, TaskStatus } from '../api/types';
-import { taskStateRank } from '../api/types';
+import type { Task, TaskStatus } from '../model/types';
+import { taskStateRank } from '../model/types';
 import { ShoalError } from '../common/errors';
 import type { Store } from '../store/store';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { Task } from '../api/types';
+import type { Task } from '../model/types';
 import { TASK_ID_LABEL } from './executor/container-config';
 import { readContainerLogs, type ContainerLogOptions, type LogLine } from './executor/logs';
 

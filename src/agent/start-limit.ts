@@ -1,6 +1,6 @@
 import type { ContainerCreate } from './executor/container-config';
 import type { ContainerEvent, ContainerInfo, Executor } from './executor/executor';
-import type { NodeDescription } from '../api/types';
+import type { NodeDescription } from '../model/types';
 
 // How many container creates and starts the agent has in flight on its
 // engine at once. dockerd does them partly one at a time (its container

@@ -1,4 +1,4 @@
-import type { TaskStatus } from '../api/types';
+import type { TaskStatus } from '../model/types';
 import type { Logger } from '../common/log';
 import type { AgentControlPlane } from './control-plane';
 

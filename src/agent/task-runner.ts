@@ -1,5 +1,5 @@
-import type { Labels, Platform, Task, TaskState, TaskStatus } from '../api/types';
-import { taskStateRank as rank } from '../api/types';
+import type { Labels, Platform, Task, TaskState, TaskStatus } from '../model/types';
+import { taskStateRank as rank } from '../model/types';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
 import { buildContainerConfig, stopGraceSeconds, templateContext, type ContainerConfigInput, type EngineMount } from './executor/container-config';

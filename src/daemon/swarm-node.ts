@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../api/types';
+import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
 import { ALREADY_IN_SWARM, invalid, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
 import { newId } from '../common/ids';

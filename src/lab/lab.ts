@@ -3,7 +3,7 @@
 // kernel objects and processes a crashed run left without a state file.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BRIDGE, CGROUP_PARENT, hostLayout, hostNames, registryLayout, stateFile, type HostLayout } from './layout';
+import { BRIDGE, CGROUP_PARENT, NETNS_PREFIX, hostLayout, hostNames, registryLayout, stateFile, type HostLayout } from './layout';
 import { DOCKER_INIT, powerOff, powerOn, shoalAnswers, waitUp } from './host';
 import {
   addFirewall, bridgeExists, cableUp, createBridge, createHostNetwork, disableIcmpRatelimit,
@@ -157,7 +157,7 @@ export async function labDown(dir: string): Promise<string[]> {
 // Everything carrying the lab's names, whether or not a state file knows it.
 async function removeLeftovers(dir: string, registryPid?: number): Promise<void> {
   for (const ns of labNamespaces()) {
-    const name = ns.slice('shoal-lab-'.length);
+    const name = ns.slice(NETNS_PREFIX.length);
     if (!/^[a-z][a-z0-9-]{0,11}$/.test(name)) continue;
     if ((await namespacePids(ns)).length) await powerOff(hostLayout(dir, name, 0), undefined);
   }

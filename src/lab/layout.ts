@@ -3,19 +3,31 @@
 // `lab down` finds what a crashed run left even without its state file.
 import { join } from 'node:path';
 
-export const DEFAULT_DIR = '/var/lib/shoal-lab';
-export const BRIDGE = 'shoal-lab0';
-export const NETNS_PREFIX = 'shoal-lab-';
-export const VETH_PREFIX = 'sl-';
-export const IPTABLES_COMMENT = 'shoal-lab';
+// Several labs can run side by side (parallel work, a Docker Swarm lab next to
+// a Shoal lab): SHOAL_LAB_INDEX=N (1..9) gives lab N its own names, subnet
+// 10.199.N.0/24 and folder. Index 0 (the default) keeps the plain names.
+export const LAB_INDEX = labIndex(process.env.SHOAL_LAB_INDEX);
+const SUFFIX = LAB_INDEX === 0 ? '' : String(LAB_INDEX);
+
+export function labIndex(v: string | undefined): number {
+  if (v === undefined || v === '') return 0;
+  if (!/^[0-9]$/.test(v)) throw new Error(`SHOAL_LAB_INDEX wants a digit from 0 to 9, got "${v}"`);
+  return Number(v);
+}
+
+export const DEFAULT_DIR = `/var/lib/shoal-lab${SUFFIX}`;
+export const BRIDGE = `shoal-lab${LAB_INDEX}`;
+export const NETNS_PREFIX = `shoal-lab${SUFFIX}-`;
+export const VETH_PREFIX = LAB_INDEX === 0 ? 'sl-' : `s${LAB_INDEX}-`;
+export const IPTABLES_COMMENT = `shoal-lab${SUFFIX}`;
 // cgroup parent of every host's containers, so that down can remove what runc left after a kill.
-export const CGROUP_PARENT = 'shoal-lab';
+export const CGROUP_PARENT = `shoal-lab${SUFFIX}`;
 export const REGISTRY_PORT = 5000;
 export const REGISTRY_USER = 'shoal';
 export const MAX_HOSTS = 50;
 
 // A private /24 this machine does not use; the bridge is .1, hosts .11, .12, ...
-export const SUBNET = { base: '10.199.0', prefix: 24 } as const;
+export const SUBNET = { base: `10.199.${LAB_INDEX}`, prefix: 24 } as const;
 const FIRST_HOST_OCTET = 11;
 
 export const subnetCidr = (): string => `${SUBNET.base}.0/${SUBNET.prefix}`;
@@ -94,7 +106,7 @@ export function registryLayout(labDir: string): RegistryLayout {
   return {
     dir,
     // The file name marks the process as the lab's (`down` finds it by its command line).
-    config: join(dir, 'shoal-lab-registry.yml'),
+    config: join(dir, `${NETNS_PREFIX}registry.yml`),
     htpasswd: join(dir, 'htpasswd'),
     data: join(dir, 'data'),
     log: join(dir, 'registry.log'),

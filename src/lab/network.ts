@@ -8,6 +8,9 @@ import { must, run } from './sys';
 
 const NETNS_DIR = '/var/run/netns';
 
+// A rule of this lab: its comment is exactly ours (lab 1's `shoal-lab1` is not lab 0's `shoal-lab`).
+const commentRe = new RegExp(`--comment ("?)${IPTABLES_COMMENT}\\1( |$)`);
+
 export const bridgeExists = (): boolean => existsSync(`/sys/class/net/${BRIDGE}`);
 
 export async function createBridge(): Promise<void> {
@@ -41,7 +44,7 @@ export function deletesFor(listing: string): string[][] {
   const out: string[][] = [];
   for (const line of listing.split('\n')) {
     const words = line.trim().split(/\s+/);
-    if (words[0] !== '-A' || !/--comment ("?)shoal-lab\1( |$)/.test(line)) continue;
+    if (words[0] !== '-A' || !commentRe.test(line)) continue;
     out.push(['-D', ...words.slice(1).map((w) => w.replace(/^"(.*)"$/, '$1'))]);
   }
   return out;

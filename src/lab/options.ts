@@ -1,6 +1,6 @@
 // `shoal lab ...` arguments (pure).
 import { parseArgs } from 'node:util';
-import { checkHostName, DEFAULT_DIR, MAX_HOSTS } from './layout';
+import { BRIDGE, checkHostName, DEFAULT_DIR, MAX_HOSTS } from './layout';
 
 export type LabCommand =
   | { verb: 'up'; dir: string; hosts: number; managers?: number; workers?: number; image?: string }
@@ -10,7 +10,7 @@ export type LabCommand =
 export const LAB_USAGE = `Usage: shoal lab COMMAND [--dir DIR]
 
 A local cluster of real hosts on this machine (as root): each host is a network
-namespace on the bridge shoal-lab0 with its own address, hostname, dockerd and
+namespace on the bridge ${BRIDGE} with its own address, hostname, dockerd and
 Shoal daemon; a registry with password auth serves them all.
 
 Commands:
@@ -26,6 +26,9 @@ Commands:
   down                  remove everything, including what a crashed earlier run left
 Options:
   --dir DIR             the lab's folder (default ${DEFAULT_DIR})
+Environment:
+  SHOAL_LAB_INDEX=N     lab N (1..9) beside the default lab 0: its own bridge, subnet 10.199.N.0/24,
+                        names and default folder
 `;
 
 function count(v: string | undefined, what: string, min: number): number | undefined {

@@ -7,7 +7,7 @@ import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync, rm
 import { request } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { REGISTRY_PORT, REGISTRY_USER, bridgeAddress, type HostLayout, type RegistryLayout } from './layout';
+import { NETNS_PREFIX, REGISTRY_PORT, REGISTRY_USER, bridgeAddress, type HostLayout, type RegistryLayout } from './layout';
 import type { RegistryState } from './state';
 import { allPids, alive, cmdline, killPid, must, sleep, until } from './sys';
 
@@ -69,7 +69,7 @@ function httpStatus(url: string, headers: Record<string, string> = {}): Promise<
 
 // The lab's registry processes: the one in the state file and any whose command line names a lab config.
 export function registryPids(statePid?: number): number[] {
-  const isOurs = (p: number): boolean => { const c = cmdline(p); return c.startsWith(`${REGISTRY_BINARY} serve `) && c.endsWith('/shoal-lab-registry.yml'); };
+  const isOurs = (p: number): boolean => { const c = cmdline(p); return c.startsWith(`${REGISTRY_BINARY} serve `) && c.endsWith(`/${NETNS_PREFIX}registry.yml`); };
   const found = new Set(allPids().filter(isOurs));
   if (statePid && alive(statePid) && isOurs(statePid)) found.add(statePid);
   return [...found];

@@ -1,4 +1,4 @@
-import type { ClusterInfo, Config, JoinTokens, Node, Secret, Service, Task } from '../api/types';
+import type { ClusterInfo, Config, JoinTokens, Node, Secret, Service, Task } from '../model/types';
 
 // What the store keeps, by kind. Version.Index is never stored: it is the
 // key's etcd mod revision, filled in when the object is read.

@@ -11,7 +11,7 @@ import { createApiHandler, type ApiServerOptions } from '../../src/api/server';
 import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
-import type { Node, SwarmInfo } from '../../src/api/types';
+import type { Node, SwarmInfo } from '../../src/model/types';
 import { NOT_A_MANAGER, unavailable } from '../../src/common/errors';
 
 export const NODE_ID = 'node0000000000000000000001';

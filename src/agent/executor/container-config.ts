@@ -1,4 +1,4 @@
-import type { ContainerSpec, Labels, Mount, Platform, Task } from '../../api/types';
+import type { ContainerSpec, Labels, Mount, Platform, Task } from '../../model/types';
 import { expandTemplate, type TemplateContext } from './templates';
 
 // Task → the body of dockerd's `POST /containers/create`, as moby's swarm

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { NodeDescription } from '../../api/types';
+import type { NodeDescription } from '../../model/types';
 import type { Logger } from '../../common/log';
 import { NODE_ID_LABEL, TASK_ID_LABEL, type ContainerCreate } from './container-config';
 import { EngineEventStream } from './engine-events';

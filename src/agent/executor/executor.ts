@@ -1,4 +1,4 @@
-import type { NodeDescription } from '../../api/types';
+import type { NodeDescription } from '../../model/types';
 import type { ContainerCreate } from './container-config';
 
 // What the agent needs from a container runtime. DockerExecutor implements it

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ContainerSpec } from '../../api/types';
+import type { ContainerSpec } from '../../model/types';
 import type { Logger } from '../../common/log';
 import type { PayloadValue } from '../control-plane';
 import type { EngineMount } from './container-config';

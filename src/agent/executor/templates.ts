@@ -1,4 +1,4 @@
-import type { Labels } from '../../api/types';
+import type { Labels } from '../../model/types';
 
 // The placeholders SwarmKit expands in a container's hostname, env values and
 // mount sources/targets (swarmkit template/context.go): `{{.Service.Name}}`,

@@ -1,4 +1,4 @@
-import type { ConfigSpec } from '../types';
+import type { ConfigSpec } from '../../model/types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { CONFIG_FILTERS } from '../../manager/controlapi/configs';

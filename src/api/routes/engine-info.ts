@@ -1,5 +1,5 @@
 import type { Router } from '../router';
-import type { SwarmInfo } from '../types';
+import type { SwarmInfo } from '../../model/types';
 import { EngineClient } from '../engine-client';
 
 // What /info needs from the engine: one JSON GET.

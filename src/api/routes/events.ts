@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Router } from '../router';
-import type { Node, Service } from '../types';
+import type { Node, Service } from '../../model/types';
 import type { Store } from '../../store/store';
 import type { Kind, StoreEvent } from '../../store/objects';
 import { parseFilters, type Filters } from '../filters';

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type Dockerode from 'dockerode';
-import type { Task } from '../types';
-import { taskStateRank } from '../types';
+import type { Task } from '../../model/types';
+import { taskStateRank } from '../../model/types';
 import { internal, invalid, NOT_A_MANAGER, unavailable } from '../../common/errors';
 import { parseIsoMs } from '../../common/time';
 import { resolveObject } from '../../manager/controlapi/resolve';

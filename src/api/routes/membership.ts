@@ -1,4 +1,4 @@
-import type { InitRequest, SwarmInfo } from '../types';
+import type { InitRequest, SwarmInfo } from '../../model/types';
 import type { ControlApi } from '../../manager/controlapi';
 
 // What the API edge needs from the node's swarm membership (daemon/swarm-node.ts).

@@ -1,4 +1,4 @@
-import type { NodeSpec } from '../types';
+import type { NodeSpec } from '../../model/types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { NODE_FILTERS } from '../../manager/controlapi/nodes';

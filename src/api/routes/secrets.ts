@@ -1,4 +1,4 @@
-import type { SecretSpec } from '../types';
+import type { SecretSpec } from '../../model/types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { SECRET_FILTERS } from '../../manager/controlapi/secrets';

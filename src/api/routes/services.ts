@@ -1,4 +1,4 @@
-import type { ServiceSpec } from '../types';
+import type { ServiceSpec } from '../../model/types';
 import type { Router } from '../router';
 import { parseFilters } from '../filters';
 import { invalid } from '../../common/errors';

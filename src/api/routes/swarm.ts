@@ -1,4 +1,4 @@
-import type { InitRequest, SwarmSpec } from '../types';
+import type { InitRequest, SwarmSpec } from '../../model/types';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
 import { precondition } from '../../common/errors';

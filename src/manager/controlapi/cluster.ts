@@ -1,4 +1,4 @@
-import type { Swarm, SwarmSpec } from '../../api/types';
+import type { Swarm, SwarmSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { ClusterObject } from '../../store/objects';

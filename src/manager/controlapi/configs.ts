@@ -1,4 +1,4 @@
-import type { Config, ConfigSpec, CreateResponse } from '../../api/types';
+import type { Config, ConfigSpec, CreateResponse } from '../../model/types';
 import { invalid, ShoalError } from '../../common/errors';
 import { matchLabels, type Filters } from '../../api/filters';
 import { newId } from '../../common/ids';

@@ -1,4 +1,4 @@
-import type { ServiceSpec, UpdateConfig } from '../../api/types';
+import type { ServiceSpec, UpdateConfig } from '../../model/types';
 import { SECOND_NS } from '../../common/time';
 
 // SwarmKit's api/defaults: what `insertDefaults=true` shows and what the

@@ -1,4 +1,4 @@
-import type { Node, NodeSpec } from '../../api/types';
+import type { Node, NodeSpec } from '../../model/types';
 import { invalid, precondition } from '../../common/errors';
 import { matchAny, matchLabels, type Filters } from '../../api/filters';
 import { nowIso } from '../../common/time';

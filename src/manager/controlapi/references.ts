@@ -1,4 +1,4 @@
-import type { ContainerSpec, Service, ServiceSpec } from '../../api/types';
+import type { ContainerSpec, Service, ServiceSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
 import { checkBase64 } from '../../api/decode/go-json';
 import type { Store } from '../../store/store';

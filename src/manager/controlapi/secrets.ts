@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { CreateResponse, Secret, SecretSpec } from '../../api/types';
+import type { CreateResponse, Secret, SecretSpec } from '../../model/types';
 import { invalid, ShoalError } from '../../common/errors';
 import { matchLabels, type Filters } from '../../api/filters';
 import { newId } from '../../common/ids';

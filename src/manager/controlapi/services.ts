@@ -1,5 +1,5 @@
-import type { Service, ServiceSpec, Task } from '../../api/types';
-import { taskStateRank } from '../../api/types';
+import type { Service, ServiceSpec, Task } from '../../model/types';
+import { taskStateRank } from '../../model/types';
 import { invalid, precondition, ShoalError } from '../../common/errors';
 import { matchAny, matchLabels, type Filters } from '../../api/filters';
 import { newId } from '../../common/ids';

@@ -1,4 +1,4 @@
-import type { Task } from '../../api/types';
+import type { Task } from '../../model/types';
 import { matchAny, matchLabels, type Filters } from '../../api/filters';
 import type { ControlContext } from './context';
 import { resolveObject } from './resolve';

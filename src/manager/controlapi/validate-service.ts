@@ -1,6 +1,6 @@
-import type { ContainerSpec, Mount, ServiceSpec, TaskSpec, UpdateConfig } from '../../api/types';
+import type { ContainerSpec, Mount, ServiceSpec, TaskSpec, UpdateConfig } from '../../model/types';
 import { invalid } from '../../common/errors';
-import { parseConstraints } from '../scheduler/constraints';
+import { parseConstraints } from '../../model/constraints';
 import { goFloat, goQuote } from '../../api/decode/go-format';
 import { isValidObjectName } from './names';
 

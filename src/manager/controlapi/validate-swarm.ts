@@ -1,4 +1,4 @@
-import type { SwarmSpec } from '../../api/types';
+import type { SwarmSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
 import { goQuote } from '../../api/decode/go-format';
 

@@ -1,5 +1,5 @@
-import type { Node, Service } from '../../api/types';
-import { matchesConstraints, parseConstraintsLenient } from '../scheduler/constraints';
+import type { Node, Service } from '../../model/types';
+import { matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';
 import { type ReconcileInput, type Slot, Plan, groupSlots, isRunnable, replaceIn } from './task';

@@ -1,4 +1,4 @@
-import type { Service, Task } from '../../api/types';
+import type { Service, Task } from '../../model/types';
 import { globalNodeVerdict } from './global';
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';

@@ -1,11 +1,11 @@
-import type { Node, Service, Task } from '../../api/types';
+import type { Node, Service, Task } from '../../model/types';
 import { newId as defaultNewId } from '../../common/ids';
 import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
 import { planBatches, type Store, type StoreTxn } from '../../store/store';
 import { parseIsoMs } from '../../common/time';
-import { deepEqual } from './dirty';
+import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
 import { reconcileDeletedService, reconcileService } from './reconcile';
 import { type Plan, serviceMode, isGlobalMode } from './task';

@@ -1,4 +1,4 @@
-import type { Node, Service, Task } from '../../api/types';
+import type { Node, Service, Task } from '../../model/types';
 import { parseIsoMs } from '../../common/time';
 import type { ClusterObject } from '../../store/objects';
 import { type Plan, type Slot, RANK, rank } from './task';

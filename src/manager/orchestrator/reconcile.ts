@@ -1,4 +1,4 @@
-import type { Node, Task } from '../../api/types';
+import type { Node, Task } from '../../model/types';
 import { reconcileGlobal } from './global';
 import { reconcileGlobalJob, reconcileReplicatedJob } from './jobs';
 import { reapSlot } from './reaper';

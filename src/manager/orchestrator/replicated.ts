@@ -1,4 +1,4 @@
-import type { Task } from '../../api/types';
+import type { Task } from '../../model/types';
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';
 import { type ReconcileInput, type Slot, Plan, groupSlots, isRunnable } from './task';

@@ -1,7 +1,7 @@
-import type { Node, Service, Task, TaskSpec, RestartCondition } from '../../api/types';
+import type { Node, Service, Task, TaskSpec, RestartCondition } from '../../model/types';
 import { nsToMs, parseIsoMs } from '../../common/time';
-import { matchesConstraints, parseConstraintsLenient } from '../scheduler/constraints';
-import { deepEqual } from './dirty';
+import { matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
+import { deepEqual } from '../../common/deep-equal';
 import {
   type Plan, type ServiceMode, type Slot, RANK, createdMs, isGlobalMode, isJobMode, isRunnable, isTerminal,
   nodeIsDown, nodeIsInvalid, rank, replaceIn, targetState,

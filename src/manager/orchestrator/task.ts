@@ -1,5 +1,5 @@
-import type { Node, Service, Task, TaskState } from '../../api/types';
-import { TASK_STATES } from '../../api/types';
+import type { Node, Service, Task, TaskState } from '../../model/types';
+import { TASK_STATES } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
 import type { TaskObservations } from './update';
 

@@ -1,4 +1,4 @@
-import type { Service, ServiceSpec, UpdateConfig, UpdateStatus } from '../../api/types';
+import type { Service, ServiceSpec, UpdateConfig, UpdateStatus } from '../../model/types';
 import { nowIso, nsToMs, parseIsoMs } from '../../common/time';
 
 // What an update is doing, as Service.UpdateStatus says, and the transitions

@@ -1,4 +1,4 @@
-import type { Node, Service, Task } from '../../api/types';
+import type { Node, Service, Task } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
 import { isTaskDirty } from './dirty';
 import { OLD_TASK_TIMEOUT_MS } from './restart';

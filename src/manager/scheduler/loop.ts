@@ -1,5 +1,5 @@
-import type { Task } from '../../api/types';
-import { taskStateRank } from '../../api/types';
+import type { Task } from '../../model/types';
+import { taskStateRank } from '../../model/types';
 import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';

@@ -1,7 +1,7 @@
-import type { Node, Platform, Task, TaskSpec } from '../../api/types';
-import { taskStateRank } from '../../api/types';
-import { deepEqual } from '../orchestrator/dirty';
-import { type Constraint, ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX, matchesConstraints, parseConstraintsLenient } from './constraints';
+import type { Node, Platform, Task, TaskSpec } from '../../model/types';
+import { taskStateRank } from '../../model/types';
+import { deepEqual } from '../../common/deep-equal';
+import { type Constraint, ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX, matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
 import { IntHeap } from './heap';
 
 // Placement (SwarmKit manager/scheduler), pure: nodes, their load and the

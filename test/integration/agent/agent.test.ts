@@ -4,7 +4,7 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import type { AddressInfo } from 'node:net';
 import Dockerode from 'dockerode';
 import { inject } from 'light-my-request';
-import type { Service, Task, TaskSpec } from '../../../src/api/types';
+import type { Service, Task, TaskSpec } from '../../../src/model/types';
 import { newId } from '../../../src/common/ids';
 import { silentLogger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';

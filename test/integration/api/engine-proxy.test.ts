@@ -12,7 +12,7 @@ import { EngineProxy } from '../../../src/api/proxy';
 import { registerPingRoutes } from '../../../src/api/routes/ping';
 import { registerInfoRoute } from '../../../src/api/routes/engine-info';
 import { registerEventRoutes, formatTimestamp, nowNs, type SwarmEventLog } from '../../../src/api/routes/events';
-import type { SwarmInfo } from '../../../src/api/types';
+import type { SwarmInfo } from '../../../src/model/types';
 import { silentLogger } from '../../../src/common/log';
 import { ensureBusyboxImage } from '../../helpers/images';
 

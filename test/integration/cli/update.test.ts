@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Service, Task } from '../../../src/api/types';
+import type { Service, Task } from '../../../src/model/types';
 import { startShoal, waitFor, type DockerResult, type ShoalHandle } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
 

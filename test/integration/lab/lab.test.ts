@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { runDocker, SHOAL_MAIN, waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
+import { BRIDGE, NETNS_PREFIX, SUBNET, VETH_PREFIX } from '../../../src/lab/layout';
 
 // `shoal lab`: three real hosts (namespaces, dockerd, Shoal daemon each) and a
 // registry, driven through the CLI as a user would.
@@ -70,7 +71,7 @@ function processesWith(text: string): number[] {
   return out;
 }
 
-const netnsPids = async (host: string): Promise<number[]> => (await run('ip', ['netns', 'pids', `shoal-lab-${host}`])).split('\n').filter(Boolean).map(Number);
+const netnsPids = async (host: string): Promise<number[]> => (await run('ip', ['netns', 'pids', `${NETNS_PREFIX}${host}`])).split('\n').filter(Boolean).map(Number);
 
 describe('shoal lab', () => {
   const dir = join(mkdtempSync('/tmp/shoal-lab-it-'), 'lab');
@@ -103,7 +104,7 @@ describe('shoal lab', () => {
 
   test('up prints one line per host and each host is its own machine', async () => {
     assert.deepEqual(hosts.map((h) => h.name), ['host1', 'host2', 'host3']);
-    assert.deepEqual(hosts.map((h) => h.address), ['10.199.0.11', '10.199.0.12', '10.199.0.13']);
+    assert.deepEqual(hosts.map((h) => h.address), [11, 12, 13].map((n) => `${SUBNET.base}.${n}`));
     assert.ok(password.length >= 16, 'up reports the registry password');
     for (const h of hosts) {
       assert.match(h.dockerHost, /^unix:\/\/\/.*\/shoal\.sock$/);
@@ -133,19 +134,19 @@ describe('shoal lab', () => {
   test('the registry wants its password, then every host pushes and pulls', async () => {
     const anon = mkdtempSync('/tmp/shoal-lab-it-anon-');
     try {
-      const pulled = await docker('host3', ['pull', `10.199.0.1:5000/${IMG}`], anon);
+      const pulled = await docker('host3', ['pull', `${SUBNET.base}.1:5000/${IMG}`], anon);
       assert.notEqual(pulled.code, 0, 'pull without credentials is refused');
       assert.match(pulled.stderr, /no basic auth credentials|unauthorized/);
-      const bad = await runDocker(host('host3').dockerHost, ['login', '-u', 'shoal', '--password-stdin', '10.199.0.1:5000'], { input: 'wrong', env: { DOCKER_CONFIG: anon } });
+      const bad = await runDocker(host('host3').dockerHost, ['login', '-u', 'shoal', '--password-stdin', `${SUBNET.base}.1:5000`], { input: 'wrong', env: { DOCKER_CONFIG: anon } });
       assert.notEqual(bad.code, 0, 'a wrong password is refused');
     } finally { rmSync(anon, { recursive: true, force: true }); }
 
-    const login = await runDocker(host('host3').dockerHost, ['login', '-u', 'shoal', '--password-stdin', '10.199.0.1:5000'], { input: password, env: { DOCKER_CONFIG: dockerConfig } });
+    const login = await runDocker(host('host3').dockerHost, ['login', '-u', 'shoal', '--password-stdin', `${SUBNET.base}.1:5000`], { input: password, env: { DOCKER_CONFIG: dockerConfig } });
     assert.equal(login.code, 0, login.stderr);
-    await ok('host3', ['pull', `10.199.0.1:5000/${IMG}`]);
-    await ok('host3', ['tag', IMG, '10.199.0.1:5000/lab-it/pushed:1']);
-    await ok('host3', ['push', '10.199.0.1:5000/lab-it/pushed:1']);
-    await ok('host1', ['pull', '10.199.0.1:5000/lab-it/pushed:1']);
+    await ok('host3', ['pull', `${SUBNET.base}.1:5000/${IMG}`]);
+    await ok('host3', ['tag', IMG, `${SUBNET.base}.1:5000/lab-it/pushed:1`]);
+    await ok('host3', ['push', `${SUBNET.base}.1:5000/lab-it/pushed:1`]);
+    await ok('host1', ['pull', `${SUBNET.base}.1:5000/lab-it/pushed:1`]);
   });
 
   test('kill powers a host off; start brings it back with its disk', async () => {
@@ -194,9 +195,9 @@ describe('shoal lab', () => {
     rmSync(join(dir, 'lab.json')); // what a crashed run would not have written
     const r = await lab(['down', '--dir', dir]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual((await run('ip', ['netns', 'list'])).split('\n').filter((l) => l.startsWith('shoal-lab-')), []);
-    assert.equal(existsSync('/sys/class/net/shoal-lab0'), false, 'bridge removed');
-    assert.deepEqual(readdirSync('/sys/class/net').filter((n) => n.startsWith('sl-')), [], 'veths removed');
+    assert.deepEqual((await run('ip', ['netns', 'list'])).split('\n').filter((l) => l.startsWith(NETNS_PREFIX)), []);
+    assert.equal(existsSync(`/sys/class/net/${BRIDGE}`), false, 'bridge removed');
+    assert.deepEqual(readdirSync('/sys/class/net').filter((n) => n.startsWith(VETH_PREFIX)), [], 'veths removed');
     const rules = (await run('iptables', ['-S'])) + (await run('iptables', ['-S', 'INPUT']));
     assert.doesNotMatch(rules, /shoal-lab/, 'iptables rules removed');
     assert.deepEqual(processesWith(dir), [], 'no process of the lab');

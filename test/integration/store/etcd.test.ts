@@ -9,7 +9,7 @@ import { makeEtcdTls } from '../../helpers/etcd-tls';
 import { EtcdBackend } from '../../../src/store/etcd-backend';
 import { Store } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
-import type { Service } from '../../../src/api/types';
+import type { Service } from '../../../src/model/types';
 import { ShoalError } from '../../../src/common/errors';
 
 async function freePort(): Promise<number> {

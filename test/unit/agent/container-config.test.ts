@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ContainerSpec, Task, TaskSpec } from '../../../src/api/types';
+import type { ContainerSpec, Task, TaskSpec } from '../../../src/model/types';
 import { buildContainerConfig, containerName, extraHostEntries, stopGraceSeconds } from '../../../src/agent/executor/container-config';
 import { expandTemplate, TemplateError } from '../../../src/agent/executor/templates';
 

@@ -1,5 +1,5 @@
-import type { NodeDescription, Task, TaskStatus } from '../../../src/api/types';
-import { taskStateRank } from '../../../src/api/types';
+import type { NodeDescription, Task, TaskStatus } from '../../../src/model/types';
+import { taskStateRank } from '../../../src/model/types';
 import type { AgentControlPlane, Assignments, ServiceAnnotations } from '../../../src/agent/control-plane';
 import type { ContainerCreate } from '../../../src/agent/executor/container-config';
 import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from '../../../src/agent/executor/executor';

@@ -5,7 +5,7 @@ import { LocalControlPlane } from '../../../src/agent/local-control-plane';
 import type { Compare, Op } from '../../../src/store/backend';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
-import type { TaskStatus } from '../../../src/api/types';
+import type { TaskStatus } from '../../../src/model/types';
 import { makeTask } from './fakes';
 
 // A memory backend that counts the transactions it is given.

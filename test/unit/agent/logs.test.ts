@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inject } from 'light-my-request';
-import type { Service, Task } from '../../../src/api/types';
+import type { Service, Task } from '../../../src/model/types';
 import { silentLogger } from '../../../src/common/log';
 import { unavailable, NOT_A_MANAGER } from '../../../src/common/errors';
 import { MemoryBackend } from '../../../src/store/memory-backend';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { taskStateRank } from '../../../src/api/types';
+import { taskStateRank } from '../../../src/model/types';
 import { silentLogger } from '../../../src/common/log';
 import { startAgent } from '../../../src/agent/agent';
 import { ExecutorError } from '../../../src/agent/executor/executor';

@@ -14,7 +14,7 @@ import { EngineClient } from '../../../src/api/engine-client';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import type { StoreEvent } from '../../../src/store/objects';
-import type { Node, Service, SwarmInfo } from '../../../src/api/types';
+import type { Node, Service, SwarmInfo } from '../../../src/model/types';
 import { silentLogger } from '../../../src/common/log';
 import { startFakeEngine, tempSocketPath, waitUntil, type FakeEngine } from '../../helpers/fake-engine';
 

@@ -1,4 +1,4 @@
-import type { Node, Service, ServiceSpec, Task, TaskSpec, TaskState, UpdateConfig, UpdateStatus } from '../../../src/api/types';
+import type { Node, Service, ServiceSpec, Task, TaskSpec, TaskState, UpdateConfig, UpdateStatus } from '../../../src/model/types';
 import { nowIso } from '../../../src/common/time';
 import { reconcileDeletedService, reconcileService } from '../../../src/manager/orchestrator/reconcile';
 import type { Plan } from '../../../src/manager/orchestrator/task';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RestartCondition, Task, TaskState } from '../../../src/api/types';
+import type { RestartCondition, Task, TaskState } from '../../../src/model/types';
 import { SEC, World } from './fixtures';
 import { UpdateWorld } from './update-fixtures';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Service, Task, TaskState } from '../../../src/api/types';
+import type { Service, Task, TaskState } from '../../../src/model/types';
 import { silentLogger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';
 import { MemoryBackend } from '../../../src/store/memory-backend';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RestartPolicy, TaskState } from '../../../src/api/types';
+import type { RestartPolicy, TaskState } from '../../../src/model/types';
 import { NS, SEC, T0, World } from './fixtures';
 import { restartPolicy } from '../../../src/manager/orchestrator/restart';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Task } from '../../../src/api/types';
+import type { Task } from '../../../src/model/types';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store, commitInBatches } from '../../../src/store/store';
 import type { Compare, Op, TxnResult } from '../../../src/store/backend';

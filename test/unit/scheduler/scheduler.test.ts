@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Node, Task, TaskSpec } from '../../../src/api/types';
+import type { Node, Task, TaskSpec } from '../../../src/model/types';
 import { type NodeLoad, explain, failingKey, schedule } from '../../../src/manager/scheduler/scheduler';
 import { NS, makeNode } from '../orchestrator/fixtures';
 

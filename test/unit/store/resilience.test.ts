@@ -7,7 +7,7 @@ import { Store, commitInBatches, planBatches } from '../../../src/store/store';
 import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type Compare, type Op, type RangeOptions, type RangeResult, type TxnResult, type WatchCallbacks, type WatchHandle } from '../../../src/store/backend';
 import { ROOT, objectKey } from '../../../src/store/keys';
 import { silentLogger } from '../../../src/common/log';
-import type { Service, Task } from '../../../src/api/types';
+import type { Service, Task } from '../../../src/model/types';
 import { ShoalError } from '../../../src/common/errors';
 import { waitFor } from '../../helpers/daemon';
 

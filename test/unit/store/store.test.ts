@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store, commitInBatches } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
-import type { Service, Task } from '../../../src/api/types';
+import type { Service, Task } from '../../../src/model/types';
 import { ShoalError } from '../../../src/common/errors';
 
 function service(id: string, name: string): Service {

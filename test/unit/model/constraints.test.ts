@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShoalError } from '../../../src/common/errors';
-import { matchesConstraints, parseConstraints } from '../../../src/manager/scheduler/constraints';
+import { matchesConstraints, parseConstraints } from '../../../src/model/constraints';
 import { makeNode } from '../orchestrator/fixtures';
 
 const bad: Array<[string, string]> = [

@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
-import type { Node } from '../../api/types';
-import { invalid } from '../../common/errors';
+import type { Node } from './types';
+import { invalid } from '../common/errors';
 
 // Placement constraints as SwarmKit's manager/constraint package has them:
 // `key ==|!= value`, all of them ANDed. Keys are case-insensitive, label names

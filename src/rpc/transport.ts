@@ -1,0 +1,96 @@
+// The node-to-node channel as the rest of Shoal sees it: typed methods with a
+// check for every message that arrives, unary calls with a deadline, and
+// server streams. The real transport is mutually authenticated TLS on the
+// node's advertise address (grpc.ts); tests use the in-memory one (memory.ts),
+// which applies the same access rules and the same JSON round trip.
+//
+// Messages are plain JSON values (bytes as base64 strings): whatever is sent
+// is what `JSON.parse(JSON.stringify(msg))` gives, and every message is
+// checked where it enters (`request` on the server, `response`/`message` on
+// the client). A message that fails its check fails that call alone.
+import { ShoalError, type ErrorKind } from '../common/errors';
+
+export type NodeRole = 'manager' | 'worker';
+
+// Who called, from the client certificate the transport verified against the
+// swarm's CA: CN = node ID, OU = role, O = cluster ID.
+export interface Peer {
+  nodeId: string;
+  role: NodeRole;
+  clusterId: string;
+  address: string; // the caller's IP as seen by this node
+}
+
+// Who may call a method:
+//  'anyone'  - no certificate needed (fetching the CA, joining with a token);
+//  'node'    - any node of this cluster (a valid certificate, either role);
+//  'manager' - a manager's certificate only (a worker's is refused).
+export type Access = 'anyone' | 'node' | 'manager';
+
+// Checks a message that came from outside; throws `invalid(...)` on a bad one.
+export type Check<T> = (raw: unknown) => T;
+
+export interface UnaryMethod<Req, Res> {
+  name: string; // 'component.Verb', e.g. 'dispatcher.Heartbeat'
+  access: Access;
+  request: Check<Req>;
+  response: Check<Res>;
+}
+
+export interface StreamMethod<Req, Msg> {
+  name: string;
+  access: Access;
+  request: Check<Req>;
+  message: Check<Msg>;
+}
+
+export interface CallContext {
+  peer?: Peer; // absent only for 'anyone' methods called without a certificate
+  // Aborted when the caller goes away, cancels, or its deadline passes.
+  signal: AbortSignal;
+}
+
+// Server side: the methods a node serves to other nodes.
+export interface RpcServer {
+  unary<Req, Res>(m: UnaryMethod<Req, Res>, handler: (req: Req, ctx: CallContext) => Promise<Res>): void;
+  // A server stream: `send` any number of messages; the stream ends cleanly
+  // when the handler's promise resolves, with the error when it rejects, and
+  // the handler should return once `ctx.signal` is aborted.
+  stream<Req, Msg>(m: StreamMethod<Req, Msg>, handler: (req: Req, ctx: CallContext, send: (msg: Msg) => void) => Promise<void>): void;
+}
+
+// Client side: a channel to one remote node.
+export interface RpcChannel {
+  readonly address: string; // host:port
+  unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res>;
+  stream<Req, Msg>(m: StreamMethod<Req, Msg>, req: Req, onMessage: (msg: Msg) => void): RpcStream;
+  close(): void;
+}
+
+export interface RpcStream {
+  // Settles when the stream ends: resolves on a clean end, rejects with the
+  // error (an RpcError of kind 'unavailable' when the connection is lost).
+  done: Promise<void>;
+  cancel(): void;
+}
+
+// Errors cross the wire with their kind and message, so a ShoalError raised
+// by a handler on a manager is the same ShoalError for the caller (and so
+// reaches the docker CLI with Docker's text). Transport failures (no route,
+// TLS refused, deadline) are 'unavailable'; a refused certificate or role is
+// 'permission'.
+export type RpcErrorKind = ErrorKind | 'permission';
+
+export class RpcError extends ShoalError {
+  constructor(readonly rpcKind: RpcErrorKind, message: string, options?: { cause?: unknown }) {
+    super(rpcKind === 'permission' ? 'invalid' : rpcKind, message, options);
+    this.name = 'RpcError';
+  }
+}
+
+// The one access rule, shared by every transport.
+export function accessAllowed(access: Access, peer: Peer | undefined, clusterId: string | undefined): boolean {
+  if (access === 'anyone') return true;
+  if (!peer || clusterId === undefined || peer.clusterId !== clusterId) return false;
+  return access === 'node' || peer.role === 'manager';
+}
