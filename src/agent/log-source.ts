@@ -1,6 +1,7 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client';
 import type { Task } from '../model/types';
 import { TASK_ID_LABEL } from './executor/container-config';
+import { listContainers } from './executor/docker-executor';
 import { readContainerLogs, type ContainerLogOptions, type LogLine } from './executor/logs';
 
 export type { LogLine };
@@ -17,17 +18,17 @@ export interface LogSource {
 }
 
 export class LocalLogSource implements LogSource {
-  constructor(private readonly docker: Dockerode, private readonly nodeId: string) {}
+  constructor(private readonly engine: EngineClient, private readonly nodeId: string) {}
 
   async *taskLogs(task: Task, opts: TaskLogOptions, signal: AbortSignal): AsyncIterable<LogLine> {
     if (task.NodeID !== this.nodeId) return;
     const containerId = task.Status.ContainerStatus?.ContainerID || (await this.findContainer(task.ID));
     if (!containerId) return;
-    yield* readContainerLogs(this.docker, containerId, opts, signal);
+    yield* readContainerLogs(this.engine, containerId, opts, signal);
   }
 
   private async findContainer(taskId: string): Promise<string | undefined> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [`${TASK_ID_LABEL}=${taskId}`] } });
+    const list = await listContainers(this.engine, { label: [`${TASK_ID_LABEL}=${taskId}`] });
     return list[0]?.Id;
   }
 }

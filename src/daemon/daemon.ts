@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { ServerOptions as TlsServerOptions } from 'node:https';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
-import Dockerode from 'dockerode';
+import { EngineClient } from '../engine/client';
 import { createLogger, type Logger } from '../common/log';
 import { createApiServer } from '../api/server';
 import { registerSwarmApiRoutes } from '../api/routes/swarm-api';
@@ -28,21 +28,16 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function dockerFor(address: string): Dockerode {
-  if (address.startsWith('unix://')) return new Dockerode({ socketPath: address.slice('unix://'.length) });
-  const u = new URL(address.replace(/^tcp:/, 'http:'));
-  return new Dockerode({ host: u.hostname, port: Number(u.port) });
-}
-
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
   const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
-  const docker = dockerFor(opts.engine);
-  const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
+  // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
+  const engineClient = new EngineClient(opts.engine);
+  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }));
   let engineVersion = 'unknown';
-  try { engineVersion = (await docker.version()).Version; } catch (err) {
+  try { engineVersion = (await engineClient.getJson<{ Version: string }>('/version')).Version; } catch (err) {
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
   }
 
@@ -72,11 +67,11 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 
   const router = new Router();
   registerPingRoutes(router);
-  registerInfoRoute(router, { engineAddress: opts.engine, swarmInfo: () => swarm.info() });
+  registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
-  registerLogRoutes(router, { swarm, docker });
+  registerLogRoutes(router, { swarm, engine: engineClient });
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
-  const events = registerEventRoutes(router, { engineAddress: opts.engine });
+  const events = registerEventRoutes(router, { engine: engineClient });
 
   await swarm.start();
 
@@ -100,6 +95,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
       await swarm.stop();
       events.close();
+      engineClient.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../../engine/client';
 import type { Task } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { internal, invalid, NOT_A_MANAGER, unavailable } from '../../common/errors';
@@ -20,7 +20,7 @@ import { boolValue } from '../decode/query';
 export const RAW_STREAM = 'application/vnd.docker.raw-stream';
 
 export interface LogRouteDeps {
-  docker?: Dockerode;          // this host's engine: the default source reads task containers from it
+  engine?: EngineClient;       // this host's engine: the default source reads task containers from it
   source?: LogSource;          // replaces the default (tests; other nodes' agents later)
   swarm?: Pick<SwarmMembership, 'control'>; // the cluster state while this node is a manager...
   store?: Store;               // ...or a fixed store and node ID (one-node set-ups, tests)
@@ -107,7 +107,7 @@ function cluster(deps: LogRouteDeps): { store: Store; nodeId: string } {
 
 function sourceFor(deps: LogRouteDeps, nodeId: string): LogSource {
   if (deps.source) return deps.source;
-  if (deps.docker) return new LocalLogSource(deps.docker, nodeId);
+  if (deps.engine) return new LocalLogSource(deps.engine, nodeId);
   throw internal('no log source configured');
 }
 

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Dockerode from 'dockerode';
+import { EngineClient } from '../../../src/engine/client';
 import { inject } from 'light-my-request';
 import type { Service, Task, TaskSpec } from '../../../src/model/types';
 import { newId } from '../../../src/common/ids';
@@ -27,7 +27,18 @@ const SOCKET = '/var/run/docker.sock';
 const IMG = 'shoal-test/busybox:1';
 const NODE = newId();
 const RUN = NODE.slice(0, 6);
-const docker = new Dockerode({ socketPath: SOCKET });
+const engine = new EngineClient(`unix://${SOCKET}`);
+// What the test itself asks the engine (through the same client as the executor).
+type Json = any;
+const docker = {
+  info: (): Promise<Json> => engine.getJson('/info'),
+  listContainers: (o: { all: boolean; filters: Record<string, string[]> }): Promise<Json[]> => engine.getJson('/containers/json', { query: { all: '1', filters: JSON.stringify(o.filters) } }),
+  createContainer: ({ name, ...body }: { name: string } & Record<string, unknown>): Promise<Json> => engine.postJson('/containers/create', body, { query: { name } }),
+  getContainer: (id: string) => ({
+    inspect: (): Promise<Json> => engine.getJson(`/containers/${id}/json`),
+    remove: (_o: { force: boolean }): Promise<Json> => engine.call('DELETE', `/containers/${id}`, { query: { force: '1' } }),
+  }),
+};
 const RETRY = { minMs: 50, maxMs: 500 };
 
 let store: Store;
@@ -75,7 +86,7 @@ const sleeper = (grace = 1e9): TaskSpec => ({
 before(async () => {
   await ensureBusyboxImage(SOCKET, IMG);
   store = await Store.open(new MemoryBackend(), silentLogger);
-  executor = new DockerExecutor(docker, silentLogger);
+  executor = new DockerExecutor(engine, silentLogger);
   agent = startNewAgent();
   await agent.ready;
 });
@@ -220,7 +231,7 @@ test('adoption after an agent restart: running containers are not restarted, lef
   agent = startNewAgent();
   await agent.ready;
   assert.equal((await reach(lost.ID, 'failed')).Status.Err, 'dockerexec: container destroyed');
-  await waitFor('orphan removed', async () => (await executor.inspect(orphan.id)) === undefined, 30_000);
+  await waitFor('orphan removed', async () => (await executor.inspect(orphan.Id)) === undefined, 30_000);
   // A new task running proves the new agent is fully at work.
   const fresh = await addTask(svc);
   await reach(fresh.ID, 'running');
@@ -246,7 +257,7 @@ function frames(body: Buffer): Array<[number, string]> {
 
 function logsHandler() {
   const router = new Router();
-  registerLogRoutes(router, { store, nodeId: NODE, docker });
+  registerLogRoutes(router, { store, nodeId: NODE, engine });
   return createApiHandler({
     router,
     engine: { forward: (_q: IncomingMessage, s: ServerResponse) => { s.writeHead(404); s.end(); }, forwardUpgrade: () => undefined },
