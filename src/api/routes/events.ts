@@ -3,7 +3,7 @@ import type { Router } from '../router';
 import type { Node, Service } from '../../model/types';
 import type { Store } from '../../store/store';
 import type { Kind, StoreEvent } from '../../store/objects';
-import { parseFilters, type Filters } from '../filters';
+import { parseFilters, type Filters } from '../../common/filters';
 import { EngineClient } from '../../engine/client';
 import { LineSplitter } from '../../engine/json-lines';
 import { internal, invalid } from '../../common/errors';

@@ -9,7 +9,7 @@ import type { Store } from '../../store/store';
 import { LocalLogSource, type LogLine, type LogSource, type TaskLogOptions } from '../../agent/log-source';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
-import { boolValue } from '../decode/query';
+import { boolValue } from '../../common/go/query';
 
 // `docker service logs` and task logs: the lines of the tasks' containers,
 // written exactly as moby's write_log_stream does (api/server/httputils):

@@ -1,11 +1,11 @@
 import type { ServiceSpec } from '../../model/types';
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { invalid } from '../../common/errors';
 import { SERVICE_FILTERS } from '../../manager/controlapi/services';
 import { decodeBody } from '../decode/body';
 import { ServiceSpec as ServiceSpecType } from '../decode/docker-types';
-import { strictBool, wrappedParseBoolError } from '../decode/query';
+import { strictBool, wrappedParseBoolError } from '../../common/go/query';
 import type { SwarmMembership } from './membership';
 
 export function registerServiceRoutes(router: Router, swarm: SwarmMembership): void {

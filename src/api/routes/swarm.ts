@@ -4,7 +4,7 @@ import type { SwarmMembership } from './membership';
 import { precondition } from '../../common/errors';
 import { decodeBody } from '../decode/body';
 import { InitRequest as InitRequestType, JoinRequest as JoinRequestType, SwarmSpec as SwarmSpecType } from '../decode/docker-types';
-import { boolValue, strictBool } from '../decode/query';
+import { boolValue, strictBool } from '../../common/go/query';
 import { validateSwarmSpec } from '../../manager/controlapi/validate-swarm';
 
 // moby's updateCluster: strconv.ParseBool, `invalid value for <key>: <raw>`.

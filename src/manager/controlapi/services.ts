@@ -1,7 +1,7 @@
 import type { Service, ServiceSpec, Task } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { invalid, precondition, ShoalError } from '../../common/errors';
-import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import { isTaskDirty } from '../orchestrator/dirty';
@@ -11,7 +11,7 @@ import { randomName } from './names';
 import { checkReferencesExist, withReferenceLock } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
-import { parseObjectVersion } from '../../api/decode/query';
+import { parseObjectVersion } from '../../common/go/query';
 
 export const SERVICE_FILTERS = ['id', 'label', 'mode', 'name', 'runtime'] as const;
 

@@ -1,5 +1,5 @@
 import type { Task } from '../../model/types';
-import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import type { NodesApi } from './nodes';

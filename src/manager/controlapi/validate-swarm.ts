@@ -1,6 +1,6 @@
 import type { SwarmSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
-import { goQuote } from '../../api/decode/go-format';
+import { goQuote } from '../../common/go/go-format';
 
 const bad = (msg: string) => invalid(`rpc error: code = InvalidArgument desc = ${msg}`);
 const MIN_NODE_CERT_EXPIRY_NS = 3600e9;
