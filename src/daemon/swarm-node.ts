@@ -9,7 +9,8 @@ import { nowIso } from '../common/time';
 import { certSubjectFields, createRootCA, issueEtcdCert, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
 import { openCAKey, sealCAKey, withSealedCAKey } from '../manager/ca/ca-key';
 import { ControlApi } from '../manager/controlapi';
-import { AUTOLOCK_UNSUPPORTED, clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
+import { validateInitRequest } from '../manager/controlapi/validate-swarm';
+import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
 import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
 import { EtcdBackend } from '../store/etcd-backend';
 import { etcdClientOptions, EtcdProcess, type EtcdTls } from '../store/etcd-process';
@@ -138,7 +139,7 @@ export class SwarmNode implements SwarmMembership {
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
-      if (req.AutoLockManagers || req.Spec?.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
+      validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || undefined, listenPort(req.ListenAddr));
       const pool = req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'];
       for (const p of pool) if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(p)) throw invalid(`invalid default address pool ${p}`);
