@@ -8,6 +8,10 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 export interface PayloadSource {
   revealSecret(id: string): Buffer | undefined;
   revealConfig(id: string): Buffer | undefined;
+  // A task as its node receives it (registry credentials in clear:
+  // controlapi/registry-auth.ts revealTaskForNode). Minimal hook until the
+  // dispatcher's prepareTask takes its place.
+  prepareTask?(task: Task): Task;
 }
 
 // Status writes waiting for the next transaction. Each is one compare and
@@ -29,8 +33,9 @@ export class LocalControlPlane implements AgentControlPlane {
     this.nodeId = nodeId;
     const isMine = (t: Task | undefined): t is Task =>
       !!t && t.NodeID === nodeId && taskStateRank(t.Status.State) >= taskStateRank('assigned');
+    const prepare = (t: Task): Task => this.payloads?.prepareTask?.(t) ?? t;
     const tasks = new Map<string, Task>();
-    for (const t of this.store.tasksOfNode(nodeId)) if (isMine(t)) tasks.set(t.ID, t);
+    for (const t of this.store.tasksOfNode(nodeId)) if (isMine(t)) tasks.set(t.ID, prepare(t));
     onChange({ tasks: new Map(tasks), changed: new Set(tasks.keys()), removed: new Set() });
     return this.store.subscribe((events) => {
       const changed = new Set<string>();
@@ -38,7 +43,7 @@ export class LocalControlPlane implements AgentControlPlane {
       for (const e of events) {
         if (e.kind !== 'tasks') continue;
         const t = e.object as Task | undefined;
-        if (isMine(t)) { tasks.set(e.id, t); changed.add(e.id); }
+        if (isMine(t)) { tasks.set(e.id, prepare(t)); changed.add(e.id); }
         else if (tasks.delete(e.id)) removed.add(e.id);
       }
       if (changed.size || removed.size) onChange({ tasks: new Map(tasks), changed, removed });

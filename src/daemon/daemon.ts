@@ -55,6 +55,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const payloads: PayloadSource = {
         revealSecret: (id) => swarm.control().secrets.reveal(id),
         revealConfig: (id) => swarm.control().configs.reveal(id),
+        prepareTask: (task) => swarm.control().services.revealTask(task),
       };
       const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
       return { stop: async () => { detach(); await running.stop(); } };

@@ -76,9 +76,19 @@ export class DockerExecutor implements Executor {
     await this.pull(image, registryAuth);
   }
 
-  private pull(image: string, registryAuth: string | undefined): Promise<void> {
+  // Like moby's swarm container adapter: a pull that fails is logged and the
+  // create goes ahead (an image that is really absent fails it with the
+  // engine's "No such image: …", the task's Err in Docker too). A pull the
+  // engine did not finish in time, or an engine not reachable, is thrown.
+  private async pull(image: string, registryAuth: string | undefined): Promise<void> {
     this.log.info({ image, withRegistryAuth: !!registryAuth }, 'pulling image');
-    return this.call(`image pull ${image}`, (signal) => this.pullStream(image, registryAuth, signal), this.timeouts.pullMs);
+    try {
+      await this.call(`image pull ${image}`, (signal) => this.pullStream(image, registryAuth, signal), this.timeouts.pullMs);
+    } catch (err) {
+      const e = toExecutorError(err);
+      if (e.temporary || e.message.startsWith('engine did not answer')) throw e;
+      this.log.warn({ image, err: e.message }, 'pulling image failed');
+    }
   }
 
   private async pullStream(image: string, registryAuth: string | undefined, abortSignal: AbortSignal): Promise<void> {
