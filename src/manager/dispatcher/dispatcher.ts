@@ -331,7 +331,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const nodeId = peer.nodeId;
     if (!store.get('nodes', nodeId)) throw notFound(`node ${nodeId} not found`);
     await register(nodeId, req.Description, peer.address);
+    // Looked at again after the write: the node may have been removed, or
+    // leadership lost, meanwhile (from here to `await ended` nothing yields).
     if (!leading) refuse();
+    if (!store.get('nodes', nodeId)) throw notFound(`node ${nodeId} not found`);
     if (ctx.signal.aborted) return;
     const old = sessions.get(nodeId);
     if (old) old.end(unavailable('dispatcher: session replaced by a newer one of the same node'));
