@@ -77,6 +77,8 @@ const isAssignedTo = (t: Task | undefined, nodeId: string): t is Task =>
 // A task's secrets and configs are needed until its container is over.
 const needsPayloads = (t: Task): boolean => taskStateRank(t.Status.State) <= RANK_RUNNING;
 
+const hasRefs = (t: Task | undefined): boolean => !!(t?.Spec.ContainerSpec?.Secrets?.length || t?.Spec.ContainerSpec?.Configs?.length);
+
 // What the agent acts on changed (SwarmKit's TasksEqualStable): status-only
 // changes past `assigned` are the agent's own reports and are not echoed.
 function sameForAgent(a: Task, b: Task): boolean {
@@ -256,6 +258,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function sendChanges(s: SessionState, taskIds: Set<string>): void {
     const changed: Task[] = [];
     const removed: string[] = [];
+    let refs = false; // only tasks with secrets or configs can change what the node needs
     for (const id of taskIds) {
       const cur = store.get('tasks', id);
       const had = s.tasks.get(id);
@@ -265,9 +268,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       } else if (had) {
         s.tasks.delete(id);
         removed.push(id);
-      }
+      } else continue;
+      refs ||= hasRefs(had) || hasRefs(cur);
     }
-    const payloads = taskIds.size ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
+    const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
     const settingsChanged = JSON.stringify(settingsOf(s.nodeId)) !== s.settings;
     const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
       || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;

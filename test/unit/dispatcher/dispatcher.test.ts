@@ -323,3 +323,31 @@ test('a node removed from the swarm loses its session and cannot register', asyn
     await assert.rejects(again.done, (e: RpcError) => e.kind === 'not_found');
   } finally { await w.close(); }
 });
+
+test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhere within 10 s', { timeout: 30_000 }, async () => {
+  const w = await world({ periodMs: 5000 });
+  const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
+  const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    w.agent('w1', w.plane('w1'));
+    w.agent('w2', w.plane('w2'));
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    await w.store.txn().create('services', makeService('web', { replicas: 2, image: 'img:1' })).commit();
+    const runningOn = (node: string): Task[] => w.store.tasksOfService('web').filter((t) => t.NodeID === node && t.Status.State === 'running' && t.DesiredState === 'running');
+    await untilStore(w.store, () => runningOn('w1').length === 1 && runningOn('w2').length === 1, 'one task running on each node');
+    w.net.partition('w1:2377');
+    const lostAt = Date.now();
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'down', 'w1 down', 15_000);
+    const downMs = Date.now() - lostAt;
+    await untilStore(w.store, () => runningOn('w2').length === 2, 'the task running on w2', 15_000);
+    const replacedMs = Date.now() - lostAt;
+    assert.ok(downMs > 5000 && downMs <= 7600, `down after ${downMs} ms (allowance 7.5 s from the last beat)`);
+    assert.ok(replacedMs < 10_000, `replaced after ${replacedMs} ms`);
+    process.stderr.write(`# worker loss: down after ${downMs} ms, its task running elsewhere after ${replacedMs} ms\n`);
+  } finally {
+    orchestrator.stop();
+    scheduler.stop();
+    await w.close();
+  }
+});
