@@ -42,6 +42,7 @@ const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 const STATUS_BATCH = 1000;
 // How long a report waits for a session before it fails (and is retried).
 const SESSION_WAIT_MS = 10_000;
+const STOP_WAIT_MS = 2000;
 
 interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
@@ -93,7 +94,11 @@ export class RemoteControlPlane implements AgentControlPlane {
     for (const w of this.sessionWaiters) w();
     for (const c of this.channels.values()) c.close();
     this.channels.clear();
-    await this.loop;
+    // The loop may be waiting on the engine for a description (bounded by the
+    // executor, up to a minute): shutdown does not wait for that.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_WAIT_MS); })]);
+    clearTimeout(timer);
   }
 
   serviceAnnotations(serviceId: string): ServiceAnnotations | undefined { return this.services.get(serviceId); }

@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import type { Compare, Op } from '../../../src/store/backend';
-import { Store } from '../../../src/store/store';
+import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer } from '../../../src/rpc/transport';
 import { Heartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
@@ -350,4 +350,38 @@ test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhe
     scheduler.stop();
     await w.close();
   }
+});
+
+test('a whole set too big for one message arrives in several and is applied once; a new session\'s set drops what went away meanwhile', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const big = 'x'.repeat(8 * 1024);
+    // Distinct specs (8 KB each): 200 of them are over 1.5 MB of JSON.
+    await addSecretsAndTasks(w.store, []);
+    const tasks = Array.from({ length: 200 }, (_, i) => makeTask(`t${i}`, { NodeID: 'w1', Slot: i + 1, Spec: { ContainerSpec: { Image: 'img:1', Env: [`I=${i}`, `PAD=${big}`] } } }));
+    await commitInBatches(w.store, tasks.map((t) => (txn) => { txn.create('tasks', t); }));
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('the whole set', () => raw.some((m) => m.Full && !m.More));
+    stream.cancel();
+    assert.ok(raw.length >= 2, `${raw.length} messages`);
+    assert.ok(raw.every((m) => JSON.stringify(m).length < 2 * 1024 * 1024), 'each well under the transport\'s 4 MiB');
+    assert.equal(raw.reduce((n, m) => n + m.Tasks.length, 0), 200);
+
+    const cp = w.plane('w1');
+    const seen: Assignments[] = [];
+    cp.watchAssignments('w1', (a) => seen.push(a));
+    await waitFor('the first assignments', () => seen.length > 0);
+    assert.equal(seen.length, 1, 'one change for the whole set');
+    assert.equal(seen[0]!.tasks.size, 200);
+
+    // Cut off; t0 is deleted meanwhile; back, the new session's set says so.
+    w.net.partition('w1:2377');
+    await waitFor('the session lost', () => cp.connectedTo === undefined, 5000);
+    await w.store.txn().delete('tasks', w.store.get('tasks', 't0')!).commit();
+    w.net.heal('w1:2377');
+    await waitFor('t0 removed on the new session', () => seen.some((a) => a.removed.has('t0')), 5000);
+    assert.equal(seen[seen.length - 1]!.tasks.size, 199);
+  } finally { await w.close(); }
 });
