@@ -70,6 +70,9 @@ interface Queued { nodeId: string; status: TaskStatus; done: Array<(err?: unknow
 
 const RANK_ASSIGNED = taskStateRank('assigned');
 const RANK_RUNNING = taskStateRank('running');
+// What an agent observes: from `accepted` to `rejected` (the managers set the others).
+const RANK_ACCEPTED = taskStateRank('accepted');
+const RANK_REJECTED = taskStateRank('rejected');
 
 const isAssignedTo = (t: Task | undefined, nodeId: string): t is Task =>
   !!t && t.NodeID === nodeId && taskStateRank(t.Status.State) >= RANK_ASSIGNED;
@@ -376,6 +379,11 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       if (!t) continue; // deleted meanwhile: nothing to record
       if (t.NodeID !== nodeId) {
         log.warn({ node: nodeId, task: u.TaskID, taskNode: t.NodeID }, 'status report for a task of another node ignored');
+        continue;
+      }
+      const r = taskStateRank(u.Status.State);
+      if (r < RANK_ACCEPTED || r > RANK_REJECTED) {
+        log.warn({ node: nodeId, task: u.TaskID, state: u.Status.State }, 'status report with a state an agent does not set ignored');
         continue;
       }
       writes.push(enqueue(u.TaskID, nodeId, u.Status));

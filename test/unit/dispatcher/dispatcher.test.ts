@@ -42,7 +42,7 @@ class CountingBackend extends MemoryBackend {
   override txn(compares: Compare[], ops: Op[]) { this.txns++; return super.txn(compares, ops); }
 }
 
-interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number }
+interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task }
 
 async function world(o: WorldOptions = {}) {
   const backend = new CountingBackend();
@@ -60,7 +60,7 @@ async function world(o: WorldOptions = {}) {
   const cleanups: Array<() => unknown> = [];
   const dispatcher = (addr: string): Dispatcher => {
     const d = startDispatcher({
-      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now,
+      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now, prepareTask: o.prepareTask,
       managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
       payloads: {
         revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
@@ -108,7 +108,7 @@ const withRefs = (secrets: string[], configs: string[] = []): Task['Spec'] => ({
 });
 
 test('a node registers: it is ready with its description and address, and gets its own tasks with their secrets only', async () => {
-  const w = await world();
+  const w = await world({ prepareTask: (t) => ({ ...t, Labels: { ...t.Labels, prepared: 'yes' } }) });
   try {
     w.dispatcher(M1).setLeading(true);
     await addSecretsAndTasks(w.store, [
@@ -121,6 +121,8 @@ test('a node registers: it is ready with its description and address, and gets i
     cp.watchAssignments('w1', (a) => seen.push(a));
     await waitFor('the first assignments', () => seen.length > 0);
     assert.deepEqual([...seen[0]!.tasks.keys()], ['t1'], 'only tasks of this node, and only once assigned');
+    assert.equal(seen[0]!.tasks.get('t1')!.Labels.prepared, 'yes', 'every task sent goes through prepareTask');
+    assert.equal(w.store.get('tasks', 't1')!.Labels.prepared, undefined, 'the stored task is untouched');
     const node = w.store.get('nodes', 'w1')!;
     assert.equal(node.Status.State, 'ready');
     assert.equal(node.Status.Addr, 'w1:2377', 'the address the dispatcher saw the node at');
@@ -138,6 +140,7 @@ test('a node registers: it is ready with its description and address, and gets i
     // Changes follow: t3 is assigned, t1 goes away.
     await w.store.mutate('tasks', 't3', (t) => { t.Status = { Timestamp: 't', State: 'assigned', Message: 'assigned' }; return t; });
     await waitFor('t3 delivered', () => seen.some((a) => a.changed.has('t3')));
+    assert.equal(seen[seen.length - 1]!.tasks.get('t3')!.Labels.prepared, 'yes');
     await w.store.txn().delete('tasks', w.store.get('tasks', 't1')!).commit();
     await waitFor('t1 removed', () => seen.some((a) => a.removed.has('t1')));
     assert.deepEqual(await cp.getSecrets('t1'), []);
@@ -177,6 +180,8 @@ test('status reports: stamped with the manager\'s clock, written in one batch; r
     assert.equal(w.store.get('tasks', 't0')!.Status.State, 'running', 'a regression is ignored');
     await cp.updateTaskStatus('other', status('failed'));
     assert.equal(w.store.get('tasks', 'other')!.Status.State, 'assigned', 'a report for another node\'s task is ignored');
+    await cp.updateTaskStatus('t1', status('orphaned'));
+    assert.equal(w.store.get('tasks', 't1')!.Status.State, 'running', 'a state only managers set is ignored');
 
     // Every message is checked where it enters.
     const ch = w.net.channel(peer('w1'), M1);
