@@ -14,7 +14,9 @@ import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { startAgent } from '../agent/agent';
-import { LocalControlPlane, type PayloadSource } from '../agent/local-control-plane';
+import { RemoteControlPlane } from '../agent/remote-control-plane';
+import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
+import { MemoryNetwork } from '../rpc/memory';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
@@ -22,6 +24,7 @@ import type { ApiTlsOptions, DaemonOptions } from './options';
 import { SwarmNode, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
+import type { Task } from '../model/types';
 
 export interface Daemon {
   swarm: SwarmNode;
@@ -55,9 +58,10 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const payloads: PayloadSource = {
         revealSecret: (id) => swarm.control().secrets.reveal(id),
         revealConfig: (id) => swarm.control().configs.reveal(id),
-        prepareTask: (task) => swarm.control().services.revealTask(task),
       };
-      const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
+      // Registry credentials are unsealed only on their way to the task's node.
+      const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
+      const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads, prepareTask);
       return { stop: async () => { detach(); await running.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
@@ -101,12 +105,30 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   };
 }
 
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource): Promise<RunningComponents> {
+async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
   const agentLog = log.child({ component: 'agent' });
+  // [dispatcher helper's edit] The agent reaches this manager's dispatcher
+  // through an in-process channel carrying this node's own identity. To be
+  // replaced by the managers helper: the dispatcher registered on the node's
+  // mTLS RpcServer, setLeading() driven by the leader election, and the agent
+  // connecting through the mTLS transport to the managers' addresses.
+  const LOCAL = 'local-dispatcher';
+  const clusterId = store.list('cluster')[0]?.ID ?? '';
+  const net = new MemoryNetwork();
+  const dispatcher = startDispatcher({
+    store, server: net.listen(LOCAL, () => clusterId), log: log.child({ component: 'dispatcher' }), payloads, prepareTask,
+    managers: () => ({ leaderAddr: LOCAL, addrs: [LOCAL] }),
+  });
+  dispatcher.setLeading(true);
+  const self = { nodeId, role: 'manager' as const, clusterId, address: store.get('nodes', nodeId)?.Status.Addr ?? '' };
+  const controlPlane = new RemoteControlPlane({
+    connect: (addr) => net.channel(self, addr), managers: [LOCAL], log: agentLog,
+    describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
+  });
   const agent = startAgent({
-    nodeId, hostname, controlPlane: new LocalControlPlane(store, payloads), executor, log: agentLog,
+    nodeId, hostname, controlPlane, executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
   });
   return {
@@ -114,6 +136,8 @@ async function startComponents(store: Store, nodeId: string, executor: DockerExe
       orchestrator.stop();
       scheduler.stop();
       await agent.stop();
+      await controlPlane.stop();
+      await dispatcher.stop();
     },
   };
 }

@@ -14,13 +14,13 @@ import { Router } from '../../../src/api/router';
 import { createApiHandler } from '../../../src/api/server';
 import { registerLogRoutes } from '../../../src/api/routes/logs';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
-import { LocalControlPlane } from '../../../src/agent/local-control-plane';
+import { localDispatch } from '../../helpers/dispatcher-fixture';
 import { DockerExecutor } from '../../../src/agent/executor/docker-executor';
 import { ensureBusyboxImage } from '../../helpers/images';
 import { waitFor } from '../../unit/agent/fakes';
 
-// The agent against the host's real dockerd, with the store in memory as its
-// control plane (what LocalControlPlane gives a one-node swarm). Every
+// The agent against the host's real dockerd, with a dispatcher on a store in
+// memory as its control plane (what a one-node swarm gives it). Every
 // container made here carries this run's node ID, and is removed at the end.
 
 const SOCKET = '/var/run/docker.sock';
@@ -42,12 +42,13 @@ const docker = {
 const RETRY = { minMs: 50, maxMs: 500 };
 
 let store: Store;
+let dispatch: Awaited<ReturnType<typeof localDispatch>>;
 let executor: DockerExecutor;
 let agent: RunningAgent;
 let slot = 0;
 
-const startNewAgent = (): RunningAgent =>
-  startAgent({ nodeId: NODE, controlPlane: new LocalControlPlane(store), executor, log: silentLogger, retry: RETRY });
+const startNewAgent = async (): Promise<RunningAgent> =>
+  startAgent({ nodeId: NODE, controlPlane: await dispatch.plane(NODE), executor, log: silentLogger, retry: RETRY });
 
 async function addService(name: string, spec: TaskSpec): Promise<Service> {
   const now = nowIso();
@@ -87,12 +88,14 @@ before(async () => {
   await ensureBusyboxImage(SOCKET, IMG);
   store = await Store.open(new MemoryBackend(), silentLogger);
   executor = new DockerExecutor(engine, silentLogger);
-  agent = startNewAgent();
+  dispatch = await localDispatch(store);
+  agent = await startNewAgent();
   await agent.ready;
 });
 
 after(async () => {
   await agent?.stop();
+  await dispatch?.stop();
   await executor?.removeNodeContainers(NODE);
   const left = await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.node.id=${NODE}`] } });
   assert.equal(left.length, 0, 'no containers left behind');
@@ -228,7 +231,7 @@ test('adoption after an agent restart: running containers are not restarted, lef
     Labels: { 'com.docker.swarm.task.id': 'nosuchtask', 'com.docker.swarm.node.id': NODE },
   });
 
-  agent = startNewAgent();
+  agent = await startNewAgent();
   await agent.ready;
   assert.equal((await reach(lost.ID, 'failed')).Status.Err, 'dockerexec: container destroyed');
   await waitFor('orphan removed', async () => (await executor.inspect(orphan.Id)) === undefined, 30_000);

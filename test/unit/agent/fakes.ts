@@ -158,7 +158,7 @@ export class FakeExecutor implements Executor {
   byTask(taskId: string): FakeContainer[] { return [...this.containers.values()].filter((c) => c.taskId === taskId); }
 }
 
-// The managers in memory: status writes are applied like LocalControlPlane
+// The managers in memory: status writes are applied as the dispatcher
 // does (no regressions) and echoed back as assignment changes.
 export class FakeControlPlane implements AgentControlPlane {
   readonly tasks = new Map<string, Task>();
