@@ -1,5 +1,6 @@
-import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { base36Padded } from '../../common/ids';
+import { JOIN_TOKEN_SECRET_LEN, joinTokenDigestPart } from '../../protocol/ca';
 
 // @peculiar/x509 (and the reflect-metadata it needs) is only for making
 // certificates, which happens at swarm init and join; it is loaded then, so an
@@ -115,9 +116,8 @@ export async function tlsInfo(ca: RootCA): Promise<{ TrustRoot: string; CertIssu
   };
 }
 
-// Join token v1: SWMTKN-1-<sha256(root CA DER) in base 36, 50 wide>-<16 random bytes in base 36, 25 wide>.
+// Join token v1, as Docker's: SWMTKN-1-<sha256 of the root CA PEM in base 36,
+// 50 wide>-<16 random bytes in base 36, 25 wide> (protocol/ca.ts reads them).
 export function newJoinToken(ca: RootCA): string {
-  const der = new X509Certificate(ca.certPem).raw;
-  const digest = base36Padded(createHash('sha256').update(der).digest(), 50);
-  return `SWMTKN-1-${digest}-${base36Padded(randomBytes(16), 25)}`;
+  return `SWMTKN-1-${joinTokenDigestPart(ca.certPem)}-${base36Padded(randomBytes(16), JOIN_TOKEN_SECRET_LEN)}`;
 }
