@@ -77,9 +77,10 @@ function csr(o: Record<string, unknown>, what: string): string {
   return v;
 }
 
-const ID_RE = /^[0-9a-z]{25}$/;
+// IDs are 25 base-36 characters; a little slack, but never anything else.
+const ID_RE = /^[0-9a-z]{1,64}$/;
 function id(o: Record<string, unknown>, key: string, what: string): string {
-  const v = str(o, key, what, 25);
+  const v = str(o, key, what, 64);
   if (!ID_RE.test(v)) throw invalid(`${what}: ${key} is not a node or cluster ID`);
   return v;
 }

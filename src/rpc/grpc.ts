@@ -234,7 +234,7 @@ export class GrpcServer implements RpcServer {
     try { req = check(decode(call.request)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
     const ac = new AbortController();
     call.on('cancelled', () => ac.abort(new RpcError('unavailable', 'call cancelled')));
-    return { req, ctx: { peer, signal: ac.signal }, ac };
+    return { req, ctx: { peer, remoteAddress: hostOf(call.getPeer()), signal: ac.signal }, ac };
   }
 
   unary<Req, Res>(m: UnaryMethod<Req, Res>, handler: (req: Req, ctx: CallContext) => Promise<Res>): void {

@@ -75,7 +75,7 @@ before(async () => {
   serve(server);
   // Registered after listen: must work too.
   const port = await server.listen('127.0.0.1', 0);
-  server.unary(Hello, async (_req, ctx) => ({ hello: ctx.peer?.nodeId ?? 'stranger' }));
+  server.unary(Hello, async (_req, ctx) => (ctx.peer ? { hello: ctx.peer.nodeId } : { hello: 'stranger', from: ctx.remoteAddress }));
   address = `127.0.0.1:${port}`;
 });
 
@@ -119,7 +119,7 @@ test('access: a worker is refused a manager method, no certificate is refused a 
     await assert.rejects(ch.unary(WhoAmI, {}, { timeoutMs: 5000 }), kindOf('permission'));
     const s = ch.stream(Count, { n: 1 }, () => undefined);
     await assert.rejects(s.done, kindOf('permission'));
-    assert.deepEqual(await ch.unary(Hello, {}, { timeoutMs: 5000 }), { hello: 'stranger' });
+    assert.deepEqual(await ch.unary(Hello, {}, { timeoutMs: 5000 }), { hello: 'stranger', from: '127.0.0.1' });
   });
 });
 
