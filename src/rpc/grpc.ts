@@ -19,9 +19,11 @@
 // Client: the server's certificate has CN = node ID, not a host name, so the
 // check is "signed by our CA" (+ the expected node ID if given); the TLS
 // server name is a fixed non-IP name (an IP there makes Node print DEP0123).
-// Keepalive pings every 1 s with a 1 s timeout, so a peer whose host is off
+// Keepalive pings every 1 s with a 2 s timeout, so a peer whose host is off
 // (packets dropped, no RST) fails open streams with 'unavailable' within
-// about 2-3 s.
+// about 3 s. (A 1 s timeout dropped healthy connections when a busy event
+// loop read the ping's answer late.) A new stream that cannot connect fails
+// after CONNECT_TIMEOUT_MS; unary calls are bounded by their deadline.
 import * as grpc from '@grpc/grpc-js';
 import { createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { invalid, isShoalError, type ErrorKind } from '../common/errors';
@@ -33,13 +35,16 @@ import {
 
 export interface NodeTls { caPem: string; certPem: string; keyPem: string }
 
-// Keepalive: a ping every second while connected; no answer within a second
-// closes the connection (and fails its calls as 'unavailable').
+// Keepalive: a ping every second while connected; no answer within two
+// seconds closes the connection (and fails its calls as 'unavailable').
 export const KEEPALIVE_TIME_MS = 1000;
-export const KEEPALIVE_TIMEOUT_MS = 1000;
+export const KEEPALIVE_TIMEOUT_MS = 2000;
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
 const KIND_KEY = 'shoal-kind';
+// grpc-js has no connect timeout of its own: a host that drops packets would
+// hold a new stream for the OS's SYN timeout (about 2 minutes).
+export const CONNECT_TIMEOUT_MS = 5000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission'];
@@ -175,6 +180,20 @@ function contextOptions(t: NodeTls): SecureContextOptions {
   return { ca: t.caPem, cert: t.certPem, key: t.keyPem };
 }
 
+// One log line per key per period, so a peer retrying with a bad certificate
+// does not flood the log; bounded memory.
+class LogLimiter {
+  private readonly last = new Map<string, number>();
+  constructor(private readonly periodMs: number) {}
+  shouldLog(key: string, now: number): boolean {
+    const t = this.last.get(key);
+    if (t !== undefined && now - t < this.periodMs) return false;
+    if (this.last.size >= 1000) this.last.clear();
+    this.last.set(key, now);
+    return true;
+  }
+}
+
 interface Http2ServerLike { on(ev: 'secureConnection', fn: (s: TLSSocket) => void): unknown }
 
 export class GrpcServer implements RpcServer {
@@ -182,6 +201,7 @@ export class GrpcServer implements RpcServer {
   private readonly creds: NodeServerCredentials;
   private readonly log: Logger;
   private readonly clusterId: () => string | undefined;
+  private readonly refusals = new LogLimiter(60_000);
 
   constructor(opts: { tls: () => NodeTls; clusterId: () => string | undefined; log: Logger }) {
     this.log = opts.log;
@@ -210,7 +230,9 @@ export class GrpcServer implements RpcServer {
         if (socket.authorized) return;
         const cert = socket.getPeerCertificate();
         if (cert && Object.keys(cert).length > 0) {
-          this.log.warn({ remote: socket.remoteAddress, reason: String(socket.authorizationError) }, 'RPC connection with an unverified client certificate refused');
+          if (this.refusals.shouldLog(socket.remoteAddress ?? '', Date.now())) {
+            this.log.warn({ remote: socket.remoteAddress, reason: String(socket.authorizationError) }, 'RPC connection with an unverified client certificate refused (logged once a minute per address)');
+          }
           socket.destroy();
         }
       });
@@ -243,7 +265,8 @@ export class GrpcServer implements RpcServer {
       try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { callback(toStatus(e)); return; }
       Promise.resolve()
         .then(() => handler(admitted.req as Req, admitted.ctx))
-        .then((res) => callback(null, encode(res)), (err: unknown) => {
+        .then((res) => encode(res)) // a value JSON cannot hold fails the call, not the process
+        .then((buf) => callback(null, buf), (err: unknown) => {
           if (!isShoalError(err)) this.log.error({ err, method: m.name }, 'RPC handler failed');
           callback(toStatus(err));
         });
@@ -345,6 +368,12 @@ class GrpcChannel implements RpcChannel {
       call.on('status', (s: grpc.StatusObject) => { if (s.code === grpc.status.OK) finish(); });
     });
     done.catch(() => undefined); // the caller may only cancel
+    this.client.waitForReady(Date.now() + CONNECT_TIMEOUT_MS, (err) => {
+      if (err && !settled && !cancelReason) {
+        cancelReason = new RpcError('unavailable', `connection error: cannot reach ${this.address} within ${CONNECT_TIMEOUT_MS} ms`);
+        call.cancel();
+      }
+    });
     return {
       done,
       cancel: () => { if (!settled && !cancelReason) { cancelReason = new RpcError('unavailable', 'stream cancelled'); call.cancel(); } },
