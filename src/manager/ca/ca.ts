@@ -74,14 +74,15 @@ function notAfter(expiryNs: number, now: number): Date {
 
 // The certificate of this manager's etcd member: its server, peer and client
 // side (etcd runs with client-certificate auth against the swarm CA, and the
-// daemon is its only client). Loopback names only while etcd listens there.
-export async function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now()): Promise<NodeCert> {
+// daemon is its only client). Loopback names, plus `ips` (the member's
+// advertise address, which its peers check) once etcd listens there.
+export async function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now(), ips: string[] = []): Promise<NodeCert> {
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
-  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, 'manager', clusterId), ['localhost', nodeId], new Date(now + 20 * YEAR_MS), now);
+  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, 'manager', clusterId), ['localhost', nodeId], new Date(now + 20 * YEAR_MS), now, ips);
   return { certPem, keyPem: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
 }
 
-async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string, dnsNames: string[], notAfterDate: Date, now: number): Promise<string> {
+async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string, dnsNames: string[], notAfterDate: Date, now: number, ips: string[] = []): Promise<string> {
   const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
@@ -98,7 +99,10 @@ async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string,
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([...dnsNames.map((value) => ({ type: 'dns' as const, value })), { type: 'ip', value: '127.0.0.1' }]),
+      new x509.SubjectAlternativeNameExtension([
+        ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...['127.0.0.1', ...ips.filter((ip) => ip !== '127.0.0.1')].map((value) => ({ type: 'ip' as const, value })),
+      ]),
     ],
   });
   return cert.toString('pem') + '\n';
