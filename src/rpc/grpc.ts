@@ -110,6 +110,21 @@ function fromServiceError(err: unknown, method: string, address: string): RpcErr
   return new RpcError(kind, `${method} on ${address}: ${e.details || grpc.status[e.code]}`);
 }
 
+// grpc-js prints its own errors on stderr; the daemon's stderr is JSON log
+// lines, so they go through our logger (once per process: it is global).
+let grpcLogsRouted = false;
+function routeGrpcLogs(log: Logger): void {
+  if (grpcLogsRouted) return;
+  grpcLogsRouted = true;
+  const l = log.child({ component: 'grpc' });
+  const text = (m: unknown, rest: unknown[]): string => [m, ...rest].map(String).join(' ');
+  grpc.setLogger({
+    error: (m?: unknown, ...rest: unknown[]) => l.warn(text(m, rest)),
+    info: (m?: unknown, ...rest: unknown[]) => l.debug(text(m, rest)),
+    debug: (m?: unknown, ...rest: unknown[]) => l.debug(text(m, rest)),
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Server
 
@@ -205,6 +220,7 @@ export class GrpcServer implements RpcServer {
 
   constructor(opts: { tls: () => NodeTls; clusterId: () => string | undefined; log: Logger }) {
     this.log = opts.log;
+    routeGrpcLogs(opts.log);
     this.clusterId = opts.clusterId;
     this.creds = new NodeServerCredentials(opts.tls, opts.log);
     this.server = new grpc.Server({
@@ -388,7 +404,8 @@ class GrpcChannel implements RpcChannel {
 
 // A channel that trusts only `caPem`; with a node certificate it is that node
 // to the server. `expectNodeId` also requires the server's CN.
-export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string }, _log?: Logger): RpcChannel {
+export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string }, log?: Logger): RpcChannel {
+  if (log) routeGrpcLogs(log);
   const creds = grpc.credentials.createSsl(
     Buffer.from(tls.caPem),
     tls.keyPem ? Buffer.from(tls.keyPem) : null,
