@@ -403,8 +403,10 @@ class GrpcChannel implements RpcChannel {
 }
 
 // A channel that trusts only `caPem`; with a node certificate it is that node
-// to the server. `expectNodeId` also requires the server's CN.
-export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string }, log?: Logger): RpcChannel {
+// to the server. `expectNodeId` also requires the server's CN, `expectRole`
+// its role (OU): a node dialing a manager should ask for 'manager', so that a
+// worker's certificate cannot pose as one.
+export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' }, log?: Logger): RpcChannel {
   if (log) routeGrpcLogs(log);
   const creds = grpc.credentials.createSsl(
     Buffer.from(tls.caPem),
@@ -413,9 +415,12 @@ export function grpcChannel(address: string, tls: { caPem: string; certPem?: str
     {
       // The chain is checked by TLS against caPem; the name is a node ID.
       checkServerIdentity: (_host, cert) => {
-        if (!tls.expectNodeId) return undefined;
-        const cn = Array.isArray(cert.subject?.CN) ? cert.subject.CN[0] : cert.subject?.CN;
-        return cn === tls.expectNodeId ? undefined : new Error(`server certificate is for node ${cn}, expected ${tls.expectNodeId}`);
+        const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+        const cn = one(cert.subject?.CN);
+        const ou = one(cert.subject?.OU);
+        if (tls.expectNodeId && cn !== tls.expectNodeId) return new Error(`server certificate is for node ${cn}, expected ${tls.expectNodeId}`);
+        if (tls.expectRole && ou !== `swarm-${tls.expectRole}`) return new Error(`server certificate is for a ${ou ?? 'node without a role'}, expected swarm-${tls.expectRole}`);
+        return undefined;
       },
     },
   );
