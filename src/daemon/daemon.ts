@@ -13,6 +13,10 @@ import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
 import { DockerExecutor } from '../agent/executor/docker-executor';
+import { LocalLogSource } from '../agent/log-source';
+import { startLogPublisher } from '../agent/log-publisher';
+import { startLogBroker, type LogBroker } from '../manager/logbroker';
+import { MemoryNetwork } from '../rpc/memory';
 import { startAgent } from '../agent/agent';
 import { LocalControlPlane, type PayloadSource } from '../agent/local-control-plane';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
@@ -37,6 +41,7 @@ function dockerFor(address: string): Dockerode {
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
+  let logBroker: LogBroker | undefined; // [logs helper] this manager's log broker while in a swarm
   const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
   const docker = dockerFor(opts.engine);
@@ -62,7 +67,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
         revealConfig: (id) => swarm.control().configs.reveal(id),
       };
       const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
-      return { stop: async () => { detach(); await running.stop(); } };
+      const logs = startLocalLogs(store, nodeId, docker, log); // [logs helper]
+      logBroker = logs.broker;
+      return { stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
@@ -74,7 +81,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerPingRoutes(router);
   registerInfoRoute(router, { engineAddress: opts.engine, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
-  registerLogRoutes(router, { swarm, docker });
+  registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engineAddress: opts.engine });
 
@@ -119,6 +126,21 @@ async function startComponents(store: Store, nodeId: string, executor: DockerExe
       await agent.stop();
     },
   };
+}
+
+// [logs helper] One node: the log broker and this node's agent publishing to
+// it in process (a MemoryNetwork, the node's own identity). With many hosts
+// the broker also registers on the node's TLS server and the agent dials every
+// manager (docs/ARCHITECTURE.md, "Logs").
+function startLocalLogs(store: Store, nodeId: string, docker: Dockerode, log: Logger): { broker: LogBroker; stop(): Promise<void> } {
+  const net = new MemoryNetwork();
+  const local = 'in-process';
+  const broker = startLogBroker({ store, server: net.listen(local, () => local), log: log.child({ component: 'logbroker' }) });
+  const publisher = startLogPublisher({
+    nodeId, source: new LocalLogSource(docker, nodeId), managers: [local], log: log.child({ component: 'log-publisher' }),
+    dial: (address) => net.channel({ nodeId, role: 'manager', clusterId: local, address: local }, address),
+  });
+  return { broker, stop: async () => { await publisher.stop(); await broker.stop(); } };
 }
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.

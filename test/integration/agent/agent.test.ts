@@ -13,6 +13,8 @@ import { Store } from '../../../src/store/store';
 import { Router } from '../../../src/api/router';
 import { createApiHandler } from '../../../src/api/server';
 import { registerLogRoutes } from '../../../src/api/routes/logs';
+import { LocalLogSource } from '../../../src/agent/log-source';
+import { LogCluster } from '../../helpers/log-broker';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import { LocalControlPlane } from '../../../src/agent/local-control-plane';
 import { DockerExecutor } from '../../../src/agent/executor/docker-executor';
@@ -34,6 +36,7 @@ let store: Store;
 let executor: DockerExecutor;
 let agent: RunningAgent;
 let slot = 0;
+const clusters: LogCluster[] = [];
 
 const startNewAgent = (): RunningAgent =>
   startAgent({ nodeId: NODE, controlPlane: new LocalControlPlane(store), executor, log: silentLogger, retry: RETRY });
@@ -81,6 +84,7 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
   await agent?.stop();
   await executor?.removeNodeContainers(NODE);
   const left = await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.node.id=${NODE}`] } });
@@ -244,9 +248,13 @@ function frames(body: Buffer): Array<[number, string]> {
   return out;
 }
 
+// Logs go through the broker, read on this node by its publisher as on a one-node swarm.
 function logsHandler() {
   const router = new Router();
-  registerLogRoutes(router, { store, nodeId: NODE, docker });
+  const logs = new LogCluster(store);
+  logs.addAgent(NODE, new LocalLogSource(docker, NODE));
+  clusters.push(logs);
+  registerLogRoutes(router, { store, broker: () => logs.broker });
   return createApiHandler({
     router,
     engine: { forward: (_q: IncomingMessage, s: ServerResponse) => { s.writeHead(404); s.end(); }, forwardUpgrade: () => undefined },
