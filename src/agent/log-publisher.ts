@@ -35,6 +35,7 @@ export interface LogPublisher {
 export const DEFAULT_RETRY = { minMs: 100, maxMs: 8000 }; // as SwarmKit's session back-off
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_AGENT_SUBSCRIPTIONS = 256;
+const CLOSE_TIMEOUT_MS = 5000;
 // Unsent bytes a subscription holds before its readers wait for the manager.
 const MAX_PENDING_BYTES = 2 * MAX_BATCH_BYTES;
 
@@ -264,6 +265,10 @@ class AgentSubscription {
       // The manager no longer wants it (the caller left) or cannot be reached: stop reading.
       if (!this.cancelled.signal.aborted && !(isShoalError(err) && err.kind === 'not_found')) {
         this.log.warn({ subscription: this.id, err: (err as Error).message }, 'publishing logs failed; subscription dropped');
+        // Tell the broker, so that the caller's stream does not wait for this node (if the
+        // link itself is gone, the broker learns it from the dropped subscription stream).
+        const error = `could not publish logs: ${(err as Error).message}`;
+        this.channel.unary(Publish, { subscriptionId: this.id, messages: [], close: true, error }, { timeoutMs: CLOSE_TIMEOUT_MS }).catch(() => undefined);
       }
       await this.cancel();
       return;

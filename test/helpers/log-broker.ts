@@ -3,7 +3,7 @@ import type { Store } from '../../src/store/store';
 import { MemoryNetwork } from '../../src/rpc/memory';
 import type { Peer } from '../../src/rpc/transport';
 import { startLogBroker, type LogBroker, type LogBrokerOptions } from '../../src/manager/logbroker';
-import { startLogPublisher, type LogPublisher } from '../../src/agent/log-publisher';
+import { startLogPublisher, type LogPublisher, type LogPublisherOptions } from '../../src/agent/log-publisher';
 import type { LogLine, LogSource, TaskLogOptions, TaskLogRef } from '../../src/agent/log-source';
 
 export const CLUSTER = 'clustertest';
@@ -20,9 +20,9 @@ export class LogCluster {
     this.broker = startLogBroker({ store, server: this.net.listen(managerAddress, () => CLUSTER), log: silentLogger, ...opts });
   }
 
-  addAgent(nodeId: string, source: LogSource): LogPublisher {
+  addAgent(nodeId: string, source: LogSource, opts: Partial<LogPublisherOptions> = {}): LogPublisher {
     const self = peer(nodeId);
-    const p = startLogPublisher({ nodeId, source, managers: [this.managerAddress], dial: (a) => this.net.channel(self, a), log: silentLogger, retry: RETRY });
+    const p = startLogPublisher({ nodeId, source, managers: [this.managerAddress], dial: (a) => this.net.channel(self, a), log: silentLogger, retry: RETRY, ...opts });
     this.agents.set(nodeId, p);
     return p;
   }

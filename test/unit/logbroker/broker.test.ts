@@ -217,3 +217,26 @@ test('a task asked for by ID that has no node yet is named; a reading error on a
     await cluster.stop();
   }
 });
+
+test('a caller too slow for the agent\'s publish deadline gets the lines so far and the reason, and the stream ends', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  await store.txn().create('services', service(SVC, 'web')).create('tasks', runningOn('task1', 'nodea', 1)).commit();
+  const cluster = new LogCluster(store);
+  const source = new FakeSource();
+  source.lines.set('task1', [line('stdout', 1, 'one'), line('stdout', 2, 'two')]);
+  cluster.addAgent('nodea', source, { publishTimeoutMs: 100 });
+  try {
+    await waitFor('agent connected', () => cluster.broker.connectedNodes().length === 1);
+    const got: BrokerMessage[] = [];
+    let slow = true;
+    await cluster.broker.subscribe({ services: [SVC] }, ALL, async (m) => {
+      got.push(m);
+      if (slow) { slow = false; await new Promise((r) => setTimeout(r, 400)); }
+    }, new AbortController().signal);
+    const last = got.at(-1)!;
+    assert.ok(last.kind === 'error' && /^warning: incomplete log stream\. .*node nodea: could not publish logs: deadline exceeded/.test(last.message), JSON.stringify(last));
+    await waitFor('agent idle', () => cluster.agents.get('nodea')!.activeSubscriptions() === 0);
+  } finally {
+    await cluster.stop();
+  }
+});
