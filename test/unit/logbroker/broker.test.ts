@@ -29,7 +29,7 @@ const runningOn = (id: string, nodeId: string, slot: number, state: Task['Status
   makeTask(id, { ServiceID: SVC, NodeID: nodeId, Slot: slot, CreatedAt: `2026-01-01T00:00:0${slot}Z`, Status: { Timestamp: 't', State: state, Message: state } });
 
 // Three nodes, one task each, one source per node (so each node reads only its own).
-async function setup(opts: { follow?: boolean } = {}) {
+async function setup() {
   const store = await Store.open(new MemoryBackend(), silentLogger);
   let txn = store.txn().create('services', service(SVC, 'web'));
   NODES.forEach((n, i) => { txn = txn.create('tasks', runningOn(`task${i + 1}`, n, i + 1)); });
@@ -45,7 +45,13 @@ async function setup(opts: { follow?: boolean } = {}) {
   await waitFor('agents connected', () => cluster.broker.connectedNodes().length === 3);
   const got: BrokerMessage[] = [];
   const texts = (): string[] => got.map((m) => (m.kind === 'line' ? `${m.nodeId}/${m.taskId}/${m.stream}:${m.line.toString().trim()}` : `error:${m.message}`));
-  return { store, cluster, sources, got, texts, follow: !!opts.follow };
+  // Follows the service from now on; returns once every node reads its task.
+  const followService = async (signal: AbortSignal): Promise<{ done: Promise<void> }> => {
+    const done = cluster.broker.subscribe({ services: [SVC] }, { ...ALL, follow: true, tail: '0' }, (m) => { got.push(m); }, signal);
+    await waitFor('three live readers', () => NODES.every((n, i) => sources.get(n)!.live.has(`task${i + 1}`)));
+    return { done }; // not the promise itself: awaiting this would wait for the end
+  };
+  return { store, cluster, sources, got, texts, followService };
 }
 
 test('logs of tasks on three nodes are merged, each line tagged with its task and node', async () => {
@@ -73,11 +79,10 @@ test('logs of tasks on three nodes are merged, each line tagged with its task an
 });
 
 test('follow: lines keep coming, a task that starts later on another node joins', async () => {
-  const { store, cluster, sources, got, texts } = await setup();
+  const { store, cluster, sources, got, texts , followService } = await setup();
   const ac = new AbortController();
   try {
-    const done = cluster.broker.subscribe({ services: [SVC] }, { ...ALL, follow: true, tail: '0' }, (m) => { got.push(m); }, ac.signal);
-    await waitFor('three live readers', () => NODES.every((n, i) => sources.get(n)!.live.has(`task${i + 1}`)));
+    const { done } = await followService(ac.signal);
     sources.get('nodec')!.live.get('task3')!.push(line('stdout', 5, 'c-live'));
     await waitFor('live line', () => got.length === 1);
     // A new task, assigned to node a, starts.
@@ -102,11 +107,10 @@ test('follow: lines keep coming, a task that starts later on another node joins'
 });
 
 test('a node cut off ends its part with Docker\'s error; the other nodes go on', async () => {
-  const { cluster, sources, got, texts } = await setup();
+  const { cluster, sources, got, texts , followService } = await setup();
   const ac = new AbortController();
   try {
-    const done = cluster.broker.subscribe({ services: [SVC] }, { ...ALL, follow: true, tail: '0' }, (m) => { got.push(m); }, ac.signal);
-    await waitFor('three live readers', () => NODES.every((n, i) => sources.get(n)!.live.has(`task${i + 1}`)));
+    const { done } = await followService(ac.signal);
     cluster.net.partition('nodeb:2377');
     await waitFor('the error line', () => got.length === 1);
     assert.deepEqual(texts(), [`error:${incompleteStream(['node nodeb disconnected unexpectedly'])}`]);
@@ -132,11 +136,10 @@ test('a node cut off ends its part with Docker\'s error; the other nodes go on',
 });
 
 test('a publish from a node the subscription was not sent to, or for another node\'s task, is refused', async () => {
-  const { store, cluster, sources, got, texts } = await setup();
+  const { store, cluster, sources, got, texts , followService } = await setup();
   const ac = new AbortController();
   try {
-    const done = cluster.broker.subscribe({ services: [SVC] }, { ...ALL, follow: true, tail: '0' }, (m) => { got.push(m); }, ac.signal);
-    await waitFor('three live readers', () => NODES.every((n, i) => sources.get(n)!.live.has(`task${i + 1}`)));
+    const { done } = await followService(ac.signal);
     // A hand-driven agent on node z, where a task of the service then starts: it learns the subscription.
     const seen: SubscriptionMessage[] = [];
     const spy = cluster.net.channel(peer('nodez'), 'manager:2377').stream(Subscriptions, {}, (m) => seen.push(m));
