@@ -244,11 +244,10 @@ class AgentSubscription {
   private async flush(): Promise<void> {
     const req: PublishRequest = { subscriptionId: this.id, messages: [] };
     let bytes = 0;
-    while (this.pending.length && req.messages.length < MAX_BATCH_MESSAGES && bytes + this.pending[0]!.bytes <= MAX_BATCH_BYTES) {
-      const p = this.pending.shift()!;
-      bytes += p.bytes;
-      req.messages.push(p.line);
-    }
+    let n = 0;
+    const max = Math.min(this.pending.length, MAX_BATCH_MESSAGES);
+    while (n < max && bytes + this.pending[n]!.bytes <= MAX_BATCH_BYTES) bytes += this.pending[n++]!.bytes;
+    req.messages = this.pending.splice(0, n).map((p) => p.line);
     this.pendingBytes -= bytes;
     for (const w of this.spaceWaiters.splice(0)) w();
     // `done` and `close` only travel once every line before them has.

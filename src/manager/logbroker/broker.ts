@@ -219,8 +219,14 @@ class Subscription {
     else this.reasons.push(reason);
   }
 
-  private deliver(m: BrokerMessage): Promise<void> {
-    this.tail = this.tail.then(async () => { if (!this.ended) await this.onMessage(m); }).catch(() => undefined);
+  private deliver(...ms: BrokerMessage[]): Promise<void> {
+    this.tail = this.tail.then(async () => {
+      for (const m of ms) {
+        if (this.ended) return;
+        const wait = this.onMessage(m);
+        if (wait) await wait;
+      }
+    }).catch(() => undefined);
     return this.tail;
   }
 
@@ -230,11 +236,9 @@ class Subscription {
     // A node publishes only for the tasks it was asked for: checked before anything is delivered.
     for (const m of req.messages) if (!part.tasks.has(m.taskId)) throw new RpcError('permission', `task ${m.taskId} is not in node ${nodeId}'s part of log subscription ${this.id}`);
     for (const d of req.done ?? []) if (!part.tasks.has(d.taskId)) throw new RpcError('permission', `task ${d.taskId} is not in node ${nodeId}'s part of log subscription ${this.id}`);
-    for (const m of req.messages) {
-      if (this.ended) return;
-      const t = this.tracked.get(m.taskId)!;
-      await this.deliver({ kind: 'line', taskId: m.taskId, serviceId: t.serviceId, nodeId, stream: m.stream, timestamp: m.timestamp, line: Buffer.from(m.data, 'base64') });
-    }
+    await this.deliver(...req.messages.map((m): BrokerMessage => (
+      { kind: 'line', taskId: m.taskId, serviceId: this.tracked.get(m.taskId)!.serviceId, nodeId, stream: m.stream, timestamp: m.timestamp, line: Buffer.from(m.data, 'base64') })));
+    if (this.ended) return;
     for (const d of req.done ?? []) {
       const t = this.tracked.get(d.taskId);
       if (t) t.active = false;
