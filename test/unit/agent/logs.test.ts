@@ -217,3 +217,17 @@ test('task logs with follow end when the task\'s log ends', { timeout: 10_000 },
   const r = await inject(ended.handler, { method: 'GET', url: '/v1.41/tasks/task1/logs?stdout=1&follow=1' });
   assert.deepEqual(frames(r.rawPayload), [[1, 'last\n']]);
 });
+
+test('a task on a node the broker cannot reach: Docker\'s error on the system-error stream (raw with a TTY)', async () => {
+  const { handler, store } = await fixture();
+  await store.txn().create('tasks', running('gone1', 'svcaaaaaaaaaaaaaaaaaaaaaa1', 3, '2026-01-01T00:00:03Z'))
+    .create('tasks', running('gone2', 'svcbbbbbbbbbbbbbbbbbbbbbb2', 2, '2026-01-01T00:00:03Z')).commit();
+  await store.mutate('tasks', 'gone1', (t) => { t.NodeID = 'nodeelsewhere'; return t; });
+  await store.mutate('tasks', 'gone2', (t) => { t.NodeID = 'nodeelsewhere'; return t; });
+  const res = await inject(handler, { method: 'GET', url: '/v1.41/services/web/logs?stdout=1&stderr=1' });
+  const f = frames(res.rawPayload);
+  assert.deepEqual(f.slice(0, 4).map(([s]) => s), [1, 2, 1, 1]);
+  assert.deepEqual(f[4], [3, 'Error grabbing logs: rpc error: code = Unknown desc = warning: incomplete log stream. some logs could not be retrieved for the following reasons: node nodeelsewhere is not available\n']);
+  const tty = await inject(handler, { method: 'GET', url: '/v1.41/services/tty/logs?stdout=1&stderr=1' });
+  assert.equal(tty.payload, 'tty-a\nError grabbing logs: rpc error: code = Unknown desc = warning: incomplete log stream. some logs could not be retrieved for the following reasons: node nodeelsewhere is not available\n');
+});
