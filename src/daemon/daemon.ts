@@ -13,10 +13,13 @@ import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
 import { DockerExecutor } from '../agent/executor/docker-executor';
+import { LocalLogSource } from '../agent/log-source';
+import { startLogPublisher } from '../agent/log-publisher';
+import { startLogBroker, type LogBroker } from '../manager/logbroker';
+import { MemoryNetwork } from '../rpc/memory';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
-import { MemoryNetwork } from '../rpc/memory';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
@@ -34,6 +37,7 @@ export interface Daemon {
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
+  let logBroker: LogBroker | undefined; // [logs helper] this manager's log broker while in a swarm
   const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
   // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
@@ -62,7 +66,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       // Registry credentials are unsealed only on their way to the task's node.
       const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
       const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads, prepareTask);
-      return { stop: async () => { detach(); await running.stop(); } };
+      const logs = startLocalLogs(store, nodeId, engineClient, log); // [logs helper]
+      logBroker = logs.broker;
+      return { stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
@@ -74,7 +80,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
-  registerLogRoutes(router, { swarm, engine: engineClient });
+  registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engine: engineClient });
 
@@ -140,6 +146,21 @@ async function startComponents(store: Store, nodeId: string, executor: DockerExe
       await dispatcher.stop();
     },
   };
+}
+
+// [logs helper] One node: the log broker and this node's agent publishing to
+// it in process (a MemoryNetwork, the node's own identity). With many hosts
+// the broker also registers on the node's TLS server and the agent dials every
+// manager (docs/ARCHITECTURE.md, "Logs").
+function startLocalLogs(store: Store, nodeId: string, engine: EngineClient, log: Logger): { broker: LogBroker; stop(): Promise<void> } {
+  const net = new MemoryNetwork();
+  const local = 'in-process';
+  const broker = startLogBroker({ store, server: net.listen(local, () => local), log: log.child({ component: 'logbroker' }) });
+  const publisher = startLogPublisher({
+    nodeId, source: new LocalLogSource(engine, nodeId), managers: [local], log: log.child({ component: 'log-publisher' }),
+    dial: (address) => net.channel({ nodeId, role: 'manager', clusterId: local, address: local }, address),
+  });
+  return { broker, stop: async () => { await publisher.stop(); await broker.stop(); } };
 }
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.

@@ -13,6 +13,8 @@ import { Store } from '../../../src/store/store';
 import { Router } from '../../../src/api/router';
 import { createApiHandler } from '../../../src/api/server';
 import { registerLogRoutes } from '../../../src/api/routes/logs';
+import { LocalLogSource } from '../../../src/agent/log-source';
+import { LogCluster } from '../../helpers/log-broker';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import { localDispatch } from '../../helpers/dispatcher-fixture';
 import { DockerExecutor } from '../../../src/agent/executor/docker-executor';
@@ -46,6 +48,7 @@ let dispatch: Awaited<ReturnType<typeof localDispatch>>;
 let executor: DockerExecutor;
 let agent: RunningAgent;
 let slot = 0;
+const clusters: LogCluster[] = [];
 
 const startNewAgent = async (): Promise<RunningAgent> =>
   startAgent({ nodeId: NODE, controlPlane: await dispatch.plane(NODE), executor, log: silentLogger, retry: RETRY });
@@ -94,6 +97,7 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
   await agent?.stop();
   await dispatch?.stop();
   await executor?.removeNodeContainers(NODE);
@@ -258,9 +262,13 @@ function frames(body: Buffer): Array<[number, string]> {
   return out;
 }
 
+// Logs go through the broker, read on this node by its publisher as on a one-node swarm.
 function logsHandler() {
   const router = new Router();
-  registerLogRoutes(router, { store, nodeId: NODE, engine });
+  const logs = new LogCluster(store);
+  logs.addAgent(NODE, new LocalLogSource(engine, NODE));
+  clusters.push(logs);
+  registerLogRoutes(router, { store, broker: () => logs.broker });
   return createApiHandler({
     router,
     engine: { forward: (_q: IncomingMessage, s: ServerResponse) => { s.writeHead(404); s.end(); }, forwardUpgrade: () => undefined },
