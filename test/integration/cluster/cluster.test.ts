@@ -41,6 +41,7 @@ const LIMITS = {
 }[TARGET];
 const CONVERGE_MS = 60_000;    // services placed and running, nodes back Ready
 const CLI_MS = 60_000;         // one docker command
+const HEAL_WATCH_MS = 15_000;  // how long the leader is watched after a partition heals
 const NO_LEADER = /does not have a leader|too few managers|lost leader/i;
 
 interface TaskRow { node: string; state: string; error: string }
@@ -76,7 +77,11 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
     return l[0]!.hostname;
   };
   const waitNode = (what: string, name: string, pred: (r: NodeRow | undefined) => boolean, ms = CONVERGE_MS, on = () => mgr) =>
-    waitFor(`${name} ${what}`, async () => { const r = await nodeRow(name, on()); return pred(r) ? r ?? true : false; }, ms, 500);
+    waitFor(`${name} ${what}`, async () => {
+      const r = await nodeRow(name, on());
+      if (!pred(r)) throw new Error(r ? `${r.status} ${r.manager || '(worker)'} ${r.availability}` : 'not listed');
+      return r ?? true;
+    }, ms, 500);
 
   // The service's tasks that should run, as `service ps` shows them.
   const tasks = async (service: string, on = mgr): Promise<TaskRow[]> => {
@@ -91,7 +96,11 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
   };
   const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   const waitRunning = (service: string, what: string, pred: (m: Map<string, number>) => boolean, ms = CONVERGE_MS) =>
-    waitFor(`${service}: ${what}`, async () => { const m = await runningOn(service); return pred(m) ? m : false; }, ms, 500);
+    waitFor(`${service}: ${what}`, async () => {
+      const m = await runningOn(service);
+      if (!pred(m)) throw new Error(`running: ${[...m].map(([n, c]) => `${n} ${c}`).join(', ') || 'none'}`);
+      return m;
+    }, ms, 500);
 
   // One small write (a secret) through `on`; the CLI's result.
   const write = (on: string, timeoutMs = 15_000): Promise<DockerResult> => d(on, ['secret', 'create', `w-${++writes}`, '-'], { input: 'x', timeoutMs });
@@ -159,7 +168,8 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
   test('promote and demote', { timeout: 120_000 }, async () => {
     assert.match(await ok(mgr, ['node', 'promote', 'host4']), /Node host4 promoted to a manager in the swarm/);
     await waitNode('Reachable', 'host4', (r) => r?.manager === 'Reachable');
-    assert.equal((await nodes('host4')).length, 5, 'the new manager answers node ls');
+    // Docker answers "Manager is being prepared" for a moment after Reachable.
+    await waitFor('the new manager to answer node ls', async () => (await nodes('host4')).length === 5, 30_000, 500);
     assert.match(await ok(mgr, ['node', 'demote', 'host4']), /Manager host4 demoted in the swarm/);
     await waitNode('a worker again', 'host4', (r) => r?.manager === '' && r.status === 'Ready');
     await waitFor('host4 to refuse manager calls', async () => /not a swarm manager/.test((await d('host4', ['node', 'ls'])).stderr), 30_000, 500);
@@ -253,12 +263,37 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
     assert.equal(await leader(lead), lead);
 
     await lab(['heal', cut]);
-    await waitFor('all five Ready again, the same leader', async () => {
+    // While the healed manager catches up, the leader stays leader and keeps writing.
+    const hiccups: string[] = [];
+    for (const end = Date.now() + HEAL_WATCH_MS; Date.now() < end;) {
+      const seen = await nodes(lead).then((rows) => rows.find((n) => n.manager === 'Leader')?.hostname ?? 'no leader', (err: Error) => err.message.split('\n')[0]!);
+      if (seen !== lead) hiccups.push(`node ls: ${seen}`);
+      const w = await write(lead);
+      if (w.code !== 0) hiccups.push(`write: ${w.stderr.trim()}`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    if (TARGET === 'docker' && hiccups.length) {
+      // Docker's raft has no pre-vote: the healed manager's higher term forces an election (seen here: writes and
+      // node ls fail for a few seconds, usually the same leader wins again). Shoal must not do this.
+      process.stderr.write(`# docker: after heal, the leader was disturbed: ${[...new Set(hiccups)].join('; ')}\n`);
+    } else {
+      assert.deepEqual(hiccups, [], 'the healed manager disturbed the leader');
+    }
+    await waitFor('all five Ready again, the healed manager Reachable', async () => {
       const rows = await nodes(lead);
-      return rows.length === 5 && rows.every((n) => n.status === 'Ready') && rows.find((n) => n.hostname === cut)?.manager === 'Reachable';
+      const bad = rows.filter((n) => n.status !== 'Ready' || (n.hostname === cut && n.manager !== 'Reachable'));
+      if (rows.length !== 5 || bad.length) throw new Error(rows.map((n) => `${n.hostname} ${n.status} ${n.manager}`).join(', '));
+      return true;
     }, CONVERGE_MS, 500);
-    assert.equal(await leader(lead), lead, 'the healed manager did not depose the leader');
-    assert.doesNotMatch(await ok(lead, ['secret', 'ls', '--format', '{{.Name}}']), new RegExp(`^${name}$`, 'm'));
+    if (TARGET === 'shoal') assert.equal(await leader(lead), lead, 'the healed manager did not depose the leader');
+    mgr = await leader(lead);
+    const applied = new RegExp(`^${name}$`, 'm').test(await ok(mgr, ['secret', 'ls', '--format', '{{.Name}}']));
+    if (TARGET === 'docker' && applied) {
+      // Seen on Docker: the refused write (DeadlineExceeded) was queued on the cut-off manager and applied after heal.
+      process.stderr.write('# docker: the write refused during the partition was applied after heal\n');
+    } else {
+      assert.equal(applied, false, 'a write refused during the partition must not be applied later');
+    }
   });
 
   test('a worker leaves, is removed, and joins again; the global service runs on it', { timeout: 180_000 }, async () => {
