@@ -3,7 +3,7 @@
 // would share 2 cores and skew each other). Each lab: `shoal lab up --hosts 5
 // --managers 3 --workers 2` (Docker's with --docker-swarm), then per round:
 //
-//   failover     power the leader off (`lab kill`); from the moment it is off,
+//   failover     power the leader off (`lab kill`); from the moment its pid 1 is gone,
 //                a secret create on another manager every 100 ms (1 s client
 //                time-out) until one succeeds; the leader is powered on again
 //                and the lab waits until all five are Ready, one Leader.
@@ -21,8 +21,9 @@
 //
 // Each lab runs with its own SHOAL_LAB_INDEX (Shoal 5, Docker 6) and is
 // removed at the end, also on failure or ctrl-c. Every wait has --deadline.
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { cmdlineArgs } from '../src/common/proc';
+import { alive, cmdlineArgs } from '../src/common/proc';
 import { run } from '../src/common/run';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { labCli, labMust, labUp, LAB_INDEX, type LabHost } from '../test/helpers/lab';
@@ -54,8 +55,27 @@ class Lab {
     if (!l) throw new Error(`no leader in node ls on ${on}`);
     return l;
   }
-  kill(name: string): Promise<string> { return labMust(this.kind, ['kill', name]); }
+  // Powers the host off; resolves when its pid 1 is gone (the moment it went off), with the
+  // rest of `lab kill` (cable, state file) still finishing in `done`.
+  async kill(name: string): Promise<{ off: number; done: Promise<string> }> {
+    const pid = initPid(this.kind, name);
+    const done = labMust(this.kind, ['kill', name]);
+    let finished = false;
+    done.then(() => { finished = true; }, () => { finished = true; });
+    while (alive(pid) && !finished) await sleep(5);
+    const off = performance.now();
+    if (alive(pid)) await done; // the kill failed: let it say why
+    return { off, done };
+  }
   start(name: string): Promise<string> { return labMust(this.kind, ['start', name]); }
+}
+
+// The host's pid 1 (`unshare`) from the lab's state file in its default folder.
+function initPid(kind: Kind, name: string): number {
+  const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB_INDEX[kind]}/lab.json`, 'utf8')) as { hosts?: Array<{ name?: unknown; initPid?: unknown }> };
+  const pid = state.hosts?.find((h) => h.name === name)?.initPid;
+  if (typeof pid !== 'number' || pid <= 0) throw new Error(`the lab state has no pid for ${name}`);
+  return pid;
 }
 
 async function until<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
@@ -120,8 +140,8 @@ async function failover(lab: Lab, o: ClusterOptions, round: number): Promise<num
   const managers = lab.managers();
   const leader = (await lab.leader(managers[0]!)).hostname;
   const other = managers.find((m) => m !== leader)!;
-  await lab.kill(leader);
-  const t0 = performance.now();
+  const power = await lab.kill(leader);
+  const t0 = power.off;
   let n = 0;
   const took = await until(`a write through ${other} after ${leader} died`, o.deadlineMs, async () => {
     const started = performance.now();
@@ -132,6 +152,7 @@ async function failover(lab: Lab, o: ClusterOptions, round: number): Promise<num
     return false;
   }, 0);
   say(`${lab.kind} round ${round}: leader ${leader} off, write through ${other} after ${took.toFixed(2)} s (${n} attempts)`);
+  await power.done;
   await lab.start(leader);
   await settled(lab, o, managers);
   return took;
@@ -145,14 +166,15 @@ async function workerLoss(lab: Lab, o: ClusterOptions, round: number): Promise<n
   const workers = nodes.filter((x) => x.role === 'worker').sort((a, b) => (placed.get(b.id) ?? 0) - (placed.get(a.id) ?? 0));
   const victim = workers[0];
   if (!victim || !placed.get(victim.id)) throw new Error('no worker runs a task of the service');
-  await lab.kill(victim.hostname);
-  const t0 = performance.now();
+  const power = await lab.kill(victim.hostname);
+  const t0 = power.off;
   const took = await until(`${o.workerTasks} tasks running without ${victim.hostname}`, o.deadlineMs, async () => {
     const m = await running(lab, on, id);
     m.delete(victim.id);
     return sum(m) >= o.workerTasks ? (performance.now() - t0) / 1000 : false;
   }, POLL_MS);
   say(`${lab.kind} round ${round}: worker ${victim.hostname} (${placed.get(victim.id)} tasks) off, all running elsewhere after ${took.toFixed(2)} s`);
+  await power.done;
   await lab.start(victim.hostname);
   await settled(lab, o, [on]);
   await removeService(lab, o, on, id);

