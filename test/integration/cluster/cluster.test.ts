@@ -13,11 +13,18 @@
 // One lab serves the whole suite (lab up once, unjoined: the suite joins it
 // itself), the scenarios run in order and each leaves the lab usable for the
 // next; the most destructive (quorum loss) comes last; `lab down` in after.
-// Duration: about 4 min on Docker Swarm (most of it Docker's ~60 s to replace a
-// dead worker's tasks); on Shoal it should be about 2 min.
+// Duration: about 5.5 min on Docker Swarm (lab up 10 s; most of the rest is
+// Docker waiting: ~20 s to replace a dead worker's tasks, 15-20 s of failover,
+// a 20 s write time-out on the cut-off manager, ~60 s to settle after quorum
+// returns); on Shoal, within the issue's goals, about 3 min.
 //
 // Where Docker is slower than the issue demands of Shoal, the deadline is
 // per target (LIMITS): Shoal's is the issue's requirement with some slack.
+// Where Docker behaves otherwise than the issue demands (seen here, noted on
+// stderr as `# docker: ...` instead of failing): a healed manager forces an
+// election (writes fail for seconds), a write refused during a partition is
+// applied after heal, and after quorum returns a worker's tasks get replaced.
+// Against Shoal those are assertions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
