@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
     exitOnFatalErrors(log, () => running?.swarm);
     const daemon = await startDaemon(opts, log);
     running = daemon;
+    if (process.env.SHOAL_MEMORY_REPORT === '1') reportMemory(log);
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -54,6 +55,17 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stderr.write(`shoal: unknown command "${cmd}"\n\n${USAGE}`);
   return 1;
+}
+
+// SHOAL_MEMORY_REPORT=1: the process's memory every 10 s in the log (bench/memory.ts reads it).
+function reportMemory(log: ReturnType<typeof createLogger>): void {
+  const MB = 1024 * 1024;
+  const mb = (n: number): number => Math.round((n / MB) * 10) / 10;
+  const t = setInterval(() => {
+    const m = process.memoryUsage();
+    log.info({ rssMB: mb(m.rss), heapTotalMB: mb(m.heapTotal), heapUsedMB: mb(m.heapUsed), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) }, 'memory');
+  }, 10_000);
+  t.unref();
 }
 
 main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {

@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
 import type { MaintenanceBackend } from './maintenance';
 import type { Backend, Compare, KeyValue, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
@@ -38,7 +38,11 @@ export class EtcdBackend implements Backend, MaintenanceBackend {
   readonly client: Etcd3;
 
   constructor(options: IOptions) {
-    this.client = new Etcd3({
+    // etcd3 (with grpc-js and protobufjs parsing etcd's .proto files, about
+    // 20 MB of RSS) is loaded only when a manager opens its store: a worker,
+    // or a daemon not in a swarm, never does.
+    const { Etcd3: Client } = require('etcd3') as typeof import('etcd3');
+    this.client = new Client({
       dialTimeout: 5000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
       ...options,
