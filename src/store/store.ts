@@ -1,6 +1,6 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes } from './backend';
-import { blobKey, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
+import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type LeaseBackend } from './backend';
+import { blobKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
@@ -8,6 +8,23 @@ import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
 
 type Listener = (events: StoreEvent[]) => void;
+
+// A leader's term: the leader key as created when this manager won. Writes
+// made through a fenced store carry the condition that the key still exists
+// with that create revision, so a deposed leader's writes are refused by etcd.
+export interface Fence {
+  key: string;
+  createRevision: number;
+  onDeposed?: () => void; // called once a write was refused because the term is over
+}
+
+// A write refused because this manager no longer leads (kind unavailable:
+// 503 if it ever reaches a client). Leader-only loops stop on it.
+export class DeposedError extends ShoalError {
+  readonly deposed = true;
+  constructor(message = 'rpc error: code = Unknown desc = this manager is no longer the leader') { super('unavailable', message); this.name = 'DeposedError'; }
+}
+export const isDeposed = (e: unknown): e is DeposedError => e instanceof DeposedError;
 
 interface Named { Spec?: { Name?: string } }
 interface Versioned { ID: string; Version: { Index: number } }
@@ -48,6 +65,9 @@ export class Store {
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly listeners = new Set<Listener>();
+  // Keys under META (leader, presence) as etcd holds them, and who wants to know of changes.
+  private readonly metaKeys = new Map<string, KeyValue>();
+  private readonly metaListeners = new Set<() => void>();
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
   // Task specs by hash, and which blob each task of the mirror uses.
   private readonly blobs = new Map<string, Blob>();
@@ -96,6 +116,19 @@ export class Store {
     return [...(this.tasksByNode.get(nodeId) ?? [])].map((id) => this.get('tasks', id)!);
   }
 
+  /** @internal the election's raw access to etcd (leases, the leader key); undefined without lease support. */
+  liveness(): (Backend & LeaseBackend) | undefined { return hasLeases(this.backend) ? this.backend : undefined; }
+
+  // A liveness key (keys.ts META), or those under a prefix of it.
+  meta(key: string): KeyValue | undefined { return this.metaKeys.get(key); }
+  metaUnder(prefix: string): KeyValue[] { return [...this.metaKeys.values()].filter((kv) => kv.key.startsWith(prefix)); }
+
+  // Called after any change to the liveness keys has been applied.
+  subscribeMeta(listener: () => void): () => void {
+    this.metaListeners.add(listener);
+    return () => this.metaListeners.delete(listener);
+  }
+
   // Distinct task specs held (each shared by its tasks).
   get specCount(): number { return this.blobs.size; }
 
@@ -122,8 +155,26 @@ export class Store {
   // ---------- writes ----------
   txn(): StoreTxn { return new StoreTxn(this); }
 
+  // The same store for a leader's components: every transaction made through
+  // it (txn, mutate, commitInBatches, planBatches) also requires the fence.
+  // Reads, subscriptions and waits are the shared mirror's.
+  fenced(fence: Fence): Store {
+    const txn = (): StoreTxn => new StoreTxn(this, fence);
+    const mutate = <K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10) =>
+      this.mutateWith(txn, kind, id, change, attempts);
+    return new Proxy(this, {
+      get: (target, prop) => {
+        if (prop === 'txn') return txn;
+        if (prop === 'mutate') return mutate;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
   /** @internal used by StoreTxn */
-  async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError): Promise<number> {
+  async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
+    if (fence) compares = [...compares, { key: fence.key, createRevision: fence.createRevision }];
     let res;
     try {
       res = await this.backend.txn(compares, ops);
@@ -138,12 +189,23 @@ export class Store {
       return revision;
     }
     if (!res.succeeded) {
+      if (fence && !(await this.fenceHolds(fence))) { fence.onDeposed?.(); throw new DeposedError(); }
       // Let the mirror catch up to what beat us, so a retry reads it.
       await this.waitFor(res.revision).catch(() => undefined);
       throw onConflict();
     }
     await this.waitFor(res.revision);
     return res.revision;
+  }
+
+  // After a refused fenced write: was it the fence? (A read error counts as
+  // holding: the caller retries and the election decides.)
+  private async fenceHolds(fence: Fence): Promise<boolean> {
+    try {
+      const { kvs } = await this.backend.range(fence.key, { limit: 1 });
+      const kv = kvs.find((k) => k.key === fence.key);
+      return kv !== undefined && kv.createRevision === fence.createRevision;
+    } catch { return true; }
   }
 
   // Reads back the first key the transaction put (or deleted) under a
@@ -161,7 +223,7 @@ export class Store {
       try {
         const { kvs, revision } = await this.backend.range(key, { limit: 1 });
         const kv = kvs.find((k) => k.key === key);
-        const moved = kv !== undefined && ('absent' in cmp || kv.modRevision !== cmp.modRevision);
+        const moved = kv !== undefined && (!('modRevision' in cmp) || kv.modRevision !== cmp.modRevision);
         if ('put' in probe && kv?.value === probe.value && moved) {
           this.log.info({ key, revision: kv.modRevision, err: cause.message }, 'store write outcome was unknown; it was applied');
           return kv.modRevision;
@@ -180,14 +242,18 @@ export class Store {
   // first. `change` gets a copy of the current object and returns the new one,
   // or undefined to leave it alone. Resolves to the stored result (undefined if
   // the object is gone or unchanged).
-  async mutate<K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10): Promise<Objects[K] | undefined> {
+  mutate<K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10): Promise<Objects[K] | undefined> {
+    return this.mutateWith(() => this.txn(), kind, id, change, attempts);
+  }
+
+  private async mutateWith<K extends Kind>(txn: () => StoreTxn, kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts: number): Promise<Objects[K] | undefined> {
     for (let i = 0; ; i++) {
       const current = this.get(kind, id);
       if (!current) return undefined;
       const next = change(structuredClone(current));
       if (!next) return undefined;
       try {
-        await this.txn().update(kind, next, current).commit();
+        await txn().update(kind, next, current).commit();
         return next;
       } catch (e) {
         if (!(e instanceof ShoalError && e.kind === 'sequence') || i + 1 >= attempts) throw e;
@@ -289,6 +355,9 @@ export class Store {
       for (const [id, prev] of before) if (!after.has(id)) changes.push({ e: { kind, action: 'delete', id, previous: prev as never, revision } });
     }
     for (const c of changes) this.applyToMirror(c.e, c.specRef);
+    this.metaKeys.clear();
+    for (const kv of kvs) if (kv.key.startsWith(META)) this.metaKeys.set(kv.key, kv);
+    this.emitMeta();
     this.clusterId = clusterId;
     this.revision = otherCluster ? revision : Math.max(this.revision, revision);
     if (changes.length) this.emit(changes.map((c) => c.e));
@@ -375,6 +444,12 @@ export class Store {
       // Same content by construction (content-addressed): keep the object the tasks share.
       if (had) had.modRevision = b.modRevision; else this.blobs.set(hash, b);
     }
+    let metaChanged = false;
+    for (const e of fresh) {
+      if (!e.kv.key.startsWith(META)) continue;
+      metaChanged = true;
+      if (e.type === 'delete') this.metaKeys.delete(e.kv.key); else this.metaKeys.set(e.kv.key, e.kv);
+    }
     const out: Array<{ e: StoreEvent; specRef?: string }> = [];
     for (const e of fresh) {
       const parsed = parseObjectKey(e.kv.key);
@@ -389,6 +464,7 @@ export class Store {
     for (const c of out) this.applyToMirror(c.e, c.specRef);
     this.revision = expect;
     if (out.length) this.emit(out.map((c) => c.e));
+    if (metaChanged) this.emitMeta();
     this.releaseWaiters();
   }
 
@@ -482,6 +558,12 @@ export class Store {
     }
   }
 
+  private emitMeta(): void {
+    for (const l of this.metaListeners) {
+      try { l(); } catch (err) { this.log.error({ err }, 'store meta listener failed'); }
+    }
+  }
+
   private releaseWaiters(): void {
     if (!this.waiters.length) return;
     const still: typeof this.waiters = [];
@@ -516,7 +598,7 @@ export class StoreTxn {
   private conflictError: () => ShoalError = outOfSequence;
   private opBytes = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store, private readonly fence?: Fence) {}
 
   get size(): number { return this.ops.length + this.blobs.size; }
   // What etcd will count against --max-request-bytes, near enough.
@@ -613,7 +695,7 @@ export class StoreTxn {
     if (bytes > MAX_TXN_BYTES) throw invalid(`object too large for the cluster store: the write takes ${bytes} bytes, more than the ${MAX_TXN_BYTES} a transaction may hold`);
     // Spec blobs first: the tasks after them refer to them.
     const ops: Op[] = [...[...this.blobs].map(([k, v]) => ({ put: k, value: v })), ...this.ops];
-    const revision = await this.store.commitOps(this.compares, ops, this.conflictError);
+    const revision = await this.store.commitOps(this.compares, ops, this.conflictError, this.fence);
     for (const w of this.written) w.Version = { Index: revision };
     return revision;
   }
