@@ -58,7 +58,8 @@ export function hasLeases(b: Backend): b is Backend & LeaseBackend {
 
 export interface Backend {
   range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
-  txn(compares: Compare[], ops: Op[]): Promise<TxnResult>;
+  // timeoutMs: this call's deadline when shorter than the client's default.
+  txn(compares: Compare[], ops: Op[], opts?: { timeoutMs?: number }): Promise<TxnResult>;
   // Watches every key (prefix '') or a prefix from `fromRevision` on.
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle>;
   close(): Promise<void>;

@@ -81,7 +81,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
-  async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+  async txn(compares: Compare[], ops: Op[], opts: { timeoutMs?: number } = {}): Promise<TxnResult> {
     const res = await this.client.kv.txn({
       compare: compares.map((c) => ('absent' in c
         ? { key: Buffer.from(c.key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
@@ -92,7 +92,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
         : { request_delete_range: { key: Buffer.from(op.del) } })),
       failure: [],
-    });
+    }, opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : undefined);
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
 

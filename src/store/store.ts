@@ -37,6 +37,11 @@ const PAGE_KEYS = 10_000;
 // unknown write outcome is looked for, before the store says it is unavailable.
 export const WAIT_TIMEOUT_MS = 10_000;
 const OUTCOME_TIMEOUT_MS = 15_000;
+// Writes of at most QUICK_TXN_BYTES wait QUICK_TXN_TIMEOUT_MS for an answer
+// before their outcome is checked and they are resent (commitOps).
+const QUICK_TXN_BYTES = 64 * 1024;
+const QUICK_TXN_TIMEOUT_MS = 1_000;
+const WRITE_RETRY_MS = 10_000;
 // Blobs no task uses any more are deleted after this delay (batched).
 const BLOB_GC_DELAY_MS = 5_000;
 
@@ -175,27 +180,44 @@ export class Store {
   /** @internal used by StoreTxn */
   async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
     if (fence) compares = [...compares, { key: fence.key, createRevision: fence.createRevision }];
-    let res;
-    try {
-      res = await this.backend.txn(compares, ops);
-    } catch (e) {
-      if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
-      if (NOT_SENT.test((e as Error).message)) throw storeError(e);
-      // The request may have been applied with its answer lost: find out
-      // rather than report a failure (or, on a retry, a conflict) for a write
-      // that happened.
-      const revision = await this.resolveOutcome(compares, ops, e as Error);
-      await this.waitFor(revision);
-      return revision;
+    // A small write that gets no answer within a second was most likely
+    // forwarded to an etcd leader that just died (etcd then never answers
+    // it): find out whether it applied and, if not, send it again, within
+    // WRITE_RETRY_MS. Large ones get the client's full deadline.
+    const bytes = ops.reduce((n, op) => n + opBytes(op), 0);
+    const timeoutMs = bytes <= QUICK_TXN_BYTES ? QUICK_TXN_TIMEOUT_MS : undefined;
+    const deadline = Date.now() + WRITE_RETRY_MS;
+    let resent = false;
+    for (;;) {
+      let res;
+      try {
+        res = await this.backend.txn(compares, ops, { timeoutMs });
+      } catch (e) {
+        if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
+        if (NOT_SENT.test((e as Error).message)) throw storeError(e);
+        // The request may have been applied with its answer lost: find out
+        // rather than report a failure (or, on a retry, a conflict) for a write
+        // that happened.
+        const outcome = await this.resolveOutcome(compares, ops, e as Error);
+        if (outcome !== 'not-applied') { await this.waitFor(outcome); return outcome; }
+        if (Date.now() > deadline) throw storeError(e);
+        resent = true;
+        continue;
+      }
+      if (!res.succeeded) {
+        // A resent write refused: the first attempt may have applied after all.
+        if (resent) {
+          const outcome = await this.resolveOutcome(compares, ops, new Error('resent write refused')).catch(() => 'not-applied' as const);
+          if (outcome !== 'not-applied') { await this.waitFor(outcome); return outcome; }
+        }
+        if (fence && !(await this.fenceHolds(fence))) { fence.onDeposed?.(); throw new DeposedError(); }
+        // Let the mirror catch up to what beat us, so a retry reads it.
+        await this.waitFor(res.revision).catch(() => undefined);
+        throw onConflict();
+      }
+      await this.waitFor(res.revision);
+      return res.revision;
     }
-    if (!res.succeeded) {
-      if (fence && !(await this.fenceHolds(fence))) { fence.onDeposed?.(); throw new DeposedError(); }
-      // Let the mirror catch up to what beat us, so a retry reads it.
-      await this.waitFor(res.revision).catch(() => undefined);
-      throw onConflict();
-    }
-    await this.waitFor(res.revision);
-    return res.revision;
   }
 
   // After a refused fenced write: was it the fence? (A read error counts as
@@ -210,9 +232,10 @@ export class Store {
 
   // Reads back the first key the transaction put (or deleted) under a
   // condition: our exact value at a new revision means the transaction was
-  // applied (it is atomic); otherwise it was not. Retried while etcd is away,
-  // within a bound.
-  private async resolveOutcome(compares: Compare[], ops: Op[], cause: Error): Promise<number> {
+  // applied (it is atomic); otherwise it was not, and never will be (the read
+  // is linearizable: a new etcd leader has committed or dropped everything
+  // before serving it). Retried while etcd is away, within a bound.
+  private async resolveOutcome(compares: Compare[], ops: Op[], cause: Error): Promise<number | 'not-applied'> {
     const conditioned = new Set(compares.map((c) => c.key));
     const probe = ops.find((op) => conditioned.has('put' in op ? op.put : op.del));
     if (!probe) throw storeError(cause);
@@ -229,7 +252,7 @@ export class Store {
           return kv.modRevision;
         }
         if ('del' in probe && !kv) return revision;
-        throw storeError(cause);
+        return 'not-applied';
       } catch (e) {
         if (e instanceof ShoalError) throw e;
         if (Date.now() + delay > deadline || this.closed) throw unavailable(`cluster store unavailable; the outcome of a write is unknown: ${cause.message}`);

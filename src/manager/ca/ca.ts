@@ -64,12 +64,16 @@ export function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'wor
 
 // The certificate of this manager's etcd member: its server, peer and client
 // side (etcd runs with client-certificate auth against the swarm CA, and the
-// daemon is its only client). Loopback names only while etcd listens there.
-export function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now()): Promise<NodeCert> {
-  return issue(ca, `CN=${nodeId}, OU=swarm-manager, O=${clusterId}`, ['localhost', nodeId], new Date(now + 20 * YEAR_MS), now);
+// daemon is its only client). ETCD_CERT_NAME is what etcd requires of every
+// client and peer (--*-cert-allowed-hostname): node certificates never carry
+// it, so a worker's (or a manager's node) certificate gets nothing from etcd.
+// `ips`: the advertise address its peers dial. (Edited by the managers helper.)
+export const ETCD_CERT_NAME = 'swarm-etcd';
+export function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now(), ips: string[] = []): Promise<NodeCert> {
+  return issue(ca, `CN=${nodeId}, OU=swarm-etcd, O=${clusterId}`, [ETCD_CERT_NAME, 'localhost', nodeId], new Date(now + 20 * YEAR_MS), now, ips);
 }
 
-async function issue(ca: RootCA, subject: string, dnsNames: string[], notAfter: Date, now: number): Promise<NodeCert> {
+async function issue(ca: RootCA, subject: string, dnsNames: string[], notAfter: Date, now: number, ips: string[] = []): Promise<NodeCert> {
   const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
@@ -87,7 +91,7 @@ async function issue(ca: RootCA, subject: string, dnsNames: string[], notAfter: 
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([...dnsNames.map((value) => ({ type: 'dns' as const, value })), { type: 'ip', value: '127.0.0.1' }]),
+      new x509.SubjectAlternativeNameExtension([...dnsNames.map((value) => ({ type: 'dns' as const, value })), ...['127.0.0.1', ...ips.filter((ip) => ip !== '127.0.0.1')].map((value) => ({ type: 'ip' as const, value }))]),
     ],
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
