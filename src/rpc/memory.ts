@@ -48,9 +48,10 @@ export class MemoryNetwork {
     this.dropCalls((c) => c.to === address);
   }
 
-  // A channel from `self` (its certificate's identity; undefined = no certificate) to `address`.
-  channel(self: Peer | undefined, address: string): RpcChannel {
-    return new MemoryChannel(this, self, address);
+  // A channel from `self` (its certificate's identity; undefined = no certificate) to `address`;
+  // `from` is the caller's address when it has no certificate.
+  channel(self: Peer | undefined, address: string, from?: string): RpcChannel {
+    return new MemoryChannel(this, self, address, self?.address ?? from);
   }
 
   // Calls to or from the address fail as unreachable; open streams end with 'unavailable'.
@@ -94,7 +95,7 @@ function asRpcError(err: unknown): RpcError {
 
 class MemoryChannel implements RpcChannel {
   private closed = false;
-  constructor(private readonly net: MemoryNetwork, private readonly self: Peer | undefined, readonly address: string) {}
+  constructor(private readonly net: MemoryNetwork, private readonly self: Peer | undefined, readonly address: string, private readonly from?: string) {}
 
   async unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res> {
     if (this.closed) throw new RpcError('unavailable', 'channel closed');
@@ -111,7 +112,7 @@ class MemoryChannel implements RpcChannel {
         .then(() => {
           let checked: unknown;
           try { checked = reg.request(roundTrip(req)); } catch (e) { throw isShoalError(e) ? e : invalid(String(e)); }
-          return reg.unary!(checked, { peer: this.self, signal: ac.signal });
+          return reg.unary!(checked, { peer: this.self, remoteAddress: this.from, signal: ac.signal });
         })
         .then((res) => m.response(roundTrip(res)))
         .then((res) => { finish(); resolve(res); }, (err: unknown) => { finish(); reject(asRpcError(err)); });
@@ -143,7 +144,7 @@ class MemoryChannel implements RpcChannel {
         queueMicrotask(() => { if (!ended) onMessage(checked); });
       };
       Promise.resolve()
-        .then(() => reg.stream!(reg.request(roundTrip(req)), { peer: this.self, signal: ac.signal }, send))
+        .then(() => reg.stream!(reg.request(roundTrip(req)), { peer: this.self, remoteAddress: this.from, signal: ac.signal }, send))
         .then(() => queueMicrotask(() => end()), (err: unknown) => end(asRpcError(err)));
     });
     done.catch(() => undefined); // the caller may only cancel

@@ -46,6 +46,9 @@ export interface StreamMethod<Req, Msg> {
 
 export interface CallContext {
   peer?: Peer; // absent only for 'anyone' methods called without a certificate
+  // The caller's IP as this node sees it, certificate or not (a joining node
+  // has none yet; its address is where the manager reaches it).
+  remoteAddress?: string;
   // Aborted when the caller goes away, cancels, or its deadline passes.
   signal: AbortSignal;
 }

@@ -17,5 +17,5 @@ export function validateSwarmSpec(spec: SwarmSpec | undefined): asserts spec is 
   if (hist !== undefined && !Number.isInteger(hist)) throw bad('invalid task history retention limit');
   if ((spec.Dispatcher?.HeartbeatPeriod ?? 1) < 0) throw bad('heartbeat period must be positive');
   const expiry = spec.CAConfig?.NodeCertExpiry;
-  if (expiry !== undefined && expiry !== 0 && expiry < MIN_NODE_CERT_EXPIRY_NS) throw bad('minimum certificate expiry time is 1h0m0s');
+  if (expiry !== undefined && expiry !== 0 && expiry < MIN_NODE_CERT_EXPIRY_NS) throw bad('minimum certificate expiry time is: 1h0m0s');
 }

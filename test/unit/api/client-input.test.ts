@@ -140,7 +140,7 @@ test('swarm init and update: bodies decoded, specs validated before anything hap
   const { call } = await controlFixture({ active: false });
   const short = await call('POST', '/swarm/init', { listenaddr: '0.0.0.0:2377', spec: { caconfig: { nodecertexpiry: 1e9 } } });
   assert.equal(short.status, 400);
-  assert.equal(short.json.message, 'rpc error: code = InvalidArgument desc = minimum certificate expiry time is 1h0m0s');
+  assert.equal(short.json.message, 'rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s');
   const ca = await call('POST', '/swarm/init', { Spec: { CAConfig: { ExternalCAs: [{ Protocol: 'acme', URL: 'https://ca' }] } } });
   assert.equal(ca.status, 400);
   assert.equal(ca.json.message, 'invalid protocol: "acme"');

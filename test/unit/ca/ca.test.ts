@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { certSubjectFields, createRootCA, issueNodeCert, newJoinToken, tlsInfo } from '../../../src/manager/ca/ca';
+import { certSubjectFields, createRootCA, issueEtcdCert, issueNodeCert, newJoinToken, tlsInfo } from '../../../src/manager/ca/ca';
 
 test('root CA is swarm-ca, and TLSInfo encodes its subject as Docker does', async () => {
   const ca = await createRootCA();
@@ -30,4 +30,13 @@ test('join tokens: SWMTKN-1-<CA digest, 50 base-36>-<secret, 25 base-36>, fresh 
   assert.match(a, /^SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}$/);
   assert.equal(a.split('-')[2], b.split('-')[2], 'same CA, same digest');
   assert.notEqual(a.split('-')[3], b.split('-')[3]);
+});
+
+test('an etcd member certificate can name its advertise address for its peers', async () => {
+  const ca = await createRootCA();
+  const c = await issueEtcdCert(ca, 'abcdefghijklmnopqrstuvwxy', 'clusterid0000000000000000', Date.now(), ['10.199.4.11']);
+  const san = new X509Certificate(c.certPem).subjectAltName ?? '';
+  assert.match(san, /IP Address:127\.0\.0\.1/);
+  assert.match(san, /IP Address:10\.199\.4\.11/);
+  assert.match(san, /DNS:localhost/);
 });

@@ -1,0 +1,129 @@
+// A node's identity on disk: the swarm's root CA, this node's certificate and
+// its key, under <data-root>/certificates (the same files SwarmNode has used
+// since init: swarm-root-ca.crt, swarm-node.crt, swarm-node.key). The node
+// certificate is written last and is what says "this node is in a swarm".
+//
+// Every file is replaced atomically (temporary file, fsync, rename). A renewal
+// replaces key and certificate: the key is renamed first, so a crash between
+// the two renames leaves a new key with the old certificate; reading notices
+// the mismatch and completes the certificate's rename from its temporary file.
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NodeTls } from '../rpc/grpc';
+
+export type Role = 'manager' | 'worker';
+
+export interface NodeIdentity {
+  nodeId: string;
+  clusterId: string;
+  role: Role;
+  tls: NodeTls;
+}
+
+export interface IdentityPaths { dir: string; caCert: string; nodeCert: string; nodeKey: string }
+
+export function identityPaths(dataRoot: string): IdentityPaths {
+  const dir = join(dataRoot, 'certificates');
+  return { dir, caCert: join(dir, 'swarm-root-ca.crt'), nodeCert: join(dir, 'swarm-node.crt'), nodeKey: join(dir, 'swarm-node.key') };
+}
+
+// Who a certificate says the node is (CN, OU, O), and its validity.
+export function describeCert(certPem: string): { nodeId: string; clusterId: string; role: Role | undefined; validFrom: number; validTo: number } {
+  const cert = new X509Certificate(certPem);
+  const fields = new Map<string, string>();
+  for (const line of cert.subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const ou = fields.get('OU');
+  return {
+    nodeId: fields.get('CN') ?? '',
+    clusterId: fields.get('O') ?? '',
+    role: ou === 'swarm-manager' ? 'manager' : ou === 'swarm-worker' ? 'worker' : undefined,
+    validFrom: Date.parse(cert.validFrom),
+    validTo: Date.parse(cert.validTo),
+  };
+}
+
+// Does this key belong to this certificate?
+export function keyMatchesCert(keyPem: string, certPem: string): boolean {
+  try {
+    const fromKey = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
+    const fromCert = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+    return fromKey.equals(fromCert);
+  } catch {
+    return false;
+  }
+}
+
+// Is the certificate issued by this CA (signature and issuer)?
+export function signedBy(certPem: string, caPem: string): boolean {
+  try {
+    const cert = new X509Certificate(certPem);
+    const ca = new X509Certificate(caPem);
+    return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+export function identityOf(tls: NodeTls): NodeIdentity {
+  const d = describeCert(tls.certPem);
+  if (!d.role) throw new Error(`node certificate has no swarm role (OU): ${d.nodeId}`);
+  return { nodeId: d.nodeId, clusterId: d.clusterId, role: d.role, tls };
+}
+
+// The identity on disk, or undefined when this node is in no swarm.
+export function readIdentity(dataRoot: string): NodeIdentity | undefined {
+  const p = identityPaths(dataRoot);
+  if (!existsSync(p.nodeCert)) return undefined;
+  const keyPem = readFileSync(p.nodeKey, 'utf8');
+  let certPem = readFileSync(p.nodeCert, 'utf8');
+  if (!keyMatchesCert(keyPem, certPem)) {
+    const pending = `${p.nodeCert}.tmp`;
+    if (existsSync(pending) && keyMatchesCert(keyPem, readFileSync(pending, 'utf8'))) {
+      renameSync(pending, p.nodeCert); // finish a renewal a crash interrupted
+      certPem = readFileSync(p.nodeCert, 'utf8');
+    } else {
+      throw new Error(`${p.nodeKey} does not belong to ${p.nodeCert}: the node's identity is damaged; leave the swarm (remove ${p.dir}) and join again`);
+    }
+  }
+  return identityOf({ caPem: readFileSync(p.caCert, 'utf8'), certPem, keyPem });
+}
+
+// Writes the identity (join, renewal). The CA first, the certificate last.
+export function writeIdentity(dataRoot: string, tls: NodeTls): void {
+  const p = identityPaths(dataRoot);
+  if (!keyMatchesCert(tls.keyPem, tls.certPem)) throw new Error('refusing to write a node key that does not belong to its certificate');
+  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  writeAtomic(p.caCert, tls.caPem, 0o644);
+  // Both temporary files complete before either is renamed (see above).
+  const keyTmp = writeTmp(p.nodeKey, tls.keyPem, 0o600);
+  const certTmp = writeTmp(p.nodeCert, tls.certPem, 0o644);
+  renameSync(keyTmp, p.nodeKey);
+  renameSync(certTmp, p.nodeCert);
+  fsyncDir(p.dir);
+}
+
+function writeTmp(path: string, data: string, mode: number): string {
+  const tmp = `${path}.tmp`;
+  rmSync(tmp, { force: true }); // a leftover keeps its mode: start afresh
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+function writeAtomic(path: string, data: string, mode: number): void {
+  renameSync(writeTmp(path, data, mode), path);
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+}

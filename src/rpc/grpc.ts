@@ -1,0 +1,429 @@
+// The node-to-node channel over mutually authenticated TLS, with @grpc/grpc-js
+// as the HTTP/2 + framing layer. There is no .proto: every method is the path
+// `/shoal.<component>/<Verb>` (from its name 'component.Verb'), every message
+// a Buffer of UTF-8 JSON, checked by the method's Check where it enters.
+//
+// Server: TLS asks for a client certificate but does not require one, so the
+// 'anyone' methods (fetching the CA, joining with a token) work for a node
+// that has none yet. A certificate that is presented must chain to the swarm
+// CA (else the connection is closed right after the handshake, as Go's
+// VerifyClientCertIfGiven refuses it); the caller's identity comes from that
+// verified certificate only (CN node ID, OU role, O cluster ID), and every
+// call goes through `accessAllowed`. Methods may be registered before or
+// after `listen` (grpc-js accepts handlers on a running server).
+//
+// Certificates: `tls()` is read for every new connection (our clients always
+// send SNI, so the server's SNICallback hands out a context built from the
+// current certificate), so a renewed certificate needs no restart.
+//
+// Client: the server's certificate has CN = node ID, not a host name, so the
+// check is "signed by our CA" (+ the expected node ID if given); the TLS
+// server name is a fixed non-IP name (an IP there makes Node print DEP0123).
+// Keepalive pings every 1 s with a 2 s timeout, so a peer whose host is off
+// (packets dropped, no RST) fails open streams with 'unavailable' within
+// about 3 s. (A 1 s timeout dropped healthy connections when a busy event
+// loop read the ping's answer late.) A new stream that cannot connect fails
+// after CONNECT_TIMEOUT_MS; unary calls are bounded by their deadline.
+import * as grpc from '@grpc/grpc-js';
+import { createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { invalid, isShoalError, type ErrorKind } from '../common/errors';
+import type { Logger } from '../common/log';
+import {
+  accessAllowed, RpcError,
+  type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
+} from './transport';
+
+export interface NodeTls { caPem: string; certPem: string; keyPem: string }
+
+// Keepalive: a ping every second while connected; no answer within two
+// seconds closes the connection (and fails its calls as 'unavailable').
+export const KEEPALIVE_TIME_MS = 1000;
+export const KEEPALIVE_TIMEOUT_MS = 2000;
+// The TLS server name our clients send (never an IP: see DEP0123).
+const DEFAULT_SERVER_NAME = 'swarm-node';
+const KIND_KEY = 'shoal-kind';
+// grpc-js has no connect timeout of its own: a host that drops packets would
+// hold a new stream for the OS's SYN timeout (about 2 minutes).
+export const CONNECT_TIMEOUT_MS = 5000;
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission'];
+const CODE_OF: Record<RpcErrorKind, grpc.status> = {
+  invalid: grpc.status.INVALID_ARGUMENT,
+  precondition: grpc.status.FAILED_PRECONDITION,
+  not_found: grpc.status.NOT_FOUND,
+  conflict: grpc.status.ALREADY_EXISTS,
+  unavailable: grpc.status.UNAVAILABLE,
+  sequence: grpc.status.ABORTED,
+  internal: grpc.status.INTERNAL,
+  permission: grpc.status.PERMISSION_DENIED,
+};
+
+export const methodPath = (name: string): string => {
+  const dot = name.indexOf('.');
+  return `/shoal.${name.slice(0, dot)}/${name.slice(dot + 1)}`;
+};
+
+const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v ?? null), 'utf8');
+const identity = (b: Buffer): Buffer => b;
+
+function decode(buf: Buffer): unknown {
+  try { return JSON.parse(buf.toString('utf8')); } catch { throw invalid('message is not JSON'); }
+}
+
+// ---------------------------------------------------------------------------
+// Errors on the wire: the kind travels in the trailers, the message as the
+// status details, so the caller gets the same ShoalError the handler threw.
+
+function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  let kind: RpcErrorKind = 'internal';
+  let message = String((err as Error)?.message ?? err);
+  if (err instanceof RpcError) kind = err.rpcKind;
+  else if (isShoalError(err)) kind = err.kind;
+  else message = `internal error: ${message}`;
+  const metadata = new grpc.Metadata();
+  metadata.set(KIND_KEY, kind);
+  return { code: CODE_OF[kind], details: message, metadata };
+}
+
+function kindOfCode(code: number): RpcErrorKind {
+  switch (code) {
+    case grpc.status.INVALID_ARGUMENT: return 'invalid';
+    case grpc.status.FAILED_PRECONDITION: return 'precondition';
+    case grpc.status.NOT_FOUND: return 'not_found';
+    case grpc.status.ALREADY_EXISTS: return 'conflict';
+    case grpc.status.ABORTED: return 'sequence';
+    case grpc.status.PERMISSION_DENIED: case grpc.status.UNAUTHENTICATED: return 'permission';
+    case grpc.status.UNAVAILABLE: case grpc.status.DEADLINE_EXCEEDED: case grpc.status.CANCELLED: return 'unavailable';
+    default: return 'internal';
+  }
+}
+
+function fromServiceError(err: unknown, method: string, address: string): RpcError {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e?.code !== 'number') return new RpcError('internal', String((err as Error)?.message ?? err));
+  const sent = e.metadata?.get(KIND_KEY)[0];
+  const kind = typeof sent === 'string' && (KINDS as string[]).includes(sent) ? sent as RpcErrorKind : kindOfCode(e.code);
+  if (typeof sent === 'string') return new RpcError(kind, e.details ?? '');
+  // Not a handler's error: a transport failure, said with where it happened.
+  if (e.code === grpc.status.DEADLINE_EXCEEDED) return new RpcError('unavailable', `deadline exceeded calling ${method} on ${address}`);
+  return new RpcError(kind, `${method} on ${address}: ${e.details || grpc.status[e.code]}`);
+}
+
+// ---------------------------------------------------------------------------
+// Server
+
+// Who called: the verified client certificate only (grpc-js hands it out only
+// when the TLS layer authorized it against our CA).
+function peerOf(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate }; getPeer(): string }): Peer | undefined {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (!cert?.subject) return undefined;
+  const one = (v: string | string[] | undefined): string => (Array.isArray(v) ? (v.length === 1 ? v[0] : '') : v ?? '');
+  const nodeId = one(cert.subject.CN);
+  const ou = one(cert.subject.OU);
+  const clusterId = one(cert.subject.O);
+  const role = ou === 'swarm-manager' ? 'manager' : ou === 'swarm-worker' ? 'worker' : undefined;
+  if (!nodeId || !clusterId || !role) return undefined;
+  return { nodeId, role, clusterId, address: hostOf(call.getPeer()) };
+}
+
+// 'ipv4:1.2.3.4:5', '1.2.3.4:5', '[::1]:5', '::ffff:1.2.3.4:5' → the IP.
+function hostOf(peer: string): string {
+  let s = peer.replace(/^ipv[46]:/, '');
+  const br = /^\[([^\]]+)\]/.exec(s);
+  if (br) s = br[1];
+  else if (/:\d+$/.test(s)) s = s.replace(/:\d+$/, '');
+  return s.replace(/^::ffff:/, '');
+}
+
+// grpc-js server credentials whose default context can be swapped, plus an
+// SNICallback that builds the context from `tls()` for each new connection.
+class NodeServerCredentials extends grpc.ServerCredentials {
+  private current?: { tls: NodeTls; ctx: SecureContext };
+  private readonly tls: () => NodeTls;
+  private readonly log: Logger;
+  constructor(tls: () => NodeTls, log: Logger) {
+    const self: { creds?: NodeServerCredentials } = {};
+    super({
+      requestCert: true,
+      rejectUnauthorized: false, // no certificate is fine ('anyone' methods); a bad one is dropped after the handshake
+      SNICallback: (_name, cb) => {
+        try { cb(null, self.creds!.context()); } catch (e) { cb(e as Error, undefined); }
+      },
+    }, contextOptions(tls()));
+    self.creds = this;
+    this.tls = tls;
+    this.log = log;
+    this.context();
+  }
+
+  // The context for the current certificate; a change also becomes the
+  // default (for clients that send no server name).
+  context(): SecureContext {
+    const t = this.tls();
+    const c = this.current;
+    if (c && c.tls.certPem === t.certPem && c.tls.keyPem === t.keyPem && c.tls.caPem === t.caPem) return c.ctx;
+    const opts = contextOptions(t);
+    const ctx = createSecureContext(opts);
+    this.current = { tls: t, ctx };
+    if (c) {
+      this.updateSecureContextOptions(opts);
+      this.log.info('RPC server certificate reloaded');
+    }
+    return ctx;
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean { return other === this; }
+}
+
+function contextOptions(t: NodeTls): SecureContextOptions {
+  return { ca: t.caPem, cert: t.certPem, key: t.keyPem };
+}
+
+// One log line per key per period, so a peer retrying with a bad certificate
+// does not flood the log; bounded memory.
+class LogLimiter {
+  private readonly last = new Map<string, number>();
+  constructor(private readonly periodMs: number) {}
+  shouldLog(key: string, now: number): boolean {
+    const t = this.last.get(key);
+    if (t !== undefined && now - t < this.periodMs) return false;
+    if (this.last.size >= 1000) this.last.clear();
+    this.last.set(key, now);
+    return true;
+  }
+}
+
+interface Http2ServerLike { on(ev: 'secureConnection', fn: (s: TLSSocket) => void): unknown }
+
+export class GrpcServer implements RpcServer {
+  private readonly server: grpc.Server;
+  private readonly creds: NodeServerCredentials;
+  private readonly log: Logger;
+  private readonly clusterId: () => string | undefined;
+  private readonly refusals = new LogLimiter(60_000);
+
+  constructor(opts: { tls: () => NodeTls; clusterId: () => string | undefined; log: Logger }) {
+    this.log = opts.log;
+    this.clusterId = opts.clusterId;
+    this.creds = new NodeServerCredentials(opts.tls, opts.log);
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS * 2,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS * 2,
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const bound = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(target, this.creds, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    // A client certificate that does not chain to our CA (or has expired) gets
+    // nothing: close the connection before any request is read. grpc-js keeps
+    // its HTTP/2 servers private; this listener runs after it set up the session.
+    const servers = (this.server as unknown as { http2Servers?: Map<Http2ServerLike, unknown> }).http2Servers;
+    if (!servers) throw new Error('grpc-js internals changed: cannot refuse unverified client certificates');
+    for (const s of servers.keys()) {
+      s.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.authorized) return;
+        const cert = socket.getPeerCertificate();
+        if (cert && Object.keys(cert).length > 0) {
+          if (this.refusals.shouldLog(socket.remoteAddress ?? '', Date.now())) {
+            this.log.warn({ remote: socket.remoteAddress, reason: String(socket.authorizationError) }, 'RPC connection with an unverified client certificate refused (logged once a minute per address)');
+          }
+          socket.destroy();
+        }
+      });
+    }
+    return bound;
+  }
+
+  close(): Promise<void> {
+    // Open streams last as long as their peers: end them all now.
+    this.server.forceShutdown();
+    return Promise.resolve();
+  }
+
+  // Access and the request check, before the handler sees anything.
+  private admit(access: Access, name: string, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>, check: (raw: unknown) => unknown): { req: unknown; ctx: CallContext; ac: AbortController } {
+    // Any new call is a chance to notice a renewed certificate.
+    this.creds.context();
+    const peer = peerOf(call);
+    if (!accessAllowed(access, peer, this.clusterId())) throw new RpcError('permission', `permission denied for ${name}`);
+    let req: unknown;
+    try { req = check(decode(call.request)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
+    const ac = new AbortController();
+    call.on('cancelled', () => ac.abort(new RpcError('unavailable', 'call cancelled')));
+    return { req, ctx: { peer, remoteAddress: hostOf(call.getPeer()), signal: ac.signal }, ac };
+  }
+
+  unary<Req, Res>(m: UnaryMethod<Req, Res>, handler: (req: Req, ctx: CallContext) => Promise<Res>): void {
+    const h: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+      let admitted: ReturnType<GrpcServer['admit']>;
+      try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { callback(toStatus(e)); return; }
+      Promise.resolve()
+        .then(() => handler(admitted.req as Req, admitted.ctx))
+        .then((res) => encode(res)) // a value JSON cannot hold fails the call, not the process
+        .then((buf) => callback(null, buf), (err: unknown) => {
+          if (!isShoalError(err)) this.log.error({ err, method: m.name }, 'RPC handler failed');
+          callback(toStatus(err));
+        });
+    };
+    this.register(m.name, h, 'unary');
+  }
+
+  stream<Req, Msg>(m: StreamMethod<Req, Msg>, handler: (req: Req, ctx: CallContext, send: (msg: Msg) => void) => Promise<void>): void {
+    const h: grpc.handleServerStreamingCall<Buffer, Buffer> = (call) => {
+      let admitted: ReturnType<GrpcServer['admit']>;
+      const fail = (err: unknown): void => { call.emit('error', toStatus(err)); };
+      try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { fail(e); return; }
+      let ended = false;
+      const send = (msg: Msg): void => { if (!ended && !call.cancelled) call.write(encode(msg)); };
+      Promise.resolve()
+        .then(() => handler(admitted.req as Req, admitted.ctx, send))
+        .then(() => { ended = true; if (!call.cancelled) call.end(); }, (err: unknown) => {
+          ended = true;
+          if (!isShoalError(err)) this.log.error({ err, method: m.name }, 'RPC stream handler failed');
+          if (!call.cancelled) fail(err);
+        })
+        .finally(() => admitted.ac.abort(new Error('stream ended')));
+    };
+    this.register(m.name, h, 'serverStream');
+  }
+
+  private register(name: string, h: grpc.handleUnaryCall<Buffer, Buffer> | grpc.handleServerStreamingCall<Buffer, Buffer>, type: 'unary' | 'serverStream'): void {
+    const path = methodPath(name);
+    this.server.unregister(path); // registering again replaces the handler
+    this.server.register(path, h as grpc.handleUnaryCall<Buffer, Buffer>, identity, identity, type);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Client
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2000,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // Our own connection per channel: channels with other certificates never share one.
+  'grpc.use_local_subchannel_pool': 1,
+};
+
+class GrpcChannel implements RpcChannel {
+  private readonly client: grpc.Client;
+  private closed = false;
+
+  constructor(readonly address: string, creds: grpc.ChannelCredentials, serverName: string) {
+    this.client = new grpc.Client(address, creds, { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': serverName });
+  }
+
+  unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res> {
+    if (this.closed) return Promise.reject(new RpcError('unavailable', 'channel closed'));
+    if (opts.signal?.aborted) return Promise.reject(new RpcError('unavailable', 'call cancelled'));
+    return new Promise<Res>((resolve, reject) => {
+      const call = this.client.makeUnaryRequest(methodPath(m.name), identity, identity, encode(req), new grpc.Metadata(), { deadline: Date.now() + opts.timeoutMs },
+        (err, res) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          if (err) { reject(cancelledByUs ? new RpcError('unavailable', 'call cancelled') : fromServiceError(err, m.name, this.address)); return; }
+          try { resolve(m.response(decode(res ?? Buffer.alloc(0)))); } catch (e) { reject(new RpcError(isShoalError(e) ? e.kind : 'invalid', `bad answer from ${this.address} to ${m.name}: ${(e as Error).message}`)); }
+        });
+      let cancelledByUs = false;
+      const onAbort = (): void => { cancelledByUs = true; call.cancel(); };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  stream<Req, Msg>(m: StreamMethod<Req, Msg>, req: Req, onMessage: (msg: Msg) => void): RpcStream {
+    if (this.closed) {
+      const done = Promise.reject(new RpcError('unavailable', 'channel closed'));
+      done.catch(() => undefined);
+      return { done, cancel: () => undefined };
+    }
+    const call = this.client.makeServerStreamRequest(methodPath(m.name), identity, identity, encode(req), new grpc.Metadata(), {});
+    let settled = false;
+    let cancelReason: RpcError | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      const finish = (err?: RpcError): void => {
+        if (settled) return;
+        settled = true;
+        if (err) reject(err); else resolve();
+      };
+      call.on('data', (buf: Buffer) => {
+        if (settled || cancelReason) return;
+        let msg: Msg;
+        try { msg = m.message(decode(buf)); } catch (e) {
+          cancelReason = new RpcError(isShoalError(e) ? e.kind as ErrorKind : 'invalid', `bad message from ${this.address} on ${m.name}: ${(e as Error).message}`);
+          call.cancel();
+          return;
+        }
+        onMessage(msg);
+      });
+      call.on('error', (err: unknown) => finish(cancelReason ?? fromServiceError(err, m.name, this.address)));
+      call.on('status', (s: grpc.StatusObject) => { if (s.code === grpc.status.OK) finish(); });
+    });
+    done.catch(() => undefined); // the caller may only cancel
+    this.client.waitForReady(Date.now() + CONNECT_TIMEOUT_MS, (err) => {
+      if (err && !settled && !cancelReason) {
+        cancelReason = new RpcError('unavailable', `connection error: cannot reach ${this.address} within ${CONNECT_TIMEOUT_MS} ms`);
+        call.cancel();
+      }
+    });
+    return {
+      done,
+      cancel: () => { if (!settled && !cancelReason) { cancelReason = new RpcError('unavailable', 'stream cancelled'); call.cancel(); } },
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
+}
+
+// A channel that trusts only `caPem`; with a node certificate it is that node
+// to the server. `expectNodeId` also requires the server's CN.
+export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string }, _log?: Logger): RpcChannel {
+  const creds = grpc.credentials.createSsl(
+    Buffer.from(tls.caPem),
+    tls.keyPem ? Buffer.from(tls.keyPem) : null,
+    tls.certPem ? Buffer.from(tls.certPem) : null,
+    {
+      // The chain is checked by TLS against caPem; the name is a node ID.
+      checkServerIdentity: (_host, cert) => {
+        if (!tls.expectNodeId) return undefined;
+        const cn = Array.isArray(cert.subject?.CN) ? cert.subject.CN[0] : cert.subject?.CN;
+        return cn === tls.expectNodeId ? undefined : new Error(`server certificate is for node ${cn}, expected ${tls.expectNodeId}`);
+      },
+    },
+  );
+  return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME);
+}
+
+// The joiner's first call: it has no CA yet, so the server is not verified
+// here; the caller checks the answer against the join token's digest.
+const GetRootCA: UnaryMethod<Record<string, never>, { Certificate: string }> = {
+  name: 'ca.GetRootCACertificate',
+  access: 'anyone',
+  request: () => ({}),
+  response: (raw) => {
+    const c = (raw as { Certificate?: unknown } | null)?.Certificate;
+    if (typeof c !== 'string' || c.length > 64 * 1024 || !c.includes('-----BEGIN CERTIFICATE-----')) throw invalid('root CA answer is not a PEM certificate');
+    return { Certificate: c };
+  },
+};
+
+export async function fetchRootCA(address: string, timeoutMs: number): Promise<string> {
+  const creds = grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  const ch = new GrpcChannel(address, creds, DEFAULT_SERVER_NAME);
+  try {
+    return (await ch.unary(GetRootCA, {}, { timeoutMs })).Certificate;
+  } finally {
+    ch.close();
+  }
+}

@@ -1,0 +1,169 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../../src/common/log';
+import { createRootCA, issueNodeCert, newJoinToken, type RootCA } from '../../../src/manager/ca/ca';
+import { registerCAServer } from '../../../src/manager/ca/ca-server';
+import { defaultSwarmSpec } from '../../../src/manager/controlapi/cluster';
+import { requestMembership, withDefaultPort } from '../../../src/node/join';
+import { describeCert, identityPaths, readIdentity, writeIdentity } from '../../../src/node/identity';
+import { renewalDelayMs, startCertRenewal } from '../../../src/node/renewal';
+import { GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
+import type { RpcChannel } from '../../../src/rpc/transport';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import { Store } from '../../../src/store/store';
+
+const CLUSTER = 'clus000000000000000000001';
+const HOUR_NS = 3600e9;
+
+let ca: RootCA;
+let store: Store;
+let server: GrpcServer;
+let address: string;
+let managerTls: NodeTls;
+const tmp = mkdtempSync(join(tmpdir(), 'shoal-node-'));
+
+before(async () => {
+  ca = await createRootCA();
+  store = await Store.open(new MemoryBackend(), silentLogger);
+  const spec = defaultSwarmSpec();
+  spec.CAConfig = { NodeCertExpiry: 2 * HOUR_NS };
+  await store.txn().create('cluster', {
+    ID: CLUSTER, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: spec, TLSInfo: {},
+    RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
+    JoinTokens: { Worker: newJoinToken(ca), Manager: newJoinToken(ca) },
+  }).commit();
+  const m = await issueNodeCert(ca, 'manager000000000000000001', 'manager', CLUSTER, 24 * HOUR_NS);
+  managerTls = { caPem: ca.certPem, certPem: m.certPem, keyPem: m.keyPem };
+  server = new GrpcServer({ tls: () => managerTls, clusterId: () => CLUSTER, log: silentLogger });
+  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => Date.now() });
+  address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+});
+
+after(async () => {
+  await server.close();
+  await store.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const tokens = () => store.list('cluster')[0].JoinTokens;
+
+test('join over mutual TLS: CA checked against the token, certificate for our key, node in the store; then it is a node to the server', async () => {
+  const m = await requestMembership({ remoteAddrs: ['127.0.0.1:1', address], token: tokens().Worker, advertiseAddr: '10.9.8.7', hostname: 'w9', availability: 'pause', timeoutMs: 10_000, log: silentLogger });
+  assert.equal(m.role, 'worker');
+  assert.equal(m.clusterId, CLUSTER);
+  assert.equal(m.tls.caPem, ca.certPem);
+  const d = describeCert(m.tls.certPem);
+  assert.equal(d.nodeId, m.nodeId);
+  const node = store.get('nodes', m.nodeId)!;
+  assert.equal(node.Status.Addr, '10.9.8.7');
+  assert.equal(node.Spec.Availability, 'pause');
+  assert.equal(node.Description.Hostname, 'w9');
+
+  // On disk, then read back.
+  const root = join(tmp, 'a');
+  writeIdentity(root, m.tls);
+  const p = identityPaths(root);
+  assert.equal(statSync(p.nodeKey).mode & 0o777, 0o600);
+  assert.equal(statSync(p.dir).mode & 0o777, 0o700);
+  const back = readIdentity(root)!;
+  assert.deepEqual(back, { nodeId: m.nodeId, clusterId: CLUSTER, role: 'worker', tls: m.tls });
+  assert.equal(readIdentity(join(tmp, 'none')), undefined);
+});
+
+test('join refusals: Docker\'s texts for a malformed token, a wrong secret and a CA that is not the token\'s', async () => {
+  const base = { remoteAddrs: [address], timeoutMs: 10_000, log: silentLogger };
+  await assert.rejects(requestMembership({ ...base, token: 'SWMTKN-1-nope' }), /^Error: invalid join token$|invalid join token/);
+  const t = tokens().Worker;
+  const wrongSecret = t.slice(0, -25) + 'a'.repeat(25);
+  await assert.rejects(requestMembership({ ...base, token: wrongSecret }), (e: Error) => e.message === 'rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster');
+  const other = await createRootCA();
+  const otherToken = newJoinToken(other);
+  await assert.rejects(requestMembership({ ...base, token: otherToken }), (e: Error) => /^remote CA does not match fingerprint\. Expected: [0-9a-f]{64}$/.test(e.message));
+  await assert.rejects(requestMembership({ ...base, remoteAddrs: ['127.0.0.1:1'], token: t, timeoutMs: 2000 }), (e: Error & { kind?: string }) => e.kind === 'unavailable');
+});
+
+test('withDefaultPort', () => {
+  assert.equal(withDefaultPort('10.0.0.1'), '10.0.0.1:2377');
+  assert.equal(withDefaultPort('10.0.0.1:4000'), '10.0.0.1:4000');
+  assert.equal(withDefaultPort('fe80::1'), '[fe80::1]:2377');
+  assert.equal(withDefaultPort('[fe80::1]:5'), '[fe80::1]:5');
+  assert.equal(withDefaultPort('manager1'), 'manager1:2377');
+});
+
+test('an interrupted renewal (new key, old certificate) is completed on read; a mismatch without the pending file is an error', async () => {
+  const m = await requestMembership({ remoteAddrs: [address], token: tokens().Worker, timeoutMs: 10_000, log: silentLogger });
+  const root = join(tmp, 'b');
+  writeIdentity(root, m.tls);
+  const p = identityPaths(root);
+  const renewed = await issueNodeCert(ca, m.nodeId, 'worker', CLUSTER, 3 * HOUR_NS);
+  // As if the daemon died between the two renames.
+  writeFileSync(p.nodeKey, renewed.keyPem, { mode: 0o600 });
+  writeFileSync(`${p.nodeCert}.tmp`, renewed.certPem);
+  assert.equal(readIdentity(root)!.tls.certPem, renewed.certPem);
+  assert.ok(!existsSync(`${p.nodeCert}.tmp`));
+  writeFileSync(p.nodeKey, m.tls.keyPem);
+  assert.throws(() => readIdentity(root), /does not belong/);
+  assert.throws(() => writeIdentity(root, { ...m.tls, keyPem: renewed.keyPem }), /does not belong/);
+});
+
+test('renewal is due between 50% and 80% of the validity', () => {
+  assert.equal(renewalDelayMs(0, 1000, 0, 0), 500);
+  assert.equal(renewalDelayMs(0, 1000, 0, 1), 800);
+  assert.equal(renewalDelayMs(0, 1000, 700, 0), 0);
+  assert.equal(renewalDelayMs(0, 1000, 100, 0.5), 550);
+});
+
+test('renewal: due certificates renew by themselves; renewNow after a promotion brings the manager role; failures are bounded', async () => {
+  const m = await requestMembership({ remoteAddrs: [address], token: tokens().Worker, timeoutMs: 10_000, log: silentLogger });
+  const root = join(tmp, 'c');
+  writeIdentity(root, m.tls);
+  let tls = m.tls;
+  const saved: NodeTls[] = [];
+  let ch: RpcChannel | undefined;
+  const channel = (): RpcChannel => (ch ??= grpcChannel(address, tls));
+  let resolveSaved!: () => void;
+  const firstSave = new Promise<void>((r) => { resolveSaved = r; });
+  const d0 = describeCert(m.tls.certPem);
+  // The clock says we are past 80% of the validity: renew at once.
+  const r = startCertRenewal({
+    identity: () => tls, channel, log: silentLogger, now: () => d0.validFrom + 0.9 * (d0.validTo - d0.validFrom),
+    save: (next) => { writeIdentity(root, next); tls = next; saved.push(next); ch?.close(); ch = undefined; resolveSaved(); },
+  });
+  try {
+    await firstSave;
+    assert.equal(describeCert(saved[0].certPem).nodeId, m.nodeId);
+    assert.notEqual(saved[0].keyPem, m.tls.keyPem, 'a new key each renewal');
+    assert.equal(readIdentity(root)!.tls.certPem, saved[0].certPem);
+  } finally {
+    r.stop();
+  }
+  // docker node promote: the manager's store says manager now.
+  await store.mutate('nodes', m.nodeId, (n) => { n.Spec.Role = 'manager'; return n; });
+  const r2 = startCertRenewal({ identity: () => tls, channel, log: silentLogger, save: (next) => { tls = next; ch?.close(); ch = undefined; } });
+  try {
+    await r2.renewNow();
+    assert.equal(describeCert(tls.certPem).role, 'manager');
+    assert.equal(readIdentity(root)!.role, 'worker', 'save decides where it goes (here: memory only)');
+  } finally {
+    r2.stop();
+  }
+  // No manager reachable: a round of bounded attempts, then the error.
+  const r3 = startCertRenewal({ identity: () => tls, channel: () => undefined, log: silentLogger, save: () => assert.fail('nothing to save'), retryDelaysMs: [10, 10] });
+  try {
+    await assert.rejects(r3.renewNow(), /no manager reachable/);
+  } finally {
+    r3.stop();
+  }
+  // A removed node is refused.
+  await store.txn().delete('nodes', store.get('nodes', m.nodeId)!).commit();
+  const r4 = startCertRenewal({ identity: () => tls, channel, log: silentLogger, save: () => assert.fail('nothing to save'), retryDelaysMs: [] });
+  try {
+    await assert.rejects(r4.renewNow(), /not found when attempting to renew certificate/);
+  } finally {
+    r4.stop();
+    ch?.close();
+  }
+});

@@ -1,0 +1,297 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as netConnect, createServer as netServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as h2Connect } from 'node:http2';
+import { conflict, invalid, notFound } from '../../../src/common/errors';
+import { silentLogger } from '../../../src/common/log';
+import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
+import { fetchRootCA, GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
+import { RpcError, type RpcChannel, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
+
+const isN = (v: unknown): { n: number } => {
+  if (typeof v !== 'object' || v === null || typeof (v as { n?: unknown }).n !== 'number') throw invalid('want {n: number}');
+  return { n: (v as { n: number }).n };
+};
+const anyObj = (v: unknown): Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null) throw invalid('want an object');
+  return v as Record<string, unknown>;
+};
+const Double: UnaryMethod<{ n: number }, { n: number }> = { name: 'test.Double', access: 'manager', request: isN, response: isN };
+const WhoAmI: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { name: 'test.WhoAmI', access: 'node', request: anyObj, response: anyObj };
+const Hello: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { name: 'test.Hello', access: 'anyone', request: anyObj, response: anyObj };
+const Slow: UnaryMethod<{ n: number }, { n: number }> = { name: 'test.Slow', access: 'node', request: isN, response: isN };
+const Count: StreamMethod<{ n: number }, { n: number }> = { name: 'test.Count', access: 'node', request: isN, message: isN };
+const GetRoot: UnaryMethod<Record<string, unknown>, { Certificate: string }> = {
+  name: 'ca.GetRootCACertificate', access: 'anyone', request: anyObj, response: (v) => anyObj(v) as { Certificate: string },
+};
+
+const CLUSTER = 'cluster000000000000000000';
+const DAY_NS = 24 * 3600e9;
+let ca: RootCA;
+let serverTls: NodeTls;
+let managerTls: NodeTls;
+let workerTls: NodeTls;
+let server: GrpcServer;
+let address: string;
+let slowAborted = 0;
+const warnings: Error[] = [];
+const onWarning = (w: Error): void => { warnings.push(w); };
+
+async function nodeTls(root: RootCA, id: string, role: 'manager' | 'worker', cluster = CLUSTER): Promise<NodeTls> {
+  const c = await issueNodeCert(root, id, role, cluster, DAY_NS);
+  return { caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem };
+}
+
+function serve(s: GrpcServer): void {
+  s.unary(Double, async (req) => {
+    if (req.n < 0) throw notFound(`no such number ${req.n}`);
+    if (req.n === 13) throw conflict('unlucky');
+    return { n: req.n * 2 };
+  });
+  s.unary(WhoAmI, async (_req, ctx) => ({ ...ctx.peer }));
+  s.unary(GetRoot, async () => ({ Certificate: ca.certPem }));
+  s.unary(Slow, async (req, ctx) => {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, req.n);
+      ctx.signal.addEventListener('abort', () => { slowAborted++; clearTimeout(t); resolve(); }, { once: true });
+    });
+    return req;
+  });
+  s.stream(Count, async (req, ctx, send) => {
+    for (let i = 0; i < req.n; i++) send({ n: i });
+    if (req.n === 0) throw notFound('nothing to count');
+    await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+  });
+}
+
+before(async () => {
+  process.on('warning', onWarning);
+  ca = await createRootCA();
+  serverTls = await nodeTls(ca, 'server000000000000000000a', 'manager');
+  managerTls = await nodeTls(ca, 'manager00000000000000000a', 'manager');
+  workerTls = await nodeTls(ca, 'worker000000000000000000a', 'worker');
+  server = new GrpcServer({ tls: () => serverTls, clusterId: () => CLUSTER, log: silentLogger });
+  serve(server);
+  // Registered after listen: must work too.
+  const port = await server.listen('127.0.0.1', 0);
+  server.unary(Hello, async (_req, ctx) => (ctx.peer ? { hello: ctx.peer.nodeId } : { hello: 'stranger', from: ctx.remoteAddress }));
+  address = `127.0.0.1:${port}`;
+});
+
+after(async () => {
+  await server.close();
+  process.off('warning', onWarning);
+});
+
+const kindOf = (k: string) => (e: unknown): boolean => e instanceof RpcError && e.rpcKind === k;
+
+async function withChannel<T>(ch: RpcChannel, fn: (ch: RpcChannel) => Promise<T>): Promise<T> {
+  try { return await fn(ch); } finally { ch.close(); }
+}
+
+test('unary and stream round trip with the peer taken from the certificate', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    assert.deepEqual(await ch.unary(Double, { n: 21 }, { timeoutMs: 5000 }), { n: 42 });
+    const me = await ch.unary(WhoAmI, {}, { timeoutMs: 5000 });
+    assert.equal(me.nodeId, 'manager00000000000000000a');
+    assert.equal(me.role, 'manager');
+    assert.equal(me.clusterId, CLUSTER);
+    assert.equal(me.address, '127.0.0.1');
+    assert.deepEqual(await ch.unary(Hello, {}, { timeoutMs: 5000 }), { hello: 'manager00000000000000000a' });
+    const got: number[] = [];
+    let resolveThree!: () => void;
+    const three = new Promise<void>((r) => { resolveThree = r; });
+    const s = ch.stream(Count, { n: 3 }, (m) => { got.push(m.n); if (got.length === 3) resolveThree(); });
+    await three;
+    assert.deepEqual(got, [0, 1, 2]);
+    s.cancel();
+    await assert.rejects(s.done, kindOf('unavailable'));
+  });
+});
+
+test('access: a worker is refused a manager method, no certificate is refused a node method but may call anyone methods', async () => {
+  await withChannel(grpcChannel(address, workerTls), async (ch) => {
+    await assert.rejects(ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }), kindOf('permission'));
+    assert.equal((await ch.unary(WhoAmI, {}, { timeoutMs: 5000 })).role, 'worker');
+  });
+  await withChannel(grpcChannel(address, { caPem: ca.certPem }), async (ch) => {
+    await assert.rejects(ch.unary(WhoAmI, {}, { timeoutMs: 5000 }), kindOf('permission'));
+    const s = ch.stream(Count, { n: 1 }, () => undefined);
+    await assert.rejects(s.done, kindOf('permission'));
+    assert.deepEqual(await ch.unary(Hello, {}, { timeoutMs: 5000 }), { hello: 'stranger', from: '127.0.0.1' });
+  });
+});
+
+test('a certificate of another cluster (same CA) is refused; one from another CA gets no connection at all', async () => {
+  const other = await nodeTls(ca, 'othercluster0000000000000', 'manager', 'clusterB00000000000000000');
+  await withChannel(grpcChannel(address, other), async (ch) => {
+    await assert.rejects(ch.unary(WhoAmI, {}, { timeoutMs: 5000 }), kindOf('permission'));
+  });
+  const otherCA = await createRootCA();
+  const foreign = await issueNodeCert(otherCA, 'manager00000000000000000a', 'manager', CLUSTER, DAY_NS);
+  await withChannel(grpcChannel(address, { caPem: ca.certPem, certPem: foreign.certPem, keyPem: foreign.keyPem }), async (ch) => {
+    await assert.rejects(ch.unary(Hello, {}, { timeoutMs: 3000 }), kindOf('unavailable'));
+  });
+  // And a client that does not trust the server's CA refuses the server.
+  await withChannel(grpcChannel(address, { caPem: otherCA.certPem }), async (ch) => {
+    await assert.rejects(ch.unary(Hello, {}, { timeoutMs: 3000 }), kindOf('unavailable'));
+  });
+});
+
+test('a raw TLS client with a forged self-signed manager certificate gets no answer', async () => {
+  // A self-signed certificate claiming to be a manager of this cluster.
+  const forgedCA = await createRootCA();
+  const forged = await issueNodeCert(forgedCA, 'manager00000000000000000a', 'manager', CLUSTER, DAY_NS);
+  const [host, port] = address.split(':');
+  const outcome = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('timeout'), 5000);
+    const session = h2Connect(`https://${host}:${port}`, {
+      createConnection: () => tlsConnect({ host, port: Number(port), cert: forged.certPem, key: forged.keyPem, ca: forgedCA.certPem, rejectUnauthorized: false, servername: 'swarm-node', ALPNProtocols: ['h2'] }),
+    });
+    session.on('error', () => undefined);
+    const req = session.request({ ':method': 'POST', ':path': '/shoal.test/Hello', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('response', (h) => { clearTimeout(timer); session.destroy(); resolve(`answered ${h[':status']} ${h['grpc-status'] ?? ''}`); });
+    req.on('error', () => undefined);
+    req.on('close', () => { clearTimeout(timer); session.destroy(); resolve('closed'); });
+    const body = Buffer.from('{}');
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    req.end(frame);
+  });
+  assert.equal(outcome, 'closed');
+});
+
+test('error kinds and messages round-trip; a bad request is invalid', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    await assert.rejects(ch.unary(Double, { n: -1 }, { timeoutMs: 5000 }), (e: RpcError) => e.rpcKind === 'not_found' && e.kind === 'not_found' && e.message === 'no such number -1');
+    await assert.rejects(ch.unary(Double, { n: 13 }, { timeoutMs: 5000 }), (e: RpcError) => e.kind === 'conflict' && e.message === 'unlucky');
+    await assert.rejects(ch.unary(Double, { n: 'x' } as never, { timeoutMs: 5000 }), (e: RpcError) => e.kind === 'invalid' && e.message === 'want {n: number}');
+    const s = ch.stream(Count, { n: 0 }, () => undefined);
+    await assert.rejects(s.done, (e: RpcError) => e.kind === 'not_found' && e.message === 'nothing to count');
+  });
+});
+
+test('deadline honoured: the caller gets unavailable in time and the handler sees the abort', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    await ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }); // connected
+    const before = slowAborted;
+    const t0 = Date.now();
+    await assert.rejects(ch.unary(Slow, { n: 10_000 }, { timeoutMs: 300 }), kindOf('unavailable'));
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    const deadline = Date.now() + 3000;
+    while (slowAborted === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(slowAborted, before + 1);
+    // A caller's own abort cancels too.
+    const ac = new AbortController();
+    const p = ch.unary(Slow, { n: 10_000 }, { timeoutMs: 10_000, signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(p, kindOf('unavailable'));
+  });
+});
+
+test('fetchRootCA trusts nothing yet and returns the PEM; nothing listening is unavailable', async () => {
+  assert.equal(await fetchRootCA(address, 5000), ca.certPem);
+  const closed = netServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  await assert.rejects(fetchRootCA(`127.0.0.1:${port}`, 2000), kindOf('unavailable'));
+});
+
+test('the expected node ID is checked, and a renewed server certificate is used for new connections', async () => {
+  await withChannel(grpcChannel(address, { ...managerTls, expectNodeId: 'server000000000000000000a' }), async (ch) => {
+    assert.deepEqual(await ch.unary(Double, { n: 2 }, { timeoutMs: 5000 }), { n: 4 });
+  });
+  await withChannel(grpcChannel(address, { ...managerTls, expectNodeId: 'someoneelse00000000000000' }), async (ch) => {
+    await assert.rejects(ch.unary(Double, { n: 2 }, { timeoutMs: 3000 }), kindOf('unavailable'));
+  });
+  const old = serverTls;
+  serverTls = await nodeTls(ca, 'renamed0000000000000000aa', 'manager');
+  try {
+    await withChannel(grpcChannel(address, { ...managerTls, expectNodeId: 'renamed0000000000000000aa' }), async (ch) => {
+      assert.deepEqual(await ch.unary(Double, { n: 3 }, { timeoutMs: 5000 }), { n: 6 });
+    });
+  } finally {
+    serverTls = old;
+  }
+});
+
+test('a stream ends with unavailable when the server closes', async () => {
+  const s2 = new GrpcServer({ tls: () => serverTls, clusterId: () => CLUSTER, log: silentLogger });
+  serve(s2);
+  const port = await s2.listen('127.0.0.1', 0);
+  await withChannel(grpcChannel(`127.0.0.1:${port}`, managerTls), async (ch) => {
+    let first!: () => void;
+    const got = new Promise<void>((r) => { first = r; });
+    const s = ch.stream(Count, { n: 1 }, () => first());
+    await got;
+    await s2.close();
+    await assert.rejects(s.done, kindOf('unavailable'));
+  });
+});
+
+// A TCP relay that can go silent: packets dropped, no RST, as a host powered off.
+async function blackholeRelay(target: number): Promise<{ port: number; freeze(): void; close(): void }> {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const relay: NetServer = netServer((down) => {
+    const up = netConnect(target, '127.0.0.1');
+    sockets.add(down); sockets.add(up);
+    down.on('data', (d) => { if (!frozen) up.write(d); });
+    up.on('data', (d) => { if (!frozen) down.write(d); });
+    const end = (): void => { if (!frozen) { down.destroy(); up.destroy(); } };
+    down.on('close', end); up.on('close', end);
+    down.on('error', () => undefined); up.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (relay.address() as { port: number }).port,
+    freeze: () => { frozen = true; },
+    close: () => { for (const s of sockets) s.destroy(); relay.close(); },
+  };
+}
+
+test('a peer that goes silent (no RST) fails an open stream with unavailable within about 3 s', async () => {
+  const relay = await blackholeRelay(Number(address.split(':')[1]));
+  try {
+    await withChannel(grpcChannel(`127.0.0.1:${relay.port}`, managerTls), async (ch) => {
+      let first!: () => void;
+      const got = new Promise<void>((r) => { first = r; });
+      const s = ch.stream(Count, { n: 1 }, () => first());
+      await got;
+      relay.freeze();
+      const t0 = Date.now();
+      await assert.rejects(s.done, kindOf('unavailable'));
+      const took = Date.now() - t0;
+      assert.ok(took < 4500, `took ${took} ms`);
+      if (process.env.SHOAL_PRINT_FIGURES) console.log(`silent peer detected in ${took} ms`);
+    });
+  } finally {
+    relay.close();
+  }
+});
+
+test('a new stream to a host that accepts but never answers fails with unavailable, bounded', async () => {
+  const sockets: Socket[] = [];
+  const silent = netServer((s) => { sockets.push(s); s.on('error', () => undefined); });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    await withChannel(grpcChannel(`127.0.0.1:${port}`, managerTls), async (ch) => {
+      const t0 = Date.now();
+      const s = ch.stream(Count, { n: 1 }, () => undefined);
+      await assert.rejects(s.done, (e: RpcError) => e.rpcKind === 'unavailable' && /cannot reach/.test(e.message));
+      assert.ok(Date.now() - t0 < 7000, `took ${Date.now() - t0} ms`);
+      await assert.rejects(ch.unary(Double, { n: 1 }, { timeoutMs: 300 }), kindOf('unavailable'));
+    });
+  } finally {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  }
+});
+
+test('no DEP0123 (TLS server name set to an IP) or other warning was printed', () => {
+  assert.deepEqual(warnings.map((w) => `${w.name}: ${w.message}`), []);
+});
