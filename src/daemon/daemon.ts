@@ -52,6 +52,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     etcdClientUrl: opts.etcdClientUrl,
     etcdPeerUrl: opts.etcdPeerUrl,
     hostname: opts.hostname,
+    listenAddr: opts.listenAddr,
+    advertiseAddr: opts.advertiseAddr,
+    dataPathAddr: opts.dataPathAddr,
     log,
     describeNode: () => executor.describeNode(),
     startComponents: async ({ store, nodeId }) => {
@@ -64,6 +67,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
       return { stop: async () => { detach(); await running.stop(); } };
     },
+    // The leader's components write through the fenced store (a deposed leader's writes are refused).
+    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log),
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
@@ -104,21 +109,26 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   };
 }
 
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource): Promise<RunningComponents> {
+// On the leader only (swarm-node.ts runs the election), with a fenced store.
+async function startLeaderComponents(store: Store, log: Logger): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
+  return {
+    stop: async () => {
+      orchestrator.stop();
+      scheduler.stop();
+    },
+  };
+}
+
+// On every manager: this node's agent over its local store.
+async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource): Promise<RunningComponents> {
   const agentLog = log.child({ component: 'agent' });
   const agent = startAgent({
     nodeId, hostname, controlPlane: new LocalControlPlane(store, payloads), executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
   });
-  return {
-    stop: async () => {
-      orchestrator.stop();
-      scheduler.stop();
-      await agent.stop();
-    },
-  };
+  return { stop: async () => { await agent.stop(); } };
 }
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.

@@ -6,6 +6,7 @@ import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import { parseVersion } from './services';
 import { goQuote } from '../../api/decode/go-format';
+import { LEADER_KEY, presenceKey } from '../../store/keys';
 
 export const NODE_FILTERS = ['id', 'label', 'membership', 'name', 'node.label', 'role'] as const;
 
@@ -20,7 +21,19 @@ export class NodesApi {
     return resolveObject('node', ref, store.list('nodes'), (n) => n.Description.Hostname, (id) => store.get('nodes', id));
   }
 
-  inspect(ref: string): Node { return structuredClone(this.resolve(ref)); }
+  inspect(ref: string): Node { return this.withLiveness(structuredClone(this.resolve(ref))); }
+
+  // A manager's Leader and Reachability are what etcd says now (the leader
+  // key, presence keys under each manager's lease), never a stored copy.
+  private withLiveness(n: Node): Node {
+    if (n.Spec.Role !== 'manager' && !n.ManagerStatus) return n;
+    if (n.Spec.Role !== 'manager') { delete n.ManagerStatus; return n; }
+    const { store } = this.ctx;
+    const leader = store.meta(LEADER_KEY)?.value === n.ID;
+    const reachable = store.meta(presenceKey(n.ID)) !== undefined;
+    n.ManagerStatus = { ...(leader ? { Leader: true } : {}), Reachability: reachable ? 'reachable' : 'unreachable', Addr: n.ManagerStatus?.Addr ?? `${n.Status.Addr}:2377` };
+    return n;
+  }
 
   list(filters: Filters): Node[] {
     return this.ctx.store.list('nodes').filter((n) =>
@@ -31,7 +44,7 @@ export class NodesApi {
       // `label` looks at the engine's labels, `node.label` at the node's own (swarmkit controlapi).
       matchLabels(n.Description.Engine.Labels, filters.get('label')) &&
       matchLabels(n.Spec.Labels, filters.get('node.label')),
-    ).map((n) => structuredClone(n)).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+    ).map((n) => this.withLiveness(structuredClone(n))).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
   }
 
   async update(ref: string, versionParam: string | null, spec: NodeSpec | undefined): Promise<void> {
