@@ -420,7 +420,9 @@ export class SwarmNode implements SwarmMembership {
       for (;;) {
         const admin = new EtcdAdmin(etcdClientOptions(this.opts.etcdClientUrl, this.etcdTls));
         try {
-          const store = await Store.open(admin, this.opts.log.child({ component: 'store' }));
+          const store = await Store.open(admin, this.opts.log.child({ component: 'store' }), {
+            outage: () => { const h = etcd.health(); return !h.ok && /no leader|does not answer/.test(h.reason) ? NO_LEADER : undefined; },
+          });
           return { etcd, store, admin };
         } catch (e) {
           await admin.close().catch(() => undefined);

@@ -47,6 +47,9 @@ const BLOB_GC_DELAY_MS = 5_000;
 
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
+  // Why etcd cannot take writes now, when known (no leader: quorum lost).
+  // A write that fails meanwhile says that instead of a timeout, and stops waiting.
+  outage?: () => string | undefined;
 }
 
 interface Blob { spec: Record<string, unknown>; modRevision: number; refs: number }
@@ -194,6 +197,8 @@ export class Store {
         res = await this.backend.txn(compares, ops, { timeoutMs });
       } catch (e) {
         if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
+        const outage = this.opts.outage?.();
+        if (outage) throw unavailable(outage);
         if (NOT_SENT.test((e as Error).message)) throw storeError(e);
         // The request may have been applied with its answer lost: find out
         // rather than report a failure (or, on a retry, a conflict) for a write
@@ -255,6 +260,8 @@ export class Store {
         return 'not-applied';
       } catch (e) {
         if (e instanceof ShoalError) throw e;
+        const outage = this.opts.outage?.();
+        if (outage) throw unavailable(outage);
         if (Date.now() + delay > deadline || this.closed) throw unavailable(`cluster store unavailable; the outcome of a write is unknown: ${cause.message}`);
         await new Promise((r) => setTimeout(r, delay));
       }
