@@ -61,7 +61,7 @@ export function pipeHttp(src: string, srcPath: string, dst: string, dstPath: str
       if (res.statusCode !== 200) { res.resume(); done(new Error(`GET ${srcPath}: ${res.statusCode}`)); return; }
       const post = request({ socketPath: dst, method: 'POST', path: dstPath, headers: { Host: 'docker', 'Content-Type': 'application/x-tar' } }, (out) => {
         let text = '';
-        out.on('data', (c: Buffer) => { text += c.toString(); });
+        out.setEncoding('utf8').on('data', (c: string) => { text += c; });
         out.on('end', () => (out.statusCode === 200 && !/"error"/.test(text) ? done() : done(new Error(`POST ${dstPath}: ${out.statusCode} ${text}`))));
       });
       post.on('error', done);

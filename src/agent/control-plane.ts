@@ -1,8 +1,8 @@
 import type { Driver, Labels, Task, TaskStatus } from '../model/types';
 
-// What the agent needs from the managers. In one process it is the store
-// itself (local-control-plane.ts); on a worker host it will be the
-// dispatcher's client over mutual TLS. The agent never sees which.
+// What the agent needs from the managers: on every node (managers too) the
+// session with the leader's dispatcher (remote-control-plane.ts); tests use
+// fakes. The agent never sees which.
 export interface AgentControlPlane {
   // Calls `onChange` with every task assigned to `nodeId` (NodeID set, state
   // at least `assigned`), at once and after every change to any of them.

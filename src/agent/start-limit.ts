@@ -34,7 +34,7 @@ export class StartLimitedExecutor implements Executor {
   constructor(private readonly inner: Executor, private readonly slots: Slots) {}
 
   describeNode(): Promise<NodeDescription> { return this.inner.describeNode(); }
-  ensureImage(image: string): Promise<void> { return this.inner.ensureImage(image); }
+  ensureImage(image: string, registryAuth?: string): Promise<void> { return this.inner.ensureImage(image, registryAuth); }
   create(config: ContainerCreate): Promise<string> { return this.slots.run(() => this.inner.create(config)); }
   start(containerId: string): Promise<void> { return this.slots.run(() => this.inner.start(containerId)); }
   stop(containerId: string, graceSeconds: number): Promise<void> { return this.inner.stop(containerId, graceSeconds); }

@@ -186,7 +186,7 @@ export class TaskRunner {
     } catch (err) {
       throw new ExecutorError((err as Error).message, false);
     }
-    await executor.ensureImage(image);
+    await executor.ensureImage(image, this.task.Spec.ContainerSpec?.PullOptions?.RegistryAuth);
     this.createdName = config.name;
     this.containerId = await executor.create(config);
     this.exitCode = undefined;

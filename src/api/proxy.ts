@@ -2,7 +2,7 @@ import { request as httpRequest, type Agent, type IncomingMessage, type ServerRe
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { EngineForwarder } from './server';
-import { engineAgent, parseEngineAddress, type EngineEndpoint } from './engine-client';
+import { engineAgent, parseEngineAddress, type EngineEndpoint } from '../engine/address';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, not to the
 // request; Node frames each side itself. Expect is answered by our server.

@@ -14,8 +14,9 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     let stdout = '';
     let stderr = '';
     let late = false;
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    // Decoded by the streams: a character split across two chunks stays whole.
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     const timer = setTimeout(() => { late = true; child.kill('SIGKILL'); }, timeoutMs);
     child.on('error', (err) => { clearTimeout(timer); resolve({ code: 127, stdout, stderr: `${stderr}${err.message}` }); });
     child.on('close', (code) => {

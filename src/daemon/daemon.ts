@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { ServerOptions as TlsServerOptions } from 'node:https';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
-import Dockerode from 'dockerode';
+import { EngineClient } from '../engine/client';
 import { createLogger, type Logger } from '../common/log';
 import { createApiServer } from '../api/server';
 import { registerSwarmApiRoutes } from '../api/routes/swarm-api';
@@ -13,36 +13,38 @@ import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
 import { DockerExecutor } from '../agent/executor/docker-executor';
+import { LocalLogSource } from '../agent/log-source';
+import { startLogPublisher } from '../agent/log-publisher';
+import { startLogBroker, type LogBroker } from '../manager/logbroker';
+import { MemoryNetwork } from '../rpc/memory';
 import { startAgent } from '../agent/agent';
-import { LocalControlPlane, type PayloadSource } from '../agent/local-control-plane';
+import { RemoteControlPlane } from '../agent/remote-control-plane';
+import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import type { ApiTlsOptions, DaemonOptions } from './options';
-import { SwarmNode, type RunningComponents } from './swarm-node';
+import { SwarmNode, type NodeRpc, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
+import type { Task } from '../model/types';
 
 export interface Daemon {
   swarm: SwarmNode;
   stop(): Promise<void>;
 }
 
-function dockerFor(address: string): Dockerode {
-  if (address.startsWith('unix://')) return new Dockerode({ socketPath: address.slice('unix://'.length) });
-  const u = new URL(address.replace(/^tcp:/, 'http:'));
-  return new Dockerode({ host: u.hostname, port: Number(u.port) });
-}
-
 // One node: the API in front of the engine, the swarm membership, and while
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
+  let logBroker: LogBroker | undefined; // [logs helper] this manager's log broker while in a swarm
   const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
-  const docker = dockerFor(opts.engine);
-  const executor = new DockerExecutor(docker, log.child({ component: 'executor' }));
+  // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
+  const engineClient = new EngineClient(opts.engine);
+  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }));
   let engineVersion = 'unknown';
-  try { engineVersion = (await docker.version()).Version; } catch (err) {
+  try { engineVersion = (await engineClient.getJson<{ Version: string }>('/version')).Version; } catch (err) {
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
   }
 
@@ -57,18 +59,23 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     dataPathAddr: opts.dataPathAddr,
     log,
     describeNode: () => executor.describeNode(),
-    startComponents: async ({ store, nodeId }) => {
+    startComponents: async ({ store, nodeId, rpc }) => {
       const detach = events.attach(store);
       // The agent's secrets and configs come from this manager's control API (the dispatcher's job with more nodes).
       const payloads: PayloadSource = {
         revealSecret: (id) => swarm.control().secrets.reveal(id),
         revealConfig: (id) => swarm.control().configs.reveal(id),
       };
-      const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads);
-      return { stop: async () => { detach(); await running.stop(); } };
+      // Registry credentials are unsealed only on their way to the task's node.
+      const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
+      const running = startManagerComponents(store, nodeId, rpc, executor, log, opts.hostname, payloads, prepareTask);
+      const logs = startLocalLogs(store, nodeId, engineClient, log); // [logs helper]
+      logBroker = logs.broker;
+      return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
     startLeaderComponents: async ({ store }) => startLeaderComponents(store, log),
+    startWorkerComponents: async ({ nodeId, rpc }) => startAgentWithSession(nodeId, rpc, executor, log, opts.hostname),
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
@@ -77,11 +84,11 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 
   const router = new Router();
   registerPingRoutes(router);
-  registerInfoRoute(router, { engineAddress: opts.engine, swarmInfo: () => swarm.info() });
+  registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
-  registerLogRoutes(router, { swarm, docker });
+  registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
-  const events = registerEventRoutes(router, { engineAddress: opts.engine });
+  const events = registerEventRoutes(router, { engine: engineClient });
 
   await swarm.start();
 
@@ -105,6 +112,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
       await swarm.stop();
       events.close();
+      engineClient.close();
     },
   };
 }
@@ -113,22 +121,60 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 async function startLeaderComponents(store: Store, log: Logger): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  return {
-    stop: async () => {
-      orchestrator.stop();
-      scheduler.stop();
+  return { stop: async () => { orchestrator.stop(); scheduler.stop(); } };
+}
+
+// On every manager: the dispatcher on the node-to-node channel (serving
+// sessions while this manager leads, naming the leader otherwise), and this
+// node's agent with a session like any worker's.
+function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): RunningComponents & { setLeading(fenced: Store | undefined): void } {
+  // The dispatcher writes (node status, task status) only as the leader, through the term's fence.
+  let fenced: Store | undefined;
+  const termStore = new Proxy(store, {
+    get: (target, prop) => {
+      const s = fenced ?? target;
+      const v = Reflect.get(s, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
     },
+  });
+  const dispatcher = startDispatcher({
+    store: termStore, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers,
+  });
+  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname);
+  return {
+    setLeading: (s) => { fenced = s; dispatcher.setLeading(s !== undefined); },
+    stop: async () => { await agent.stop(); await dispatcher.stop(); },
   };
 }
 
-// On every manager: this node's agent over its local store.
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource): Promise<RunningComponents> {
+// The agent of this node (manager or worker): tasks from the leader's
+// dispatcher through a session with any manager, over mutual TLS.
+function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
+  const controlPlane = new RemoteControlPlane({
+    connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers,
+    describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
+  });
   const agent = startAgent({
-    nodeId, hostname, controlPlane: new LocalControlPlane(store, payloads), executor, log: agentLog,
+    nodeId, hostname, controlPlane, executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
   });
-  return { stop: async () => { await agent.stop(); } };
+  return { stop: async () => { await agent.stop(); await controlPlane.stop(); } };
+}
+
+// [logs helper] One node: the log broker and this node's agent publishing to
+// it in process (a MemoryNetwork, the node's own identity). With many hosts
+// the broker also registers on the node's TLS server and the agent dials every
+// manager (docs/ARCHITECTURE.md, "Logs").
+function startLocalLogs(store: Store, nodeId: string, engine: EngineClient, log: Logger): { broker: LogBroker; stop(): Promise<void> } {
+  const net = new MemoryNetwork();
+  const local = 'in-process';
+  const broker = startLogBroker({ store, server: net.listen(local, () => local), log: log.child({ component: 'logbroker' }) });
+  const publisher = startLogPublisher({
+    nodeId, source: new LocalLogSource(engine, nodeId), managers: [local], log: log.child({ component: 'log-publisher' }),
+    dial: (address) => net.channel({ nodeId, role: 'manager', clusterId: local, address: local }, address),
+  });
+  return { broker, stop: async () => { await publisher.stop(); await broker.stop(); } };
 }
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.

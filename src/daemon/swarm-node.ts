@@ -9,7 +9,8 @@ import { nowIso } from '../common/time';
 import { certSubjectFields, createRootCA, issueEtcdCert, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
 import { openCAKey, sealCAKey, withSealedCAKey } from '../manager/ca/ca-key';
 import { ControlApi } from '../manager/controlapi';
-import { AUTOLOCK_UNSUPPORTED, clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
+import { validateInitRequest } from '../manager/controlapi/validate-swarm';
+import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
 import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
 import { EtcdBackend } from '../store/etcd-backend';
 import { etcdClientOptions, EtcdProcess, type EtcdTls } from '../store/etcd-process';
@@ -26,7 +27,8 @@ import { JoinManager } from '../protocol/membership';
 import { requestMembership, withDefaultPort } from '../node/join';
 import { readIdentity, writeIdentity } from '../node/identity';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
-import { presenceKey } from '../store/keys';
+import { LEADER_KEY, presenceKey } from '../store/keys';
+import type { RpcChannel, RpcServer } from '../rpc/transport';
 import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, writeSwarmState, type SwarmState } from './swarm-state';
 
 export interface SwarmNodeOptions {
@@ -44,13 +46,27 @@ export interface SwarmNodeOptions {
   // every manager (agent, event stream), and those that run on the leader
   // only, given a fenced store (orchestrators, scheduler, dispatcher).
   describeNode(): Promise<NodeDescription>;
-  startComponents(ctx: { store: Store; nodeId: string; log: Logger }): Promise<RunningComponents>;
+  startComponents(ctx: { store: Store; nodeId: string; log: Logger; rpc: NodeRpc }): Promise<RunningComponents>;
   startLeaderComponents(ctx: { store: Store; nodeId: string; log: Logger }): Promise<RunningComponents>;
+  // A worker: its agent only (no etcd, no store).
+  startWorkerComponents(ctx: { nodeId: string; log: Logger; rpc: Omit<NodeRpc, 'server'> }): Promise<RunningComponents>;
   // Removes the containers of this node's tasks (leaving a swarm does that).
   removeTaskContainers(nodeId: string): Promise<void>;
 }
 
-export interface RunningComponents { stop(): Promise<void> }
+export interface RunningComponents {
+  stop(): Promise<void>;
+  // Told when this manager starts leading (the fenced store of its term) and stops (undefined).
+  setLeading?(fenced: Store | undefined): void;
+}
+
+// The node-to-node channel as the components use it.
+export interface NodeRpc {
+  server: RpcServer;                                       // this manager's services (dispatcher ...)
+  connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
+  managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
+  onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
+}
 
 interface Active {
   nodeId: string;
@@ -75,7 +91,7 @@ interface Active {
 export class SwarmNode implements SwarmMembership {
   private active?: Active;
   // A worker's membership (its identity on disk); no store, no etcd.
-  private worker?: { nodeId: string; clusterId: string; state?: SwarmState };
+  private worker?: { nodeId: string; clusterId: string; state?: SwarmState; components?: RunningComponents };
   private busy: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: SwarmNodeOptions) {}
@@ -109,8 +125,8 @@ export class SwarmNode implements SwarmMembership {
       if (!identity) return;
       const { nodeId, clusterId } = identity;
       if (identity.role === 'worker') {
-        this.opts.log.error({ nodeId }, 'this node is a swarm worker; running a worker (agent with the dispatcher session) is not built yet in this daemon');
-        this.worker = { nodeId, clusterId, state: readSwarmState(this.opts.dataRoot) };
+        await this.activateWorker(nodeId, clusterId, identity.tls, readSwarmState(this.opts.dataRoot));
+        this.opts.log.info({ nodeId, clusterId }, 'swarm worker restored');
         return;
       }
       const caPem = readFileSync(this.caCertPath, 'utf8');
@@ -171,8 +187,8 @@ export class SwarmNode implements SwarmMembership {
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
-      if (req.AutoLockManagers || req.Spec?.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
       if (this.worker) throw unavailable(ALREADY_IN_SWARM);
+      validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
       const listen = parseListenAddr(req.ListenAddr || this.opts.listenAddr);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || this.opts.advertiseAddr || undefined, listen.port);
       const pool = req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'];
@@ -201,7 +217,7 @@ export class SwarmNode implements SwarmMembership {
       writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
       writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
       writeDataKey(this.dataKeyPath, dataKey);
-      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(req.ListenAddr || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
       writeSwarmState(this.opts.dataRoot, state);
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertise.ip);
       try {
@@ -261,13 +277,13 @@ export class SwarmNode implements SwarmMembership {
         remoteAddrs, token: str('JoinToken'), advertiseAddr: `${advertise.ip}:${advertise.port}`, listenAddr: `${listen.host}:${listen.port}`,
         dataPathAddr, availability: str('Availability') || undefined, hostname: this.opts.hostname, timeoutMs: 20_000, log: this.opts.log,
       });
-      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(str('ListenAddr') || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
       rmSync(this.etcdDir, { recursive: true, force: true });
       if (membership.role === 'worker') {
         writeSwarmState(this.opts.dataRoot, state);
         writeIdentity(this.opts.dataRoot, membership.tls);
-        this.worker = { nodeId: membership.nodeId, clusterId: membership.clusterId, state };
-        this.opts.log.error({ nodeId: membership.nodeId }, 'joined as a worker; running a worker (agent with the dispatcher session) is not built yet in this daemon');
+        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state);
+        this.opts.log.info({ nodeId: membership.nodeId }, 'joined the swarm as a worker');
         return;
       }
       // A manager: an etcd member, then everything a manager runs.
@@ -287,6 +303,25 @@ export class SwarmNode implements SwarmMembership {
       const box = new SecretBox(dataKey);
       await this.activate({ nodeId: membership.nodeId, clusterId: membership.clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: membership.tls, control: this.newControl(store, membership.nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId: membership.nodeId, clusterId: membership.clusterId, addr: advertise.ip }, 'joined the swarm as a manager');
+    });
+  }
+
+  // A worker runs its agent only: a session with the leader's dispatcher through any manager.
+  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined): Promise<void> {
+    const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, state };
+    this.worker = w;
+    const log = this.opts.log;
+    w.components = await this.opts.startWorkerComponents({
+      nodeId, log,
+      rpc: {
+        connect: (addr) => grpcChannel(addr, tls, log),
+        managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
+        onManagers: (addrs) => {
+          if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
+          w.state = { ...w.state, remoteManagers: addrs };
+          try { writeSwarmState(this.opts.dataRoot, w.state); } catch (err) { log.warn({ err: (err as Error).message }, 'could not save the managers list'); }
+        },
+      },
     });
   }
 
@@ -316,6 +351,7 @@ export class SwarmNode implements SwarmMembership {
       if (this.worker) {
         const w = this.worker;
         this.worker = undefined;
+        await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
         await this.opts.removeTaskContainers(w.nodeId);
         this.eraseState();
         this.opts.log.info({ nodeId: w.nodeId }, 'left the swarm');
@@ -352,7 +388,14 @@ export class SwarmNode implements SwarmMembership {
   }
 
   // Daemon shutdown: stop everything, keep all state.
-  stop(): Promise<void> { return this.exclusive(() => this.deactivate()); }
+  stop(): Promise<void> {
+    return this.exclusive(async () => {
+      const w = this.worker;
+      this.worker = undefined;
+      await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+      await this.deactivate();
+    });
+  }
 
   info(): SwarmInfo {
     const w = this.worker;
@@ -448,21 +491,49 @@ export class SwarmNode implements SwarmMembership {
     });
     // The node-to-node channel: the CA and membership services on the listen address.
     const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
-    const server = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
-    registerCAServer(server, { store: a.store, ca: () => a.ca, log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
-    registerMembershipServer(server, {
-      store: () => this.active?.store, members: () => this.active?.admin,
-      caKeyPem: () => a.ca.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
-    });
+    const newServer = (): GrpcServer => {
+      const srv = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
+      registerCAServer(srv, { store: a.store, ca: () => a.ca, log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
+      registerMembershipServer(srv, {
+        store: () => this.active?.store, members: () => this.active?.admin,
+        caKeyPem: () => a.ca.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
+      });
+      return srv;
+    };
+    let server = newServer();
+    let bound: number;
     try {
-      await server.listen(listen.host, listen.port);
+      bound = await server.listen(listen.host, listen.port);
     } catch (err) {
       await server.close();
-      await this.deactivate();
-      throw unavailable(`listen tcp ${listen.host}:${listen.port}: ${(err as Error).message}`);
+      // Several one-node swarms on one machine (tests): without an explicit
+      // --listen-addr, a busy default port falls back to a free one.
+      if (state?.listenExplicit || !/EADDRINUSE|address already in use/i.test((err as Error).message)) {
+        await this.deactivate();
+        throw unavailable(`listen tcp ${listen.host}:${listen.port}: ${(err as Error).message}`);
+      }
+      this.opts.log.warn({ port: listen.port }, 'the swarm port is in use; listening on a free port instead (give --listen-addr to choose)');
+      server = newServer();
+      bound = await server.listen(listen.host, 0);
+      await a.store.mutate('nodes', a.nodeId, (n) => {
+        if (!n.ManagerStatus) return undefined;
+        n.ManagerStatus = { ...n.ManagerStatus, Addr: `${a.addr.includes(':') ? `[${a.addr}]` : a.addr}:${bound}` };
+        return n;
+      });
     }
     a.server = server;
-    a.components = await this.opts.startComponents({ store: a.store, nodeId: a.nodeId, log: this.opts.log });
+    const managers = (): { leaderAddr?: string; addrs: string[] } => {
+      const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
+      const leaderId = a.store.meta(LEADER_KEY)?.value;
+      // This manager first: its own agent talks to it unless told of the leader.
+      const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
+      return { leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+    };
+    const log = this.opts.log;
+    a.components = await this.opts.startComponents({
+      store: a.store, nodeId: a.nodeId, log,
+      rpc: { server, connect: (addr) => grpcChannel(addr, a.tls, log), managers },
+    });
     a.election = new Election({
       store: a.store, nodeId: a.nodeId, log: this.opts.log.child({ component: 'election' }),
       lead: async (fence) => this.lead(a, fence),
@@ -475,7 +546,8 @@ export class SwarmNode implements SwarmMembership {
     const store = a.store.fenced(fence);
     const upkeep = startMemberUpkeep({ store, etcd: a.admin, selfId: a.nodeId, log: this.opts.log.child({ component: 'members' }) });
     const running = await this.opts.startLeaderComponents({ store, nodeId: a.nodeId, log: this.opts.log });
-    return { stop: async () => { upkeep.stop(); await running.stop(); } };
+    a.components?.setLeading?.(store);
+    return { stop: async () => { a.components?.setLeading?.(undefined); upkeep.stop(); await running.stop(); } };
   }
 
   private async deactivate(): Promise<void> {

@@ -7,6 +7,7 @@ import { LEAVE_LAST_MANAGER } from '../common/errors';
 // the addresses it listens on and advertises, and the managers it knew.
 export interface SwarmState {
   listenAddr: string;       // host:port of the node-to-node channel
+  listenExplicit?: boolean; // given by the user (a busy port is then an error)
   advertiseAddr: string;    // ip:port other nodes use
   dataPathAddr?: string;
   remoteManagers?: string[];
@@ -21,7 +22,7 @@ export function readSwarmState(dataRoot: string): SwarmState | undefined {
     const v = JSON.parse(readFileSync(path, 'utf8')) as Partial<SwarmState>;
     if (typeof v.listenAddr !== 'string' || typeof v.advertiseAddr !== 'string') return undefined;
     return {
-      listenAddr: v.listenAddr, advertiseAddr: v.advertiseAddr,
+      listenAddr: v.listenAddr, advertiseAddr: v.advertiseAddr, listenExplicit: v.listenExplicit === true,
       dataPathAddr: typeof v.dataPathAddr === 'string' ? v.dataPathAddr : undefined,
       remoteManagers: Array.isArray(v.remoteManagers) ? v.remoteManagers.filter((a): a is string => typeof a === 'string') : undefined,
     };

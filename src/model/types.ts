@@ -145,8 +145,14 @@ export interface ContainerSpec {
   CapabilityAdd?: string[];
   CapabilityDrop?: string[];
   Ulimits?: Array<{ Name: string; Soft: number; Hard: number }>;
+  // Not part of Docker's API (as in SwarmKit, it never leaves the manager in
+  // an answer): the X-Registry-Auth of `--with-registry-auth`, sealed at rest;
+  // in clear only in a task handed to its node (controlapi/registry-auth.ts).
+  PullOptions?: PullOptions;
   [extra: string]: unknown; // newer CLIs send fields beyond 1.41; keep them
 }
+
+export interface PullOptions { SealedRegistryAuth?: string; RegistryAuth?: string }
 
 export interface ResourceLimits { NanoCPUs?: number; MemoryBytes?: number; Pids?: number }
 export interface ResourceReservations { NanoCPUs?: number; MemoryBytes?: number; GenericResources?: unknown[] }

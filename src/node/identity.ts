@@ -127,3 +127,30 @@ function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try { fsyncSync(fd); } finally { closeSync(fd); }
 }
+
+// The identity in use: what the RPC server and channels read (`tls`), what a
+// renewal replaces (`save`: on disk first, then in memory), and who wants to
+// know (channels opened with the old certificate should be reopened, so that a
+// promoted node presents its manager certificate).
+export class LocalIdentity {
+  private id: NodeIdentity;
+  private readonly listeners = new Set<(id: NodeIdentity) => void>();
+
+  constructor(private readonly dataRoot: string, initial: NodeIdentity) { this.id = initial; }
+
+  get current(): NodeIdentity { return this.id; }
+  readonly tls = (): NodeTls => this.id.tls;
+
+  readonly save = (tls: NodeTls): void => {
+    const next = identityOf(tls);
+    if (next.nodeId !== this.id.nodeId || next.clusterId !== this.id.clusterId) throw new Error(`refusing to replace the identity of node ${this.id.nodeId} with one for ${next.nodeId} of cluster ${next.clusterId}`);
+    writeIdentity(this.dataRoot, tls);
+    this.id = next;
+    for (const fn of this.listeners) fn(next);
+  };
+
+  onChange(fn: (id: NodeIdentity) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}

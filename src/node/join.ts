@@ -60,7 +60,7 @@ export async function requestMembership(opts: MembershipRequest): Promise<Member
       if (opts.dataPathAddr) req.DataPathAddr = opts.dataPathAddr;
       if (opts.listenAddr) req.ListenAddr = opts.listenAddr;
       if (opts.hostname) req.Hostname = opts.hostname;
-      const ch = grpcChannel(addr, { caPem }, opts.log);
+      const ch = grpcChannel(addr, { caPem, expectRole: 'manager' }, opts.log);
       let res;
       try { res = await ch.unary(IssueNodeCertificate, req, { timeoutMs: left() }); } finally { ch.close(); }
       const tls: NodeTls = { caPem, certPem: res.Certificate, keyPem };

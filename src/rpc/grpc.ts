@@ -110,6 +110,21 @@ function fromServiceError(err: unknown, method: string, address: string): RpcErr
   return new RpcError(kind, `${method} on ${address}: ${e.details || grpc.status[e.code]}`);
 }
 
+// grpc-js prints its own errors on stderr; the daemon's stderr is JSON log
+// lines, so they go through our logger (once per process: it is global).
+let grpcLogsRouted = false;
+function routeGrpcLogs(log: Logger): void {
+  if (grpcLogsRouted) return;
+  grpcLogsRouted = true;
+  const l = log.child({ component: 'grpc' });
+  const text = (m: unknown, rest: unknown[]): string => [m, ...rest].map(String).join(' ');
+  grpc.setLogger({
+    error: (m?: unknown, ...rest: unknown[]) => l.warn(text(m, rest)),
+    info: (m?: unknown, ...rest: unknown[]) => l.debug(text(m, rest)),
+    debug: (m?: unknown, ...rest: unknown[]) => l.debug(text(m, rest)),
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Server
 
@@ -205,6 +220,7 @@ export class GrpcServer implements RpcServer {
 
   constructor(opts: { tls: () => NodeTls; clusterId: () => string | undefined; log: Logger }) {
     this.log = opts.log;
+    routeGrpcLogs(opts.log);
     this.clusterId = opts.clusterId;
     this.creds = new NodeServerCredentials(opts.tls, opts.log);
     this.server = new grpc.Server({
@@ -387,8 +403,11 @@ class GrpcChannel implements RpcChannel {
 }
 
 // A channel that trusts only `caPem`; with a node certificate it is that node
-// to the server. `expectNodeId` also requires the server's CN.
-export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string }, _log?: Logger): RpcChannel {
+// to the server. `expectNodeId` also requires the server's CN, `expectRole`
+// its role (OU): a node dialing a manager should ask for 'manager', so that a
+// worker's certificate cannot pose as one.
+export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' }, log?: Logger): RpcChannel {
+  if (log) routeGrpcLogs(log);
   const creds = grpc.credentials.createSsl(
     Buffer.from(tls.caPem),
     tls.keyPem ? Buffer.from(tls.keyPem) : null,
@@ -396,9 +415,12 @@ export function grpcChannel(address: string, tls: { caPem: string; certPem?: str
     {
       // The chain is checked by TLS against caPem; the name is a node ID.
       checkServerIdentity: (_host, cert) => {
-        if (!tls.expectNodeId) return undefined;
-        const cn = Array.isArray(cert.subject?.CN) ? cert.subject.CN[0] : cert.subject?.CN;
-        return cn === tls.expectNodeId ? undefined : new Error(`server certificate is for node ${cn}, expected ${tls.expectNodeId}`);
+        const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+        const cn = one(cert.subject?.CN);
+        const ou = one(cert.subject?.OU);
+        if (tls.expectNodeId && cn !== tls.expectNodeId) return new Error(`server certificate is for node ${cn}, expected ${tls.expectNodeId}`);
+        if (tls.expectRole && ou !== `swarm-${tls.expectRole}`) return new Error(`server certificate is for a ${ou ?? 'node without a role'}, expected swarm-${tls.expectRole}`);
+        return undefined;
       },
     },
   );

@@ -11,6 +11,7 @@ import { createApiHandler, type ApiServerOptions } from '../../src/api/server';
 import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
+import { validateInitRequest } from '../../src/manager/controlapi/validate-swarm';
 import type { Node, SwarmInfo } from '../../src/model/types';
 import { NOT_A_MANAGER, unavailable } from '../../src/common/errors';
 
@@ -41,7 +42,8 @@ export async function controlFixture(opts: { active?: boolean; ca?: { certPem: s
   const control = new ControlApi({ store, localNodeId: NODE_ID, now: () => Date.parse('2026-11-23T00:00:00Z') }, () => ca, dataKey);
   const active = opts.active ?? true;
   const swarm: SwarmMembership = {
-    init: async () => NODE_ID,
+    // As SwarmNode.init: the request checked (controlapi) before anything is made.
+    init: async (req) => { validateInitRequest(req); return NODE_ID; },
     join: async () => undefined,
     leave: async () => undefined,
     info: (): SwarmInfo => ({ NodeID: active ? NODE_ID : '', NodeAddr: '', LocalNodeState: active ? 'active' : 'inactive', ControlAvailable: active, Error: '', RemoteManagers: null }),

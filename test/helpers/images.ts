@@ -1,8 +1,9 @@
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, symlinkSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
+import { EngineClient, EngineError, expectOk } from '../../src/engine/client';
+import { onJsonLines } from '../../src/engine/json-lines';
 
 // Nothing can be pulled here, so tests build their image from the host's
 // static busybox: /bin/busybox plus one symlink per applet, imported as a
@@ -17,19 +18,19 @@ export function ensureBusyboxImage(dockerSocket: string, tag = 'shoal-test/busyb
   const key = `${socketPath} ${tag}`;
   let p = inFlight.get(key);
   if (!p) {
-    p = build(new Dockerode({ socketPath }), tag);
+    p = build(new EngineClient(`unix://${socketPath}`), tag);
     p.catch(() => inFlight.delete(key));
     inFlight.set(key, p);
   }
   return p;
 }
 
-async function build(docker: Dockerode, tag: string): Promise<void> {
+async function build(engine: EngineClient, tag: string): Promise<void> {
   try {
-    await docker.getImage(tag).inspect();
+    await engine.getJson(`/images/${encodeURIComponent(tag)}/json`);
     return;
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    if (!(err instanceof EngineError) || err.status !== 404) throw err;
   }
   const dir = mkdtempSync(join(tmpdir(), 'shoal-busybox-'));
   try {
@@ -42,26 +43,25 @@ async function build(docker: Dockerode, tag: string): Promise<void> {
     for (const d of ['tmp', 'etc', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(dir, d), { recursive: true });
     chmodSync(join(dir, 'tmp'), 0o1777);
     const [repo, version] = splitTag(tag);
-    const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const tarDone = new Promise<void>((resolve, reject) => {
-      tar.on('error', reject);
-      tar.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tar exited with ${code}`))));
-    });
-    const out = (await docker.importImage(tar.stdout as never, { repo, tag: version, changes: ['ENV PATH=/bin'] } as never)) as unknown as NodeJS.ReadableStream;
+    const tar = execFileSync('tar', ['-C', dir, '-c', '.'], { maxBuffer: 64 * 1024 * 1024 });
+    const out = await expectOk(await engine.stream('POST', '/images/create', {
+      query: { fromSrc: '-', repo, tag: version, changes: 'ENV PATH=/bin' },
+      rawBody: tar,
+      headers: { 'Content-Type': 'application/x-tar' },
+      timeoutMs: 120_000,
+    }));
     await new Promise<void>((resolve, reject) => {
       let failure: string | undefined;
-      out.on('data', (c: Buffer) => {
-        for (const line of c.toString('utf8').split('\n')) {
-          try { const m = JSON.parse(line) as { error?: string }; if (m.error) failure = m.error; } catch { /* partial line */ }
-        }
+      onJsonLines(out, (line) => {
+        try { const m = JSON.parse(line) as { error?: string }; if (m.error) failure = m.error; } catch { /* not JSON */ }
       });
       out.on('error', reject);
       out.on('end', () => (failure ? reject(new Error(`docker import failed: ${failure}`)) : resolve()));
     });
-    await tarDone;
-    await docker.getImage(tag).inspect();
+    await engine.getJson(`/images/${encodeURIComponent(tag)}/json`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    engine.close();
   }
 }
 

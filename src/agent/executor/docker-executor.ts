@@ -1,9 +1,9 @@
-import type Dockerode from 'dockerode';
 import type { NodeDescription } from '../../model/types';
 import type { Logger } from '../../common/log';
+import { EngineClient, EngineError, EngineTimeoutError, expectOk } from '../../engine/client';
+import { onJsonLines } from '../../engine/json-lines';
 import { NODE_ID_LABEL, TASK_ID_LABEL, type ContainerCreate } from './container-config';
 import { EngineEventStream } from './engine-events';
-import { onJsonLines } from './json-lines';
 import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from './executor';
 
 // How long the agent waits for dockerd. An engine that hangs (a stuck
@@ -17,7 +17,7 @@ export interface EngineTimeouts {
 }
 export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = { callMs: 60_000, stopExtraMs: 30_000, pullMs: 30 * 60_000 };
 
-// The agent's hands on the host's dockerd, through dockerode. Every engine
+// The agent's hands on the host's dockerd, through the engine client. Every engine
 // error comes out as an ExecutorError carrying the engine's own message; a
 // call the engine does not answer in time is aborted and fails the task.
 export class DockerExecutor implements Executor {
@@ -25,13 +25,13 @@ export class DockerExecutor implements Executor {
   private readonly imageChecks = new Map<string, Promise<void>>();
   private readonly timeouts: EngineTimeouts;
 
-  constructor(readonly docker: Dockerode, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}) {
-    this.events = new EngineEventStream(docker, log);
+  constructor(readonly engine: EngineClient, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}) {
+    this.events = new EngineEventStream(engine, log);
     this.timeouts = { ...DEFAULT_ENGINE_TIMEOUTS, ...timeouts };
   }
 
   async describeNode(): Promise<NodeDescription> {
-    const info = await this.call('info', (abortSignal) => (this.docker.info as (o: { abortSignal: AbortSignal }) => Promise<unknown>).call(this.docker, { abortSignal })) as EngineInfo;
+    const info = await this.call('info', (signal) => this.engine.getJson<EngineInfo>('/info', { signal, timeoutMs: this.timeouts.callMs + 1000 }));
     return describeFromInfo(info);
   }
 
@@ -43,7 +43,7 @@ export class DockerExecutor implements Executor {
     try {
       return await fn(ctl.signal);
     } catch (err) {
-      if (ctl.signal.aborted) throw new ExecutorError(engineTimeoutMessage(what, ms), false);
+      if (ctl.signal.aborted || err instanceof EngineTimeoutError) throw new ExecutorError(engineTimeoutMessage(what, ms), false);
       throw toExecutorError(err);
     } finally {
       clearTimeout(timer);
@@ -52,37 +52,55 @@ export class DockerExecutor implements Executor {
 
   // Tasks of one service ask at once: one look (and at most one pull) per
   // image at a time, shared by all of them.
-  ensureImage(image: string): Promise<void> {
+  // `registryAuth` is the X-Registry-Auth value the service was created with
+  // (base64url JSON credentials), or absent for an anonymous pull.
+  ensureImage(image: string, registryAuth?: string): Promise<void> {
     if (!image) return Promise.reject(new ExecutorError('dockerexec: image required', false));
-    let p = this.imageChecks.get(image);
+    const key = `${image}\0${registryAuth ?? ''}`;
+    let p = this.imageChecks.get(key);
     if (!p) {
-      p = this.checkImage(image).finally(() => this.imageChecks.delete(image));
-      this.imageChecks.set(image, p);
+      p = this.checkImage(image, registryAuth).finally(() => this.imageChecks.delete(key));
+      this.imageChecks.set(key, p);
     }
     return p;
   }
 
-  private async checkImage(image: string): Promise<void> {
+  private async checkImage(image: string, registryAuth: string | undefined): Promise<void> {
     try {
-      await this.call(`image inspect ${image}`, (abortSignal) => this.docker.getImage(image).inspect({ abortSignal } as Dockerode.ImageInspectOptions));
+      await this.call(`image inspect ${image}`, (signal) => this.engine.getJson(`/images/${encodeURIComponent(image)}/json`, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
       return;
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 404) throw e;
     }
-    await this.pull(image);
+    await this.pull(image, registryAuth);
   }
 
-  private pull(image: string): Promise<void> {
-    this.log.info({ image }, 'pulling image');
-    return this.call(`image pull ${image}`, (abortSignal) => this.pullStream(image, abortSignal), this.timeouts.pullMs);
+  // Like moby's swarm container adapter: a pull that fails is logged and the
+  // create goes ahead (an image that is really absent fails it with the
+  // engine's "No such image: …", the task's Err in Docker too). A pull the
+  // engine did not finish in time, or an engine not reachable, is thrown.
+  private async pull(image: string, registryAuth: string | undefined): Promise<void> {
+    this.log.info({ image, withRegistryAuth: !!registryAuth }, 'pulling image');
+    try {
+      await this.call(`image pull ${image}`, (signal) => this.pullStream(image, registryAuth, signal), this.timeouts.pullMs);
+    } catch (err) {
+      const e = toExecutorError(err);
+      if (e.temporary || e.message.startsWith('engine did not answer')) throw e;
+      this.log.warn({ image, err: e.message }, 'pulling image failed');
+    }
   }
 
-  private async pullStream(image: string, abortSignal: AbortSignal): Promise<void> {
-    const stream: NodeJS.ReadableStream = await this.docker.createImage({ fromImage: withDefaultTag(image), abortSignal });
+  private async pullStream(image: string, registryAuth: string | undefined, abortSignal: AbortSignal): Promise<void> {
+    const stream = await expectOk(await this.engine.stream('POST', '/images/create', {
+      query: { fromImage: withDefaultTag(image) },
+      headers: registryAuth ? { 'X-Registry-Auth': registryAuth } : {},
+      signal: abortSignal,
+      timeoutMs: this.timeouts.pullMs + 1000,
+    }));
     // The engine answers 200 and reports a failed pull inside the progress stream.
     await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => { (stream as { destroy?: () => void }).destroy?.(); reject(new Error('aborted')); };
+      const onAbort = (): void => { stream.destroy(); reject(new Error('aborted')); };
       if (abortSignal.aborted) onAbort();
       abortSignal.addEventListener('abort', onAbort, { once: true });
       let failure: string | undefined;
@@ -99,8 +117,8 @@ export class DockerExecutor implements Executor {
 
   async create(config: ContainerCreate): Promise<string> {
     try {
-      const c = await this.call(`create container ${config.name}`, (abortSignal) => this.docker.createContainer({ name: config.name, ...config.body, abortSignal } as Dockerode.ContainerCreateOptions));
-      return c.id;
+      const c = await this.call(`create container ${config.name}`, (signal) => this.engine.postJson<{ Id: string }>('/containers/create', config.body, { query: { name: config.name }, signal, timeoutMs: this.timeouts.callMs + 1000 }));
+      return c.Id;
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 409) throw e;
@@ -113,7 +131,7 @@ export class DockerExecutor implements Executor {
 
   async start(containerId: string): Promise<void> {
     try {
-      await this.call(`start container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).start({ abortSignal }));
+      await this.call(`start container ${containerId}`, (signal) => this.engine.postJson(`/containers/${encodeURIComponent(containerId)}/start`, undefined, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 304) throw e; // 304: already started
@@ -122,7 +140,8 @@ export class DockerExecutor implements Executor {
 
   async stop(containerId: string, graceSeconds: number): Promise<void> {
     try {
-      await this.call(`stop container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).stop({ t: graceSeconds, abortSignal }), graceSeconds * 1000 + this.timeouts.stopExtraMs);
+      const ms = graceSeconds * 1000 + this.timeouts.stopExtraMs;
+      await this.call(`stop container ${containerId}`, (signal) => this.engine.postJson(`/containers/${encodeURIComponent(containerId)}/stop`, undefined, { query: { t: String(graceSeconds) }, signal, timeoutMs: ms + 1000 }), ms);
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 304 && e.statusCode !== 404) throw e;
@@ -131,7 +150,7 @@ export class DockerExecutor implements Executor {
 
   async remove(containerId: string): Promise<void> {
     try {
-      await this.call(`remove container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal }));
+      await this.call(`remove container ${containerId}`, (signal) => this.engine.call('DELETE', `/containers/${encodeURIComponent(containerId)}`, { query: { force: '1', v: '1' }, signal, timeoutMs: this.timeouts.callMs + 1000 }));
     } catch (err) {
       const e = toExecutorError(err);
       // 404: gone; 409: the engine is removing it already.
@@ -141,7 +160,7 @@ export class DockerExecutor implements Executor {
 
   async inspect(containerId: string): Promise<ContainerInfo | undefined> {
     try {
-      const c = await this.call(`inspect container ${containerId}`, (abortSignal) => this.docker.getContainer(containerId).inspect({ abortSignal }));
+      const c = await this.call(`inspect container ${containerId}`, (signal) => this.engine.getJson<EngineContainer>(`/containers/${encodeURIComponent(containerId)}/json`, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
       return {
         id: c.Id,
         taskId: c.Config.Labels?.[TASK_ID_LABEL] ?? '',
@@ -162,11 +181,11 @@ export class DockerExecutor implements Executor {
   async listTaskContainers(nodeId?: string): Promise<ContainerInfo[]> {
     const label = [TASK_ID_LABEL];
     if (nodeId) label.push(`${NODE_ID_LABEL}=${nodeId}`);
-    const list = await this.call('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }));
+    const list = await this.call('list containers', (signal) => listContainers(this.engine, { label }, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
     return list.map((c) => ({
       id: c.Id,
-      taskId: c.Labels[TASK_ID_LABEL] ?? '',
-      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      taskId: c.Labels?.[TASK_ID_LABEL] ?? '',
+      name: (c.Names?.[0] ?? '').replace(/^\//, ''),
       running: c.State === 'running',
       pid: 0,
       exitCode: 0,
@@ -189,6 +208,29 @@ export function withDefaultTag(image: string): string {
   if (image.includes('@')) return image;
   const lastPart = image.slice(image.lastIndexOf('/') + 1);
   return lastPart.includes(':') ? image : `${image}:latest`;
+}
+
+// What the executor reads of GET /containers/{id}/json and /containers/json.
+interface EngineContainer {
+  Id: string;
+  Name: string;
+  Config: { Labels?: Record<string, string> | null; Tty?: boolean };
+  State: { Running: boolean; Pid: number; ExitCode: number; StartedAt?: string; Health?: { Status?: string } };
+}
+
+export interface EngineContainerSummary {
+  Id: string;
+  Names?: string[];
+  Labels?: Record<string, string> | null;
+  State?: string;
+}
+
+export function listContainers(engine: EngineClient, filters: Record<string, string[]>, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<EngineContainerSummary[]> {
+  return engine.getJson<EngineContainerSummary[]>('/containers/json', { ...opts, query: { all: '1', filters: JSON.stringify(filters) } });
+}
+
+export function inspectContainer(engine: EngineClient, id: string, opts: { signal?: AbortSignal } = {}): Promise<EngineContainer> {
+  return engine.getJson<EngineContainer>(`/containers/${encodeURIComponent(id)}/json`, opts);
 }
 
 interface EngineInfo {
@@ -235,16 +277,12 @@ export function engineTimeoutMessage(what: string, ms: number): string {
   return `engine did not answer ${what} within ${ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`}`;
 }
 
-// dockerode errors carry the HTTP status and the engine's JSON body: the engine
-// refused, the task fails. Socket errors (engine down or restarting) have
-// neither and are worth retrying.
+// An engine answer that is not 2xx carries its status and the engine's
+// message: the engine refused, the task fails. Socket errors (engine down or
+// restarting) have neither and are worth retrying.
 export function toExecutorError(err: unknown): ExecutorError {
   if (err instanceof ExecutorError) return err;
-  const e = err as { statusCode?: number; json?: unknown; message?: string; code?: string };
-  if (typeof e?.statusCode === 'number') {
-    const json = e.json as { message?: string } | string | undefined;
-    const message = (typeof json === 'object' && json?.message) || (typeof json === 'string' && json.trim()) || e.message || `engine error ${e.statusCode}`;
-    return new ExecutorError(message, false, e.statusCode);
-  }
+  if (err instanceof EngineError) return new ExecutorError(err.message, false, err.status);
+  const e = err as { message?: string } | undefined;
   return new ExecutorError(e?.message ?? String(err), true);
 }

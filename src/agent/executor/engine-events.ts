@@ -1,5 +1,6 @@
-import type Dockerode from 'dockerode';
-import { onJsonLines } from './json-lines';
+import type { IncomingMessage } from 'node:http';
+import { expectOk, type EngineClient } from '../../engine/client';
+import { onJsonLines } from '../../engine/json-lines';
 import type { Logger } from '../../common/log';
 import type { ContainerEvent } from './executor';
 import { TASK_ID_LABEL } from './container-config';
@@ -24,6 +25,9 @@ interface EngineEvent {
   timeNano?: number;
 }
 
+// The part of the engine client the stream uses (tests give a fake).
+export type EngineEventSource = Pick<EngineClient, 'stream'>;
+
 export interface EngineEventStreamOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -31,7 +35,7 @@ export interface EngineEventStreamOptions {
 
 export class EngineEventStream {
   private readonly listeners = new Set<(e: ContainerEvent) => void>();
-  private stream?: NodeJS.ReadableStream & { destroy?: () => void };
+  private stream?: IncomingMessage;
   private connected = false;
   private everConnected = false;
   private connecting = false;
@@ -41,7 +45,7 @@ export class EngineEventStream {
   private backoff: number;
   private waiters: Array<() => void> = [];
 
-  constructor(private readonly docker: Dockerode, private readonly log: Logger, private readonly opts: EngineEventStreamOptions = {}) {
+  constructor(private readonly engine: EngineEventSource, private readonly log: Logger, private readonly opts: EngineEventStreamOptions = {}) {
     this.backoff = opts.minBackoffMs ?? 100;
   }
 
@@ -65,9 +69,9 @@ export class EngineEventStream {
     // harmless (handling is idempotent), a gap is not.
     const last = this.lastEventSec ?? this.connectedAtSec;
     const since = last !== undefined ? Math.max(0, last - 1).toFixed(9) : undefined;
-    let stream: NodeJS.ReadableStream;
+    let stream: IncomingMessage;
     try {
-      stream = await this.docker.getEvents({ ...(since ? { since: since as never } : {}), filters: FILTERS as never });
+      stream = await expectOk(await this.engine.stream('GET', '/events', { query: { since, filters: JSON.stringify(FILTERS) } }));
     } catch (err) {
       this.connecting = false;
       this.log.warn({ err: (err as Error).message, retryMs: this.backoff }, 'engine event stream unavailable');
@@ -75,7 +79,7 @@ export class EngineEventStream {
       return;
     }
     this.connecting = false;
-    if (!this.listeners.size) { (stream as { destroy?: () => void }).destroy?.(); return; }
+    if (!this.listeners.size) { stream.destroy(); return; }
     this.stream = stream;
     this.connected = true;
     this.connectedAtSec = Date.now() / 1000;
@@ -111,7 +115,7 @@ export class EngineEventStream {
     const s = this.stream;
     this.stream = undefined;
     this.connected = false;
-    s?.destroy?.();
+    s?.destroy();
   }
 
   private onLine(line: string): void {

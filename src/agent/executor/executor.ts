@@ -27,8 +27,11 @@ export type ContainerEvent =
 
 export interface Executor {
   describeNode(): Promise<NodeDescription>;
-  // Pulls through the engine when the image is not present; throws the pull error.
-  ensureImage(image: string): Promise<void>;
+  // Pulls through the engine when the image is not present, with the
+  // service's registry credentials (X-Registry-Auth) when it has them. A pull
+  // the engine refuses is logged, not thrown (Docker's swarm executor): the
+  // create that follows then fails with the engine's "No such image: …".
+  ensureImage(image: string, registryAuth?: string): Promise<void>;
   // Creates the container; if one of that name exists for the same task, returns it.
   create(config: ContainerCreate): Promise<string>;
   start(containerId: string): Promise<void>;

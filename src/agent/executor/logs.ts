@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type Dockerode from 'dockerode';
-import { toExecutorError } from './docker-executor';
+import { expectOk, type EngineClient } from '../../engine/client';
+import { inspectContainer, toExecutorError } from './docker-executor';
 
 // A container's log as messages, read from the engine's
 // `GET /containers/{id}/logs?timestamps=1`: stdcopy frames for ordinary
@@ -22,14 +22,14 @@ export interface ContainerLogOptions {
 }
 
 export async function* readContainerLogs(
-  docker: Dockerode,
+  engine: EngineClient,
   containerId: string,
   opts: ContainerLogOptions,
   signal?: AbortSignal,
 ): AsyncGenerator<LogLine> {
   let tty = false;
   try {
-    tty = !!(await docker.getContainer(containerId).inspect()).Config.Tty;
+    tty = !!(await inspectContainer(engine, containerId, { signal })).Config.Tty;
   } catch (err) {
     if (toExecutorError(err).statusCode === 404) return;
     throw toExecutorError(err);
@@ -46,7 +46,7 @@ export async function* readContainerLogs(
   if (opts.tail && opts.tail !== 'all') query['tail'] = opts.tail;
   let res: IncomingMessage;
   try {
-    res = await dialStream(docker, `/containers/${encodeURIComponent(containerId)}/logs?`, query);
+    res = await expectOk(await engine.stream('GET', `/containers/${encodeURIComponent(containerId)}/logs`, { query, signal }));
   } catch (err) {
     if (toExecutorError(err).statusCode === 404) return;
     throw toExecutorError(err);
@@ -66,20 +66,6 @@ export async function* readContainerLogs(
     signal?.removeEventListener('abort', onAbort);
     res.destroy();
   }
-}
-
-// dockerode buffers non-follow logs and may even JSON-parse them; the modem
-// gives us the response itself.
-function dialStream(docker: Dockerode, path: string, query: Record<string, string>): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    (docker.modem as { dial(o: unknown, cb: (err: unknown, data: unknown) => void): void }).dial({
-      path,
-      method: 'GET',
-      options: query,
-      isStream: true,
-      statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
-    }, (err, data) => (err ? reject(err) : resolve(data as IncomingMessage)));
-  });
 }
 
 // stdcopy: [stream, 0, 0, 0, size BE32] then `size` bytes; one log message a frame.

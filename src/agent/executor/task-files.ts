@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ContainerSpec } from '../../model/types';
+import type { ContainerSpec, Driver } from '../../model/types';
 import type { Logger } from '../../common/log';
-import type { PayloadValue } from '../control-plane';
 import type { EngineMount } from './container-config';
 import { ExecutorError } from './executor';
 import { expandTemplate, type TemplateContext } from './templates';
@@ -45,9 +44,18 @@ function parseId(what: string, v: string | undefined): number {
   return Number(s);
 }
 
+// A secret's or config's value as the agent hands it over (the control
+// plane's PayloadValue has this shape; the executor does not import the agent).
+export interface TaskPayload {
+  ID: string;
+  Name: string;
+  Data: Buffer;
+  Templating?: Driver;
+}
+
 // Expands a payload with the golang template driver (SwarmKit's
 // template.ExpandSecretSpec). Errors never quote the payload.
-function expandPayload(kind: string, v: PayloadValue, ctx: TemplateContext): Buffer {
+function expandPayload(kind: string, v: TaskPayload, ctx: TemplateContext): Buffer {
   const driver = v.Templating?.Name;
   if (!driver) return v.Data;
   if (driver !== 'golang') throw new ExecutorError(`${kind} ${v.Name}: unrecognized template type ${driver}`, false);
@@ -61,12 +69,12 @@ function expandPayload(kind: string, v: PayloadValue, ctx: TemplateContext): Buf
 // The files a container spec asks for, from the values the control plane
 // gave. Pure; throws a permanent ExecutorError (the task is rejected) when a
 // referenced object is missing or a reference is unusable.
-export function buildTaskFiles(spec: ContainerSpec, secrets: PayloadValue[], configs: PayloadValue[], ctx: TemplateContext): TaskFile[] {
+export function buildTaskFiles(spec: ContainerSpec, secrets: TaskPayload[], configs: TaskPayload[], ctx: TemplateContext): TaskFile[] {
   const out: TaskFile[] = [];
-  const byId = (list: PayloadValue[]) => new Map(list.map((v) => [v.ID, v]));
+  const byId = (list: TaskPayload[]) => new Map(list.map((v) => [v.ID, v]));
   const secretsById = byId(secrets);
   const configsById = byId(configs);
-  const add = (kind: 'secret' | 'config', id: string, name: string, file: NonNullable<NonNullable<ContainerSpec['Secrets']>[number]['File']>, v: PayloadValue | undefined) => {
+  const add = (kind: 'secret' | 'config', id: string, name: string, file: NonNullable<NonNullable<ContainerSpec['Secrets']>[number]['File']>, v: TaskPayload | undefined) => {
     if (!v) throw new ExecutorError(`${kind} ${id} not found`, false); // swarmkit agent/secrets: "secret %s not found"
     let uid: number;
     let gid: number;

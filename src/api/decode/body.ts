@@ -1,6 +1,6 @@
 import { invalid } from '../../common/errors';
 import type { ApiRequest } from '../router';
-import { decodeGo, type GoType } from './go-json';
+import { decodeGo, type GoType } from '../../common/go/go-json';
 
 // A request body as dockerd's swarm routes read it: `json.NewDecoder(body).
 // Decode(&v)`, an empty body being "got EOF" (400), then the Go type's rules

@@ -1,4 +1,4 @@
-import { bool, bytes, float, int, map, slice, str, struct, type GoType } from './go-json';
+import { bool, bytes, float, int, map, slice, str, struct, type GoType } from '../../common/go/go-json';
 
 // The request bodies Shoal owns, as moby v20.10.24 declares their Go types
 // (api/types/swarm, mount, container, go-units). Field order and spelling are

@@ -1,6 +1,6 @@
 import type { ConfigSpec } from '../../model/types';
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { CONFIG_FILTERS } from '../../manager/controlapi/configs';
 import { decodeBody } from '../decode/body';
 import { ConfigSpec as ConfigSpecType } from '../decode/docker-types';

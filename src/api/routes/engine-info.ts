@@ -1,6 +1,6 @@
 import type { Router } from '../router';
 import type { SwarmInfo } from '../../model/types';
-import { EngineClient } from '../engine-client';
+import { EngineClient } from '../../engine/client';
 
 // What /info needs from the engine: one JSON GET.
 export interface EngineJsonGetter {

@@ -3,8 +3,9 @@ import type { Router } from '../router';
 import type { Node, Service } from '../../model/types';
 import type { Store } from '../../store/store';
 import type { Kind, StoreEvent } from '../../store/objects';
-import { parseFilters, type Filters } from '../filters';
-import { EngineClient } from '../engine-client';
+import { parseFilters, type Filters } from '../../common/filters';
+import { EngineClient } from '../../engine/client';
+import { LineSplitter } from '../../engine/json-lines';
 import { internal, invalid } from '../../common/errors';
 
 // ---------------------------------------------------------------------------
@@ -319,15 +320,10 @@ export interface EventRouteDeps {
 }
 
 // Splits a byte stream into complete lines (a swarm event must never land in
-// the middle of an engine event).
+// the middle of an engine event, nor a character be cut in two).
 function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
-  let rest = '';
-  return (chunk) => {
-    const text = rest + chunk.toString('utf8');
-    const lines = text.split('\n');
-    rest = lines.pop()!;
-    for (const l of lines) if (l.trim()) onLine(l);
-  };
+  const splitter = new LineSplitter();
+  return (chunk) => { for (const l of splitter.push(chunk)) onLine(l); };
 }
 
 // Go writes timeNano last; anchoring there keeps attribute text out of it.

@@ -1,34 +1,29 @@
 import type { ServerResponse } from 'node:http';
-import type Dockerode from 'dockerode';
-import type { Task } from '../../model/types';
-import { taskStateRank } from '../../model/types';
-import { internal, invalid, NOT_A_MANAGER, unavailable } from '../../common/errors';
-import { parseIsoMs } from '../../common/time';
+import { NOT_A_MANAGER, invalid, unavailable } from '../../common/errors';
 import { resolveObject } from '../../manager/controlapi/resolve';
+import type { BrokerMessage, LogBroker, LogOptions, LogSelector } from '../../manager/logbroker';
 import type { Store } from '../../store/store';
-import { LocalLogSource, type LogLine, type LogSource, type TaskLogOptions } from '../../agent/log-source';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
-import { boolValue } from '../decode/query';
+import { boolValue } from '../../common/go/query';
 
 // `docker service logs` and task logs: the lines of the tasks' containers,
-// written exactly as moby's write_log_stream does (api/server/httputils):
-// stdcopy frames unless the service has a TTY, one frame per message,
-// `[<RFC3339Nano ts> ][<details> ]<line>`.
+// read on each task's node through this manager's log broker, written exactly
+// as moby's write_log_stream does (api/server/httputils): stdcopy frames
+// unless the service has a TTY, one frame per message,
+// `[<RFC3339Nano ts> ][<details> ]<line>`, errors as "Error grabbing logs: ..."
+// on the system-error stream.
 
 // Moby sends this for API 1.41 (1.42+ says multiplexed-stream when not TTY).
 export const RAW_STREAM = 'application/vnd.docker.raw-stream';
 
 export interface LogRouteDeps {
-  docker?: Dockerode;          // this host's engine: the default source reads task containers from it
-  source?: LogSource;          // replaces the default (tests; other nodes' agents later)
   swarm?: Pick<SwarmMembership, 'control'>; // the cluster state while this node is a manager...
-  store?: Store;               // ...or a fixed store and node ID (one-node set-ups, tests)
-  nodeId?: string;
+  store?: Store;                             // ...or a fixed store (tests)
+  broker(): LogBroker | undefined;           // this manager's log broker, while it runs
 }
 
-export interface LogQuery extends TaskLogOptions {
-  follow: boolean;
+export interface LogQuery extends LogOptions {
   timestamps: boolean;
   details: boolean;
 }
@@ -36,39 +31,17 @@ export interface LogQuery extends TaskLogOptions {
 export function registerLogRoutes(router: Router, deps: LogRouteDeps): void {
   router.on('GET', '/services/:id/logs', async (req, res) => {
     const opts = parseLogQuery(req.query);
-    const { store, nodeId } = cluster(deps);
+    const { store, broker } = cluster(deps);
     const svc = resolveObject('service', req.params.id!, store.list('services'), (s) => s.Spec.Name, (id) => store.get('services', id));
-    const serviceId = svc.ID;
-    await streamLogs(res, opts, {
-      store,
-      source: sourceFor(deps, nodeId),
-      tty: !!svc.Spec.TaskTemplate?.ContainerSpec?.TTY,
-      tasks: () => store.tasksOfService(serviceId),
-      wants: (t) => t.ServiceID === serviceId,
-      // Follow ends when the service is gone and its last stream has ended.
-      over: (_streamed, active) => active === 0 && !store.get('services', serviceId),
-    });
+    await streamLogs(res, opts, !!svc.Spec.TaskTemplate?.ContainerSpec?.TTY, broker, { services: [svc.ID] });
     return undefined;
   });
 
   router.on('GET', '/tasks/:id/logs', async (req, res) => {
     const opts = parseLogQuery(req.query);
-    const { store, nodeId } = cluster(deps);
+    const { store, broker } = cluster(deps);
     const task = resolveObject('task', req.params.id!, store.list('tasks'), () => undefined, (id) => store.get('tasks', id));
-    const taskId = task.ID;
-    await streamLogs(res, opts, {
-      store,
-      source: sourceFor(deps, nodeId),
-      tty: !!task.Spec.ContainerSpec?.TTY,
-      tasks: () => { const t = store.get('tasks', taskId); return t ? [t] : []; },
-      wants: (t) => t.ID === taskId,
-      // Follow ends with the task's container, or when it can no longer start.
-      over: (streamed, active) => {
-        if (active) return false;
-        const t = store.get('tasks', taskId);
-        return streamed > 0 || !t || taskStateRank(t.Status.State) > taskStateRank('running');
-      },
-    });
+    await streamLogs(res, opts, !!task.Spec.ContainerSpec?.TTY, broker, { tasks: [task.ID] });
     return undefined;
   });
 }
@@ -96,92 +69,40 @@ export function parseLogQuery(q: URLSearchParams): LogQuery {
   return opts;
 }
 
-function cluster(deps: LogRouteDeps): { store: Store; nodeId: string } {
-  if (deps.swarm) {
-    const c = deps.swarm.control();
-    return { store: c.ctx.store, nodeId: c.ctx.localNodeId };
-  }
-  if (deps.store && deps.nodeId) return { store: deps.store, nodeId: deps.nodeId };
-  throw unavailable(NOT_A_MANAGER);
+function cluster(deps: LogRouteDeps): { store: Store; broker: LogBroker } {
+  const store = deps.swarm ? deps.swarm.control().ctx.store : deps.store;
+  const broker = deps.broker();
+  if (!store || !broker) throw unavailable(NOT_A_MANAGER);
+  return { store, broker };
 }
 
-function sourceFor(deps: LogRouteDeps, nodeId: string): LogSource {
-  if (deps.source) return deps.source;
-  if (deps.docker) return new LocalLogSource(deps.docker, nodeId);
-  throw internal('no log source configured');
-}
-
-interface Selection {
-  store: Store;
-  source: LogSource;
-  tty: boolean;
-  tasks(): Task[];
-  wants(t: Task): boolean;
-  over(streamed: number, active: number): boolean;
-}
-
-async function streamLogs(res: ServerResponse, opts: LogQuery, sel: Selection): Promise<void> {
+async function streamLogs(res: ServerResponse, q: LogQuery, tty: boolean, broker: LogBroker, sel: LogSelector): Promise<void> {
   const abort = new AbortController();
   res.on('close', () => abort.abort()); // the client went away
   res.writeHead(200, { 'Content-Type': RAW_STREAM });
   res.flushHeaders();
-  const out = new LogWriter(res, !sel.tty, abort.signal);
-
-  const copy = async (t: Task): Promise<void> => {
-    const details = opts.details ? Buffer.from(detailsOf(t) + ' ') : undefined;
-    try {
-      for await (const l of sel.source.taskLogs(t, opts, abort.signal)) {
-        if (abort.signal.aborted) return;
-        if ((l.stream === 'stdout' && !opts.stdout) || (l.stream === 'stderr' && !opts.stderr)) continue;
-        await out.write(l.stream, formatLine(l, opts.timestamps, details));
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) await out.write('stderr', Buffer.from(`Error grabbing logs: ${(err as Error).message}\n`));
+  const out = new LogWriter(res, !tty, abort.signal);
+  const { timestamps, details, ...opts } = q;
+  const onMessage = async (m: BrokerMessage): Promise<void> => {
+    if (m.kind === 'error') {
+      // What the CLI prints after "error from daemon in stream: ", as moby relays SwarmKit's gRPC error.
+      await out.write('systemerr', Buffer.from(`Error grabbing logs: rpc error: code = Unknown desc = ${m.message}\n`));
+      return;
     }
+    if ((m.stream === 'stdout' && !opts.stdout) || (m.stream === 'stderr' && !opts.stderr)) return;
+    const attrs = details ? Buffer.from(detailsOf({ ID: m.taskId, ServiceID: m.serviceId, NodeID: m.nodeId }) + ' ') : undefined;
+    await out.write(m.stream, formatLine(m, timestamps, attrs));
   };
-
-  if (!opts.follow) {
-    for (const t of sel.tasks().sort(byCreation)) {
-      if (abort.signal.aborted) break;
-      await copy(t);
-    }
-  } else {
-    // Every task that has run, and each one that starts while the client
-    // listens (the store tells us), gets its own concurrent stream.
-    const started = new Set<string>();
-    let active = 0;
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => { finish = resolve; });
-    const check = (): void => { if (abort.signal.aborted || sel.over(started.size, active)) finish(); };
-    const consider = (t: Task | undefined): void => {
-      if (!t || started.has(t.ID) || !sel.wants(t) || taskStateRank(t.Status.State) < taskStateRank('running')) return;
-      started.add(t.ID);
-      active++;
-      void copy(t).finally(() => { active--; check(); });
-    };
-    const unsubscribe = sel.store.subscribe((events) => {
-      for (const e of events) if (e.kind === 'tasks') consider(e.object as Task | undefined);
-      check();
-    });
-    abort.signal.addEventListener('abort', () => finish(), { once: true });
-    try {
-      for (const t of sel.tasks().sort(byCreation)) consider(t);
-      check();
-      await finished;
-    } finally {
-      unsubscribe();
-      abort.abort(); // ends streams still open when the selection is over
-    }
+  try {
+    await broker.subscribe(sel, opts, onMessage, abort.signal);
+  } catch (err) {
+    if (!abort.signal.aborted) await out.write('systemerr', Buffer.from(`Error grabbing logs: ${(err as Error).message}\n`));
   }
   if (!res.destroyed) res.end();
 }
 
-function byCreation(a: Task, b: Task): number {
-  return parseIsoMs(a.CreatedAt) - parseIsoMs(b.CreatedAt) || (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0);
-}
-
 // moby attrsByteSlice: sorted keys, query-escaped keys and values, comma-joined.
-export function detailsOf(t: Task): string {
+export function detailsOf(t: { ID: string; ServiceID: string; NodeID?: string }): string {
   const attrs: Array<[string, string]> = [
     ['com.docker.swarm.node.id', t.NodeID ?? ''],
     ['com.docker.swarm.service.id', t.ServiceID],
@@ -195,6 +116,11 @@ export function queryEscape(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, '+');
 }
 
+export interface LogLine {
+  timestamp: string; // RFC 3339 with 9 fractional digits
+  line: Buffer;
+}
+
 export function formatLine(l: LogLine, timestamps: boolean, details?: Buffer): Buffer {
   const parts: Buffer[] = [];
   if (timestamps) parts.push(Buffer.from(`${l.timestamp} `));
@@ -203,10 +129,13 @@ export function formatLine(l: LogLine, timestamps: boolean, details?: Buffer): B
   return Buffer.concat(parts);
 }
 
+type Stream = 'stdout' | 'stderr' | 'systemerr';
+const STREAM_BYTE: Record<Stream, number> = { stdout: 1, stderr: 2, systemerr: 3 };
+
 // stdcopy header [stream, 0, 0, 0, size BE32] per message, or raw bytes for TTY.
-export function frame(stream: 'stdout' | 'stderr', payload: Buffer): Buffer {
+export function frame(stream: Stream, payload: Buffer): Buffer {
   const header = Buffer.alloc(8);
-  header[0] = stream === 'stderr' ? 2 : 1;
+  header[0] = STREAM_BYTE[stream];
   header.writeUInt32BE(payload.length, 4);
   return Buffer.concat([header, payload]);
 }
@@ -216,7 +145,7 @@ export function frame(stream: 'stdout' | 'stderr', payload: Buffer): Buffer {
 class LogWriter {
   constructor(private readonly res: ServerResponse, private readonly mux: boolean, private readonly signal: AbortSignal) {}
 
-  async write(stream: 'stdout' | 'stderr', payload: Buffer): Promise<void> {
+  async write(stream: Stream, payload: Buffer): Promise<void> {
     if (this.signal.aborted || this.res.destroyed) return;
     if (this.res.write(this.mux ? frame(stream, payload) : payload)) return;
     await new Promise<void>((resolve) => {

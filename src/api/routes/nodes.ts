@@ -1,10 +1,10 @@
 import type { NodeSpec } from '../../model/types';
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { NODE_FILTERS } from '../../manager/controlapi/nodes';
 import { decodeBody } from '../decode/body';
 import { NodeSpec as NodeSpecType } from '../decode/docker-types';
-import { boolValue } from '../decode/query';
+import { boolValue } from '../../common/go/query';
 import type { SwarmMembership } from './membership';
 
 export function registerNodeRoutes(router: Router, swarm: SwarmMembership): void {

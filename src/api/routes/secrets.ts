@@ -1,6 +1,6 @@
 import type { SecretSpec } from '../../model/types';
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { SECRET_FILTERS } from '../../manager/controlapi/secrets';
 import { decodeBody } from '../decode/body';
 import { SecretSpec as SecretSpecType } from '../decode/docker-types';

@@ -1,12 +1,19 @@
 import type { ServiceSpec } from '../../model/types';
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { invalid } from '../../common/errors';
 import { SERVICE_FILTERS } from '../../manager/controlapi/services';
+import { parseRegistryAuthFrom } from '../../manager/controlapi/registry-auth';
 import { decodeBody } from '../decode/body';
 import { ServiceSpec as ServiceSpecType } from '../decode/docker-types';
-import { strictBool, wrappedParseBoolError } from '../decode/query';
+import { strictBool, wrappedParseBoolError } from '../../common/go/query';
 import type { SwarmMembership } from './membership';
+
+// `--with-registry-auth`: the CLI's credentials for the image (moby's registry.AuthHeader).
+function registryAuthHeader(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const v = headers['x-registry-auth'];
+  return (Array.isArray(v) ? v[0] : v) || undefined;
+}
 
 export function registerServiceRoutes(router: Router, swarm: SwarmMembership): void {
   router.on('GET', '/services', async (req) => {
@@ -16,7 +23,8 @@ export function registerServiceRoutes(router: Router, swarm: SwarmMembership): v
   });
   router.on('POST', '/services/create', async (req) => {
     const control = swarm.control();
-    return { status: 201, body: await control.services.create(await decodeBody<ServiceSpec>(req, ServiceSpecType)) };
+    const spec = await decodeBody<ServiceSpec>(req, ServiceSpecType);
+    return { status: 201, body: await control.services.create(spec, { encoded: registryAuthHeader(req.headers) }) };
   });
   router.on('GET', '/services/:id', async (req) => {
     const insertDefaults = strictBool(req.query, 'insertDefaults', wrappedParseBoolError('insertDefaults'));
@@ -28,7 +36,8 @@ export function registerServiceRoutes(router: Router, swarm: SwarmMembership): v
     const option = req.query.get('rollback') ?? '';
     if (option !== '' && option !== 'previous') throw invalid(`unrecognized rollback option ${option}`);
     const rollback = option === 'previous';
-    return { status: 200, body: await control.services.update(req.params.id!, req.query.get('version'), spec, rollback) };
+    const auth = { encoded: registryAuthHeader(req.headers), from: parseRegistryAuthFrom(req.query.get('registryAuthFrom')) };
+    return { status: 200, body: await control.services.update(req.params.id!, req.query.get('version'), spec, rollback, auth) };
   });
   router.on('DELETE', '/services/:id', async (req) => {
     await swarm.control().services.remove(req.params.id!);

@@ -1,11 +1,9 @@
 import type { InitRequest, SwarmSpec } from '../../model/types';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
-import { precondition } from '../../common/errors';
 import { decodeBody } from '../decode/body';
 import { InitRequest as InitRequestType, JoinRequest as JoinRequestType, SwarmSpec as SwarmSpecType } from '../decode/docker-types';
-import { boolValue, strictBool } from '../decode/query';
-import { validateSwarmSpec } from '../../manager/controlapi/validate-swarm';
+import { boolValue, strictBool } from '../../common/go/query';
 
 // moby's updateCluster: strconv.ParseBool, `invalid value for <key>: <raw>`.
 const rotateFlag = (q: URLSearchParams, k: string): boolean => strictBool(q, k, (raw) => `invalid value for ${k}: ${raw}`);
@@ -15,7 +13,6 @@ export function registerSwarmRoutes(router: Router, swarm: SwarmMembership): voi
 
   router.on('POST', '/swarm/init', async (req) => {
     const body = await decodeBody<InitRequest>(req, InitRequestType);
-    if (body.Spec) validateSwarmSpec(body.Spec);
     const nodeId = await swarm.init(body);
     return { status: 200, body: nodeId };
   });
@@ -32,22 +29,16 @@ export function registerSwarmRoutes(router: Router, swarm: SwarmMembership): voi
 
   router.on('POST', '/swarm/update', async (req) => {
     const spec = await decodeBody<SwarmSpec>(req, SwarmSpecType);
-    if (rotateFlag(req.query, 'rotateManagerUnlockKey')) throw precondition('no unlock key to rotate: autolock is not supported yet by Shoal');
     await swarm.control().cluster.update(req.query.get('version'), spec, {
       worker: rotateFlag(req.query, 'rotateWorkerToken'),
       manager: rotateFlag(req.query, 'rotateManagerToken'),
+      managerUnlockKey: rotateFlag(req.query, 'rotateManagerUnlockKey'),
     });
     return { status: 200 };
   });
 
-  // Autolock is not built (controlapi/cluster.ts refuses to turn it on): there is never a key to show.
-  router.on('GET', '/swarm/unlockkey', async () => {
-    swarm.control();
-    throw precondition('no unlock key is set: autolock is not supported yet by Shoal');
-  });
+  // Autolock is not built (controlapi refuses to turn it on): the key is empty and nothing is locked.
+  router.on('GET', '/swarm/unlockkey', async () => ({ status: 200, body: swarm.control().cluster.unlockKey() }));
 
-  router.on('POST', '/swarm/unlock', async () => {
-    swarm.control();
-    throw precondition('swarm is not locked: autolock is not supported yet by Shoal');
-  });
+  router.on('POST', '/swarm/unlock', async () => swarm.control().cluster.unlock());
 }

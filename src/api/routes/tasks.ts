@@ -1,5 +1,5 @@
 import type { Router } from '../router';
-import { parseFilters } from '../filters';
+import { parseFilters } from '../../common/filters';
 import { TASK_FILTERS } from '../../manager/controlapi/tasks';
 import type { SwarmMembership } from './membership';
 

@@ -1,11 +1,13 @@
 import type { Swarm, SwarmSpec } from '../../model/types';
-import { invalid } from '../../common/errors';
+import { conflict, invalid } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { ClusterObject } from '../../store/objects';
 import { newJoinToken, type RootCA } from '../ca/ca';
 import type { ControlContext } from './context';
 import { parseVersion } from './services';
-import { validateSwarmSpec } from './validate-swarm';
+import { validateSwarmUpdate } from './validate-swarm';
+
+export { AUTOLOCK_UNSUPPORTED } from './validate-swarm';
 
 import type { Store } from '../../store/store';
 
@@ -13,11 +15,6 @@ import type { Store } from '../../store/store';
 export function clusterOf(store: Store): ClusterObject | undefined {
   return store.list('cluster')[0];
 }
-
-// Autolock (the managers' keys wrapped under an unlock key the operator holds)
-// is not built: refused at init and update rather than accepted and ignored.
-export const AUTOLOCK_UNSUPPORTED =
-  'autolock is not supported yet: Shoal keeps this manager\'s keys on disk (mode 0600 in the data root) and cannot lock them; leave --autolock off';
 
 export function defaultSwarmSpec(): SwarmSpec {
   return {
@@ -62,10 +59,11 @@ export class ClusterApi {
 
   inspect(): Swarm { return publicSwarm(this.get()); }
 
-  async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean }): Promise<void> {
+  // `rotate.managerUnlockKey` changes nothing: autolock is always off, so
+  // there is no key (SwarmKit, too, rotates the unlock key only under autolock).
+  async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean; managerUnlockKey?: boolean }): Promise<void> {
     const version = parseVersion(versionParam, 'swarm');
-    validateSwarmSpec(spec);
-    if (spec.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
+    validateSwarmUpdate(spec);
     const current = this.get();
     const next = structuredClone(current);
     next.Version = { Index: version };
@@ -75,5 +73,18 @@ export class ClusterApi {
     if (rotate.manager) next.JoinTokens.Manager = newJoinToken(this.ca());
     next.UpdatedAt = nowIso(this.ctx.now());
     await this.ctx.store.txn().update('cluster', next, current).commit();
+  }
+
+  // Docker's answer while autolock is off: an empty key (the CLI then prints
+  // "no unlock key is set").
+  unlockKey(): { UnlockKey: string } {
+    this.get();
+    return { UnlockKey: '' };
+  }
+
+  // A manager that was never locked has nothing to unlock: Docker's 409.
+  unlock(): never {
+    this.get();
+    throw conflict('swarm is not locked');
   }
 }

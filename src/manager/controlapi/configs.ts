@@ -1,6 +1,6 @@
 import type { Config, ConfigSpec, CreateResponse } from '../../model/types';
 import { invalid, ShoalError } from '../../common/errors';
-import { matchLabels, type Filters } from '../../api/filters';
+import { matchLabels, type Filters } from '../../common/filters';
 import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import type { ControlContext } from './context';

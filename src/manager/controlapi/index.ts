@@ -17,9 +17,9 @@ export class ControlApi {
   readonly secrets: SecretsApi;
   readonly configs: ConfigsApi;
 
-  // `dataKey` seals secret values at rest (secret-box.ts).
+  // `dataKey` seals secret values and registry credentials at rest (secret-box.ts).
   constructor(readonly ctx: ControlContext, ca: () => RootCA, dataKey: SecretBox) {
-    this.services = new ServicesApi(ctx);
+    this.services = new ServicesApi(ctx, dataKey);
     this.nodes = new NodesApi(ctx);
     this.tasks = new TasksApi(ctx, this.services, this.nodes);
     this.cluster = new ClusterApi(ctx, ca);

@@ -1,11 +1,11 @@
 import type { Node, NodeSpec } from '../../model/types';
 import { invalid, precondition } from '../../common/errors';
-import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import { nowIso } from '../../common/time';
 import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import { parseVersion } from './services';
-import { goQuote } from '../../api/decode/go-format';
+import { goQuote } from '../../common/go/go-format';
 import { LEADER_KEY, presenceKey } from '../../store/keys';
 
 export const NODE_FILTERS = ['id', 'label', 'membership', 'name', 'node.label', 'role'] as const;

@@ -1,6 +1,6 @@
 import type { ContainerSpec, Service, ServiceSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
-import { checkBase64 } from '../../api/decode/go-json';
+import { checkBase64 } from '../../common/go/go-json';
 import type { Store } from '../../store/store';
 
 // What secrets and configs share: SwarmKit's rules for their names, payloads

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { CreateResponse, Secret, SecretSpec } from '../../model/types';
 import { invalid, ShoalError } from '../../common/errors';
-import { matchLabels, type Filters } from '../../api/filters';
+import { matchLabels, type Filters } from '../../common/filters';
 import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import type { SecretObject } from '../../store/objects';

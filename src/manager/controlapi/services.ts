@@ -1,7 +1,7 @@
 import type { Service, ServiceSpec, Task } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { invalid, precondition, ShoalError } from '../../common/errors';
-import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import { isTaskDirty } from '../orchestrator/dirty';
@@ -11,7 +11,9 @@ import { randomName } from './names';
 import { checkReferencesExist, withReferenceLock } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
-import { parseObjectVersion } from '../../api/decode/query';
+import { parseObjectVersion } from '../../common/go/query';
+import { hideInService, revealTaskForNode, sealForCreate, sealForUpdate, type RegistryAuthRequest } from './registry-auth';
+import type { SecretBox } from './secret-box';
 
 export const SERVICE_FILTERS = ['id', 'label', 'mode', 'name', 'runtime'] as const;
 
@@ -48,7 +50,8 @@ function normalise(spec: ServiceSpec): ServiceSpec {
 }
 
 export class ServicesApi {
-  constructor(private readonly ctx: ControlContext) {}
+  // `box` seals the registry credentials of `--with-registry-auth` (registry-auth.ts).
+  constructor(private readonly ctx: ControlContext, private readonly box: SecretBox) {}
 
   resolve(ref: string): Service {
     const { store } = this.ctx;
@@ -56,7 +59,7 @@ export class ServicesApi {
   }
 
   inspect(ref: string, insertDefaults: boolean): Service {
-    const s = structuredClone(this.resolve(ref));
+    const s = hideInService(structuredClone(this.resolve(ref)));
     if (insertDefaults) s.Spec = withDefaults(s.Spec);
     return s;
   }
@@ -69,7 +72,7 @@ export class ServicesApi {
       if (!matchAny(filters.get('mode'), (v) => v === modeName(s.Spec))) continue;
       if (!matchAny(filters.get('runtime'), (v) => v === (s.Spec.TaskTemplate?.Runtime ?? 'container'))) continue;
       if (!matchLabels(s.Spec.Labels, filters.get('label'))) continue;
-      const copy = structuredClone(s);
+      const copy = hideInService(structuredClone(s));
       if (withStatus) copy.ServiceStatus = this.status(s);
       out.push(copy);
     }
@@ -97,7 +100,8 @@ export class ServicesApi {
     return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
   }
 
-  async create(spec: ServiceSpec | undefined): Promise<{ ID: string; Warnings?: string[] }> {
+  // `auth.encoded`: the request's X-Registry-Auth, kept sealed with the service.
+  async create(spec: ServiceSpec | undefined, auth: RegistryAuthRequest = {}): Promise<{ ID: string; Warnings?: string[] }> {
     validateServiceSpec(spec);
     const named = !!spec.Name;
     for (let attempt = 0; ; attempt++) {
@@ -112,6 +116,7 @@ export class ServicesApi {
         Spec: stored,
         Endpoint: { Spec: structuredClone(spec.EndpointSpec ?? {}) },
       };
+      sealForCreate(stored, service.ID, auth.encoded, this.box);
       if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) service.JobStatus = { JobIteration: { Index: 0 }, LastExecution: now };
       try {
         await withReferenceLock(this.ctx.store, async () => {
@@ -127,7 +132,8 @@ export class ServicesApi {
     }
   }
 
-  async update(ref: string, versionParam: string | null, spec: ServiceSpec | undefined, rollback: boolean): Promise<{ Warnings: string[] | null }> {
+  // `auth`: the request's X-Registry-Auth, or where to take the stored one from (registryAuthFrom).
+  async update(ref: string, versionParam: string | null, spec: ServiceSpec | undefined, rollback: boolean, auth: RegistryAuthRequest = {}): Promise<{ Warnings: string[] | null }> {
     const version = parseVersion(versionParam);
     const current = this.resolve(ref);
     const now = nowIso(this.ctx.now());
@@ -145,6 +151,7 @@ export class ServicesApi {
       stored.Name ||= current.Spec.Name;
       if (stored.Name !== current.Spec.Name) throw invalid('rpc error: code = Unimplemented desc = renaming services is not supported');
       if (modeName(stored) !== modeName(current.Spec)) throw invalid('rpc error: code = Unimplemented desc = service mode change is not allowed');
+      sealForUpdate(stored, current, auth, this.box);
       next.Spec = stored;
       next.PreviousSpec = structuredClone(current.Spec);
       next.Endpoint = { ...next.Endpoint, Spec: structuredClone(spec.EndpointSpec ?? {}) };
@@ -171,6 +178,12 @@ export class ServicesApi {
       if (e instanceof ShoalError && e.kind === 'sequence') return this.remove(s.ID);
       throw e;
     }
+  }
+
+  // A task as its node receives it: registry credentials in clear (the
+  // dispatcher's prepareTask hook; in one process, LocalControlPlane's).
+  revealTask(task: Task): Task {
+    return revealTaskForNode(task, this.box);
   }
 
   upToDate(task: Task): boolean {

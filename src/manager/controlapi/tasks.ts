@@ -1,9 +1,10 @@
 import type { Task } from '../../model/types';
-import { matchAny, matchLabels, type Filters } from '../../api/filters';
+import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import type { NodesApi } from './nodes';
 import type { ServicesApi } from './services';
+import { hideInTask } from './registry-auth';
 
 export const TASK_FILTERS = ['_up-to-date', 'desired-state', 'id', 'label', 'name', 'node', 'runtime', 'service'] as const;
 
@@ -13,7 +14,7 @@ export class TasksApi {
   inspect(ref: string): Task {
     const { store } = this.ctx;
     // Tasks resolve by ID or unique ID prefix only, like dockerd.
-    return structuredClone(resolveObject('task', ref, store.list('tasks'), () => undefined, (id) => store.get('tasks', id)));
+    return hideInTask(structuredClone(resolveObject('task', ref, store.list('tasks'), () => undefined, (id) => store.get('tasks', id))));
   }
 
   // Docker's task name: <service>.<slot> or <service>.<node ID>.
@@ -46,7 +47,7 @@ export class TasksApi {
       }
       if (upToDate?.length && !this.services.upToDate(t)) return false;
       return true;
-    }).map((t) => structuredClone(t)).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+    }).map((t) => hideInTask(structuredClone(t))).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ContainerSpec, Mount, ServiceSpec, TaskSpec, UpdateConfig } from '../../model/types';
 import { invalid } from '../../common/errors';
 import { parseConstraints } from '../../model/constraints';
-import { goFloat, goQuote } from '../../api/decode/go-format';
+import { goFloat, goQuote } from '../../common/go/go-format';
 import { isValidObjectName } from './names';
 
 // SwarmKit's controlapi validation, with its messages, so the CLI prints what

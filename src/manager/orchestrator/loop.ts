@@ -9,7 +9,7 @@ import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
 import { reconcileDeletedService, reconcileService } from './reconcile';
 import { type Plan, serviceMode, isGlobalMode } from './task';
-import type { TaskObservations } from './update';
+import type { TaskObservations } from './task';
 
 // The orchestrator's I/O: watches the store, runs the pure reconcile of every
 // service touched by an event (coalesced: a batch of events, or events that

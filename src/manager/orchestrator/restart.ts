@@ -160,9 +160,13 @@ function restart(slot: Slot, t: Task, ctx: SuperviseContext, why: 'stopped' | 'n
   replaceIn(slot, t, stopped);
   if (ctx.allowRestart === false) return;
   if (!shouldRestart(t, slot, isJobMode(mode))) return;
-  // SwarmKit applies no restart delay to tasks of a drained node.
+  // SwarmKit applies no restart delay to tasks of a drained node. Shoal does
+  // not apply it to a down node's tasks either (SwarmKit does): the delay
+  // paces a task that keeps failing, and these did not fail; their node was
+  // lost, and the time that took to notice (liveness.ts) is delay enough.
+  // This is what keeps worker loss → tasks running elsewhere under 10 s.
   const node = t.NodeID ? ctx.nodes.get(t.NodeID) : undefined;
-  const delayMs = why === 'moved' || node?.Spec?.Availability === 'drain' ? 0 : restartPolicy(t.Spec, isJobMode(mode)).delayMs;
+  const delayMs = why === 'moved' || why === 'node-down' || node?.Spec?.Availability === 'drain' ? 0 : restartPolicy(t.Spec, isJobMode(mode)).delayMs;
   const waitStop = why === 'moved';
   const r = plan.create(service, {
     slot: slot.slot,

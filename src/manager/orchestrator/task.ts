@@ -1,7 +1,17 @@
 import type { Node, Service, Task, TaskState } from '../../model/types';
 import { TASK_STATES } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
-import type { TaskObservations } from './update';
+
+// When the loop saw tasks reach running. A task's status keeps only its latest
+// state, so how long a failed task had been running is only known to whoever
+// watched it: the loop records the first `running` it sees of each task.
+export interface TaskObservations {
+  runningSince(taskId: string): number | undefined;
+  // Observations start here (the loop's start): a task that stopped before
+  // without having been seen running is not held against the update, as a
+  // new SwarmKit leader's updater does not know the tasks of the previous one.
+  since?: number;
+}
 
 // Shared vocabulary of the orchestrator's pure decisions: ranks, slots, the
 // task factory, and the Plan that collects decisions.

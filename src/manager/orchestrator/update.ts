@@ -2,7 +2,7 @@ import type { Node, Service, Task } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
 import { isTaskDirty } from './dirty';
 import { OLD_TASK_TIMEOUT_MS } from './restart';
-import { type Plan, type ServiceMode, type Slot, RANK, createdMs, isGlobalMode, isRunnable, nodeIsDown, rank, replaceIn, targetState } from './task';
+import { type Plan, type ServiceMode, type Slot, type TaskObservations, RANK, createdMs, isGlobalMode, isRunnable, nodeIsDown, rank, replaceIn, targetState } from './task';
 import {
   type UpdateParams, activeParams, completedStatus, finalMonitorMs, onFailure, startedStatus, updatePhase, updateStartMs,
 } from './update-state';
@@ -29,17 +29,6 @@ export { updateParams, type UpdateParams } from './update-state';
 //   rejected, orphaned) before it ran or within Monitor after it started
 //   running. The action triggers when failures / slots of the update exceed
 //   MaxFailureRatio (SwarmKit divides by the dirty slots the update started with).
-
-// When the loop saw tasks reach running. A task's status keeps only its latest
-// state, so how long a failed task had been running is only known to whoever
-// watched it: the loop records the first `running` it sees of each task.
-export interface TaskObservations {
-  runningSince(taskId: string): number | undefined;
-  // Observations start here (the loop's start): a task that stopped before
-  // without having been seen running is not held against the update, as a
-  // new SwarmKit leader's updater does not know the tasks of the previous one.
-  since?: number;
-}
 
 export interface UpdateContext {
   service: Service;

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Dockerode from 'dockerode';
+import { EngineClient } from '../../../src/engine/client';
 import { inject } from 'light-my-request';
 import type { Service, Task, TaskSpec } from '../../../src/model/types';
 import { newId } from '../../../src/common/ids';
@@ -13,30 +13,45 @@ import { Store } from '../../../src/store/store';
 import { Router } from '../../../src/api/router';
 import { createApiHandler } from '../../../src/api/server';
 import { registerLogRoutes } from '../../../src/api/routes/logs';
+import { LocalLogSource } from '../../../src/agent/log-source';
+import { LogCluster } from '../../helpers/log-broker';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
-import { LocalControlPlane } from '../../../src/agent/local-control-plane';
+import { localDispatch } from '../../helpers/dispatcher-fixture';
 import { DockerExecutor } from '../../../src/agent/executor/docker-executor';
 import { ensureBusyboxImage } from '../../helpers/images';
 import { waitFor } from '../../unit/agent/fakes';
 
-// The agent against the host's real dockerd, with the store in memory as its
-// control plane (what LocalControlPlane gives a one-node swarm). Every
+// The agent against the host's real dockerd, with a dispatcher on a store in
+// memory as its control plane (what a one-node swarm gives it). Every
 // container made here carries this run's node ID, and is removed at the end.
 
 const SOCKET = '/var/run/docker.sock';
 const IMG = 'shoal-test/busybox:1';
 const NODE = newId();
 const RUN = NODE.slice(0, 6);
-const docker = new Dockerode({ socketPath: SOCKET });
+const engine = new EngineClient(`unix://${SOCKET}`);
+// What the test itself asks the engine (through the same client as the executor).
+type Json = any;
+const docker = {
+  info: (): Promise<Json> => engine.getJson('/info'),
+  listContainers: (o: { all: boolean; filters: Record<string, string[]> }): Promise<Json[]> => engine.getJson('/containers/json', { query: { all: '1', filters: JSON.stringify(o.filters) } }),
+  createContainer: ({ name, ...body }: { name: string } & Record<string, unknown>): Promise<Json> => engine.postJson('/containers/create', body, { query: { name } }),
+  getContainer: (id: string) => ({
+    inspect: (): Promise<Json> => engine.getJson(`/containers/${id}/json`),
+    remove: (_o: { force: boolean }): Promise<Json> => engine.call('DELETE', `/containers/${id}`, { query: { force: '1' } }),
+  }),
+};
 const RETRY = { minMs: 50, maxMs: 500 };
 
 let store: Store;
+let dispatch: Awaited<ReturnType<typeof localDispatch>>;
 let executor: DockerExecutor;
 let agent: RunningAgent;
 let slot = 0;
+const clusters: LogCluster[] = [];
 
-const startNewAgent = (): RunningAgent =>
-  startAgent({ nodeId: NODE, controlPlane: new LocalControlPlane(store), executor, log: silentLogger, retry: RETRY });
+const startNewAgent = async (): Promise<RunningAgent> =>
+  startAgent({ nodeId: NODE, controlPlane: await dispatch.plane(NODE), executor, log: silentLogger, retry: RETRY });
 
 async function addService(name: string, spec: TaskSpec): Promise<Service> {
   const now = nowIso();
@@ -75,13 +90,16 @@ const sleeper = (grace = 1e9): TaskSpec => ({
 before(async () => {
   await ensureBusyboxImage(SOCKET, IMG);
   store = await Store.open(new MemoryBackend(), silentLogger);
-  executor = new DockerExecutor(docker, silentLogger);
-  agent = startNewAgent();
+  executor = new DockerExecutor(engine, silentLogger);
+  dispatch = await localDispatch(store);
+  agent = await startNewAgent();
   await agent.ready;
 });
 
 after(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
   await agent?.stop();
+  await dispatch?.stop();
   await executor?.removeNodeContainers(NODE);
   const left = await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.node.id=${NODE}`] } });
   assert.equal(left.length, 0, 'no containers left behind');
@@ -182,11 +200,11 @@ test('a container turning unhealthy is stopped and its task fails', { timeout: 6
   assert.equal((await docker.getContainer(cid).inspect()).State.Running, false);
 });
 
-test('an image that cannot be pulled rejects the task with the pull error', { timeout: 60_000 }, async () => {
+test("an image that cannot be pulled rejects the task with Docker's No such image", { timeout: 60_000 }, async () => {
   const svc = await addService('nopull', { ContainerSpec: { Image: 'localhost:1/shoal-test/nope:1' } });
   const t = await addTask(svc);
   const rejected = await reach(t.ID, 'rejected');
-  assert.match(rejected.Status.Err!, /localhost:1/);
+  assert.equal(rejected.Status.Err, 'No such image: localhost:1/shoal-test/nope:1');
   assert.equal(rejected.Status.Message, 'preparing');
 });
 
@@ -217,10 +235,10 @@ test('adoption after an agent restart: running containers are not restarted, lef
     Labels: { 'com.docker.swarm.task.id': 'nosuchtask', 'com.docker.swarm.node.id': NODE },
   });
 
-  agent = startNewAgent();
+  agent = await startNewAgent();
   await agent.ready;
   assert.equal((await reach(lost.ID, 'failed')).Status.Err, 'dockerexec: container destroyed');
-  await waitFor('orphan removed', async () => (await executor.inspect(orphan.id)) === undefined, 30_000);
+  await waitFor('orphan removed', async () => (await executor.inspect(orphan.Id)) === undefined, 30_000);
   // A new task running proves the new agent is fully at work.
   const fresh = await addTask(svc);
   await reach(fresh.ID, 'running');
@@ -244,9 +262,13 @@ function frames(body: Buffer): Array<[number, string]> {
   return out;
 }
 
+// Logs go through the broker, read on this node by its publisher as on a one-node swarm.
 function logsHandler() {
   const router = new Router();
-  registerLogRoutes(router, { store, nodeId: NODE, docker });
+  const logs = new LogCluster(store);
+  logs.addAgent(NODE, new LocalLogSource(engine, NODE));
+  clusters.push(logs);
+  registerLogRoutes(router, { store, broker: () => logs.broker });
   return createApiHandler({
     router,
     engine: { forward: (_q: IncomingMessage, s: ServerResponse) => { s.writeHead(404); s.end(); }, forwardUpgrade: () => undefined },

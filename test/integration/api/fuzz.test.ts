@@ -27,7 +27,7 @@ function daemonRoutes(): Array<{ method: string; path: string }> {
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: { getJson: async () => ({}) } as never, swarmInfo: () => ({}) as never });
   registerSwarmApiRoutes(router, swarm);
-  registerLogRoutes(router, { swarm, docker: {} as never });
+  registerLogRoutes(router, { swarm, broker: () => undefined });
   registerEventRoutes(router, {}).close();
   return [...router.routes()];
 }

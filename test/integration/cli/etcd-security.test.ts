@@ -99,6 +99,13 @@ describe('etcd and the keys are root-only', () => {
     assert.notEqual(key.code, 0);
     assert.match(key.stderr, /no unlock key is set/);
     assert.doesNotMatch(key.stdout, /SWMKEY|docker swarm unlock/);
+    assert.deepEqual((await shoal.api('GET', '/v1.41/swarm/unlockkey')).json, { UnlockKey: '' });
+    const unlock = await shoal.docker(['swarm', 'unlock']);
+    assert.notEqual(unlock.code, 0);
+    assert.match(unlock.stderr, /swarm is not locked/);
+    const api = await shoal.api('POST', '/v1.41/swarm/unlock', { UnlockKey: 'SWMKEY-1-x' });
+    assert.equal(api.status, 409);
+    assert.equal(api.json.message, 'swarm is not locked');
   });
 
   test('nobody cannot list or read the data root, its logs or its keys', async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
+import { EngineClient } from '../../../src/engine/client';
 import { silentLogger } from '../../../src/common/log';
 import { startAgent } from '../../../src/agent/agent';
 import { DockerExecutor } from '../../../src/agent/executor/docker-executor';
@@ -59,7 +59,7 @@ async function fakeEngine(hang: RegExp): Promise<{ socket: string; hung: () => n
 test('an engine call that gets no answer fails for good within its bound, with the call named', async () => {
   const engine = await fakeEngine(/^(POST \/containers\/.+\/(start|stop)|GET \/containers\/c-x\/json)/);
   try {
-    const ex = new DockerExecutor(new Dockerode({ socketPath: engine.socket }), silentLogger, { callMs: 200, stopExtraMs: 100 });
+    const ex = new DockerExecutor(new EngineClient(`unix://${engine.socket}`), silentLogger, { callMs: 200, stopExtraMs: 100 });
     const t0 = Date.now();
     await assert.rejects(ex.start('c-x'), (err: unknown) => {
       assert.ok(err instanceof ExecutorError);
@@ -86,7 +86,7 @@ test('a hung create rejects its task with a clear error within the bound; other 
   const cp = new FakeControlPlane();
   cp.put(makeTask('ok'));
   cp.put(makeTask('stuck', { Slot: 2 }));
-  const ex = new DockerExecutor(new Dockerode({ socketPath: engine.socket }), silentLogger, { callMs: 300 });
+  const ex = new DockerExecutor(new EngineClient(`unix://${engine.socket}`), silentLogger, { callMs: 300 });
   const t0 = Date.now();
   const agent = startAgent({ nodeId: NODE_ID, controlPlane: cp, executor: ex, log: silentLogger, retry: { minMs: 5, maxMs: 20 } });
   try {

@@ -2,25 +2,28 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
-import type Dockerode from 'dockerode';
+import type { IncomingMessage } from 'node:http';
 import { silentLogger } from '../../../src/common/log';
 import { EngineEventStream, toContainerEvent } from '../../../src/agent/executor/engine-events';
 import { describeFromInfo, toExecutorError, withDefaultTag } from '../../../src/agent/executor/docker-executor';
 import type { ContainerEvent } from '../../../src/agent/executor/executor';
+import { EngineError } from '../../../src/engine/client';
 import { waitFor } from './fakes';
 
-// A dockerode whose /events answers are streams the test writes into.
+// An engine client whose /events answers are streams the test writes into.
 class FakeEventsEngine {
   readonly requests: Array<{ since?: string; filters?: unknown }> = [];
   readonly streams: PassThrough[] = [];
   failNext = 0;
 
-  async getEvents(opts: { since?: string; filters?: unknown }): Promise<NodeJS.ReadableStream> {
-    this.requests.push(opts);
+  async stream(_method: string, path: string, opts: { query?: Record<string, string | undefined> } = {}): Promise<IncomingMessage> {
+    assert.equal(path, '/events');
+    const q = opts.query ?? {};
+    this.requests.push({ since: q['since'], filters: q['filters'] === undefined ? undefined : JSON.parse(q['filters']) });
     if (this.failNext > 0) { this.failNext--; throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); }
-    const s = new PassThrough();
+    const s = Object.assign(new PassThrough(), { statusCode: 200 });
     this.streams.push(s);
-    return s;
+    return s as unknown as IncomingMessage;
   }
 }
 
@@ -29,7 +32,7 @@ const ev = (action: string, id: string, taskId: string, timeNano: number, extra:
 
 test('one event stream: filtered to task containers, parsed, reconnected with since and a resync', async () => {
   const engine = new FakeEventsEngine();
-  const stream = new EngineEventStream(engine as unknown as Dockerode, silentLogger, { minBackoffMs: 5, maxBackoffMs: 20 });
+  const stream = new EngineEventStream(engine, silentLogger, { minBackoffMs: 5, maxBackoffMs: 20 });
   const seen: ContainerEvent[] = [];
   const sub = stream.subscribe((e) => seen.push(e));
   const second = stream.subscribe(() => undefined);
@@ -101,7 +104,7 @@ test('image references get :latest only when they have neither tag nor digest', 
 });
 
 test('engine errors keep the engine\'s message; socket errors are temporary', () => {
-  const refused = toExecutorError(Object.assign(new Error('(HTTP code 404) no such container - No such container: x '), { statusCode: 404, json: { message: 'No such container: x' } }));
+  const refused = toExecutorError(new EngineError(404, 'No such container: x'));
   assert.equal(refused.message, 'No such container: x');
   assert.equal(refused.statusCode, 404);
   assert.equal(refused.temporary, false);

@@ -63,16 +63,21 @@ export class FakeExecutor implements Executor {
     return { Hostname: 'host-a', Platform: { Architecture: 'x86_64', OS: 'linux' }, Resources: {}, Engine: { EngineVersion: 'fake', Plugins: [] }, TLSInfo: {} };
   }
 
-  async ensureImage(image: string): Promise<void> {
+  readonly pulls: Array<{ image: string; registryAuth?: string }> = [];
+
+  // As DockerExecutor: a refused pull is not an error here; the create fails.
+  async ensureImage(image: string, registryAuth?: string): Promise<void> {
     this.maybeFail('pull');
     if (this.images.has(image)) return;
     this.calls.push(`pull ${image}`);
-    throw new ExecutorError(`pull access denied for ${image}, repository does not exist or may require 'docker login'`, false);
+    this.pulls.push({ image, ...(registryAuth ? { registryAuth } : {}) });
   }
 
   async create(config: ContainerCreate): Promise<string> {
     this.maybeFail('create');
     this.calls.push(`create ${config.name}`);
+    const image = String(config.body.Image ?? '');
+    if (!this.images.has(image)) throw new ExecutorError(`No such image: ${image}`, false, 404);
     const id = `c${++this.seq}`;
     this.containers.set(id, { id, taskId: config.body.Labels['com.docker.swarm.task.id']!, name: config.name, running: false, pid: 0, exitCode: 0, config });
     return id;
@@ -153,7 +158,7 @@ export class FakeExecutor implements Executor {
   byTask(taskId: string): FakeContainer[] { return [...this.containers.values()].filter((c) => c.taskId === taskId); }
 }
 
-// The managers in memory: status writes are applied like LocalControlPlane
+// The managers in memory: status writes are applied as the dispatcher
 // does (no regressions) and echoed back as assignment changes.
 export class FakeControlPlane implements AgentControlPlane {
   readonly tasks = new Map<string, Task>();

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -13,8 +13,9 @@ import { Router } from '../../../src/api/router';
 import { createApiHandler } from '../../../src/api/server';
 import { detailsOf, frame, formatLine, queryEscape, registerLogRoutes, type LogRouteDeps } from '../../../src/api/routes/logs';
 import { fixedNanos, RawLineParser, StdcopyParser, type LogLine } from '../../../src/agent/executor/logs';
-import type { LogSource, TaskLogOptions } from '../../../src/agent/log-source';
-import { makeTask, waitFor } from './fakes';
+import type { LogSource } from '../../../src/agent/log-source';
+import { FakeSource, LogCluster, line } from '../../helpers/log-broker';
+import { makeTask, NODE_ID, waitFor } from './fakes';
 
 const SAMPLE = '/work/shared/reference/docker-api-samples/service-logs.raw';
 
@@ -59,35 +60,7 @@ test('a framed line is byte for byte what dockerd sends (service-logs.raw)', () 
   assert.equal(queryEscape('a b/c=d,e!'), 'a+b%2Fc%3Dd%2Ce%21');
 });
 
-class FakeSource implements LogSource {
-  readonly calls: Array<{ task: string; opts: TaskLogOptions }> = [];
-  readonly lines = new Map<string, LogLine[]>();
-  readonly live = new Map<string, { push(l: LogLine): void }>();
-  ended = 0;
-
-  async *taskLogs(task: Task, opts: TaskLogOptions, signal: AbortSignal): AsyncIterable<LogLine> {
-    this.calls.push({ task: task.ID, opts });
-    try { yield* this.produce(task, opts, signal); } finally { this.ended++; }
-  }
-
-  private async *produce(task: Task, opts: TaskLogOptions, signal: AbortSignal): AsyncIterable<LogLine> {
-    let lines = this.lines.get(task.ID) ?? [];
-    if (opts.tail !== undefined) lines = lines.slice(Math.max(0, lines.length - Number(opts.tail)));
-    for (const l of lines) yield l;
-    if (!opts.follow) return;
-    // Follow: lines pushed later, until the client goes away.
-    const queue: LogLine[] = [];
-    let wake: (() => void) | undefined;
-    this.live.set(task.ID, { push: (l) => { queue.push(l); wake?.(); } });
-    const aborted = new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-    while (!signal.aborted) {
-      while (queue.length) yield queue.shift()!;
-      await Promise.race([aborted, new Promise<void>((r) => { wake = r; })]);
-    }
-  }
-}
-
-const L = (stream: 'stdout' | 'stderr', sec: number, text: string): LogLine => ({ stream, timestamp: `2026-01-01T00:00:0${sec}.000000000Z`, line: Buffer.from(text + '\n') });
+const L = line;
 
 function service(id: string, name: string, tty = false): Service {
   return {
@@ -100,7 +73,10 @@ function service(id: string, name: string, tty = false): Service {
 const running = (id: string, serviceId: string, slot: number, created: string): Task =>
   makeTask(id, { ServiceID: serviceId, Slot: slot, CreatedAt: created, Status: { Timestamp: created, State: 'running', Message: 'started', ContainerStatus: { ContainerID: `c-${id}`, PID: 1, ExitCode: 0 } } });
 
-async function fixture(deps: Partial<LogRouteDeps> = {}) {
+const clusters: LogCluster[] = [];
+after(async () => { await Promise.all(clusters.map((c) => c.stop())); });
+
+async function fixture(deps: Partial<LogRouteDeps> & { source?: LogSource } = {}) {
   const store = await Store.open(new MemoryBackend(), silentLogger);
   await store.txn()
     .create('services', service('svcaaaaaaaaaaaaaaaaaaaaaa1', 'web'))
@@ -113,8 +89,11 @@ async function fixture(deps: Partial<LogRouteDeps> = {}) {
   source.lines.set('task1', [L('stdout', 1, 'one-a'), L('stderr', 2, 'one-b'), L('stdout', 3, 'one-c')]);
   source.lines.set('task2', [L('stdout', 4, 'two-a')]);
   source.lines.set('ttytask', [L('stdout', 1, 'tty-a')]);
+  const logs = new LogCluster(store);
+  clusters.push(logs);
+  logs.addAgent(NODE_ID, deps.source ?? source);
   const router = new Router();
-  registerLogRoutes(router, { store, nodeId: 'node00000000000000000000a1', source, ...deps });
+  registerLogRoutes(router, { store, broker: () => logs.broker, ...deps });
   const handler = createApiHandler({
     router,
     engine: { forward: (_q: IncomingMessage, s: ServerResponse) => { s.writeHead(404); s.end(); }, forwardUpgrade: () => undefined },
@@ -237,4 +216,18 @@ test('task logs with follow end when the task\'s log ends', { timeout: 10_000 },
   const ended = await fixture({ source: { async *taskLogs() { yield L('stdout', 1, 'last'); } } });
   const r = await inject(ended.handler, { method: 'GET', url: '/v1.41/tasks/task1/logs?stdout=1&follow=1' });
   assert.deepEqual(frames(r.rawPayload), [[1, 'last\n']]);
+});
+
+test('a task on a node the broker cannot reach: Docker\'s error on the system-error stream (raw with a TTY)', async () => {
+  const { handler, store } = await fixture();
+  await store.txn().create('tasks', running('gone1', 'svcaaaaaaaaaaaaaaaaaaaaaa1', 3, '2026-01-01T00:00:03Z'))
+    .create('tasks', running('gone2', 'svcbbbbbbbbbbbbbbbbbbbbbb2', 2, '2026-01-01T00:00:03Z')).commit();
+  await store.mutate('tasks', 'gone1', (t) => { t.NodeID = 'nodeelsewhere'; return t; });
+  await store.mutate('tasks', 'gone2', (t) => { t.NodeID = 'nodeelsewhere'; return t; });
+  const res = await inject(handler, { method: 'GET', url: '/v1.41/services/web/logs?stdout=1&stderr=1' });
+  const f = frames(res.rawPayload);
+  assert.deepEqual(f.slice(0, 4).map(([s]) => s), [1, 2, 1, 1]);
+  assert.deepEqual(f[4], [3, 'Error grabbing logs: rpc error: code = Unknown desc = warning: incomplete log stream. some logs could not be retrieved for the following reasons: node nodeelsewhere is not available\n']);
+  const tty = await inject(handler, { method: 'GET', url: '/v1.41/services/tty/logs?stdout=1&stderr=1' });
+  assert.equal(tty.payload, 'tty-a\nError grabbing logs: rpc error: code = Unknown desc = warning: incomplete log stream. some logs could not be retrieved for the following reasons: node nodeelsewhere is not available\n');
 });

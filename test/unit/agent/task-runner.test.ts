@@ -62,13 +62,22 @@ test('container exit: 0 completes ("finished"), non-zero fails with Docker\'s er
   } finally { await agent.stop(); }
 });
 
-test('a missing image that cannot be pulled rejects the task with the pull error', async () => {
+test("a missing image that cannot be pulled rejects the task with Docker's No such image", async () => {
   const { ex, agent, reach } = await harness((cp) => cp.put(makeTask('t1', { Spec: { ContainerSpec: { Image: 'nowhere/img:1' } } })));
   try {
     const st = await reach('t1', 'rejected');
-    assert.match(st.Err!, /pull access denied for nowhere\/img:1/);
+    assert.equal(st.Err, 'No such image: nowhere/img:1');
     assert.equal(st.Message, 'preparing');
     assert.equal(ex.containers.size, 0);
+    assert.deepEqual(ex.pulls, [{ image: 'nowhere/img:1' }], 'pulled once, without credentials');
+  } finally { await agent.stop(); }
+});
+
+test('the pull carries the registry credentials the task was handed', async () => {
+  const { ex, agent, reach } = await harness((cp) => cp.put(makeTask('t1', { Spec: { ContainerSpec: { Image: 'reg:5000/img:1', PullOptions: { RegistryAuth: 'eyJ1c2VybmFtZSI6InUifQ' } } } })));
+  try {
+    await reach('t1', 'rejected');
+    assert.deepEqual(ex.pulls, [{ image: 'reg:5000/img:1', registryAuth: 'eyJ1c2VybmFtZSI6InUifQ' }]);
   } finally { await agent.stop(); }
 });
 

@@ -16,13 +16,24 @@ test('swarm update --autolock=true is refused and changes nothing', async () => 
   assert.equal(ok.status, 200);
 });
 
-test('there is never an unlock key to show, and nothing to unlock', async () => {
+test('the unlock key is empty (as Docker answers with autolock off), and nothing is locked', async () => {
   const { call } = await controlFixture();
   const key = await call('GET', '/v1.41/swarm/unlockkey');
-  assert.equal(key.status, 400);
-  assert.match(key.json.message, /no unlock key is set/);
-  assert.equal(key.json.UnlockKey, undefined);
+  assert.equal(key.status, 200);
+  assert.deepEqual(key.json, { UnlockKey: '' });
   const unlock = await call('POST', '/v1.41/swarm/unlock', { UnlockKey: 'SWMKEY-1-x' });
-  assert.equal(unlock.status, 400);
-  assert.match(unlock.json.message, /not locked/);
+  assert.equal(unlock.status, 409);
+  assert.equal(unlock.json.message, 'swarm is not locked');
+  // Rotating a key that does not exist changes nothing (SwarmKit rotates only under autolock).
+  const before = await call('GET', '/v1.41/swarm');
+  const rotate = await call('POST', `/v1.41/swarm/update?version=${before.json.Version.Index}&rotateManagerUnlockKey=true`, before.json.Spec);
+  assert.equal(rotate.status, 200);
+  assert.deepEqual((await call('GET', '/v1.41/swarm/unlockkey')).json, { UnlockKey: '' });
+});
+
+test('swarm init --autolock is refused before anything is made', async () => {
+  const { validateInitRequest } = await import('../../../src/manager/controlapi/validate-swarm');
+  assert.throws(() => validateInitRequest({ AutoLockManagers: true } as never), /autolock is not supported yet/);
+  assert.throws(() => validateInitRequest({ Spec: { EncryptionConfig: { AutoLockManagers: true } } } as never), /autolock is not supported yet/);
+  assert.doesNotThrow(() => validateInitRequest({ Spec: { EncryptionConfig: { AutoLockManagers: false } } } as never));
 });

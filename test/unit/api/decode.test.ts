@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeGo, goTypeName, int, map, slice, str, struct } from '../../../src/api/decode/go-json';
+import { decodeGo, goTypeName, int, map, slice, str, struct } from '../../../src/common/go/go-json';
 import { ConfigSpec, NodeSpec, ServiceSpec, SwarmSpec } from '../../../src/api/decode/docker-types';
 import { ShoalError } from '../../../src/common/errors';
 

@@ -12,7 +12,7 @@ import { createApiHandler, createApiServer, type ApiServerOptions } from '../../
 import { MAX_BODY, Router, readJsonBody } from '../../../src/api/router';
 import { PassThrough } from 'node:stream';
 import { parseTarget, isOwnedPath } from '../../../src/api/target';
-import { EngineClient } from '../../../src/api/engine-client';
+import { EngineClient } from '../../../src/engine/client';
 import { silentLogger, type Logger } from '../../../src/common/log';
 import { invalid } from '../../../src/common/errors';
 

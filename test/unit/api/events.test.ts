@@ -10,7 +10,7 @@ import {
   EventFilter, SwarmEventLog, formatEvent, formatTimestamp, isoToNs, nowNs, parseTimestamp, registerEventRoutes, swarmEventOf, type SwarmEvent,
 } from '../../../src/api/routes/events';
 import { registerInfoRoute } from '../../../src/api/routes/engine-info';
-import { EngineClient } from '../../../src/api/engine-client';
+import { EngineClient } from '../../../src/engine/client';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import type { StoreEvent } from '../../../src/store/objects';

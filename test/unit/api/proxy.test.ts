@@ -9,7 +9,7 @@ import { createApiHandler, createApiServer } from '../../../src/api/server';
 import { EngineProxy, endToEndHeaders } from '../../../src/api/proxy';
 import { registerPingRoutes } from '../../../src/api/routes/ping';
 import { silentLogger } from '../../../src/common/log';
-import { parseEngineAddress } from '../../../src/api/engine-client';
+import { parseEngineAddress } from '../../../src/engine/address';
 import { startFakeEngine, tempSocketPath, waitUntil, type FakeEngine } from '../../helpers/fake-engine';
 
 const proxies: EngineProxy[] = [];

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { goFloat, goQuote } from '../../../src/api/decode/go-format';
-import { parseFilters } from '../../../src/api/filters';
-import { boolValue, parseGoBool, parseGoInt, parseGoUint, parseObjectVersion, strictBool, wrappedParseBoolError } from '../../../src/api/decode/query';
+import { goFloat, goQuote } from '../../../src/common/go/go-format';
+import { parseFilters } from '../../../src/common/filters';
+import { boolValue, parseGoBool, parseGoInt, parseGoUint, parseObjectVersion, strictBool, wrappedParseBoolError } from '../../../src/common/go/query';
 
 const q = (s: string) => new URLSearchParams(s);
 

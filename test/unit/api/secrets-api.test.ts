@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { controlFixture, NODE_ID } from '../../helpers/control-fixture';
 import { SecretBox } from '../../../src/manager/controlapi/secret-box';
-import { LocalControlPlane } from '../../../src/agent/local-control-plane';
+import { localDispatch } from '../../helpers/dispatcher-fixture';
+import { waitFor } from '../agent/fakes';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { ControlApi } from '../../../src/manager/controlapi';
@@ -283,9 +284,14 @@ test('the agent\'s control plane hands out only the secrets and configs of a tas
   await store.txn().create('tasks', task('mine00000000000000000000001', NODE_ID))
     .create('tasks', task('othr00000000000000000000001', 'node0000000000000000000002'))
     .create('tasks', task('none00000000000000000000001')).commit();
-  const cp = new LocalControlPlane(store, { revealSecret: (id) => control.secrets.reveal(id), revealConfig: (id) => control.configs.reveal(id) });
-  const stop = cp.watchAssignments(NODE_ID, () => undefined);
+  const dispatch = await localDispatch(store, { revealSecret: (id) => control.secrets.reveal(id), revealConfig: (id) => control.configs.reveal(id) });
+  const bare = await localDispatch(store);
+  const cp = await dispatch.plane(NODE_ID);
+  let delivered = false;
+  cp.watchAssignments(NODE_ID, () => { delivered = true; });
+  const noValues = await bare.plane(NODE_ID);
   try {
+    await waitFor('the session\'s first assignments', () => delivered);
     const secrets = await cp.getSecrets('mine00000000000000000000001');
     assert.deepEqual(secrets.map((s) => [s.ID, s.Name, s.Data.toString()]), [[s1, 's1', 'one']], 'each referenced secret once; s2 not at all');
     const configs = await cp.getConfigs('mine00000000000000000000001');
@@ -293,6 +299,9 @@ test('the agent\'s control plane hands out only the secrets and configs of a tas
     assert.deepEqual(await cp.getSecrets('othr00000000000000000000001'), [], 'another node\'s task');
     assert.deepEqual(await cp.getSecrets('none00000000000000000000001'), [], 'an unassigned task');
     assert.deepEqual(await cp.getSecrets('nosuch'), []);
-    assert.deepEqual(await new LocalControlPlane(store).getSecrets('mine00000000000000000000001'), [], 'no payload source, no values');
-  } finally { stop(); }
+    let bareDelivered = false;
+    noValues.watchAssignments(NODE_ID, () => { bareDelivered = true; });
+    await waitFor('the second session\'s first assignments', () => bareDelivered);
+    assert.deepEqual(await noValues.getSecrets('mine00000000000000000000001'), [], 'no payload source, no values');
+  } finally { await dispatch.stop(); await bare.stop(); }
 });

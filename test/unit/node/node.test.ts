@@ -8,7 +8,7 @@ import { createRootCA, issueNodeCert, newJoinToken, type RootCA } from '../../..
 import { registerCAServer } from '../../../src/manager/ca/ca-server';
 import { defaultSwarmSpec } from '../../../src/manager/controlapi/cluster';
 import { requestMembership, withDefaultPort } from '../../../src/node/join';
-import { describeCert, identityPaths, readIdentity, writeIdentity } from '../../../src/node/identity';
+import { describeCert, identityPaths, LocalIdentity, readIdentity, writeIdentity } from '../../../src/node/identity';
 import { renewalDelayMs, startCertRenewal } from '../../../src/node/renewal';
 import { GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
 import type { RpcChannel } from '../../../src/rpc/transport';
@@ -166,4 +166,22 @@ test('renewal: due certificates renew by themselves; renewNow after a promotion 
     r4.stop();
     ch?.close();
   }
+});
+
+test('LocalIdentity: save writes to disk, then serves and announces the new identity; another node\'s identity is refused', async () => {
+  const m = await requestMembership({ remoteAddrs: [address], token: tokens().Worker, timeoutMs: 10_000, log: silentLogger });
+  const root = join(tmp, 'd');
+  writeIdentity(root, m.tls);
+  const local = new LocalIdentity(root, readIdentity(root)!);
+  const seen: string[] = [];
+  local.onChange((id) => seen.push(id.role));
+  const promoted = await issueNodeCert(ca, m.nodeId, 'manager', CLUSTER, 3 * HOUR_NS);
+  local.save({ caPem: ca.certPem, certPem: promoted.certPem, keyPem: promoted.keyPem });
+  assert.equal(local.current.role, 'manager');
+  assert.equal(local.tls().certPem, promoted.certPem);
+  assert.equal(readIdentity(root)!.role, 'manager');
+  assert.deepEqual(seen, ['manager']);
+  const stranger = await issueNodeCert(ca, 'stranger00000000000000001', 'manager', CLUSTER, 3 * HOUR_NS);
+  assert.throws(() => local.save({ caPem: ca.certPem, certPem: stranger.certPem, keyPem: stranger.keyPem }), /refusing to replace/);
+  assert.equal(local.current.nodeId, m.nodeId);
 });

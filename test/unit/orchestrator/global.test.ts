@@ -81,3 +81,20 @@ test('global: a node leaving the constraints loses its task, no replacement', ()
   assert.equal(plan.creates.length, 0);
   assert.equal(w.onNode('g', 'b')[0]!.DesiredState, 'shutdown');
 });
+
+test('global: a node back from down gets a new task once its old one is over, never two running', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('g', { global: true });
+  w.settle('g');
+  w.runAll('g');
+  const old = w.onNode('g', 'a')[0]!;
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Message: 'heartbeat failure', Addr: '' } });
+  w.run('g');
+  assert.equal(w.tasks.get(old.ID)!.DesiredState, 'shutdown');
+  assert.ok(w.plan('g').empty, 'nothing for a down node');
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'ready', Addr: '10.0.0.1' } });
+  const back = w.run('g');
+  assert.deepEqual(back.creates.map((t) => t.NodeID), ['a'], 'a fresh task for the node that came back');
+  assert.equal(w.tasks.get(old.ID)!.DesiredState, 'shutdown', 'the old one is still to be stopped by the agent');
+});

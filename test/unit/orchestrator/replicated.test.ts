@@ -110,23 +110,59 @@ test('100 replicas are decided in one pass', () => {
   assert.equal(new Set(plan.creates.map((t) => t.Slot)).size, 100);
 });
 
-test('node down: its tasks are replaced elsewhere with the restart delay, without waiting for them', () => {
+test('node down: its tasks are replaced elsewhere at once (no restart delay), without waiting for them', () => {
   const w = new World();
   w.addNode('a'); w.addNode('b');
   w.addService('s', { replicas: 2 });
   w.settle('s');
   w.runAll('s', ['a', 'b']);
-  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Addr: '' } });
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Message: 'heartbeat failure', Addr: '' } });
   const plan = w.run('s');
   const old = w.onNode('s', 'a')[0]!;
   assert.equal(old.DesiredState, 'shutdown');
+  assert.equal(old.Status.State, 'running', 'what the node last said stays until it says more');
   const repl = plan.creates[0]!;
   assert.equal(repl.Slot, old.Slot);
-  assert.equal(repl.DesiredState, 'ready');
-  assert.equal(plan.wakeAt, T0 + 5 * SEC);
-  w.tick(5 * SEC);
-  const promote = w.run('s');
-  assert.equal(promote.updates.get(repl.ID)?.DesiredState, 'running', 'a down node is not waited for');
+  assert.equal(repl.NodeID, undefined, 'the scheduler places it (on a ready node)');
+  assert.equal(repl.DesiredState, 'running', 'a lost node is not a failing task: no restart delay, and a down node is not waited for');
+  assert.equal(plan.wakeAt, undefined);
+  assert.ok(w.plan('s').empty, 'nothing more while the node is down');
+  w.runAll('s', ['b']);
+  assert.equal(w.live('s').length, 2);
+  assert.deepEqual(w.onNode('s', 'b').map((t) => t.Status.State), ['running', 'running']);
+
+  // The node comes back: its agent reports the moved task shut down; nothing else changes.
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'ready', Addr: '10.0.0.1' } });
+  assert.ok(w.plan('s').empty, 'a node back is not given its tasks back');
+  w.setState(old.ID, 'shutdown');
+  assert.ok(w.plan('s').empty);
+  assert.equal(w.live('s').length, 2);
+});
+
+test('node down and back before the replacement ran: the old task stays shut down, the replacement stays', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 1 });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  const old = w.onNode('s', 'a')[0]!;
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Addr: '' } });
+  const repl = w.run('s').creates[0]!;
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'ready', Addr: '10.0.0.1' } });
+  const again = w.plan('s');
+  assert.ok(again.empty, 'no flip-flop when the node returns');
+  assert.equal(w.tasks.get(old.ID)!.DesiredState, 'shutdown');
+  assert.equal(w.tasks.get(repl.ID)!.DesiredState, 'running');
+});
+
+test('node down under a restart policy with max attempts: a replacement counts as an attempt', () => {
+  const w = new World();
+  w.addNode('a'); w.addNode('b');
+  w.addService('s', { replicas: 1, template: { ContainerSpec: { Image: 'nginx:1' }, RestartPolicy: { Condition: 'any', MaxAttempts: 1 } } });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { State: 'down', Addr: '' } });
+  assert.equal(w.run('s').creates.length, 1);
 });
 
 test('drain: the replacement starts without delay once the old task stopped (or after a minute)', () => {

@@ -200,11 +200,17 @@ test('fetchRootCA trusts nothing yet and returns the PEM; nothing listening is u
   await assert.rejects(fetchRootCA(`127.0.0.1:${port}`, 2000), kindOf('unavailable'));
 });
 
-test('the expected node ID is checked, and a renewed server certificate is used for new connections', async () => {
+test('the expected node ID and role are checked, and a renewed server certificate is used for new connections', async () => {
   await withChannel(grpcChannel(address, { ...managerTls, expectNodeId: 'server000000000000000000a' }), async (ch) => {
     assert.deepEqual(await ch.unary(Double, { n: 2 }, { timeoutMs: 5000 }), { n: 4 });
   });
   await withChannel(grpcChannel(address, { ...managerTls, expectNodeId: 'someoneelse00000000000000' }), async (ch) => {
+    await assert.rejects(ch.unary(Double, { n: 2 }, { timeoutMs: 3000 }), kindOf('unavailable'));
+  });
+  await withChannel(grpcChannel(address, { ...managerTls, expectRole: 'manager' }), async (ch) => {
+    assert.deepEqual(await ch.unary(Double, { n: 2 }, { timeoutMs: 5000 }), { n: 4 });
+  });
+  await withChannel(grpcChannel(address, { ...managerTls, expectRole: 'worker' }), async (ch) => {
     await assert.rejects(ch.unary(Double, { n: 2 }, { timeoutMs: 3000 }), kindOf('unavailable'));
   });
   const old = serverTls;

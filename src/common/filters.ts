@@ -1,5 +1,5 @@
-import { invalid } from '../common/errors';
-import { bool, decodeGo, map, slice, str } from './decode/go-json';
+import { invalid } from './errors';
+import { bool, decodeGo, map, slice, str } from './go/go-json';
 
 // Docker's filter argument (moby filters.FromJSON): {"key":{"value":true}},
 // what the CLI sends, where every value named counts whatever its boolean; or

@@ -1,4 +1,4 @@
-import { invalid } from '../../common/errors';
+import { invalid } from '../errors';
 import { goQuote } from './go-format';
 
 // Query parameters read as dockerd reads them (moby api/server/httputils and

@@ -1,4 +1,4 @@
-import { invalid, type ShoalError } from '../../common/errors';
+import { invalid, type ShoalError } from '../errors';
 
 // Request bodies read the way dockerd reads them: Go's encoding/json (Go 1.19,
 // the toolchain of Docker 20.10) decoding into moby's API types. A JSON value

@@ -1,0 +1,375 @@
+import type { NodeDescription, Task, TaskStatus } from '../model/types';
+import { newId } from '../common/ids';
+import type { Logger } from '../common/log';
+import { unavailable } from '../common/errors';
+import type { RpcChannel, RpcStream } from '../rpc/transport';
+import {
+  Heartbeat, Session, UpdateTaskStatus, isSessionInvalid, leaderFromError,
+  type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
+} from '../protocol/dispatcher';
+import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
+
+// The agent's control plane over the node-to-node channel: one session with
+// the leader's dispatcher, reached through any manager.
+//
+// - The session delivers the node's tasks (the whole set on every new
+//   session, then changes), the secrets and configs they use, the managers'
+//   addresses and the heartbeat interval.
+// - Heartbeats at the interval the dispatcher asks; a failed beat ends the
+//   session, and the agent opens a new one.
+// - A manager that is not the leader names the leader: the agent goes there.
+//   A lost manager: the next one in the list, with a bounded back-off.
+// - Meanwhile nothing happens to the tasks: the agent keeps what it runs and
+//   learns what changed from the next session's whole set.
+// - Status reports are merged per task (the newest wins) and sent in batches
+//   on the current session; a failed batch fails its reports, which the
+//   StatusReporter retries.
+
+export interface RemoteControlPlaneOptions {
+  connect: (addr: string) => RpcChannel;
+  managers: string[];                 // host:port of the managers known at start
+  describe: () => Promise<NodeDescription>;
+  log: Logger;
+  onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
+  backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
+  callTimeoutMs?: number;             // registration and status calls
+  newSessionId?: () => string;
+}
+
+const DEFAULT_BACKOFF = { minMs: 100, maxMs: 5000 };
+const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+// Reports per UpdateTaskStatus call (the protocol takes up to 10,000).
+const STATUS_BATCH = 1000;
+// How long a report waits for a session before it fails (and is retried).
+const SESSION_WAIT_MS = 10_000;
+const STOP_WAIT_MS = 2000;
+
+interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream }
+interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
+interface FullSet { tasks: Map<string, Task>; services: ServiceInfo[]; secrets: WirePayload[]; configs: WirePayload[] }
+
+export class RemoteControlPlane implements AgentControlPlane {
+  private readonly tasks = new Map<string, Task>();
+  private readonly services = new Map<string, ServiceAnnotations>();
+  private readonly secrets = new Map<string, WirePayload>();
+  private readonly configs = new Map<string, WirePayload>();
+  private managers: string[];
+  private leader?: string;
+  private nextManager = 0;
+  private readonly channels = new Map<string, RpcChannel>();
+  private live?: Live;
+  private sessionWaiters = new Set<() => void>();
+  private onChange?: (a: Assignments) => void;
+  private delivered = false;
+  private full?: FullSet;
+  private stopped = false;
+  private wake?: () => void;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private readonly queue = new Map<string, Queued>();
+  private flushing?: Promise<void>;
+  private loop?: Promise<void>;
+  private readonly backoff: { minMs: number; maxMs: number };
+  private readonly callTimeoutMs: number;
+
+  constructor(private readonly opts: RemoteControlPlaneOptions) {
+    this.managers = [...opts.managers];
+    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  }
+
+  // The address of the manager the session is with, if any.
+  get connectedTo(): string | undefined { return this.live?.addr; }
+
+  watchAssignments(_nodeId: string, onChange: (a: Assignments) => void): () => void {
+    // The node is the one of the certificate the channel presents.
+    this.onChange = onChange;
+    this.loop ??= this.run();
+    return () => { void this.stop(); };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    this.endSession();
+    for (const w of this.sessionWaiters) w();
+    for (const c of this.channels.values()) c.close();
+    this.channels.clear();
+    // The loop may be waiting on the engine for a description (bounded by the
+    // executor, up to a minute): shutdown does not wait for that.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_WAIT_MS); })]);
+    clearTimeout(timer);
+  }
+
+  serviceAnnotations(serviceId: string): ServiceAnnotations | undefined { return this.services.get(serviceId); }
+
+  // What the session delivered for this task, and only for a task of this node.
+  async getSecrets(taskId: string): Promise<PayloadValue[]> {
+    const refs = this.tasks.get(taskId)?.Spec.ContainerSpec?.Secrets ?? [];
+    return values(new Set(refs.map((r) => r.SecretID)), this.secrets);
+  }
+
+  async getConfigs(taskId: string): Promise<PayloadValue[]> {
+    const refs = this.tasks.get(taskId)?.Spec.ContainerSpec?.Configs ?? [];
+    return values(new Set(refs.map((r) => r.ConfigID)), this.configs);
+  }
+
+  updateTaskStatus(taskId: string, status: TaskStatus): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: unknown): void => (err === undefined ? resolve() : reject(err));
+      const q = this.queue.get(taskId);
+      if (q) { q.status = status; q.done.push(done); } else this.queue.set(taskId, { status, done: [done] });
+      this.kickFlush();
+    });
+  }
+
+  // ---------- status ----------
+
+  private kickFlush(): void {
+    if (this.flushing) return;
+    this.flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(async () => { while (this.queue.size && !this.stopped) await this.sendStatuses(); })
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.stopped) this.failQueued(unavailable('agent stopped'));
+        else if (this.queue.size) this.kickFlush();
+      });
+  }
+
+  private failQueued(err: Error): void {
+    const all = [...this.queue.values()];
+    this.queue.clear();
+    for (const q of all) for (const d of q.done) d(err);
+  }
+
+  private async sendStatuses(): Promise<void> {
+    const live = await this.waitSession();
+    const items = [...this.queue.entries()].slice(0, STATUS_BATCH);
+    for (const [id] of items) this.queue.delete(id);
+    const finish = (err?: unknown): void => { for (const [, q] of items) for (const d of q.done) d(err); };
+    if (!live) { finish(unavailable('no session with a manager')); return; }
+    const updates: StatusUpdate[] = items.map(([TaskID, q]) => ({ TaskID, Status: q.status }));
+    try {
+      await live.channel.unary(UpdateTaskStatus, { SessionID: live.id, Updates: updates }, { timeoutMs: this.callTimeoutMs });
+      finish();
+    } catch (err) {
+      finish(err);
+      this.sessionCallFailed(live, err);
+    }
+  }
+
+  private waitSession(): Promise<Live | undefined> {
+    if (this.live || this.stopped) return Promise.resolve(this.live);
+    return new Promise((resolve) => {
+      const done = (): void => { clearTimeout(timer); this.sessionWaiters.delete(done); resolve(this.live); };
+      const timer = setTimeout(done, SESSION_WAIT_MS);
+      this.sessionWaiters.add(done);
+    });
+  }
+
+  // ---------- the session ----------
+
+  // The leader when known; otherwise the managers in turn, skipping the one that just failed.
+  private pickManager(failed?: string): string | undefined {
+    if (this.leader) return this.leader;
+    const n = this.managers.length;
+    for (let i = 0; i < n; i++) {
+      const addr = this.managers[this.nextManager++ % n]!;
+      if (addr !== failed || n === 1) return addr;
+    }
+    return undefined;
+  }
+
+  private channel(addr: string): RpcChannel {
+    let c = this.channels.get(addr);
+    if (!c) this.channels.set(addr, (c = this.opts.connect(addr)));
+    return c;
+  }
+
+  private dropChannel(addr: string): void {
+    this.channels.get(addr)?.close();
+    this.channels.delete(addr);
+  }
+
+  private async run(): Promise<void> {
+    let backoff = this.backoff.minMs;
+    let redirected = false;
+    let failed: string | undefined;
+    while (!this.stopped) {
+      const addr = this.pickManager(failed);
+      let established = false;
+      let err: unknown;
+      if (addr) {
+        try {
+          established = await this.runSession(addr);
+        } catch (e) {
+          err = e;
+          established = (e as { established?: boolean }).established === true;
+        }
+      }
+      if (this.stopped) break;
+      if (established) backoff = this.backoff.minMs;
+      const leader = leaderFromError(err);
+      // Straight to the leader a manager names, once; a second redirect in a row waits.
+      const follow: boolean = leader !== undefined && leader !== addr && !redirected;
+      redirected = follow;
+      if (leader) this.leader = leader !== addr ? leader : undefined;
+      else if (this.leader === addr) this.leader = undefined; // a leader hint (from a beat) keeps
+      failed = leader ? undefined : addr;
+      if (!leader && addr) this.dropChannel(addr);
+      this.opts.log.warn({ manager: addr, leader, err: (err as Error | undefined)?.message, retryMs: follow ? 0 : backoff }, leader ? 'dispatcher is not the leader; moving to the leader' : 'session with the managers lost; trying the next manager');
+      if (follow) continue;
+      await this.sleep(backoff * (0.5 + Math.random() / 2));
+      backoff = Math.min(this.backoff.maxMs, backoff * 2);
+    }
+  }
+
+  // One session: resolves (or rejects, with `established` set on the error)
+  // when it ends; returns whether it was ever established.
+  private async runSession(addr: string): Promise<boolean> {
+    const description = await this.opts.describe();
+    if (this.stopped) return false;
+    const channel = this.channel(addr);
+    const id = (this.opts.newSessionId ?? newId)();
+    let established = false;
+    let stream: RpcStream | undefined;
+    const firstTimer = setTimeout(() => { if (!established) stream?.cancel(); }, this.callTimeoutMs);
+    stream = channel.stream(Session, { SessionID: id, Description: description }, (msg) => {
+      if (this.stopped || msg.SessionID !== id) return;
+      if (!established) {
+        established = true;
+        clearTimeout(firstTimer);
+        this.live = { id, addr, channel, stream: stream! };
+        this.full = undefined;
+        this.opts.log.info({ manager: addr, session: id }, 'session with the dispatcher established');
+        for (const w of [...this.sessionWaiters]) w();
+      }
+      this.apply(msg);
+    });
+    try {
+      await stream.done;
+      if (!this.stopped) throw unavailable('dispatcher ended the session');
+      return established;
+    } catch (err) {
+      throw Object.assign(err as Error, { established });
+    } finally {
+      clearTimeout(firstTimer);
+      if (this.live?.id === id) this.endSession();
+    }
+  }
+
+  private endSession(): void {
+    const live = this.live;
+    this.live = undefined;
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    live?.stream.cancel();
+  }
+
+  private scheduleHeartbeat(ms: number): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    const live = this.live;
+    if (!live) return;
+    this.heartbeatTimer = setTimeout(() => void this.beat(live, ms), ms);
+  }
+
+  private async beat(live: Live, intervalMs: number): Promise<void> {
+    if (this.live !== live) return;
+    try {
+      // A beat that takes longer than the interval is as good as lost.
+      const res = await live.channel.unary(Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, intervalMs) });
+      if (this.live === live) this.scheduleHeartbeat(res.PeriodMs);
+    } catch (err) {
+      this.opts.log.warn({ manager: live.addr, err: (err as Error).message }, 'heartbeat failed; reconnecting');
+      if (this.live === live) {
+        const leader = leaderFromError(err);
+        if (leader) this.leader = leader;
+        this.endSession();
+      }
+    }
+  }
+
+  private sessionCallFailed(live: Live, err: unknown): void {
+    if (this.live === live && (isSessionInvalid(err) || leaderFromError(err))) {
+      const leader = leaderFromError(err);
+      if (leader) this.leader = leader;
+      this.endSession();
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
+      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve(); };
+    });
+  }
+
+  // ---------- what the session delivers ----------
+
+  private apply(msg: SessionMessage): void {
+    if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
+      this.managers = [...msg.Managers.Addrs];
+      this.opts.onManagers?.([...this.managers]);
+    }
+    if (this.live && !this.heartbeatTimer) this.scheduleHeartbeat(msg.HeartbeatMs);
+    if (msg.Full) {
+      const f: FullSet = (this.full ??= { tasks: new Map(), services: [], secrets: [], configs: [] } as FullSet);
+      for (const t of msg.Tasks) f.tasks.set(t.ID, t);
+      f.services.push(...msg.Services);
+      f.secrets.push(...msg.Secrets);
+      f.configs.push(...msg.Configs);
+      if (msg.More) return;
+      this.full = undefined;
+      this.applyFull(f);
+      return;
+    }
+    for (const s of msg.Services) this.services.set(s.ID, { Name: s.Name, ...(s.Labels ? { Labels: s.Labels } : {}) });
+    for (const p of msg.Secrets) this.secrets.set(p.ID, p);
+    for (const p of msg.Configs) this.configs.set(p.ID, p);
+    for (const id of msg.RemovedSecrets) this.secrets.delete(id);
+    for (const id of msg.RemovedConfigs) this.configs.delete(id);
+    const changed = new Set<string>();
+    const removed = new Set<string>();
+    for (const t of msg.Tasks) { this.tasks.set(t.ID, t); changed.add(t.ID); }
+    for (const id of msg.Removed) if (this.tasks.delete(id)) removed.add(id);
+    if (changed.size || removed.size) this.notify(changed, removed);
+  }
+
+  // A new session's whole set replaces what the agent knew: tasks missing
+  // from it are gone (their containers go), the others are (re)delivered.
+  private applyFull(f: FullSet): void {
+    const removed = new Set<string>();
+    for (const id of this.tasks.keys()) if (!f.tasks.has(id)) removed.add(id);
+    const changed = new Set<string>();
+    for (const [id, t] of f.tasks) {
+      const had = this.tasks.get(id);
+      if (!had || had.Version.Index !== t.Version.Index || had.DesiredState !== t.DesiredState) changed.add(id);
+    }
+    this.tasks.clear();
+    for (const [id, t] of f.tasks) this.tasks.set(id, t);
+    for (const s of f.services) this.services.set(s.ID, { Name: s.Name, ...(s.Labels ? { Labels: s.Labels } : {}) });
+    this.secrets.clear();
+    this.configs.clear();
+    for (const p of f.secrets) this.secrets.set(p.ID, p);
+    for (const p of f.configs) this.configs.set(p.ID, p);
+    if (!this.delivered || changed.size || removed.size) this.notify(changed, removed);
+  }
+
+  private notify(changed: Set<string>, removed: Set<string>): void {
+    if (!this.onChange) return;
+    if (!this.delivered) {
+      this.delivered = true;
+      changed = new Set(this.tasks.keys());
+    }
+    this.onChange({ tasks: new Map(this.tasks), changed, removed });
+  }
+}
+
+function values(ids: Set<string>, from: Map<string, WirePayload>): PayloadValue[] {
+  const out: PayloadValue[] = [];
+  for (const id of ids) {
+    const p = from.get(id);
+    if (p) out.push({ ID: p.ID, Name: p.Name, Data: Buffer.from(p.Data, 'base64'), ...(p.Templating ? { Templating: p.Templating } : {}) });
+  }
+  return out;
+}

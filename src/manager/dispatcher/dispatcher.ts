@@ -1,0 +1,501 @@
+import type { Node, NodeDescription, Task, TaskStatus } from '../../model/types';
+import { taskStateRank } from '../../model/types';
+import { notFound, ShoalError, unavailable } from '../../common/errors';
+import type { Logger } from '../../common/log';
+import { nowIso } from '../../common/time';
+import { deepEqual } from '../../common/deep-equal';
+import type { CallContext, RpcServer } from '../../rpc/transport';
+import {
+  Heartbeat, Session, UpdateTaskStatus, notLeader, SESSION_INVALID,
+  type SessionMessage, type SessionRequest, type ServiceInfo, type StatusUpdate, type WirePayload,
+} from '../../protocol/dispatcher';
+import type { StoreEvent } from '../../store/objects';
+import { planBatches, type Store } from '../../store/store';
+import {
+  allowanceMs, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
+} from './liveness';
+
+// The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
+// node's session. Handlers are registered once; only while this manager leads
+// do they serve, otherwise they answer `unavailable` naming the leader.
+//
+// While leading it: records a registering node's description and marks it
+// ready; keeps heartbeats in memory (no store write per beat) and marks down a
+// node unheard of for its allowance (liveness.ts); sends each node its tasks,
+// the secrets and configs they use and the cluster facts it needs; writes the
+// task statuses nodes report, stamped with this manager's clock, in batches.
+
+// How a manager opens stored values (controlapi secrets/configs `reveal`).
+export interface PayloadSource {
+  revealSecret(id: string): Buffer | undefined;
+  revealConfig(id: string): Buffer | undefined;
+}
+
+export interface DispatcherOptions {
+  store: Store;
+  server: RpcServer;
+  log: Logger;
+  now?: () => number;
+  // Applied to every task sent to a node (e.g. opening sealed registry auth).
+  prepareTask?: (t: Task) => Task;
+  // The managers' addresses (host:port) and the leader's, for agents to reconnect.
+  managers?: () => { leaderAddr?: string; addrs: string[] };
+  // Secret and config values; without it tasks get none (and reject when they need any).
+  payloads?: PayloadSource;
+}
+
+export interface Dispatcher {
+  setLeading(leading: boolean): void;
+  stop(): Promise<void>;
+}
+
+// A full set bigger than this is sent in several messages (the transport's
+// message limit is 4 MiB).
+const FULL_CHUNK_BYTES = 1024 * 1024;
+// A failed "node down" write is tried again after this.
+const MARK_DOWN_RETRY_MS = 1000;
+
+interface SessionState {
+  id: string;
+  nodeId: string;
+  send(m: SessionMessage): void;
+  end(err: Error): void;
+  tasks: Map<string, Task>;     // what the node has been told (the latest store version of each)
+  secrets: Set<string>;
+  configs: Set<string>;
+  settings: string;             // Node/Managers/HeartbeatMs as last sent
+}
+
+interface Queued { nodeId: string; status: TaskStatus; done: Array<(err?: unknown) => void> }
+
+const RANK_ASSIGNED = taskStateRank('assigned');
+const RANK_RUNNING = taskStateRank('running');
+// What an agent observes: from `accepted` to `rejected` (the managers set the others).
+const RANK_ACCEPTED = taskStateRank('accepted');
+const RANK_REJECTED = taskStateRank('rejected');
+
+const isAssignedTo = (t: Task | undefined, nodeId: string): t is Task =>
+  !!t && t.NodeID === nodeId && taskStateRank(t.Status.State) >= RANK_ASSIGNED;
+
+// A task's secrets and configs are needed until its container is over.
+const needsPayloads = (t: Task): boolean => taskStateRank(t.Status.State) <= RANK_RUNNING;
+
+const hasRefs = (t: Task | undefined): boolean => !!(t?.Spec.ContainerSpec?.Secrets?.length || t?.Spec.ContainerSpec?.Configs?.length);
+
+// What the agent acts on changed (SwarmKit's TasksEqualStable): status-only
+// changes past `assigned` are the agent's own reports and are not echoed.
+function sameForAgent(a: Task, b: Task): boolean {
+  if (taskStateRank(b.Status.State) <= RANK_ASSIGNED) return false;
+  return a.DesiredState === b.DesiredState && a.NodeID === b.NodeID && a.Slot === b.Slot && a.ServiceID === b.ServiceID
+    && (a.Spec === b.Spec || deepEqual(a.Spec, b.Spec)) && deepEqual(a.Labels, b.Labels)
+    && deepEqual(a.NetworksAttachments, b.NetworksAttachments) && deepEqual(a.JobIteration, b.JobIteration);
+}
+
+function sameStatus(a: TaskStatus, b: TaskStatus): boolean {
+  return a.State === b.State && a.Message === b.Message && a.Err === b.Err
+    && deepEqual(a.ContainerStatus, b.ContainerStatus) && deepEqual(a.PortStatus ?? {}, b.PortStatus ?? {});
+}
+
+export function startDispatcher(opts: DispatcherOptions): Dispatcher {
+  const { store, server, log } = opts;
+  const now = opts.now ?? Date.now;
+  const prepareTask = opts.prepareTask ?? ((t: Task) => t);
+  const managers: () => { leaderAddr?: string; addrs: string[] } = opts.managers ?? (() => ({ addrs: [] }));
+
+  let leading = false;
+  let stopped = false;
+  let liveness: Liveness = new Map();
+  let timer: NodeJS.Timeout | undefined;
+  let timerAt = Infinity;
+  const sessions = new Map<string, SessionState>();
+  const queue = new Map<string, Queued>();
+  let flushing: Promise<void> | undefined;
+  let unsubscribe: (() => void) | undefined;
+
+  const periodMs = (): number => heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
+
+  function refuse(): never {
+    if (stopped) throw unavailable('dispatcher: stopped');
+    throw notLeader(managers().leaderAddr);
+  }
+
+  // ---------- liveness ----------
+
+  function armTimer(): void {
+    const next = leading ? nextExpiry(liveness) ?? Infinity : Infinity;
+    if (next === timerAt) return;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    timerAt = next;
+    if (next === Infinity) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      timerAt = Infinity;
+      checkLiveness();
+    }, Math.max(0, next - now()));
+    timer.unref?.();
+  }
+
+  function checkLiveness(): void {
+    if (!leading) return;
+    for (const id of expired(liveness, now())) void markDown(id);
+    armTimer();
+  }
+
+  async function markDown(nodeId: string): Promise<void> {
+    // A session still open without heartbeats is a dead connection: end it.
+    const s = sessions.get(nodeId);
+    if (s) { sessions.delete(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
+    try {
+      const written = await store.mutate('nodes', nodeId, (n) => {
+        if (n.Status.State === 'down') return undefined;
+        n.Status = { State: 'down', Message: HEARTBEAT_FAILURE, Addr: n.Status.Addr };
+        return n;
+      });
+      if (written) log.warn({ node: nodeId, allowanceMs: allowanceMs(periodMs()) }, 'node marked down: heartbeat failure');
+    } catch (err) {
+      if (!leading) return;
+      log.warn({ err: (err as Error).message, node: nodeId }, 'marking a node down failed; retrying');
+      if (!liveness.has(nodeId)) liveness.set(nodeId, now() + MARK_DOWN_RETRY_MS);
+      armTimer();
+    }
+  }
+
+  // ---------- sessions ----------
+
+  function settingsOf(nodeId: string): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs'> {
+    const n = store.get('nodes', nodeId);
+    const m = managers();
+    return {
+      Node: { Role: n?.Spec.Role ?? 'worker', Availability: n?.Spec.Availability ?? 'active' },
+      Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs },
+      HeartbeatMs: heartbeatIntervalMs(periodMs()),
+    };
+  }
+
+  function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
+    const settings = settingsOf(s.nodeId);
+    s.settings = JSON.stringify(settings);
+    return {
+      SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
+      Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [], ...part,
+    };
+  }
+
+  function servicesOf(tasks: Task[]): ServiceInfo[] {
+    const out = new Map<string, ServiceInfo>();
+    for (const t of tasks) {
+      if (out.has(t.ServiceID)) continue;
+      const svc = store.get('services', t.ServiceID);
+      if (svc) out.set(svc.ID, { ID: svc.ID, Name: svc.Spec.Name ?? '', ...(svc.Spec.Labels ? { Labels: svc.Spec.Labels } : {}) });
+    }
+    return [...out.values()];
+  }
+
+  // Brings the session's payload sets in line with its tasks: new values to send, IDs to drop.
+  function payloadDiff(s: SessionState): Pick<SessionMessage, 'Secrets' | 'Configs' | 'RemovedSecrets' | 'RemovedConfigs'> {
+    const wantSecrets = new Set<string>();
+    const wantConfigs = new Set<string>();
+    for (const t of s.tasks.values()) {
+      if (!needsPayloads(t)) continue;
+      for (const r of t.Spec.ContainerSpec?.Secrets ?? []) wantSecrets.add(r.SecretID);
+      for (const r of t.Spec.ContainerSpec?.Configs ?? []) wantConfigs.add(r.ConfigID);
+    }
+    const Secrets: WirePayload[] = [];
+    const Configs: WirePayload[] = [];
+    for (const id of wantSecrets) {
+      if (s.secrets.has(id)) continue;
+      const v = reveal('secrets', id);
+      if (v) { Secrets.push(v); s.secrets.add(id); }
+    }
+    for (const id of wantConfigs) {
+      if (s.configs.has(id)) continue;
+      const v = reveal('configs', id);
+      if (v) { Configs.push(v); s.configs.add(id); }
+    }
+    const RemovedSecrets = [...s.secrets].filter((id) => !wantSecrets.has(id));
+    const RemovedConfigs = [...s.configs].filter((id) => !wantConfigs.has(id));
+    for (const id of RemovedSecrets) s.secrets.delete(id);
+    for (const id of RemovedConfigs) s.configs.delete(id);
+    return { Secrets, Configs, RemovedSecrets, RemovedConfigs };
+  }
+
+  function reveal(kind: 'secrets' | 'configs', id: string): WirePayload | undefined {
+    const obj = store.get(kind, id);
+    if (!obj || !opts.payloads) return undefined;
+    let data: Buffer | undefined;
+    try {
+      data = kind === 'secrets' ? opts.payloads.revealSecret(id) : opts.payloads.revealConfig(id);
+    } catch (err) {
+      log.error({ err: (err as Error).message, [kind === 'secrets' ? 'secret' : 'config']: id }, 'opening a stored value failed; left out');
+      return undefined;
+    }
+    if (!data) return undefined;
+    const out: WirePayload = { ID: obj.ID, Name: obj.Spec.Name ?? '', Data: data.toString('base64') };
+    data.fill(0);
+    if (obj.Spec.Templating) out.Templating = obj.Spec.Templating;
+    return out;
+  }
+
+  // The node's whole set, in messages of at most FULL_CHUNK_BYTES of tasks.
+  function sendFull(s: SessionState): void {
+    s.tasks.clear();
+    for (const t of store.tasksOfNode(s.nodeId)) if (isAssignedTo(t, s.nodeId)) s.tasks.set(t.ID, t);
+    const all = [...s.tasks.values()].map(prepareTask);
+    const chunks: Task[][] = [[]];
+    let bytes = 0;
+    for (const t of all) {
+      const size = JSON.stringify(t).length;
+      if (bytes + size > FULL_CHUNK_BYTES && chunks[chunks.length - 1]!.length) { chunks.push([]); bytes = 0; }
+      chunks[chunks.length - 1]!.push(t);
+      bytes += size;
+    }
+    const payloads = payloadDiff(s);
+    chunks.forEach((tasks, i) => {
+      const last = i === chunks.length - 1;
+      s.send(message(s, { Full: true, More: !last, Tasks: tasks, Services: servicesOf(tasks), ...(last ? payloads : {}) }));
+    });
+  }
+
+  // What changed for one session in a batch of store events.
+  function sendChanges(s: SessionState, taskIds: Set<string>): void {
+    const changed: Task[] = [];
+    const removed: string[] = [];
+    let refs = false; // only tasks with secrets or configs can change what the node needs
+    for (const id of taskIds) {
+      const cur = store.get('tasks', id);
+      const had = s.tasks.get(id);
+      if (isAssignedTo(cur, s.nodeId)) {
+        s.tasks.set(id, cur);
+        if (!had || !sameForAgent(had, cur)) changed.push(cur);
+      } else if (had) {
+        s.tasks.delete(id);
+        removed.push(id);
+      } else continue;
+      refs ||= hasRefs(had) || hasRefs(cur);
+    }
+    const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
+    const settingsChanged = JSON.stringify(settingsOf(s.nodeId)) !== s.settings;
+    const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
+      || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;
+    if (!any) return;
+    const tasks = changed.map(prepareTask);
+    s.send(message(s, { Tasks: tasks, Removed: removed, Services: servicesOf(tasks), ...payloads }));
+  }
+
+  function onEvents(events: StoreEvent[]): void {
+    if (!leading) return;
+    const dirty = new Map<string, Set<string>>();
+    let everyone = false;
+    const touch = (nodeId: string | undefined, taskId?: string): void => {
+      if (!nodeId || !sessions.has(nodeId)) return;
+      let set = dirty.get(nodeId);
+      if (!set) dirty.set(nodeId, (set = new Set()));
+      if (taskId) set.add(taskId);
+    };
+    for (const e of events) {
+      if (e.kind === 'tasks') {
+        const cur = e.object as Task | undefined;
+        const prev = e.previous as Task | undefined;
+        touch(cur?.NodeID, e.id);
+        if (prev?.NodeID !== cur?.NodeID) touch(prev?.NodeID, e.id);
+      } else if (e.kind === 'nodes') {
+        if (!e.object) {
+          liveness.delete(e.id);
+          const s = sessions.get(e.id);
+          if (s) { sessions.delete(e.id); s.end(notFound(`node ${e.id} not found`)); }
+        } else {
+          if (e.action === 'create' && (e.object as Node).Status?.State !== 'down') expect(liveness, e.id, now(), periodMs());
+          touch(e.id);
+        }
+      } else if (e.kind === 'cluster') {
+        everyone = true;
+      }
+    }
+    if (everyone) for (const id of sessions.keys()) touch(id);
+    for (const [nodeId, taskIds] of dirty) {
+      const s = sessions.get(nodeId);
+      if (s) sendChanges(s, taskIds);
+    }
+    armTimer();
+  }
+
+  // The node's description and readiness, written only when they change.
+  async function register(nodeId: string, desc: NodeDescription, addr: string): Promise<void> {
+    await store.mutate('nodes', nodeId, (n) => {
+      const description = { ...desc, TLSInfo: n.Description?.TLSInfo ?? {} };
+      const status: Node['Status'] = { State: 'ready', Addr: addr || n.Status.Addr };
+      if (deepEqual(n.Description, description) && deepEqual(n.Status, status)) return undefined;
+      n.Description = description;
+      n.Status = status;
+      return n;
+    });
+  }
+
+  async function session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
+    if (!leading) refuse();
+    const peer = ctx.peer!;
+    const nodeId = peer.nodeId;
+    if (!store.get('nodes', nodeId)) throw notFound(`node ${nodeId} not found`);
+    await register(nodeId, req.Description, peer.address);
+    // Looked at again after the write: the node may have been removed, or
+    // leadership lost, meanwhile (from here to `await ended` nothing yields).
+    if (!leading) refuse();
+    if (!store.get('nodes', nodeId)) throw notFound(`node ${nodeId} not found`);
+    if (ctx.signal.aborted) return;
+    const old = sessions.get(nodeId);
+    if (old) old.end(unavailable('dispatcher: session replaced by a newer one of the same node'));
+    let end!: (err: Error) => void;
+    const ended = new Promise<void>((resolve, reject) => {
+      end = reject;
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '' };
+    sessions.set(nodeId, s);
+    heard(liveness, nodeId, now(), periodMs());
+    armTimer();
+    log.info({ node: nodeId, addr: peer.address, session: s.id }, 'node registered');
+    try {
+      sendFull(s);
+      await ended;
+    } finally {
+      if (sessions.get(nodeId) === s) sessions.delete(nodeId);
+    }
+  }
+
+  function currentSession(ctx: CallContext, sessionId: string): SessionState {
+    if (!leading) refuse();
+    const s = sessions.get(ctx.peer!.nodeId);
+    if (!s || s.id !== sessionId) throw notFound(SESSION_INVALID);
+    return s;
+  }
+
+  // ---------- task status ----------
+
+  async function updateStatus(updates: StatusUpdate[], nodeId: string): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    for (const u of updates) {
+      const t = store.get('tasks', u.TaskID);
+      if (!t) continue; // deleted meanwhile: nothing to record
+      if (t.NodeID !== nodeId) {
+        log.warn({ node: nodeId, task: u.TaskID, taskNode: t.NodeID }, 'status report for a task of another node ignored');
+        continue;
+      }
+      const r = taskStateRank(u.Status.State);
+      if (r < RANK_ACCEPTED || r > RANK_REJECTED) {
+        log.warn({ node: nodeId, task: u.TaskID, state: u.Status.State }, 'status report with a state an agent does not set ignored');
+        continue;
+      }
+      writes.push(enqueue(u.TaskID, nodeId, u.Status));
+    }
+    await Promise.all(writes);
+  }
+
+  function enqueue(taskId: string, nodeId: string, status: TaskStatus): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: unknown): void => (err === undefined ? resolve() : reject(err));
+      const q = queue.get(taskId);
+      if (!q) queue.set(taskId, { nodeId, status, done: [done] });
+      else {
+        if (taskStateRank(status.State) >= taskStateRank(q.status.State)) q.status = status;
+        q.done.push(done);
+      }
+      kickFlush();
+    });
+  }
+
+  // Reports that arrive while a write is in flight go out together in the next one.
+  function kickFlush(): void {
+    if (flushing) return;
+    flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(async () => { while (queue.size) await writeStatuses(); })
+      .finally(() => { flushing = undefined; if (queue.size) kickFlush(); });
+  }
+
+  // The stored task with the reported status stamped by this manager, or
+  // undefined when there is nothing to write (a regression, the same again).
+  function withStatus(t: Task, status: TaskStatus, stamp: string): Task | undefined {
+    if (taskStateRank(status.State) < taskStateRank(t.Status.State)) return undefined;
+    if (sameStatus(t.Status, status)) return undefined;
+    return { ...t, Status: { ...status, Timestamp: stamp }, UpdatedAt: stamp };
+  }
+
+  async function writeStatuses(): Promise<void> {
+    const items = [...queue.entries()];
+    queue.clear();
+    const stamp = nowIso(now());
+    const writes: Array<{ taskId: string; q: Queued; next: Task }> = [];
+    for (const [taskId, q] of items) {
+      const cur = store.get('tasks', taskId);
+      const next = cur && cur.NodeID === q.nodeId ? withStatus(cur, q.status, stamp) : undefined;
+      if (next) writes.push({ taskId, q, next });
+      else for (const d of q.done) d();
+    }
+    const finish = (q: Queued, err?: unknown): void => { for (const d of q.done) d(err); };
+    const { batches, tooBig } = planBatches(store, writes, (txn, w) => txn.update('tasks', w.next));
+    for (const { item, error } of tooBig) finish(item.q, error);
+    for (const { txn, items: chunk } of batches) {
+      try {
+        await txn.commit();
+        for (const w of chunk) finish(w.q);
+        continue;
+      } catch (err) {
+        if (!(err instanceof ShoalError && err.kind === 'sequence')) { for (const w of chunk) finish(w.q, err); continue; }
+      }
+      // A task of the batch changed under us (the orchestrator wrote it): each on its own.
+      await Promise.all(chunk.map((w) => store.mutate('tasks', w.taskId, (t) => (t.NodeID === w.q.nodeId ? withStatus(t, w.q.status, stamp) : undefined))
+        .then(() => finish(w.q), (err: unknown) => finish(w.q, err))));
+    }
+  }
+
+  // ---------- handlers (registered once) ----------
+
+  server.stream(Session, (req, ctx, send) => session(req, ctx, send));
+  server.unary(Heartbeat, async (req, ctx) => {
+    const s = currentSession(ctx, req.SessionID);
+    const period = periodMs();
+    heard(liveness, s.nodeId, now(), period);
+    armTimer();
+    return { PeriodMs: heartbeatIntervalMs(period) };
+  });
+  server.unary(UpdateTaskStatus, async (req, ctx) => {
+    const s = currentSession(ctx, req.SessionID);
+    await updateStatus(req.Updates, s.nodeId);
+    return {};
+  });
+
+  function endAll(err: Error): void {
+    const all = [...sessions.values()];
+    sessions.clear();
+    for (const s of all) s.end(err);
+  }
+
+  return {
+    setLeading(next: boolean): void {
+      if (stopped || next === leading) return;
+      leading = next;
+      if (next) {
+        liveness = startLeading(store.list('nodes'), now(), periodMs());
+        unsubscribe = store.subscribe(onEvents);
+        log.info({ nodes: liveness.size, periodMs: periodMs() }, 'dispatcher leading');
+      } else {
+        unsubscribe?.();
+        unsubscribe = undefined;
+        liveness = new Map();
+        endAll(notLeader(managers().leaderAddr));
+        log.info('dispatcher no longer leading');
+      }
+      armTimer();
+    },
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      leading = false;
+      unsubscribe?.();
+      liveness = new Map();
+      armTimer();
+      endAll(unavailable('dispatcher: stopped'));
+      await flushing?.catch(() => undefined);
+    },
+  };
+}

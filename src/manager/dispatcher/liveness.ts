@@ -1,0 +1,67 @@
+import type { Node } from '../../model/types';
+
+// Which nodes are alive, from heartbeats, on the manager's clock only. Pure:
+// the state and the time go in, decisions come out; the dispatcher does the
+// timers and the store writes.
+//
+// Timing, from the cluster's HeartbeatPeriod P (Docker's default 5 s):
+//  - the agent beats every P/2 (heartbeatIntervalMs);
+//  - a node unheard of for 1.5 × P (allowanceMs) is down.
+// Shoal's goal is a lost worker's tasks running elsewhere within 10 s with the
+// defaults: detection at 7.5 s leaves 2.5 s for the orchestrator, the
+// scheduler and a container start. SwarmKit waits P × 3 (± jitter), 15 s,
+// with one beat per P, so one lost beat is not a failure; beating every P/2
+// keeps that tolerance within 1.5 × P: two beats in a row may be lost or late
+// before a node is declared down.
+export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
+// Below this, beats would be busy work and a GC pause a "failure".
+export const MIN_HEARTBEAT_PERIOD_MS = 500;
+// After a leader change every agent must notice, find the new leader and
+// register again: they get twice the allowance before anyone is declared down.
+const LEADER_CHANGE_FACTOR = 2;
+
+export const heartbeatPeriodMs = (periodNs: number | undefined): number =>
+  !periodNs || periodNs <= 0 ? DEFAULT_HEARTBEAT_PERIOD_MS : Math.max(MIN_HEARTBEAT_PERIOD_MS, Math.floor(periodNs / 1e6));
+export const heartbeatIntervalMs = (periodMs: number): number => Math.floor(periodMs / 2);
+export const allowanceMs = (periodMs: number): number => Math.floor(periodMs * 1.5);
+
+// Node ID → the time (ms, manager clock) after which it is down.
+export type Liveness = Map<string, number>;
+
+export function heard(state: Liveness, nodeId: string, now: number, periodMs: number): void {
+  state.set(nodeId, now + allowanceMs(periodMs));
+}
+
+// A node the dispatcher starts to watch without having heard from it (a node
+// that joined, every node at a leader change): it gets `factor` allowances.
+export function expect(state: Liveness, nodeId: string, now: number, periodMs: number, factor = 1): void {
+  if (!state.has(nodeId)) state.set(nodeId, now + allowanceMs(periodMs) * factor);
+}
+
+// On becoming leader: every node not already down is expected afresh, so that
+// a leader change does not mark nodes down for the time their agents take to
+// move to the new leader.
+export function startLeading(nodes: readonly Node[], now: number, periodMs: number): Liveness {
+  const state: Liveness = new Map();
+  for (const n of nodes) if (n.Status?.State !== 'down') expect(state, n.ID, now, periodMs, LEADER_CHANGE_FACTOR);
+  return state;
+}
+
+// The nodes whose time is up, removed from the state (the caller marks them
+// down; a node that registers again is watched again).
+export function expired(state: Liveness, now: number): string[] {
+  const out: string[] = [];
+  for (const [id, at] of state) if (at <= now) out.push(id);
+  for (const id of out) state.delete(id);
+  return out.sort();
+}
+
+// When the next node may expire (for the caller's timer).
+export function nextExpiry(state: Liveness): number | undefined {
+  let next: number | undefined;
+  for (const at of state.values()) if (next === undefined || at < next) next = at;
+  return next;
+}
+
+// SwarmKit's text for a node that stopped heartbeating.
+export const HEARTBEAT_FAILURE = 'heartbeat failure';

@@ -1,0 +1,281 @@
+// The dispatcher's wire contract: how a node's agent keeps its session with
+// the leader's dispatcher. Every node (workers and managers alike) calls these
+// with its own certificate; the node ID is always the certificate's
+// (ctx.peer.nodeId), never a field of a message.
+//
+//   Session          server stream: the node registers with its description and
+//                    receives its tasks (the whole set first, then changes),
+//                    the secrets and configs those tasks use, the managers,
+//                    the heartbeat interval and its own role/availability.
+//   Heartbeat        unary: "still here"; answers when to beat next.
+//   UpdateTaskStatus unary: a batch of observed task statuses.
+import { invalid, unavailable, type ShoalError } from '../common/errors';
+import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
+import { TASK_STATES } from '../model/types';
+import type { StreamMethod, UnaryMethod } from '../rpc/transport';
+
+// Bounds on what a peer may send: a bad message fails its call alone.
+export const MAX_STATUS_UPDATES = 10_000;
+const MAX_TEXT = 64 * 1024;
+const MAX_ID = 128;
+
+export interface SessionRequest {
+  // Made by the agent for this session; Heartbeat and UpdateTaskStatus name it,
+  // so a call from a session the dispatcher no longer knows (it restarted, a
+  // new leader) is refused and the agent opens a new one.
+  SessionID: string;
+  Description: NodeDescription;
+}
+
+// A secret's or config's value as it travels (Data is base64).
+export interface WirePayload { ID: string; Name: string; Data: string; Templating?: Driver }
+
+export interface ServiceInfo { ID: string; Name: string; Labels?: Labels }
+
+export interface SessionMessage {
+  SessionID: string;
+  // This node as the managers see it.
+  Node: { Role: NodeRole; Availability: NodeAvailability };
+  // Where the managers are, for reconnecting (Addrs: host:port of each).
+  Managers: { LeaderAddr?: string; Addrs: string[] };
+  // How often the agent heartbeats (ms).
+  HeartbeatMs: number;
+  // Full: Tasks is (part of) the node's whole set, replacing what the agent had;
+  // a whole set too big for one message spans several, the last with More false.
+  // Otherwise Tasks are tasks that changed and Removed the IDs that are gone.
+  Full: boolean;
+  More: boolean;
+  Tasks: Task[];
+  Removed: string[];
+  // The services of the tasks in this message (container names and labels).
+  Services: ServiceInfo[];
+  // Values the node's tasks use, each sent once per session; Removed* when no
+  // task of the node needs them any more.
+  Secrets: WirePayload[];
+  Configs: WirePayload[];
+  RemovedSecrets: string[];
+  RemovedConfigs: string[];
+}
+
+export interface HeartbeatRequest { SessionID: string }
+export interface HeartbeatResponse { PeriodMs: number }
+
+export interface StatusUpdate { TaskID: string; Status: TaskStatus }
+export interface UpdateTaskStatusRequest { SessionID: string; Updates: StatusUpdate[] }
+export type UpdateTaskStatusResponse = Record<string, never>;
+
+// ---------- checks ----------
+
+type Rec = Record<string, unknown>;
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function rec(v: unknown, what: string): Rec {
+  if (!isRec(v)) throw invalid(`${what}: want an object`);
+  return v;
+}
+function str(v: unknown, what: string, max = MAX_TEXT): string {
+  if (typeof v !== 'string') throw invalid(`${what}: want a string`);
+  if (v.length > max) throw invalid(`${what}: longer than ${max} characters`);
+  return v;
+}
+function optStr(v: unknown, what: string, max = MAX_TEXT): string | undefined {
+  return v === undefined ? undefined : str(v, what, max);
+}
+function id(v: unknown, what: string): string {
+  const s = str(v, what, MAX_ID);
+  if (!s) throw invalid(`${what}: empty`);
+  return s;
+}
+function num(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${what}: want a number`);
+  return v;
+}
+function optNum(v: unknown, what: string): number | undefined {
+  return v === undefined ? undefined : num(v, what);
+}
+function bool(v: unknown, what: string): boolean {
+  if (typeof v !== 'boolean') throw invalid(`${what}: want a boolean`);
+  return v;
+}
+function arr(v: unknown, what: string, max = 1_000_000): unknown[] {
+  if (!Array.isArray(v)) throw invalid(`${what}: want an array`);
+  if (v.length > max) throw invalid(`${what}: more than ${max} items`);
+  return v;
+}
+function labels(v: unknown, what: string): Labels | undefined {
+  if (v === undefined || v === null) return undefined;
+  const r = rec(v, what);
+  for (const [k, val] of Object.entries(r)) str(val, `${what}.${k}`);
+  return r as Labels;
+}
+function oneOf<T extends string>(v: unknown, values: readonly T[], what: string): T {
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw invalid(`${what}: want one of ${values.join(', ')}`);
+  return v as T;
+}
+
+export function checkDescription(raw: unknown): NodeDescription {
+  const d = rec(raw, 'Description');
+  const p = rec(d.Platform, 'Description.Platform');
+  const r = rec(d.Resources ?? {}, 'Description.Resources');
+  const e = rec(d.Engine, 'Description.Engine');
+  const plugins = arr(e.Plugins ?? [], 'Description.Engine.Plugins', 1000).map((x, i) => {
+    const pl = rec(x, `Description.Engine.Plugins[${i}]`);
+    return { Type: str(pl.Type, 'plugin Type', 256), Name: str(pl.Name, 'plugin Name', 1024) };
+  });
+  const engineLabels = labels(e.Labels, 'Description.Engine.Labels');
+  const resources: NodeDescription['Resources'] = {};
+  const cpus = optNum(r.NanoCPUs, 'Description.Resources.NanoCPUs');
+  const mem = optNum(r.MemoryBytes, 'Description.Resources.MemoryBytes');
+  if (cpus !== undefined) resources.NanoCPUs = cpus;
+  if (mem !== undefined) resources.MemoryBytes = mem;
+  if (r.GenericResources !== undefined) resources.GenericResources = arr(r.GenericResources, 'Description.Resources.GenericResources', 1000);
+  return {
+    Hostname: str(d.Hostname, 'Description.Hostname', 255),
+    Platform: { Architecture: str(p.Architecture, 'Description.Platform.Architecture', 64), OS: str(p.OS, 'Description.Platform.OS', 64) },
+    Resources: resources,
+    Engine: { EngineVersion: str(e.EngineVersion, 'Description.Engine.EngineVersion', 256), ...(engineLabels ? { Labels: engineLabels } : {}), Plugins: plugins },
+    TLSInfo: {}, // the node's certificate facts are the managers' to fill, never the agent's
+  };
+}
+
+export function checkStatus(raw: unknown, what = 'Status'): TaskStatus {
+  const s = rec(raw, what);
+  const out: TaskStatus = {
+    Timestamp: str(s.Timestamp, `${what}.Timestamp`, 64),
+    State: oneOf(s.State, TASK_STATES, `${what}.State`),
+    Message: str(s.Message ?? '', `${what}.Message`),
+  };
+  const err = optStr(s.Err, `${what}.Err`);
+  if (err !== undefined) out.Err = err;
+  if (s.ContainerStatus !== undefined) {
+    const c = rec(s.ContainerStatus, `${what}.ContainerStatus`);
+    const cs: NonNullable<TaskStatus['ContainerStatus']> = {};
+    const cid = optStr(c.ContainerID, `${what}.ContainerStatus.ContainerID`, 256);
+    const pid = optNum(c.PID, `${what}.ContainerStatus.PID`);
+    const code = optNum(c.ExitCode, `${what}.ContainerStatus.ExitCode`);
+    if (cid !== undefined) cs.ContainerID = cid;
+    if (pid !== undefined) cs.PID = pid;
+    if (code !== undefined) cs.ExitCode = code;
+    out.ContainerStatus = cs;
+  }
+  if (s.PortStatus !== undefined) {
+    const ps = rec(s.PortStatus, `${what}.PortStatus`);
+    out.PortStatus = ps.Ports === undefined ? {} : { Ports: arr(ps.Ports, `${what}.PortStatus.Ports`, 1000).map((p, i) => rec(p, `${what}.PortStatus.Ports[${i}]`)) as never };
+  }
+  return out;
+}
+
+// A task from the managers: the fields the agent acts on are checked; the
+// spec's inside is the executor's to read (it checks what it uses).
+export function checkTask(raw: unknown, what = 'task'): Task {
+  const t = rec(raw, what);
+  id(t.ID, `${what}.ID`);
+  id(t.ServiceID, `${what}.ServiceID`);
+  if (t.NodeID !== undefined) id(t.NodeID, `${what}.NodeID`);
+  rec(t.Version, `${what}.Version`);
+  num((t.Version as Rec).Index, `${what}.Version.Index`);
+  rec(t.Spec, `${what}.Spec`);
+  if (t.Slot !== undefined) num(t.Slot, `${what}.Slot`);
+  oneOf(t.DesiredState, TASK_STATES, `${what}.DesiredState`);
+  checkStatus(t.Status, `${what}.Status`);
+  if (t.Labels !== undefined) labels(t.Labels, `${what}.Labels`);
+  str(t.CreatedAt, `${what}.CreatedAt`, 64);
+  str(t.UpdatedAt, `${what}.UpdatedAt`, 64);
+  return t as unknown as Task;
+}
+
+function checkPayload(raw: unknown, what: string): WirePayload {
+  const p = rec(raw, what);
+  const data = str(p.Data, `${what}.Data`, 2 * 1024 * 1024); // configs up to 1000 KB, as base64
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw invalid(`${what}.Data: not base64`);
+  const out: WirePayload = { ID: id(p.ID, `${what}.ID`), Name: str(p.Name, `${what}.Name`, 1024), Data: data };
+  if (p.Templating !== undefined) {
+    const d = rec(p.Templating, `${what}.Templating`);
+    out.Templating = { Name: str(d.Name, `${what}.Templating.Name`, 256), ...(d.Options !== undefined ? { Options: labels(d.Options, `${what}.Templating.Options`) } : {}) };
+  }
+  return out;
+}
+
+const ids = (v: unknown, what: string): string[] => arr(v, what).map((x, i) => id(x, `${what}[${i}]`));
+
+export function checkSessionRequest(raw: unknown): SessionRequest {
+  const r = rec(raw, 'session request');
+  return { SessionID: id(r.SessionID, 'SessionID'), Description: checkDescription(r.Description) };
+}
+
+export function checkSessionMessage(raw: unknown): SessionMessage {
+  const m = rec(raw, 'session message');
+  const node = rec(m.Node, 'Node');
+  const mg = rec(m.Managers, 'Managers');
+  const hb = num(m.HeartbeatMs, 'HeartbeatMs');
+  if (hb <= 0) throw invalid('HeartbeatMs: must be positive');
+  return {
+    SessionID: id(m.SessionID, 'SessionID'),
+    Node: { Role: oneOf(node.Role, ['manager', 'worker'] as const, 'Node.Role'), Availability: oneOf(node.Availability, ['active', 'pause', 'drain'] as const, 'Node.Availability') },
+    Managers: { ...(mg.LeaderAddr !== undefined ? { LeaderAddr: str(mg.LeaderAddr, 'Managers.LeaderAddr', 300) } : {}), Addrs: arr(mg.Addrs, 'Managers.Addrs', 100).map((a, i) => str(a, `Managers.Addrs[${i}]`, 300)) },
+    HeartbeatMs: hb,
+    Full: bool(m.Full, 'Full'),
+    More: bool(m.More, 'More'),
+    Tasks: arr(m.Tasks, 'Tasks').map((t, i) => checkTask(t, `Tasks[${i}]`)),
+    Removed: ids(m.Removed, 'Removed'),
+    Services: arr(m.Services, 'Services').map((s, i) => {
+      const r = rec(s, `Services[${i}]`);
+      const l = labels(r.Labels, `Services[${i}].Labels`);
+      return { ID: id(r.ID, `Services[${i}].ID`), Name: str(r.Name, `Services[${i}].Name`, 1024), ...(l ? { Labels: l } : {}) };
+    }),
+    Secrets: arr(m.Secrets, 'Secrets').map((p, i) => checkPayload(p, `Secrets[${i}]`)),
+    Configs: arr(m.Configs, 'Configs').map((p, i) => checkPayload(p, `Configs[${i}]`)),
+    RemovedSecrets: ids(m.RemovedSecrets, 'RemovedSecrets'),
+    RemovedConfigs: ids(m.RemovedConfigs, 'RemovedConfigs'),
+  };
+}
+
+function checkHeartbeatRequest(raw: unknown): HeartbeatRequest {
+  return { SessionID: id(rec(raw, 'heartbeat request').SessionID, 'SessionID') };
+}
+
+function checkHeartbeatResponse(raw: unknown): HeartbeatResponse {
+  const p = num(rec(raw, 'heartbeat response').PeriodMs, 'PeriodMs');
+  if (p <= 0) throw invalid('PeriodMs: must be positive');
+  return { PeriodMs: p };
+}
+
+export function checkUpdateTaskStatusRequest(raw: unknown): UpdateTaskStatusRequest {
+  const r = rec(raw, 'status request');
+  return {
+    SessionID: id(r.SessionID, 'SessionID'),
+    Updates: arr(r.Updates, 'Updates', MAX_STATUS_UPDATES).map((u, i) => {
+      const x = rec(u, `Updates[${i}]`);
+      return { TaskID: id(x.TaskID, `Updates[${i}].TaskID`), Status: checkStatus(x.Status, `Updates[${i}].Status`) };
+    }),
+  };
+}
+
+export const Session: StreamMethod<SessionRequest, SessionMessage> = {
+  name: 'dispatcher.Session', access: 'node', request: checkSessionRequest, message: checkSessionMessage,
+};
+export const Heartbeat: UnaryMethod<HeartbeatRequest, HeartbeatResponse> = {
+  name: 'dispatcher.Heartbeat', access: 'node', request: checkHeartbeatRequest, response: checkHeartbeatResponse,
+};
+export const UpdateTaskStatus: UnaryMethod<UpdateTaskStatusRequest, UpdateTaskStatusResponse> = {
+  name: 'dispatcher.UpdateTaskStatus', access: 'node', request: checkUpdateTaskStatusRequest,
+  response: (raw) => { rec(raw, 'status response'); return {}; },
+};
+
+// ---------- errors both sides read ----------
+
+// A manager that is not the leader names the leader in its answer; the agent
+// reads the address back from it (only the kind and the text cross the wire).
+const NOT_LEADER = 'dispatcher: this manager is not the leader';
+export function notLeader(leaderAddr: string | undefined): ShoalError {
+  return unavailable(leaderAddr ? `${NOT_LEADER}; the leader is at ${leaderAddr}` : `${NOT_LEADER}, and no leader is known`);
+}
+export function leaderFromError(err: unknown): string | undefined {
+  const m = /this manager is not the leader; the leader is at (\S+)$/.exec((err as Error)?.message ?? '');
+  return m?.[1];
+}
+
+// The session a call names is not this node's current session (the dispatcher
+// restarted, another session replaced it): the agent opens a new one.
+export const SESSION_INVALID = 'dispatcher: session invalid';
+export const isSessionInvalid = (err: unknown): boolean => ((err as Error)?.message ?? '').includes(SESSION_INVALID);

@@ -1,0 +1,392 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NodeDescription, Task, TaskStatus } from '../../../src/model/types';
+import { silentLogger } from '../../../src/common/log';
+import { nowIso } from '../../../src/common/time';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import type { Compare, Op } from '../../../src/store/backend';
+import { commitInBatches, Store } from '../../../src/store/store';
+import { MemoryNetwork } from '../../../src/rpc/memory';
+import { RpcError, type Peer } from '../../../src/rpc/transport';
+import { Heartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
+import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
+import { startScheduler } from '../../../src/manager/scheduler/loop';
+import { RemoteControlPlane } from '../../../src/agent/remote-control-plane';
+import { startAgent, type RunningAgent } from '../../../src/agent/agent';
+import type { Assignments } from '../../../src/agent/control-plane';
+import { untilStore } from '../../helpers/store-wait';
+import { FakeExecutor, makeTask, waitFor } from '../agent/fakes';
+import { makeNode, makeService } from '../orchestrator/fixtures';
+
+// The dispatcher and the agents' remote control planes over the in-memory
+// transport and a memory store: registration, liveness, assignments, secrets,
+// status reports, redirects and reconnection. Heartbeat period 600 ms: the
+// agents beat every 300 ms and a node is down after 900 ms of silence.
+
+const CLUSTER = 'clus0000000000000000000001';
+const M1 = 'm1:2377';
+const M2 = 'm2:2377';
+const PERIOD_MS = 600;
+const RETRY = { minMs: 10, maxMs: 100 };
+
+const peer = (nodeId: string, role: 'manager' | 'worker' = 'worker'): Peer => ({ nodeId, role, clusterId: CLUSTER, address: `${nodeId}:2377` });
+const describe = (nodeId: string): NodeDescription => ({
+  Hostname: `host-${nodeId}`, Platform: { Architecture: 'x86_64', OS: 'linux' }, Resources: { NanoCPUs: 2e9, MemoryBytes: 4e9 },
+  Engine: { EngineVersion: '20.10.24', Labels: { disk: 'ssd' }, Plugins: [{ Type: 'Network', Name: 'bridge' }] }, TLSInfo: {},
+});
+const status = (state: TaskStatus['State'], ts = '1999-01-01T00:00:00.000000000Z'): TaskStatus => ({ Timestamp: ts, State: state, Message: state, PortStatus: {} });
+
+class CountingBackend extends MemoryBackend {
+  txns = 0;
+  override txn(compares: Compare[], ops: Op[]) { this.txns++; return super.txn(compares, ops); }
+}
+
+interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task }
+
+async function world(o: WorldOptions = {}) {
+  const backend = new CountingBackend();
+  const store = await Store.open(backend, silentLogger);
+  const txn = store.txn().create('cluster', {
+    ID: CLUSTER, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't',
+    Spec: { Orchestration: { TaskHistoryRetentionLimit: 5 }, Dispatcher: { HeartbeatPeriod: (o.periodMs ?? PERIOD_MS) * 1e6 } },
+    TLSInfo: {}, RootRotationInProgress: false, DefaultAddrPool: [], SubnetSize: 24, DataPathPort: 4789, JoinTokens: { Worker: 'w', Manager: 'm' },
+  });
+  for (const id of o.nodes ?? ['w1', 'w2']) txn.create('nodes', makeNode(id, { state: 'unknown', hostname: 'old' }));
+  await txn.commit();
+  const net = new MemoryNetwork();
+  const leader = { addr: M1 };
+  const revealed: string[] = [];
+  const cleanups: Array<() => unknown> = [];
+  const dispatcher = (addr: string): Dispatcher => {
+    const d = startDispatcher({
+      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now, prepareTask: o.prepareTask,
+      managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
+      payloads: {
+        revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
+        revealConfig: (id) => Buffer.from(`config-${id}`),
+      },
+    });
+    cleanups.push(() => d.stop());
+    return d;
+  };
+  const plane = (nodeId: string, managers = [M1]): RemoteControlPlane => {
+    const cp = new RemoteControlPlane({
+      connect: (addr) => net.channel(peer(nodeId), addr), managers, describe: async () => describe(nodeId),
+      log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+    });
+    cleanups.push(() => cp.stop());
+    return cp;
+  };
+  const agent = (nodeId: string, cp: RemoteControlPlane, executor = new FakeExecutor()): { agent: RunningAgent; executor: FakeExecutor } => {
+    const a = startAgent({ nodeId, controlPlane: cp, executor, log: silentLogger, retry: { minMs: 20, maxMs: 200 } });
+    cleanups.push(() => a.stop());
+    return { agent: a, executor };
+  };
+  const close = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c();
+    await store.close();
+  };
+  return { store, backend, net, leader, revealed, dispatcher, plane, agent, close };
+}
+
+async function addSecretsAndTasks(store: Store, tasks: Task[]): Promise<void> {
+  const txn = store.txn();
+  for (const id of ['s1', 's2']) txn.create('secrets', { ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: `name-${id}` }, SealedData: 'sealed' });
+  txn.create('configs', { ID: 'c1', Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: 'cfg', Data: Buffer.from('config-c1').toString('base64') } });
+  txn.create('services', makeService('svc1'));
+  for (const t of tasks) txn.create('tasks', t);
+  await txn.commit();
+}
+
+const withRefs = (secrets: string[], configs: string[] = []): Task['Spec'] => ({
+  ContainerSpec: {
+    Image: 'img:1',
+    Secrets: secrets.map((id) => ({ SecretID: id, SecretName: `name-${id}`, File: { Name: id, UID: '0', GID: '0', Mode: 0o444 } })),
+    Configs: configs.map((id) => ({ ConfigID: id, ConfigName: 'cfg', File: { Name: id, UID: '0', GID: '0', Mode: 0o444 } })),
+  },
+});
+
+test('a node registers: it is ready with its description and address, and gets its own tasks with their secrets only', async () => {
+  const w = await world({ prepareTask: (t) => ({ ...t, Labels: { ...t.Labels, prepared: 'yes' } }) });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    await addSecretsAndTasks(w.store, [
+      makeTask('t1', { NodeID: 'w1', Spec: withRefs(['s1'], ['c1']) }),
+      makeTask('t2', { NodeID: 'w2', Spec: withRefs(['s2']) }),
+      makeTask('t3', { NodeID: 'w1', Status: { Timestamp: 't', State: 'pending', Message: 'pending' } }),
+    ]);
+    const cp = w.plane('w1');
+    const seen: Assignments[] = [];
+    cp.watchAssignments('w1', (a) => seen.push(a));
+    await waitFor('the first assignments', () => seen.length > 0);
+    assert.deepEqual([...seen[0]!.tasks.keys()], ['t1'], 'only tasks of this node, and only once assigned');
+    assert.equal(seen[0]!.tasks.get('t1')!.Labels.prepared, 'yes', 'every task sent goes through prepareTask');
+    assert.equal(w.store.get('tasks', 't1')!.Labels.prepared, undefined, 'the stored task is untouched');
+    const node = w.store.get('nodes', 'w1')!;
+    assert.equal(node.Status.State, 'ready');
+    assert.equal(node.Status.Addr, 'w1:2377', 'the address the dispatcher saw the node at');
+    assert.equal(node.Description.Hostname, 'host-w1');
+    assert.deepEqual(node.Description.Engine.Labels, { disk: 'ssd' });
+    assert.equal(w.store.get('nodes', 'w2')!.Status.State, 'unknown', 'another node is untouched');
+
+    const secrets = await cp.getSecrets('t1');
+    assert.deepEqual(secrets.map((s) => [s.ID, s.Name, s.Data.toString()]), [['s1', 'name-s1', 'secret-s1']]);
+    assert.deepEqual((await cp.getConfigs('t1')).map((c) => c.Data.toString()), ['config-c1']);
+    assert.deepEqual(await cp.getSecrets('t2'), [], 'nothing for a task of another node');
+    assert.deepEqual(w.revealed, ['s1'], 'the other node\'s secret was never even opened');
+    assert.equal(cp.serviceAnnotations('svc1')?.Name, 'svc-svc1');
+
+    // Changes follow: t3 is assigned, t1 goes away.
+    await w.store.mutate('tasks', 't3', (t) => { t.Status = { Timestamp: 't', State: 'assigned', Message: 'assigned' }; return t; });
+    await waitFor('t3 delivered', () => seen.some((a) => a.changed.has('t3')));
+    assert.equal(seen[seen.length - 1]!.tasks.get('t3')!.Labels.prepared, 'yes');
+    await w.store.txn().delete('tasks', w.store.get('tasks', 't1')!).commit();
+    await waitFor('t1 removed', () => seen.some((a) => a.removed.has('t1')));
+    assert.deepEqual(await cp.getSecrets('t1'), []);
+    await cp.stop();
+
+    // On the wire: the other node's secret never appears.
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('a raw session message', () => raw.length > 0);
+    stream.cancel();
+    assert.ok(!JSON.stringify(raw).includes(Buffer.from('secret-s2').toString('base64')));
+    assert.equal(raw[0]!.Full, true);
+    assert.equal(raw[0]!.HeartbeatMs, PERIOD_MS / 2);
+    assert.deepEqual(raw[0]!.Managers, { LeaderAddr: M1, Addrs: [M1, M2] });
+    assert.deepEqual(raw[0]!.Node, { Role: 'worker', Availability: 'active' });
+  } finally { await w.close(); }
+});
+
+test('status reports: stamped with the manager\'s clock, written in one batch; regressions and other nodes\' tasks ignored', async () => {
+  const MANAGER_NOW = Date.parse('2030-06-01T12:00:00Z');
+  const w = await world({ now: () => MANAGER_NOW });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const tasks = Array.from({ length: 60 }, (_, i) => makeTask(`t${i}`, { NodeID: 'w1', Slot: i + 1 }));
+    await addSecretsAndTasks(w.store, [...tasks, makeTask('other', { NodeID: 'w2' })]);
+    const cp = w.plane('w1');
+    cp.watchAssignments('w1', () => undefined);
+    w.backend.txns = 0;
+    await Promise.all(tasks.map((t) => cp.updateTaskStatus(t.ID, status('running'))));
+    assert.ok(tasks.every((t) => w.store.get('tasks', t.ID)!.Status.State === 'running'));
+    assert.ok(w.backend.txns <= 2, `60 reports in ${w.backend.txns} transactions`);
+    const t0 = w.store.get('tasks', 't0')!;
+    assert.equal(t0.Status.Timestamp, nowIso(MANAGER_NOW), 'the agent\'s clock (1999) is not used');
+    assert.equal(t0.UpdatedAt, nowIso(MANAGER_NOW));
+
+    await cp.updateTaskStatus('t0', status('preparing'));
+    assert.equal(w.store.get('tasks', 't0')!.Status.State, 'running', 'a regression is ignored');
+    await cp.updateTaskStatus('other', status('failed'));
+    assert.equal(w.store.get('tasks', 'other')!.Status.State, 'assigned', 'a report for another node\'s task is ignored');
+    await cp.updateTaskStatus('t1', status('orphaned'));
+    assert.equal(w.store.get('tasks', 't1')!.Status.State, 'running', 'a state only managers set is ignored');
+
+    // Every message is checked where it enters.
+    const ch = w.net.channel(peer('w1'), M1);
+    await assert.rejects(ch.unary(UpdateTaskStatus, { SessionID: 'x', Updates: [{ TaskID: 't0', Status: { ...status('running'), State: 'sideways' as never } }] }, { timeoutMs: 1000 }),
+      (e: RpcError) => e.kind === 'invalid' && /State/.test(e.message));
+    await assert.rejects(ch.unary(Heartbeat, { SessionID: 'not-mine' }, { timeoutMs: 1000 }), (e: RpcError) => /session invalid/.test(e.message));
+    const bad = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 's', Description: { Hostname: 5 } as never }, () => undefined);
+    await assert.rejects(bad.done, (e: RpcError) => e.kind === 'invalid');
+  } finally { await w.close(); }
+});
+
+test('a node that misses heartbeats goes down and its tasks run elsewhere; back, it is ready and stops what was moved', async () => {
+  const w = await world();
+  const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
+  const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const a1 = w.agent('w1', w.plane('w1'));
+    const a2 = w.agent('w2', w.plane('w2'));
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    await w.store.txn().create('services', makeService('web', { replicas: 2, image: 'img:1' })).commit();
+    const runningOn = (node: string): Task[] => w.store.tasksOfService('web').filter((t) => t.NodeID === node && t.Status.State === 'running' && t.DesiredState === 'running');
+    await untilStore(w.store, () => runningOn('w1').length === 1 && runningOn('w2').length === 1, 'one task running on each node');
+    const moved = runningOn('w1')[0]!;
+
+    w.net.partition('w1:2377');
+    const lostAt = Date.now();
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'down', 'w1 down', 5000);
+    const downAfter = Date.now() - lostAt;
+    assert.equal(w.store.get('nodes', 'w1')!.Status.Message, 'heartbeat failure');
+    assert.ok(downAfter >= PERIOD_MS, `not before the allowance (${downAfter} ms)`);
+    await untilStore(w.store, () => runningOn('w2').length === 2, 'both tasks running on w2');
+    assert.equal(w.store.get('tasks', moved.ID)!.DesiredState, 'shutdown');
+    assert.ok(a1.executor.byTask(moved.ID)[0]!.running, 'the cut-off node keeps running its task meanwhile');
+    assert.ok(!a1.executor.calls.some((c) => c.startsWith('stop')));
+
+    w.net.heal('w1:2377');
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'ready', 'w1 ready again', 5000);
+    await untilStore(w.store, () => w.store.get('tasks', moved.ID)!.Status.State === 'shutdown', 'the moved task shut down on w1', 5000);
+    assert.equal(a1.executor.byTask(moved.ID)[0]!.running, false);
+    assert.equal(runningOn('w2').length, 2);
+    assert.equal(runningOn('w1').length, 0, 'the node that came back is not given the tasks back');
+    void a2;
+  } finally {
+    orchestrator.stop();
+    scheduler.stop();
+    await w.close();
+  }
+});
+
+test('a global service: a down node has no task; back, it gets a new one', async () => {
+  const w = await world();
+  const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
+  const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    w.agent('w1', w.plane('w1'));
+    w.agent('w2', w.plane('w2'));
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    await w.store.txn().create('services', makeService('g', { global: true, image: 'img:1' })).commit();
+    const live = (node: string): Task[] => w.store.tasksOfService('g').filter((t) => t.NodeID === node && t.DesiredState === 'running');
+    await untilStore(w.store, () => live('w1').length === 1 && live('w2').length === 1, 'a task per node');
+    const first = live('w1')[0]!;
+    w.net.partition('w1:2377');
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'down' && live('w1').length === 0, 'no task wanted on the down node', 5000);
+    assert.equal(live('w2').length, 1, 'nothing moves to the other node');
+    w.net.heal('w1:2377');
+    await untilStore(w.store, () => w.store.get('tasks', first.ID)!.Status.State === 'shutdown' && live('w1').some((t) => t.Status.State === 'running'), 'the old task stopped, a new one running', 5000);
+  } finally {
+    orchestrator.stop();
+    scheduler.stop();
+    await w.close();
+  }
+});
+
+test('an agent whose manager is lost keeps its tasks and moves to another manager; the node never goes down', async () => {
+  const w = await world();
+  try {
+    const d1 = w.dispatcher(M1);
+    const d2 = w.dispatcher(M2);
+    d1.setLeading(true);
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
+    const cp = w.plane('w1', [M1, M2]);
+    const a = w.agent('w1', cp);
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'running', 't1 running');
+    assert.equal(cp.connectedTo, M1);
+
+    // The leader's host is cut off; the other manager takes over.
+    w.net.partition(M1);
+    d1.setLeading(false);
+    w.leader.addr = M2;
+    d2.setLeading(true);
+    await waitFor('the agent on the new leader', () => cp.connectedTo === M2, 5000);
+    // Reports go through the new leader.
+    a.executor.exit(a.executor.byTask('t1')[0]!.id, 3);
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'failed', 'the failure reported through M2');
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+    assert.ok(!a.executor.calls.some((c) => c.startsWith('stop') || c.startsWith('remove')), 'nothing was stopped because the manager went away');
+    // Beyond a leader change's grace the node is still alive: it beats on M2.
+    await new Promise((r) => setTimeout(r, PERIOD_MS * 3)); // a span of time is what is under test here
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+  } finally { await w.close(); }
+});
+
+test('a manager that is not the leader names the leader, and the agent goes there', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M2); // not leading
+    await assert.rejects(w.net.channel(peer('w1'), M2).unary(Heartbeat, { SessionID: 'x' }, { timeoutMs: 1000 }),
+      (e: RpcError) => e.kind === 'unavailable' && e.message.includes('not the leader') && e.message.includes(M1));
+    const cp = w.plane('w1', [M2]);
+    const seen: Assignments[] = [];
+    cp.watchAssignments('w1', (a) => seen.push(a));
+    await waitFor('a session with the leader', () => cp.connectedTo === M1 && seen.length > 0);
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+  } finally { await w.close(); }
+});
+
+test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('the first message', () => raw.length > 0);
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 2e9 }; return c; });
+    await waitFor('the new interval', () => raw.some((m) => m.HeartbeatMs === 1000));
+    const res = await w.net.channel(peer('w1'), M1).unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 });
+    assert.equal(res.PeriodMs, 1000);
+    stream.cancel();
+  } finally { await w.close(); }
+});
+
+test('a node removed from the swarm loses its session and cannot register', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, () => undefined);
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'ready', 'registered');
+    await w.store.txn().delete('nodes', w.store.get('nodes', 'w1')!).commit();
+    await assert.rejects(stream.done, (e: RpcError) => e.kind === 'not_found');
+    const again = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw2', Description: describe('w1') }, () => undefined);
+    await assert.rejects(again.done, (e: RpcError) => e.kind === 'not_found');
+  } finally { await w.close(); }
+});
+
+test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhere within 10 s', { timeout: 30_000 }, async () => {
+  const w = await world({ periodMs: 5000 });
+  const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
+  const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    w.agent('w1', w.plane('w1'));
+    w.agent('w2', w.plane('w2'));
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    await w.store.txn().create('services', makeService('web', { replicas: 2, image: 'img:1' })).commit();
+    const runningOn = (node: string): Task[] => w.store.tasksOfService('web').filter((t) => t.NodeID === node && t.Status.State === 'running' && t.DesiredState === 'running');
+    await untilStore(w.store, () => runningOn('w1').length === 1 && runningOn('w2').length === 1, 'one task running on each node');
+    w.net.partition('w1:2377');
+    const lostAt = Date.now();
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'down', 'w1 down', 15_000);
+    const downMs = Date.now() - lostAt;
+    await untilStore(w.store, () => runningOn('w2').length === 2, 'the task running on w2', 15_000);
+    const replacedMs = Date.now() - lostAt;
+    assert.ok(downMs > 5000 && downMs <= 7600, `down after ${downMs} ms (allowance 7.5 s from the last beat)`);
+    assert.ok(replacedMs < 10_000, `replaced after ${replacedMs} ms`);
+    process.stderr.write(`# worker loss: down after ${downMs} ms, its task running elsewhere after ${replacedMs} ms\n`);
+  } finally {
+    orchestrator.stop();
+    scheduler.stop();
+    await w.close();
+  }
+});
+
+test('a whole set too big for one message arrives in several and is applied once; a new session\'s set drops what went away meanwhile', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const big = 'x'.repeat(8 * 1024);
+    // Distinct specs (8 KB each): 200 of them are over 1.5 MB of JSON.
+    await addSecretsAndTasks(w.store, []);
+    const tasks = Array.from({ length: 200 }, (_, i) => makeTask(`t${i}`, { NodeID: 'w1', Slot: i + 1, Spec: { ContainerSpec: { Image: 'img:1', Env: [`I=${i}`, `PAD=${big}`] } } }));
+    await commitInBatches(w.store, tasks.map((t) => (txn) => { txn.create('tasks', t); }));
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('the whole set', () => raw.some((m) => m.Full && !m.More));
+    stream.cancel();
+    assert.ok(raw.length >= 2, `${raw.length} messages`);
+    assert.ok(raw.every((m) => JSON.stringify(m).length < 2 * 1024 * 1024), 'each well under the transport\'s 4 MiB');
+    assert.equal(raw.reduce((n, m) => n + m.Tasks.length, 0), 200);
+
+    const cp = w.plane('w1');
+    const seen: Assignments[] = [];
+    cp.watchAssignments('w1', (a) => seen.push(a));
+    await waitFor('the first assignments', () => seen.length > 0);
+    assert.equal(seen.length, 1, 'one change for the whole set');
+    assert.equal(seen[0]!.tasks.size, 200);
+
+    // Cut off; t0 is deleted meanwhile; back, the new session's set says so.
+    w.net.partition('w1:2377');
+    await waitFor('the session lost', () => cp.connectedTo === undefined, 5000);
+    await w.store.txn().delete('tasks', w.store.get('tasks', 't0')!).commit();
+    w.net.heal('w1:2377');
+    await waitFor('t0 removed on the new session', () => seen.some((a) => a.removed.has('t0')), 5000);
+    assert.equal(seen[seen.length - 1]!.tasks.size, 199);
+  } finally { await w.close(); }
+});

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, type Liveness,
+} from '../../../src/manager/dispatcher/liveness';
+import { makeNode } from '../orchestrator/fixtures';
+
+const T = 1_000_000;
+
+test('timing: the default period beats every 2.5 s and declares a node down after 7.5 s', () => {
+  assert.equal(heartbeatPeriodMs(undefined), DEFAULT_HEARTBEAT_PERIOD_MS);
+  assert.equal(heartbeatPeriodMs(0), DEFAULT_HEARTBEAT_PERIOD_MS, 'zero means the default');
+  assert.equal(heartbeatPeriodMs(5e9), 5000);
+  assert.equal(heartbeatPeriodMs(2e9), 2000, 'swarm update --dispatcher-heartbeat 2s');
+  assert.equal(heartbeatPeriodMs(1e6), MIN_HEARTBEAT_PERIOD_MS, 'a floor against busy beating');
+  assert.equal(heartbeatIntervalMs(5000), 2500);
+  assert.equal(allowanceMs(5000), 7500);
+  assert.ok(allowanceMs(5000) >= 3 * heartbeatIntervalMs(5000), 'two beats in a row may be lost');
+});
+
+test('a node heard from stays alive until its allowance has passed, and each beat extends it', () => {
+  const s: Liveness = new Map();
+  heard(s, 'a', T, 5000);
+  assert.deepEqual(expired(s, T + 7499), []);
+  heard(s, 'a', T + 2500, 5000);
+  assert.deepEqual(expired(s, T + 7500), [], 'the later beat counts');
+  assert.equal(nextExpiry(s), T + 10_000);
+  assert.deepEqual(expired(s, T + 10_000), ['a']);
+  assert.equal(s.size, 0, 'a node declared down is no longer watched');
+  assert.equal(nextExpiry(s), undefined);
+});
+
+test('expiry returns every node past its time, sorted, and leaves the others', () => {
+  const s: Liveness = new Map();
+  heard(s, 'c', T, 1000);
+  heard(s, 'b', T, 1000);
+  heard(s, 'a', T + 5000, 1000);
+  assert.deepEqual(expired(s, T + 1500), ['b', 'c']);
+  assert.deepEqual([...s.keys()], ['a']);
+});
+
+test('on becoming leader every node not down gets a fresh, longer grace; down nodes are not watched', () => {
+  const nodes = [makeNode('r'), makeNode('u', { state: 'unknown' }), makeNode('d', { state: 'down' })];
+  const s = startLeading(nodes, T, 5000);
+  assert.deepEqual([...s.keys()].sort(), ['r', 'u']);
+  assert.deepEqual(expired(s, T + 7500), [], 'not after a single allowance: agents need time to find the new leader');
+  assert.deepEqual(expired(s, T + 15_000), ['r', 'u']);
+});
+
+test('expect does not shorten what a beat granted', () => {
+  const s: Liveness = new Map();
+  heard(s, 'a', T, 5000);
+  expect(s, 'a', T - 1000, 5000);
+  assert.equal(s.get('a'), T + 7500);
+});
