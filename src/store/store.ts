@@ -697,6 +697,22 @@ export class StoreTxn {
     return this;
   }
 
+  // The object must still be at the version the caller read (nothing written to it).
+  requireVersion<K extends Kind>(kind: K, obj: Objects[K]): this {
+    const o = obj as Versioned;
+    this.compares.push({ key: objectKey(kind, o.ID), modRevision: o.Version.Index });
+    return this;
+  }
+
+  // A liveness/marker key (keys.ts META) unchanged since `modRevision` (0: absent).
+  requireMeta(key: string, modRevision: number): this {
+    this.compares.push(modRevision ? { key, modRevision } : { key, absent: true });
+    return this;
+  }
+
+  putMeta(key: string, value: string): this { this.put(key, value); return this; }
+  deleteMeta(key: string): this { this.del(key); return this; }
+
   /** @internal whether `other`'s writes can join this transaction within etcd's limits. */
   fits(other: StoreTxn): boolean {
     let blobBytes = 0;
