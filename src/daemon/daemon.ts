@@ -152,7 +152,7 @@ function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, exec
 function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
   const controlPlane = new RemoteControlPlane({
-    connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers,
+    connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
   });
   const agent = startAgent({

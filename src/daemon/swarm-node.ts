@@ -26,6 +26,7 @@ import { Election, type LeaderComponents } from '../manager/leader/election';
 import { JoinManager } from '../protocol/membership';
 import { requestMembership, withDefaultPort } from '../node/join';
 import { readIdentity, writeIdentity } from '../node/identity';
+import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
@@ -66,6 +67,7 @@ export interface NodeRpc {
   connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
   managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
+  onRole?(role: 'manager' | 'worker'): void;               // the role the managers give this node
 }
 
 interface Active {
@@ -82,6 +84,8 @@ interface Active {
   server?: GrpcServer;       // the node-to-node channel on the listen address
   election?: Election;
   components?: RunningComponents;
+  renewal?: CertRenewal;
+  unwatch?: () => void;
 }
 
 // This node's membership of a swarm: init, restore after a restart, leave.
@@ -91,7 +95,7 @@ interface Active {
 export class SwarmNode implements SwarmMembership {
   private active?: Active;
   // A worker's membership (its identity on disk); no store, no etcd.
-  private worker?: { nodeId: string; clusterId: string; state?: SwarmState; components?: RunningComponents };
+  private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
   private busy: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: SwarmNodeOptions) {}
@@ -287,34 +291,23 @@ export class SwarmNode implements SwarmMembership {
         return;
       }
       // A manager: an etcd member, then everything a manager runs.
-      const peerUrl = this.peerUrlFor(advertise.ip);
-      const joined = await this.joinManager(state.remoteManagers!, membership.tls, peerUrl);
-      const ca: RootCA = { certPem: membership.tls.caPem, keyPem: joined.CAKey };
-      const dataKey = Buffer.from(joined.DataKey, 'base64');
-      const etcdCert = await issueEtcdCert(ca, membership.nodeId, membership.clusterId, Date.now(), [advertise.ip]);
-      writeFileAtomic(this.caCertPath, ca.certPem);
-      writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
-      writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
-      writeDataKey(this.dataKeyPath, dataKey);
-      writeSwarmState(this.opts.dataRoot, state);
-      const { etcd, store, admin } = await this.openState(membership.nodeId, membership.clusterId, advertise.ip, joined.InitialCluster);
-      // Written last: the node certificate marks membership (a crash before leaves nothing that claims a swarm).
-      writeIdentity(this.opts.dataRoot, membership.tls);
-      const box = new SecretBox(dataKey);
-      await this.activate({ nodeId: membership.nodeId, clusterId: membership.clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: membership.tls, control: this.newControl(store, membership.nodeId, ca, box) }, state);
+      await this.becomeManager(membership.nodeId, membership.clusterId, membership.tls, state);
       this.opts.log.info({ nodeId: membership.nodeId, clusterId: membership.clusterId, addr: advertise.ip }, 'joined the swarm as a manager');
     });
   }
 
   // A worker runs its agent only: a session with the leader's dispatcher through any manager.
   private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined): Promise<void> {
-    const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, state };
+    const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, tls, state };
     this.worker = w;
     const log = this.opts.log;
+    w.renewal = this.startRenewal(() => w.tls, (t) => { w.tls = t; }, () => w.state?.remoteManagers ?? []);
     w.components = await this.opts.startWorkerComponents({
       nodeId, log,
       rpc: {
-        connect: (addr) => grpcChannel(addr, tls, log),
+        connect: (addr) => grpcChannel(addr, w.tls, log),
+        // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
+        onRole: (role) => { if (role === 'manager' && this.worker === w) void this.switchRole(w.renewal!, 'manager'); },
         managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
@@ -325,9 +318,84 @@ export class SwarmNode implements SwarmMembership {
     });
   }
 
+  // Certificate renewal before expiry (node/renewal.ts), through any manager;
+  // a renewal that changes the role (promotion, demotion) switches this node.
+  private startRenewal(get: () => NodeTls, set: (t: NodeTls) => void, managers: () => string[]): CertRenewal {
+    let i = 0;
+    return startCertRenewal({
+      identity: get,
+      channel: () => { const list = managers(); return list.length ? grpcChannel(list[i++ % list.length]!, get(), this.opts.log) : undefined; },
+      save: (t) => { writeIdentity(this.opts.dataRoot, t); set(t); },
+      log: this.opts.log.child({ component: 'cert-renewal' }),
+    });
+  }
+
+  // A promotion or demotion reached this node: renew the certificate (the
+  // CA signs the role the store holds), then become what it says.
+  private switching = false;
+  private async switchRole(renewal: CertRenewal, want: 'manager' | 'worker'): Promise<void> {
+    if (this.switching) return;
+    this.switching = true;
+    try {
+      await renewal.renewNow();
+      await this.exclusive(async () => {
+        const identity = readIdentity(this.opts.dataRoot);
+        if (!identity || identity.role !== want) return;
+        if (want === 'manager' && this.worker) {
+          const w = this.worker;
+          this.worker = undefined;
+          w.renewal?.stop();
+          await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+          await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
+          this.opts.log.info({ nodeId: w.nodeId }, 'promoted: this node is now a manager');
+        } else if (want === 'worker' && this.active) {
+          const a = this.active;
+          const others = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ID !== a.nodeId && n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr);
+          // Leave etcd while quorum is there (the leader's upkeep would remove us otherwise).
+          await a.election?.handOver().catch(() => undefined);
+          try {
+            const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
+            if (self) await a.admin.memberRemove(self.id);
+          } catch (err) { this.opts.log.warn({ err: (err as Error).message }, 'could not leave etcd; the leader will remove this member'); }
+          await this.deactivate();
+          rmSync(this.etcdDir, { recursive: true, force: true });
+          const prev = readSwarmState(this.opts.dataRoot);
+          const state: SwarmState = { listenAddr: prev?.listenAddr ?? '0.0.0.0:2377', listenExplicit: prev?.listenExplicit, advertiseAddr: prev?.advertiseAddr ?? `${a.addr}:2377`, dataPathAddr: prev?.dataPathAddr, remoteManagers: others };
+          writeSwarmState(this.opts.dataRoot, state);
+          await this.activateWorker(a.nodeId, a.clusterId, identity.tls, state);
+          this.opts.log.info({ nodeId: a.nodeId }, 'demoted: this node is now a worker');
+        }
+      });
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message, want }, 'role change failed; retried on the next notice');
+    } finally { this.switching = false; }
+  }
+
   private peerUrlFor(ip: string): string {
     const port = new URL(this.opts.etcdPeerUrl).port;
     return `https://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+  }
+
+  // A node with a manager certificate (joined with the manager token, or
+  // promoted): an etcd member through JoinManager, the store, then activate.
+  private async becomeManager(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState): Promise<void> {
+    const advertiseIp = nodeAddrFromListen(state.advertiseAddr);
+    const peerUrl = this.peerUrlFor(advertiseIp);
+    const joined = await this.joinManager(state.remoteManagers ?? [], tls, peerUrl);
+    const ca: RootCA = { certPem: tls.caPem, keyPem: joined.CAKey };
+    const dataKey = Buffer.from(joined.DataKey, 'base64');
+    const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
+    rmSync(this.etcdDir, { recursive: true, force: true });
+    writeFileAtomic(this.caCertPath, ca.certPem);
+    writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+    writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
+    writeDataKey(this.dataKeyPath, dataKey);
+    writeSwarmState(this.opts.dataRoot, state);
+    const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp, joined.InitialCluster);
+    // Written last: the node certificate marks membership (a crash before leaves nothing that claims a swarm).
+    writeIdentity(this.opts.dataRoot, tls);
+    const box = new SecretBox(dataKey);
+    await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, etcd, store, admin, dataKey, tls, control: this.newControl(store, nodeId, ca, box) }, state);
   }
 
   // Any manager will do; one that is unreachable moves on to the next.
@@ -351,6 +419,7 @@ export class SwarmNode implements SwarmMembership {
       if (this.worker) {
         const w = this.worker;
         this.worker = undefined;
+        w.renewal?.stop();
         await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
         await this.opts.removeTaskContainers(w.nodeId);
         this.eraseState();
@@ -392,6 +461,7 @@ export class SwarmNode implements SwarmMembership {
     return this.exclusive(async () => {
       const w = this.worker;
       this.worker = undefined;
+      w?.renewal?.stop();
       await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
       await this.deactivate();
     });
@@ -534,6 +604,15 @@ export class SwarmNode implements SwarmMembership {
       store: a.store, nodeId: a.nodeId, log,
       rpc: { server, connect: (addr) => grpcChannel(addr, a.tls, log), managers },
     });
+    // Renewal through the managers (this one included); a demotion seen in the store switches this node.
+    a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    a.unwatch = a.store.subscribe((events) => {
+      for (const e of events) {
+        if (e.kind === 'nodes' && e.id === a.nodeId && e.object && (e.object as { Spec: { Role?: string } }).Spec.Role === 'worker' && this.active === a) {
+          void this.switchRole(a.renewal!, 'worker');
+        }
+      }
+    });
     a.election = new Election({
       store: a.store, nodeId: a.nodeId, log: this.opts.log.child({ component: 'election' }),
       lead: async (fence) => this.lead(a, fence),
@@ -554,6 +633,8 @@ export class SwarmNode implements SwarmMembership {
     const a = this.active;
     if (!a) return;
     this.active = undefined;
+    a.unwatch?.();
+    a.renewal?.stop();
     await a.election?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'leaving the election failed'));
     await a.server?.close();
     await a.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping components failed'));
