@@ -103,4 +103,15 @@ test('three managers: one leader, failover on power-off, quorum loss refused wit
   assert.match(svc, /^web$/m);
   const secrets = await ok(h1, ['secret', 'ls', '--format', '{{.Name}}']);
   assert.match(secrets, new RegExp(`after-${n}`));
+
+  // Demote and promote: the node leaves etcd and runs as a worker, then comes back.
+  assert.match(await ok(h2, ['node', 'demote', 'host3']), /Manager host3 demoted in the swarm/);
+  await waitFor('host3 a worker', async () => /Is Manager: false/.test((await docker(h3, ['info'])).stdout), 30_000, 500);
+  // Two managers left, both needed: demoting one more would lose quorum... but it is the last-but-one, refused as SwarmKit does only when unreachable.
+  assert.match(await ok(h2, ['node', 'promote', 'host3']), /Node host3 promoted to a manager in the swarm/);
+  await waitFor('host3 a reachable manager again', async () => (await managerStatus(h1)).get('host3') === 'Reachable', 60_000, 500);
+  const rm = await docker(h1, ['node', 'rm', 'host2']);
+  assert.match(rm.stderr, /is a cluster manager and is a member of the raft cluster\. It must be demoted to worker before removal/);
+  const leave = await docker(h1, ['swarm', 'leave']);
+  assert.match(leave.stderr, /You are attempting to leave the swarm on a node that is participating as a manager\./);
 });
