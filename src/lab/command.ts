@@ -1,7 +1,10 @@
 // `shoal lab ...`: parses, runs the verb, prints. Host lines go to stdout
 // (`NAME DOCKER_HOST ADDRESS`, one per host, for scripts); notes to stderr.
-import { labDown, labKill, labPartition, labStart, labStatus, labUp } from './lab';
+import { labDown, labKill, labPartition, labStart, labStatus, labUp, type HostLine } from './lab';
 import { LAB_USAGE, parseLabArgs } from './options';
+
+// `NAME DOCKER_HOST ADDRESS`, then the role the lab joined it with, if any.
+const hostLine = (h: HostLine): string => `${h.name} ${h.dockerHost} ${h.address}${h.role ? ` ${h.role}` : ''}`;
 
 export async function runLab(argv: string[]): Promise<number> {
   if (argv.length === 0 || ['-h', '--help', 'help'].includes(argv[0]!)) {
@@ -18,13 +21,13 @@ export async function runLab(argv: string[]): Promise<number> {
   switch (cmd.verb) {
     case 'up': {
       const r = await labUp(cmd);
-      for (const h of r.hosts) out(`${h.name} ${h.dockerHost} ${h.address}`);
+      for (const h of r.hosts) out(hostLine(h));
       note(`registry ${r.registry.address} user ${r.registry.user} password ${r.registry.password}${r.registry.image ? ` (holds ${r.registry.image})` : ''}`);
       return 0;
     }
     case 'status': {
       const r = await labStatus(cmd.dir);
-      for (const h of r.hosts) out(`${h.name} ${h.dockerHost} ${h.address} ${h.state}${h.partitioned ? ' partitioned' : ''}`);
+      for (const h of r.hosts) out(`${hostLine(h)} ${h.state}${h.partitioned ? ' partitioned' : ''}`);
       if (r.registry) out(`registry ${r.registry.address} ${r.registry.user} ${r.registry.password}`);
       return 0;
     }
@@ -32,8 +35,7 @@ export async function runLab(argv: string[]): Promise<number> {
       await labKill(cmd.dir, cmd.host);
       return 0;
     case 'start': {
-      const h = await labStart(cmd.dir, cmd.host);
-      out(`${h.name} ${h.dockerHost} ${h.address}`);
+      out(hostLine(await labStart(cmd.dir, cmd.host)));
       return 0;
     }
     case 'partition':

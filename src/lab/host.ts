@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } f
 import { resolve } from 'node:path';
 import { bridgeAddress, registryAddress, type HostLayout } from './layout';
 import { namespacePids } from './network';
+import type { LabEngine } from './state';
 import { alive, cmdline, getStatus, killPid, sleep, until } from './sys';
 
 export const DOCKER_INIT = '/usr/bin/docker-init';
@@ -17,8 +18,11 @@ const SHOAL_MAIN = resolve(__dirname, '../cli/main.js');
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-// The script the host's pid 1 runs (pure).
-export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN): string {
+// Where the host's users point DOCKER_HOST: its Shoal daemon, or its dockerd in a Docker Swarm lab.
+export const dockerHostOf = (h: HostLayout, engine: LabEngine): string => `unix://${engine === 'docker' ? h.dockerSocket : h.shoalSocket}`;
+
+// The script the host's pid 1 runs (pure). A Docker Swarm lab's host runs dockerd alone.
+export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN, engine: LabEngine = 'shoal'): string {
   const dockerd = [
     'dockerd',
     '--data-root', h.dockerData, '--exec-root', h.dockerExec, '--pidfile', h.dockerPidfile,
@@ -42,16 +46,16 @@ export function initScript(h: HostLayout, node: string = process.execPath, main:
     '# A power cut leaves pid files that make dockerd wait for a containerd that is gone.',
     `rm -f ${q(h.dockerPidfile)} ${q(`${h.dockerExec}/containerd/containerd.pid`)}`,
     `${dockerd.map(q).join(' ')} >>${q(h.dockerLog)} 2>&1 &`,
-    `${shoal.map(q).join(' ')} >>${q(h.shoalLog)} 2>&1 &`,
+    ...(engine === 'shoal' ? [`${shoal.map(q).join(' ')} >>${q(h.shoalLog)} 2>&1 &`] : []),
     'wait',
     '',
   ].join('\n');
 }
 
 // Starts the host's processes; returns the pid of its `unshare` (whose child is the host's pid 1).
-export function powerOn(h: HostLayout): number {
-  for (const d of [h.dir, h.dockerData, h.dockerExec, h.shoalData]) mkdirSync(d, { recursive: true, mode: 0o700 });
-  writeFileSync(h.initScript, initScript(h), { mode: 0o700 });
+export function powerOn(h: HostLayout, engine: LabEngine): number {
+  for (const d of [h.dir, h.dockerData, h.dockerExec, ...(engine === 'shoal' ? [h.shoalData] : [])]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  writeFileSync(h.initScript, initScript(h, process.execPath, SHOAL_MAIN, engine), { mode: 0o700 });
   const fd = openSync(h.dockerLog, 'a');
   try {
     const child = spawn('nsenter', [
@@ -76,19 +80,27 @@ export async function shoalAnswers(h: HostLayout): Promise<boolean> {
   return (await getStatus(h.shoalSocket, '/_ping')) === 200;
 }
 
+// Whether what DOCKER_HOST points at answers (and, on a Shoal host, the dockerd under it).
+export async function hostAnswers(h: HostLayout, engine: LabEngine): Promise<boolean> {
+  return (await engineAnswers(h)) && (engine === 'docker' || (await shoalAnswers(h)));
+}
+
 function tail(file: string, lines = 12): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return '(no log)'; }
 }
 
-// Waits until the host's dockerd and Shoal daemon both answer.
-export async function waitUp(h: HostLayout, initPid: number, timeoutMs: number): Promise<void> {
+// Waits until the host's dockerd and Shoal daemon (if any) answer; a host whose pid 1 died fails at once.
+export async function waitUp(h: HostLayout, initPid: number, timeoutMs: number, engine: LabEngine): Promise<void> {
+  let stopped = false;
   try {
     await until(`host ${h.name} to answer`, async () => {
-      if (!alive(initPid)) throw new Error(`host ${h.name} stopped`);
-      return (await engineAnswers(h)) && (await shoalAnswers(h));
+      if (!alive(initPid)) { stopped = true; return true; }
+      return hostAnswers(h, engine);
     }, timeoutMs, 250);
+    if (stopped) throw new Error(`host ${h.name} stopped while starting`);
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- ${h.dockerLog}\n${tail(h.dockerLog)}\n--- ${h.shoalLog}\n${tail(h.shoalLog)}`);
+    const logs = `--- ${h.dockerLog}\n${tail(h.dockerLog)}${engine === 'shoal' ? `\n--- ${h.shoalLog}\n${tail(h.shoalLog)}` : ''}`;
+    throw new Error(`${(err as Error).message}\n${logs}`);
   }
 }
 

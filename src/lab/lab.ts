@@ -4,32 +4,35 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BRIDGE, CGROUP_PARENT, NETNS_PREFIX, hostLayout, hostNames, registryLayout, stateFile, type HostLayout } from './layout';
-import { DOCKER_INIT, powerOff, powerOn, shoalAnswers, waitUp } from './host';
+import { DOCKER_INIT, dockerHostOf, hostAnswers, powerOff, powerOn, waitUp } from './host';
+import { joinSwarm, planJoin } from './join';
+import { joinCounts } from './options';
 import {
   addFirewall, bridgeExists, cableUp, createBridge, createHostNetwork, disableIcmpRatelimit,
   labNamespaces, namespacePids, removeNetwork, restoreIcmpRatelimit, setCable,
 } from './network';
 import { REGISTRY_BINARY, seedImage, startRegistry, stopRegistry } from './registry';
-import { findHost, readState, writeState, type HostState, type LabState } from './state';
+import { findHost, readState, writeState, type HostRole, type HostState, type LabEngine, type LabState } from './state';
 import { run } from './sys';
 
 export const MACHINE_ENGINE = '/var/run/docker.sock';
 export const DEFAULT_IMAGE = 'shoal-test/busybox:1';
 const HOST_READY_MS = 120_000;
+const SWARM_READY_MS = 120_000;
 const KERNEL_ICMP_RATELIMIT = '1000';
 
-export const JOIN_NOT_BUILT = 'joining hosts into one swarm is not built yet (`docker swarm join` is refused today): leave out --managers/--workers, then run `docker swarm init` on a host by hand';
-
-export interface HostLine { name: string; dockerHost: string; address: string }
+export interface HostLine { name: string; dockerHost: string; address: string; role?: HostRole }
 export interface UpResult { hosts: HostLine[]; registry: { address: string; user: string; password: string; image?: string } }
 
 const layoutOf = (dir: string, h: HostState): HostLayout => hostLayout(dir, h.name, h.index);
-const lineOf = (l: HostLayout): HostLine => ({ name: l.name, dockerHost: `unix://${l.shoalSocket}`, address: l.address });
+const engineOf = (s: LabState): LabEngine => s.engine ?? 'shoal';
+const lineOf = (l: HostLayout, engine: LabEngine, role?: HostRole): HostLine =>
+  ({ name: l.name, dockerHost: dockerHostOf(l, engine), address: l.address, ...(role ? { role } : {}) });
 
-async function preflight(): Promise<void> {
+async function preflight(joining: boolean): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (namespaces, bridges, iptables)');
   const missing = [DOCKER_INIT, REGISTRY_BINARY, '/usr/sbin/dockerd', '/usr/bin/nsenter', '/usr/bin/unshare', '/usr/bin/htpasswd'].filter((b) => !existsSync(b));
-  for (const tool of ['ip', 'iptables', 'sysctl']) if ((await run('which', [tool])).code !== 0) missing.push(tool);
+  for (const tool of ['ip', 'iptables', 'sysctl', ...(joining ? ['docker'] : [])]) if ((await run('which', [tool])).code !== 0) missing.push(tool);
   if (missing.length) throw new Error(`missing for the lab: ${missing.join(', ')} (bash scripts/setup.sh --deps-only installs them)`);
 }
 
@@ -39,21 +42,30 @@ function loadState(dir: string): LabState {
   return state;
 }
 
-export async function labUp(opts: { dir: string; hosts: number; managers?: number; workers?: number; image?: string }): Promise<UpResult> {
-  if (opts.managers !== undefined || opts.workers !== undefined) throw new Error(JOIN_NOT_BUILT);
+export interface UpOptions { dir: string; hosts: number; managers?: number; workers?: number; image?: string; engine?: LabEngine }
+
+export async function labUp(opts: UpOptions): Promise<UpResult> {
   const names = hostNames(opts.hosts);
-  await preflight();
+  const roles = joinCounts(opts.hosts, opts.managers, opts.workers);
+  const plan = roles.managers !== undefined ? planJoin(names, roles.managers, roles.workers ?? 0) : undefined;
+  await preflight(plan !== undefined);
   if (readState(stateFile(opts.dir))) throw new Error(`a lab already exists in ${opts.dir}: \`shoal lab down --dir ${opts.dir}\` first`);
   if (bridgeExists()) throw new Error(`a lab is already up on this machine (bridge ${BRIDGE} exists): \`shoal lab down\` (with that lab's --dir) first`);
   // No state and no bridge: whatever carries the lab's names is left from a crash.
   await removeLeftovers(opts.dir);
 
   mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-  const state: LabState = { version: 1, dir: opts.dir, hosts: names.map((name, index) => ({ name, index, powered: false, partitioned: false })) };
+  const engine = opts.engine ?? 'shoal';
+  const state: LabState = { version: 1, dir: opts.dir, engine, hosts: names.map((name, index) => ({ name, index, powered: false, partitioned: false })) };
   const save = (): void => writeState(stateFile(opts.dir), state);
   save(); // from here on `down` knows this lab even if up dies half-way
   try {
-    return await build(state, save, opts.image);
+    const up = await build(state, save, opts.image);
+    if (!plan) return up;
+    await joinSwarm(up.hosts, plan, SWARM_READY_MS);
+    for (const step of plan) findHost(state, step.host).role = step.role;
+    save();
+    return { ...up, hosts: up.hosts.map((h) => ({ ...h, role: findHost(state, h.name).role! })) };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n(the lab is half made: \`shoal lab down --dir ${opts.dir}\` removes it)`);
   }
@@ -70,21 +82,22 @@ async function build(state: LabState, save: () => void, imageOpt: string | undef
   state.registry = registry;
   save();
 
+  const engine = engineOf(state);
   const layouts = state.hosts.map((h) => layoutOf(state.dir, h));
   for (const l of layouts) await createHostNetwork(l);
   for (const [i, l] of layouts.entries()) {
     await setCable(l, true);
-    state.hosts[i]!.initPid = powerOn(l);
+    state.hosts[i]!.initPid = powerOn(l, engine);
     state.hosts[i]!.powered = true;
     save();
   }
-  await Promise.all(layouts.map((l, i) => waitUp(l, state.hosts[i]!.initPid!, HOST_READY_MS)));
+  await Promise.all(layouts.map((l, i) => waitUp(l, state.hosts[i]!.initPid!, HOST_READY_MS, engine)));
 
   const image = imageOpt ?? DEFAULT_IMAGE;
   const pushed = image ? await seedImage(MACHINE_ENGINE, image, layouts, registry, reg, state.dir) : undefined;
   if (image && !pushed && imageOpt !== undefined) throw new Error(`the machine's dockerd has no image ${image}`);
   return {
-    hosts: layouts.map(lineOf),
+    hosts: layouts.map((l) => lineOf(l, engine)),
     registry: { address: reg.address, user: registry.user, password: registry.password, ...(pushed ? { image: pushed } : {}) },
   };
 }
@@ -104,14 +117,15 @@ export async function labStart(dir: string, name: string): Promise<HostLine> {
   const state = loadState(dir);
   const h = findHost(state, name);
   const l = layoutOf(dir, h);
-  if (h.powered && (await shoalAnswers(l))) return lineOf(l);
+  const engine = engineOf(state);
+  if (h.powered && (await hostAnswers(l, engine))) return lineOf(l, engine, h.role);
   await powerOff(l, h.initPid); // whatever is left of a host that died by itself
   if (!h.partitioned) await setCable(l, true);
-  h.initPid = powerOn(l);
+  h.initPid = powerOn(l, engine);
   h.powered = true;
   writeState(stateFile(dir), state);
-  await waitUp(l, h.initPid, HOST_READY_MS);
-  return lineOf(l);
+  await waitUp(l, h.initPid, HOST_READY_MS, engine);
+  return lineOf(l, engine, h.role);
 }
 
 export async function labPartition(dir: string, name: string, cut: boolean): Promise<void> {
@@ -124,16 +138,17 @@ export async function labPartition(dir: string, name: string, cut: boolean): Pro
 
 export interface HostStatus extends HostLine { state: 'running' | 'off' | 'not answering'; partitioned: boolean; cable: boolean }
 
-export async function labStatus(dir: string): Promise<{ hosts: HostStatus[]; registry?: { address: string; user: string; password: string } }> {
+export async function labStatus(dir: string): Promise<{ engine: LabEngine; hosts: HostStatus[]; registry?: { address: string; user: string; password: string } }> {
   const state = loadState(dir);
+  const engine = engineOf(state);
   const hosts: HostStatus[] = [];
   for (const h of state.hosts) {
     const l = layoutOf(dir, h);
-    const answers = h.powered && (await shoalAnswers(l));
-    hosts.push({ ...lineOf(l), state: !h.powered ? 'off' : answers ? 'running' : 'not answering', partitioned: h.partitioned, cable: await cableUp(l) });
+    const answers = h.powered && (await hostAnswers(l, engine));
+    hosts.push({ ...lineOf(l, engine, h.role), state: !h.powered ? 'off' : answers ? 'running' : 'not answering', partitioned: h.partitioned, cable: await cableUp(l) });
   }
   const reg = registryLayout(dir);
-  return { hosts, ...(state.registry ? { registry: { address: reg.address, user: state.registry.user, password: state.registry.password } } : {}) };
+  return { engine, hosts, ...(state.registry ? { registry: { address: reg.address, user: state.registry.user, password: state.registry.password } } : {}) };
 }
 
 // Removes the lab: every host's processes, the registry, the network, the

@@ -1,9 +1,10 @@
 // `shoal lab ...` arguments (pure).
 import { parseArgs } from 'node:util';
 import { BRIDGE, checkHostName, DEFAULT_DIR, MAX_HOSTS } from './layout';
+import type { LabEngine } from './state';
 
 export type LabCommand =
-  | { verb: 'up'; dir: string; hosts: number; managers?: number; workers?: number; image?: string }
+  | { verb: 'up'; dir: string; hosts: number; managers?: number; workers?: number; image?: string; engine: LabEngine }
   | { verb: 'down' | 'status'; dir: string }
   | { verb: 'kill' | 'start' | 'partition' | 'heal'; dir: string; host: string };
 
@@ -17,7 +18,12 @@ Commands:
   up --hosts N          create N hosts (1..${MAX_HOSTS}); prints "NAME DOCKER_HOST ADDRESS" per host
      [--image REF]      image of the machine's dockerd loaded into every host and pushed to the
                         registry (default shoal-test/busybox:1; --image '' for none)
-     [--managers M --workers W]   join them into one swarm (refused: joining is not built yet)
+     [--managers M --workers W]   join them into one swarm (M >= 1, M + W = N; give one and the
+                        other is the rest): host1 runs \`docker swarm init\`, hosts 2..M join with
+                        the manager token, the others with the worker token; each line then ends
+                        with the host's role
+     [--docker-swarm]   hosts run only their dockerd (no Shoal daemon) and DOCKER_HOST is that
+                        dockerd: a lab of real Docker Swarm, to compare with
   status                the hosts, their state, and the registry
   kill NAME             power a host off: all its processes die, its address stops answering
   start NAME            power it on again with the same disk
@@ -37,6 +43,16 @@ function count(v: string | undefined, what: string, min: number): number | undef
   return Number(v);
 }
 
+// Managers and workers of a joined lab: both or neither; one given, the other is the rest.
+export function joinCounts(hosts: number, managers: number | undefined, workers: number | undefined): { managers?: number; workers?: number } {
+  if (managers === undefined && workers === undefined) return {};
+  const m = managers ?? hosts - (workers ?? 0);
+  const w = workers ?? hosts - m;
+  if (m < 1) throw new Error(`a swarm needs at least one manager: --workers ${w} leaves none of --hosts ${hosts}`);
+  if (w < 0 || m + w !== hosts) throw new Error(`--managers ${m} and --workers ${w} must add up to --hosts ${hosts}`);
+  return { managers: m, workers: w };
+}
+
 export function parseLabArgs(argv: string[]): LabCommand {
   const [verb, ...rest] = argv;
   const { values, positionals } = parseArgs({
@@ -47,6 +63,7 @@ export function parseLabArgs(argv: string[]): LabCommand {
       managers: { type: 'string' },
       workers: { type: 'string' },
       image: { type: 'string' },
+      'docker-swarm': { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -54,7 +71,7 @@ export function parseLabArgs(argv: string[]): LabCommand {
   const dir = values.dir ?? DEFAULT_DIR;
   if (!dir.startsWith('/')) throw new Error(`--dir wants an absolute path, got "${dir}"`);
   const onlyFor = (allowed: string[]): void => {
-    for (const k of ['hosts', 'managers', 'workers', 'image'] as const) {
+    for (const k of ['hosts', 'managers', 'workers', 'image', 'docker-swarm'] as const) {
       if (values[k] !== undefined && !allowed.includes(k)) throw new Error(`--${k} is only for \`shoal lab up\``);
     }
   };
@@ -63,14 +80,11 @@ export function parseLabArgs(argv: string[]): LabCommand {
       if (positionals.length) throw new Error(`lab up takes no arguments, got "${positionals.join(' ')}"`);
       const hosts = count(values.hosts, 'hosts', 1);
       if (hosts === undefined) throw new Error('lab up needs --hosts N');
-      const managers = count(values.managers, 'managers', 1);
-      const workers = count(values.workers, 'workers', 0);
-      if ((managers ?? 0) + (workers ?? 0) > hosts) throw new Error(`--managers ${managers ?? 0} and --workers ${workers ?? 0} are more than --hosts ${hosts}`);
+      const roles = joinCounts(hosts, count(values.managers, 'managers', 1), count(values.workers, 'workers', 0));
       return {
-        verb, dir, hosts,
-        ...(managers !== undefined ? { managers } : {}),
-        ...(workers !== undefined ? { workers } : {}),
+        verb, dir, hosts, ...roles,
         ...(values.image !== undefined ? { image: values.image } : {}),
+        engine: values['docker-swarm'] ? 'docker' : 'shoal',
       };
     }
     case 'down':

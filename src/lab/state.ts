@@ -4,8 +4,14 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { checkHostName } from './layout';
 
+// What runs on each host: dockerd and a Shoal daemon (DOCKER_HOST is Shoal), or
+// dockerd alone (DOCKER_HOST is dockerd: a lab of real Docker Swarm).
+export type LabEngine = 'shoal' | 'docker';
+export type HostRole = 'manager' | 'worker';
+
 export interface HostState {
   name: string;
+  role?: HostRole;        // set when `up --managers/--workers` joined it
   index: number;          // address slot (hostAddress(index))
   powered: boolean;       // false after `lab kill`
   partitioned: boolean;   // true after `lab partition`
@@ -21,6 +27,7 @@ export interface RegistryState {
 export interface LabState {
   version: 1;
   dir: string;
+  engine?: LabEngine;     // absent: 'shoal' (labs made before there was a choice)
   hosts: HostState[];
   registry?: RegistryState;
   icmpRatelimit?: string;  // the machine's value before the lab set it to 0
@@ -50,7 +57,12 @@ export function parseState(text: string, file = 'lab.json'): LabState {
     if (!Number.isInteger(h.index) || (h.index as number) < 0) fail(file, `host ${h.name} has no address index`);
     if (typeof h.powered !== 'boolean' || typeof h.partitioned !== 'boolean') fail(file, `host ${h.name} has no power/partition flags`);
     if (!optPid(h.initPid)) fail(file, `host ${h.name} has a bad pid`);
-    return { name: h.name, index: h.index as number, powered: h.powered, partitioned: h.partitioned, ...(h.initPid !== undefined ? { initPid: h.initPid as number } : {}) };
+    if (h.role !== undefined && h.role !== 'manager' && h.role !== 'worker') fail(file, `host ${h.name} has an unknown role`);
+    return {
+      name: h.name, index: h.index as number, powered: h.powered, partitioned: h.partitioned,
+      ...(h.role !== undefined ? { role: h.role as HostRole } : {}),
+      ...(h.initPid !== undefined ? { initPid: h.initPid as number } : {}),
+    };
   });
   let registry: RegistryState | undefined;
   if (raw.registry !== undefined) {
@@ -59,8 +71,10 @@ export function parseState(text: string, file = 'lab.json'): LabState {
     registry = { user: r.user, password: r.password, ...(r.pid !== undefined ? { pid: r.pid as number } : {}) };
   }
   if (raw.icmpRatelimit !== undefined && typeof raw.icmpRatelimit !== 'string') fail(file, 'bad icmpRatelimit');
+  if (raw.engine !== undefined && raw.engine !== 'shoal' && raw.engine !== 'docker') fail(file, `unknown engine ${String(raw.engine)}`);
   return {
     version: 1, dir: raw.dir, hosts,
+    ...(raw.engine !== undefined ? { engine: raw.engine as LabEngine } : {}),
     ...(registry ? { registry } : {}),
     ...(raw.icmpRatelimit !== undefined ? { icmpRatelimit: raw.icmpRatelimit as string } : {}),
   };

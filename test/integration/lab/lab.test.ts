@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { runDocker, SHOAL_MAIN, waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
-import { BRIDGE, NETNS_PREFIX, SUBNET, VETH_PREFIX } from '../../../src/lab/layout';
+import { BRIDGE, CGROUP_PARENT, IPTABLES_COMMENT, NETNS_PREFIX, SUBNET, VETH_PREFIX } from '../../../src/lab/layout';
 
 // `shoal lab`: three real hosts (namespaces, dockerd, Shoal daemon each) and a
 // registry, driven through the CLI as a user would.
@@ -70,6 +70,9 @@ function processesWith(text: string): number[] {
   }
   return out;
 }
+
+// This lab's addresses in a regex (SHOAL_LAB_INDEX picks the subnet).
+const NET_RE = SUBNET.base.replace(/\./g, '\\.');
 
 const netnsPids = async (host: string): Promise<number[]> => (await run('ip', ['netns', 'pids', `${NETNS_PREFIX}${host}`])).split('\n').filter(Boolean).map(Number);
 
@@ -161,7 +164,7 @@ describe('shoal lab', () => {
     assert.equal(await ping(h2.address), false, 'its address stops answering');
     await assert.rejects(httpGet(`http://${h2.address}:8080/`, 1_000));
     assert.notEqual((await docker('host2', ['info'])).code, 0);
-    assert.match((await lab(['status', '--dir', dir])).stdout, /^host2 \S+ 10\.199\.0\.12 off$/m);
+    assert.match((await lab(['status', '--dir', dir])).stdout, new RegExp(`^host2 \\S+ ${NET_RE}\\.12 off$`, 'm'));
 
     const started = await lab(['start', 'host2', '--dir', dir]);
     assert.equal(started.code, 0, started.stderr);
@@ -183,7 +186,7 @@ describe('shoal lab', () => {
     assert.notEqual(fromHost1.code, 0, 'nor does another host');
     assert.deepEqual((await netnsPids('host3')).sort(), pids.sort(), 'its processes still run');
     assert.equal((await ok('host3', ['info', '--format', '{{.Name}}'])).trim(), 'host3', 'it still answers on its socket');
-    assert.match((await lab(['status', '--dir', dir])).stdout, /^host3 \S+ 10\.199\.0\.13 running partitioned$/m);
+    assert.match((await lab(['status', '--dir', dir])).stdout, new RegExp(`^host3 \\S+ ${NET_RE}\\.13 running partitioned$`, 'm'));
 
     const healed = await lab(['heal', 'host3', '--dir', dir]);
     assert.equal(healed.code, 0, healed.stderr);
@@ -199,13 +202,13 @@ describe('shoal lab', () => {
     assert.equal(existsSync(`/sys/class/net/${BRIDGE}`), false, 'bridge removed');
     assert.deepEqual(readdirSync('/sys/class/net').filter((n) => n.startsWith(VETH_PREFIX)), [], 'veths removed');
     const rules = (await run('iptables', ['-S'])) + (await run('iptables', ['-S', 'INPUT']));
-    assert.doesNotMatch(rules, /shoal-lab/, 'iptables rules removed');
+    assert.doesNotMatch(rules, new RegExp(`--comment "?${IPTABLES_COMMENT}"?( |$)`, 'm'), 'iptables rules removed');
     assert.deepEqual(processesWith(dir), [], 'no process of the lab');
     assert.deepEqual(processesWith(MARK), []);
     assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no mount');
     assert.equal(existsSync(dir), false, 'the lab folder is gone');
-    assert.deepEqual(readdirSync('/sys/fs/cgroup').filter((c) => existsSync(join('/sys/fs/cgroup', c, 'shoal-lab'))), [], 'no cgroup of its containers');
+    assert.deepEqual(readdirSync('/sys/fs/cgroup').filter((c) => existsSync(join('/sys/fs/cgroup', c, CGROUP_PARENT))), [], 'no cgroup of its containers');
     assert.equal(readFileSync('/proc/sys/net/ipv4/icmp_ratelimit', 'utf8'), icmpRatelimit, 'the ICMP rate limit is back');
-    assert.equal(await ping('10.199.0.11'), false);
+    assert.equal(await ping(`${SUBNET.base}.11`), false);
   });
 });

@@ -4,24 +4,29 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseLabArgs } from '../../../src/lab/options';
+import { dockerHostOf } from '../../../src/lab/host';
 import { hostAddress, hostLayout, hostNames, registryLayout } from '../../../src/lab/layout';
 import { findHost, parseState, readState, writeState, type LabState } from '../../../src/lab/state';
 import { deletesFor, firewallRules } from '../../../src/lab/network';
 import { initScript } from '../../../src/lab/host';
 import { registryAuthHeader, registryConfig } from '../../../src/lab/registry';
-import { labUp, JOIN_NOT_BUILT } from '../../../src/lab/lab';
+import { joinCounts } from '../../../src/lab/options';
+import { parseNodeLs, planJoin, swarmShortfall } from '../../../src/lab/join';
 
 test('lab arguments: verbs, host names, counts and the folder', () => {
-  assert.deepEqual(parseLabArgs(['up', '--hosts', '3']), { verb: 'up', dir: '/var/lib/shoal-lab', hosts: 3 });
+  assert.deepEqual(parseLabArgs(['up', '--hosts', '3']), { verb: 'up', dir: '/var/lib/shoal-lab', hosts: 3, engine: 'shoal' });
   assert.deepEqual(parseLabArgs(['up', '--hosts', '3', '--managers', '1', '--workers', '2', '--dir', '/tmp/x', '--image', '']),
-    { verb: 'up', dir: '/tmp/x', hosts: 3, managers: 1, workers: 2, image: '' });
+    { verb: 'up', dir: '/tmp/x', hosts: 3, managers: 1, workers: 2, image: '', engine: 'shoal' });
+  assert.deepEqual(parseLabArgs(['up', '--hosts', '5', '--managers', '3', '--docker-swarm']), { verb: 'up', dir: '/var/lib/shoal-lab', hosts: 5, managers: 3, workers: 2, engine: 'docker' });
+  assert.throws(() => parseLabArgs(['kill', 'host1', '--docker-swarm']), /only for `shoal lab up`/);
   assert.deepEqual(parseLabArgs(['kill', 'host2', '--dir', '/tmp/x']), { verb: 'kill', dir: '/tmp/x', host: 'host2' });
   assert.deepEqual(parseLabArgs(['heal', 'host2']), { verb: 'heal', dir: '/var/lib/shoal-lab', host: 'host2' });
   assert.deepEqual(parseLabArgs(['down']), { verb: 'down', dir: '/var/lib/shoal-lab' });
   assert.throws(() => parseLabArgs(['up']), /needs --hosts/);
   assert.throws(() => parseLabArgs(['up', '--hosts', '0']), /from 1 to 50/);
   assert.throws(() => parseLabArgs(['up', '--hosts', 'two']), /whole number/);
-  assert.throws(() => parseLabArgs(['up', '--hosts', '2', '--managers', '2', '--workers', '1']), /more than --hosts 2/);
+  assert.throws(() => parseLabArgs(['up', '--hosts', '2', '--managers', '2', '--workers', '1']), /must add up to --hosts 2/);
+  assert.throws(() => parseLabArgs(['up', '--hosts', '3', '--managers', '0']), /from 1 to 50/);
   assert.throws(() => parseLabArgs(['up', '--hosts', '2', '--dir', 'rel']), /absolute/);
   assert.throws(() => parseLabArgs(['kill']), /one host name/);
   assert.throws(() => parseLabArgs(['kill', 'Bad_Name']), /invalid lab host name/);
@@ -30,9 +35,39 @@ test('lab arguments: verbs, host names, counts and the folder', () => {
   assert.throws(() => parseLabArgs(['up', '--hosts', '1', '--bogus']), /Unknown option/);
 });
 
-test('joining is refused with a clear error before anything is made', async () => {
-  await assert.rejects(labUp({ dir: '/nonexistent/lab', hosts: 3, managers: 1, workers: 2 }), (err: Error) => err.message === JOIN_NOT_BUILT);
-  assert.match(JOIN_NOT_BUILT, /not built yet/);
+test('managers and workers: both or neither, one given makes the other the rest, they add up to the hosts', () => {
+  assert.deepEqual(joinCounts(5, undefined, undefined), {});
+  assert.deepEqual(joinCounts(5, 3, undefined), { managers: 3, workers: 2 });
+  assert.deepEqual(joinCounts(5, undefined, 4), { managers: 1, workers: 4 });
+  assert.deepEqual(joinCounts(1, 1, 0), { managers: 1, workers: 0 });
+  assert.throws(() => joinCounts(3, undefined, 3), /at least one manager/);
+  assert.throws(() => joinCounts(3, 1, 1), /must add up to --hosts 3/);
+  assert.throws(() => joinCounts(3, 4, undefined), /must add up/);
+});
+
+test('join plan: the first host inits, then managers, then workers', () => {
+  assert.deepEqual(planJoin(['host1', 'host2', 'host3', 'host4', 'host5'], 3, 2), [
+    { host: 'host1', role: 'manager', init: true },
+    { host: 'host2', role: 'manager', init: false },
+    { host: 'host3', role: 'manager', init: false },
+    { host: 'host4', role: 'worker', init: false },
+    { host: 'host5', role: 'worker', init: false },
+  ]);
+  assert.throws(() => planJoin(['host1'], 0, 1), /at least one manager/);
+  assert.throws(() => planJoin(['host1', 'host2'], 1, 2), /not 2 hosts/);
+});
+
+test('node ls: done when every host is Ready, one Leader, the other managers Reachable, workers plain', () => {
+  const plan = planJoin(['host1', 'host2', 'host3'], 2, 1);
+  const ls = (rows: string[][]) => parseNodeLs(rows.map((r) => r.join('\t')).join('\n') + '\n');
+  const good = ls([['host1', 'Ready', 'Active', 'Leader'], ['host2', 'Ready', 'Active', 'Reachable'], ['host3', 'Ready', 'Active', '']]);
+  assert.deepEqual(good[2], { hostname: 'host3', status: 'Ready', availability: 'Active', manager: '' });
+  assert.equal(swarmShortfall(good, plan), undefined);
+  assert.equal(swarmShortfall(good.slice(0, 2), plan), 'host3 listed 0 times');
+  assert.equal(swarmShortfall(ls([['host1', 'Ready', 'Active', 'Leader'], ['host2', 'Unknown', 'Active', 'Unreachable'], ['host3', 'Down', 'Active', '']]), plan),
+    'host2 Unknown, host2 manager status "Unreachable", host3 Down');
+  assert.equal(swarmShortfall(ls([['host1', 'Ready', 'Active', 'Reachable'], ['host2', 'Ready', 'Active', 'Reachable'], ['host3', 'Ready', 'Active', 'Reachable']]), plan),
+    'host3 is a manager, 0 leaders');
 });
 
 test('addresses and names: the bridge is .1, hosts from .11, every name fits a veth', () => {
@@ -56,8 +91,8 @@ test('state file: round trip, and a damaged file is refused with a clear error',
     const file = join(dir, 'lab.json');
     assert.equal(readState(file), undefined);
     const s: LabState = {
-      version: 1, dir,
-      hosts: [{ name: 'host1', index: 0, powered: true, partitioned: false, initPid: 42 }, { name: 'host2', index: 1, powered: false, partitioned: true }],
+      version: 1, dir, engine: 'docker',
+      hosts: [{ name: 'host1', role: 'manager', index: 0, powered: true, partitioned: false, initPid: 42 }, { name: 'host2', index: 1, powered: false, partitioned: true }],
       registry: { user: 'shoal', password: 'pw', pid: 7 },
       icmpRatelimit: '1000',
     };
@@ -74,6 +109,8 @@ test('state file: round trip, and a damaged file is refused with a clear error',
   assert.throws(() => parseState(JSON.stringify({ ...good, hosts: [{ ...good.hosts[0], name: '../etc' }] })), /invalid lab host name/);
   assert.throws(() => parseState(JSON.stringify({ ...good, hosts: [{ ...good.hosts[0], initPid: -1 }] })), /bad pid/);
   assert.throws(() => parseState(JSON.stringify({ ...good, registry: { user: 'u' } })), /bad registry/);
+  assert.throws(() => parseState(JSON.stringify({ ...good, engine: 'podman' })), /unknown engine podman/);
+  assert.throws(() => parseState(JSON.stringify({ ...good, hosts: [{ ...good.hosts[0], role: 'boss' }] })), /unknown role/);
 });
 
 test('firewall: nothing leaves the subnet, and down finds exactly the lab rules again', () => {
@@ -107,6 +144,15 @@ test('a host runs its own dockerd and Shoal daemon, with stale pid files removed
   }
   assert.ok(s.includes("'/usr/bin/node' '/app/main.js' 'daemon' '-H' 'unix:///lab/hosts/host2/shoal.sock' '--data-root' '/lab/hosts/host2/shoal' '--engine' 'unix:///lab/hosts/host2/docker.sock' '--hostname' 'host2'"));
   assert.ok(lines.at(-2) === 'wait');
+  assert.equal(dockerHostOf(l, 'shoal'), 'unix:///lab/hosts/host2/shoal.sock');
+});
+
+test('a Docker Swarm lab host runs dockerd alone, and DOCKER_HOST is that dockerd', () => {
+  const l = hostLayout('/lab', 'host2', 1);
+  const s = initScript(l, '/usr/bin/node', '/app/main.js', 'docker');
+  assert.ok(s.includes("'dockerd' '--data-root' '/lab/hosts/host2/docker'"));
+  assert.ok(!s.includes("'daemon'"), 'no Shoal daemon');
+  assert.equal(dockerHostOf(l, 'docker'), 'unix:///lab/hosts/host2/docker.sock');
 });
 
 test('registry: htpasswd auth on the bridge address; the auth header is padded URL-safe base64', () => {
