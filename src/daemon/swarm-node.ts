@@ -487,7 +487,7 @@ export class SwarmNode implements SwarmMembership {
       NodeID: a.nodeId,
       NodeAddr: a.addr,
       LocalNodeState: 'active',
-      ControlAvailable: true,
+      ControlAvailable: health.ok,
       Error: health.ok ? '' : health.reason,
       RemoteManagers: managers.map((n) => ({ NodeID: n.ID, Addr: n.ManagerStatus?.Addr ?? '' })),
       Nodes: nodes.length,
