@@ -1,5 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
 import { ALREADY_IN_SWARM, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
@@ -160,7 +161,19 @@ export class SwarmNode implements SwarmMembership {
         await etcd.stop();
         throw e;
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, etcd, store, admin, dataKey: key, tls: identity.tls, control: this.newControl(store, nodeId, ca, box) }, state);
+      let opened = { etcd, store, admin };
+      // An etcd certificate of an earlier release (no swarm-etcd name, no
+      // advertise IP) would refuse every peer: remade once, etcd restarted.
+      if (!etcdCertFits(readFileSync(this.etcdTls.certFile, 'utf8'), advertiseIp)) {
+        await store.close().catch(() => undefined);
+        await etcd.stop();
+        const cert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
+        writeFileAtomic(this.etcdTls.keyFile, cert.keyPem, 0o600);
+        writeFileAtomic(this.etcdTls.certFile, cert.certPem, 0o600);
+        this.opts.log.info({ advertiseIp }, 'etcd certificate remade for peers (swarm-etcd name, advertise address)');
+        opened = await this.openState(nodeId, clusterId, advertiseIp);
+      }
+      await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
     });
   }
@@ -641,6 +654,12 @@ export class SwarmNode implements SwarmMembership {
     await a.store.close().catch(() => undefined);
     await a.etcd.stop();
   }
+}
+
+// Does this etcd certificate carry what peers check (the etcd name, the advertise IP)?
+function etcdCertFits(certPem: string, ip: string): boolean {
+  const san = new X509Certificate(certPem).subjectAltName ?? '';
+  return san.includes(`DNS:${ETCD_CERT_NAME}`) && san.includes(`IP Address:${ip}`);
 }
 
 function writeFileAtomic(path: string, data: string, mode = 0o644): void {
