@@ -49,6 +49,9 @@ export class MemoryBackend implements Backend, LeaseBackend {
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
     if (this.faults.txnBefore) { this.faults.txnBefore--; throw new Error('14 UNAVAILABLE: injected'); }
+    // As etcd: a key written twice in one transaction is refused.
+    const written = ops.map((op) => ('put' in op ? op.put : op.del));
+    if (new Set(written).size !== written.length) throw new Error('3 INVALID_ARGUMENT: etcdserver: duplicate key given in txn request');
     const ok = compares.every((c) => {
       const kv = this.current(c.key);
       if ('absent' in c) return kv === undefined;

@@ -95,13 +95,12 @@ export function refuseIfInUse(store: Store, what: 'secret' | 'config', id: strin
 export async function commitWithReferences(store: Store, spec: ServiceSpec, build: (t: StoreTxn) => StoreTxn): Promise<void> {
   checkReferencesExist(store, spec);
   const txn = build(store.txn());
-  for (const r of secretRefsOf(spec)) {
-    const s = store.get('secrets', r.SecretID)!;
-    txn.requireVersion('secrets', s).putMeta(referenceKey('secrets', s.ID), s.ID);
+  // Once per object: etcd refuses a transaction that puts one key twice (a secret mounted at two targets).
+  for (const id of new Set(secretRefsOf(spec).map((r) => r.SecretID))) {
+    txn.requireVersion('secrets', store.get('secrets', id)!).putMeta(referenceKey('secrets', id), id);
   }
-  for (const r of configRefsOf(spec)) {
-    const c = store.get('configs', r.ConfigID)!;
-    txn.requireVersion('configs', c).putMeta(referenceKey('configs', c.ID), c.ID);
+  for (const id of new Set(configRefsOf(spec).map((r) => r.ConfigID))) {
+    txn.requireVersion('configs', store.get('configs', id)!).putMeta(referenceKey('configs', id), id);
   }
   try {
     await txn.commit();

@@ -39,6 +39,11 @@ test('secret references hold across two managers: a removal checked before a ref
   await assert.rejects(a.txn().create('services', service('svc2', s2)).requireVersion('secrets', stale2).commit());
   await a.waitFor(b.revision);
   await assert.rejects(commitWithReferences(a, s2, (t) => t.create('services', service('svc2', s2))), /secret not found: pw2/);
+  // One secret at two targets: one guard (etcd refuses a key put twice in a transaction).
+  const twice = spec('two', 'sec1', 'pw');
+  twice.TaskTemplate!.ContainerSpec!.Secrets!.push({ SecretID: 'sec1', SecretName: 'pw', File: { Name: 'other', UID: '0', GID: '0', Mode: 256 } });
+  await commitWithReferences(a, twice, (t) => t.create('services', service('svc3', twice)));
+  assert.ok(a.get('services', 'svc3'));
   await a.close();
   await b.close();
 });
