@@ -359,7 +359,13 @@ export class SwarmNode implements SwarmMembership {
           this.worker = undefined;
           w.renewal?.stop();
           await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
-          await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
+          try {
+            await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
+          } catch (err) {
+            // Back to a worker's agent: the next session notice tries again.
+            await this.activateWorker(w.nodeId, w.clusterId, identity.tls, w.state);
+            throw err;
+          }
           this.opts.log.info({ nodeId: w.nodeId }, 'promoted: this node is now a manager');
         } else if (want === 'worker' && this.active) {
           const a = this.active;

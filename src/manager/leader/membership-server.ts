@@ -20,7 +20,7 @@ export interface MembershipServerDeps {
 
 // etcd refuses a member change until every voter has been connected for 5 s
 // ("unhealthy cluster"); a join right after another waits for that.
-const ADD_RETRY_MS = 15_000;
+const ADD_RETRY_MS = 20_000;
 
 export function registerMembershipServer(server: RpcServer, deps: MembershipServerDeps): void {
   server.unary(JoinManager, async (req, ctx) => {
@@ -33,28 +33,30 @@ export function registerMembershipServer(server: RpcServer, deps: MembershipServ
     if (!node || node.Spec.Role !== 'manager') throw invalid(`rpc error: code = PermissionDenied desc = node ${nodeId} is not a manager of this swarm`);
     const peerUrl = req.PeerURL;
     let list = await etcd.memberList();
-    let member = list.find((m) => m.peerUrls.includes(peerUrl));
-    // A member left by this node's earlier attempt under another URL is stale.
-    for (const m of list) {
-      if (m.name === nodeId && m !== member) {
-        deps.log.info({ nodeId, member: m.id }, 'removing the stale etcd member of a manager that joins again');
-        await etcd.memberRemove(m.id);
-      }
-    }
-    if (member && member.name && member.name !== nodeId) throw invalid(`rpc error: code = AlreadyExists desc = peer URL ${peerUrl} belongs to etcd member ${member.name}`);
-    if (!member) {
-      const deadline = Date.now() + (deps.addRetryMs ?? ADD_RETRY_MS);
+    const taken = list.find((m) => m.peerUrls.includes(peerUrl) && m.name && m.name !== nodeId);
+    if (taken) throw invalid(`rpc error: code = AlreadyExists desc = peer URL ${peerUrl} belongs to etcd member ${taken.name}`);
+    // The joiner always starts with an empty etcd directory: a member it ran
+    // before (a demoted and promoted node, a retried join) is removed and
+    // made again; only one added but never started is reused.
+    let member = list.find((m) => m.peerUrls.includes(peerUrl) && !m.name);
+    const stale = list.filter((m) => m.name === nodeId);
+    const deadline = Date.now() + (deps.addRetryMs ?? ADD_RETRY_MS);
+    const retried = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
       for (let delay = 200; ; delay = Math.min(1000, delay * 2)) {
-        try {
-          const added = await etcd.memberAdd(peerUrl, true);
-          member = added.added;
-          list = added.members;
-          break;
-        } catch (err) {
-          if (Date.now() + delay > deadline) throw unavailable(`rpc error: code = Unavailable desc = cannot add the etcd member: ${(err as Error).message}`);
+        try { return await fn(); } catch (err) {
+          if (Date.now() + delay > deadline) throw unavailable(`rpc error: code = Unavailable desc = cannot ${what}: ${(err as Error).message}`);
           await new Promise((r) => setTimeout(r, delay));
         }
       }
+    };
+    for (const m of stale) {
+      deps.log.info({ nodeId, member: m.id }, 'removing the etcd member this manager ran before');
+      await retried('remove the earlier etcd member', () => etcd.memberRemove(m.id));
+    }
+    if (!member) {
+      const added = await retried('add the etcd member', () => etcd.memberAdd(peerUrl, true));
+      member = added.added;
+      list = added.members;
       deps.log.info({ nodeId, member: member.id, peerUrl }, 'manager joining: etcd learner added');
     } else {
       list = await etcd.memberList();
