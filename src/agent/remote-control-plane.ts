@@ -31,6 +31,8 @@ export interface RemoteControlPlaneOptions {
   describe: () => Promise<NodeDescription>;
   log: Logger;
   onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
+  // [managers helper] This node's role as the managers see it, on every session message (a promotion reaches a worker this way).
+  onRole?: (role: 'manager' | 'worker') => void;
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
@@ -307,6 +309,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   // ---------- what the session delivers ----------
 
   private apply(msg: SessionMessage): void {
+    this.opts.onRole?.(msg.Node.Role); // [managers helper]
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];
       this.opts.onManagers?.([...this.managers]);

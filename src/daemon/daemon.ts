@@ -24,7 +24,7 @@ import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import type { ApiTlsOptions, DaemonOptions } from './options';
-import { SwarmNode, type RunningComponents } from './swarm-node';
+import { SwarmNode, type NodeRpc, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
 import type { Task } from '../model/types';
@@ -54,9 +54,12 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     etcdClientUrl: opts.etcdClientUrl,
     etcdPeerUrl: opts.etcdPeerUrl,
     hostname: opts.hostname,
+    listenAddr: opts.listenAddr,
+    advertiseAddr: opts.advertiseAddr,
+    dataPathAddr: opts.dataPathAddr,
     log,
     describeNode: () => executor.describeNode(),
-    startComponents: async ({ store, nodeId }) => {
+    startComponents: async ({ store, nodeId, rpc }) => {
       const detach = events.attach(store);
       // The agent's secrets and configs come from this manager's control API (the dispatcher's job with more nodes).
       const payloads: PayloadSource = {
@@ -65,11 +68,14 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       };
       // Registry credentials are unsealed only on their way to the task's node.
       const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
-      const running = await startComponents(store, nodeId, executor, log, opts.hostname, payloads, prepareTask);
+      const running = startManagerComponents(store, nodeId, rpc, executor, log, opts.hostname, payloads, prepareTask);
       const logs = startLocalLogs(store, nodeId, engineClient, log); // [logs helper]
       logBroker = logs.broker;
-      return { stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
+      return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
     },
+    // The leader's components write through the fenced store (a deposed leader's writes are refused).
+    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log),
+    startWorkerComponents: async ({ nodeId, rpc }) => startAgentWithSession(nodeId, rpc, executor, log, opts.hostname),
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
@@ -111,41 +117,49 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   };
 }
 
-async function startComponents(store: Store, nodeId: string, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): Promise<RunningComponents> {
+// On the leader only (swarm-node.ts runs the election), with a fenced store.
+async function startLeaderComponents(store: Store, log: Logger): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  const agentLog = log.child({ component: 'agent' });
-  // [dispatcher helper's edit] The agent reaches this manager's dispatcher
-  // through an in-process channel carrying this node's own identity. To be
-  // replaced by the managers helper: the dispatcher registered on the node's
-  // mTLS RpcServer, setLeading() driven by the leader election, and the agent
-  // connecting through the mTLS transport to the managers' addresses.
-  const LOCAL = 'local-dispatcher';
-  const clusterId = store.list('cluster')[0]?.ID ?? '';
-  const net = new MemoryNetwork();
-  const dispatcher = startDispatcher({
-    store, server: net.listen(LOCAL, () => clusterId), log: log.child({ component: 'dispatcher' }), payloads, prepareTask,
-    managers: () => ({ leaderAddr: LOCAL, addrs: [LOCAL] }),
+  return { stop: async () => { orchestrator.stop(); scheduler.stop(); } };
+}
+
+// On every manager: the dispatcher on the node-to-node channel (serving
+// sessions while this manager leads, naming the leader otherwise), and this
+// node's agent with a session like any worker's.
+function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): RunningComponents & { setLeading(fenced: Store | undefined): void } {
+  // The dispatcher writes (node status, task status) only as the leader, through the term's fence.
+  let fenced: Store | undefined;
+  const termStore = new Proxy(store, {
+    get: (target, prop) => {
+      const s = fenced ?? target;
+      const v = Reflect.get(s, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
+    },
   });
-  dispatcher.setLeading(true);
-  const self = { nodeId, role: 'manager' as const, clusterId, address: store.get('nodes', nodeId)?.Status.Addr ?? '' };
+  const dispatcher = startDispatcher({
+    store: termStore, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers,
+  });
+  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname);
+  return {
+    setLeading: (s) => { fenced = s; dispatcher.setLeading(s !== undefined); },
+    stop: async () => { await agent.stop(); await dispatcher.stop(); },
+  };
+}
+
+// The agent of this node (manager or worker): tasks from the leader's
+// dispatcher through a session with any manager, over mutual TLS.
+function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
+  const agentLog = log.child({ component: 'agent' });
   const controlPlane = new RemoteControlPlane({
-    connect: (addr) => net.channel(self, addr), managers: [LOCAL], log: agentLog,
+    connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
   });
   const agent = startAgent({
     nodeId, hostname, controlPlane, executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
   });
-  return {
-    stop: async () => {
-      orchestrator.stop();
-      scheduler.stop();
-      await agent.stop();
-      await controlPlane.stop();
-      await dispatcher.stop();
-    },
-  };
+  return { stop: async () => { await agent.stop(); await controlPlane.stop(); } };
 }
 
 // [logs helper] One node: the log broker and this node's agent publishing to

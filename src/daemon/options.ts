@@ -11,6 +11,10 @@ export interface DaemonOptions {
   etcdClientUrl: string;
   etcdPeerUrl: string;
   hostname?: string;        // node hostname override (lab hosts share one UTS namespace)
+  // Defaults for swarm init/join (dockerd: --swarm-default-advertise-addr; Shoal also takes the others).
+  listenAddr?: string;      // the node-to-node channel: IP[:PORT], default 0.0.0.0:2377
+  advertiseAddr?: string;
+  dataPathAddr?: string;
   logLevel: string;
   tls?: ApiTlsOptions;       // for tcp:// listeners (dockerd's --tls/--tlsverify)
   insecureTcp: boolean;     // tcp:// without TLS explicitly accepted
@@ -42,6 +46,10 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
       'etcd-client-url': { type: 'string' },
       'etcd-peer-url': { type: 'string' },
       hostname: { type: 'string' },
+      'listen-addr': { type: 'string' },
+      'advertise-addr': { type: 'string' },
+      'swarm-default-advertise-addr': { type: 'string' },
+      'data-path-addr': { type: 'string' },
       'log-level': { type: 'string' },
       tls: { type: 'boolean' },
       tlsverify: { type: 'boolean' },
@@ -76,6 +84,9 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
     etcdClientUrl,
     etcdPeerUrl,
     hostname: values.hostname,
+    listenAddr: values['listen-addr'],
+    advertiseAddr: values['advertise-addr'] ?? values['swarm-default-advertise-addr'],
+    dataPathAddr: values['data-path-addr'],
     logLevel: values['log-level'] ?? process.env.SHOAL_LOG_LEVEL ?? 'info',
   };
 }

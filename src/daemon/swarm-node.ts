@@ -1,8 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
-import { ALREADY_IN_SWARM, invalid, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
+import { ALREADY_IN_SWARM, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -15,25 +16,60 @@ import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secr
 import { EtcdBackend } from '../store/etcd-backend';
 import { etcdClientOptions, EtcdProcess, type EtcdTls } from '../store/etcd-process';
 import type { ClusterObject } from '../store/objects';
-import { Store } from '../store/store';
+import { Store, type Fence } from '../store/store';
 import { resolveAdvertiseAddr } from './address';
+import { EtcdBackend as EtcdAdmin } from '../store/etcd-backend';
+import { GrpcServer, grpcChannel, type NodeTls } from '../rpc/grpc';
+import { registerCAServer } from '../manager/ca/ca-server';
+import { registerMembershipServer } from '../manager/leader/membership-server';
+import { startMemberUpkeep } from '../manager/leader/members';
+import { Election, type LeaderComponents } from '../manager/leader/election';
+import { JoinManager } from '../protocol/membership';
+import { requestMembership, withDefaultPort } from '../node/join';
+import { readIdentity, writeIdentity } from '../node/identity';
+import { startCertRenewal, type CertRenewal } from '../node/renewal';
+import { ETCD_CERT_NAME } from '../manager/ca/ca';
+import { LEADER_KEY, presenceKey } from '../store/keys';
+import type { RpcChannel, RpcServer } from '../rpc/transport';
+import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, writeSwarmState, type SwarmState } from './swarm-state';
 
 export interface SwarmNodeOptions {
   dataRoot: string;
   etcdBinary: string;
   etcdClientUrl: string;
-  etcdPeerUrl: string;
+  etcdPeerUrl: string;       // its port is the etcd peer port; it listens on the advertise address
   hostname?: string;
+  // dockerd's --swarm-default-advertise-addr and the defaults of init/join.
+  listenAddr?: string;       // default 0.0.0.0:2377
+  advertiseAddr?: string;
+  dataPathAddr?: string;
   log: Logger;
-  // Node facts from the engine (agent/executor), and the per-node components
-  // that run while this node is in a swarm (manager loops, agent).
+  // Node facts from the engine (agent/executor), the components that run on
+  // every manager (agent, event stream), and those that run on the leader
+  // only, given a fenced store (orchestrators, scheduler, dispatcher).
   describeNode(): Promise<NodeDescription>;
-  startComponents(ctx: { store: Store; nodeId: string; log: Logger }): Promise<RunningComponents>;
+  startComponents(ctx: { store: Store; nodeId: string; log: Logger; rpc: NodeRpc }): Promise<RunningComponents>;
+  startLeaderComponents(ctx: { store: Store; nodeId: string; log: Logger }): Promise<RunningComponents>;
+  // A worker: its agent only (no etcd, no store).
+  startWorkerComponents(ctx: { nodeId: string; log: Logger; rpc: Omit<NodeRpc, 'server'> }): Promise<RunningComponents>;
   // Removes the containers of this node's tasks (leaving a swarm does that).
   removeTaskContainers(nodeId: string): Promise<void>;
 }
 
-export interface RunningComponents { stop(): Promise<void> }
+export interface RunningComponents {
+  stop(): Promise<void>;
+  // Told when this manager starts leading (the fenced store of its term) and stops (undefined).
+  setLeading?(fenced: Store | undefined): void;
+}
+
+// The node-to-node channel as the components use it.
+export interface NodeRpc {
+  server: RpcServer;                                       // this manager's services (dispatcher ...)
+  connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
+  managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
+  onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
+  onRole?(role: 'manager' | 'worker'): void;               // the role the managers give this node
+}
 
 interface Active {
   nodeId: string;
@@ -43,7 +79,14 @@ interface Active {
   etcd: EtcdProcess;
   store: Store;
   control: ControlApi;
+  dataKey: Buffer;
+  tls: NodeTls;
+  admin: EtcdAdmin;          // etcd's member API (the store's backend)
+  server?: GrpcServer;       // the node-to-node channel on the listen address
+  election?: Election;
   components?: RunningComponents;
+  renewal?: CertRenewal;
+  unwatch?: () => void;
 }
 
 // This node's membership of a swarm: init, restore after a restart, leave.
@@ -52,6 +95,8 @@ interface Active {
 // written last on init, read first on start, and removed on leave.
 export class SwarmNode implements SwarmMembership {
   private active?: Active;
+  // A worker's membership (its identity on disk); no store, no etcd.
+  private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
   private busy: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: SwarmNodeOptions) {}
@@ -81,19 +126,29 @@ export class SwarmNode implements SwarmMembership {
   start(): Promise<void> {
     return this.exclusive(async () => {
       if (!existsSync(this.nodeCertPath)) return;
-      const certPem = readFileSync(this.nodeCertPath, 'utf8');
-      const { cn: nodeId, o: clusterId } = certSubjectFields(certPem);
+      const identity = readIdentity(this.opts.dataRoot);
+      if (!identity) return;
+      const { nodeId, clusterId } = identity;
+      if (identity.role === 'worker') {
+        await this.activateWorker(nodeId, clusterId, identity.tls, readSwarmState(this.opts.dataRoot));
+        this.opts.log.info({ nodeId, clusterId }, 'swarm worker restored');
+        return;
+      }
       const caPem = readFileSync(this.caCertPath, 'utf8');
       this.migrateEtcdCert();
       const dataKey = loadDataKey(this.dataKeyPath);
-      const { etcd, store } = await this.openState(nodeId, clusterId);
+      const state = readSwarmState(this.opts.dataRoot);
+      const advertiseIp = state?.advertiseAddr ? nodeAddrFromListen(state.advertiseAddr) : resolveAdvertiseAddr(this.opts.advertiseAddr).ip;
+      const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp);
       let ca: RootCA;
       let box: SecretBox;
+      let key: Buffer;
       try {
         const cluster = clusterOf(store);
         if (!cluster) throw new Error(`node certificate for ${nodeId} found but the cluster state has no cluster object; remove ${this.certDir} to start over`);
         if (cluster.ID !== clusterId) throw new Error(`etcd holds cluster ${cluster.ID} but this node's certificate is for cluster ${clusterId}: refusing to use it`);
-        box = new SecretBox(dataKey ?? this.firstDataKey(store.count('secrets'), cluster.SealedCAKey !== undefined));
+        key = dataKey ?? this.firstDataKey(store.count('secrets'), cluster.SealedCAKey !== undefined);
+        box = new SecretBox(key);
         ca = { certPem: caPem, keyPem: openCAKey(box, cluster) };
         // A swarm made by an earlier release kept the CA key in clear.
         const sealed = withSealedCAKey(box, cluster);
@@ -106,9 +161,19 @@ export class SwarmNode implements SwarmMembership {
         await etcd.stop();
         throw e;
       }
-      const node = store.get('nodes', nodeId);
-      const addr = node?.Status.Addr ?? resolveAdvertiseAddr(undefined).ip;
-      await this.activate({ nodeId, clusterId, ca, addr, etcd, store, control: this.newControl(store, nodeId, ca, box) });
+      let opened = { etcd, store, admin };
+      // An etcd certificate of an earlier release (no swarm-etcd name, no
+      // advertise IP) would refuse every peer: remade once, etcd restarted.
+      if (!etcdCertFits(readFileSync(this.etcdTls.certFile, 'utf8'), advertiseIp)) {
+        await store.close().catch(() => undefined);
+        await etcd.stop();
+        const cert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
+        writeFileAtomic(this.etcdTls.keyFile, cert.keyPem, 0o600);
+        writeFileAtomic(this.etcdTls.certFile, cert.certPem, 0o600);
+        this.opts.log.info({ advertiseIp }, 'etcd certificate remade for peers (swarm-etcd name, advertise address)');
+        opened = await this.openState(nodeId, clusterId, advertiseIp);
+      }
+      await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
     });
   }
@@ -139,8 +204,10 @@ export class SwarmNode implements SwarmMembership {
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
+      if (this.worker) throw unavailable(ALREADY_IN_SWARM);
       validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
-      const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || undefined, listenPort(req.ListenAddr));
+      const listen = parseListenAddr(req.ListenAddr || this.opts.listenAddr);
+      const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || this.opts.advertiseAddr || undefined, listen.port);
       const pool = req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'];
       for (const p of pool) if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(p)) throw invalid(`invalid default address pool ${p}`);
       const subnetSize = req.SubnetSize || 24;
@@ -154,7 +221,7 @@ export class SwarmNode implements SwarmMembership {
       const spec = mergeSwarmSpec(defaultSwarmSpec(), req.Spec);
       const dataKey = SecretBox.generateKey();
       const box = new SecretBox(dataKey);
-      const etcdCert = await issueEtcdCert(ca, nodeId, clusterId);
+      const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertise.ip]);
       const nodeCert = await issueNodeCert(ca, nodeId, 'manager', clusterId, spec.CAConfig?.NodeCertExpiry ?? 7_776_000_000_000_000);
       const description = await this.opts.describeNode();
       if (this.opts.hostname) description.Hostname = this.opts.hostname;
@@ -167,7 +234,9 @@ export class SwarmNode implements SwarmMembership {
       writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
       writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
       writeDataKey(this.dataKeyPath, dataKey);
-      const { etcd, store } = await this.openState(nodeId, clusterId);
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(req.ListenAddr || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
+      writeSwarmState(this.opts.dataRoot, state);
+      const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertise.ip);
       try {
         const now = nowIso();
         const cluster: ClusterObject = {
@@ -203,36 +272,228 @@ export class SwarmNode implements SwarmMembership {
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, control: this.newControl(store, nodeId, ca, box) });
+      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem }, control: this.newControl(store, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId, addr: advertise.ip }, 'swarm initialised');
       return nodeId;
     });
   }
 
-  async join(_req: Record<string, unknown>): Promise<void> {
-    if (this.active) throw unavailable(ALREADY_IN_SWARM);
-    throw unavailable('joining another node is not built yet: this Shoal release runs one-node swarms');
+  // docker swarm join: a certificate from a manager (CA protocol, with the
+  // token), then for a manager an etcd member (membership.JoinManager), the
+  // store, the API and the election; for a worker its identity only (the
+  // worker's agent session is not wired in this daemon yet).
+  join(req: Record<string, unknown>): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
+      const str = (k: string): string => (typeof req[k] === 'string' ? req[k] as string : '');
+      const remoteAddrs = Array.isArray(req.RemoteAddrs) ? (req.RemoteAddrs as unknown[]).filter((a): a is string => typeof a === 'string' && a !== '') : [];
+      const listen = parseListenAddr(str('ListenAddr') || this.opts.listenAddr);
+      const advertise = resolveAdvertiseAddr(str('AdvertiseAddr') || this.opts.advertiseAddr || undefined, listen.port);
+      const dataPathAddr = str('DataPathAddr') || this.opts.dataPathAddr || undefined;
+      const membership = await requestMembership({
+        remoteAddrs, token: str('JoinToken'), advertiseAddr: `${advertise.ip}:${advertise.port}`, listenAddr: `${listen.host}:${listen.port}`,
+        dataPathAddr, availability: str('Availability') || undefined, hostname: this.opts.hostname, timeoutMs: 20_000, log: this.opts.log,
+      });
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(str('ListenAddr') || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
+      rmSync(this.etcdDir, { recursive: true, force: true });
+      if (membership.role === 'worker') {
+        writeSwarmState(this.opts.dataRoot, state);
+        writeIdentity(this.opts.dataRoot, membership.tls);
+        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state);
+        this.opts.log.info({ nodeId: membership.nodeId }, 'joined the swarm as a worker');
+        return;
+      }
+      // A manager: an etcd member, then everything a manager runs.
+      await this.becomeManager(membership.nodeId, membership.clusterId, membership.tls, state);
+      this.opts.log.info({ nodeId: membership.nodeId, clusterId: membership.clusterId, addr: advertise.ip }, 'joined the swarm as a manager');
+    });
+  }
+
+  // A worker runs its agent only: a session with the leader's dispatcher through any manager.
+  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined): Promise<void> {
+    const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, tls, state };
+    this.worker = w;
+    const log = this.opts.log;
+    w.renewal = this.startRenewal(() => w.tls, (t) => { w.tls = t; }, () => w.state?.remoteManagers ?? []);
+    w.components = await this.opts.startWorkerComponents({
+      nodeId, log,
+      rpc: {
+        connect: (addr) => grpcChannel(addr, w.tls, log),
+        // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
+        onRole: (role) => { if (role === 'manager' && this.worker === w) void this.switchRole(w.renewal!, 'manager'); },
+        managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
+        onManagers: (addrs) => {
+          if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
+          w.state = { ...w.state, remoteManagers: addrs };
+          try { writeSwarmState(this.opts.dataRoot, w.state); } catch (err) { log.warn({ err: (err as Error).message }, 'could not save the managers list'); }
+        },
+      },
+    });
+  }
+
+  // Certificate renewal before expiry (node/renewal.ts), through any manager;
+  // a renewal that changes the role (promotion, demotion) switches this node.
+  private startRenewal(get: () => NodeTls, set: (t: NodeTls) => void, managers: () => string[]): CertRenewal {
+    let i = 0;
+    return startCertRenewal({
+      identity: get,
+      channel: () => { const list = managers(); return list.length ? grpcChannel(list[i++ % list.length]!, get(), this.opts.log) : undefined; },
+      save: (t) => { writeIdentity(this.opts.dataRoot, t); set(t); },
+      log: this.opts.log.child({ component: 'cert-renewal' }),
+    });
+  }
+
+  // A promotion or demotion reached this node: renew the certificate (the
+  // CA signs the role the store holds), then become what it says.
+  private switching = false;
+  private async switchRole(renewal: CertRenewal, want: 'manager' | 'worker'): Promise<void> {
+    if (this.switching) return;
+    this.switching = true;
+    try {
+      await renewal.renewNow();
+      await this.exclusive(async () => {
+        const identity = readIdentity(this.opts.dataRoot);
+        if (!identity || identity.role !== want) return;
+        if (want === 'manager' && this.worker) {
+          const w = this.worker;
+          this.worker = undefined;
+          w.renewal?.stop();
+          await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+          try {
+            await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
+          } catch (err) {
+            // Back to a worker's agent: the next session notice tries again.
+            await this.activateWorker(w.nodeId, w.clusterId, identity.tls, w.state);
+            throw err;
+          }
+          this.opts.log.info({ nodeId: w.nodeId }, 'promoted: this node is now a manager');
+        } else if (want === 'worker' && this.active) {
+          const a = this.active;
+          const others = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ID !== a.nodeId && n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr);
+          // Leave etcd while quorum is there (the leader's upkeep would remove us otherwise).
+          await a.election?.handOver().catch(() => undefined);
+          try {
+            const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
+            if (self) await a.admin.memberRemove(self.id);
+          } catch (err) { this.opts.log.warn({ err: (err as Error).message }, 'could not leave etcd; the leader will remove this member'); }
+          await this.deactivate();
+          rmSync(this.etcdDir, { recursive: true, force: true });
+          const prev = readSwarmState(this.opts.dataRoot);
+          const state: SwarmState = { listenAddr: prev?.listenAddr ?? '0.0.0.0:2377', listenExplicit: prev?.listenExplicit, advertiseAddr: prev?.advertiseAddr ?? `${a.addr}:2377`, dataPathAddr: prev?.dataPathAddr, remoteManagers: others };
+          writeSwarmState(this.opts.dataRoot, state);
+          await this.activateWorker(a.nodeId, a.clusterId, identity.tls, state);
+          this.opts.log.info({ nodeId: a.nodeId }, 'demoted: this node is now a worker');
+        }
+      });
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message, want }, 'role change failed; retried on the next notice');
+    } finally { this.switching = false; }
+  }
+
+  private peerUrlFor(ip: string): string {
+    const port = new URL(this.opts.etcdPeerUrl).port;
+    return `https://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+  }
+
+  // A node with a manager certificate (joined with the manager token, or
+  // promoted): an etcd member through JoinManager, the store, then activate.
+  private async becomeManager(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState): Promise<void> {
+    const advertiseIp = nodeAddrFromListen(state.advertiseAddr);
+    const peerUrl = this.peerUrlFor(advertiseIp);
+    const joined = await this.joinManager(state.remoteManagers ?? [], tls, peerUrl);
+    const ca: RootCA = { certPem: tls.caPem, keyPem: joined.CAKey };
+    const dataKey = Buffer.from(joined.DataKey, 'base64');
+    const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
+    rmSync(this.etcdDir, { recursive: true, force: true });
+    writeFileAtomic(this.caCertPath, ca.certPem);
+    writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+    writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
+    writeDataKey(this.dataKeyPath, dataKey);
+    writeSwarmState(this.opts.dataRoot, state);
+    const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp, joined.InitialCluster);
+    // Written last: the node certificate marks membership (a crash before leaves nothing that claims a swarm).
+    writeIdentity(this.opts.dataRoot, tls);
+    const box = new SecretBox(dataKey);
+    await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, etcd, store, admin, dataKey, tls, control: this.newControl(store, nodeId, ca, box) }, state);
+  }
+
+  // Any manager will do; one that is unreachable moves on to the next.
+  private async joinManager(managers: string[], tls: NodeTls, peerUrl: string): Promise<{ InitialCluster: string; CAKey: string; DataKey: string }> {
+    let last: unknown;
+    for (const addr of managers) {
+      const ch = grpcChannel(addr, tls, this.opts.log);
+      try {
+        return await ch.unary(JoinManager, { PeerURL: peerUrl }, { timeoutMs: 30_000 });
+      } catch (err) {
+        last = err;
+        if (isShoalError(err) && err.kind !== 'unavailable') throw err;
+        this.opts.log.warn({ err: (err as Error).message, manager: addr }, 'joining etcd through this manager failed');
+      } finally { ch.close(); }
+    }
+    throw last instanceof Error ? (isShoalError(last) ? last : unavailable(last.message)) : unavailable('no manager answered');
   }
 
   leave(force: boolean): Promise<void> {
     return this.exclusive(async () => {
+      if (this.worker) {
+        const w = this.worker;
+        this.worker = undefined;
+        w.renewal?.stop();
+        await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+        await this.opts.removeTaskContainers(w.nodeId);
+        this.eraseState();
+        this.opts.log.info({ nodeId: w.nodeId }, 'left the swarm');
+        return;
+      }
       const a = this.active;
       if (!a) throw unavailable(NOT_IN_SWARM);
       const managers = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
-      if (!force && managers.length <= 1) throw unavailable(LEAVE_LAST_MANAGER);
+      if (!force) {
+        // Docker refuses a manager's leave without --force, saying what it would cost.
+        const reachable = managers.filter((n) => n.ID === a.nodeId || a.store.meta(presenceKey(n.ID))).length;
+        throw unavailable(leaveManagerMessage(reachable, managers.length - reachable));
+      }
+      // Hand leadership over, then leave etcd (while quorum allows), then stop.
+      await a.election?.handOver().catch(() => undefined);
+      if (managers.length > 1) {
+        try {
+          const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
+          if (self) await a.admin.memberRemove(self.id);
+        } catch (err) { this.opts.log.warn({ err: (err as Error).message }, 'could not remove this manager from etcd'); }
+      }
       await this.deactivate();
       await this.opts.removeTaskContainers(a.nodeId);
-      rmSync(this.nodeCertPath, { force: true });
-      rmSync(this.certDir, { recursive: true, force: true });
-      rmSync(this.etcdDir, { recursive: true, force: true });
+      this.eraseState();
       this.opts.log.info({ nodeId: a.nodeId }, 'left the swarm');
     });
   }
 
+  private eraseState(): void {
+    rmSync(this.nodeCertPath, { force: true });
+    rmSync(this.certDir, { recursive: true, force: true });
+    rmSync(this.etcdDir, { recursive: true, force: true });
+    rmSync(join(this.opts.dataRoot, 'swarm-state.json'), { force: true });
+  }
+
   // Daemon shutdown: stop everything, keep all state.
-  stop(): Promise<void> { return this.exclusive(() => this.deactivate()); }
+  stop(): Promise<void> {
+    return this.exclusive(async () => {
+      const w = this.worker;
+      this.worker = undefined;
+      w?.renewal?.stop();
+      await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+      await this.deactivate();
+    });
+  }
 
   info(): SwarmInfo {
+    const w = this.worker;
+    if (w) {
+      return {
+        NodeID: w.nodeId, NodeAddr: w.state?.advertiseAddr ? nodeAddrFromListen(w.state.advertiseAddr) : '', LocalNodeState: 'active',
+        ControlAvailable: false, Error: '', RemoteManagers: (w.state?.remoteManagers ?? []).map((Addr) => ({ NodeID: '', Addr })),
+      };
+    }
     const a = this.active;
     if (!a) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
     const health = a.etcd.health();
@@ -258,6 +519,7 @@ export class SwarmNode implements SwarmMembership {
     if (!this.active) throw unavailable(NOT_A_MANAGER);
     // Fail fast while the store is down rather than let a request wait on etcd.
     const health = this.active.etcd.health();
+    if (!health.ok && /no leader|does not answer/.test(health.reason)) throw unavailable(NO_LEADER);
     if (!health.ok) throw unavailable(`rpc error: code = Unavailable desc = the swarm's store is not available on this manager: ${health.reason}`);
     return this.active.control;
   }
@@ -269,52 +531,141 @@ export class SwarmNode implements SwarmMembership {
   // Process exit after a fatal error: stop our etcd without waiting.
   killNow(): void { this.active?.etcd.killNow(); }
 
-  private async openState(nodeId: string, clusterId: string): Promise<{ etcd: EtcdProcess; store: Store }> {
+  private async openState(nodeId: string, clusterId: string, advertiseIp: string, joinCluster?: string): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
       name: nodeId,
       clientUrl: this.opts.etcdClientUrl,
-      peerUrl: this.opts.etcdPeerUrl,
+      peerUrl: this.peerUrlFor(advertiseIp),
       tls: this.etcdTls,
       clusterToken: clusterId,
+      allowedHostname: ETCD_CERT_NAME,
+      ...(joinCluster ? { initialCluster: joinCluster, clusterState: 'existing' as const } : {}),
       log: this.opts.log.child({ component: 'etcd' }),
     });
     await etcd.start();
     try {
-      const store = await Store.open(new EtcdBackend(etcdClientOptions(this.opts.etcdClientUrl, this.etcdTls)), this.opts.log.child({ component: 'store' }));
-      return { etcd, store };
+      // A member that just joined is a learner: etcd serves it no reads until
+      // the leader has promoted it (members.ts), so opening is retried.
+      const deadline = Date.now() + (joinCluster ? 90_000 : 0);
+      for (;;) {
+        const admin = new EtcdAdmin(etcdClientOptions(this.opts.etcdClientUrl, this.etcdTls));
+        try {
+          const store = await Store.open(admin, this.opts.log.child({ component: 'store' }), {
+            outage: () => { const h = etcd.health(); return !h.ok && /no leader|does not answer/.test(h.reason) ? NO_LEADER : undefined; },
+          });
+          return { etcd, store, admin };
+        } catch (e) {
+          await admin.close().catch(() => undefined);
+          if (Date.now() > deadline) throw e;
+          this.opts.log.info({ err: (e as Error).message }, 'waiting for this etcd member to be promoted');
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     } catch (e) {
       await etcd.stop();
       throw e;
     }
   }
 
-  private async activate(a: Active): Promise<void> {
+  private async activate(a: Active, state?: SwarmState): Promise<void> {
     this.active = a;
     // The node is ready as soon as its agent runs; refresh what the engine says of it.
     const description = await this.opts.describeNode().catch(() => undefined);
     await a.store.mutate('nodes', a.nodeId, (n) => {
       if (description) n.Description = { ...description, Hostname: this.opts.hostname ?? description.Hostname, TLSInfo: n.Description.TLSInfo };
-      n.Status = { State: 'ready', Addr: n.Status.Addr };
+      n.Status = { State: 'ready', Addr: n.Status.Addr || a.addr };
       return n;
     });
-    a.components = await this.opts.startComponents({ store: a.store, nodeId: a.nodeId, log: this.opts.log });
+    // The node-to-node channel: the CA and membership services on the listen address.
+    const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
+    const newServer = (): GrpcServer => {
+      const srv = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
+      registerCAServer(srv, { store: a.store, ca: () => a.ca, log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
+      registerMembershipServer(srv, {
+        store: () => this.active?.store, members: () => this.active?.admin,
+        caKeyPem: () => a.ca.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
+      });
+      return srv;
+    };
+    let server = newServer();
+    let bound: number;
+    try {
+      bound = await server.listen(listen.host, listen.port);
+    } catch (err) {
+      await server.close();
+      // Several one-node swarms on one machine (tests): without an explicit
+      // --listen-addr, a busy default port falls back to a free one.
+      if (state?.listenExplicit || !/EADDRINUSE|address already in use/i.test((err as Error).message)) {
+        await this.deactivate();
+        throw unavailable(`listen tcp ${listen.host}:${listen.port}: ${(err as Error).message}`);
+      }
+      this.opts.log.warn({ port: listen.port }, 'the swarm port is in use; listening on a free port instead (give --listen-addr to choose)');
+      server = newServer();
+      bound = await server.listen(listen.host, 0);
+      await a.store.mutate('nodes', a.nodeId, (n) => {
+        if (!n.ManagerStatus) return undefined;
+        n.ManagerStatus = { ...n.ManagerStatus, Addr: `${a.addr.includes(':') ? `[${a.addr}]` : a.addr}:${bound}` };
+        return n;
+      });
+    }
+    a.server = server;
+    const managers = (): { leaderAddr?: string; addrs: string[] } => {
+      const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
+      const leaderId = a.store.meta(LEADER_KEY)?.value;
+      // This manager first: its own agent talks to it unless told of the leader.
+      const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
+      return { leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+    };
+    const log = this.opts.log;
+    a.components = await this.opts.startComponents({
+      store: a.store, nodeId: a.nodeId, log,
+      rpc: { server, connect: (addr) => grpcChannel(addr, a.tls, log), managers },
+    });
+    // Renewal through the managers (this one included); a demotion seen in the store switches this node.
+    a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    a.unwatch = a.store.subscribe((events) => {
+      for (const e of events) {
+        if (e.kind === 'nodes' && e.id === a.nodeId && e.object && (e.object as { Spec: { Role?: string } }).Spec.Role === 'worker' && this.active === a) {
+          void this.switchRole(a.renewal!, 'worker');
+        }
+      }
+    });
+    a.election = new Election({
+      store: a.store, nodeId: a.nodeId, log: this.opts.log.child({ component: 'election' }),
+      lead: async (fence) => this.lead(a, fence),
+    });
+    a.election.start();
+  }
+
+  // Leader-only: the components with a fenced store, and etcd member upkeep.
+  private async lead(a: Active, fence: Fence): Promise<LeaderComponents> {
+    const store = a.store.fenced(fence);
+    const upkeep = startMemberUpkeep({ store, etcd: a.admin, selfId: a.nodeId, log: this.opts.log.child({ component: 'members' }) });
+    const running = await this.opts.startLeaderComponents({ store, nodeId: a.nodeId, log: this.opts.log });
+    a.components?.setLeading?.(store);
+    return { stop: async () => { a.components?.setLeading?.(undefined); upkeep.stop(); await running.stop(); } };
   }
 
   private async deactivate(): Promise<void> {
     const a = this.active;
     if (!a) return;
     this.active = undefined;
+    a.unwatch?.();
+    a.renewal?.stop();
+    await a.election?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'leaving the election failed'));
+    await a.server?.close();
     await a.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping components failed'));
     await a.store.close().catch(() => undefined);
     await a.etcd.stop();
   }
 }
 
-function listenPort(listenAddr: string | undefined): number {
-  const m = /:(\d+)$/.exec(listenAddr ?? '');
-  return m ? Number(m[1]) : 2377;
+// Does this etcd certificate carry what peers check (the etcd name, the advertise IP)?
+function etcdCertFits(certPem: string, ip: string): boolean {
+  const san = new X509Certificate(certPem).subjectAltName ?? '';
+  return san.includes(`DNS:${ETCD_CERT_NAME}`) && san.includes(`IP Address:${ip}`);
 }
 
 function writeFileAtomic(path: string, data: string, mode = 0o644): void {

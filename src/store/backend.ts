@@ -23,9 +23,11 @@ export interface RangeResult { kvs: KeyValue[]; revision: number; more: boolean;
 
 export type Compare =
   | { key: string; modRevision: number }   // key's mod revision equals (0: must not exist)
-  | { key: string; absent: true };
+  | { key: string; absent: true }
+  | { key: string; createRevision: number }; // the key was created at this revision (a leader's term)
 
-export type Op = { put: string; value: string } | { del: string };
+// `lease`: the key is deleted by etcd when that lease expires (presence, leadership).
+export type Op = { put: string; value: string; lease?: string } | { del: string };
 
 export interface TxnResult { succeeded: boolean; revision: number }
 
@@ -42,9 +44,22 @@ export interface WatchCallbacks {
   onLost(err: Error, compacted: boolean): void;
 }
 
+// Leases: keys that vanish when their holder stops renewing (etcd's lease API).
+export interface LeaseBackend {
+  grantLease(ttlSeconds: number): Promise<string>;
+  // Renews once; rejects when the lease is gone (expired or revoked) or etcd does not answer.
+  keepAliveOnce(lease: string): Promise<void>;
+  revokeLease(lease: string): Promise<void>;
+}
+
+export function hasLeases(b: Backend): b is Backend & LeaseBackend {
+  return typeof (b as Partial<LeaseBackend>).grantLease === 'function';
+}
+
 export interface Backend {
   range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
-  txn(compares: Compare[], ops: Op[]): Promise<TxnResult>;
+  // timeoutMs: this call's deadline when shorter than the client's default.
+  txn(compares: Compare[], ops: Op[], opts?: { timeoutMs?: number }): Promise<TxnResult>;
   // Watches every key (prefix '') or a prefix from `fromRevision` on.
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle>;
   close(): Promise<void>;

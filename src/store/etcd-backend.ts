@@ -1,7 +1,9 @@
 import type { Etcd3, IOptions } from 'etcd3';
 import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
 import type { MaintenanceBackend } from './maintenance';
-import type { Backend, Compare, KeyValue, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import type { Backend, Compare, KeyValue, LeaseBackend, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
+import type { EtcdMember, EtcdMembers } from './etcd-members';
 
 // etcd3's RPC layer directly: the store needs revisions on every answer, and
 // multi-key compare-and-swap transactions, which the fluent builders hide.
@@ -30,12 +32,17 @@ function toKv(kv: { key: Buffer; value: Buffer; create_revision: string; mod_rev
   };
 }
 
+function toMember(m: { ID: string; name: string; peerURLs: string[]; isLearner: boolean }): EtcdMember {
+  return { id: String(m.ID), name: m.name, peerUrls: [...m.peerURLs], learner: !!m.isLearner };
+}
+
 // Maintenance calls may take long on a big database (defragmentation
 // rewrites the file); they get their own bound.
 const MAINTENANCE_TIMEOUT_MS = 120_000;
 
-export class EtcdBackend implements Backend, MaintenanceBackend {
+export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
   readonly client: Etcd3;
+  private keepAlive?: { stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>; waiting: Map<string, Array<(ok: boolean) => void>> };
 
   constructor(options: IOptions) {
     // etcd3 (with grpc-js and protobufjs parsing etcd's .proto files, about
@@ -78,16 +85,18 @@ export class EtcdBackend implements Backend, MaintenanceBackend {
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
-  async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+  async txn(compares: Compare[], ops: Op[], opts: { timeoutMs?: number } = {}): Promise<TxnResult> {
     const res = await this.client.kv.txn({
       compare: compares.map((c) => ('absent' in c
         ? { key: Buffer.from(c.key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
-        : { key: Buffer.from(c.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: c.modRevision })),
+        : 'createRevision' in c
+          ? { key: Buffer.from(c.key), target: 'Create' as const, result: 'Equal' as const, create_revision: c.createRevision }
+          : { key: Buffer.from(c.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: c.modRevision })),
       success: ops.map((op) => ('put' in op
-        ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value) } }
+        ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
         : { request_delete_range: { key: Buffer.from(op.del) } })),
       failure: [],
-    });
+    }, opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : undefined);
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
 
@@ -146,5 +155,71 @@ export class EtcdBackend implements Backend, MaintenanceBackend {
     }
   }
 
-  async close(): Promise<void> { this.client.close(); }
+  // ---------- leases ----------
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds });
+    return String(res.ID);
+  }
+
+  async revokeLease(lease: string): Promise<void> {
+    await this.client.leaseClient.leaseRevoke({ ID: lease });
+  }
+
+  // One keep-alive stream shared by every renewal (etcd answers each request
+  // with the lease's new TTL, 0 when it is gone). Bounded by the call deadline.
+  async keepAliveOnce(lease: string): Promise<void> {
+    if (!this.keepAlive) {
+      const stream = await this.client.leaseClient.leaseKeepAlive();
+      const ka = { stream, waiting: new Map<string, Array<(ok: boolean) => void>>() };
+      const fail = (): void => {
+        if (this.keepAlive === ka) this.keepAlive = undefined;
+        for (const ws of ka.waiting.values()) for (const w of ws) w(false);
+        ka.waiting.clear();
+      };
+      stream.on('data', (res) => {
+        const ws = ka.waiting.get(String(res.ID));
+        if (!ws?.length) return;
+        ws.shift()!(Number(res.TTL) > 0);
+      });
+      stream.on('error', fail);
+      stream.on('end', fail);
+      this.keepAlive = ka;
+    }
+    const ka = this.keepAlive;
+    const ok = await new Promise<boolean>((resolve) => {
+      let settled = false;
+      const done = (v: boolean): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(v); } };
+      const timer = setTimeout(() => {
+        done(false);
+        // A stream that stopped answering is replaced on the next renewal.
+        if (this.keepAlive === ka) { this.keepAlive = undefined; try { ka.stream.cancel(); } catch { /* gone */ } }
+      }, CALL_TIMEOUT_MS);
+      const ws = ka.waiting.get(lease) ?? [];
+      ws.push(done);
+      ka.waiting.set(lease, ws);
+      ka.stream.write({ ID: lease });
+    });
+    if (!ok) throw new Error(`lease ${lease} could not be renewed`);
+  }
+
+  // ---------- members ----------
+  async memberList(): Promise<EtcdMember[]> {
+    const res = await this.client.cluster.memberList({ linearizable: true });
+    return res.members.map(toMember);
+  }
+
+  async memberAdd(peerUrl: string, learner: boolean): Promise<{ added: EtcdMember; members: EtcdMember[] }> {
+    const res = await this.client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: learner });
+    return { added: toMember(res.member), members: res.members.map(toMember) };
+  }
+
+  async memberPromote(id: string): Promise<void> { await this.client.cluster.memberPromote({ ID: id }); }
+
+  async memberRemove(id: string): Promise<void> { await this.client.cluster.memberRemove({ ID: id }); }
+
+  async close(): Promise<void> {
+    try { this.keepAlive?.stream.cancel(); } catch { /* gone */ }
+    this.keepAlive = undefined;
+    this.client.close();
+  }
 }

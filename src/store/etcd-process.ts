@@ -24,6 +24,20 @@ export interface EtcdProcessOptions {
   peerUrl: string;       // https://127.0.0.1:4380
   tls: EtcdTls;
   clusterToken?: string; // --initial-cluster-token when the member is made (the swarm's cluster ID)
+  // How the member is made the first time (ignored by etcd once its data exists):
+  // 'new' with only itself (swarm init), or 'existing' with the cluster's
+  // members as a joining manager got them (name=peerUrl,...).
+  initialCluster?: string;
+  clusterState?: 'new' | 'existing';
+  // Peer URL to listen on when it differs from the advertised one (0.0.0.0 ...).
+  listenPeerUrl?: string;
+  // Only certificates valid for this DNS name may connect as a peer
+  // (etcd's --peer-cert-allowed-hostname): etcd members' certificates carry
+  // it, node certificates never do.
+  allowedHostname?: string;
+  // Raft timing (ms). The defaults suit hosts on one LAN (a lab: sub-ms RTT).
+  heartbeatMs?: number;
+  electionMs?: number;
   restartPolicy?: RestartPolicy;
   log: Logger;
 }
@@ -41,10 +55,17 @@ export function etcdClientOptions(clientUrl: string, tls: EtcdTls): IOptions {
   };
 }
 
-const PROBE_INTERVAL_MS = 5_000;
-const PROBE_TIMEOUT_MS = 3_000;
+// Every second: losing the etcd leader (quorum) shows in /info and in write errors within about 2 s.
+const PROBE_INTERVAL_MS = 1_000;
+const PROBE_TIMEOUT_MS = 1_500;
 const PROBE_FAILURES_DOWN = 2;  // a single slow answer on a busy host is not an outage
 const START_TIMEOUT_MS = 30_000;
+// etcd's defaults are 100/1000 ms for WANs. Our members talk over a LAN:
+// a follower that misses 10 heartbeats (500 ms) starts an election, so a dead
+// etcd leader is replaced in about 0.5-1 s (election timeouts are randomised
+// over [T, 2T)). A spurious election costs a short pause, never safety.
+export const ETCD_HEARTBEAT_MS = 50;
+export const ETCD_ELECTION_MS = 500;
 
 interface EtcdIdentity { clusterId: string; memberId: string }
 
@@ -80,7 +101,7 @@ export class EtcdProcess {
 
   async start(): Promise<void> {
     const o = this.opts;
-    for (const url of [o.clientUrl, o.peerUrl]) {
+    for (const url of [o.clientUrl, o.peerUrl, o.listenPeerUrl ?? o.peerUrl]) {
       if (!/^https:\/\/[^/]+:\d+$/.test(url)) throw new Error(`etcd URL ${url}: expected https://HOST:PORT (etcd is reached only over mutual TLS)`);
     }
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -88,7 +109,7 @@ export class EtcdProcess {
     this.openLog();
     await this.stopLeftovers();
     await assertPortFree(o.clientUrl, 'client');
-    await assertPortFree(o.peerUrl, 'peer');
+    await assertPortFree(o.listenPeerUrl ?? o.peerUrl, 'peer');
 
     const exited = new Promise<never>((_, reject) => {
       this.startupExit = (why) => reject(new Error(`etcd exited while starting (${why}); last lines of ${this.logPath}:\n${this.logTail()}`));
@@ -126,13 +147,20 @@ export class EtcdProcess {
       '--data-dir', this.memberDir,
       '--listen-client-urls', o.clientUrl,
       '--advertise-client-urls', o.clientUrl,
-      '--listen-peer-urls', o.peerUrl,
+      '--listen-peer-urls', o.listenPeerUrl ?? o.peerUrl,
       '--initial-advertise-peer-urls', o.peerUrl,
-      '--initial-cluster', `${o.name}=${o.peerUrl}`,
-      '--initial-cluster-state', 'new',
+      '--initial-cluster', o.initialCluster ?? `${o.name}=${o.peerUrl}`,
+      '--initial-cluster-state', o.clusterState ?? 'new',
       ...(o.clusterToken ? ['--initial-cluster-token', o.clusterToken] : []),
       '--cert-file', t.certFile, '--key-file', t.keyFile, '--trusted-ca-file', t.caFile, '--client-cert-auth',
       '--peer-cert-file', t.certFile, '--peer-key-file', t.keyFile, '--peer-trusted-ca-file', t.caFile, '--peer-client-cert-auth',
+      // Peers only: etcd 3.4's own JSON gateway (our status probe) fails the
+      // client-side check, and the client URL is on loopback anyway.
+      ...(o.allowedHostname ? ['--peer-cert-allowed-hostname', o.allowedHostname] : []),
+      '--heartbeat-interval', String(o.heartbeatMs ?? ETCD_HEARTBEAT_MS),
+      '--election-timeout', String(o.electionMs ?? ETCD_ELECTION_MS),
+      // A fenced write adds one compare to a transaction of up to 128 operations (store/backend.ts).
+      '--max-txn-ops', '256',
       // History is compacted by the daemon (store/maintenance.ts), behind
       // the mirror's revision. etcd keeps its raft log in memory up to the
       // snapshot count: the default (100,000) costs hundreds of MB after bulk writes.
@@ -283,10 +311,19 @@ export class EtcdProcess {
 
   // A member made by an earlier release advertised a plain-HTTP peer URL.
   private async fixPeerUrl(): Promise<void> {
-    const list = await this.call('/v3/cluster/member/list', {}, 5_000) as { header?: { member_id?: string }; members?: Array<{ ID?: string; peerURLs?: string[] }> };
+    let list;
+    try { list = await this.call('/v3/cluster/member/list', {}, 5_000); } catch (err) {
+      // A learner (a manager still catching up) does not serve member calls.
+      this.opts.log.debug({ err: (err as Error).message }, 'etcd member list not available; peer URL left as is');
+      return;
+    }
+    list = list as { header?: { member_id?: string }; members?: Array<{ ID?: string; peerURLs?: string[] }> };
     const self = list.members?.find((m) => m.ID === list.header?.member_id);
     if (!self?.ID || (self.peerURLs?.length === 1 && self.peerURLs[0] === this.opts.peerUrl)) return;
-    await this.call('/v3/cluster/member/update', { ID: self.ID, peerURLs: [this.opts.peerUrl] }, 5_000);
+    try { await this.call('/v3/cluster/member/update', { ID: self.ID, peerURLs: [this.opts.peerUrl] }, 5_000); } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message, from: self.peerURLs, to: this.opts.peerUrl }, 'etcd peer URL could not be updated');
+      return;
+    }
     this.opts.log.info({ from: self.peerURLs, to: this.opts.peerUrl }, 'etcd peer URL updated');
   }
 

@@ -5,11 +5,22 @@ import type { Kind } from './objects';
 //   /shoal/v1/b/<hash>              a task spec shared by the tasks that reference it (JSON)
 //   /shoal/v1/n/<kind>/<name>       name -> id, for unique names
 //   /shoal/v1/o/<kind>/<id>         the object, JSON (a task holds SpecRef instead of Spec)
+//   /shoal/v1/m/leader              the leading manager's node ID, under its lease
+//   /shoal/v1/m/presence/<nodeId>   a manager that is up, under its lease (reachability)
+//   /shoal/v1/m/refs/<kind>/<id>    touched by service writes that reference a secret/config
 // Blobs sort before objects, so a paged load meets a spec before its tasks.
 export const ROOT = '/shoal/v1/';
 const BLOB = ROOT + 'b/';
 const OBJ = ROOT + 'o/';
 const NAME = ROOT + 'n/';
+// Liveness keys, held under leases: the mirror keeps them as raw values.
+export const META = ROOT + 'm/';
+export const LEADER_KEY = META + 'leader';
+export const PRESENCE = META + 'presence/';
+export const presenceKey = (nodeId: string): string => PRESENCE + nodeId;
+// Touched by every service write that references the secret/config: a removal
+// compares it, so a reference made on another manager meanwhile stops it.
+export const referenceKey = (kind: 'secrets' | 'configs', id: string): string => `${META}refs/${kind}/${id}`;
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
 export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;

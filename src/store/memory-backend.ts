@@ -1,9 +1,9 @@
-import type { Backend, Compare, KeyValue, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import type { Backend, Compare, KeyValue, LeaseBackend, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
 
 // An in-process stand-in for etcd with the same revision semantics (MVCC
 // reads at a past revision, compaction, a revision only for changes), for
 // unit tests. `faults` lets a test fail a call before or after it applies.
-export class MemoryBackend implements Backend {
+export class MemoryBackend implements Backend, LeaseBackend {
   private readonly versions = new Map<string, Array<{ rev: number; kv?: KeyValue }>>();
   private revision = 1;
   private compacted = 0;
@@ -13,6 +13,11 @@ export class MemoryBackend implements Backend {
   // The largest answer to a range, like grpc's receive limit (0: none).
   maxResponseBytes = 0;
   faults: { txnBefore?: number; txnAfter?: number; range?: number } = {};
+  // Leases: the keys put under each; a test expires one with expireLease.
+  private readonly leases = new Map<string, Set<string>>();
+  private nextLease = 1;
+  // While true, every call fails as an unreachable etcd would (a partitioned manager).
+  down = false;
 
   private current(key: string): KeyValue | undefined {
     const v = this.versions.get(key);
@@ -20,6 +25,7 @@ export class MemoryBackend implements Backend {
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
     if (this.faults.range) { this.faults.range--; throw new Error('14 UNAVAILABLE: injected'); }
     const at = opts.revision || this.revision;
     if (at < this.compacted) throw new Error('etcdserver: mvcc: required revision has been compacted');
@@ -41,12 +47,18 @@ export class MemoryBackend implements Backend {
   }
 
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
     if (this.faults.txnBefore) { this.faults.txnBefore--; throw new Error('14 UNAVAILABLE: injected'); }
+    // As etcd: a key written twice in one transaction is refused.
+    const written = ops.map((op) => ('put' in op ? op.put : op.del));
+    if (new Set(written).size !== written.length) throw new Error('3 INVALID_ARGUMENT: etcdserver: duplicate key given in txn request');
     const ok = compares.every((c) => {
       const kv = this.current(c.key);
       if ('absent' in c) return kv === undefined;
+      if ('createRevision' in c) return (kv?.createRevision ?? 0) === c.createRevision;
       return (kv?.modRevision ?? 0) === c.modRevision;
     });
+    for (const op of ops) if ('put' in op && op.lease && !this.leases.has(op.lease)) throw new Error('etcdserver: requested lease not found');
     if (!ok) return { succeeded: false, revision: this.revision };
     const rev = this.revision + 1;
     const events: WatchEvent[] = [];
@@ -59,6 +71,8 @@ export class MemoryBackend implements Backend {
         const kv: KeyValue = { key, value: op.value, createRevision: prev?.createRevision ?? rev, modRevision: rev };
         vs.push({ rev, kv });
         events.push({ type: 'put', kv: { ...kv }, prevValue: prev?.value });
+        for (const keys of this.leases.values()) keys.delete(key);
+        if (op.lease) this.leases.get(op.lease)!.add(key);
       } else if (prev) {
         vs.push({ rev });
         events.push({ type: 'delete', kv: { ...prev, value: '', modRevision: rev }, prevValue: prev.value });
@@ -72,6 +86,34 @@ export class MemoryBackend implements Backend {
     }
     if (this.faults.txnAfter) { this.faults.txnAfter--; throw new Error('4 DEADLINE_EXCEEDED: injected after apply'); }
     return { succeeded: true, revision: this.revision };
+  }
+
+  async grantLease(_ttlSeconds: number): Promise<string> {
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
+    const id = String(this.nextLease++);
+    this.leases.set(id, new Set());
+    return id;
+  }
+
+  async keepAliveOnce(lease: string): Promise<void> {
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
+    if (!this.leases.has(lease)) throw new Error(`lease ${lease} could not be renewed`);
+  }
+
+  async revokeLease(lease: string): Promise<void> {
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
+    this.expireLease(lease);
+  }
+
+  // The lease runs out: its keys are deleted in one revision, as etcd does.
+  expireLease(lease: string): void {
+    const keys = this.leases.get(lease);
+    this.leases.delete(lease);
+    // etcd deletes them even when this client cannot reach it (txn runs synchronously).
+    const down = this.down;
+    this.down = false;
+    if (keys?.size) void this.txn([], [...keys].map((k) => ({ del: k })));
+    this.down = down;
   }
 
   // Drops history before `rev`, as etcd's compaction does.

@@ -1,6 +1,6 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes } from './backend';
-import { blobKey, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
+import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type LeaseBackend } from './backend';
+import { blobKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
@@ -8,6 +8,23 @@ import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
 
 type Listener = (events: StoreEvent[]) => void;
+
+// A leader's term: the leader key as created when this manager won. Writes
+// made through a fenced store carry the condition that the key still exists
+// with that create revision, so a deposed leader's writes are refused by etcd.
+export interface Fence {
+  key: string;
+  createRevision: number;
+  onDeposed?: () => void; // called once a write was refused because the term is over
+}
+
+// A write refused because this manager no longer leads (kind unavailable:
+// 503 if it ever reaches a client). Leader-only loops stop on it.
+export class DeposedError extends ShoalError {
+  readonly deposed = true;
+  constructor(message = 'rpc error: code = Unknown desc = this manager is no longer the leader') { super('unavailable', message); this.name = 'DeposedError'; }
+}
+export const isDeposed = (e: unknown): e is DeposedError => e instanceof DeposedError;
 
 interface Named { Spec?: { Name?: string } }
 interface Versioned { ID: string; Version: { Index: number } }
@@ -20,11 +37,19 @@ const PAGE_KEYS = 10_000;
 // unknown write outcome is looked for, before the store says it is unavailable.
 export const WAIT_TIMEOUT_MS = 10_000;
 const OUTCOME_TIMEOUT_MS = 15_000;
+// Writes of at most QUICK_TXN_BYTES wait QUICK_TXN_TIMEOUT_MS for an answer
+// before their outcome is checked and they are resent (commitOps).
+const QUICK_TXN_BYTES = 64 * 1024;
+const QUICK_TXN_TIMEOUT_MS = 1_000;
+const WRITE_RETRY_MS = 10_000;
 // Blobs no task uses any more are deleted after this delay (batched).
 const BLOB_GC_DELAY_MS = 5_000;
 
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
+  // Why etcd cannot take writes now, when known (no leader: quorum lost).
+  // A write that fails meanwhile says that instead of a timeout, and stops waiting.
+  outage?: () => string | undefined;
 }
 
 interface Blob { spec: Record<string, unknown>; modRevision: number; refs: number }
@@ -48,6 +73,9 @@ export class Store {
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly listeners = new Set<Listener>();
+  // Keys under META (leader, presence) as etcd holds them, and who wants to know of changes.
+  private readonly metaKeys = new Map<string, KeyValue>();
+  private readonly metaListeners = new Set<() => void>();
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
   // Task specs by hash, and which blob each task of the mirror uses.
   private readonly blobs = new Map<string, Blob>();
@@ -96,6 +124,19 @@ export class Store {
     return [...(this.tasksByNode.get(nodeId) ?? [])].map((id) => this.get('tasks', id)!);
   }
 
+  /** @internal the election's raw access to etcd (leases, the leader key); undefined without lease support. */
+  liveness(): (Backend & LeaseBackend) | undefined { return hasLeases(this.backend) ? this.backend : undefined; }
+
+  // A liveness key (keys.ts META), or those under a prefix of it.
+  meta(key: string): KeyValue | undefined { return this.metaKeys.get(key); }
+  metaUnder(prefix: string): KeyValue[] { return [...this.metaKeys.values()].filter((kv) => kv.key.startsWith(prefix)); }
+
+  // Called after any change to the liveness keys has been applied.
+  subscribeMeta(listener: () => void): () => void {
+    this.metaListeners.add(listener);
+    return () => this.metaListeners.delete(listener);
+  }
+
   // Distinct task specs held (each shared by its tasks).
   get specCount(): number { return this.blobs.size; }
 
@@ -122,35 +163,84 @@ export class Store {
   // ---------- writes ----------
   txn(): StoreTxn { return new StoreTxn(this); }
 
+  // The same store for a leader's components: every transaction made through
+  // it (txn, mutate, commitInBatches, planBatches) also requires the fence.
+  // Reads, subscriptions and waits are the shared mirror's.
+  fenced(fence: Fence): Store {
+    const txn = (): StoreTxn => new StoreTxn(this, fence);
+    const mutate = <K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10) =>
+      this.mutateWith(txn, kind, id, change, attempts);
+    return new Proxy(this, {
+      get: (target, prop) => {
+        if (prop === 'txn') return txn;
+        if (prop === 'mutate') return mutate;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
   /** @internal used by StoreTxn */
-  async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError): Promise<number> {
-    let res;
+  async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
+    if (fence) compares = [...compares, { key: fence.key, createRevision: fence.createRevision }];
+    // A small write that gets no answer within a second was most likely
+    // forwarded to an etcd leader that just died (etcd then never answers
+    // it): find out whether it applied and, if not, send it again, within
+    // WRITE_RETRY_MS. Large ones get the client's full deadline.
+    const bytes = ops.reduce((n, op) => n + opBytes(op), 0);
+    const timeoutMs = bytes <= QUICK_TXN_BYTES ? QUICK_TXN_TIMEOUT_MS : undefined;
+    const deadline = Date.now() + WRITE_RETRY_MS;
+    let resent = false;
+    for (;;) {
+      let res;
+      try {
+        res = await this.backend.txn(compares, ops, { timeoutMs });
+      } catch (e) {
+        if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
+        const outage = this.opts.outage?.();
+        if (outage) throw unavailable(outage);
+        if (NOT_SENT.test((e as Error).message)) throw storeError(e);
+        // The request may have been applied with its answer lost: find out
+        // rather than report a failure (or, on a retry, a conflict) for a write
+        // that happened.
+        const outcome = await this.resolveOutcome(compares, ops, e as Error);
+        if (outcome !== 'not-applied') { await this.waitFor(outcome); return outcome; }
+        if (Date.now() > deadline) throw storeError(e);
+        resent = true;
+        continue;
+      }
+      if (!res.succeeded) {
+        // A resent write refused: the first attempt may have applied after all.
+        if (resent) {
+          const outcome = await this.resolveOutcome(compares, ops, new Error('resent write refused')).catch(() => 'not-applied' as const);
+          if (outcome !== 'not-applied') { await this.waitFor(outcome); return outcome; }
+        }
+        if (fence && !(await this.fenceHolds(fence))) { fence.onDeposed?.(); throw new DeposedError(); }
+        // Let the mirror catch up to what beat us, so a retry reads it.
+        await this.waitFor(res.revision).catch(() => undefined);
+        throw onConflict();
+      }
+      await this.waitFor(res.revision);
+      return res.revision;
+    }
+  }
+
+  // After a refused fenced write: was it the fence? (A read error counts as
+  // holding: the caller retries and the election decides.)
+  private async fenceHolds(fence: Fence): Promise<boolean> {
     try {
-      res = await this.backend.txn(compares, ops);
-    } catch (e) {
-      if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
-      if (NOT_SENT.test((e as Error).message)) throw storeError(e);
-      // The request may have been applied with its answer lost: find out
-      // rather than report a failure (or, on a retry, a conflict) for a write
-      // that happened.
-      const revision = await this.resolveOutcome(compares, ops, e as Error);
-      await this.waitFor(revision);
-      return revision;
-    }
-    if (!res.succeeded) {
-      // Let the mirror catch up to what beat us, so a retry reads it.
-      await this.waitFor(res.revision).catch(() => undefined);
-      throw onConflict();
-    }
-    await this.waitFor(res.revision);
-    return res.revision;
+      const { kvs } = await this.backend.range(fence.key, { limit: 1 });
+      const kv = kvs.find((k) => k.key === fence.key);
+      return kv !== undefined && kv.createRevision === fence.createRevision;
+    } catch { return true; }
   }
 
   // Reads back the first key the transaction put (or deleted) under a
   // condition: our exact value at a new revision means the transaction was
-  // applied (it is atomic); otherwise it was not. Retried while etcd is away,
-  // within a bound.
-  private async resolveOutcome(compares: Compare[], ops: Op[], cause: Error): Promise<number> {
+  // applied (it is atomic); otherwise it was not, and never will be (the read
+  // is linearizable: a new etcd leader has committed or dropped everything
+  // before serving it). Retried while etcd is away, within a bound.
+  private async resolveOutcome(compares: Compare[], ops: Op[], cause: Error): Promise<number | 'not-applied'> {
     const conditioned = new Set(compares.map((c) => c.key));
     const probe = ops.find((op) => conditioned.has('put' in op ? op.put : op.del));
     if (!probe) throw storeError(cause);
@@ -161,15 +251,17 @@ export class Store {
       try {
         const { kvs, revision } = await this.backend.range(key, { limit: 1 });
         const kv = kvs.find((k) => k.key === key);
-        const moved = kv !== undefined && ('absent' in cmp || kv.modRevision !== cmp.modRevision);
+        const moved = kv !== undefined && (!('modRevision' in cmp) || kv.modRevision !== cmp.modRevision);
         if ('put' in probe && kv?.value === probe.value && moved) {
           this.log.info({ key, revision: kv.modRevision, err: cause.message }, 'store write outcome was unknown; it was applied');
           return kv.modRevision;
         }
         if ('del' in probe && !kv) return revision;
-        throw storeError(cause);
+        return 'not-applied';
       } catch (e) {
         if (e instanceof ShoalError) throw e;
+        const outage = this.opts.outage?.();
+        if (outage) throw unavailable(outage);
         if (Date.now() + delay > deadline || this.closed) throw unavailable(`cluster store unavailable; the outcome of a write is unknown: ${cause.message}`);
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -180,14 +272,18 @@ export class Store {
   // first. `change` gets a copy of the current object and returns the new one,
   // or undefined to leave it alone. Resolves to the stored result (undefined if
   // the object is gone or unchanged).
-  async mutate<K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10): Promise<Objects[K] | undefined> {
+  mutate<K extends Kind>(kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts = 10): Promise<Objects[K] | undefined> {
+    return this.mutateWith(() => this.txn(), kind, id, change, attempts);
+  }
+
+  private async mutateWith<K extends Kind>(txn: () => StoreTxn, kind: K, id: string, change: (current: Objects[K]) => Objects[K] | undefined, attempts: number): Promise<Objects[K] | undefined> {
     for (let i = 0; ; i++) {
       const current = this.get(kind, id);
       if (!current) return undefined;
       const next = change(structuredClone(current));
       if (!next) return undefined;
       try {
-        await this.txn().update(kind, next, current).commit();
+        await txn().update(kind, next, current).commit();
         return next;
       } catch (e) {
         if (!(e instanceof ShoalError && e.kind === 'sequence') || i + 1 >= attempts) throw e;
@@ -289,6 +385,9 @@ export class Store {
       for (const [id, prev] of before) if (!after.has(id)) changes.push({ e: { kind, action: 'delete', id, previous: prev as never, revision } });
     }
     for (const c of changes) this.applyToMirror(c.e, c.specRef);
+    this.metaKeys.clear();
+    for (const kv of kvs) if (kv.key.startsWith(META)) this.metaKeys.set(kv.key, kv);
+    this.emitMeta();
     this.clusterId = clusterId;
     this.revision = otherCluster ? revision : Math.max(this.revision, revision);
     if (changes.length) this.emit(changes.map((c) => c.e));
@@ -375,6 +474,12 @@ export class Store {
       // Same content by construction (content-addressed): keep the object the tasks share.
       if (had) had.modRevision = b.modRevision; else this.blobs.set(hash, b);
     }
+    let metaChanged = false;
+    for (const e of fresh) {
+      if (!e.kv.key.startsWith(META)) continue;
+      metaChanged = true;
+      if (e.type === 'delete') this.metaKeys.delete(e.kv.key); else this.metaKeys.set(e.kv.key, e.kv);
+    }
     const out: Array<{ e: StoreEvent; specRef?: string }> = [];
     for (const e of fresh) {
       const parsed = parseObjectKey(e.kv.key);
@@ -389,6 +494,7 @@ export class Store {
     for (const c of out) this.applyToMirror(c.e, c.specRef);
     this.revision = expect;
     if (out.length) this.emit(out.map((c) => c.e));
+    if (metaChanged) this.emitMeta();
     this.releaseWaiters();
   }
 
@@ -482,6 +588,12 @@ export class Store {
     }
   }
 
+  private emitMeta(): void {
+    for (const l of this.metaListeners) {
+      try { l(); } catch (err) { this.log.error({ err }, 'store meta listener failed'); }
+    }
+  }
+
   private releaseWaiters(): void {
     if (!this.waiters.length) return;
     const still: typeof this.waiters = [];
@@ -516,7 +628,7 @@ export class StoreTxn {
   private conflictError: () => ShoalError = outOfSequence;
   private opBytes = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store, private readonly fence?: Fence) {}
 
   get size(): number { return this.ops.length + this.blobs.size; }
   // What etcd will count against --max-request-bytes, near enough.
@@ -585,6 +697,22 @@ export class StoreTxn {
     return this;
   }
 
+  // The object must still be at the version the caller read (nothing written to it).
+  requireVersion<K extends Kind>(kind: K, obj: Objects[K]): this {
+    const o = obj as Versioned;
+    this.compares.push({ key: objectKey(kind, o.ID), modRevision: o.Version.Index });
+    return this;
+  }
+
+  // A liveness/marker key (keys.ts META) unchanged since `modRevision` (0: absent).
+  requireMeta(key: string, modRevision: number): this {
+    this.compares.push(modRevision ? { key, modRevision } : { key, absent: true });
+    return this;
+  }
+
+  putMeta(key: string, value: string): this { this.put(key, value); return this; }
+  deleteMeta(key: string): this { this.del(key); return this; }
+
   /** @internal whether `other`'s writes can join this transaction within etcd's limits. */
   fits(other: StoreTxn): boolean {
     let blobBytes = 0;
@@ -613,7 +741,7 @@ export class StoreTxn {
     if (bytes > MAX_TXN_BYTES) throw invalid(`object too large for the cluster store: the write takes ${bytes} bytes, more than the ${MAX_TXN_BYTES} a transaction may hold`);
     // Spec blobs first: the tasks after them refer to them.
     const ops: Op[] = [...[...this.blobs].map(([k, v]) => ({ put: k, value: v })), ...this.ops];
-    const revision = await this.store.commitOps(this.compares, ops, this.conflictError);
+    const revision = await this.store.commitOps(this.compares, ops, this.conflictError, this.fence);
     for (const w of this.written) w.Version = { Index: revision };
     return revision;
   }

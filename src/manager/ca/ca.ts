@@ -76,9 +76,14 @@ function notAfter(expiryNs: number, now: number): Date {
 // side (etcd runs with client-certificate auth against the swarm CA, and the
 // daemon is its only client). Loopback names, plus `ips` (the member's
 // advertise address, which its peers check) once etcd listens there.
+// ETCD_CERT_NAME (a DNS name) is what etcd requires of every peer
+// (--peer-cert-allowed-hostname): only etcd member certificates carry it,
+// never a node certificate, so a worker's certificate gets nothing from etcd.
+// (Added by the managers helper.)
+export const ETCD_CERT_NAME = 'swarm-etcd';
 export async function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now(), ips: string[] = []): Promise<NodeCert> {
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
-  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, 'manager', clusterId), ['localhost', nodeId], new Date(now + 20 * YEAR_MS), now, ips);
+  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, 'etcd', clusterId), [ETCD_CERT_NAME, 'localhost', nodeId], new Date(now + 20 * YEAR_MS), now, ips);
   return { certPem, keyPem: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
 }
 

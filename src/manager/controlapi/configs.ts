@@ -5,7 +5,7 @@ import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import type { ControlContext } from './context';
 import {
-  decodeData, parsePayloadVersion, refuseIfInUse, validatePayloadName, validatePayloadSize, withReferenceLock,
+  decodeData, parsePayloadVersion, removeUnreferenced, validatePayloadName, validatePayloadSize,
 } from './references';
 import { resolveObject } from './resolve';
 
@@ -80,11 +80,7 @@ export class ConfigsApi {
     const { store } = this.ctx;
     for (let attempt = 0; ; attempt++) {
       try {
-        await withReferenceLock(store, async () => {
-          const c = this.resolve(ref);
-          refuseIfInUse(store, 'config', c.ID, c.Spec.Name ?? '');
-          await store.txn().delete('configs', c).commit();
-        });
+        await removeUnreferenced(store, 'config', this.resolve(ref));
         return;
       } catch (e) {
         if (!(e instanceof ShoalError && e.kind === 'sequence') || attempt >= 5) throw e;

@@ -6,10 +6,24 @@ import type { ControlContext } from './context';
 import { resolveObject } from './resolve';
 import { parseVersion } from './services';
 import { goQuote } from '../../common/go/go-format';
+import { LEADER_KEY, presenceKey } from '../../store/keys';
+import { commitInBatches, type StoreTxn } from '../../store/store';
+import { taskStateRank } from '../../model/types';
 
 export const NODE_FILTERS = ['id', 'label', 'membership', 'name', 'node.label', 'role'] as const;
 
 const fp = (msg: string) => precondition(`rpc error: code = FailedPrecondition desc = ${msg}`);
+
+// SwarmKit's quorum safeguard (raft CanRemoveMember): after removing `id`,
+// the managers still reachable (this one counts) must be a majority of those left.
+export function canRemoveManager(managerIds: string[], id: string, selfId: string, reachable: (id: string) => boolean): boolean {
+  let n = 0;
+  for (const m of managerIds) {
+    if (m === id) continue;
+    if (m === selfId || reachable(m)) n++;
+  }
+  return n >= Math.floor((managerIds.length - 1) / 2) + 1;
+}
 
 export class NodesApi {
   constructor(private readonly ctx: ControlContext) {}
@@ -20,7 +34,19 @@ export class NodesApi {
     return resolveObject('node', ref, store.list('nodes'), (n) => n.Description.Hostname, (id) => store.get('nodes', id));
   }
 
-  inspect(ref: string): Node { return structuredClone(this.resolve(ref)); }
+  inspect(ref: string): Node { return this.withLiveness(structuredClone(this.resolve(ref))); }
+
+  // A manager's Leader and Reachability are what etcd says now (the leader
+  // key, presence keys under each manager's lease), never a stored copy.
+  private withLiveness(n: Node): Node {
+    if (n.Spec.Role !== 'manager' && !n.ManagerStatus) return n;
+    if (n.Spec.Role !== 'manager') { delete n.ManagerStatus; return n; }
+    const { store } = this.ctx;
+    const leader = store.meta(LEADER_KEY)?.value === n.ID;
+    const reachable = store.meta(presenceKey(n.ID)) !== undefined;
+    n.ManagerStatus = { ...(leader ? { Leader: true } : {}), Reachability: reachable ? 'reachable' : 'unreachable', Addr: n.ManagerStatus?.Addr ?? `${n.Status.Addr}:2377` };
+    return n;
+  }
 
   list(filters: Filters): Node[] {
     return this.ctx.store.list('nodes').filter((n) =>
@@ -31,7 +57,7 @@ export class NodesApi {
       // `label` looks at the engine's labels, `node.label` at the node's own (swarmkit controlapi).
       matchLabels(n.Description.Engine.Labels, filters.get('label')) &&
       matchLabels(n.Spec.Labels, filters.get('node.label')),
-    ).map((n) => structuredClone(n)).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+    ).map((n) => this.withLiveness(structuredClone(n))).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
   }
 
   async update(ref: string, versionParam: string | null, spec: NodeSpec | undefined): Promise<void> {
@@ -48,6 +74,9 @@ export class NodesApi {
     if (current.Spec.Role === 'manager' && role === 'worker') {
       const managers = this.ctx.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
       if (managers.length <= 1) throw fp('attempting to demote the last manager of the swarm');
+      if (!canRemoveManager(managers.map((n) => n.ID), current.ID, this.ctx.localNodeId, (id) => this.ctx.store.meta(presenceKey(id)) !== undefined)) {
+        throw fp("can't remove member from the raft: this would result in a loss of quorum");
+      }
     }
     const next = structuredClone(current);
     next.Version = { Index: version };
@@ -67,9 +96,18 @@ export class NodesApi {
     if (n.ID === this.ctx.localNodeId || n.Spec.Role === 'manager') {
       throw fp(`node ${n.ID} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`);
     }
-    if (!force && n.Status.State !== 'down') {
+    // SwarmKit refuses only a node it sees ready; unknown or down goes.
+    if (!force && n.Status.State === 'ready') {
       throw fp(`node ${n.ID} is not down and can't be removed`);
     }
     await this.ctx.store.txn().delete('nodes', n).commit();
+    // Its tasks can no longer be reported on (SwarmKit's orphanNodeTasks).
+    const now = nowIso(this.ctx.now());
+    const open = this.ctx.store.tasksOfNode(n.ID).filter((t) => taskStateRank(t.Status.State) < taskStateRank('complete'));
+    await commitInBatches(this.ctx.store, open.map((t) => (txn: StoreTxn) => {
+      const next = structuredClone(t);
+      next.Status = { Timestamp: now, State: 'orphaned', Message: 'Task belonged to a node that has been deleted' };
+      txn.update('tasks', next);
+    }));
   }
 }

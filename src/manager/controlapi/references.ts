@@ -1,7 +1,9 @@
 import type { ContainerSpec, Service, ServiceSpec } from '../../model/types';
-import { invalid } from '../../common/errors';
+import { invalid, ShoalError } from '../../common/errors';
 import { checkBase64 } from '../../common/go/go-json';
-import type { Store } from '../../store/store';
+import type { Store, StoreTxn } from '../../store/store';
+import type { Objects } from '../../store/objects';
+import { referenceKey } from '../../store/keys';
 
 // What secrets and configs share: SwarmKit's rules for their names, payloads
 // and the services that reference them (controlapi/common.go, secret.go,
@@ -78,18 +80,49 @@ export function refuseIfInUse(store: Store, what: 'secret' | 'config', id: strin
   }
 }
 
-// SwarmKit checks references and writes in one store transaction. Here the
-// check reads the mirror and the write is an etcd transaction, so a service
-// create/update and a secret/config removal are serialised by this lock: the
-// one that commits second sees the other's write. Control API verbs run on the
-// leader only (SwarmKit forwards them there), so a lock in the leader's process
-// is enough.
-const locks = new WeakMap<Store, { tail: Promise<unknown> }>();
+// SwarmKit checks references and writes in one store transaction under its
+// store lock. Here the checks read the mirror and the write is an etcd
+// transaction that re-asserts what was checked, so it holds with several
+// managers writing at once:
+//  - a service write requires every referenced secret/config at the version
+//    it saw, and touches each one's reference key (keys.ts referenceKey);
+//  - a removal requires the reference key unchanged since the mirror it
+//    checked (no service referenced the object then, and none did since).
+// A refused transaction is checked again against the caught-up mirror, so
+// the error is the right one ("secret not found", "in use").
 
-export function withReferenceLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
-  let lock = locks.get(store);
-  if (!lock) locks.set(store, (lock = { tail: Promise.resolve() }));
-  const run = lock.tail.then(fn, fn);
-  lock.tail = run.catch(() => undefined);
-  return run;
+// Commits a service write (`build` adds it to the transaction) with its references guarded.
+export async function commitWithReferences(store: Store, spec: ServiceSpec, build: (t: StoreTxn) => StoreTxn): Promise<void> {
+  checkReferencesExist(store, spec);
+  const txn = build(store.txn());
+  // Once per object: etcd refuses a transaction that puts one key twice (a secret mounted at two targets).
+  for (const id of new Set(secretRefsOf(spec).map((r) => r.SecretID))) {
+    txn.requireVersion('secrets', store.get('secrets', id)!).putMeta(referenceKey('secrets', id), id);
+  }
+  for (const id of new Set(configRefsOf(spec).map((r) => r.ConfigID))) {
+    txn.requireVersion('configs', store.get('configs', id)!).putMeta(referenceKey('configs', id), id);
+  }
+  try {
+    await txn.commit();
+  } catch (e) {
+    if (e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict')) checkReferencesExist(store, spec);
+    throw e;
+  }
+}
+
+// Removes a secret or config unless a service references it, as one guarded transaction.
+export async function removeUnreferenced(store: Store, what: 'secret' | 'config', obj: Objects['secrets'] | Objects['configs']): Promise<void> {
+  const kind = what === 'secret' ? 'secrets' : 'configs';
+  const key = referenceKey(kind, obj.ID);
+  const seen = store.meta(key)?.modRevision ?? 0;
+  refuseIfInUse(store, what, obj.ID, obj.Spec.Name ?? '');
+  const txn = store.txn().requireMeta(key, seen);
+  if (kind === 'secrets') txn.delete('secrets', obj as Objects['secrets']); else txn.delete('configs', obj as Objects['configs']);
+  if (seen) txn.deleteMeta(key);
+  try {
+    await txn.commit();
+  } catch (e) {
+    if (e instanceof ShoalError && e.kind === 'sequence') refuseIfInUse(store, what, obj.ID, obj.Spec.Name ?? '');
+    throw e;
+  }
 }

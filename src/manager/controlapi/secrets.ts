@@ -7,7 +7,7 @@ import { nowIso } from '../../common/time';
 import type { SecretObject } from '../../store/objects';
 import type { ControlContext } from './context';
 import {
-  decodeData, parsePayloadVersion, refuseIfInUse, validatePayloadName, validatePayloadSize, withReferenceLock,
+  decodeData, parsePayloadVersion, removeUnreferenced, validatePayloadName, validatePayloadSize,
 } from './references';
 import { resolveObject } from './resolve';
 import type { SecretBox } from './secret-box';
@@ -106,11 +106,7 @@ export class SecretsApi {
     const { store } = this.ctx;
     for (let attempt = 0; ; attempt++) {
       try {
-        await withReferenceLock(store, async () => {
-          const s = this.resolve(ref);
-          refuseIfInUse(store, 'secret', s.ID, s.Spec.Name ?? '');
-          await store.txn().delete('secrets', s).commit();
-        });
+        await removeUnreferenced(store, 'secret', this.resolve(ref));
         return;
       } catch (e) {
         // Its labels changed in between: look again.

@@ -8,7 +8,7 @@ import { isTaskDirty } from '../orchestrator/dirty';
 import type { ControlContext } from './context';
 import { withDefaults } from './defaults';
 import { randomName } from './names';
-import { checkReferencesExist, withReferenceLock } from './references';
+import { commitWithReferences } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
 import { parseObjectVersion } from '../../common/go/query';
@@ -119,10 +119,7 @@ export class ServicesApi {
       sealForCreate(stored, service.ID, auth.encoded, this.box);
       if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) service.JobStatus = { JobIteration: { Index: 0 }, LastExecution: now };
       try {
-        await withReferenceLock(this.ctx.store, async () => {
-          checkReferencesExist(this.ctx.store, stored);
-          await this.ctx.store.txn().create('services', service).commit();
-        });
+        await commitWithReferences(this.ctx.store, stored, (t) => t.create('services', service));
         return { ID: service.ID };
       } catch (e) {
         // A generated name that clashes is drawn again; a user's name is a conflict.
@@ -162,10 +159,7 @@ export class ServicesApi {
       }
     }
     // What is stored must reference existing secrets and configs (a rollback too).
-    await withReferenceLock(this.ctx.store, async () => {
-      checkReferencesExist(this.ctx.store, next.Spec);
-      await this.ctx.store.txn().update('services', next, current).commit();
-    });
+    await commitWithReferences(this.ctx.store, next.Spec, (t) => t.update('services', next, current));
     return { Warnings: null };
   }
 

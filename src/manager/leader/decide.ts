@@ -1,0 +1,44 @@
+// The election's rules, without I/O (election.ts does the calls).
+//
+// A manager holds a lease in etcd (renewed every `renewMs`, TTL `ttlMs`);
+// the leader is whoever created the leader key under its lease. It leads only
+// while it is sure its lease is alive: the last renewal etcd confirmed was
+// *sent* less than the TTL minus a safety margin ago (etcd counts the TTL
+// from when it received that renewal, which is later). Past that it stops
+// its leader-only components even if the key still says it leads; the fence
+// on every write covers the time in between.
+
+export interface ElectionView {
+  nodeId: string;
+  now: number;
+  ttlMs: number;
+  marginMs: number;
+  // When the last confirmed renewal (or the grant) was sent; undefined: no lease.
+  leaseConfirmedSentAt?: number;
+  // The leader key as the mirror sees it.
+  leaderKey?: { value: string; createRevision: number };
+  // Our term, while we lead: the create revision of the key we made.
+  term?: number;
+}
+
+export type ElectionStep =
+  | 'new-lease'   // no usable lease: get one (and re-put the presence key)
+  | 'campaign'    // nobody leads and our lease is good: try to create the key
+  | 'step-down'   // we led, but the key is gone or another's, or our lease may have expired
+  | 'hold';       // nothing to do (leading or following)
+
+export function leaseAlive(v: ElectionView): boolean {
+  return v.leaseConfirmedSentAt !== undefined && v.now - v.leaseConfirmedSentAt < v.ttlMs - v.marginMs;
+}
+
+export function electionStep(v: ElectionView): ElectionStep {
+  const alive = leaseAlive(v);
+  if (v.term !== undefined) {
+    if (!alive) return 'step-down';
+    if (!v.leaderKey || v.leaderKey.createRevision !== v.term) return 'step-down';
+    return 'hold';
+  }
+  if (!alive) return 'new-lease';
+  if (!v.leaderKey) return 'campaign';
+  return 'hold';
+}

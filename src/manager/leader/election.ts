@@ -1,0 +1,167 @@
+import type { Logger } from '../../common/log';
+import type { Backend, LeaseBackend } from '../../store/backend';
+import { LEADER_KEY, presenceKey } from '../../store/keys';
+import type { Fence, Store } from '../../store/store';
+import { electionStep, leaseAlive, type ElectionView } from './decide';
+
+// What runs while this manager leads (orchestrators, scheduler, dispatcher,
+// membership upkeep), given the fenced store.
+export interface LeaderComponents { stop(): Promise<void> }
+
+export interface ElectionOptions {
+  store: Store;
+  nodeId: string;
+  log: Logger;
+  // Lease TTL. etcd's own floor with our tuning (election 500 ms, heartbeat 50 ms) is 1 s;
+  // 2 s leaves room for a busy two-core host while failover stays near 3 s for the leader role.
+  ttlSeconds?: number;
+  renewMs?: number;
+  marginMs?: number;
+  lead(fence: Fence): Promise<LeaderComponents>;
+  now?: () => number;
+}
+
+export const DEFAULT_LEADER_TTL_S = 2;
+const DEFAULT_RENEW_MS = 400;
+const DEFAULT_MARGIN_MS = 300;
+
+// One manager's part in the election (decide.ts has the rules), and its
+// presence key: both live under the same lease, so a manager that stops
+// renewing is unreachable and not leader at once.
+export class Election {
+  private lease?: string;
+  private confirmedSentAt?: number;
+  private term?: number;
+  private running?: LeaderComponents;
+  private timer?: NodeJS.Timeout;
+  private stepping = false;
+  private pending = false;
+  private stopped = false;
+  private unsubscribe?: () => void;
+  private readonly etcd: Backend & LeaseBackend;
+  private readonly ttlMs: number;
+
+  constructor(private readonly opts: ElectionOptions) {
+    const etcd = opts.store.liveness();
+    if (!etcd) throw new Error('the store has no lease support: no election possible');
+    this.etcd = etcd;
+    this.ttlMs = (opts.ttlSeconds ?? DEFAULT_LEADER_TTL_S) * 1000;
+  }
+
+  get leading(): boolean { return this.term !== undefined; }
+
+  start(): void {
+    this.unsubscribe = this.opts.store.subscribeMeta(() => this.kick());
+    this.timer = setInterval(() => this.kick(), this.opts.renewMs ?? DEFAULT_RENEW_MS);
+    this.kick();
+  }
+
+  // One step at a time; a request during one runs right after it.
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.stepping) { this.pending = true; return; }
+    this.stepping = true;
+    void this.step().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'election step failed'))
+      .finally(() => {
+        this.stepping = false;
+        if (this.pending) { this.pending = false; this.kick(); }
+      });
+  }
+
+  private view(): ElectionView {
+    const kv = this.opts.store.meta(LEADER_KEY);
+    return {
+      nodeId: this.opts.nodeId,
+      now: (this.opts.now ?? Date.now)(),
+      ttlMs: this.ttlMs,
+      marginMs: this.opts.marginMs ?? DEFAULT_MARGIN_MS,
+      leaseConfirmedSentAt: this.confirmedSentAt,
+      leaderKey: kv ? { value: kv.value, createRevision: kv.createRevision } : undefined,
+      term: this.term,
+    };
+  }
+
+  private async step(): Promise<void> {
+    await this.renew();
+    const step = electionStep(this.view());
+    if (step === 'step-down') await this.stepDown('lease or leader key lost');
+    else if (step === 'new-lease') await this.newLease();
+    else if (step === 'campaign') await this.campaign();
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.lease) return;
+    const sent = (this.opts.now ?? Date.now)();
+    try {
+      await this.etcd.keepAliveOnce(this.lease);
+      this.confirmedSentAt = sent;
+    } catch (err) {
+      if (!leaseAlive(this.view())) {
+        this.opts.log.warn({ err: (err as Error).message, lease: this.lease }, 'manager lease lost');
+        this.lease = undefined;
+        this.confirmedSentAt = undefined;
+      }
+    }
+  }
+
+  private async newLease(): Promise<void> {
+    const sent = (this.opts.now ?? Date.now)();
+    const lease = await this.etcd.grantLease(Math.ceil(this.ttlMs / 1000));
+    // Presence: this manager is up (reachability in `node ls`).
+    await this.etcd.txn([], [{ put: presenceKey(this.opts.nodeId), value: String(sent), lease }]);
+    this.lease = lease;
+    this.confirmedSentAt = sent;
+  }
+
+  private async campaign(): Promise<void> {
+    const res = await this.etcd.txn([{ key: LEADER_KEY, absent: true }], [{ put: LEADER_KEY, value: this.opts.nodeId, lease: this.lease! }]);
+    if (!res.succeeded) return; // another manager won; the mirror will show it
+    const term = res.revision;
+    // The mirror must see our key before the step rules can confirm the term.
+    await this.opts.store.waitFor(term).catch(() => undefined);
+    if (this.stopped) return;
+    this.term = term;
+    this.opts.log.info({ term }, 'this manager is now the leader');
+    try {
+      this.running = await this.opts.lead({ key: LEADER_KEY, createRevision: term, onDeposed: () => this.kick() });
+    } catch (err) {
+      this.opts.log.error({ err }, 'leader components failed to start; resigning');
+      await this.resign();
+    }
+  }
+
+  private async stepDown(why: string): Promise<void> {
+    if (this.term === undefined) return;
+    this.opts.log.warn({ term: this.term, why }, 'no longer the leader');
+    this.term = undefined;
+    const running = this.running;
+    this.running = undefined;
+    await running?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping leader components failed'));
+  }
+
+  // Hands leadership over: components stopped first, then the key deleted
+  // (only if it is still ours), so another manager campaigns at once.
+  private async resign(): Promise<void> {
+    const term = this.term;
+    await this.stepDown('resigning');
+    if (term === undefined) return;
+    await this.etcd.txn([{ key: LEADER_KEY, createRevision: term }], [{ del: LEADER_KEY }]).catch(() => undefined);
+  }
+
+  // Leaving (daemon stop, leave, demotion): resign and drop presence.
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.unsubscribe?.();
+    while (this.stepping) await new Promise((r) => setTimeout(r, 10));
+    await this.resign();
+    if (this.lease) await this.etcd.revokeLease(this.lease).catch(() => undefined);
+    this.lease = undefined;
+  }
+
+  // Resign but stay a candidate (a demoted leader hands over before leaving).
+  async handOver(): Promise<void> {
+    while (this.stepping) await new Promise((r) => setTimeout(r, 10));
+    await this.resign();
+  }
+}

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import { isDeposed, Store, commitInBatches, type Fence } from '../../../src/store/store';
+import { silentLogger } from '../../../src/common/log';
+import { Election } from '../../../src/manager/leader/election';
+import { electionStep } from '../../../src/manager/leader/decide';
+import { LEADER_KEY, PRESENCE } from '../../../src/store/keys';
+import type { Service } from '../../../src/model/types';
+
+const service = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('decide: campaign only with a live lease and no leader; step down when the key or lease goes', () => {
+  const base = { nodeId: 'a', now: 10_000, ttlMs: 2000, marginMs: 300 };
+  assert.equal(electionStep({ ...base }), 'new-lease');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 9_000 }), 'campaign');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 9_000, leaderKey: { value: 'b', createRevision: 5 } }), 'hold');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 9_000, leaderKey: { value: 'a', createRevision: 5 }, term: 5 }), 'hold');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 9_000, leaderKey: { value: 'a', createRevision: 7 }, term: 5 }), 'step-down');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 9_000, term: 5 }), 'step-down');
+  // The lease may have expired at etcd (last confirmed renewal sent 1.8 s ago, TTL 2 s, margin 0.3 s).
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 8_200, leaderKey: { value: 'a', createRevision: 5 }, term: 5 }), 'step-down');
+});
+
+test('one leader among three managers; a dead leader is replaced and its fenced writes are refused', async () => {
+  const backend = new MemoryBackend();
+  const stores = await Promise.all([0, 1, 2].map(() => Store.open(backend, silentLogger)));
+  const leading = new Map<string, Fence>();
+  const elections = stores.map((store, i) => new Election({
+    store, nodeId: `m${i}`, log: silentLogger, renewMs: 20,
+    lead: async (fence) => { leading.set(`m${i}`, fence); return { stop: async () => { leading.delete(`m${i}`); } }; },
+  }));
+  for (const e of elections) e.start();
+  await until(() => leading.size === 1 && stores[0]!.metaUnder(PRESENCE).length === 3, 'a leader and three presence keys');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(leading.size, 1, 'exactly one leader');
+  const [first, fence] = [...leading][0]!;
+  const i = Number(first.slice(1));
+  assert.equal(stores[0]!.meta(LEADER_KEY)?.value, first);
+
+  // The leader's lease expires (its host died): another leads; the old term's writes are refused.
+  const oldLeaderStore = stores[i]!.fenced(fence);
+  const lease = (elections[i] as unknown as { lease: string }).lease;
+  await elections[i]!.stop().catch(() => undefined); // stop renewing (revokes: same effect as expiry, faster)
+  void lease;
+  await until(() => leading.size === 1 && !leading.has(first), 'a new leader');
+  await assert.rejects(oldLeaderStore.txn().create('services', service('s1', 'web')).commit(), (e: unknown) => isDeposed(e));
+  const r = await commitInBatches(oldLeaderStore, [(t) => { t.create('services', service('s2', 'web2')); }]).catch((e: unknown) => e);
+  assert.ok(isDeposed(r));
+  // The new leader's fenced writes go through.
+  const [, newFence] = [...leading][0]!;
+  await stores[(i + 1) % 3]!.fenced(newFence).txn().create('services', service('s3', 'web3')).commit();
+  assert.ok(stores[0]!.get('services', 's3'));
+  assert.equal(stores[0]!.metaUnder(PRESENCE).length, 2, 'the stopped manager has no presence');
+  for (const e of elections) await e.stop();
+  for (const s of stores) await s.close();
+});
+
+test('a manager whose lease expires at etcd steps down; the others take over', async () => {
+  const backend = new MemoryBackend();
+  const stores = await Promise.all([0, 1].map(() => Store.open(backend, silentLogger)));
+  const leading = new Set<string>();
+  const elections = stores.map((store, i) => new Election({
+    store, nodeId: `m${i}`, log: silentLogger, renewMs: 20,
+    lead: async () => { leading.add(`m${i}`); return { stop: async () => { leading.delete(`m${i}`); } }; },
+  }));
+  for (const e of elections) e.start();
+  await until(() => leading.size === 1, 'a leader');
+  const first = [...leading][0]!;
+  const e = elections[Number(first.slice(1))] as unknown as { lease: string };
+  backend.expireLease(e.lease);
+  await until(() => leading.size === 1 && !leading.has(first), 'the other manager leads');
+  for (const x of elections) await x.stop();
+  for (const s of stores) await s.close();
+});
