@@ -16,7 +16,6 @@ import { DockerExecutor } from '../agent/executor/docker-executor';
 import { LocalLogSource } from '../agent/log-source';
 import { startLogPublisher } from '../agent/log-publisher';
 import { startLogBroker, type LogBroker } from '../manager/logbroker';
-import { MemoryNetwork } from '../rpc/memory';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
@@ -68,14 +67,18 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       };
       // Registry credentials are unsealed only on their way to the task's node.
       const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
-      const running = startManagerComponents(store, nodeId, rpc, executor, log, opts.hostname, payloads, prepareTask);
-      const logs = startLocalLogs(store, nodeId, engineClient, log); // [logs helper]
+      const logs = startNodeLogs(nodeId, rpc, engineClient, log, store);
       logBroker = logs.broker;
-      return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await logs.stop(); await running.stop(); } };
+      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask);
+      return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
     startLeaderComponents: async ({ store }) => startLeaderComponents(store, log),
-    startWorkerComponents: async ({ nodeId, rpc }) => startAgentWithSession(nodeId, rpc, executor, log, opts.hostname),
+    startWorkerComponents: async ({ nodeId, rpc }) => {
+      const logs = startNodeLogs(nodeId, rpc, engineClient, log);
+      const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname);
+      return { stop: async () => { await agent.stop(); await logs.stop(); } };
+    },
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
@@ -162,19 +165,19 @@ function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, exe
   return { stop: async () => { await agent.stop(); await controlPlane.stop(); } };
 }
 
-// [logs helper] One node: the log broker and this node's agent publishing to
-// it in process (a MemoryNetwork, the node's own identity). With many hosts
-// the broker also registers on the node's TLS server and the agent dials every
-// manager (docs/ARCHITECTURE.md, "Logs").
-function startLocalLogs(store: Store, nodeId: string, engine: EngineClient, log: Logger): { broker: LogBroker; stop(): Promise<void> } {
-  const net = new MemoryNetwork();
-  const local = 'in-process';
-  const broker = startLogBroker({ store, server: net.listen(local, () => local), log: log.child({ component: 'logbroker' }) });
+// Logs across hosts (docs/ARCHITECTURE.md, "Logs"): on a manager the log
+// broker serves `logs.*` on the node-to-node channel; on every node the log
+// publisher keeps a subscription stream to every manager, following the
+// manager list the dispatcher's session hands out. The returned `rpc` is the
+// one to give the agent, so that list reaches the publisher too.
+function startNodeLogs<R extends Omit<NodeRpc, 'server'> & { server?: NodeRpc['server'] }>(nodeId: string, rpc: R, engine: EngineClient, log: Logger, store?: Store): { broker?: LogBroker; rpc: R; stop(): Promise<void> } {
+  const broker = store && rpc.server ? startLogBroker({ store, server: rpc.server, log: log.child({ component: 'logbroker' }) }) : undefined;
   const publisher = startLogPublisher({
-    nodeId, source: new LocalLogSource(engine, nodeId), managers: [local], log: log.child({ component: 'log-publisher' }),
-    dial: (address) => net.channel({ nodeId, role: 'manager', clusterId: local, address: local }, address),
+    nodeId, source: new LocalLogSource(engine, nodeId), managers: rpc.managers().addrs, log: log.child({ component: 'log-publisher' }),
+    dial: (address) => rpc.connect(address),
   });
-  return { broker, stop: async () => { await publisher.stop(); await broker.stop(); } };
+  const withLogs: R = { ...rpc, onManagers: (addrs: string[]) => { rpc.onManagers?.(addrs); publisher.setManagers(addrs); } };
+  return { broker, rpc: withLogs, stop: async () => { await publisher.stop(); await broker?.stop(); } };
 }
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.

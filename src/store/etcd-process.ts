@@ -159,6 +159,9 @@ export class EtcdProcess {
       ...(o.allowedHostname ? ['--peer-cert-allowed-hostname', o.allowedHostname] : []),
       '--heartbeat-interval', String(o.heartbeatMs ?? ETCD_HEARTBEAT_MS),
       '--election-timeout', String(o.electionMs ?? ETCD_ELECTION_MS),
+      // A member back from a partition asks before it campaigns, so its
+      // higher term does not depose a healthy leader (Docker's raft does).
+      '--pre-vote',
       // A fenced write adds one compare to a transaction of up to 128 operations (store/backend.ts).
       '--max-txn-ops', '256',
       // History is compacted by the daemon (store/maintenance.ts), behind

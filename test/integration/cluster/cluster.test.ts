@@ -245,7 +245,13 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
     await waitFor(`a write through ${survivor} within ${LIMITS.failover / 1000} s`, async () => (await write(survivor, 5_000)).code === 0, LIMITS.failover, 100);
     process.stderr.write(`# ${TARGET}: the first write after the leader died succeeded after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     mgr = survivor;
-    const now = await leader();
+    // Writes need only etcd's new raft leader; Shoal's leader (orchestrators,
+    // scheduler, dispatcher) follows when the dead one's 2 s lease runs out.
+    const now = await waitFor(`another manager to lead within ${LIMITS.failover / 1000} s`, async () => {
+      const l = await leader();
+      return l !== old ? l : false;
+    }, LIMITS.failover, 200);
+    process.stderr.write(`# ${TARGET}: another manager led after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     assert.notEqual(now, old);
     assert.ok(['host1', 'host2', 'host3'].includes(now));
     await waitNode('Unreachable', old, (r) => r?.manager === 'Unreachable');
