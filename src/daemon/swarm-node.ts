@@ -31,7 +31,7 @@ import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
-import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, writeSwarmState, type SwarmState } from './swarm-state';
+import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
 export interface SwarmNodeOptions {
   dataRoot: string;
@@ -206,7 +206,8 @@ export class SwarmNode implements SwarmMembership {
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
       if (this.worker) throw unavailable(ALREADY_IN_SWARM);
       validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
-      const listen = parseListenAddr(req.ListenAddr || this.opts.listenAddr);
+      const reqListen = requestedListenAddr(req.ListenAddr);
+      const listen = parseListenAddr(reqListen || this.opts.listenAddr);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || this.opts.advertiseAddr || undefined, listen.port);
       const pool = req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'];
       for (const p of pool) if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(p)) throw invalid(`invalid default address pool ${p}`);
@@ -234,7 +235,7 @@ export class SwarmNode implements SwarmMembership {
       writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
       writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
       writeDataKey(this.dataKeyPath, dataKey);
-      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(req.ListenAddr || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
       writeSwarmState(this.opts.dataRoot, state);
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertise.ip);
       try {
@@ -287,14 +288,15 @@ export class SwarmNode implements SwarmMembership {
       if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
       const str = (k: string): string => (typeof req[k] === 'string' ? req[k] as string : '');
       const remoteAddrs = Array.isArray(req.RemoteAddrs) ? (req.RemoteAddrs as unknown[]).filter((a): a is string => typeof a === 'string' && a !== '') : [];
-      const listen = parseListenAddr(str('ListenAddr') || this.opts.listenAddr);
+      const reqListen = requestedListenAddr(str('ListenAddr'));
+      const listen = parseListenAddr(reqListen || this.opts.listenAddr);
       const advertise = resolveAdvertiseAddr(str('AdvertiseAddr') || this.opts.advertiseAddr || undefined, listen.port);
       const dataPathAddr = str('DataPathAddr') || this.opts.dataPathAddr || undefined;
       const membership = await requestMembership({
         remoteAddrs, token: str('JoinToken'), advertiseAddr: `${advertise.ip}:${advertise.port}`, listenAddr: `${listen.host}:${listen.port}`,
         dataPathAddr, availability: str('Availability') || undefined, hostname: this.opts.hostname, timeoutMs: 20_000, log: this.opts.log,
       });
-      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(str('ListenAddr') || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
       rmSync(this.etcdDir, { recursive: true, force: true });
       if (membership.role === 'worker') {
         writeSwarmState(this.opts.dataRoot, state);

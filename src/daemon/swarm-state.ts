@@ -68,3 +68,13 @@ export function leaveManagerMessage(reachable: number, unreachable: number): str
   }
   return LEAVE_MANAGER + LEAVE_TAIL;
 }
+
+// The docker CLI sends its --listen-addr default (0.0.0.0:2377) whether or not
+// the user typed it, so that value says nothing: the daemon's own
+// --listen-addr, if given, wins over it, and a busy default port falls back
+// to a free one (several one-node swarms on one machine) instead of failing.
+export const CLI_DEFAULT_LISTEN_ADDR = '0.0.0.0:2377';
+
+export function requestedListenAddr(v: string | undefined): string | undefined {
+  return v && v !== CLI_DEFAULT_LISTEN_ADDR ? v : undefined;
+}
