@@ -42,8 +42,14 @@ test('three etcd members: learners join and are promoted, a node certificate is 
   const dir = mkdtempSync(join_(tmpdir(), 'shoal-etcdm-'));
   const ca = await createRootCA();
   const members: Member[] = [];
+  let stores: Store[] = [];
+  // Stores before their backends, backends before etcd; each step bounded, so
+  // a client still waiting on the killed member cannot keep the file alive.
   t.after(async () => {
-    for (const m of members) { await m.backend?.close(); await m.etcd.stop(); }
+    const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
+    for (const st of stores) await bounded(st.close());
+    for (const m of members) await bounded(m.backend?.close() ?? Promise.resolve());
+    for (const m of members) await m.etcd.stop();
     rmSync(dir, { recursive: true, force: true });
   });
   const make = async (name: string, join?: (peerUrl: string) => Promise<string>): Promise<Member> => {
@@ -84,17 +90,23 @@ test('three etcd members: learners join and are promoted, a node certificate is 
   assert.equal(await peerHandshake(first.peerUrl, first.tls), 'accepted');
 
   // Writes through every member; then the etcd leader dies.
-  const stores = await Promise.all(members.map((m) => Store.open(m.backend!, silentLogger)));
-  t.after(async () => { for (const s of stores) await s.close().catch(() => undefined); });
+  stores = await Promise.all(members.map((m) => Store.open(m.backend!, silentLogger)));
   await stores[1]!.txn().create('services', svc('s0', 'before')).commit();
   const status = await first.backend!.client.maintenance.status();
   const leaderId = String(status.leader);
   const leader = members.find((m) => list.find((x) => x.name === m.name)!.id === leaderId)!;
   const others = members.filter((m) => m !== leader);
+  const survivor = stores[members.indexOf(others[0]!)]!;
+  // The dead member's own client is closed first: etcd3's watch manager never
+  // stops retrying a dead endpoint, even after close, and would keep this file alive.
+  const leaderStore = stores[members.indexOf(leader)]!;
+  stores = stores.filter((x) => x !== leaderStore);
+  await leaderStore.close();
+  await leader.backend!.close();
+  leader.backend = undefined;
   const killed = Date.now();
   process.kill(leader.etcd.pid!, 'SIGKILL');
   await leader.etcd.stop();
-  const survivor = stores[members.indexOf(others[0]!)]!;
   let n = 0;
   await waitFor('a write after the etcd leader died', async () => {
     const at = Date.now() - killed;
