@@ -92,11 +92,15 @@ describe('store recovery', () => {
     let n = 0;
     const create = async (): Promise<boolean> => {
       const name = `w${n++}`;
-      const r = await shoal.api('POST', '/v1.41/services/create', serviceSpec(name, 0), { timeoutMs: 20_000 }).catch(() => undefined);
+      const r = await shoal.api('POST', '/v1.41/services/create', serviceSpec(name, 0), { timeoutMs: 20_000 }).catch((err: Error) => { lastRefusal = err.message; return undefined; });
       if (r?.status === 201) { acked.push(name); return true; }
+      if (r) lastRefusal = `${r.status} ${r.text}`;
       return false;
     };
-    for (let i = 0; i < 5; i++) assert.ok(await create());
+    let lastRefusal = '';
+    // The daemon was restarted by the test before: writes are taken once its etcd is healthy again.
+    await waitFor('a first write', create, 15_000, 100);
+    for (let i = 0; i < 4; i++) assert.ok(await create(), lastRefusal);
     const pid = shoal.etcdPid()!;
     process.kill(pid, 'SIGKILL');
     // etcd is supervised: poll it directly, and the API, side by side.
@@ -119,7 +123,7 @@ describe('store recovery', () => {
     const delay = writeAt - etcdBackAt;
     process.stderr.write(`[store-recovery] first successful write ${delay} ms after etcd answered\n`);
     assert.ok(delay < 1000, `first write ${delay} ms after etcd answered`);
-    for (let i = 0; i < 5; i++) assert.ok(await create());
+    for (let i = 0; i < 5; i++) assert.ok(await create(), lastRefusal);
     const r = await shoal.api('GET', '/v1.41/services');
     const names = new Set((r.json as Array<{ Spec: { Name: string } }>).map((s) => s.Spec.Name));
     for (const a of acked) assert.ok(names.has(a), `acknowledged service ${a} is there`);
