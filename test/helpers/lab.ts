@@ -20,10 +20,16 @@ export function clusterTarget(v = process.env.CLUSTER_TARGET): LabKind {
 
 // `shoal lab ARGS` for this kind of lab; never rejects (a time-out gives 124).
 export function labCli(kind: LabKind, args: string[], timeoutMs = 180_000): Promise<DockerResult> {
+  return runLab(LAB_INDEX[kind], args, timeoutMs);
+}
+
+// `shoal lab ARGS` on lab `index` (SHOAL_LAB_INDEX; undefined: this process's
+// own environment decides); never rejects (a time-out gives 124).
+export function runLab(index: string | undefined, args: string[], timeoutMs = 180_000): Promise<DockerResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [SHOAL_MAIN, 'lab', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SHOAL_LAB_INDEX: LAB_INDEX[kind] },
+      env: index === undefined ? process.env : { ...process.env, SHOAL_LAB_INDEX: index },
     });
     let stdout = '';
     let stderr = '';

@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { runDocker, SHOAL_MAIN, waitFor, type DockerResult } from '../../helpers/daemon';
+import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
+import { runLab } from '../../helpers/lab';
 import { ensureBusyboxImage } from '../../helpers/images';
 import { BRIDGE, CGROUP_PARENT, IPTABLES_COMMENT, NETNS_PREFIX, SUBNET, VETH_PREFIX } from '../../../src/lab/layout';
 
@@ -15,17 +16,7 @@ const MARK = '/www-lab-it'; // in the web container's command line: finds its pr
 
 interface Line { name: string; dockerHost: string; address: string }
 
-function lab(args: string[], timeoutMs = 180_000): Promise<DockerResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SHOAL_MAIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
-  });
-}
+const lab = (args: string[], timeoutMs = 180_000): Promise<DockerResult> => runLab(undefined, args, timeoutMs);
 
 function httpGet(url: string, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { runDocker, SHOAL_MAIN, waitFor, type DockerResult } from '../../helpers/daemon';
+import { runLab } from '../../helpers/lab';
+import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
 
 // Three managers on a `shoal lab` (lab index 4), driven with the real docker
 // CLI as a user would: init, join two managers with the printed command, one
@@ -12,17 +12,7 @@ const LAB_ENV = { ...process.env, SHOAL_LAB_INDEX: process.env.SHOAL_LAB_INDEX ?
 
 interface Host { name: string; dockerHost: string; address: string }
 
-function lab(args: string[], timeoutMs = 240_000): Promise<DockerResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SHOAL_MAIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: LAB_ENV });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
-  });
-}
+const lab = (args: string[], timeoutMs = 240_000): Promise<DockerResult> => runLab(LAB_ENV.SHOAL_LAB_INDEX, args, timeoutMs);
 
 const docker = async (h: Host, args: string[], input?: string): Promise<DockerResult> => runDocker(h.dockerHost, args, { timeoutMs: 60_000, ...(input !== undefined ? { input } : {}) });
 

@@ -1,9 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDocker, SHOAL_MAIN, waitFor, type DockerResult } from '../../helpers/daemon';
+import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
+import { runLab } from '../../helpers/lab';
 import { ensureBusyboxImage } from '../../helpers/images';
 
 // `--with-registry-auth` against a real private registry: a one-host `shoal
@@ -13,17 +13,7 @@ import { ensureBusyboxImage } from '../../helpers/images';
 const LAB_INDEX = process.env.SHOAL_LAB_INDEX ?? '1';
 const IMG = 'shoal-test/busybox:1';
 
-function lab(args: string[], timeoutMs = 240_000): Promise<DockerResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SHOAL_MAIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOAL_LAB_INDEX: LAB_INDEX } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
-  });
-}
+const lab = (args: string[], timeoutMs = 240_000): Promise<DockerResult> => runLab(LAB_INDEX, args, timeoutMs);
 
 describe('images from a private registry', () => {
   const dir = join(mkdtempSync('/tmp/shoal-regauth-it-'), 'lab');
