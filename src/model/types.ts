@@ -82,6 +82,10 @@ export interface Node extends Meta {
   Description: NodeDescription;
   Status: { State: NodeState; Message?: string; Addr: string };
   ManagerStatus?: ManagerStatus;
+  // The node's load-balancer address on each network it needs (SwarmKit's
+  // Node.Attachments), set by the allocator: the source address of VIP and
+  // routing-mesh traffic this node forwards.
+  Attachments?: NetworkAttachment[];
 }
 
 // ---------- Services ----------
@@ -227,7 +231,8 @@ export interface UpdateStatus { State?: UpdateState; StartedAt?: string; Complet
 export interface Service extends Meta {
   Spec: ServiceSpec;
   PreviousSpec?: ServiceSpec;
-  Endpoint: { Spec: EndpointSpec; Ports?: PortConfig[]; VirtualIPs?: Array<{ NetworkID: string; Addr: string }> };
+  // Ports and VirtualIPs are set by the allocator (published ports chosen, one VIP per network).
+  Endpoint: { Spec: EndpointSpec; Ports?: PortConfig[]; VirtualIPs?: EndpointVirtualIP[] };
   UpdateStatus?: UpdateStatus;
   ServiceStatus?: { RunningTasks: number; DesiredTasks: number; CompletedTasks: number };
   JobStatus?: { JobIteration: Version; LastExecution?: string };
@@ -262,7 +267,7 @@ export interface Task extends Meta {
   AssignedGenericResources?: unknown[];
   Status: TaskStatus;
   DesiredState: TaskState;
-  NetworksAttachments?: unknown[];
+  NetworksAttachments?: NetworkAttachment[]; // set by the allocator
   JobIteration?: Version;
 }
 
@@ -297,3 +302,44 @@ export interface EventMessage {
   time: number;
   timeNano: number;
 }
+
+// ---------- Networks ----------
+// Swarm networks (names as Docker's API and SwarmKit's). Only `overlay`
+// networks are the swarm's; every other driver stays the engine's own and is
+// forwarded to it untouched.
+
+export interface IPAMConfig { Subnet?: string; Range?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }
+export interface IPAMOptions { Driver?: Driver; Configs?: IPAMConfig[] }
+
+export interface NetworkSpec {
+  Name?: string;
+  Labels?: Labels;
+  DriverConfiguration?: Driver;  // Name 'overlay'; Options e.g. { encrypted: '' }
+  IPv6Enabled?: boolean;
+  Internal?: boolean;
+  Attachable?: boolean;
+  Ingress?: boolean;
+  IPAMOptions?: IPAMOptions;
+  ConfigFrom?: { Network?: string };
+  Scope?: string;                // always 'swarm' here
+}
+
+// DriverState.Options[VXLAN_ID_OPTION] is the network's VNI, as Docker shows it.
+export const VXLAN_ID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+
+export interface Network extends Meta {
+  Spec: NetworkSpec;
+  DriverState?: Driver;          // set by the allocator: the VNI
+  IPAM?: IPAMOptions;            // set by the allocator: the subnet and gateway actually used
+}
+
+// A task's (or a node's load balancer's) place on one network: Docker's
+// Task.NetworksAttachments[] item. Addresses are CIDR ("10.0.1.5/24").
+export interface NetworkAttachment { Network: Network; Addresses: string[]; Aliases?: string[] }
+
+// Where a service answers on one network (Service.Endpoint.VirtualIPs[]); Addr is CIDR.
+export interface EndpointVirtualIP { NetworkID: string; Addr: string }
+
+// Beyond Docker: a service label that keeps the client's source address on
+// published ports (local-first delivery without source NAT).
+export const KEEP_CLIENT_IP_LABEL = 'io.shoal.ingress.keep-client-ip';

@@ -9,6 +9,7 @@
 //                    the heartbeat interval and its own role/availability.
 //   Heartbeat        unary: "still here"; answers when to beat next.
 //   UpdateTaskStatus unary: a batch of observed task statuses.
+import type { NodeNetworkView } from './network-view';
 import { invalid, unavailable, type ShoalError } from '../common/errors';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
 import { TASK_STATES } from '../model/types';
@@ -55,6 +56,9 @@ export interface SessionMessage {
   Configs: WirePayload[];
   RemovedSecrets: string[];
   RemovedConfigs: string[];
+  // The node's networks as a whole (protocol/network-view.ts); absent when
+  // unchanged since the last message of this session.
+  NetworkView?: NodeNetworkView;
 }
 
 export interface HeartbeatRequest { SessionID: string }

@@ -1,4 +1,4 @@
-import type { ClusterInfo, Config, JoinTokens, Node, Secret, Service, Task } from '../model/types';
+import type { ClusterInfo, Config, JoinTokens, Network, Node, Secret, Service, Task } from '../model/types';
 
 // What the store keeps, by kind. Version.Index is never stored: it is the
 // key's etcd mod revision, filled in when the object is read.
@@ -19,14 +19,6 @@ export interface SecretObject extends Secret {
   SealedData: string;
 }
 
-export interface NetworkObject {
-  ID: string;
-  Version: { Index: number };
-  CreatedAt: string;
-  UpdatedAt: string;
-  Spec: Record<string, unknown>;
-}
-
 export interface Objects {
   cluster: ClusterObject;
   nodes: Node;
@@ -34,7 +26,7 @@ export interface Objects {
   tasks: Task;
   secrets: SecretObject;
   configs: Config;
-  networks: NetworkObject;
+  networks: Network;
 }
 
 export type Kind = keyof Objects;
