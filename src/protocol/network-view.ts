@@ -47,8 +47,38 @@ export interface ViewEndpoint {
   Running: boolean;
 }
 
+// A node's load-balancer address on one network. Every node's bridge for a
+// network carries its own LB address (as a /32) and a MAC derived from it
+// (lbMac), so remote nodes reach it with static FDB/neighbour entries: replies
+// to VIP and routing-mesh traffic, which is source-NATed to it, come back here.
+export interface ViewLoadBalancer {
+  NetworkID: string;
+  NodeID: string;
+  NodeAddr: string;
+  Addr: string;
+}
+
 export interface NodeNetworkView {
   Networks: ViewNetwork[];
   Services: ViewService[];
   Endpoints: ViewEndpoint[];
+  LoadBalancers: ViewLoadBalancer[];  // every node's, on the networks in Networks
+}
+
+// Where Shoal's DNS server listens on every node (a dummy interface in the
+// node's namespace); task containers get it as their only --dns, so Docker's
+// embedded resolver (127.0.0.11) forwards every name it does not know here.
+export const SHOAL_DNS_ADDR = '169.254.53.53';
+
+// The engine network that carries a swarm network on one node: a docker
+// `bridge` network on Shoal's Linux bridge, labelled with the swarm network's
+// ID (the API hides engine networks with this label from `network ls`).
+export const ENGINE_NETWORK_LABEL = 'io.shoal.network.id';
+export const engineNetworkName = (networkId: string): string => `shoal-${networkId.slice(0, 12)}`;
+
+// Docker's MAC for an IPv4 address (02:42 + the four bytes), used for task
+// containers by the engine's bridge driver and by Shoal for each bridge's LB address.
+export function ipv4Mac(addr: string): string {
+  const b = addr.split('.').map((x) => Number(x));
+  return ['02', '42', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':');
 }
