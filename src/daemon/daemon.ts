@@ -22,6 +22,7 @@ import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispa
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
+import { startAllocator } from '../manager/allocator/loop';
 import type { ApiTlsOptions, DaemonOptions } from './options';
 import { SwarmNode, type NodeRpc, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
@@ -123,8 +124,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 // On the leader only (swarm-node.ts runs the election), with a fenced store.
 async function startLeaderComponents(store: Store, log: Logger): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
+  const allocator = startAllocator({ store, log: log.child({ component: 'allocator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  return { stop: async () => { orchestrator.stop(); scheduler.stop(); } };
+  return { stop: async () => { orchestrator.stop(); allocator.stop(); scheduler.stop(); } };
 }
 
 // On every manager: the dispatcher on the node-to-node channel (serving

@@ -1,5 +1,4 @@
 import type { Node, Platform, Task, TaskSpec } from '../../model/types';
-import { taskStateRank } from '../../model/types';
 import { deepEqual } from '../../common/deep-equal';
 import { type Constraint, ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX, matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
 import { IntHeap } from './heap';
@@ -41,9 +40,10 @@ const EMPTY_LOAD: NodeLoad = { tasks: 0, byService: new Map(), nanoCPUs: 0, memo
 
 // Tasks the scheduler takes: not yet placed (new, or pending after an earlier
 // try), and still wanted.
+// Only `pending` tasks: the allocator moves a task there once its network
+// addresses are set (`new` tasks are the allocator's).
 export function needsScheduling(t: Task): boolean {
-  const s = taskStateRank(t.Status.State);
-  if (s > taskStateRank('pending')) return false;
+  if (t.Status.State !== 'pending') return false;
   return t.DesiredState === 'running' || t.DesiredState === 'ready' || t.DesiredState === 'complete';
 }
 

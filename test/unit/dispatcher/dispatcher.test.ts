@@ -12,6 +12,7 @@ import { Heartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../..
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
+import { startAllocator } from '../../../src/manager/allocator/loop';
 import { RemoteControlPlane } from '../../../src/agent/remote-control-plane';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import type { Assignments } from '../../../src/agent/control-plane';
@@ -197,6 +198,7 @@ test('a node that misses heartbeats goes down and its tasks run elsewhere; back,
   const w = await world();
   const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
     w.dispatcher(M1).setLeading(true);
     const a1 = w.agent('w1', w.plane('w1'));
@@ -227,6 +229,7 @@ test('a node that misses heartbeats goes down and its tasks run elsewhere; back,
     void a2;
   } finally {
     orchestrator.stop();
+    allocator.stop();
     scheduler.stop();
     await w.close();
   }
@@ -236,6 +239,7 @@ test('a global service: a down node has no task; back, it gets a new one', async
   const w = await world();
   const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
     w.dispatcher(M1).setLeading(true);
     w.agent('w1', w.plane('w1'));
@@ -252,6 +256,7 @@ test('a global service: a down node has no task; back, it gets a new one', async
     await untilStore(w.store, () => w.store.get('tasks', first.ID)!.Status.State === 'shutdown' && live('w1').some((t) => t.Status.State === 'running'), 'the old task stopped, a new one running', 5000);
   } finally {
     orchestrator.stop();
+    allocator.stop();
     scheduler.stop();
     await w.close();
   }
@@ -333,6 +338,7 @@ test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhe
   const w = await world({ periodMs: 5000 });
   const orchestrator = startOrchestrator({ store: w.store, log: silentLogger });
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
     w.dispatcher(M1).setLeading(true);
     w.agent('w1', w.plane('w1'));
@@ -352,6 +358,7 @@ test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhe
     process.stderr.write(`# worker loss: down after ${downMs} ms, its task running elsewhere after ${replacedMs} ms\n`);
   } finally {
     orchestrator.stop();
+    allocator.stop();
     scheduler.stop();
     await w.close();
   }

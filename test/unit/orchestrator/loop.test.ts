@@ -7,6 +7,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
+import { startAllocator } from '../../../src/manager/allocator/loop';
 import { makeNode, makeService } from './fixtures';
 import { untilStore as until } from '../../helpers/store-wait';
 
@@ -20,13 +21,15 @@ async function cluster() {
   }).create('nodes', makeNode('node1', { labels: { zone: 'a' } })).commit();
   const orchestrator = startOrchestrator({ store, log: silentLogger });
   const scheduler = startScheduler({ store, log: silentLogger });
+  const allocator = startAllocator({ store, log: silentLogger });
   const stop = async (): Promise<void> => {
     orchestrator.stop();
+    allocator.stop();
     scheduler.stop();
-    await Promise.all([orchestrator.settled(), scheduler.settled()]);
+    await Promise.all([orchestrator.settled(), allocator.settled(), scheduler.settled()]);
     await store.close();
   };
-  return { store, orchestrator, scheduler, stop };
+  return { store, orchestrator, scheduler, allocator, stop };
 }
 
 const tasksOf = (store: Store, id: string): Task[] => store.tasksOfService(id);
@@ -77,18 +80,19 @@ test('loop: a created service gets its tasks created and assigned; scale down an
 });
 
 test('loop: a task no node can take waits as pending with the reason, and is placed when a node fits', async () => {
-  const { store, scheduler, orchestrator, stop } = await cluster();
+  const { store, scheduler, orchestrator, allocator, stop } = await cluster();
   try {
     const svc = makeService('svc2', { replicas: 1, template: { ContainerSpec: { Image: 'nginx' }, Placement: { Constraints: ['node.labels.zone==b'] } } });
     await store.txn().create('services', svc).commit();
-    await until(store, () => tasksOf(store, 'svc2')[0]?.Status.State === 'pending', 'a pending task');
+    // The allocator moves it to pending, then the scheduler notes why it cannot be placed.
+    await until(store, () => tasksOf(store, 'svc2')[0]?.Status.State === 'pending' && !!tasksOf(store, 'svc2')[0]?.Status.Err, 'a pending task with its reason');
     const t = tasksOf(store, 'svc2')[0]!;
     assert.equal(t.Status.Err, 'no suitable node (scheduling constraints not satisfied on 1 node)');
     assert.equal(t.Status.Message, 'pending task scheduling');
     // Settled means no write loop on the pending task.
-    await Promise.all([scheduler.settled(), orchestrator.settled()]);
+    await Promise.all([scheduler.settled(), orchestrator.settled(), allocator.settled()]);
     const version = store.get('tasks', t.ID)!.Version.Index;
-    await Promise.all([scheduler.settled(), orchestrator.settled()]);
+    await Promise.all([scheduler.settled(), orchestrator.settled(), allocator.settled()]);
     assert.equal(store.get('tasks', t.ID)!.Version.Index, version);
 
     await store.txn().create('nodes', makeNode('node2', { labels: { zone: 'b' } })).commit();

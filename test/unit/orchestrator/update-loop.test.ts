@@ -7,6 +7,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
+import { startAllocator } from '../../../src/manager/allocator/loop';
 import { makeNode, makeService } from './fixtures';
 import { untilStore as until } from '../../helpers/store-wait';
 
@@ -24,6 +25,7 @@ async function cluster() {
   await store.txn().create('nodes', makeNode('node1')).commit();
   const orchestrator = startOrchestrator({ store, log: silentLogger });
   const scheduler = startScheduler({ store, log: silentLogger });
+  const allocator = startAllocator({ store, log: silentLogger });
   // Plays the agent: whatever is assigned and wanted runs, whatever is asked to stop stops.
   const agent = store.subscribe(() => {
     for (const t of store.list('tasks')) {
@@ -34,8 +36,9 @@ async function cluster() {
   const stop = async (): Promise<void> => {
     agent();
     orchestrator.stop();
+    allocator.stop();
     scheduler.stop();
-    await Promise.all([orchestrator.settled(), scheduler.settled()]);
+    await Promise.all([orchestrator.settled(), allocator.settled(), scheduler.settled()]);
     await store.close();
   };
   return { store, stop };

@@ -8,7 +8,7 @@ let seq = 0;
 function tasks(n: number, serviceId: string, spec: TaskSpec = {}, extra: Partial<Task> = {}): Task[] {
   return Array.from({ length: n }, () => ({
     ID: `task${++seq}`, Version: { Index: 1 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, Spec: spec,
-    ServiceID: serviceId, Slot: seq, Status: { Timestamp: 't', State: 'new' as const, Message: 'created' }, DesiredState: 'running' as const, ...extra,
+    ServiceID: serviceId, Slot: seq, Status: { Timestamp: 't', State: 'pending' as const, Message: 'pending task scheduling' }, DesiredState: 'running' as const, ...extra,
   }));
 }
 
