@@ -11,6 +11,7 @@ import { randomName } from './names';
 import { commitWithReferences } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
+import { portConflict } from '../allocator/ports';
 import { parseObjectVersion } from '../../common/go/query';
 import { hideInService, revealTaskForNode, sealForCreate, sealForUpdate, type RegistryAuthRequest } from './registry-auth';
 import type { SecretBox } from './secret-box';
@@ -103,6 +104,7 @@ export class ServicesApi {
   // `auth.encoded`: the request's X-Registry-Auth, kept sealed with the service.
   async create(spec: ServiceSpec | undefined, auth: RegistryAuthRequest = {}): Promise<{ ID: string; Warnings?: string[] }> {
     validateServiceSpec(spec);
+    this.checkPorts(spec, undefined);
     const named = !!spec.Name;
     for (let attempt = 0; ; attempt++) {
       const stored = normalise(spec);
@@ -158,9 +160,16 @@ export class ServicesApi {
         next.JobStatus = { JobIteration: { Index: (current.JobStatus?.JobIteration.Index ?? 0) + 1 }, LastExecution: now };
       }
     }
+    this.checkPorts(next.Spec, current.ID);
     // What is stored must reference existing secrets and configs (a rollback too).
     await commitWithReferences(this.ctx.store, next.Spec, (t) => t.update('services', next, current));
     return { Warnings: null };
+  }
+
+  // SwarmKit's checkPortConflicts: a published port another service uses is refused.
+  private checkPorts(spec: ServiceSpec, serviceId: string | undefined): void {
+    const problem = portConflict(spec, serviceId, this.ctx.store.list('services'));
+    if (problem) throw invalid(`rpc error: code = InvalidArgument desc = ${problem}`);
   }
 
   async remove(ref: string): Promise<void> {
