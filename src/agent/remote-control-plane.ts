@@ -7,6 +7,7 @@ import {
   Heartbeat, Session, UpdateTaskStatus, isSessionInvalid, leaderFromError,
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
+import type { NodeNetworkView } from '../protocol/network-view';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
 
 // The agent's control plane over the node-to-node channel: one session with
@@ -33,6 +34,9 @@ export interface RemoteControlPlaneOptions {
   onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
   // [managers helper] This node's role as the managers see it, on every session message (a promotion reaches a worker this way).
   onRole?: (role: 'manager' | 'worker') => void;
+  // The node's network view, each time the dispatcher sends one (checked by
+  // protocol/network-view.ts checkNodeNetworkView; a bad one is logged and skipped).
+  onNetworkView?: (view: NodeNetworkView) => void;
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
@@ -78,6 +82,9 @@ export class RemoteControlPlane implements AgentControlPlane {
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
+
+  // The last network view the managers sent (kept across sessions).
+  networkView?: NodeNetworkView;
 
   // The address of the manager the session is with, if any.
   get connectedTo(): string | undefined { return this.live?.addr; }
@@ -310,6 +317,7 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   private apply(msg: SessionMessage): void {
     this.opts.onRole?.(msg.Node.Role); // [managers helper]
+    this.applyNetworkView(msg);
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];
       this.opts.onManagers?.([...this.managers]);
@@ -336,6 +344,13 @@ export class RemoteControlPlane implements AgentControlPlane {
     for (const t of msg.Tasks) { this.tasks.set(t.ID, t); changed.add(t.ID); }
     for (const id of msg.Removed) if (this.tasks.delete(id)) removed.add(id);
     if (changed.size || removed.size) this.notify(changed, removed);
+  }
+
+  private applyNetworkView(msg: SessionMessage): void {
+    if (msg.NetworkViewError) this.opts.log.warn({ err: msg.NetworkViewError }, 'network view from the managers failed its checks; left out');
+    if (!msg.NetworkView) return;
+    this.networkView = msg.NetworkView;
+    try { this.opts.onNetworkView?.(msg.NetworkView); } catch (err) { this.opts.log.error({ err }, 'network view not applied'); }
   }
 
   // A new session's whole set replaces what the agent knew: tasks missing

@@ -11,14 +11,14 @@
 //   UpdateTaskStatus unary: a batch of observed task statuses.
 import type { NodeNetworkView } from './network-view';
 import { invalid, unavailable, type ShoalError } from '../common/errors';
+import { arr, bool, id, labels, num, oneOf, optNum, optStr, rec, str, type Rec } from './checks';
+import { checkNodeNetworkView } from './network-view';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
 import { TASK_STATES } from '../model/types';
 import type { StreamMethod, UnaryMethod } from '../rpc/transport';
 
 // Bounds on what a peer may send: a bad message fails its call alone.
 export const MAX_STATUS_UPDATES = 10_000;
-const MAX_TEXT = 64 * 1024;
-const MAX_ID = 128;
 
 export interface SessionRequest {
   // Made by the agent for this session; Heartbeat and UpdateTaskStatus name it,
@@ -59,6 +59,9 @@ export interface SessionMessage {
   // The node's networks as a whole (protocol/network-view.ts); absent when
   // unchanged since the last message of this session.
   NetworkView?: NodeNetworkView;
+  // Set by checkSessionMessage on the receiving side only: why a NetworkView
+  // that came was left out (it failed its checks).
+  NetworkViewError?: string;
 }
 
 export interface HeartbeatRequest { SessionID: string }
@@ -69,53 +72,6 @@ export interface UpdateTaskStatusRequest { SessionID: string; Updates: StatusUpd
 export type UpdateTaskStatusResponse = Record<string, never>;
 
 // ---------- checks ----------
-
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function rec(v: unknown, what: string): Rec {
-  if (!isRec(v)) throw invalid(`${what}: want an object`);
-  return v;
-}
-function str(v: unknown, what: string, max = MAX_TEXT): string {
-  if (typeof v !== 'string') throw invalid(`${what}: want a string`);
-  if (v.length > max) throw invalid(`${what}: longer than ${max} characters`);
-  return v;
-}
-function optStr(v: unknown, what: string, max = MAX_TEXT): string | undefined {
-  return v === undefined ? undefined : str(v, what, max);
-}
-function id(v: unknown, what: string): string {
-  const s = str(v, what, MAX_ID);
-  if (!s) throw invalid(`${what}: empty`);
-  return s;
-}
-function num(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${what}: want a number`);
-  return v;
-}
-function optNum(v: unknown, what: string): number | undefined {
-  return v === undefined ? undefined : num(v, what);
-}
-function bool(v: unknown, what: string): boolean {
-  if (typeof v !== 'boolean') throw invalid(`${what}: want a boolean`);
-  return v;
-}
-function arr(v: unknown, what: string, max = 1_000_000): unknown[] {
-  if (!Array.isArray(v)) throw invalid(`${what}: want an array`);
-  if (v.length > max) throw invalid(`${what}: more than ${max} items`);
-  return v;
-}
-function labels(v: unknown, what: string): Labels | undefined {
-  if (v === undefined || v === null) return undefined;
-  const r = rec(v, what);
-  for (const [k, val] of Object.entries(r)) str(val, `${what}.${k}`);
-  return r as Labels;
-}
-function oneOf<T extends string>(v: unknown, values: readonly T[], what: string): T {
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw invalid(`${what}: want one of ${values.join(', ')}`);
-  return v as T;
-}
 
 export function checkDescription(raw: unknown): NodeDescription {
   const d = rec(raw, 'Description');
@@ -231,7 +187,15 @@ export function checkSessionMessage(raw: unknown): SessionMessage {
     Configs: arr(m.Configs, 'Configs').map((p, i) => checkPayload(p, `Configs[${i}]`)),
     RemovedSecrets: ids(m.RemovedSecrets, 'RemovedSecrets'),
     RemovedConfigs: ids(m.RemovedConfigs, 'RemovedConfigs'),
+    ...networkViewField(m.NetworkView),
   };
+}
+
+// A bad view fails alone: the message (its tasks) still counts, and the agent
+// is told why the view was left out (NetworkViewError).
+function networkViewField(raw: unknown): Pick<SessionMessage, 'NetworkView' | 'NetworkViewError'> {
+  if (raw === undefined) return {};
+  try { return { NetworkView: checkNodeNetworkView(raw) }; } catch (err) { return { NetworkViewError: (err as Error).message }; }
 }
 
 function checkHeartbeatRequest(raw: unknown): HeartbeatRequest {

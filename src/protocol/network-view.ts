@@ -8,6 +8,8 @@
 // and the routing mesh) and DNS. Addresses here are plain IPv4 ("10.0.1.5"),
 // subnets CIDR.
 import type { PortConfig } from '../model/types';
+import { invalid } from '../common/errors';
+import { arr, bool, id, labels, num, oneOf, optStr, rec, str } from './checks';
 
 export interface ViewNetwork {
   ID: string;
@@ -81,4 +83,100 @@ export const engineNetworkName = (networkId: string): string => `shoal-${network
 export function ipv4Mac(addr: string): string {
   const b = addr.split('.').map((x) => Number(x));
   return ['02', '42', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
+// ---------- checks (where a view enters: the agent's session) ----------
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const MAX_NAME = 1024;
+
+function ipv4(v: unknown, what: string): string {
+  const s = str(v, what, 15);
+  if (!IPV4.test(s)) throw invalid(`${what}: not an IPv4 address`);
+  return s;
+}
+function cidr(v: unknown, what: string): string {
+  const s = str(v, what, 18);
+  const [ip, bits] = s.split('/');
+  if (!ip || !IPV4.test(ip) || !bits || !/^\d{1,2}$/.test(bits) || Number(bits) > 32) throw invalid(`${what}: not an IPv4 CIDR`);
+  return s;
+}
+function int(v: unknown, what: string, min: number, max: number): number {
+  const n = num(v, what);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(`${what}: want an integer from ${min} to ${max}`);
+  return n;
+}
+const strings = (v: unknown, what: string): string[] => arr(v, what, 1000).map((x, i) => str(x, `${what}[${i}]`, MAX_NAME));
+
+function checkPort(raw: unknown, what: string): PortConfig {
+  const p = rec(raw, what);
+  const name = optStr(p.Name, `${what}.Name`, MAX_NAME);
+  return {
+    ...(name !== undefined ? { Name: name } : {}),
+    Protocol: oneOf(p.Protocol, ['tcp', 'udp', 'sctp'] as const, `${what}.Protocol`),
+    TargetPort: int(p.TargetPort, `${what}.TargetPort`, 0, 65535),
+    PublishedPort: int(p.PublishedPort ?? 0, `${what}.PublishedPort`, 0, 65535),
+    PublishMode: oneOf(p.PublishMode, ['ingress', 'host'] as const, `${what}.PublishMode`),
+  };
+}
+
+function checkNetwork(raw: unknown, what: string): ViewNetwork {
+  const n = rec(raw, what);
+  const lb = n.LBAddr === undefined ? undefined : ipv4(n.LBAddr, `${what}.LBAddr`);
+  return {
+    ID: id(n.ID, `${what}.ID`), Name: str(n.Name, `${what}.Name`, MAX_NAME),
+    Subnet: cidr(n.Subnet, `${what}.Subnet`), Gateway: ipv4(n.Gateway, `${what}.Gateway`),
+    VNI: int(n.VNI, `${what}.VNI`, 1, 2 ** 24 - 1),
+    Internal: bool(n.Internal, `${what}.Internal`), Attachable: bool(n.Attachable, `${what}.Attachable`),
+    Ingress: bool(n.Ingress, `${what}.Ingress`), Encrypted: bool(n.Encrypted, `${what}.Encrypted`),
+    Labels: labels(n.Labels, `${what}.Labels`) ?? {},
+    ...(lb ? { LBAddr: lb } : {}),
+  };
+}
+
+function checkService(raw: unknown, what: string): ViewService {
+  const s = rec(raw, what);
+  return {
+    ID: id(s.ID, `${what}.ID`), Name: str(s.Name, `${what}.Name`, MAX_NAME),
+    EndpointMode: oneOf(s.EndpointMode, ['vip', 'dnsrr'] as const, `${what}.EndpointMode`),
+    VIPs: arr(s.VIPs, `${what}.VIPs`, 1000).map((v, i) => {
+      const x = rec(v, `${what}.VIPs[${i}]`);
+      return { NetworkID: id(x.NetworkID, `${what}.VIPs[${i}].NetworkID`), Addr: ipv4(x.Addr, `${what}.VIPs[${i}].Addr`) };
+    }),
+    Ports: arr(s.Ports, `${what}.Ports`, 1000).map((p, i) => checkPort(p, `${what}.Ports[${i}]`)),
+    Aliases: arr(s.Aliases, `${what}.Aliases`, 1000).map((a, i) => {
+      const x = rec(a, `${what}.Aliases[${i}]`);
+      return { NetworkID: id(x.NetworkID, `${what}.Aliases[${i}].NetworkID`), Aliases: strings(x.Aliases, `${what}.Aliases[${i}].Aliases`) };
+    }),
+    KeepClientIP: bool(s.KeepClientIP, `${what}.KeepClientIP`),
+  };
+}
+
+function checkEndpoint(raw: unknown, what: string): ViewEndpoint {
+  const e = rec(raw, what);
+  return {
+    TaskID: id(e.TaskID, `${what}.TaskID`), TaskName: str(e.TaskName, `${what}.TaskName`, MAX_NAME),
+    ServiceID: id(e.ServiceID, `${what}.ServiceID`), NodeID: id(e.NodeID, `${what}.NodeID`),
+    NodeAddr: str(e.NodeAddr, `${what}.NodeAddr`, 255), NetworkID: id(e.NetworkID, `${what}.NetworkID`),
+    Addr: ipv4(e.Addr, `${what}.Addr`), Running: bool(e.Running, `${what}.Running`),
+  };
+}
+
+function checkLoadBalancer(raw: unknown, what: string): ViewLoadBalancer {
+  const l = rec(raw, what);
+  return {
+    NetworkID: id(l.NetworkID, `${what}.NetworkID`), NodeID: id(l.NodeID, `${what}.NodeID`),
+    NodeAddr: str(l.NodeAddr, `${what}.NodeAddr`, 255), Addr: ipv4(l.Addr, `${what}.Addr`),
+  };
+}
+
+// Every field of a view from the managers, checked; throws `invalid` naming the first bad one.
+export function checkNodeNetworkView(raw: unknown): NodeNetworkView {
+  const v = rec(raw, 'NetworkView');
+  return {
+    Networks: arr(v.Networks, 'NetworkView.Networks', 10_000).map((n, i) => checkNetwork(n, `NetworkView.Networks[${i}]`)),
+    Services: arr(v.Services, 'NetworkView.Services').map((s, i) => checkService(s, `NetworkView.Services[${i}]`)),
+    Endpoints: arr(v.Endpoints, 'NetworkView.Endpoints').map((e, i) => checkEndpoint(e, `NetworkView.Endpoints[${i}]`)),
+    LoadBalancers: arr(v.LoadBalancers, 'NetworkView.LoadBalancers').map((l, i) => checkLoadBalancer(l, `NetworkView.LoadBalancers[${i}]`)),
+  };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Node, NodeDescription, Task, TaskStatus } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { notFound, ShoalError, unavailable } from '../../common/errors';
@@ -11,6 +12,9 @@ import {
 } from '../../protocol/dispatcher';
 import type { StoreEvent } from '../../store/objects';
 import { planBatches, type Store } from '../../store/store';
+import type { NodeNetworkView } from '../../protocol/network-view';
+import { NetworkIndex } from './network-index';
+import { networkViewFor } from './network-view';
 import {
   allowanceMs, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
 } from './liveness';
@@ -54,6 +58,9 @@ export interface Dispatcher {
 const FULL_CHUNK_BYTES = 1024 * 1024;
 // A failed "node down" write is tried again after this.
 const MARK_DOWN_RETRY_MS = 1000;
+// Changes to other nodes' endpoints, services and LB addresses reach a node's
+// network view within this bound (coalesced); its own tasks' at once.
+const NETWORK_VIEW_DELAY_MS = 20;
 
 interface SessionState {
   id: string;
@@ -64,6 +71,8 @@ interface SessionState {
   secrets: Set<string>;
   configs: Set<string>;
   settings: string;             // Node/Managers/HeartbeatMs as last sent
+  viewDigest: string;           // of the NetworkView last sent
+  viewNets: Set<string>;        // the networks in it
 }
 
 interface Queued { nodeId: string; status: TaskStatus; done: Array<(err?: unknown) => void> }
@@ -111,6 +120,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   const queue = new Map<string, Queued>();
   let flushing: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
+  // While leading: the store by network, and the nodes whose network view may have changed.
+  let netIndex: NetworkIndex | undefined;
+  const viewDirty = new Set<string>();
+  let viewTimer: NodeJS.Timeout | undefined;
 
   const periodMs = (): number => heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
 
@@ -237,6 +250,35 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return out;
   }
 
+  // ---------- network views ----------
+
+  // The node's view, or undefined when it is what the node has.
+  function viewChange(s: SessionState): NodeNetworkView | undefined {
+    const view = networkViewFor(s.nodeId, netIndex ?? new NetworkIndex(store));
+    const digest = createHash('sha256').update(JSON.stringify(view)).digest('base64');
+    if (digest === s.viewDigest) return undefined;
+    s.viewDigest = digest;
+    s.viewNets = new Set(view.Networks.map((n) => n.ID));
+    return view;
+  }
+
+  function sendView(s: SessionState): void {
+    const view = viewChange(s);
+    if (view) s.send(message(s, { NetworkView: view }));
+  }
+
+  function flushViews(): void {
+    if (viewTimer) clearTimeout(viewTimer);
+    viewTimer = undefined;
+    const ids = [...viewDirty];
+    viewDirty.clear();
+    for (const id of ids) {
+      const s = sessions.get(id);
+      if (!s) continue;
+      try { sendView(s); } catch (err) { log.error({ err, node: id }, 'network view not computed'); }
+    }
+  }
+
   // The node's whole set, in messages of at most FULL_CHUNK_BYTES of tasks.
   function sendFull(s: SessionState): void {
     s.tasks.clear();
@@ -251,9 +293,11 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       bytes += size;
     }
     const payloads = payloadDiff(s);
+    // The networks first, so they can be built before any task starts.
+    const view = viewChange(s);
     chunks.forEach((tasks, i) => {
       const last = i === chunks.length - 1;
-      s.send(message(s, { Full: true, More: !last, Tasks: tasks, Services: servicesOf(tasks), ...(last ? payloads : {}) }));
+      s.send(message(s, { Full: true, More: !last, Tasks: tasks, Services: servicesOf(tasks), ...(last ? payloads : {}), ...(i === 0 && view ? { NetworkView: view } : {}) }));
     });
   }
 
@@ -283,8 +327,23 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     s.send(message(s, { Tasks: tasks, Removed: removed, Services: servicesOf(tasks), ...payloads }));
   }
 
+  // Which nodes' network views an event batch may change: the node's own
+  // (its tasks' networks) at once, before its task changes go out; those of
+  // nodes on a touched network within NETWORK_VIEW_DELAY_MS.
+  function onNetworkEvents(events: StoreEvent[]): void {
+    if (!netIndex) return;
+    const touched = netIndex.apply(events);
+    if (!touched.all && !touched.networks.size && !touched.nodes.size) return;
+    for (const s of sessions.values()) {
+      if (touched.nodes.has(s.nodeId)) { viewDirty.delete(s.nodeId); sendView(s); continue; }
+      if (touched.all || [...touched.networks].some((id) => s.viewNets.has(id))) viewDirty.add(s.nodeId);
+    }
+    if (viewDirty.size && !viewTimer) viewTimer = setTimeout(flushViews, NETWORK_VIEW_DELAY_MS);
+  }
+
   function onEvents(events: StoreEvent[]): void {
     if (!leading) return;
+    try { onNetworkEvents(events); } catch (err) { log.error({ err }, 'network views not updated'); }
     const dirty = new Map<string, Set<string>>();
     let everyone = false;
     const touch = (nodeId: string | undefined, taskId?: string): void => {
@@ -350,7 +409,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       end = reject;
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '' };
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set() };
     sessions.set(nodeId, s);
     heard(liveness, nodeId, now(), periodMs());
     armTimer();
@@ -464,6 +523,13 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return {};
   });
 
+  function dropViews(): void {
+    netIndex = undefined;
+    viewDirty.clear();
+    if (viewTimer) clearTimeout(viewTimer);
+    viewTimer = undefined;
+  }
+
   function endAll(err: Error): void {
     const all = [...sessions.values()];
     sessions.clear();
@@ -476,12 +542,14 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       leading = next;
       if (next) {
         liveness = startLeading(store.list('nodes'), now(), periodMs());
+        netIndex = new NetworkIndex(store);
         unsubscribe = store.subscribe(onEvents);
         log.info({ nodes: liveness.size, periodMs: periodMs() }, 'dispatcher leading');
       } else {
         unsubscribe?.();
         unsubscribe = undefined;
         liveness = new Map();
+        dropViews();
         endAll(notLeader(managers().leaderAddr));
         log.info('dispatcher no longer leading');
       }
@@ -493,6 +561,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       leading = false;
       unsubscribe?.();
       liveness = new Map();
+      dropViews();
       armTimer();
       endAll(unavailable('dispatcher: stopped'));
       await flushing?.catch(() => undefined);
