@@ -397,3 +397,58 @@ test('a whole set too big for one message arrives in several and is applied once
     assert.equal(seen[seen.length - 1]!.tasks.size, 199);
   } finally { await w.close(); }
 });
+
+test('network views: in the first message, then on change for the nodes on the network only; unchanged views are not sent', async () => {
+  const w = await world({ nodes: ['w1', 'w2', 'w3'] });
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(true);
+    const now = nowIso();
+    await w.store.txn().create('networks', { ID: 'back', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: 'back', DriverConfiguration: { Name: 'overlay' } } }).commit();
+    await untilStore(w.store, () => !!w.store.get('networks', 'back')?.IPAM, 'the network allocated');
+    const views = new Map<string, SessionMessage[]>();
+    const streams = ['w1', 'w2', 'w3'].map((id) => {
+      views.set(id, []);
+      return w.net.channel(peer(id), M1).stream(Session, { SessionID: `s-${id}`, Description: describe(id) }, (m) => { if (m.NetworkView) views.get(id)!.push(m); });
+    });
+    const last = (id: string) => views.get(id)!.at(-1)?.NetworkView;
+    await waitFor('first views', () => ['w1', 'w2', 'w3'].every((id) => views.get(id)!.length === 1));
+    assert.deepEqual(last('w1'), { Networks: [], Services: [], Endpoints: [], LoadBalancers: [] });
+    assert.equal(views.get('w1')![0]!.Full, true, 'in the session\'s first message');
+
+    const svc = makeService('web', { template: { ContainerSpec: { Image: 'img:1' }, Networks: [{ Target: 'back', Aliases: ['www'] }] } });
+    await w.store.txn().create('services', svc)
+      .create('tasks', makeTask('t1', { ServiceID: 'web', NodeID: 'w1', Spec: svc.Spec.TaskTemplate!, Status: { Timestamp: now, State: 'new', Message: 'created' } }))
+      .create('tasks', makeTask('t2', { ServiceID: 'web', NodeID: 'w2', Spec: svc.Spec.TaskTemplate!, Status: { Timestamp: now, State: 'new', Message: 'created' } }))
+      .commit();
+    await untilStore(w.store, () => ['t1', 't2'].every((id) => w.store.get('tasks', id)!.Status.State === 'pending'), 'tasks allocated');
+    const assign = (id: string, state: TaskStatus['State']) => w.store.mutate('tasks', id, (t) => { t.Status = { Timestamp: now, State: state, Message: state }; return t; });
+    await assign('t1', 'assigned');
+    await assign('t2', 'assigned');
+    await waitFor('w1 sees both endpoints and both LB addresses', () => last('w1')?.Endpoints.length === 2 && last('w1')?.LoadBalancers.length === 2);
+    const v1 = last('w1')!;
+    assert.deepEqual(v1.Networks.map((n) => [n.ID, n.Subnet]), [['back', '10.0.0.0/24']]);
+    assert.ok(v1.Networks[0]!.LBAddr);
+    assert.deepEqual(v1.Services.map((s) => [s.ID, s.Aliases]), [['web', [{ NetworkID: 'back', Aliases: ['www'] }]]]);
+    assert.deepEqual(v1.Endpoints.map((e) => [e.TaskID, e.NodeAddr, e.Running]), [['t1', 'w1:2377', false], ['t2', 'w2:2377', false]]);
+    assert.equal(last('w3')?.Networks.length, 0, 'w3 has nothing on back');
+    const w3Count = views.get('w3')!.length;
+
+    // t2 runs: w1 learns it; a step that changes nothing a view shows sends nothing.
+    await assign('t2', 'preparing');
+    await assign('t2', 'running');
+    await waitFor('w1 sees t2 running', () => last('w1')?.Endpoints.find((e) => e.TaskID === 't2')?.Running === true);
+    const w1Count = views.get('w1')!.length;
+    await assign('t1', 'preparing');
+    await assign('t1', 'starting');
+    await assign('t1', 'running');
+    await waitFor('w2 sees t1 running', () => last('w2')?.Endpoints.find((e) => e.TaskID === 't1')?.Running === true);
+    await waitFor('w1 sees t1 running', () => last('w1')?.Endpoints.find((e) => e.TaskID === 't1')?.Running === true);
+    assert.equal(views.get('w1')!.length, w1Count + 1, 'preparing and starting sent no view');
+    assert.equal(views.get('w3')!.length, w3Count, 'a node off the network is not disturbed');
+    for (const s of streams) s.cancel();
+  } finally {
+    allocator.stop();
+    await w.close();
+  }
+});

@@ -99,7 +99,7 @@ test('network view: a node sees only its networks (isolation) and ingress; a nod
 test('checkNodeNetworkView: every field checked; a bad view fails alone in a session message', () => {
   const s = swarm();
   const v = JSON.parse(JSON.stringify(networkViewFor('n1', s.snap())));
-  const bad = (mut: (x: any) => void, re: RegExp): void => { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const bad = (mut: (x: any) => void, re: RegExp): void => {
     const c = JSON.parse(JSON.stringify(v));
     mut(c);
     assert.throws(() => checkNodeNetworkView(c), re);
