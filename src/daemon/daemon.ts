@@ -12,6 +12,7 @@ import { registerPingRoutes } from '../api/routes/ping';
 import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
+import { registerNetworkRoutes } from '../api/routes/networks';
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { LocalLogSource } from '../agent/log-source';
 import { startLogPublisher } from '../agent/log-publisher';
@@ -89,6 +90,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
+  registerNetworkRoutes(router, { swarm, engine: engineClient });
   registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engine: engineClient });
