@@ -25,8 +25,8 @@ describe('swarm networks driven by the docker CLI', () => {
     assert.equal(r.code, 0, `docker ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
     return r.stdout;
   };
-  const fails = async (args: string[], pattern: RegExp, cli?: DockerCli) => {
-    const r = await run(args, cli);
+  const fails = async (args: string[], pattern: RegExp, cli?: DockerCli, input?: string) => {
+    const r = await run(args, cli, input);
     assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail: ${r.stdout}`);
     assert.match(r.stderr, pattern);
     return r.stderr;
@@ -78,7 +78,10 @@ describe('swarm networks driven by the docker CLI', () => {
     await fails(['network', 'create', '-d', 'overlay', 'nt_a'], /network with name nt_a already exists/);
     await fails(['network', 'create', '-d', 'overlay', '--subnet', '10.99.7.64/26', 'nt_x'], /Pool overlaps with other one on this address space/);
     await fails(['network', 'create', '-d', 'overlay', '--subnet', '10.0.0.0/16', 'nt_x'], /Pool overlaps/);
-    await fails(['network', 'create', '-d', 'overlay', '--subnet', '10.99.8.0/24', '--gateway', '10.99.9.1', 'nt_x'], /subnet 10\.99\.8\.0\/24 does not contain gateway 10\.99\.9\.1/);
+    // The CLI checks a gateway against its subnets itself; the API too.
+    const badGw = await shoal.api('POST', '/v1.41/networks/create', { Name: 'nt_x', Driver: 'overlay', IPAM: { Config: [{ Subnet: '10.99.8.0/24', Gateway: '10.99.9.1' }] } });
+    assert.equal(badGw.status, 400);
+    assert.match(badGw.json.message, /subnet 10\.99\.8\.0\/24 does not contain gateway 10\.99\.9\.1/);
     await fails(['network', 'create', '-d', 'overlay', '--opt', 'frobnicate=1', 'nt_x'], /overlay driver option frobnicate is not supported/);
     await fails(['network', 'create', '-d', 'overlay', '--ingress', 'nt_x'], /ingress network \([0-9a-z]{25}\) is already present/);
     await fails(['network', 'create', '-d', 'overlay', 'bad.name'], /name must be valid as a DNS name component/);
@@ -109,15 +112,19 @@ describe('swarm networks driven by the docker CLI', () => {
     assert.equal(made.status, 201, made.text);
     engineNets.push(made.json.Id);
     assert.doesNotMatch(await ok(['network', 'ls']), new RegExp(hidden));
-    await fails(['network', 'inspect', hidden], /not found/);
-    await fails(['network', 'rm', hidden], /not found/);
+    await fails(['network', 'inspect', hidden], /No such network/);
+    await fails(['network', 'rm', hidden], /No such network|not found/);
 
     await ok(['network', 'rm', br]);
     assert.equal((await engineApi('GET', `/networks/${id}`)).status, 404);
   });
 
   test('services: --network by name with aliases, refusals, --network-add/rm, removal refused while in use', async () => {
-    await fails(['service', 'create', '--detach', '--network', 'nt_nosuch', IMG, 'sleep', '1000'], /network nt_nosuch not found/);
+    await fails(['service', 'create', '--detach', '--network', 'nt_nosuch', IMG, 'sleep', '1000'], /No such network: nt_nosuch/);
+    // Through the API (no CLI look-up first): the daemon's own text.
+    const unknown = await shoal.api('POST', '/v1.41/services/create', { TaskTemplate: { ContainerSpec: { Image: IMG }, Networks: [{ Target: 'nt_nosuch' }] } });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json.message, 'network nt_nosuch not found');
     await fails(['service', 'create', '--detach', '--network', 'ingress', IMG, 'sleep', '1000'], /Service cannot be explicitly attached to the ingress network "ingress"/);
     await ok(['service', 'create', '--detach', '--name', 'nt_svc', '--network', 'name=nt_a,alias=web,driver-opt=k=v', IMG, 'sleep', '100000']);
     const a = await inspect('nt_a');
@@ -146,7 +153,7 @@ describe('swarm networks driven by the docker CLI', () => {
     // Published through the mesh: the ingress network cannot go.
     await ok(['service', 'create', '--detach', '--name', 'nt_pub', '-p', '18080:80', IMG, 'sleep', '100000']);
     const pub = JSON.parse(await ok(['service', 'inspect', 'nt_pub']))[0];
-    await fails(['network', 'rm', 'ingress'], new RegExp(`ingress network cannot be removed because service ${pub.ID} depends on it`), undefined);
+    await fails(['network', 'rm', 'ingress'], new RegExp(`ingress network cannot be removed because service ${pub.ID} depends on it`), undefined, 'y\n');
     await ok(['service', 'rm', 'nt_pub', 'nt_svc']);
     // A removed service's tasks do not hold its networks.
     await ok(['network', 'rm', 'nt_b']);
