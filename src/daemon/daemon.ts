@@ -42,7 +42,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   secureDataRoot(opts.dataRoot);
   // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
   const engineClient = new EngineClient(opts.engine);
-  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }));
+  // Task containers that mount the engine's socket get this daemon's instead (its first unix listener).
+  const apiSocket = opts.hosts.find((h) => h.startsWith('unix://'))?.slice('unix://'.length);
+  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }), {}, apiSocket);
   let engineVersion = 'unknown';
   try { engineVersion = (await engineClient.getJson<{ Version: string }>('/version')).Version; } catch (err) {
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
