@@ -6,6 +6,7 @@ const STATUS: Record<ErrorKind, number> = {
   invalid: 400,
   precondition: 400,
   not_found: 404,
+  forbidden: 403,
   conflict: 409,
   unavailable: 503,
   sequence: 500,

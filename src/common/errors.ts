@@ -6,6 +6,7 @@ export type ErrorKind =
   | 'invalid'      // 400: bad input
   | 'precondition' // 400: valid input, wrong state (gRPC FailedPrecondition)
   | 'not_found'    // 404
+  | 'forbidden'    // 403: not allowed here (Docker's errdefs.Forbidden, gRPC PermissionDenied)
   | 'conflict'     // 409: name clash, already exists
   | 'unavailable'  // 503: not a manager, not in a swarm, store unreachable
   | 'sequence'     // 500: stale Version.Index (Docker answers 500 "update out of sequence")
@@ -22,6 +23,7 @@ export const invalid = (msg: string): ShoalError => new ShoalError('invalid', ms
 export const precondition = (msg: string): ShoalError => new ShoalError('precondition', msg);
 export const notFound = (msg: string): ShoalError => new ShoalError('not_found', msg);
 export const conflict = (msg: string): ShoalError => new ShoalError('conflict', msg);
+export const forbidden = (msg: string): ShoalError => new ShoalError('forbidden', msg);
 export const unavailable = (msg: string): ShoalError => new ShoalError('unavailable', msg);
 export const internal = (msg: string, cause?: unknown): ShoalError => new ShoalError('internal', msg, { cause });
 

@@ -12,6 +12,7 @@ import { registerPingRoutes } from '../api/routes/ping';
 import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
+import { registerNetworkRoutes } from '../api/routes/networks';
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { LocalLogSource } from '../agent/log-source';
 import { startLogPublisher } from '../agent/log-publisher';
@@ -42,7 +43,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   secureDataRoot(opts.dataRoot);
   // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
   const engineClient = new EngineClient(opts.engine);
-  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }));
+  // Task containers that mount the engine's socket get this daemon's instead (its first unix listener).
+  const apiSocket = opts.hosts.find((h) => h.startsWith('unix://'))?.slice('unix://'.length);
+  const executor = new DockerExecutor(engineClient, log.child({ component: 'executor' }), {}, apiSocket);
   let engineVersion = 'unknown';
   try { engineVersion = (await engineClient.getJson<{ Version: string }>('/version')).Version; } catch (err) {
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
@@ -90,6 +93,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm);
+  registerNetworkRoutes(router, { swarm, engine: engineClient });
   registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engine: engineClient });

@@ -10,6 +10,7 @@ import { nowIso } from '../common/time';
 import { certSubjectFields, createRootCA, issueEtcdCert, issueNodeCert, newJoinToken, tlsInfo, type RootCA } from '../manager/ca/ca';
 import { openCAKey, sealCAKey, withSealedCAKey } from '../manager/ca/ca-key';
 import { ControlApi } from '../manager/controlapi';
+import { newIngressNetwork } from '../manager/controlapi/networks';
 import { validateInitRequest } from '../manager/controlapi/validate-swarm';
 import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
 import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
@@ -264,7 +265,8 @@ export class SwarmNode implements SwarmMembership {
           Status: { State: 'ready', Addr: advertise.ip },
           ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: `${advertise.ip}:${advertise.port}` },
         };
-        await store.txn().create('cluster', cluster).create('nodes', node).commit();
+        // The routing mesh's network comes with the swarm, as Docker's.
+        await store.txn().create('cluster', cluster).create('nodes', node).create('networks', newIngressNetwork(cluster, now)).commit();
         writeFileAtomic(this.nodeKeyPath, nodeCert.keyPem, 0o600);
         writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
       } catch (e) {

@@ -47,7 +47,7 @@ const KIND_KEY = 'shoal-kind';
 export const CONNECT_TIMEOUT_MS = 5000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission'];
+const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission', 'forbidden'];
 const CODE_OF: Record<RpcErrorKind, grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
   precondition: grpc.status.FAILED_PRECONDITION,
@@ -57,6 +57,7 @@ const CODE_OF: Record<RpcErrorKind, grpc.status> = {
   sequence: grpc.status.ABORTED,
   internal: grpc.status.INTERNAL,
   permission: grpc.status.PERMISSION_DENIED,
+  forbidden: grpc.status.PERMISSION_DENIED,
 };
 
 export const methodPath = (name: string): string => {

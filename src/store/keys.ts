@@ -7,7 +7,7 @@ import type { Kind } from './objects';
 //   /shoal/v1/o/<kind>/<id>         the object, JSON (a task holds SpecRef instead of Spec)
 //   /shoal/v1/m/leader              the leading manager's node ID, under its lease
 //   /shoal/v1/m/presence/<nodeId>   a manager that is up, under its lease (reachability)
-//   /shoal/v1/m/refs/<kind>/<id>    touched by service writes that reference a secret/config
+//   /shoal/v1/m/refs/<kind>/<id>    touched by service writes that reference a secret/config/network
 // Blobs sort before objects, so a paged load meets a spec before its tasks.
 export const ROOT = '/shoal/v1/';
 const BLOB = ROOT + 'b/';
@@ -18,9 +18,9 @@ export const META = ROOT + 'm/';
 export const LEADER_KEY = META + 'leader';
 export const PRESENCE = META + 'presence/';
 export const presenceKey = (nodeId: string): string => PRESENCE + nodeId;
-// Touched by every service write that references the secret/config: a removal
+// Touched by every service write that references the secret/config/network: a removal
 // compares it, so a reference made on another manager meanwhile stops it.
-export const referenceKey = (kind: 'secrets' | 'configs', id: string): string => `${META}refs/${kind}/${id}`;
+export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
 export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;

@@ -11,6 +11,7 @@ import { createApiHandler, type ApiServerOptions } from '../../src/api/server';
 import { SecretBox } from '../../src/manager/controlapi/secret-box';
 import type { SwarmMembership } from '../../src/api/routes/membership';
 import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
+import { newIngressNetwork } from '../../src/manager/controlapi/networks';
 import { validateInitRequest } from '../../src/manager/controlapi/validate-swarm';
 import type { Node, SwarmInfo } from '../../src/model/types';
 import { NOT_A_MANAGER, unavailable } from '../../src/common/errors';
@@ -37,7 +38,8 @@ export async function controlFixture(opts: { active?: boolean; ca?: { certPem: s
     ID: CLUSTER_ID, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: defaultSwarmSpec(), TLSInfo: {},
     RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
     JoinTokens: { Worker: 'SWMTKN-1-a-w', Manager: 'SWMTKN-1-a-m' },
-  }).create('nodes', fakeNode(NODE_ID, 'host-a')).commit();
+  }).create('nodes', fakeNode(NODE_ID, 'host-a'))
+    .create('networks', newIngressNetwork({ DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24 }, '2026-11-23T00:00:00.000000000Z')).commit();
   const dataKey = new SecretBox(SecretBox.generateKey());
   const control = new ControlApi({ store, localNodeId: NODE_ID, now: () => Date.parse('2026-11-23T00:00:00Z') }, () => ca, dataKey);
   const active = opts.active ?? true;

@@ -233,3 +233,20 @@ function compact<T extends object>(o: T): T {
   for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k];
   return o;
 }
+
+// Task containers that bind-mount the engine's socket to watch the swarm
+// (visualizers, Portainer's agent, Traefik's swarm provider) must reach
+// Shoal's API, which answers the swarm calls, not the host's dockerd, which
+// knows nothing of the swarm: such a mount's source becomes this daemon's
+// own unix socket. Other mounts are untouched.
+export const ENGINE_SOCKET_PATHS = new Set(['/var/run/docker.sock', '/run/docker.sock']);
+
+export function routeDockerSocket(config: ContainerCreate, apiSocket: string | undefined): ContainerCreate {
+  const mounts = config.body.HostConfig.Mounts;
+  if (!apiSocket || !mounts?.some(isEngineSocketMount)) return config;
+  const out = structuredClone(config);
+  out.body.HostConfig.Mounts = mounts.map((m) => (isEngineSocketMount(m) ? { ...m, Source: apiSocket } : m));
+  return out;
+}
+
+const isEngineSocketMount = (m: EngineMount): boolean => m.Type === 'bind' && ENGINE_SOCKET_PATHS.has((m.Source ?? '').replace(/\/+$/, ''));

@@ -2,7 +2,7 @@ import type { NodeDescription } from '../../model/types';
 import type { Logger } from '../../common/log';
 import { EngineClient, EngineError, EngineTimeoutError, expectOk } from '../../engine/client';
 import { onJsonLines } from '../../engine/json-lines';
-import { NODE_ID_LABEL, TASK_ID_LABEL, type ContainerCreate } from './container-config';
+import { NODE_ID_LABEL, routeDockerSocket, TASK_ID_LABEL, type ContainerCreate } from './container-config';
 import { EngineEventStream } from './engine-events';
 import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from './executor';
 
@@ -25,7 +25,9 @@ export class DockerExecutor implements Executor {
   private readonly imageChecks = new Map<string, Promise<void>>();
   private readonly timeouts: EngineTimeouts;
 
-  constructor(readonly engine: EngineClient, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}) {
+  // `apiSocket`: this daemon's own unix socket, given to task containers that
+  // mount the engine's (routeDockerSocket).
+  constructor(readonly engine: EngineClient, private readonly log: Logger, timeouts: Partial<EngineTimeouts> = {}, private readonly apiSocket?: string) {
     this.events = new EngineEventStream(engine, log);
     this.timeouts = { ...DEFAULT_ENGINE_TIMEOUTS, ...timeouts };
   }
@@ -115,7 +117,8 @@ export class DockerExecutor implements Executor {
     });
   }
 
-  async create(config: ContainerCreate): Promise<string> {
+  async create(requested: ContainerCreate): Promise<string> {
+    const config = routeDockerSocket(requested, this.apiSocket);
     try {
       const c = await this.call(`create container ${config.name}`, (signal) => this.engine.postJson<{ Id: string }>('/containers/create', config.body, { query: { name: config.name }, signal, timeoutMs: this.timeouts.callMs + 1000 }));
       return c.Id;

@@ -226,3 +226,25 @@ export const NodeSpec = struct('swarm.NodeSpec', [
 export const SecretSpec = struct('swarm.SecretSpec', [...annotations, ['Data', bytes], ['Driver', Driver, 'ptr'], ['Templating', Driver, 'ptr']]);
 
 export const ConfigSpec = struct('swarm.ConfigSpec', [...annotations, ['Data', bytes], ['Templating', Driver, 'ptr']]);
+
+// ---------- networks ----------
+// types.NetworkCreateRequest: NetworkCreate embedded, then Name.
+const IPAMConfig = struct('network.IPAMConfig', [['Subnet', str()], ['IPRange', str()], ['Gateway', str()], ['AuxiliaryAddresses', labels]]);
+
+export const NetworkCreateRequest = struct('types.NetworkCreateRequest', [
+  ['CheckDuplicate', bool],
+  ['Driver', str()],
+  ['Scope', str()],
+  ['EnableIPv6', bool],
+  ['IPAM', struct('network.IPAM', [['Driver', str()], ['Options', labels], ['Config', slice(IPAMConfig)]]), 'ptr'],
+  ['Internal', bool],
+  ['Attachable', bool],
+  ['Ingress', bool],
+  ['ConfigOnly', bool],
+  ['ConfigFrom', struct('network.ConfigReference', [['Network', str()]]), 'ptr'],
+  ['Options', labels],
+  ['Labels', labels],
+  ['Name', str()],
+]);
+
+export const NetworkConnect = struct('types.NetworkConnect', [['Container', str()]]);

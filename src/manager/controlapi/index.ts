@@ -2,6 +2,7 @@ import type { RootCA } from '../ca/ca';
 import { ClusterApi } from './cluster';
 import { ConfigsApi } from './configs';
 import type { ControlContext } from './context';
+import { NetworksApi } from './networks';
 import { NodesApi } from './nodes';
 import type { SecretBox } from './secret-box';
 import { SecretsApi } from './secrets';
@@ -16,10 +17,12 @@ export class ControlApi {
   readonly cluster: ClusterApi;
   readonly secrets: SecretsApi;
   readonly configs: ConfigsApi;
+  readonly networks: NetworksApi;
 
   // `dataKey` seals secret values and registry credentials at rest (secret-box.ts).
   constructor(readonly ctx: ControlContext, ca: () => RootCA, dataKey: SecretBox) {
-    this.services = new ServicesApi(ctx, dataKey);
+    this.networks = new NetworksApi(ctx);
+    this.services = new ServicesApi(ctx, dataKey, this.networks);
     this.nodes = new NodesApi(ctx);
     this.tasks = new TasksApi(ctx, this.services, this.nodes);
     this.cluster = new ClusterApi(ctx, ca);

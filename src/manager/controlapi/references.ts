@@ -1,5 +1,5 @@
 import type { ContainerSpec, Service, ServiceSpec } from '../../model/types';
-import { invalid, ShoalError } from '../../common/errors';
+import { invalid, notFound, ShoalError } from '../../common/errors';
 import { checkBase64 } from '../../common/go/go-json';
 import type { Store, StoreTxn } from '../../store/store';
 import type { Objects } from '../../store/objects';
@@ -92,7 +92,7 @@ export function refuseIfInUse(store: Store, what: 'secret' | 'config', id: strin
 // the error is the right one ("secret not found", "in use").
 
 // Commits a service write (`build` adds it to the transaction) with its references guarded.
-export async function commitWithReferences(store: Store, spec: ServiceSpec, build: (t: StoreTxn) => StoreTxn): Promise<void> {
+export async function commitWithReferences(store: Store, spec: ServiceSpec, build: (t: StoreTxn) => StoreTxn, networkIds: Iterable<string> = []): Promise<void> {
   checkReferencesExist(store, spec);
   const txn = build(store.txn());
   // Once per object: etcd refuses a transaction that puts one key twice (a secret mounted at two targets).
@@ -101,6 +101,13 @@ export async function commitWithReferences(store: Store, spec: ServiceSpec, buil
   }
   for (const id of new Set(configRefsOf(spec).map((r) => r.ConfigID))) {
     txn.requireVersion('configs', store.get('configs', id)!).putMeta(referenceKey('configs', id), id);
+  }
+  // Networks (their IDs were resolved and checked by the caller, ingress
+  // included for published ports): same guard against a removal meanwhile.
+  for (const id of networkIds) {
+    const n = store.get('networks', id);
+    if (!n) throw notFound(`network ${id} not found`);
+    txn.requireVersion('networks', n).putMeta(referenceKey('networks', id), id);
   }
   try {
     await txn.commit();

@@ -8,6 +8,7 @@ import { isTaskDirty } from '../orchestrator/dirty';
 import type { ControlContext } from './context';
 import { withDefaults } from './defaults';
 import { randomName } from './names';
+import { NetworksApi } from './networks';
 import { commitWithReferences } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
@@ -52,7 +53,8 @@ function normalise(spec: ServiceSpec): ServiceSpec {
 
 export class ServicesApi {
   // `box` seals the registry credentials of `--with-registry-auth` (registry-auth.ts).
-  constructor(private readonly ctx: ControlContext, private readonly box: SecretBox) {}
+  // `networks` resolves the service's network targets to IDs (networks.ts).
+  constructor(private readonly ctx: ControlContext, private readonly box: SecretBox, private readonly networks = new NetworksApi(ctx)) {}
 
   resolve(ref: string): Service {
     const { store } = this.ctx;
@@ -108,6 +110,7 @@ export class ServicesApi {
     const named = !!spec.Name;
     for (let attempt = 0; ; attempt++) {
       const stored = normalise(spec);
+      const networkIds = this.networks.resolveServiceNetworks(stored);
       if (!named) stored.Name = randomName();
       const now = nowIso(this.ctx.now());
       const service: Service = {
@@ -121,7 +124,7 @@ export class ServicesApi {
       sealForCreate(stored, service.ID, auth.encoded, this.box);
       if (stored.Mode?.ReplicatedJob || stored.Mode?.GlobalJob) service.JobStatus = { JobIteration: { Index: 0 }, LastExecution: now };
       try {
-        await commitWithReferences(this.ctx.store, stored, (t) => t.create('services', service));
+        await commitWithReferences(this.ctx.store, stored, (t) => t.create('services', service), networkIds);
         return { ID: service.ID };
       } catch (e) {
         // A generated name that clashes is drawn again; a user's name is a conflict.
@@ -161,8 +164,9 @@ export class ServicesApi {
       }
     }
     this.checkPorts(next.Spec, current.ID);
-    // What is stored must reference existing secrets and configs (a rollback too).
-    await commitWithReferences(this.ctx.store, next.Spec, (t) => t.update('services', next, current));
+    // What is stored must reference existing secrets, configs and networks (a rollback too).
+    const networkIds = this.networks.resolveServiceNetworks(next.Spec);
+    await commitWithReferences(this.ctx.store, next.Spec, (t) => t.update('services', next, current), networkIds);
     return { Warnings: null };
   }
 
