@@ -116,16 +116,35 @@ export class DockerExecutor implements Executor {
   }
 
   async create(config: ContainerCreate): Promise<string> {
+    let id: string;
     try {
       const c = await this.call(`create container ${config.name}`, (signal) => this.engine.postJson<{ Id: string }>('/containers/create', config.body, { query: { name: config.name }, signal, timeoutMs: this.timeouts.callMs + 1000 }));
-      return c.Id;
+      id = c.Id;
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 409) throw e;
       // Created earlier by us (an agent restart between create and report).
       const existing = await this.inspect(config.name);
-      if (existing && existing.taskId === config.body.Labels[TASK_ID_LABEL]) return existing.id;
-      throw e;
+      if (!existing || existing.taskId !== config.body.Labels[TASK_ID_LABEL]) throw e;
+      id = existing.id;
+    }
+    await this.connectNetworks(id, config);
+    return id;
+  }
+
+  // The task's networks after the first, before the container starts. A
+  // network the container is on already (a create repeated after a restart)
+  // is fine; any other refusal removes the container and fails the task.
+  private async connectNetworks(id: string, config: ContainerCreate): Promise<void> {
+    for (const c of config.connect ?? []) {
+      try {
+        await this.call(`connect container ${config.name} to network ${c.network}`, (signal) => this.engine.postJson(`/networks/${encodeURIComponent(c.network)}/connect`, { Container: id, EndpointConfig: c.config }, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
+      } catch (err) {
+        const e = toExecutorError(err);
+        if (/already exists/.test(e.message)) continue;
+        await this.remove(id).catch(() => undefined);
+        throw new ExecutorError(`connecting to network ${c.network} failed: ${e.message}`, e.temporary, e.statusCode);
+      }
     }
   }
 
