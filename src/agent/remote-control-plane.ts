@@ -7,6 +7,7 @@ import {
   Heartbeat, Session, UpdateTaskStatus, isSessionInvalid, leaderFromError,
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
+import type { NodeNetworkView } from '../protocol/network-view';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
 
 // The agent's control plane over the node-to-node channel: one session with
@@ -33,6 +34,10 @@ export interface RemoteControlPlaneOptions {
   onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
   // [managers helper] This node's role as the managers see it, on every session message (a promotion reaches a worker this way).
   onRole?: (role: 'manager' | 'worker') => void;
+  // [overlay helper] The node's network view, each time the session brings one
+  // (a whole replacement). Integrator: keep alongside the alloc helper's parsing
+  // of SessionMessage.NetworkView in protocol/dispatcher.ts.
+  onNetworkView?: (view: NodeNetworkView) => void;
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
@@ -310,6 +315,7 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   private apply(msg: SessionMessage): void {
     this.opts.onRole?.(msg.Node.Role); // [managers helper]
+    if (msg.NetworkView) this.opts.onNetworkView?.(msg.NetworkView); // [overlay helper]
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];
       this.opts.onManagers?.([...this.managers]);

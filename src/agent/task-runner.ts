@@ -30,7 +30,13 @@ export interface TaskRunnerDeps {
   // any is rejected.
   payloads?: { secrets(taskId: string): Promise<PayloadValue[]>; configs(taskId: string): Promise<PayloadValue[]> };
   files?: TaskFiles;
+  // Makes the task's networks on this node (agent/network/): called before its
+  // container is created and started, so the engine never answers "network
+  // not found". Without it a task with networks is rejected.
+  networks?: TaskNetworks;
 }
+
+export interface TaskNetworks { ensure(task: Task): Promise<void> }
 
 // One task's state machine (SwarmKit's exec.Do): each step looks at the
 // desired state and the observed state, does at most one piece of container
@@ -187,10 +193,21 @@ export class TaskRunner {
       throw new ExecutorError((err as Error).message, false);
     }
     await executor.ensureImage(image, this.task.Spec.ContainerSpec?.PullOptions?.RegistryAuth);
+    await this.ensureNetworks();
     this.createdName = config.name;
     this.containerId = await executor.create(config);
     this.exitCode = undefined;
     return this.containerId;
+  }
+
+  private async ensureNetworks(): Promise<void> {
+    if (!this.task.NetworksAttachments?.length) return;
+    if (!this.deps.networks) throw new ExecutorError('overlay networks are not available to this node\'s agent', false);
+    try {
+      await this.deps.networks.ensure(this.task);
+    } catch (err) {
+      throw err instanceof ExecutorError ? err : new ExecutorError((err as Error).message, false);
+    }
   }
 
   private configInput(): ContainerConfigInput {
@@ -243,6 +260,7 @@ export class TaskRunner {
     // missing meanwhile, or one from before an agent restart, goes through
     // ensureContainer.
     let id = this.containerId && this.createdName ? this.containerId : await this.ensureContainer();
+    await this.ensureNetworks(); // still there (quick when they are)
     try {
       await executor.start(id);
     } catch (err) {
