@@ -99,6 +99,12 @@ describe('overlay across two lab hosts', () => {
     assert.equal(r.code, 0, `lab up: ${r.stderr}`);
     hosts = parseHostLines(r.stdout);
     assert.equal(hosts.length, 2);
+    // As on a real host where dockerd runs (the lab's namespaces start with
+    // ACCEPT): bridged frames go through iptables and FORWARD drops by default.
+    for (const i of [0, 1]) {
+      assert.equal((await inNs(i, 'iptables', ['-P', 'FORWARD', 'DROP'])).code, 0);
+      assert.equal((await inNs(i, 'sysctl', ['-n', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim(), '1');
+    }
   });
 
   after(async () => {
