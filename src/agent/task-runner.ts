@@ -206,7 +206,8 @@ export class TaskRunner {
     try {
       await this.deps.networks.ensure(this.task);
     } catch (err) {
-      throw err instanceof ExecutorError ? err : new ExecutorError((err as Error).message, false);
+      // A node that could not be looked at (engine down) is retried; a network that failed rejects the task.
+      throw err instanceof ExecutorError ? err : new ExecutorError((err as Error).message, (err as { temporary?: unknown }).temporary === true);
     }
   }
 

@@ -26,8 +26,10 @@ export const EMPTY_VIEW: NodeNetworkView = { Networks: [], Services: [], Endpoin
 const DEFAULT_PIN_MS = 5 * 60_000;
 const DEFAULT_ENGINE_TIMEOUT_MS = 30_000;
 
+// `temporary`: the node could not be looked at (engine or iproute2 not
+// answering); trying again later may help. Otherwise the network itself failed.
 export class OverlayError extends Error {
-  constructor(message: string) { super(message); this.name = 'OverlayError'; }
+  constructor(message: string, readonly temporary = false) { super(message); this.name = 'OverlayError'; }
 }
 
 export class Overlay implements NetworkComponent {
@@ -40,6 +42,7 @@ export class Overlay implements NetworkComponent {
   private next?: Promise<void>;
   private closed = false;
   private lastProblems = '';
+  private roundError?: string;         // why the last round stopped before applying
   private readonly pinMs: number;
   private readonly engineMs: number;
 
@@ -68,7 +71,8 @@ export class Overlay implements NetworkComponent {
     await this.round();
     for (const n of nets) {
       if (this.made.has(n.ID)) continue;
-      throw new OverlayError(`network ${n.Name} could not be made on this node: ${this.failed.get(n.ID) ?? 'unknown error'}`);
+      const why = this.failed.get(n.ID);
+      throw new OverlayError(`network ${n.Name} could not be made on this node: ${why ?? this.roundError ?? 'unknown error'}`, !why);
     }
   }
 
@@ -84,8 +88,11 @@ export class Overlay implements NetworkComponent {
     if (this.closed) return Promise.resolve();
     this.next ??= this.running.then(() => {
       this.next = undefined;
+      this.roundError = undefined;
       this.running = this.reconcile().catch((err: unknown) => {
-        this.opts.log.warn({ err: (err as Error).message }, 'overlay round failed');
+        this.roundError = (err as Error).message;
+        this.made.clear();
+        this.opts.log.warn({ err: this.roundError }, 'overlay round failed');
       });
       return this.running;
     });
