@@ -1,4 +1,4 @@
-import type { Labels, Platform, Task, TaskState, TaskStatus } from '../model/types';
+import type { Labels, Platform, PortConfig, Task, TaskState, TaskStatus } from '../model/types';
 import { taskStateRank as rank } from '../model/types';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -56,7 +56,8 @@ export class TaskRunner {
   private retryTimer?: NodeJS.Timeout;
   private backoff: number;
   private filesReady = false;      // this task's secrets/configs are on their tmpfs
-  private createdName?: string;    // asked the engine for this container; it may exist though the answer never came
+  private createdName?: string;
+  private ports?: PortConfig[];    // host-mode ports the engine bound at start    // asked the engine for this container; it may exist though the answer never came
 
   constructor(task: Task, private readonly deps: TaskRunnerDeps, adopted?: ContainerInfo) {
     this.task = task;
@@ -277,6 +278,7 @@ export class TaskRunner {
     this.needsCheck = false;
     const info = await executor.inspect(id);
     if (!info?.running) this.needsCheck = true;
+    this.ports = info?.ports;
     return this.transition('running', 'started', { ContainerID: id, PID: info?.pid ?? 0, ExitCode: 0 });
   }
 
@@ -297,6 +299,7 @@ export class TaskRunner {
       }
       const cs = this.status.ContainerStatus;
       if (cs?.ContainerID !== info.id || cs.PID !== info.pid) {
+        this.ports = info.ports;
         return this.transition('running', 'started', { ContainerID: info.id, PID: info.pid, ExitCode: 0 });
       }
       return false;
@@ -337,7 +340,8 @@ export class TaskRunner {
     if (err) status.Err = err;
     const containerStatus = cs ?? (rank(state) >= rank('starting') ? this.status.ContainerStatus : undefined);
     if (containerStatus) status.ContainerStatus = { ...containerStatus };
-    status.PortStatus = {};
+    // Host-mode ports as bound, while the task runs (moby's PortStatus).
+    status.PortStatus = state === 'running' && this.ports?.length ? { Ports: this.ports.map((p) => ({ ...p })) } : {};
     this.deps.log.debug({ task: this.id, from: this.status.State, to: state, message, err }, 'task state');
     this.status = status;
     this.deps.report(this.id, status);

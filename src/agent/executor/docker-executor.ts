@@ -1,4 +1,4 @@
-import type { NodeDescription } from '../../model/types';
+import type { NodeDescription, PortConfig } from '../../model/types';
 import type { Logger } from '../../common/log';
 import { EngineClient, EngineError, EngineTimeoutError, expectOk } from '../../engine/client';
 import { onJsonLines } from '../../engine/json-lines';
@@ -189,6 +189,7 @@ export class DockerExecutor implements Executor {
         exitCode: c.State.ExitCode,
         startedAt: c.State.StartedAt,
         health: c.State.Health?.Status,
+        ...portsOf(c),
       };
     } catch (err) {
       const e = toExecutorError(err);
@@ -235,6 +236,23 @@ interface EngineContainer {
   Name: string;
   Config: { Labels?: Record<string, string> | null; Tty?: boolean };
   State: { Running: boolean; Pid: number; ExitCode: number; StartedAt?: string; Health?: { Status?: string } };
+  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
+}
+
+// The ports the engine bound for the container, as the task's PortStatus
+// (moby's parsePortStatus: host mode, one entry per binding, no name).
+function portsOf(c: EngineContainer): { ports?: PortConfig[] } {
+  const out: PortConfig[] = [];
+  for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+    const [port, proto] = key.split('/');
+    const protocol = proto === 'udp' || proto === 'sctp' ? proto : 'tcp';
+    for (const b of bindings ?? []) {
+      const published = Number(b.HostPort);
+      if (!Number.isInteger(published) || published <= 0) continue;
+      out.push({ Protocol: protocol, TargetPort: Number(port), PublishedPort: published, PublishMode: 'host' });
+    }
+  }
+  return out.length ? { ports: out } : {};
 }
 
 export interface EngineContainerSummary {

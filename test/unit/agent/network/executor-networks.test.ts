@@ -43,3 +43,25 @@ test('create: the other networks are connected before the container is handed ba
     await fake.close();
   }
 });
+
+test('inspect: the ports the engine bound, one per binding, as host-mode ports', async () => {
+  const fake = await startFakeEngine();
+  const engine = new EngineClient(fake.address);
+  fake.handle = (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({
+      Id: 'c1', Name: '/web.1.t1', Config: { Labels: { 'com.docker.swarm.task.id': 't1' } }, State: { Running: true, Pid: 7, ExitCode: 0 },
+      NetworkSettings: { Ports: { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '8080' }], '53/udp': [{ HostIp: '0.0.0.0', HostPort: '32768' }], '9000/tcp': null } },
+    }));
+  };
+  try {
+    const info = await new DockerExecutor(engine, silentLogger).inspect('c1');
+    assert.deepEqual(info?.ports, [
+      { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' },
+      { Protocol: 'udp', TargetPort: 53, PublishedPort: 32768, PublishMode: 'host' },
+    ]);
+  } finally {
+    engine.close();
+    await fake.close();
+  }
+});

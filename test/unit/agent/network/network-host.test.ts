@@ -79,3 +79,19 @@ test('a task with networks: its networks are made before its container; a networ
     assert.match(noNet.status('t')!.Err ?? '', /overlay networks are not available/);
   } finally { await a2.stop(); }
 });
+
+test('a running task reports its host-mode ports as the engine bound them (PortStatus)', async () => {
+  const cp = new FakeControlPlane();
+  const ex = new FakeExecutor();
+  ex.startHook = (c) => { c.ports = [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 32768, PublishMode: 'host' }]; };
+  cp.put(makeTask('p1'));
+  const agent = startAgent({ nodeId: NODE_ID, controlPlane: cp, executor: ex, log: silentLogger, retry: { minMs: 5, maxMs: 20 } });
+  try {
+    await agent.ready;
+    await waitFor('p1 running', () => cp.state('p1') === 'running');
+    assert.deepEqual(cp.status('p1')!.PortStatus, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 32768, PublishMode: 'host' }] });
+    ex.exit(ex.byTask('p1')[0]!.id, 0);
+    await waitFor('p1 complete', () => cp.state('p1') === 'complete');
+    assert.deepEqual(cp.status('p1')!.PortStatus, {});
+  } finally { await agent.stop(); }
+});
