@@ -5,7 +5,7 @@ import type { ContainerEvent, ContainerInfo, Executor } from './executor/executo
 import type { TaskFiles } from './executor/task-files';
 import { Slots, START_CONCURRENCY, StartLimitedExecutor } from './start-limit';
 import { DEFAULT_RETRY, StatusReporter, type RetryOptions } from './status-reporter';
-import { TaskRunner } from './task-runner';
+import { TaskRunner, type TaskNetworks } from './task-runner';
 
 export interface AgentOptions {
   nodeId: string;
@@ -16,6 +16,7 @@ export interface AgentOptions {
   retry?: RetryOptions;  // back-off for engine and report retries (tests shorten it)
   taskFiles?: TaskFiles; // where tasks' secrets and configs go on the host (a tmpfs per task)
   startConcurrency?: number; // container creates and starts in flight at once (START_CONCURRENCY)
+  networks?: TaskNetworks; // makes a task's networks on this node before its container (agent/network/)
 }
 
 export interface RunningAgent {
@@ -74,6 +75,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       log,
       retry,
       files: opts.taskFiles,
+      networks: opts.networks,
       payloads: controlPlane.getSecrets && controlPlane.getConfigs
         ? { secrets: (id) => controlPlane.getSecrets!(id), configs: (id) => controlPlane.getConfigs!(id) }
         : undefined,

@@ -1,4 +1,4 @@
-import type { Labels, Platform, Task, TaskState, TaskStatus } from '../model/types';
+import type { Labels, Platform, PortConfig, Task, TaskState, TaskStatus } from '../model/types';
 import { taskStateRank as rank } from '../model/types';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -30,7 +30,13 @@ export interface TaskRunnerDeps {
   // any is rejected.
   payloads?: { secrets(taskId: string): Promise<PayloadValue[]>; configs(taskId: string): Promise<PayloadValue[]> };
   files?: TaskFiles;
+  // Makes the task's networks on this node (agent/network/): called before its
+  // container is created and started, so the engine never answers "network
+  // not found". Without it a task with networks is rejected.
+  networks?: TaskNetworks;
 }
+
+export interface TaskNetworks { ensure(task: Task): Promise<void> }
 
 // One task's state machine (SwarmKit's exec.Do): each step looks at the
 // desired state and the observed state, does at most one piece of container
@@ -50,7 +56,8 @@ export class TaskRunner {
   private retryTimer?: NodeJS.Timeout;
   private backoff: number;
   private filesReady = false;      // this task's secrets/configs are on their tmpfs
-  private createdName?: string;    // asked the engine for this container; it may exist though the answer never came
+  private createdName?: string;
+  private ports?: PortConfig[];    // host-mode ports the engine bound at start    // asked the engine for this container; it may exist though the answer never came
 
   constructor(task: Task, private readonly deps: TaskRunnerDeps, adopted?: ContainerInfo) {
     this.task = task;
@@ -187,10 +194,22 @@ export class TaskRunner {
       throw new ExecutorError((err as Error).message, false);
     }
     await executor.ensureImage(image, this.task.Spec.ContainerSpec?.PullOptions?.RegistryAuth);
+    await this.ensureNetworks();
     this.createdName = config.name;
     this.containerId = await executor.create(config);
     this.exitCode = undefined;
     return this.containerId;
+  }
+
+  private async ensureNetworks(): Promise<void> {
+    if (!this.task.NetworksAttachments?.length) return;
+    if (!this.deps.networks) throw new ExecutorError('overlay networks are not available to this node\'s agent', false);
+    try {
+      await this.deps.networks.ensure(this.task);
+    } catch (err) {
+      // A node that could not be looked at (engine down) is retried; a network that failed rejects the task.
+      throw err instanceof ExecutorError ? err : new ExecutorError((err as Error).message, (err as { temporary?: unknown }).temporary === true);
+    }
   }
 
   private configInput(): ContainerConfigInput {
@@ -243,6 +262,7 @@ export class TaskRunner {
     // missing meanwhile, or one from before an agent restart, goes through
     // ensureContainer.
     let id = this.containerId && this.createdName ? this.containerId : await this.ensureContainer();
+    await this.ensureNetworks(); // still there (quick when they are)
     try {
       await executor.start(id);
     } catch (err) {
@@ -258,6 +278,7 @@ export class TaskRunner {
     this.needsCheck = false;
     const info = await executor.inspect(id);
     if (!info?.running) this.needsCheck = true;
+    this.ports = info?.ports;
     return this.transition('running', 'started', { ContainerID: id, PID: info?.pid ?? 0, ExitCode: 0 });
   }
 
@@ -278,6 +299,7 @@ export class TaskRunner {
       }
       const cs = this.status.ContainerStatus;
       if (cs?.ContainerID !== info.id || cs.PID !== info.pid) {
+        this.ports = info.ports;
         return this.transition('running', 'started', { ContainerID: info.id, PID: info.pid, ExitCode: 0 });
       }
       return false;
@@ -318,7 +340,8 @@ export class TaskRunner {
     if (err) status.Err = err;
     const containerStatus = cs ?? (rank(state) >= rank('starting') ? this.status.ContainerStatus : undefined);
     if (containerStatus) status.ContainerStatus = { ...containerStatus };
-    status.PortStatus = {};
+    // Host-mode ports as bound, while the task runs (moby's PortStatus).
+    status.PortStatus = state === 'running' && this.ports?.length ? { Ports: this.ports.map((p) => ({ ...p })) } : {};
     this.deps.log.debug({ task: this.id, from: this.status.State, to: state, message, err }, 'task state');
     this.status = status;
     this.deps.report(this.id, status);

@@ -19,6 +19,7 @@ import { startLogPublisher } from '../agent/log-publisher';
 import { startLogBroker, type LogBroker } from '../manager/logbroker';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
+import { NetworkHost } from '../agent/network/network-host';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
@@ -160,15 +161,19 @@ function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, exec
 // dispatcher through a session with any manager, over mutual TLS.
 function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
+  // [overlay helper] The node's network components (overlay; the integrator adds the load balancer and DNS).
+  const networks = new NetworkHost({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) });
   const controlPlane = new RemoteControlPlane({
     connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
+    onNetworkView: (view) => { void networks.setView(view); },
   });
   const agent = startAgent({
     nodeId, hostname, controlPlane, executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
+    networks,
   });
-  return { stop: async () => { await agent.stop(); await controlPlane.stop(); } };
+  return { stop: async () => { await agent.stop(); await controlPlane.stop(); await networks.close(); } };
 }
 
 // Logs across hosts (docs/ARCHITECTURE.md, "Logs"): on a manager the log

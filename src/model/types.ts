@@ -268,6 +268,9 @@ export interface Task extends Meta {
   Status: TaskStatus;
   DesiredState: TaskState;
   NetworksAttachments?: NetworkAttachment[]; // set by the allocator
+  // The service's endpoint as the allocator left it when the task was made
+  // (SwarmKit's Task.Endpoint): the executor publishes its host-mode ports.
+  Endpoint?: { Spec?: EndpointSpec; Ports?: PortConfig[] };
   JobIteration?: Version;
 }
 

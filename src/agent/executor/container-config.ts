@@ -1,4 +1,5 @@
 import type { ContainerSpec, Labels, Mount, Platform, Task } from '../../model/types';
+import { SHOAL_DNS_ADDR, engineNetworkName } from '../../protocol/network-view';
 import { expandTemplate, type TemplateContext } from './templates';
 
 // Task → the body of dockerd's `POST /containers/create`, as moby's swarm
@@ -46,6 +47,14 @@ export interface EngineHostConfig {
   LogConfig?: { Type: string; Config: Record<string, string> };
   SecurityOpt?: string[];
   OomScoreAdj?: number;
+  NetworkMode?: string;
+  PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }>>;
+}
+
+// A container's place on one engine network (the engine's EndpointSettings, as used).
+export interface EngineEndpointConfig {
+  IPAMConfig: { IPv4Address: string };
+  Aliases?: string[];
 }
 
 export interface EngineCreateBody {
@@ -62,12 +71,17 @@ export interface EngineCreateBody {
   StopSignal?: string;
   StopTimeout?: number;
   Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number };
+  ExposedPorts?: Record<string, Record<string, never>>;
   HostConfig: EngineHostConfig;
+  NetworkingConfig?: { EndpointsConfig: Record<string, EngineEndpointConfig> };
 }
 
 export interface ContainerCreate {
   name: string;
   body: EngineCreateBody;
+  // The task's other networks: the engine (API 1.41) takes one network at
+  // create, the rest are connected before the container starts.
+  connect?: Array<{ network: string; config: EngineEndpointConfig }>;
 }
 
 export interface ContainerConfigInput {
@@ -154,6 +168,27 @@ export function buildContainerConfig(input: ContainerConfigInput): ContainerCrea
   if (extraHosts.length) hc.ExtraHosts = extraHosts;
   const dns = spec.DNSConfig;
   if (dns?.Nameservers?.length) hc.Dns = [...dns.Nameservers];
+  const networks = taskEndpoints(task, input.serviceName);
+  let connect: ContainerCreate['connect'];
+  if (networks.length) {
+    const [first, ...rest] = networks;
+    hc.NetworkMode = first!.network;
+    body.NetworkingConfig = { EndpointsConfig: { [first!.network]: first!.config } };
+    if (rest.length) connect = rest;
+    // Docker's resolver (127.0.0.11) answers the task's local names and hands
+    // every other name to Shoal's DNS server (service names, tasks.NAME); the
+    // spec's own nameservers come after it.
+    hc.Dns = [SHOAL_DNS_ADDR, ...(hc.Dns ?? []).filter((a) => a !== SHOAL_DNS_ADDR)];
+  }
+  const ports = hostModePorts(task);
+  if (ports.length) {
+    body.ExposedPorts = {};
+    hc.PortBindings = {};
+    for (const p of ports) {
+      body.ExposedPorts[p.key] = {};
+      hc.PortBindings[p.key] = [p.hostPort ? { HostPort: p.hostPort } : {}];
+    }
+  }
   if (dns?.Search?.length) hc.DnsSearch = [...dns.Search];
   if (dns?.Options?.length) hc.DnsOptions = [...dns.Options];
   if (spec.CapabilityAdd?.length) hc.CapAdd = [...spec.CapabilityAdd];
@@ -175,7 +210,35 @@ export function buildContainerConfig(input: ContainerConfigInput): ContainerCrea
   const logDriver = task.Spec.LogDriver;
   if (logDriver?.Name) hc.LogConfig = { Type: logDriver.Name, Config: { ...(logDriver.Options ?? {}) } };
 
-  return { name: containerName(task, input.serviceName, input.nodeId), body };
+  return { name: containerName(task, input.serviceName, input.nodeId), body, ...(connect ? { connect } : {}) };
+}
+
+// The task's networks as engine endpoints: the engine network Shoal made for
+// each swarm network, the address the allocator gave the task, and the
+// attachment's aliases. Never the service name: Docker's resolver would answer
+// it with this node's tasks only, where Shoal's DNS answers the VIP.
+export function taskEndpoints(task: Task, serviceName: string): Array<{ network: string; config: EngineEndpointConfig }> {
+  const out: Array<{ network: string; config: EngineEndpointConfig }> = [];
+  for (const a of task.NetworksAttachments ?? []) {
+    const id = a?.Network?.ID;
+    if (typeof id !== 'string' || !id) throw new Error('network attachment without a network ID');
+    const addr = typeof a.Addresses?.[0] === 'string' ? a.Addresses[0].split('/')[0]! : '';
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(addr)) throw new Error(`no address allocated on network ${a.Network.Spec?.Name ?? id}`);
+    const aliases = (Array.isArray(a.Aliases) ? a.Aliases : []).filter((x): x is string => typeof x === 'string' && x !== '' && x !== serviceName);
+    out.push({ network: engineNetworkName(id), config: { IPAMConfig: { IPv4Address: addr }, ...(aliases.length ? { Aliases: [...new Set(aliases)] } : {}) } });
+  }
+  return out;
+}
+
+// Ports published in host mode (moby's portBindings/exposedPorts): on this
+// node's addresses, the published port or one the engine picks.
+function hostModePorts(task: Task): Array<{ key: string; hostPort?: string }> {
+  const out: Array<{ key: string; hostPort?: string }> = [];
+  for (const p of task.Endpoint?.Ports ?? []) {
+    if (p.PublishMode !== 'host' || !p.TargetPort) continue;
+    out.push({ key: `${p.TargetPort}/${(p.Protocol ?? 'tcp').toLowerCase()}`, ...(p.PublishedPort ? { hostPort: String(p.PublishedPort) } : {}) });
+  }
+  return out;
 }
 
 // Only the value of NAME=value is a template (swarmkit template/expand.go).

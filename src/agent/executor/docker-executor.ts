@@ -1,4 +1,4 @@
-import type { NodeDescription } from '../../model/types';
+import type { NodeDescription, PortConfig } from '../../model/types';
 import type { Logger } from '../../common/log';
 import { EngineClient, EngineError, EngineTimeoutError, expectOk } from '../../engine/client';
 import { onJsonLines } from '../../engine/json-lines';
@@ -119,16 +119,35 @@ export class DockerExecutor implements Executor {
 
   async create(requested: ContainerCreate): Promise<string> {
     const config = routeDockerSocket(requested, this.apiSocket);
+    let id: string;
     try {
       const c = await this.call(`create container ${config.name}`, (signal) => this.engine.postJson<{ Id: string }>('/containers/create', config.body, { query: { name: config.name }, signal, timeoutMs: this.timeouts.callMs + 1000 }));
-      return c.Id;
+      id = c.Id;
     } catch (err) {
       const e = toExecutorError(err);
       if (e.statusCode !== 409) throw e;
       // Created earlier by us (an agent restart between create and report).
       const existing = await this.inspect(config.name);
-      if (existing && existing.taskId === config.body.Labels[TASK_ID_LABEL]) return existing.id;
-      throw e;
+      if (!existing || existing.taskId !== config.body.Labels[TASK_ID_LABEL]) throw e;
+      id = existing.id;
+    }
+    await this.connectNetworks(id, config);
+    return id;
+  }
+
+  // The task's networks after the first, before the container starts. A
+  // network the container is on already (a create repeated after a restart)
+  // is fine; any other refusal removes the container and fails the task.
+  private async connectNetworks(id: string, config: ContainerCreate): Promise<void> {
+    for (const c of config.connect ?? []) {
+      try {
+        await this.call(`connect container ${config.name} to network ${c.network}`, (signal) => this.engine.postJson(`/networks/${encodeURIComponent(c.network)}/connect`, { Container: id, EndpointConfig: c.config }, { signal, timeoutMs: this.timeouts.callMs + 1000 }));
+      } catch (err) {
+        const e = toExecutorError(err);
+        if (/already exists/.test(e.message)) continue;
+        await this.remove(id).catch(() => undefined);
+        throw new ExecutorError(`connecting to network ${c.network} failed: ${e.message}`, e.temporary, e.statusCode);
+      }
     }
   }
 
@@ -173,6 +192,7 @@ export class DockerExecutor implements Executor {
         exitCode: c.State.ExitCode,
         startedAt: c.State.StartedAt,
         health: c.State.Health?.Status,
+        ...portsOf(c),
       };
     } catch (err) {
       const e = toExecutorError(err);
@@ -219,6 +239,23 @@ interface EngineContainer {
   Name: string;
   Config: { Labels?: Record<string, string> | null; Tty?: boolean };
   State: { Running: boolean; Pid: number; ExitCode: number; StartedAt?: string; Health?: { Status?: string } };
+  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
+}
+
+// The ports the engine bound for the container, as the task's PortStatus
+// (moby's parsePortStatus: host mode, one entry per binding, no name).
+function portsOf(c: EngineContainer): { ports?: PortConfig[] } {
+  const out: PortConfig[] = [];
+  for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+    const [port, proto] = key.split('/');
+    const protocol = proto === 'udp' || proto === 'sctp' ? proto : 'tcp';
+    for (const b of bindings ?? []) {
+      const published = Number(b.HostPort);
+      if (!Number.isInteger(published) || published <= 0) continue;
+      out.push({ Protocol: protocol, TargetPort: Number(port), PublishedPort: published, PublishMode: 'host' });
+    }
+  }
+  return out.length ? { ports: out } : {};
 }
 
 export interface EngineContainerSummary {

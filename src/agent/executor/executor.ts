@@ -1,4 +1,4 @@
-import type { NodeDescription } from '../../model/types';
+import type { NodeDescription, PortConfig } from '../../model/types';
 import type { ContainerCreate } from './container-config';
 
 // What the agent needs from a container runtime. DockerExecutor implements it
@@ -14,6 +14,7 @@ export interface ContainerInfo {
   exitCode: number;
   startedAt?: string;
   health?: string;       // 'starting' | 'healthy' | 'unhealthy' when a health check is set
+  ports?: PortConfig[];  // its host-mode published ports as bound (from inspect)
 }
 
 // What the engine's event stream reports about task containers. `resync` means

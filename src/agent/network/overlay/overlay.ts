@@ -1,0 +1,226 @@
+import type { Logger } from '../../../common/log';
+import type { Network } from '../../../model/types';
+import { EngineError, type EngineClient } from '../../../engine/client';
+import { ENGINE_NETWORK_LABEL, type NodeNetworkView, type ViewNetwork } from '../../../protocol/network-view';
+import type { NetworkComponent, NetworkComponentOptions } from '../component';
+import { readJson, runBatch, type BatchFailure } from './commands';
+import { desiredOverlays } from './desired';
+import { viewNetworkFromAttachment } from './names';
+import { parseAddrs, parseEngineNetworks, parseFdb, parseLinks, parseNeighbours, type ObservedOverlays } from './observed';
+import { planOverlays, type OverlayPlan } from './plan';
+
+// This node's overlays (docs/ARCHITECTURE.md, "Networking"): for each swarm
+// network it needs, a Linux bridge with a VXLAN port and static FDB and
+// neighbour entries for every remote endpoint, and a docker `bridge` network
+// on that bridge. Each round reads what the kernel and the engine have, plans
+// (plan.ts, pure) and applies; rounds run one at a time and a round asked for
+// while one runs is merged into the next (the latest view wins).
+
+export interface OverlayOptions extends NetworkComponentOptions {
+  engine: EngineClient;
+  pinMs?: number;          // how long a network asked for by a task is kept without the view naming it
+  engineTimeoutMs?: number;
+}
+
+export const EMPTY_VIEW: NodeNetworkView = { Networks: [], Services: [], Endpoints: [], LoadBalancers: [] };
+const DEFAULT_PIN_MS = 5 * 60_000;
+const DEFAULT_ENGINE_TIMEOUT_MS = 30_000;
+
+// `temporary`: the node could not be looked at (engine or iproute2 not
+// answering); trying again later may help. Otherwise the network itself failed.
+export class OverlayError extends Error {
+  constructor(message: string, readonly temporary = false) { super(message); this.name = 'OverlayError'; }
+}
+
+export class Overlay implements NetworkComponent {
+  readonly name = 'overlay';
+  private view: NodeNetworkView = EMPTY_VIEW;
+  private readonly pins = new Map<string, { net: ViewNetwork; until: number }>();
+  private readonly made = new Set<string>();      // networks whole after the last round
+  private readonly failed = new Map<string, string>(); // network → why the last round could not make it
+  private running: Promise<void> = Promise.resolve();
+  private next?: Promise<void>;
+  private closed = false;
+  private lastProblems = '';
+  private roundError?: string;         // why the last round stopped before applying
+  private readonly pinMs: number;
+  private readonly engineMs: number;
+
+  constructor(private readonly opts: OverlayOptions) {
+    this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
+    this.engineMs = opts.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS;
+  }
+
+  update(view: NodeNetworkView): Promise<void> {
+    this.view = view;
+    return this.round();
+  }
+
+  // A task is about to be created on these networks: they exist when this
+  // resolves, or it rejects saying why one cannot be made.
+  async ensure(networks: Network[]): Promise<void> {
+    const nets: ViewNetwork[] = [];
+    for (const n of networks) {
+      const v = viewNetworkFromAttachment(n);
+      if (v instanceof Error) throw new OverlayError(v.message);
+      nets.push(v);
+    }
+    const until = Date.now() + this.pinMs;
+    for (const n of nets) this.pins.set(n.ID, { net: this.view.Networks.find((x) => x.ID === n.ID) ?? n, until });
+    if (nets.every((n) => this.made.has(n.ID))) return;
+    await this.round();
+    for (const n of nets) {
+      if (this.made.has(n.ID)) continue;
+      const why = this.failed.get(n.ID);
+      throw new OverlayError(`network ${n.Name} could not be made on this node: ${why ?? this.roundError ?? 'unknown error'}`, !why);
+    }
+  }
+
+  // Leaves the node's networks as they are: task containers keep running, and
+  // the next agent takes them over.
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.next;
+    await this.running;
+  }
+
+  private round(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.next ??= this.running.then(() => {
+      this.next = undefined;
+      this.roundError = undefined;
+      this.running = this.reconcile().catch((err: unknown) => {
+        this.roundError = (err as Error).message;
+        this.made.clear();
+        this.opts.log.warn({ err: this.roundError }, 'overlay round failed');
+      });
+      return this.running;
+    });
+    return this.next;
+  }
+
+  private pinned(): ViewNetwork[] {
+    const now = Date.now();
+    const out: ViewNetwork[] = [];
+    for (const [id, p] of this.pins) {
+      if (p.until < now) this.pins.delete(id); else out.push(p.net);
+    }
+    return out;
+  }
+
+  private async reconcile(): Promise<void> {
+    // A second pass only after removing an engine network that did not fit (the engine takes its bridge along).
+    for (let pass = 0; pass < 2; pass++) {
+      const desired = desiredOverlays({ nodeId: this.opts.nodeId, nodeAddr: this.opts.nodeAddr, view: this.view, pinned: this.pinned() });
+      const observed = await this.observe(desired.nodeAddr);
+      const plan = planOverlays(desired.networks, desired.nodeAddr, observed);
+      this.report([...desired.problems, ...plan.problems]);
+      if (!(await this.apply(plan))) return;
+    }
+  }
+
+  private report(problems: string[]): void {
+    const key = problems.join('\n');
+    if (key === this.lastProblems) return;
+    this.lastProblems = key;
+    if (problems.length) this.opts.log.warn({ problems }, 'network view items left out');
+  }
+
+  private async observe(nodeAddr: string | undefined): Promise<ObservedOverlays> {
+    const [links, addrs, neigh, fdb, engine] = await Promise.all([
+      readJson('ip', ['-d', 'link', 'show']),
+      readJson('ip', ['addr', 'show']),
+      readJson('ip', ['neigh', 'show']),
+      readJson('bridge', ['fdb', 'show']),
+      this.opts.engine.getJson<unknown>('/networks', { query: { filters: JSON.stringify({ label: [ENGINE_NETWORK_LABEL] }) }, timeoutMs: this.engineMs }),
+    ]);
+    const a = parseAddrs(addrs, nodeAddr);
+    return {
+      links: parseLinks(links),
+      addrs: a.addrs,
+      neighbours: parseNeighbours(neigh),
+      fdb: parseFdb(fdb),
+      engineNetworks: parseEngineNetworks(engine),
+      ...(a.underlayMtu ? { underlayMtu: a.underlayMtu } : {}),
+    };
+  }
+
+  // Returns true when the plan removed engine networks that did not fit (plan again).
+  private async apply(plan: OverlayPlan): Promise<boolean> {
+    const { log } = this.opts;
+    const broken = new Map<string, string>();
+    let removedMisfits = false;
+    for (const n of plan.networks) {
+      for (const id of n.engineRemove) {
+        try {
+          await this.opts.engine.call('DELETE', `/networks/${encodeURIComponent(id)}`, { timeoutMs: this.engineMs });
+          removedMisfits = true;
+          log.info({ network: n.networkId, engineNetwork: id }, 'removed an engine network that does not match the swarm network');
+        } catch (err) {
+          broken.set(n.networkId, `removing the engine network that does not match failed: ${(err as Error).message}`);
+        }
+      }
+    }
+    if (removedMisfits) return true;
+
+    const linkFailures = await runBatch('ip', plan.networks.flatMap((n) => n.links));
+    markFailures(linkFailures, plan, 'links', broken, log);
+
+    for (const n of plan.networks) {
+      if (!n.engineCreate || broken.has(n.networkId)) continue;
+      try {
+        await this.opts.engine.postJson('/networks/create', n.engineCreate, { timeoutMs: this.engineMs });
+        log.info({ network: n.networkId, engineNetwork: n.engineCreate.Name }, 'engine network created');
+      } catch (err) {
+        // 409: made meanwhile (an earlier round whose answer was lost); the next round checks it.
+        if (!(err instanceof EngineError && err.status === 409)) broken.set(n.networkId, `creating the engine network failed: ${(err as Error).message}`);
+      }
+    }
+
+    const ready = plan.networks.filter((n) => !broken.has(n.networkId));
+    const entryFailures = [
+      ...(await runBatch('ip', ready.flatMap((n) => n.ip))),
+      ...(await runBatch('bridge', ready.flatMap((n) => n.fdb))),
+    ];
+    // A failed address or entry concerns one endpoint: logged, the network stays usable.
+    for (const f of entryFailures) log.warn({ command: f.line, err: f.error }, 'overlay entry not applied');
+
+    for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
+
+    this.made.clear();
+    this.failed.clear();
+    for (const n of plan.networks) {
+      const why = broken.get(n.networkId);
+      if (why) { this.failed.set(n.networkId, why); log.warn({ network: n.networkId, err: why }, 'overlay network not made'); } else this.made.add(n.networkId);
+    }
+    return false;
+  }
+
+  // Engine networks first: the engine refuses while a container uses one, and
+  // then the devices stay too.
+  private async teardown(network: string, engineNetworks: string[], links: string[]): Promise<void> {
+    const { log } = this.opts;
+    for (const id of engineNetworks) {
+      try {
+        await this.opts.engine.call('DELETE', `/networks/${encodeURIComponent(id)}`, { timeoutMs: this.engineMs });
+        log.info({ network, engineNetwork: id }, 'engine network removed');
+      } catch (err) {
+        if (err instanceof EngineError && err.status === 404) continue;
+        log.debug({ network, engineNetwork: id, err: (err as Error).message }, 'engine network kept (in use or refused)');
+        return;
+      }
+    }
+    const failures = await runBatch('ip', links);
+    // "Cannot find device": the engine removed the bridge with its network.
+    for (const f of failures) if (!/Cannot find device/.test(f.error)) log.warn({ network, command: f.line, err: f.error }, 'removing an overlay device failed');
+    if (links.length) log.info({ network }, 'overlay network removed from this node');
+  }
+}
+
+function markFailures(failures: BatchFailure[], plan: OverlayPlan, what: string, broken: Map<string, string>, log: Logger): void {
+  for (const f of failures) {
+    const n = plan.networks.find((x) => x.links.includes(f.line));
+    if (n) broken.set(n.networkId, `${what}: ${f.line}: ${f.error}`);
+    else log.warn({ command: f.line, err: f.error }, `overlay ${what} failed`);
+  }
+}
