@@ -33,12 +33,15 @@ describe('load balancer on the kernel (namespaces shoal-lb-*)', { timeout: 5 * 6
     await lab.down();
   });
 
-  test('a VIP spreads connections over every running task, source-NATed to the LB address', async () => {
+  test('a VIP spreads connections from its network over every running task, source-NATed to the LB address', async () => {
     assert.equal(await lb.apply(view()), true);
     assert.equal(await lb.apply(view()), false, 'the same view writes nothing');
     const answers = await probe(NS.c, 'tcp', VIP, 8080);
     assert.deepEqual(names(answers), ['t1', 't2', 't3'], answers.join(', '));
     assert.deepEqual(seen(answers), [LB]);
+    // Not from outside its network (the node itself has nothing on that port).
+    const outside = await probe(NS.ext, 'tcp', VIP, 8080, 3);
+    assert.ok(outside.every((a) => a.startsWith('error:')), outside.join(', '));
   });
 
   test('a published port answers from outside through dockerd\'s FORWARD DROP, tcp and udp, over every task', async () => {

@@ -31,6 +31,7 @@ test('a VIP spreads over the running tasks of its network, any node, with source
   assert.deepEqual(elementsOf(rs.text, 'map', 'vip-services'), ['10.0.0.2 : goto vip-10-0-0-2', '10.0.1.2 : goto vip-10-0-1-2']);
   assert.deepEqual(targets(rs, 'vip-10-0-1-2'), ['10.0.1.11', '10.0.1.12', '10.0.1.13']); // task 4 is not running
   const chain = block(rs.text, 'chain', 'vip-10-0-1-2');
+  assert.equal(chain[0], 'ip saddr != 10.0.1.0/24 return', 'only its own network reaches a VIP');
   assert.ok(chain.includes('ct mark set ct mark | 0x30000000'));
   assert.match(chain.join('\n'), /dnat ip to numgen random mod 3 map/);
   const post = block(rs.text, 'chain', 'postrouting');
@@ -86,7 +87,7 @@ test('KeepClientIP: local tasks only and no source NAT, except for the node itse
   // No local task: every task, with source NAT (the client's address is lost).
   const remote = buildRuleset(view({ Services: [webService({ KeepClientIP: true })] }), NODE_B.replace('b', 'c'));
   assert.deepEqual(targets(remote, 'mesh-tcp-8080'), ['10.0.0.11 . 80', '10.0.0.12 . 80', '10.0.0.13 . 80']);
-  assert.equal(block(remote.text, 'chain', 'mesh-tcp-8080')[0], 'ct mark set ct mark | 0x30000000');
+  assert.deepEqual(block(remote.text, 'chain', 'mesh-tcp-8080')[0], 'ct mark set ct mark | 0x30000000');
 });
 
 test('bad or conflicting items fail alone, with a warning', () => {

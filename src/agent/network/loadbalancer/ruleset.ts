@@ -4,9 +4,9 @@
 // spreads new connections with `numgen random` over the backends' addresses.
 //
 //  - A service VIP (vip mode, one per network) answers on every port, as
-//    Swarm's IPVS does: tcp and udp to it go to the service's running tasks on
-//    that network, wherever they run, source-NATed to this node's LB address
-//    on the network so that the replies come back through this node.
+//    Swarm's IPVS does: tcp and udp to it from that network go to the
+//    service's running tasks on it, wherever they run, source-NATed to this
+//    node's LB address on the network so that the replies come back here.
 //  - The routing mesh: a published port (ingress mode) on any local address of
 //    the node, loopback included, goes to the service's running tasks on the
 //    ingress network, source-NATed the same way. With KeepClientIP and a
@@ -195,13 +195,15 @@ function render(frontends: Frontend[], nets: Net[]): string {
   for (const f of live) {
     const n = f.backends.length;
     const label = comment(`${f.serviceName} ${f.key}`);
+    const net = nets.find((x) => x.view.ID === f.networkId)!;
     out.push(`\tchain ${f.chain} {`);
+    // A VIP serves its own network only (isolation: the FORWARD accept would let others through).
+    if (f.kind === 'vip') out.push(`\t\tip saddr != ${net.subnet.cidr} return`);
     if (f.snat) {
       out.push(`\t\tct mark set ct mark | ${both}`);
     } else {
       // KeepClientIP: still source-NAT what the node sends itself and what comes from the
       // ingress network (a task's reply to a neighbour on the same bridge would skip this node).
-      const net = nets.find((x) => x.view.ID === f.networkId)!;
       out.push(`\t\tct mark set ct mark | ${hexMark(MARK_BALANCED)}`);
       out.push(`\t\tfib saddr type local ct mark set ct mark | ${hexMark(MARK_SNAT)}`);
       out.push(`\t\tip saddr ${net.subnet.cidr} ct mark set ct mark | ${hexMark(MARK_SNAT)}`);
