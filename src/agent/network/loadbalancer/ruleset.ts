@@ -1,0 +1,226 @@
+// The node's load balancer as one nftables table (pure: the network view and
+// this node's ID in, the table's text out). kube-proxy's nftables mode is the
+// model: a verdict map from the destination to a chain per frontend, which
+// spreads new connections with `numgen random` over the backends' addresses.
+//
+//  - A service VIP (vip mode, one per network) answers on every port, as
+//    Swarm's IPVS does: tcp and udp to it from that network go to the
+//    service's running tasks on it, wherever they run, source-NATed to this
+//    node's LB address on the network so that the replies come back here.
+//  - The routing mesh: a published port (ingress mode) on any local address of
+//    the node, loopback included, goes to the service's running tasks on the
+//    ingress network, source-NATed the same way. With KeepClientIP and a
+//    running task on this node, only local tasks get it and without source NAT
+//    (their gateway is this node, so the replies pass its conntrack anyway);
+//    with no local task it falls back to every task, with source NAT (the
+//    client's address is then lost: replies from another node would not come
+//    back through this one).
+//  - A frontend without backends rejects (tcp reset, icmp unreachable) rather
+//    than leaving the client to time out.
+//
+// Every connection this table balances carries MARK_BALANCED in its conntrack
+// mark: dockerd's FORWARD chain (policy DROP) lets it through on that mark
+// (forward-accept.ts). MARK_SNAT asks postrouting for the source NAT.
+import type { NodeNetworkView, ViewEndpoint, ViewNetwork } from '../../../protocol/network-view';
+import { byAddress, inSubnet, parseSubnet, plainIpv4, type Subnet } from './ipv4';
+
+export const TABLE_FAMILY = 'ip';
+export const TABLE_NAME = 'shoal';
+export const MARK_BALANCED = 0x10000000;
+export const MARK_SNAT = 0x20000000;
+export const hexMark = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+
+export type Proto = 'tcp' | 'udp';
+
+export interface Frontend {
+  key: string;              // unique in a ruleset: "vip 10.0.1.2", "mesh tcp 30080"
+  kind: 'vip' | 'mesh';
+  chain: string;
+  serviceId: string;
+  serviceName: string;
+  networkId: string;
+  addr?: string;            // the VIP (vip)
+  proto?: Proto;            // mesh
+  port?: number;            // the published port (mesh)
+  targetPort?: number;      // mesh
+  backends: string[];       // addresses new connections go to, sorted; none: rejected
+  snat: boolean;            // false: KeepClientIP delivered to local tasks
+}
+
+export interface Ruleset {
+  text: string;             // `table ip shoal { ... }`
+  frontends: Frontend[];
+  warnings: string[];       // items left out (bad or conflicting data), one line each
+  localnetAddrs: string[];  // LB addresses whose interface needs route_localnet (mesh on 127.0.0.1)
+}
+
+interface Net { view: ViewNetwork; subnet: Subnet; lb?: string }
+
+const ID_RE = /^[A-Za-z0-9]{1,64}$/;
+const validPort = (p: unknown): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
+// What may go into an nft comment: no quotes, nothing nft would parse.
+const comment = (s: string): string => `comment "${s.replace(/[^A-Za-z0-9 ._:/-]/g, '_').slice(0, 120)}"`;
+
+export function buildRuleset(view: NodeNetworkView, nodeId: string): Ruleset {
+  const warnings: string[] = [];
+  const nets = usableNetworks(view, nodeId, warnings);
+  const running = runningEndpoints(view.Endpoints, nets, warnings);
+  const ingress = [...nets.values()].find((n) => n.view.Ingress);
+  const frontends: Frontend[] = [];
+  const taken = new Set<string>();
+  const add = (f: Frontend, what: string): void => {
+    if (taken.has(f.key)) { warnings.push(`${what}: ${f.key} is already taken by another service; left out`); return; }
+    taken.add(f.key);
+    frontends.push(f);
+  };
+
+  for (const svc of [...view.Services].sort((a, b) => a.ID.localeCompare(b.ID))) {
+    const what = `service ${svc.Name} (${svc.ID})`;
+    if (!ID_RE.test(svc.ID)) { warnings.push(`${what}: malformed ID; left out`); continue; }
+    if (svc.EndpointMode === 'vip') {
+      for (const v of svc.VIPs ?? []) {
+        const net = nets.get(v.NetworkID);
+        if (!net) continue; // a network this node does not have
+        const addr = plainIpv4(v.Addr);
+        if (!addr || !inSubnet(addr, net.subnet)) { warnings.push(`${what}: VIP "${v.Addr}" is not an address of network ${net.view.Name}; left out`); continue; }
+        if (!net.lb) warnings.push(`${what}: no load-balancer address on network ${net.view.Name}; its VIP rejects`);
+        add({
+          key: `vip ${addr}`, kind: 'vip', chain: `vip-${addr.replace(/\./g, '-')}`,
+          serviceId: svc.ID, serviceName: svc.Name, networkId: net.view.ID, addr,
+          backends: net.lb ? backendsOf(running, svc.ID, net.view.ID).map((e) => e.Addr) : [], snat: true,
+        }, what);
+      }
+    }
+    for (const p of svc.Ports ?? []) {
+      if ((p.PublishMode ?? 'ingress') !== 'ingress' || p.PublishedPort === undefined || p.PublishedPort === 0) continue;
+      const proto = p.Protocol ?? 'tcp';
+      if (proto !== 'tcp' && proto !== 'udp') { warnings.push(`${what}: published ${proto} port ${p.PublishedPort} is not supported; left out`); continue; }
+      if (!validPort(p.PublishedPort) || !validPort(p.TargetPort)) { warnings.push(`${what}: malformed port ${p.PublishedPort}:${p.TargetPort}; left out`); continue; }
+      if (!ingress) { warnings.push(`${what}: published port ${p.PublishedPort}/${proto} but no ingress network; left out`); continue; }
+      if (!ingress.lb) warnings.push(`${what}: no load-balancer address on the ingress network; port ${p.PublishedPort}/${proto} rejects`);
+      const all = ingress.lb ? backendsOf(running, svc.ID, ingress.view.ID) : [];
+      const local = svc.KeepClientIP ? all.filter((e) => e.NodeID === nodeId) : [];
+      add({
+        key: `mesh ${proto} ${p.PublishedPort}`, kind: 'mesh', chain: `mesh-${proto}-${p.PublishedPort}`,
+        serviceId: svc.ID, serviceName: svc.Name, networkId: ingress.view.ID,
+        proto, port: p.PublishedPort, targetPort: p.TargetPort,
+        backends: (local.length ? local : all).map((e) => e.Addr), snat: local.length === 0,
+      }, what);
+    }
+  }
+  frontends.sort((a, b) => a.key.localeCompare(b.key));
+  const meshLive = frontends.some((f) => f.kind === 'mesh' && f.backends.length > 0);
+  return {
+    text: render(frontends, [...nets.values()]),
+    frontends,
+    warnings,
+    localnetAddrs: meshLive && ingress?.lb ? [ingress.lb] : [],
+  };
+}
+
+// Networks with a valid subnet and (if it has one here) this node's LB address on it.
+function usableNetworks(view: NodeNetworkView, nodeId: string, warnings: string[]): Map<string, Net> {
+  const nets = new Map<string, Net>();
+  for (const n of [...view.Networks].sort((a, b) => a.ID.localeCompare(b.ID))) {
+    const subnet = parseSubnet(n.Subnet ?? '');
+    if (!ID_RE.test(n.ID) || !subnet) { warnings.push(`network ${n.Name} (${n.ID}): malformed ID or subnet "${n.Subnet}"; left out`); continue; }
+    const lbRaw = n.LBAddr ?? view.LoadBalancers.find((l) => l.NetworkID === n.ID && l.NodeID === nodeId)?.Addr;
+    const lb = lbRaw === undefined ? undefined : plainIpv4(lbRaw);
+    if (lbRaw !== undefined && (!lb || !inSubnet(lb, subnet))) warnings.push(`network ${n.Name} (${n.ID}): load-balancer address "${lbRaw}" is not in ${subnet.cidr}`);
+    nets.set(n.ID, { view: n, subnet, ...(lb && inSubnet(lb, subnet) ? { lb } : {}) });
+  }
+  return nets;
+}
+
+// Running endpoints with a valid address inside their network's subnet, keyed "service/network".
+function runningEndpoints(endpoints: ViewEndpoint[], nets: Map<string, Net>, warnings: string[]): Map<string, ViewEndpoint[]> {
+  const out = new Map<string, ViewEndpoint[]>();
+  for (const e of endpoints) {
+    if (!e.Running) continue;
+    const net = nets.get(e.NetworkID);
+    if (!net) continue;
+    const addr = plainIpv4(e.Addr);
+    if (!addr || !inSubnet(addr, net.subnet)) { warnings.push(`task ${e.TaskID}: address "${e.Addr}" is not in network ${net.view.Name}; left out`); continue; }
+    const key = `${e.ServiceID}/${e.NetworkID}`;
+    const list = out.get(key) ?? [];
+    if (!list.some((x) => x.Addr === addr)) list.push({ ...e, Addr: addr });
+    out.set(key, list);
+  }
+  for (const list of out.values()) list.sort((a, b) => byAddress(a.Addr, b.Addr));
+  return out;
+}
+
+const backendsOf = (running: Map<string, ViewEndpoint[]>, serviceId: string, networkId: string): ViewEndpoint[] =>
+  running.get(`${serviceId}/${networkId}`) ?? [];
+
+// ---------- text ----------
+
+function elements(items: string[]): string[] {
+  return items.length ? [`\t\telements = { ${items.join(`,\n\t\t\t     `)} }`] : [];
+}
+
+function render(frontends: Frontend[], nets: Net[]): string {
+  const live = frontends.filter((f) => f.backends.length > 0);
+  const dead = frontends.filter((f) => f.backends.length === 0);
+  const vipLive = live.filter((f) => f.kind === 'vip').map((f) => `${f.addr} : goto ${f.chain}`);
+  const meshLive = live.filter((f) => f.kind === 'mesh').map((f) => `${f.proto} . ${f.port} : goto ${f.chain}`);
+  const vipDead = dead.filter((f) => f.kind === 'vip').map((f) => f.addr!);
+  const meshDead = dead.filter((f) => f.kind === 'mesh').map((f) => `${f.proto} . ${f.port}`);
+  const both = hexMark(MARK_BALANCED | MARK_SNAT);
+  const dispatch = [
+    '\t\tmeta l4proto { tcp, udp } ip daddr vmap @vip-services',
+    '\t\tfib daddr type local meta l4proto . th dport vmap @mesh-ports',
+  ];
+  const out: string[] = [
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
+    '\tmap vip-services {', '\t\ttype ipv4_addr : verdict', ...elements(vipLive), '\t}',
+    '\tmap mesh-ports {', '\t\ttype inet_proto . inet_service : verdict', ...elements(meshLive), '\t}',
+    '\tset vip-no-backends {', '\t\ttype ipv4_addr', ...elements(vipDead), '\t}',
+    '\tset mesh-no-backends {', '\t\ttype inet_proto . inet_service', ...elements(meshDead), '\t}',
+    // Before dockerd's own nat chains (priority dstnat/srcnat): the first chain that NATs wins.
+    '\tchain prerouting {', '\t\ttype nat hook prerouting priority dstnat - 10; policy accept;', ...dispatch, '\t}',
+    '\tchain output {', '\t\ttype nat hook output priority -110; policy accept;', ...dispatch, '\t}',
+    '\tchain postrouting {', '\t\ttype nat hook postrouting priority srcnat - 10; policy accept;',
+    ...nets.filter((n) => n.lb).map((n) =>
+      `\t\tct mark & ${hexMark(MARK_SNAT)} == ${hexMark(MARK_SNAT)} ip daddr ${n.subnet.cidr} snat ip to ${n.lb} ${comment(`network ${n.view.Name}`)}`),
+    '\t}',
+    '\tchain input {', '\t\ttype filter hook input priority filter - 10; policy accept;',
+    // route_localnet (for the mesh on 127.0.0.1) must not open loopback to the network.
+    '\t\tiifname != "lo" ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8 ct state != { established, related } drop',
+    '\t\tmeta l4proto { tcp, udp } ip daddr @vip-no-backends goto no-backends',
+    '\t\tmeta l4proto . th dport @mesh-no-backends goto no-backends',
+    '\t}',
+    '\tchain no-backends {', '\t\tmeta l4proto tcp reject with tcp reset', '\t\treject', '\t}',
+  ];
+  for (const f of live) {
+    const n = f.backends.length;
+    const label = comment(`${f.serviceName} ${f.key}`);
+    const net = nets.find((x) => x.view.ID === f.networkId)!;
+    out.push(`\tchain ${f.chain} {`);
+    // A VIP serves its own network only (isolation: the FORWARD accept would let others through).
+    if (f.kind === 'vip') out.push(`\t\tip saddr != ${net.subnet.cidr} return`);
+    if (f.snat) {
+      out.push(`\t\tct mark set ct mark | ${both}`);
+    } else {
+      // KeepClientIP: still source-NAT what the node sends itself and what comes from the
+      // ingress network (a task's reply to a neighbour on the same bridge would skip this node).
+      out.push(`\t\tct mark set ct mark | ${hexMark(MARK_BALANCED)}`);
+      out.push(`\t\tfib saddr type local ct mark set ct mark | ${hexMark(MARK_SNAT)}`);
+      out.push(`\t\tip saddr ${net.subnet.cidr} ct mark set ct mark | ${hexMark(MARK_SNAT)}`);
+    }
+    const targets = f.backends.map((b, i) => (f.kind === 'vip' ? `${i} : ${b}` : `${i} : ${b} . ${f.targetPort}`)).join(', ');
+    out.push(f.kind === 'vip'
+      ? `\t\tdnat ip to numgen random mod ${n} map { ${targets} } ${label}`
+      : `\t\tmeta l4proto ${f.proto} dnat ip to numgen random mod ${n} map { ${targets} } ${label}`);
+    out.push('\t}');
+  }
+  out.push('}');
+  return `${out.join('\n')}\n`;
+}
+
+// One nft transaction replacing the table whole (creating it first makes the delete safe).
+export function replaceTransaction(text: string): string {
+  return `table ${TABLE_FAMILY} ${TABLE_NAME} {}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n${text}`;
+}
+
+export const removeTransaction = (): string => `table ${TABLE_FAMILY} ${TABLE_NAME} {}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n`;
