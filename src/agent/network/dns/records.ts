@@ -13,13 +13,8 @@ import type { NodeNetworkView } from '../../../protocol/network-view';
 // carries no names: it is the routing mesh's, not a place to find services
 // (as in Docker).
 
-export interface NameRecord {
-  addrs: string[];
-  shuffle: boolean; // several equal answers (dnsrr, tasks.): spread clients over them
-}
-
 export interface DnsRecords {
-  names: Map<string, Map<string, NameRecord>>;   // network ID → name → record
+  names: Map<string, Map<string, string[]>>;     // network ID → name → addresses
   reverse: Map<string, Map<string, string>>;     // network ID → address → name (PTR)
   taskOfAddr: Map<string, string>;               // any endpoint's address → its task ID
   networksOfTask: Map<string, string[]>;         // task ID → its (non-ingress) networks
@@ -32,20 +27,19 @@ export const EMPTY_RECORDS: DnsRecords = {
 
 export function buildRecords(view: NodeNetworkView): DnsRecords {
   const ingress = new Set(view.Networks.filter((n) => n.Ingress).map((n) => n.ID));
-  const names = new Map<string, Map<string, NameRecord>>();
+  const names = new Map<string, Map<string, string[]>>();
   const reverse = new Map<string, Map<string, string>>();
   const taskOfAddr = new Map<string, string>();
   const networksOfTask = new Map<string, string[]>();
 
-  const add = (networkId: string, name: string, addrs: string[], shuffle: boolean): void => {
+  const add = (networkId: string, name: string, addrs: string[]): void => {
     let m = names.get(networkId);
     if (!m) names.set(networkId, (m = new Map()));
     const key = name.toLowerCase();
     const prev = m.get(key);
     // Two owners of one name on one network (a service named like another's
     // alias): both answer, as Docker does.
-    if (prev) m.set(key, { addrs: unique([...prev.addrs, ...addrs]), shuffle: true });
-    else m.set(key, { addrs: unique(addrs), shuffle });
+    m.set(key, prev ? unique([...prev, ...addrs]) : unique(addrs));
   };
   const addReverse = (networkId: string, addr: string, name: string): void => {
     let m = reverse.get(networkId);
@@ -63,12 +57,14 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
     const nets = networksOfTask.get(e.TaskID) ?? [];
     if (!nets.includes(e.NetworkID)) nets.push(e.NetworkID);
     networksOfTask.set(e.TaskID, nets);
-    add(e.NetworkID, e.TaskName, [e.Addr], false);
+    add(e.NetworkID, e.TaskName, [e.Addr]);
     addReverse(e.NetworkID, e.Addr, e.TaskName);
     if (!e.Running) continue;
     let bySvc = running.get(e.ServiceID);
     if (!bySvc) running.set(e.ServiceID, (bySvc = new Map()));
-    bySvc.set(e.NetworkID, [...(bySvc.get(e.NetworkID) ?? []), e.Addr]);
+    const list = bySvc.get(e.NetworkID);
+    if (list) list.push(e.Addr);
+    else bySvc.set(e.NetworkID, [e.Addr]);
   }
 
   for (const s of view.Services) {
@@ -84,9 +80,8 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
       const vip = s.EndpointMode === 'vip' ? s.VIPs.find((v) => v.NetworkID === n)?.Addr : undefined;
       for (const name of [s.Name, ...aliases]) {
         if (!name) continue;
-        if (s.EndpointMode === 'dnsrr') add(n, name, taskAddrs, true);
-        else add(n, name, vip ? [vip] : [], false);
-        add(n, `tasks.${name}`, taskAddrs, true);
+        add(n, name, s.EndpointMode === 'dnsrr' ? taskAddrs : vip ? [vip] : []);
+        add(n, `tasks.${name}`, taskAddrs);
       }
       if (vip) addReverse(n, vip, s.Name);
     }

@@ -34,19 +34,20 @@ export function resolve(records: DnsRecords, asker: string, q: DnsQuestion, rand
   }
 
   let found = false;
-  let shuffle = false;
-  const addrs: string[] = [];
+  const addrs = new Set<string>();
   for (const n of networks) {
     const r = records.names.get(n)?.get(name);
     if (!r) continue;
     found = true;
-    shuffle ||= r.shuffle;
-    for (const a of r.addrs) if (!addrs.includes(a)) addrs.push(a);
+    for (const a of r) addrs.add(a);
   }
   if (!found) return { kind: 'forward' };
-  if ((q.type !== 'A' && q.type !== 'ANY') || addrs.length === 0) return { kind: 'nodata' };
-  if (shuffle || addrs.length > 1) shuffleInPlace(addrs, rand);
-  return { kind: 'a', addrs };
+  if ((q.type !== 'A' && q.type !== 'ANY') || addrs.size === 0) return { kind: 'nodata' };
+  // Several answers are always shuffled (as Docker does): clients that take
+  // the first spread over them.
+  const out = [...addrs];
+  shuffleInPlace(out, rand);
+  return { kind: 'a', addrs: out };
 }
 
 function shuffleInPlace<T>(xs: T[], rand: () => number): void {
