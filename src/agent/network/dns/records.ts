@@ -25,8 +25,17 @@ export const EMPTY_RECORDS: DnsRecords = {
   names: new Map(), reverse: new Map(), taskOfAddr: new Map(), networksOfTask: new Map(), subnets: [],
 };
 
+// A view item that is not what the contract says is left out alone; the
+// rest of the view still answers.
+const str = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
+const addr4 = (x: unknown): x is string => typeof x === 'string' && ipv4ToInt(x) !== undefined;
+const list = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x.filter((i) => i && typeof i === 'object') : []);
+
 export function buildRecords(view: NodeNetworkView): DnsRecords {
-  const ingress = new Set(view.Networks.filter((n) => n.Ingress).map((n) => n.ID));
+  const networks = list(view.Networks).filter((n) => str(n.ID));
+  const endpoints = list(view.Endpoints).filter((e) => str(e.TaskID) && str(e.TaskName) && str(e.ServiceID) && str(e.NetworkID) && addr4(e.Addr));
+  const services = list(view.Services).filter((s) => str(s.ID) && str(s.Name));
+  const ingress = new Set(networks.filter((n) => n.Ingress).map((n) => n.ID));
   const names = new Map<string, Map<string, string[]>>();
   const reverse = new Map<string, Map<string, string>>();
   const taskOfAddr = new Map<string, string>();
@@ -49,7 +58,7 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
 
   // Running task addresses per service per network.
   const running = new Map<string, Map<string, string[]>>(); // service ID → network ID → addrs
-  for (const e of view.Endpoints) {
+  for (const e of endpoints) {
     // A task's ingress address still tells who asks (its default route may
     // be there), but gives it no names.
     taskOfAddr.set(e.Addr, e.TaskID);
@@ -67,19 +76,20 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
     else bySvc.set(e.NetworkID, [e.Addr]);
   }
 
-  for (const s of view.Services) {
+  for (const s of services) {
     const tasks = running.get(s.ID) ?? new Map<string, string[]>();
+    const vips = list(s.VIPs).filter((v) => str(v.NetworkID) && addr4(v.Addr));
+    const aliasSets = list(s.Aliases).filter((a) => str(a.NetworkID) && Array.isArray(a.Aliases));
     // The networks the service is on: where it has a VIP, aliases or tasks.
     const nets = new Set<string>([
-      ...s.VIPs.map((v) => v.NetworkID), ...s.Aliases.map((a) => a.NetworkID), ...tasks.keys(),
+      ...vips.map((v) => v.NetworkID), ...aliasSets.map((a) => a.NetworkID), ...tasks.keys(),
     ]);
     for (const n of nets) {
       if (ingress.has(n)) continue;
-      const aliases = s.Aliases.filter((a) => a.NetworkID === n).flatMap((a) => a.Aliases);
+      const aliases = aliasSets.filter((a) => a.NetworkID === n).flatMap((a) => a.Aliases).filter(str);
       const taskAddrs = tasks.get(n) ?? [];
-      const vip = s.EndpointMode === 'vip' ? s.VIPs.find((v) => v.NetworkID === n)?.Addr : undefined;
+      const vip = s.EndpointMode !== 'dnsrr' ? vips.find((v) => v.NetworkID === n)?.Addr : undefined;
       for (const name of [s.Name, ...aliases]) {
-        if (!name) continue;
         add(n, name, s.EndpointMode === 'dnsrr' ? taskAddrs : vip ? [vip] : []);
         add(n, `tasks.${name}`, taskAddrs);
       }
@@ -88,9 +98,9 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
   }
 
   const subnets: DnsRecords['subnets'] = [];
-  for (const n of view.Networks) {
+  for (const n of networks) {
     if (n.Ingress) continue;
-    const c = parseCidr(n.Subnet);
+    const c = str(n.Subnet) ? parseCidr(n.Subnet) : undefined;
     if (c) subnets.push({ networkId: n.ID, ...c });
   }
   return { names, reverse, taskOfAddr, networksOfTask, subnets };

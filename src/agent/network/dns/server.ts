@@ -83,7 +83,7 @@ export class DnsServer {
       this.log.warn({ err }, 'dns: view not usable, keeping the previous names');
     }
     this.upstreams = await this.readUpstreams();
-    if (!this.listening) {
+    if (!this.listening && !this.closed) {
       this.starting ??= this.start().finally(() => { this.starting = undefined; });
       await this.starting;
     }

@@ -113,3 +113,15 @@ test('resolv.conf: nameservers in order, without loopback or our own address, at
   assert.deepEqual(parseResolvConf(text, ['169.254.53.53']).map((u) => u.addr), ['10.1.1.1', 'fe80::1', '10.2.2.2']);
   assert.deepEqual(parseResolvConf(''), []);
 });
+
+test('a malformed item of the view is left out alone', () => {
+  const view = sampleView() as unknown as Record<string, unknown[]>;
+  view.Endpoints!.push(null, { TaskID: 'x', TaskName: 'x.1.x', ServiceID: 's-web', NetworkID: BACK, Addr: 'nope' }, { TaskID: 7 });
+  view.Services!.push({ ID: 's-bad', Name: 'bad', EndpointMode: 'vip', VIPs: 'oops', Aliases: [{ NetworkID: BACK, Aliases: [null, 'ok-alias'] }] }, 'junk');
+  view.Networks!.push({ ID: 'n-bad', Subnet: 42 });
+  const r = buildRecords(view as unknown as ReturnType<typeof sampleView>);
+  assert.deepEqual(resolve(r, WEB1, { name: 'tasks.web', type: 'A' }).kind, 'a');
+  assert.deepEqual(resolve(r, DB1, { name: 'x.1.x', type: 'A' }), { kind: 'forward' });
+  assert.deepEqual(resolve(r, DB1, { name: 'ok-alias', type: 'A' }), { kind: 'nodata' });
+  assert.deepEqual(buildRecords({} as ReturnType<typeof sampleView>).names.size, 0);
+});
