@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Logger } from '../../../common/log';
@@ -65,6 +66,8 @@ export class DnsServer {
     this.link = opts.link === undefined ? DNS_LINK : opts.link;
     this.forwardTimeoutMs = opts.forwardTimeoutMs ?? FORWARD_TIMEOUT_MS;
     this.rand = opts.rand ?? Math.random;
+    // Each forward in flight listens for the close.
+    setMaxListeners(MAX_FORWARDS + 1, this.abort.signal);
   }
 
   // The port it listens on (known once a first update has started it).
@@ -80,7 +83,7 @@ export class DnsServer {
     try {
       this.records = buildRecords(view);
     } catch (err) {
-      this.log.warn({ err }, 'dns: view not usable, keeping the previous names');
+      this.log.warn({ err: (err as Error).message }, 'dns: view not usable, keeping the previous names');
     }
     this.upstreams = await this.readUpstreams();
     if (!this.listening && !this.closed) {

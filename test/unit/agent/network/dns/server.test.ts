@@ -220,3 +220,18 @@ test('close stops answering; update after close does nothing', async () => {
   await server.update(loView());
   assert.equal(server.port, undefined);
 });
+
+test('many forwards at once: all answered, no listener warning', async () => {
+  const up = await fakeUpstream('example.test', '192.0.2.7');
+  const { port } = await startServer([up]);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    const replies = await Promise.all(Array.from({ length: 60 }, () => udpAsk(port, query('example.test'))));
+    assert.equal(replies.filter((r) => r && aData(decode(r))[0] === '192.0.2.7').length, 60);
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
