@@ -34,6 +34,9 @@ import { LEADER_KEY, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
 import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
+// How long a demoted or leaving manager tries to remove its own etcd member.
+const LEAVE_ETCD_MS = 8_000;
+
 export interface SwarmNodeOptions {
   dataRoot: string;
   etcdBinary: string;
@@ -324,7 +327,7 @@ export class SwarmNode implements SwarmMembership {
       rpc: {
         connect: (addr) => grpcChannel(addr, w.tls, log),
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
-        onRole: (role) => { if (role === 'manager' && this.worker === w) void this.switchRole(w.renewal!, 'manager'); },
+        onRole: (role) => { if (role === 'manager' && this.worker === w) void this.switchRole('manager'); },
         managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
@@ -348,12 +351,18 @@ export class SwarmNode implements SwarmMembership {
   }
 
   // A promotion or demotion reached this node: renew the certificate (the
-  // CA signs the role the store holds), then become what it says.
+  // CA signs the role the store holds), then become what it says. A notice
+  // during a switch is kept and acted on right after it (a promotion right
+  // after a demotion must not be lost).
   private switching = false;
-  private async switchRole(renewal: CertRenewal, want: 'manager' | 'worker'): Promise<void> {
-    if (this.switching) return;
+  private wantedRole?: 'manager' | 'worker';
+  private async switchRole(want: 'manager' | 'worker'): Promise<void> {
+    if (this.switching) { this.wantedRole = want; return; }
+    if (want === 'manager' ? !this.worker : !this.active) return; // already that
     this.switching = true;
     try {
+      const renewal = this.worker?.renewal ?? this.active?.renewal;
+      if (!renewal) return;
       await renewal.renewNow();
       await this.exclusive(async () => {
         const identity = readIdentity(this.opts.dataRoot);
@@ -374,13 +383,11 @@ export class SwarmNode implements SwarmMembership {
         } else if (want === 'worker' && this.active) {
           const a = this.active;
           const others = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ID !== a.nodeId && n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr);
-          // Leave etcd while quorum is there (the leader's upkeep would remove us otherwise).
+          // Leave etcd while quorum is there (the leader's upkeep removes the member otherwise, later).
           await a.election?.handOver().catch(() => undefined);
-          try {
-            const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
-            if (self) await a.admin.memberRemove(self.id);
-          } catch (err) { this.opts.log.warn({ err: (err as Error).message }, 'could not leave etcd; the leader will remove this member'); }
+          await this.leaveEtcd(a);
           await this.deactivate();
+          // A removed member's data must never start again: the next promotion starts from an empty directory.
           rmSync(this.etcdDir, { recursive: true, force: true });
           const prev = readSwarmState(this.opts.dataRoot);
           const state: SwarmState = { listenAddr: prev?.listenAddr ?? '0.0.0.0:2377', listenExplicit: prev?.listenExplicit, advertiseAddr: prev?.advertiseAddr ?? `${a.addr}:2377`, dataPathAddr: prev?.dataPathAddr, remoteManagers: others };
@@ -391,7 +398,32 @@ export class SwarmNode implements SwarmMembership {
       });
     } catch (err) {
       this.opts.log.error({ err: (err as Error).message, want }, 'role change failed; retried on the next notice');
-    } finally { this.switching = false; }
+    } finally {
+      this.switching = false;
+      const next = this.wantedRole;
+      this.wantedRole = undefined;
+      if (next) void this.switchRole(next);
+    }
+  }
+
+  // Removes this node's own etcd member. etcd refuses while a member has
+  // been connected for less than 5 s ("unhealthy cluster", e.g. right after
+  // a manager came back): retried within a bound, then left to the leader.
+  private async leaveEtcd(a: Active): Promise<void> {
+    const deadline = Date.now() + LEAVE_ETCD_MS;
+    for (let delay = 200; ; delay = Math.min(1000, delay * 2)) {
+      try {
+        const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
+        if (self) await a.admin.memberRemove(self.id);
+        return;
+      } catch (err) {
+        if (Date.now() + delay > deadline) {
+          this.opts.log.warn({ err: (err as Error).message }, 'could not leave etcd; the leader will remove this member');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private peerUrlFor(ip: string): string {
@@ -459,12 +491,7 @@ export class SwarmNode implements SwarmMembership {
       }
       // Hand leadership over, then leave etcd (while quorum allows), then stop.
       await a.election?.handOver().catch(() => undefined);
-      if (managers.length > 1) {
-        try {
-          const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
-          if (self) await a.admin.memberRemove(self.id);
-        } catch (err) { this.opts.log.warn({ err: (err as Error).message }, 'could not remove this manager from etcd'); }
-      }
+      if (managers.length > 1) await this.leaveEtcd(a);
       await this.deactivate();
       await this.opts.removeTaskContainers(a.nodeId);
       this.eraseState();
@@ -625,14 +652,18 @@ export class SwarmNode implements SwarmMembership {
     const log = this.opts.log;
     a.components = await this.opts.startComponents({
       store: a.store, nodeId: a.nodeId, log,
-      rpc: { server, connect: (addr) => grpcChannel(addr, a.tls, log), managers },
+      rpc: {
+        server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
+        // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its etcd member is gone).
+        onRole: (role) => { if (role === 'worker' && this.active === a) void this.switchRole('worker'); },
+      },
     });
     // Renewal through the managers (this one included); a demotion seen in the store switches this node.
     a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
     a.unwatch = a.store.subscribe((events) => {
       for (const e of events) {
         if (e.kind === 'nodes' && e.id === a.nodeId && e.object && (e.object as { Spec: { Role?: string } }).Spec.Role === 'worker' && this.active === a) {
-          void this.switchRole(a.renewal!, 'worker');
+          void this.switchRole('worker');
         }
       }
     });

@@ -25,6 +25,7 @@ export type ElectionStep =
   | 'new-lease'   // no usable lease: get one (and re-put the presence key)
   | 'campaign'    // nobody leads and our lease is good: try to create the key
   | 'step-down'   // we led, but the key is gone or another's, or our lease may have expired
+  | 'clear-own'   // not leading, yet the key names us: left from a term we stepped down from
   | 'hold';       // nothing to do (leading or following)
 
 export function leaseAlive(v: ElectionView): boolean {
@@ -40,5 +41,10 @@ export function electionStep(v: ElectionView): ElectionStep {
   }
   if (!alive) return 'new-lease';
   if (!v.leaderKey) return 'campaign';
+  // A renewal confirmed too late to be sure (a stall, quorum lost and back)
+  // made us step down while etcd kept the lease, and with it our key: it
+  // would say we lead while nobody does, for as long as we renew. Deleted,
+  // so that a campaign can start a new term.
+  if (v.leaderKey.value === v.nodeId) return 'clear-own';
   return 'hold';
 }

@@ -87,6 +87,14 @@ export class Election {
     if (step === 'step-down') await this.stepDown('lease or leader key lost');
     else if (step === 'new-lease') await this.newLease();
     else if (step === 'campaign') await this.campaign();
+    else if (step === 'clear-own') await this.clearOwnKey();
+  }
+
+  private async clearOwnKey(): Promise<void> {
+    const kv = this.opts.store.meta(LEADER_KEY);
+    if (!kv || kv.value !== this.opts.nodeId) return;
+    const res = await this.etcd.txn([{ key: LEADER_KEY, createRevision: kv.createRevision }], [{ del: LEADER_KEY }]);
+    if (res.succeeded) this.opts.log.info({ term: kv.createRevision }, 'leader key of a term this manager no longer leads removed');
   }
 
   private async renew(): Promise<void> {
@@ -95,6 +103,8 @@ export class Election {
     try {
       await this.etcd.keepAliveOnce(this.lease);
       this.confirmedSentAt = sent;
+      const tookMs = (this.opts.now ?? Date.now)() - sent;
+      if (!leaseAlive(this.view())) this.opts.log.info({ lease: this.lease, tookMs }, 'lease renewal confirmed too late to count');
     } catch (err) {
       if (!leaseAlive(this.view())) {
         this.opts.log.warn({ err: (err as Error).message, lease: this.lease }, 'manager lease lost');
@@ -132,7 +142,8 @@ export class Election {
 
   private async stepDown(why: string): Promise<void> {
     if (this.term === undefined) return;
-    this.opts.log.warn({ term: this.term, why }, 'no longer the leader');
+    const renewedMsAgo = this.confirmedSentAt === undefined ? undefined : (this.opts.now ?? Date.now)() - this.confirmedSentAt;
+    this.opts.log.warn({ term: this.term, why, renewedMsAgo }, 'no longer the leader');
     this.term = undefined;
     const running = this.running;
     this.running = undefined;

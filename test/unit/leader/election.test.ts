@@ -81,3 +81,42 @@ test('a manager whose lease expires at etcd steps down; the others take over', a
   for (const x of elections) await x.stop();
   for (const s of stores) await s.close();
 });
+
+test('decide: a leader key naming this manager while it does not lead is cleared', () => {
+  const base = { nodeId: 'a', now: 10_000, ttlMs: 2000, marginMs: 300, leaseConfirmedSentAt: 9_000 };
+  assert.equal(electionStep({ ...base, leaderKey: { value: 'a', createRevision: 5 } }), 'clear-own');
+  assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 7_000, leaderKey: { value: 'a', createRevision: 5 } }), 'new-lease');
+});
+
+// Quorum lost and back: the leader's renewal is confirmed, but too late for it
+// to be sure, so it stepped down; etcd kept the lease and so the leader key.
+// Before, that manager held the key for ever without leading (nobody led).
+test('a leader that stepped down on a late renewal while etcd kept its lease leads again', async () => {
+  class SlowRenewals extends MemoryBackend {
+    delayMs = 0;
+    override async keepAliveOnce(lease: string): Promise<void> {
+      if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+      return super.keepAliveOnce(lease);
+    }
+  }
+  const backend = new SlowRenewals();
+  const store = await Store.open(backend, silentLogger);
+  let terms = 0;
+  let leading = false;
+  const election = new Election({
+    store, nodeId: 'm0', log: silentLogger, renewMs: 20, ttlSeconds: 0.3, marginMs: 50,
+    lead: async () => { leading = true; terms++; return { stop: async () => { leading = false; } }; },
+  });
+  election.start();
+  try {
+    await until(() => leading, 'a leader');
+    backend.delayMs = 400;
+    await until(() => !leading, 'the step-down');
+    assert.equal(store.meta(LEADER_KEY)?.value, 'm0', 'the key outlived the term');
+    backend.delayMs = 0;
+    await until(() => leading && terms === 2, 'a new term');
+  } finally {
+    await election.stop();
+    await store.close();
+  }
+});

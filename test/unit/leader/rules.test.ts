@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canRemoveManager } from '../../../src/manager/controlapi/nodes';
 import { leaveManagerMessage, parseListenAddr } from '../../../src/daemon/swarm-state';
-import { planMembers } from '../../../src/manager/leader/members';
+import { DEMOTED_MEMBER_GRACE_MS, planMembers, updateSightings, type MemberSightings } from '../../../src/manager/leader/members';
 import { initialCluster } from '../../../src/store/etcd-members';
 
 test('demotion quorum safeguard as SwarmKit: the reachable managers left must be a majority', () => {
@@ -19,16 +19,25 @@ test("a manager's leave without --force: Docker's three texts", () => {
   assert.equal(leaveManagerMessage(5, 0), 'You are attempting to leave the swarm on a node that is participating as a manager. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.');
 });
 
-test('member upkeep: started learners promoted, members of non-managers removed, never itself, unstarted after a while', () => {
+test('member upkeep: started learners promoted, members of non-managers removed after a grace period, never itself, unstarted after a while', () => {
   const members = [
     { id: '1', name: 'a', peerUrls: ['https://10.0.0.1:4380'], learner: false },
     { id: '2', name: 'b', peerUrls: ['https://10.0.0.2:4380'], learner: true },
     { id: '3', name: 'c', peerUrls: ['https://10.0.0.3:4380'], learner: false },
     { id: '4', name: '', peerUrls: ['https://10.0.0.4:4380'], learner: true },
   ];
-  const seen = new Map([['4', 0]]);
-  assert.deepEqual(planMembers(members, new Set(['a', 'b']), 'a', seen, 1000), { promote: ['2'], remove: ['3'] });
+  const seen: MemberSightings = { unstarted: new Map(), notManager: new Map() };
+  updateSightings(seen, members, new Set(['a', 'b']), 0);
+  assert.deepEqual([...seen.unstarted], [['4', 0]]);
+  assert.deepEqual([...seen.notManager], [['3', 0]]);
+  // A demoted node's member is left to the node itself for a while (a promotion right after keeps it).
+  assert.deepEqual(planMembers(members, new Set(['a', 'b']), 'a', seen, 1000), { promote: ['2'], remove: [] });
+  assert.deepEqual(planMembers(members, new Set(['a', 'b']), 'a', seen, DEMOTED_MEMBER_GRACE_MS + 1), { promote: ['2'], remove: ['3'] });
   assert.deepEqual(planMembers(members, new Set(['b']), 'a', seen, 10 * 60_000), { promote: ['2'], remove: ['3', '4'] });
+  // Promoted back within the grace period: no longer counted.
+  updateSightings(seen, members, new Set(['a', 'b', 'c']), 2000);
+  assert.deepEqual([...seen.notManager], []);
+  assert.deepEqual(planMembers(members, new Set(['a', 'b', 'c']), 'a', seen, 10 * 60_000), { promote: ['2'], remove: ['4'] });
   assert.equal(initialCluster(members, 'd', 'https://10.0.0.4:4380'), 'a=https://10.0.0.1:4380,b=https://10.0.0.2:4380,c=https://10.0.0.3:4380,d=https://10.0.0.4:4380');
 });
 
