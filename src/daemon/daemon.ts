@@ -20,6 +20,8 @@ import { startLogBroker, type LogBroker } from '../manager/logbroker';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
 import { NetworkHost } from '../agent/network/network-host';
+import { LoadBalancer } from '../agent/network/loadbalancer/load-balancer';
+import { DnsServer } from '../agent/network/dns/server';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
@@ -161,8 +163,10 @@ function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, exec
 // dispatcher through a session with any manager, over mutual TLS.
 function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
-  // [overlay helper] The node's network components (overlay; the integrator adds the load balancer and DNS).
-  const networks = new NetworkHost({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) });
+  // The node's network components: the overlay first, then the load balancer
+  // and the DNS server, which build on its bridges.
+  const networks = new NetworkHost({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) },
+    (base) => [new LoadBalancer(base), new DnsServer(base)]);
   const controlPlane = new RemoteControlPlane({
     connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),

@@ -31,7 +31,7 @@ const TCP_IDLE_MS = 10_000;
 
 export interface DnsServerOptions {
   nodeId: string;
-  nodeAddr: string;
+  nodeAddr?: string;
   log: Logger;
   addr?: string;                 // SHOAL_DNS_ADDR
   port?: number;                 // 53; 0 picks one (tests)
@@ -43,6 +43,7 @@ export interface DnsServerOptions {
 }
 
 export class DnsServer {
+  readonly name = 'dns';
   private readonly log: Logger;
   private readonly addr: string;
   private readonly link: string | null;

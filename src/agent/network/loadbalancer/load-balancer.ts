@@ -14,7 +14,7 @@ import { buildRuleset, removeTransaction, replaceTransaction, type Frontend } fr
 
 export interface LoadBalancerOptions {
   nodeId: string;
-  nodeAddr: string;
+  nodeAddr?: string;
   log: Logger;
   exec?: Exec;   // how commands run (default: here; tests wrap them in nsenter)
 }
@@ -26,6 +26,7 @@ const CONNTRACK_TIMEOUT_MS = 5_000;
 export const MAX_CONNTRACK_DELETES = 256;
 
 export class LoadBalancer {
+  readonly name = 'loadbalancer';
   private readonly exec: Exec;
   private readonly log: Logger;
   private applied: string | undefined;
