@@ -199,3 +199,24 @@ test('API version above 1.41 is refused like dockerd', async () => {
   assert.equal(res.status, 400);
   assert.equal(res.json.message, 'client version 1.99 is too new. Maximum supported API version is 1.41');
 });
+
+test('a published port another service uses is refused at create and update with Docker\'s 400', async () => {
+  const { call, store } = await controlFixture();
+  const ports = (p: Array<Record<string, unknown>>) => ({ EndpointSpec: { Ports: p } });
+  const web = await call('POST', '/services/create', spec('web', ports([{ TargetPort: 80, PublishedPort: 8080 }])));
+  assert.equal(web.status, 201);
+  const clash = await call('POST', '/services/create', spec('api', ports([{ TargetPort: 81, PublishedPort: 8080, Protocol: 'tcp' }])));
+  assert.equal(clash.status, 400);
+  assert.equal(clash.json.message, `rpc error: code = InvalidArgument desc = port '8080' is already in use by service 'web' (${web.json.ID}) as an ingress port`);
+  assert.equal((await call('POST', '/services/create', spec('udp', ports([{ TargetPort: 81, PublishedPort: 8080, Protocol: 'udp' }])))).status, 201, 'another protocol is another port');
+  const api = await call('POST', '/services/create', spec('api', ports([{ TargetPort: 81 }])));
+  assert.equal(api.status, 201);
+  const cur = await call('GET', '/services/api');
+  const upd = await call('POST', `/services/api/update?version=${cur.json.Version.Index}`, spec('api', ports([{ TargetPort: 81, PublishedPort: 8080 }])));
+  assert.equal(upd.status, 400);
+  assert.match(upd.json.message, /port '8080' is already in use by service 'web'/);
+  // The same service keeps its own port through an update.
+  const w = await call('GET', '/services/web');
+  assert.equal((await call('POST', `/services/web/update?version=${w.json.Version.Index}`, spec('web', ports([{ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 443 }])))).status, 200);
+  assert.equal(store.count('services'), 3);
+});
