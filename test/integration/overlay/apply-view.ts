@@ -27,8 +27,11 @@ async function main(): Promise<void> {
         IPAM: { Configs: [{ Subnet: n.Subnet, Gateway: n.Gateway }] },
       })));
     }
+    const started = process.hrtime.bigint();
     await overlay.update(view);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
     await overlay.close();
+    process.stderr.write(`apply-view: round ${ms.toFixed(1)} ms\n`);
   } finally {
     engine.close();
   }

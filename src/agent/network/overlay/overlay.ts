@@ -88,6 +88,7 @@ export class Overlay implements NetworkComponent {
     if (this.closed) return Promise.resolve();
     this.next ??= this.running.then(() => {
       this.next = undefined;
+      if (this.closed) return;
       this.roundError = undefined;
       this.running = this.reconcile().catch((err: unknown) => {
         this.roundError = (err as Error).message;
