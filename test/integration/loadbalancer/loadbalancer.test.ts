@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { silentLogger } from '../../../src/common/log';
 import { LoadBalancer } from '../../../src/agent/network/loadbalancer/load-balancer';
-import { EXT_ADDR, GATEWAY, inNs, LB, LbLab, lbLabView as view, must, NODE_A, NODE_ADDR, NS, TASKS, tool, VIP } from '../../helpers/lb-netns';
+import { EXT_ADDR, GATEWAY, inNs, LB, LbLab, lbLabView as view, must, NODE_A, NODE_ADDR, NS, PREFIX, TASKS, tool, VIP } from '../../helpers/lb-netns';
 
 const PROBES = 30; // P(one of three backends never chosen in 30) = 3·(2/3)^30 ≈ 1.6e-5
 
@@ -39,6 +39,9 @@ describe('load balancer on the kernel (namespaces shoal-lb-*)', { timeout: 5 * 6
     const answers = await probe(NS.c, 'tcp', VIP, 8080);
     assert.deepEqual(names(answers), ['t1', 't2', 't3'], answers.join(', '));
     assert.deepEqual(seen(answers), [LB]);
+    // A task reaches its own service's VIP, itself included (hairpin through the node).
+    const hairpin = await probe(`${PREFIX}t1`, 'tcp', VIP, 8080);
+    assert.deepEqual(names(hairpin), ['t1', 't2', 't3'], hairpin.join(', '));
     // Not from outside its network (the node itself has nothing on that port).
     const outside = await probe(NS.ext, 'tcp', VIP, 8080, 3);
     assert.ok(outside.every((a) => a.startsWith('error:')), outside.join(', '));
@@ -50,6 +53,9 @@ describe('load balancer on the kernel (namespaces shoal-lb-*)', { timeout: 5 * 6
     assert.deepEqual(seen(tcp), [LB]);
     const udp = await probe(NS.ext, 'udp', NODE_ADDR, 30053);
     assert.deepEqual(names(udp), ['t1', 't2', 't3'], udp.join(', '));
+    // A task through the mesh to its own service, itself included.
+    const hairpin = await probe(`${PREFIX}t1`, 'tcp', NODE_ADDR, 30080);
+    assert.deepEqual(names(hairpin), ['t1', 't2', 't3'], hairpin.join(', '));
   });
 
   test('a published port answers on the node\'s own addresses and on loopback', async () => {

@@ -4,6 +4,7 @@ import { silentLogger } from '../../../src/common/log';
 import type { RunOptions, RunResult } from '../../../src/common/run';
 import { LoadBalancer } from '../../../src/agent/network/loadbalancer/load-balancer';
 import { interfacesWith } from '../../../src/agent/network/loadbalancer/localnet';
+import { portsWithoutHairpin } from '../../../src/agent/network/loadbalancer/hairpin';
 import { NODE_A, view } from './fixtures';
 
 interface Call { cmd: string; args: string[]; input?: string }
@@ -76,4 +77,15 @@ test('interfacesWith reads `ip -j addr` and ignores what it cannot read', () => 
   assert.deepEqual(interfacesWith(IP_JSON, ['10.0.0.3']), ['br-ingress']);
   assert.deepEqual(interfacesWith('not json', ['10.0.0.3']), []);
   assert.deepEqual(interfacesWith('[{"ifname":3},{"addr_info":null}]', ['10.0.0.3']), []);
+});
+
+test('portsWithoutHairpin picks the veth ports that lack it, never the VXLAN port', () => {
+  const ports = JSON.stringify([
+    { ifname: 'veth1', linkinfo: { info_kind: 'veth', info_slave_data: { hairpin: false } } },
+    { ifname: 'veth2', linkinfo: { info_kind: 'veth', info_slave_data: { hairpin: true } } },
+    { ifname: 'vx4097', linkinfo: { info_kind: 'vxlan', info_slave_data: { hairpin: false } } },
+    { ifname: 'odd' },
+  ]);
+  assert.deepEqual(portsWithoutHairpin(ports), ['veth1']);
+  assert.deepEqual(portsWithoutHairpin('{'), []);
 });

@@ -50,6 +50,7 @@ test('the routing mesh: published ports on every local address to the tasks on i
     assert.ok(block(rs.text, 'chain', hook).includes('fib daddr type local meta l4proto . th dport vmap @mesh-ports'), hook);
   }
   assert.deepEqual(rs.localnetAddrs, ['10.0.0.3']);
+  assert.deepEqual(rs.hairpinAddrs, ['10.0.0.3', '10.0.1.3']);
 });
 
 test('host-mode ports and dnsrr services get no rules; dnsrr still publishes on the mesh', () => {
@@ -72,6 +73,7 @@ test('a frontend without running tasks is rejected, not left to time out', () =>
   assert.ok(input.includes('meta l4proto . th dport @mesh-no-backends goto no-backends'));
   assert.deepEqual(block(rs.text, 'chain', 'no-backends'), ['meta l4proto tcp reject with tcp reset', 'reject']);
   assert.deepEqual(rs.localnetAddrs, []);
+  assert.deepEqual(rs.hairpinAddrs, []);
 });
 
 test('KeepClientIP: local tasks only and no source NAT, except for the node itself and the ingress network', () => {

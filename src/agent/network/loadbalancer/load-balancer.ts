@@ -2,13 +2,15 @@
 // the network view asks for (ruleset.ts), replaced whole in one `nft -f -`
 // transaction and only when its text changes; then drops the conntrack
 // entries of backends that went away, keeps dockerd's FORWARD chain from
-// dropping balanced traffic (forward-accept.ts) and lets the mesh answer on
-// 127.0.0.1 (localnet.ts). Acts on the network namespace the process runs in.
+// dropping balanced traffic (forward-accept.ts), lets the mesh answer on
+// 127.0.0.1 (localnet.ts) and a task reach itself through its own service
+// (hairpin.ts). Acts on the network namespace the process runs in.
 import type { Logger } from '../../../common/log';
 import { run } from '../../../common/run';
 import type { NodeNetworkView } from '../../../protocol/network-view';
 import { staleFlowDeletes } from './conntrack';
 import { ensureForwardAccept, removeForwardAccept, type Exec } from './forward-accept';
+import { enableHairpin } from './hairpin';
 import { disableRouteLocalnet, enableRouteLocalnet } from './localnet';
 import { buildRuleset, removeTransaction, replaceTransaction, type Frontend } from './ruleset';
 
@@ -86,6 +88,7 @@ export class LoadBalancer {
     const { changed, errors } = await enableRouteLocalnet(this.exec, rs.localnetAddrs);
     for (const c of changed) this.localnet.add(c);
     for (const e of errors) this.log.error({ err: e }, 'cannot enable the routing mesh on 127.0.0.1');
+    for (const e of await enableHairpin(this.exec, rs.hairpinAddrs)) this.log.error({ err: e }, 'cannot let a task reach itself through its service');
     return wrote;
   }
 

@@ -52,6 +52,7 @@ export interface Ruleset {
   frontends: Frontend[];
   warnings: string[];       // items left out (bad or conflicting data), one line each
   localnetAddrs: string[];  // LB addresses whose interface needs route_localnet (mesh on 127.0.0.1)
+  hairpinAddrs: string[];   // LB addresses of networks with balanced traffic: their bridge's ports need hairpin
 }
 
 interface Net { view: ViewNetwork; subnet: Subnet; lb?: string }
@@ -115,6 +116,7 @@ export function buildRuleset(view: NodeNetworkView, nodeId: string): Ruleset {
     frontends,
     warnings,
     localnetAddrs: meshLive && ingress?.lb ? [ingress.lb] : [],
+    hairpinAddrs: [...new Set(frontends.filter((f) => f.backends.length > 0).map((f) => nets.get(f.networkId)!.lb!))].sort(byAddress),
   };
 }
 
