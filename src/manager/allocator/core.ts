@@ -347,6 +347,8 @@ export class AllocatorCore {
     this.setClaims(owner, claims);
     const next: Task = { ...t, UpdatedAt: now, Status: { Timestamp: now, State: 'pending', Message: ALLOCATED_MESSAGE } };
     if (attachments.length) next.NetworksAttachments = attachments; else delete next.NetworksAttachments;
+    // The node publishes host-mode ports from the task's own copy of the endpoint (SwarmKit's Task.Endpoint).
+    if (service?.Endpoint.Ports?.length) next.Endpoint = { Spec: structuredClone(service.Endpoint.Spec), Ports: structuredClone(service.Endpoint.Ports) };
     return { ok: true, next };
   }
 
