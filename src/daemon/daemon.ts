@@ -12,7 +12,7 @@ import { registerPingRoutes } from '../api/routes/ping';
 import { registerInfoRoute } from '../api/routes/engine-info';
 import { registerEventRoutes } from '../api/routes/events';
 import { registerLogRoutes } from '../api/routes/logs';
-import { registerNetworkRoutes } from '../api/routes/networks';
+import { engineNetworkLookup, registerNetworkRoutes } from '../api/routes/networks';
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { LocalLogSource } from '../agent/log-source';
 import { startLogPublisher } from '../agent/log-publisher';
@@ -95,7 +95,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   const router = new Router();
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
-  registerSwarmApiRoutes(router, swarm);
+  registerSwarmApiRoutes(router, swarm, engineNetworkLookup(engineClient));
   registerNetworkRoutes(router, { swarm, engine: engineClient });
   registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).

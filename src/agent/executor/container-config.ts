@@ -305,7 +305,7 @@ function compact<T extends object>(o: T): T {
 export const ENGINE_SOCKET_PATHS = new Set(['/var/run/docker.sock', '/run/docker.sock']);
 
 export function routeDockerSocket(config: ContainerCreate, apiSocket: string | undefined): ContainerCreate {
-  const mounts = config.body.HostConfig.Mounts;
+  const mounts = config.body.HostConfig?.Mounts; // a caller may send a body without HostConfig
   if (!apiSocket || !mounts?.some(isEngineSocketMount)) return config;
   const out = structuredClone(config);
   out.body.HostConfig.Mounts = mounts.map((m) => (isEngineSocketMount(m) ? { ...m, Source: apiSocket } : m));

@@ -310,3 +310,11 @@ async function findNetwork(deps: NetworkRouteDeps, term: string, opts: { scope: 
   if (byPrefix.size > 1) throw invalid(`network ${term} is ambiguous (${byPrefix.size} matches found based on ID prefix)`);
   throw notFound(`network ${term} not found`);
 }
+
+// The name of the engine's network `ref` (name, ID or ID prefix), Shoal's plumbing excepted.
+export function engineNetworkLookup(engine: NetworkEngine): (ref: string) => Promise<string | undefined> {
+  return async (ref) => {
+    const n = (await engineNetworks(engine)).find((x) => x.Name === ref || x.Id.startsWith(ref));
+    return n?.Name;
+  };
+}

@@ -125,6 +125,9 @@ describe('swarm networks driven by the docker CLI', () => {
     const unknown = await shoal.api('POST', '/v1.41/services/create', { TaskTemplate: { ContainerSpec: { Image: IMG }, Networks: [{ Target: 'nt_nosuch' }] } });
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json.message, 'network nt_nosuch not found');
+    const local = await shoal.api('POST', '/v1.41/services/create', { TaskTemplate: { ContainerSpec: { Image: IMG }, Networks: [{ Target: 'bridge' }] } });
+    assert.equal(local.status, 403);
+    assert.equal(local.json.message, 'The network bridge cannot be used with services. Only networks scoped to the swarm can be used, such as those created with the overlay driver.');
     await fails(['service', 'create', '--detach', '--network', 'ingress', IMG, 'sleep', '1000'], /Service cannot be explicitly attached to the ingress network "ingress"/);
     await ok(['service', 'create', '--detach', '--name', 'nt_svc', '--network', 'name=nt_a,alias=web,driver-opt=k=v', IMG, 'sleep', '100000']);
     const a = await inspect('nt_a');
