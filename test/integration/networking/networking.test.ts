@@ -1,0 +1,177 @@
+// Issue 9 end to end on a three-host Shoal lab (one manager, two workers),
+// typed with the real docker CLI: an overlay across hosts, service names by
+// VIP and tasks.NAME through Shoal's DNS, VIP load balancing over tasks on
+// every host, dnsrr, the routing mesh on every host's address and loopback,
+// host-mode publishing, a removed task gone from DNS and the VIP at once,
+// isolation between networks, and removal refused while a network is in use.
+// Lab index 2 (SHOAL_LAB_INDEX), so it runs beside the other lab tests' labs.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../../src/common/run';
+import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
+import { ensureBusyboxImage } from '../../helpers/images';
+import { parseHostLines, runLab, type LabHost } from '../../helpers/lab';
+
+const INDEX = process.env.SHOAL_LAB_INDEX ?? '2';
+const IMG = 'shoal-test/busybox:1';     // copied into every host by `lab up`
+const CLI_MS = 60_000;
+const CONVERGE_MS = 60_000;
+const SAMPLES = 30;                     // requests per spread check (3 backends: all seen with p > 0.99)
+
+describe('overlay networks, service discovery, VIPs and the routing mesh (three-host lab)', { concurrency: 1 }, () => {
+  const dir = join(mkdtempSync('/tmp/shoal-net-it-'), 'lab');
+  let hosts: LabHost[] = [];
+  const host = (name: string): LabHost => {
+    const h = hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name}`);
+    return h;
+  };
+  const lab = async (args: string[]): Promise<string> => {
+    const r = await runLab(INDEX, [...args, '--dir', dir], 300_000);
+    if (r.code !== 0) throw new Error(`lab ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const d = (name: string, args: string[]): Promise<DockerResult> => runDocker(host(name).dockerHost, args, { timeoutMs: CLI_MS });
+  const ok = async (name: string, args: string[]): Promise<string> => {
+    const r = await d(name, args);
+    assert.equal(r.code, 0, `docker ${args.join(' ')} on ${name}: ${r.stderr}${r.stdout}`);
+    return r.stdout.trim();
+  };
+  // A shell command inside the (one) running container of `service` on host `name`.
+  const inTask = async (name: string, service: string, sh: string): Promise<DockerResult> => {
+    const id = await waitFor(`a running ${service} container on ${name}`, async () => (await ok(name, ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n')[0], CONVERGE_MS, 300);
+    return d(name, ['exec', id, 'sh', '-c', sh]);
+  };
+  const runningTasks = async (service: string): Promise<string[]> =>
+    (await ok('host1', ['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}', service]))
+      .split('\n').filter((l) => / Running/.test(l)).map((l) => l.split(' ')[0]!);
+  const waitRunning = (service: string, n: number): Promise<string[]> =>
+    waitFor(`${n} running tasks of ${service}`, async () => { const t = await runningTasks(service); return t.length === n ? t : undefined; }, CONVERGE_MS, 300);
+  // The addresses of a service's running tasks on `network`, from the store (task inspect).
+  const taskAddrs = async (service: string, network: string): Promise<string[]> => {
+    const ids = (await ok('host1', ['service', 'ps', '-q', '--filter', 'desired-state=running', service])).split('\n').filter(Boolean);
+    const out = await ok('host1', ['inspect', '--format', `{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "${network}"}}{{range .Addresses}}{{.}} {{end}}{{end}}{{end}}`, ...ids]);
+    return out.split(/\s+/).filter(Boolean).map((a) => a.split('/')[0]!).sort();
+  };
+  const vip = async (service: string, networkId: string): Promise<string> => {
+    const vips = JSON.parse(await ok('host1', ['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', service])) as Array<{ NetworkID: string; Addr: string }>;
+    const v = vips.find((x) => x.NetworkID === networkId);
+    assert.ok(v, `${service} has a VIP on ${networkId}: ${JSON.stringify(vips)}`);
+    return v.Addr.split('/')[0]!;
+  };
+  // nslookup's answers (the addresses after the "Name:" line), sorted.
+  const lookup = async (on: string, from: string, name: string): Promise<string[]> => {
+    const r = await inTask(on, from, `nslookup ${name} 2>&1`);
+    return [...r.stdout.split('Name:').slice(1).join('\n').matchAll(/Address: ([0-9.]+)/g)].map((m) => m[1]!).sort();
+  };
+  // The distinct hostnames that `count` requests to `url` got, from inside a task or from the machine.
+  const spreadFrom = async (fetch: (n: number) => Promise<DockerResult>): Promise<Set<string>> => {
+    const r = await fetch(SAMPLES);
+    const names = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    assert.ok(names.length >= SAMPLES - 1, `answers: ${names.length} of ${SAMPLES} (${r.stderr})`);
+    return new Set(names.filter((n) => n !== 'FAIL'));
+  };
+  const loop = (n: number, cmd: string): string => `for i in $(seq ${n}); do ${cmd} || echo FAIL; done`;
+  const webHostnames = async (): Promise<Set<string>> => {
+    const out = await ok('host1', ['service', 'ps', '-q', '--filter', 'desired-state=running', 'web']);
+    const names = new Set<string>();
+    for (const h of hosts) {
+      for (const id of (await ok(h.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).split('\n').filter(Boolean)) names.add(id.slice(0, 12));
+    }
+    assert.ok(out.length > 0);
+    return names;
+  };
+  let appnet = '';
+
+  before(async () => {
+    await ensureBusyboxImage('/var/run/docker.sock', IMG);
+    await runLab(INDEX, ['down', '--dir', dir], 120_000); // whatever an interrupted run left at this index
+    hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
+    appnet = await ok('host1', ['network', 'create', '-d', 'overlay', 'appnet']);
+    await ok('host1', ['network', 'create', '-d', 'overlay', 'othernet']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'web', '--replicas', '3', '--network', 'appnet', '-p', '8080:80', '--placement-pref', 'spread=node.id', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'client', '--mode', 'global', '--network', 'appnet', IMG, 'sleep', '100000']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'outsider', '--mode', 'global', '--network', 'othernet', IMG, 'sleep', '100000']);
+    assert.deepEqual((await waitRunning('web', 3)).sort(), ['host1', 'host2', 'host3']);
+    await waitRunning('client', 3);
+    await waitRunning('outsider', 3);
+  });
+
+  after(async () => { await runLab(INDEX, ['down', '--dir', dir], 120_000); });
+
+  test('a service name answers its VIP, tasks.NAME the running tasks, from every host', async () => {
+    const v = await vip('web', appnet);
+    const addrs = await taskAddrs('web', 'appnet');
+    assert.equal(addrs.length, 3);
+    for (const h of ['host1', 'host2', 'host3']) {
+      assert.deepEqual(await lookup(h, 'client', 'web'), [v], `web from ${h}`);
+      assert.deepEqual(await lookup(h, 'client', 'tasks.web'), addrs, `tasks.web from ${h}`);
+    }
+  });
+
+  test('connections to the VIP spread over the tasks on all three hosts', async () => {
+    const want = await webHostnames();
+    const seen = await spreadFrom((n) => inTask('host2', 'client', loop(n, 'timeout 3 wget -q -O- http://web/hostname')));
+    assert.deepEqual([...seen].sort(), [...want].sort());
+  });
+
+  test('a published port answers on every host\'s address and on loopback, spread over all tasks', async () => {
+    const want = await webHostnames();
+    for (const h of hosts) {
+      const seen = await spreadFrom(async (n) => {
+        const r = await run('sh', ['-c', loop(n, `timeout 3 wget -q -O- http://${h.address}:8080/hostname`)], { timeoutMs: 120_000 });
+        return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+      });
+      assert.deepEqual([...seen].sort(), [...want].sort(), `through ${h.name} (${h.address})`);
+    }
+    const r = await run('nsenter', [`--net=/var/run/netns/shoal-lab${INDEX}-host3`, 'sh', '-c', loop(5, 'timeout 3 wget -q -O- http://127.0.0.1:8080/hostname')], { timeoutMs: 60_000 });
+    const names = r.stdout.split('\n').filter(Boolean);
+    assert.equal(names.length, 5, r.stderr);
+    for (const n of names) assert.ok(want.has(n), `127.0.0.1:8080 on host3 answered "${n}"`);
+  });
+
+  test('dnsrr: the service name answers the task addresses', async () => {
+    await ok('host1', ['service', 'create', '-d', '--name', 'rr', '--replicas', '2', '--endpoint-mode', 'dnsrr', '--network', 'appnet', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    await waitRunning('rr', 2);
+    const addrs = await taskAddrs('rr', 'appnet');
+    assert.equal(addrs.length, 2);
+    assert.deepEqual(await lookup('host3', 'client', 'rr'), addrs);
+  });
+
+  test('a task scaled away leaves DNS and the VIP at once', async () => {
+    await ok('host1', ['service', 'scale', '-d', 'web=2']);
+    await waitRunning('web', 2);
+    const addrs = await taskAddrs('web', 'appnet');
+    const want = await waitFor('the removed web container gone', async () => { const w = await webHostnames(); return w.size === 2 ? w : undefined; }, CONVERGE_MS, 300);
+    assert.deepEqual(await lookup('host1', 'client', 'tasks.web'), addrs);
+    const seen = await spreadFrom((n) => inTask('host1', 'client', loop(n, 'timeout 3 wget -q -O- http://web/hostname')));
+    assert.deepEqual([...seen].sort(), [...want].sort());
+  });
+
+  test('networks are isolated: a task on another network neither resolves nor reaches the service', async () => {
+    const v = await vip('web', appnet);
+    assert.deepEqual(await lookup('host2', 'outsider', 'web'), []);
+    const r = await inTask('host2', 'outsider', `timeout 3 wget -q -O- http://${v}/hostname || echo FAIL`);
+    assert.match(r.stdout, /FAIL/);
+  });
+
+  test('host-mode publishing listens only where a task runs', async () => {
+    await ok('host1', ['service', 'create', '-d', '--name', 'hostmode', '--constraint', 'node.hostname==host2', '--publish', 'mode=host,published=8090,target=80', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    await waitRunning('hostmode', 1);
+    const fetch = (addr: string) => run('sh', ['-c', `timeout 3 wget -q -O- http://${addr}:8090/hostname || echo FAIL`], { timeoutMs: 10_000 });
+    await waitFor('host2:8090 answers', async () => !(await fetch(host('host2').address)).stdout.includes('FAIL'), 20_000, 300);
+    assert.match((await fetch(host('host1').address)).stdout, /FAIL/);
+    assert.match(await ok('host1', ['service', 'ls', '--filter', 'name=hostmode', '--format', '{{.Ports}}']), /8090->80\/tcp/);
+  });
+
+  test('a network in use cannot be removed; once unused it can', async () => {
+    const r = await d('host1', ['network', 'rm', 'othernet']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /in use/);
+    await ok('host1', ['service', 'rm', 'outsider']);
+    await waitFor('othernet removed', async () => (await d('host1', ['network', 'rm', 'othernet'])).code === 0, CONVERGE_MS, 500);
+    assert.doesNotMatch(await ok('host1', ['network', 'ls', '--format', '{{.Name}}']), /othernet/);
+  });
+});
