@@ -140,21 +140,14 @@ async function startLeaderComponents(store: Store, log: Logger): Promise<Running
 // sessions while this manager leads, naming the leader otherwise), and this
 // node's agent with a session like any worker's.
 function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): RunningComponents & { setLeading(fenced: Store | undefined): void } {
-  // The dispatcher writes (node status, task status) only as the leader, through the term's fence.
-  let fenced: Store | undefined;
-  const termStore = new Proxy(store, {
-    get: (target, prop) => {
-      const s = fenced ?? target;
-      const v = Reflect.get(s, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
-    },
-  });
+  // The dispatcher reads the store; it writes (node status, task status)
+  // only as the leader, through the fenced store of the term (setLeading).
   const dispatcher = startDispatcher({
-    store: termStore, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers,
+    store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers,
   });
   const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname);
   return {
-    setLeading: (s) => { fenced = s; dispatcher.setLeading(s !== undefined); },
+    setLeading: (fenced) => dispatcher.setLeading(fenced),
     stop: async () => { await agent.stop(); await dispatcher.stop(); },
   };
 }

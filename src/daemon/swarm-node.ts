@@ -412,11 +412,18 @@ export class SwarmNode implements SwarmMembership {
   private async leaveEtcd(a: Active): Promise<void> {
     const deadline = Date.now() + LEAVE_ETCD_MS;
     for (let delay = 200; ; delay = Math.min(1000, delay * 2)) {
+      let removing = false;
       try {
         const self = (await a.admin.memberList()).find((m) => m.name === a.nodeId);
+        removing = self !== undefined;
         if (self) await a.admin.memberRemove(self.id);
         return;
       } catch (err) {
+        // Removed, this etcd stops at once and the answer can be lost: only a refusal is retried.
+        if (removing && !/unhealthy cluster/i.test((err as Error).message)) {
+          this.opts.log.info({ err: (err as Error).message }, 'etcd member removal sent; its answer was lost (the leader removes the member if it was not)');
+          return;
+        }
         if (Date.now() + delay > deadline) {
           this.opts.log.warn({ err: (err as Error).message }, 'could not leave etcd; the leader will remove this member');
           return;

@@ -40,8 +40,21 @@ function toMember(m: { ID: string; name: string; peerURLs: string[]; isLearner: 
 // rewrites the file); they get their own bound.
 const MAINTENANCE_TIMEOUT_MS = 120_000;
 
+// A watcher's cancel waits for etcd's answer; a dead endpoint never gives one.
+const WATCH_CANCEL_MS = 1000;
+
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    void p.finally(() => { clearTimeout(t); resolve(); });
+  });
+}
+
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
   readonly client: Etcd3;
+  private closed = false;
+  // Every live watcher's stop, so that close() can cancel them all.
+  private readonly watchers = new Set<() => Promise<void>>();
   private keepAlive?: { stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>; waiting: Map<string, Array<(ok: boolean) => void>> };
 
   constructor(options: IOptions) {
@@ -101,17 +114,46 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Promise<WatchHandle> {
+    if (this.closed) throw new Error('etcd client closed');
     const r = rangeOf(prefix);
     // No previous values: the mirror has them, and the stream stays half the size.
     const builder = this.client.watch().startRevision(String(fromRevision));
-    const watcher = await (prefix === '' ? builder.inRange({ start: r.key, end: r.range_end }) : builder.prefix(prefix)).create();
+    // watcher(), not create(): create() waits for etcd's answer for ever and
+    // hands nothing back meanwhile, so nothing could stop the watch manager
+    // retrying a dead endpoint. Here every watcher is known from the start.
+    const watcher = (prefix === '' ? builder.inRange({ start: r.key, end: r.range_end }) : builder.prefix(prefix)).watcher();
+    // etcd3 throws an 'error' nobody listens to (a cancel from etcd after stop).
+    watcher.on('error', () => undefined);
     let done = false;
-    const stop = (): void => {
-      if (done) return;
+    let abortCreate: ((err: Error) => void) | undefined;
+    const stop = (): Promise<void> => {
+      if (done) return Promise.resolve();
       done = true;
+      abortCreate?.(new Error('etcd watch closed before it was created'));
+      this.watchers.delete(stop);
       watcher.removeAllListeners('data');
-      void watcher.cancel().catch(() => undefined);
+      return bounded(watcher.cancel().catch(() => undefined), WATCH_CANCEL_MS);
     };
+    this.watchers.add(stop);
+    // Created (etcd answered), or refused, or the stream lost first: bounded.
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: Error): void => {
+        abortCreate = undefined;
+        clearTimeout(timer);
+        watcher.removeListener('connected', onCreated);
+        watcher.removeListener('disconnected', settle);
+        watcher.removeListener('error', settle);
+        if (!err) { resolve(); return; }
+        void stop();
+        reject(err);
+      };
+      const onCreated = (): void => settle();
+      const timer = setTimeout(() => settle(new Error(`etcd did not create the watch within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+      watcher.once('connected', onCreated);
+      watcher.once('disconnected', settle);
+      watcher.once('error', settle);
+      abortCreate = settle;
+    });
     watcher.on('data', (res) => {
       if (done || res.events.length === 0) return;
       const events: WatchEvent[] = res.events.map((e) => ({
@@ -124,10 +166,10 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     // of the last response, which can be ahead of the events it delivered:
     // events would be skipped. Drop this watcher instead; the store starts a
     // new one from the revision its mirror has applied.
-    watcher.on('disconnected', (err: Error) => { if (!done) { stop(); cb.onLost(err, false); } });
+    watcher.on('disconnected', (err: Error) => { if (!done) { void stop(); cb.onLost(err, false); } });
     // A cancel from etcd (compacted start revision, or another reason): reload.
-    watcher.on('error', (err: Error) => { if (!done) { stop(); cb.onLost(err, true); } });
-    return { close: async () => { stop(); } };
+    watcher.on('error', (err: Error) => { if (!done) { void stop(); cb.onLost(err, true); } });
+    return { close: () => stop() };
   }
 
   async status(): Promise<{ dbSize: number; dbSizeInUse: number }> {
@@ -217,7 +259,14 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
 
   async memberRemove(id: string): Promise<void> { await this.client.cluster.memberRemove({ ID: id }); }
 
+  // Watchers first (etcd3's watch manager retries for as long as one is
+  // attached, even after the client is closed), then the lease stream, then
+  // the client: a closed backend leaves no timer and no stream behind.
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.watchers].map((stop) => stop()));
+    this.watchers.clear();
     try { this.keepAlive?.stream.cancel(); } catch { /* gone */ }
     this.keepAlive = undefined;
     this.client.close();

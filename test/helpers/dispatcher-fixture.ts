@@ -14,7 +14,7 @@ export async function localDispatch(store: Store, payloads?: PayloadSource) {
   const clusterId = store.list('cluster')[0]?.ID ?? 'test-cluster';
   const net = new MemoryNetwork();
   const dispatcher = startDispatcher({ store, server: net.listen('dispatcher', () => clusterId), log: silentLogger, payloads });
-  dispatcher.setLeading(true);
+  dispatcher.setLeading(store);
   const planes: RemoteControlPlane[] = [];
   const description: NodeDescription = { Hostname: 'test-host', Platform: { Architecture: 'x86_64', OS: 'linux' }, Resources: {}, Engine: { EngineVersion: 'test', Plugins: [] }, TLSInfo: {} };
   return {

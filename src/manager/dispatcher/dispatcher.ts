@@ -36,7 +36,7 @@ export interface PayloadSource {
 }
 
 export interface DispatcherOptions {
-  store: Store;
+  store: Store;       // reads; writes go through the fenced store of the term (setLeading)
   server: RpcServer;
   log: Logger;
   now?: () => number;
@@ -49,7 +49,9 @@ export interface DispatcherOptions {
 }
 
 export interface Dispatcher {
-  setLeading(leading: boolean): void;
+  // The fenced store of this manager's term while it leads (its writes are
+  // refused once deposed), undefined when it stops leading.
+  setLeading(fenced: Store | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   const managers: () => { leaderAddr?: string; addrs: string[] } = opts.managers ?? (() => ({ addrs: [] }));
 
   let leading = false;
+  let term: Store | undefined; // the fenced store, while leading
   let stopped = false;
   let liveness: Liveness = new Map();
   let timer: NodeJS.Timeout | undefined;
@@ -125,6 +128,12 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   const viewDirty = new Set<string>();
   let viewTimer: NodeJS.Timeout | undefined;
 
+  // Writes only through the term's fence: a write still running when the
+  // term ends is refused by etcd rather than made by a deposed leader.
+  const writer = (): Store => {
+    if (!term) throw unavailable('dispatcher: this manager is not the leader');
+    return term;
+  };
   const periodMs = (): number => heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
 
   function refuse(): never {
@@ -160,7 +169,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const s = sessions.get(nodeId);
     if (s) { sessions.delete(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
     try {
-      const written = await store.mutate('nodes', nodeId, (n) => {
+      const written = await writer().mutate('nodes', nodeId, (n) => {
         if (n.Status.State === 'down') return undefined;
         n.Status = { State: 'down', Message: HEARTBEAT_FAILURE, Addr: n.Status.Addr };
         return n;
@@ -381,7 +390,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // The node's description and readiness, written only when they change.
   async function register(nodeId: string, desc: NodeDescription, addr: string): Promise<void> {
-    await store.mutate('nodes', nodeId, (n) => {
+    await writer().mutate('nodes', nodeId, (n) => {
       const description = { ...desc, TLSInfo: n.Description?.TLSInfo ?? {} };
       const status: Node['Status'] = { State: 'ready', Addr: addr || n.Status.Addr };
       if (deepEqual(n.Description, description) && deepEqual(n.Status, status)) return undefined;
@@ -491,7 +500,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       else for (const d of q.done) d();
     }
     const finish = (q: Queued, err?: unknown): void => { for (const d of q.done) d(err); };
-    const { batches, tooBig } = planBatches(store, writes, (txn, w) => txn.update('tasks', w.next));
+    let fenced: Store;
+    try { fenced = writer(); } catch (err) { for (const w of writes) finish(w.q, err); return; }
+    const { batches, tooBig } = planBatches(fenced, writes, (txn, w) => txn.update('tasks', w.next));
     for (const { item, error } of tooBig) finish(item.q, error);
     for (const { txn, items: chunk } of batches) {
       try {
@@ -502,7 +513,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
         if (!(err instanceof ShoalError && err.kind === 'sequence')) { for (const w of chunk) finish(w.q, err); continue; }
       }
       // A task of the batch changed under us (the orchestrator wrote it): each on its own.
-      await Promise.all(chunk.map((w) => store.mutate('tasks', w.taskId, (t) => (t.NodeID === w.q.nodeId ? withStatus(t, w.q.status, stamp) : undefined))
+      await Promise.all(chunk.map((w) => fenced.mutate('tasks', w.taskId, (t) => (t.NodeID === w.q.nodeId ? withStatus(t, w.q.status, stamp) : undefined))
         .then(() => finish(w.q), (err: unknown) => finish(w.q, err))));
     }
   }
@@ -537,8 +548,11 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   }
 
   return {
-    setLeading(next: boolean): void {
-      if (stopped || next === leading) return;
+    setLeading(fenced: Store | undefined): void {
+      if (stopped || fenced === term) return;
+      const next = fenced !== undefined;
+      term = fenced;
+      if (next === leading) return; // a new term straight after the last one: same sessions
       leading = next;
       if (next) {
         liveness = startLeading(store.list('nodes'), now(), periodMs());
@@ -559,6 +573,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       if (stopped) return;
       stopped = true;
       leading = false;
+      term = undefined;
       unsubscribe?.();
       liveness = new Map();
       dropViews();

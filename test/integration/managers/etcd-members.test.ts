@@ -97,8 +97,9 @@ test('three etcd members: learners join and are promoted, a node certificate is 
   const leader = members.find((m) => list.find((x) => x.name === m.name)!.id === leaderId)!;
   const others = members.filter((m) => m !== leader);
   const survivor = stores[members.indexOf(others[0]!)]!;
-  // The dead member's own client is closed first: etcd3's watch manager never
-  // stops retrying a dead endpoint, even after close, and would keep this file alive.
+  // The dead member's own client is closed first (before, etcd3's watch manager
+  // retried a dead endpoint even after close; EtcdBackend.close() now cancels
+  // its watchers first: test/integration/store/etcd.test.ts).
   const leaderStore = stores[members.indexOf(leader)]!;
   stores = stores.filter((x) => x !== leaderStore);
   await leaderStore.close();

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { etcdClientOptions, EtcdProcess } from '../../../src/store/etcd-process';
 import { makeEtcdTls } from '../../helpers/etcd-tls';
 import { EtcdBackend } from '../../../src/store/etcd-backend';
@@ -67,4 +68,43 @@ test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etc
   const other = await Store.open(new EtcdBackend(etcdClientOptions(clientUrl, tls)), silentLogger);
   assert.deepEqual(other.list('services').map((x) => x.Spec.Name).sort(), ['after', 'web']);
   await other.close();
+});
+
+// etcd3's watch manager retries a dead endpoint for as long as a watcher is
+// attached, even after its client is closed (issue 8): a process whose store
+// was closed after its etcd died must still end by itself.
+test('a store closed after its etcd died leaves nothing running: its process ends', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-etcd-close-'));
+  const clientUrl = `https://127.0.0.1:${await freePort()}`;
+  const tls = await makeEtcdTls(join(dir, 'certificates'));
+  const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `https://127.0.0.1:${await freePort()}`, tls, log: silentLogger });
+  await etcd.start();
+  const src = join(__dirname, '../../../src');
+  const script = `
+    const { EtcdBackend } = require(${JSON.stringify(join(src, 'store/etcd-backend.js'))});
+    const { etcdClientOptions } = require(${JSON.stringify(join(src, 'store/etcd-process.js'))});
+    const { Store } = require(${JSON.stringify(join(src, 'store/store.js'))});
+    const { createLogger } = require(${JSON.stringify(join(src, 'common/log.js'))});
+    (async () => {
+      const store = await Store.open(new EtcdBackend(etcdClientOptions(process.argv[1], JSON.parse(process.argv[2]))), createLogger('warn'));
+      process.stdout.write('open\\n');
+      process.stdin.once('data', () => { process.stdin.destroy(); store.close().then(() => process.stdout.write('closed\\n')); });
+    })();`;
+  const child = spawn(process.execPath, ['-e', script, clientUrl, JSON.stringify(tls)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.after(async () => { if (child.exitCode === null) child.kill('SIGKILL'); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
+
+  await until('the child store open', () => out.includes('open'));
+  // etcd dies for good: the store sees its watch break and keeps trying to resume it.
+  process.kill(etcd.pid!, 'SIGKILL');
+  await etcd.stop();
+  await until('the child store trying to resume its watch', () => /store watch broken|store resync failed/.test(err));
+  child.stdin.write('close\n');
+  await until('the child store closed', () => out.includes('closed'));
+  const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 10_000).unref())]);
+  assert.equal(code, 0, `the child did not end within 10 s of its store's close (stderr: ${err.slice(-2000)})`);
 });

@@ -111,7 +111,7 @@ const withRefs = (secrets: string[], configs: string[] = []): Task['Spec'] => ({
 test('a node registers: it is ready with its description and address, and gets its own tasks with their secrets only', async () => {
   const w = await world({ prepareTask: (t) => ({ ...t, Labels: { ...t.Labels, prepared: 'yes' } }) });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     await addSecretsAndTasks(w.store, [
       makeTask('t1', { NodeID: 'w1', Spec: withRefs(['s1'], ['c1']) }),
       makeTask('t2', { NodeID: 'w2', Spec: withRefs(['s2']) }),
@@ -164,7 +164,7 @@ test('status reports: stamped with the manager\'s clock, written in one batch; r
   const MANAGER_NOW = Date.parse('2030-06-01T12:00:00Z');
   const w = await world({ now: () => MANAGER_NOW });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const tasks = Array.from({ length: 60 }, (_, i) => makeTask(`t${i}`, { NodeID: 'w1', Slot: i + 1 }));
     await addSecretsAndTasks(w.store, [...tasks, makeTask('other', { NodeID: 'w2' })]);
     const cp = w.plane('w1');
@@ -200,7 +200,7 @@ test('a node that misses heartbeats goes down and its tasks run elsewhere; back,
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
   const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const a1 = w.agent('w1', w.plane('w1'));
     const a2 = w.agent('w2', w.plane('w2'));
     await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
@@ -241,7 +241,7 @@ test('a global service: a down node has no task; back, it gets a new one', async
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
   const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     w.agent('w1', w.plane('w1'));
     w.agent('w2', w.plane('w2'));
     await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
@@ -267,7 +267,7 @@ test('an agent whose manager is lost keeps its tasks and moves to another manage
   try {
     const d1 = w.dispatcher(M1);
     const d2 = w.dispatcher(M2);
-    d1.setLeading(true);
+    d1.setLeading(w.store);
     await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
     const cp = w.plane('w1', [M1, M2]);
     const a = w.agent('w1', cp);
@@ -276,9 +276,9 @@ test('an agent whose manager is lost keeps its tasks and moves to another manage
 
     // The leader's host is cut off; the other manager takes over.
     w.net.partition(M1);
-    d1.setLeading(false);
+    d1.setLeading(undefined);
     w.leader.addr = M2;
-    d2.setLeading(true);
+    d2.setLeading(w.store);
     await waitFor('the agent on the new leader', () => cp.connectedTo === M2, 5000);
     // Reports go through the new leader.
     a.executor.exit(a.executor.byTask('t1')[0]!.id, 3);
@@ -294,7 +294,7 @@ test('an agent whose manager is lost keeps its tasks and moves to another manage
 test('a manager that is not the leader names the leader, and the agent goes there', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     w.dispatcher(M2); // not leading
     await assert.rejects(w.net.channel(peer('w1'), M2).unary(Heartbeat, { SessionID: 'x' }, { timeoutMs: 1000 }),
       (e: RpcError) => e.kind === 'unavailable' && e.message.includes('not the leader') && e.message.includes(M1));
@@ -309,7 +309,7 @@ test('a manager that is not the leader names the leader, and the agent goes ther
 test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const raw: SessionMessage[] = [];
     const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
     await waitFor('the first message', () => raw.length > 0);
@@ -324,7 +324,7 @@ test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
 test('a node removed from the swarm loses its session and cannot register', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, () => undefined);
     await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'ready', 'registered');
     await w.store.txn().delete('nodes', w.store.get('nodes', 'w1')!).commit();
@@ -340,7 +340,7 @@ test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhe
   const scheduler = startScheduler({ store: w.store, log: silentLogger });
   const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     w.agent('w1', w.plane('w1'));
     w.agent('w2', w.plane('w2'));
     await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
@@ -367,7 +367,7 @@ test('with the default heartbeat period (5 s) a lost worker\'s task runs elsewhe
 test('a whole set too big for one message arrives in several and is applied once; a new session\'s set drops what went away meanwhile', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const big = 'x'.repeat(8 * 1024);
     // Distinct specs (8 KB each): 200 of them are over 1.5 MB of JSON.
     await addSecretsAndTasks(w.store, []);
