@@ -183,7 +183,9 @@ else
     stop_shoal
   fi
   log "starting the Shoal daemon on $SHOAL_SOCK (data root $SHOAL_DATA, log $SHOAL_LOG)"
-  setsid node "$REPO/dist/src/cli/main.js" daemon -H "unix://$SHOAL_SOCK" --data-root "$SHOAL_DATA" \
+  # node's flags for the daemon (src/common/node-flags.ts: V8 lite mode, for the memory goals).
+  read -r -a NODE_FLAGS <<<"$(node -p "require('$REPO/dist/src/common/node-flags').daemonNodeFlags().join(' ')")"
+  setsid node "${NODE_FLAGS[@]}" "$REPO/dist/src/cli/main.js" daemon -H "unix://$SHOAL_SOCK" --data-root "$SHOAL_DATA" \
     --engine "unix://$ENGINE_SOCK" >>"$SHOAL_LOG" 2>&1 </dev/null &
   echo $! >"$SHOAL_PIDFILE"
   deadline=$((SECONDS + 60))

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { bridgeAddress, registryAddress, type HostLayout } from './layout';
 import { namespacePids } from './network';
 import type { LabEngine } from './state';
+import { DAEMON_NODE_FLAGS, daemonNodeFlags } from '../common/node-flags';
 import { alive, cmdline, getStatus, killPid, sleep, until } from './sys';
 
 export const DOCKER_INIT = '/usr/bin/docker-init';
@@ -22,7 +23,7 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export const dockerHostOf = (h: HostLayout, engine: LabEngine): string => `unix://${engine === 'docker' ? h.dockerSocket : h.shoalSocket}`;
 
 // The script the host's pid 1 runs (pure). A Docker Swarm lab's host runs dockerd alone.
-export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN, engine: LabEngine = 'shoal'): string {
+export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN, engine: LabEngine = 'shoal', nodeFlags: readonly string[] = DAEMON_NODE_FLAGS): string {
   const dockerd = [
     'dockerd',
     '--data-root', h.dockerData, '--exec-root', h.dockerExec, '--pidfile', h.dockerPidfile,
@@ -34,7 +35,7 @@ export function initScript(h: HostLayout, node: string = process.execPath, main:
     '--dns', bridgeAddress(),
   ];
   const shoal = [
-    node, main, 'daemon',
+    node, ...nodeFlags, main, 'daemon',
     '-H', `unix://${h.shoalSocket}`, '--data-root', h.shoalData,
     '--engine', `unix://${h.dockerSocket}`, '--hostname', h.name,
   ];
@@ -55,7 +56,7 @@ export function initScript(h: HostLayout, node: string = process.execPath, main:
 // Starts the host's processes; returns the pid of its `unshare` (whose child is the host's pid 1).
 export function powerOn(h: HostLayout, engine: LabEngine): number {
   for (const d of [h.dir, h.dockerData, h.dockerExec, ...(engine === 'shoal' ? [h.shoalData] : [])]) mkdirSync(d, { recursive: true, mode: 0o700 });
-  writeFileSync(h.initScript, initScript(h, process.execPath, SHOAL_MAIN, engine), { mode: 0o700 });
+  writeFileSync(h.initScript, initScript(h, process.execPath, SHOAL_MAIN, engine, daemonNodeFlags()), { mode: 0o700 });
   const fd = openSync(h.dockerLog, 'a');
   try {
     const child = spawn('nsenter', [

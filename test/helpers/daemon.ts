@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { alive } from '../../src/common/proc';
+import { daemonNodeFlags } from '../../src/common/node-flags';
 
 export const HOST_ENGINE_SOCKET = '/var/run/docker.sock';
 export const DOCKER_CLIS = ['/usr/bin/docker', '/usr/local/bin/docker'] as const;
@@ -259,7 +260,7 @@ class Handle implements ShoalHandle {
     if (!existsSync(SHOAL_MAIN)) throw new Error(`${SHOAL_MAIN} does not exist: run \`npm run build\` first`);
     if (this.running()) throw new Error('daemon already running');
     const args = [
-      SHOAL_MAIN, 'daemon',
+      ...daemonNodeFlags(), SHOAL_MAIN, 'daemon',
       '-H', `unix://${this.socket}`,
       '--data-root', this.dataRoot,
       '--engine', this.engine,
