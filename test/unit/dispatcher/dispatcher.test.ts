@@ -402,7 +402,7 @@ test('network views: in the first message, then on change for the nodes on the n
   const w = await world({ nodes: ['w1', 'w2', 'w3'] });
   const allocator = startAllocator({ store: w.store, log: silentLogger });
   try {
-    w.dispatcher(M1).setLeading(true);
+    w.dispatcher(M1).setLeading(w.store);
     const now = nowIso();
     await w.store.txn().create('networks', { ID: 'back', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: 'back', DriverConfiguration: { Name: 'overlay' } } }).commit();
     await untilStore(w.store, () => !!w.store.get('networks', 'back')?.IPAM, 'the network allocated');
