@@ -104,7 +104,14 @@ function askUdp(u: Upstream, query: Buffer, id: number, cb: (reply: Buffer | und
     if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0) end(msg);
   });
   sock.connect(u.port, u.addr, () => {
-    sock.send(query, (err) => { if (err) end(undefined); });
+    // Ended meanwhile (time-out, error): the socket is closed, and dgram would
+    // read the callback as a port and throw outside any handler.
+    if (called) return;
+    try {
+      sock.send(query, (err) => { if (err) end(undefined); });
+    } catch {
+      end(undefined);
+    }
   });
   return () => end(undefined);
 }
