@@ -71,7 +71,8 @@ export function networkResource(n: Network, users?: NetworkUsers, verbose = fals
     ConfigFrom: { Network: n.Spec.ConfigFrom?.Network ?? '' },
     ConfigOnly: false,
     Containers: null,
-    Options: n.DriverState?.Options ?? n.Spec.DriverConfiguration?.Options ?? null,
+    // As Docker: the options asked for, with the driver's state (the VNI) over them.
+    Options: n.DriverState?.Options || n.Spec.DriverConfiguration?.Options ? { ...n.Spec.DriverConfiguration?.Options, ...n.DriverState?.Options } : null,
     Labels: n.Spec.Labels ?? {},
   };
   if (!users) return r;

@@ -67,6 +67,8 @@ let upstream: dgram.Socket | undefined;
 
 before(async () => {
   await cleanup();
+  // A one-node daemon killed by an earlier test (kill -9) leaves its server's link behind.
+  await run('ip', ['link', 'del', 'shoal-dns']);
   const taken = await run('ip', ['-o', 'addr', 'show', 'to', `${SHOAL_DNS_ADDR}/32`]);
   assert.equal(taken.stdout.trim(), '', `${SHOAL_DNS_ADDR} is already on this machine's root namespace: ${taken.stdout}`);
   await ensureBusyboxImage(ENGINE, IMAGE);

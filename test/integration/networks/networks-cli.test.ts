@@ -61,7 +61,7 @@ describe('swarm networks driven by the docker CLI', () => {
 
   test('overlay networks: create with every option, inspect, ls filters, errors', async () => {
     const id = (await ok(['network', 'create', '-d', 'overlay', '--attachable', '--internal', '--subnet', '10.99.7.0/24', '--gateway', '10.99.7.1',
-      '--ip-range', '10.99.7.128/25', '--opt', 'encrypted', '--label', 'env=test', 'nt_a'])).trim();
+      '--ip-range', '10.99.7.128/25', '--opt', 'com.docker.network.driver.mtu=1400', '--label', 'env=test', 'nt_a'])).trim();
     assert.match(id, /^[0-9a-z]{25}$/);
     const a = await inspect('nt_a', '/usr/local/bin/docker');
     assert.equal(a.Id, id);
@@ -70,12 +70,13 @@ describe('swarm networks driven by the docker CLI', () => {
     assert.equal(a.Internal, true);
     assert.equal(a.Ingress, false);
     assert.deepEqual(a.Labels, { env: 'test' });
-    assert.equal(a.Options?.encrypted, '');
+    assert.equal(a.Options?.['com.docker.network.driver.mtu'], '1400');
     assert.deepEqual(a.IPAM.Config, [{ Subnet: '10.99.7.0/24', IPRange: '10.99.7.128/25', Gateway: '10.99.7.1' }]);
     assert.equal((await inspect(id.slice(0, 8))).Name, 'nt_a');
     await ok(['network', 'create', '-d', 'overlay', 'nt_b']);
 
     await fails(['network', 'create', '-d', 'overlay', 'nt_a'], /network with name nt_a already exists/);
+    await fails(['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'nt_x'], /encrypted overlay networks are not built yet/);
     await fails(['network', 'create', '-d', 'overlay', '--subnet', '10.99.7.64/26', 'nt_x'], /Pool overlaps with other one on this address space/);
     await fails(['network', 'create', '-d', 'overlay', '--subnet', '10.0.0.0/16', 'nt_x'], /Pool overlaps/);
     // The CLI checks a gateway against its subnets itself; the API too.

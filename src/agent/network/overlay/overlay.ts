@@ -164,6 +164,10 @@ export class Overlay implements NetworkComponent {
     }
     if (removedMisfits) return true;
 
+    // Networks no longer wanted go first: one a dead daemon left (a swarm left
+    // or re-made) may hold the subnet a wanted network is about to take.
+    for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
+
     const linkFailures = await runBatch('ip', plan.networks.flatMap((n) => n.links));
     markFailures(linkFailures, plan, 'links', broken, log);
 
@@ -185,8 +189,6 @@ export class Overlay implements NetworkComponent {
     ];
     // A failed address or entry concerns one endpoint: logged, the network stays usable.
     for (const f of entryFailures) log.warn({ command: f.line, err: f.error }, 'overlay entry not applied');
-
-    for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
 
     this.made.clear();
     this.failed.clear();
