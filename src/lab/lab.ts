@@ -161,8 +161,13 @@ export async function labDown(dir: string): Promise<string[]> {
   const hadLab = state !== undefined || bridgeExists() || labNamespaces().length > 0;
   await Promise.all(layouts.map(({ l, pid }) => powerOff(l, pid)));
   await removeLeftovers(dir, state?.registry?.pid);
-  // Without it in the state file the old value is unknown: a 0 left by a lab goes back to the kernel's default.
-  await restoreIcmpRatelimit(state?.icmpRatelimit ?? (hadLab && icmpRatelimit() === '0' ? KERNEL_ICMP_RATELIMIT : undefined));
+  // The rate limit is one machine-wide value that every lab (each SHOAL_LAB_INDEX)
+  // sets to 0: the last lab down puts it back. A saved 0 is another lab's, and an
+  // unknown old value (no state file) behind a 0 a lab left is the kernel's default.
+  if (!otherLabsUp()) {
+    const saved = state?.icmpRatelimit;
+    await restoreIcmpRatelimit(saved === '0' ? KERNEL_ICMP_RATELIMIT : saved ?? (hadLab && icmpRatelimit() === '0' ? KERNEL_ICMP_RATELIMIT : undefined));
+  }
   // Only what the lab made in dir: never a folder the user pointed at by mistake.
   for (const f of ['hosts', 'registry', 'image.tar', 'lab.json', 'lab.json.tmp']) rmSync(join(dir, f), { recursive: true, force: true });
   try { if (readdirSync(dir).length === 0) rmdirSync(dir); } catch { /* not there */ }
@@ -180,6 +185,11 @@ async function removeLeftovers(dir: string, registryPid?: number): Promise<void>
   await removeNetwork();
   await unmountUnder(dir);
   removeCgroups();
+}
+
+// Bridges of labs at other indexes (shoal-lab, shoal-lab1 … shoal-lab9).
+function otherLabsUp(): boolean {
+  try { return readdirSync('/sys/class/net').some((n) => /^shoal-lab\d?$/.test(n) && n !== BRIDGE); } catch { return false; }
 }
 
 function icmpRatelimit(): string | undefined {
