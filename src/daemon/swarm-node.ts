@@ -661,8 +661,12 @@ export class SwarmNode implements SwarmMembership {
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
         server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
-        // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its etcd member is gone).
-        onRole: (role) => { if (role === 'worker' && this.active === a) void this.switchRole('worker'); },
+        // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its etcd member is gone),
+        // unless this manager's own mirror shows it a manager: a session message can be older than a promotion
+        // right after the demotion (a dispatcher that had not seen it yet).
+        onRole: (role) => {
+          if (role === 'worker' && this.active === a && a.store.get('nodes', a.nodeId)?.Spec.Role !== 'manager') void this.switchRole('worker');
+        },
       },
     });
     // Renewal through the managers (this one included); a demotion seen in the store switches this node.

@@ -93,29 +93,42 @@ export function refuseIfInUse(store: Store, what: 'secret' | 'config', id: strin
 
 // Commits a service write (`build` adds it to the transaction) with its references guarded.
 export async function commitWithReferences(store: Store, spec: ServiceSpec, build: (t: StoreTxn) => StoreTxn, networkIds: Iterable<string> = []): Promise<void> {
-  checkReferencesExist(store, spec);
-  const txn = build(store.txn());
-  // Once per object: etcd refuses a transaction that puts one key twice (a secret mounted at two targets).
-  for (const id of new Set(secretRefsOf(spec).map((r) => r.SecretID))) {
-    txn.requireVersion('secrets', store.get('secrets', id)!).putMeta(referenceKey('secrets', id), id);
-  }
-  for (const id of new Set(configRefsOf(spec).map((r) => r.ConfigID))) {
-    txn.requireVersion('configs', store.get('configs', id)!).putMeta(referenceKey('configs', id), id);
-  }
-  // Networks (their IDs were resolved and checked by the caller, ingress
-  // included for published ports): same guard against a removal meanwhile.
-  for (const id of networkIds) {
-    const n = store.get('networks', id);
-    if (!n) throw notFound(`network ${id} not found`);
-    txn.requireVersion('networks', n).putMeta(referenceKey('networks', id), id);
-  }
-  try {
-    await txn.commit();
-  } catch (e) {
-    if (e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict')) checkReferencesExist(store, spec);
-    throw e;
+  const networks = [...new Set(networkIds)];
+  for (let attempt = 1; ; attempt++) {
+    checkReferencesExist(store, spec);
+    const txn = build(store.txn());
+    // Once per object: etcd refuses a transaction that puts one key twice (a secret mounted at two targets).
+    for (const id of new Set(secretRefsOf(spec).map((r) => r.SecretID))) {
+      txn.requireVersion('secrets', store.get('secrets', id)!).putMeta(referenceKey('secrets', id), id);
+    }
+    for (const id of new Set(configRefsOf(spec).map((r) => r.ConfigID))) {
+      txn.requireVersion('configs', store.get('configs', id)!).putMeta(referenceKey('configs', id), id);
+    }
+    // Networks (their IDs were resolved and checked by the caller, ingress
+    // included for published ports): same guard against a removal meanwhile.
+    const seen = new Map<string, number>();
+    for (const id of networks) {
+      const n = store.get('networks', id);
+      if (!n) throw notFound(`network ${id} not found`);
+      txn.requireVersion('networks', n).putMeta(referenceKey('networks', id), id);
+      seen.set(id, n.Version.Index);
+    }
+    try {
+      await txn.commit();
+      return;
+    } catch (e) {
+      if (!(e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict'))) throw e;
+      checkReferencesExist(store, spec);
+      // The allocator writes networks (subnet, VNI) right after they are made:
+      // a newer network is no conflict of this write (the refusal would read as
+      // a name conflict). The mirror has caught up with what beat us; go again.
+      const networkMoved = [...seen].some(([id, v]) => store.get('networks', id)?.Version.Index !== v);
+      if (!networkMoved || attempt >= MAX_NETWORK_RETRIES) throw e;
+    }
   }
 }
+
+const MAX_NETWORK_RETRIES = 5;
 
 // Removes a secret or config unless a service references it, as one guarded transaction.
 export async function removeUnreferenced(store: Store, what: 'secret' | 'config', obj: Objects['secrets'] | Objects['configs']): Promise<void> {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Node, NodeDescription, Task, TaskStatus } from '../../model/types';
+import type { Node, NodeDescription, NodeRole, Task, TaskStatus } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { notFound, ShoalError, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/log';
@@ -75,6 +75,7 @@ interface SessionState {
   settings: string;             // Node/Managers/HeartbeatMs as last sent
   viewDigest: string;           // of the NetworkView last sent
   viewNets: Set<string>;        // the networks in it
+  certRole: NodeRole;           // the role in the node's certificate, should the store not know the node
 }
 
 interface Queued { nodeId: string; status: TaskStatus; done: Array<(err?: unknown) => void> }
@@ -185,18 +186,20 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- sessions ----------
 
-  function settingsOf(nodeId: string): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs'> {
-    const n = store.get('nodes', nodeId);
+  function settingsOf(s: SessionState): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs'> {
+    const n = store.get('nodes', s.nodeId);
     const m = managers();
     return {
-      Node: { Role: n?.Spec.Role ?? 'worker', Availability: n?.Spec.Availability ?? 'active' },
+      // Never 'worker' for a node the mirror does not show (yet): a manager reads
+      // the role in its session as a demotion.
+      Node: { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active' },
       Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs },
       HeartbeatMs: heartbeatIntervalMs(periodMs()),
     };
   }
 
   function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
-    const settings = settingsOf(s.nodeId);
+    const settings = settingsOf(s);
     s.settings = JSON.stringify(settings);
     return {
       SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
@@ -328,7 +331,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       refs ||= hasRefs(had) || hasRefs(cur);
     }
     const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
-    const settingsChanged = JSON.stringify(settingsOf(s.nodeId)) !== s.settings;
+    const settingsChanged = JSON.stringify(settingsOf(s)) !== s.settings;
     const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
       || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;
     if (!any) return;
@@ -418,7 +421,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       end = reject;
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set() };
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set(), certRole: peer.role };
     sessions.set(nodeId, s);
     heard(liveness, nodeId, now(), periodMs());
     armTimer();
