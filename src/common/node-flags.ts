@@ -10,7 +10,15 @@
 // control plane's work, mostly waiting on etcd, dockerd and peers, does not feel.
 // --no-expose-wasm: lite mode turns WebAssembly off anyway; said here, node
 // does not print a warning about it on every start.
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--lite-mode', '--no-expose-wasm'];
+//
+// Not the default: with it the CI on this 2-core machine failed where the
+// daemon is busy (4,000 tasks through orchestrator, allocator and scheduler
+// after an etcd kill; an election right after a leader's power-off), and issue
+// 10's scale (150,000 tasks) needs the optimizing compiler. The memory goals
+// wait for a lighter daemon instead. SHOAL_DAEMON_NODE_FLAGS="--lite-mode
+// --no-expose-wasm" turns it on.
+export const LITE_MODE_FLAGS: readonly string[] = ['--lite-mode', '--no-expose-wasm'];
+export const DAEMON_NODE_FLAGS: readonly string[] = [];
 
 // SHOAL_DAEMON_NODE_FLAGS replaces them (space-separated; "" for node's
 // defaults), to compare in a bench.
