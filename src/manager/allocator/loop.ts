@@ -1,10 +1,10 @@
 import type { Network, Node, Service, Task } from '../../model/types';
-import type { Logger } from '../../common/log';
+import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/component';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import type { Kind, Objects, StoreEvent } from '../../store/objects';
-import { planBatches, type Store } from '../../store/store';
+import { planBatches } from '../../store/store';
 import { AllocatorCore, holdsAddresses, isAllocatedNetwork, needsAllocation } from './core';
 
 // The allocator's I/O (on the leader, with the term's fenced store): feeds
@@ -15,16 +15,8 @@ import { AllocatorCore, holdsAddresses, isAllocatedNetwork, needsAllocation } fr
 // undone in the core (observe the stored object) and decided again; one that
 // fails for its own reason (too big) fails alone.
 
-export interface AllocatorHandle {
-  stop(): void;
-  settled(): Promise<void>;
-}
-
-export interface AllocatorOptions {
-  store: Store;
-  log: Logger;
-  now?: () => number;
-}
+export type AllocatorHandle = LeaderComponentHandle;
+export type AllocatorOptions = LeaderComponentOptions;
 
 const BATCH_MS = 10;
 const RETRY_MS = 1000;

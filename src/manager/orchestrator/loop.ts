@@ -1,9 +1,9 @@
 import type { Node, Service, Task } from '../../model/types';
+import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/component';
 import { newId as defaultNewId } from '../../common/ids';
-import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
-import { planBatches, type Store, type StoreTxn } from '../../store/store';
+import { planBatches, type StoreTxn } from '../../store/store';
 import { parseIsoMs } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
@@ -18,17 +18,9 @@ import type { TaskObservations } from './task';
 // bytes), and re-runs a service at the time its decisions asked (restart
 // delays, update delays).
 
-export interface OrchestratorHandle {
-  stop(): void;
-  // Resolves once no reconcile is pending or running (timers for later wake-ups do not count).
-  settled(): Promise<void>;
-}
-
-export interface OrchestratorOptions {
-  store: Store;
-  log: Logger;
+export type OrchestratorHandle = LeaderComponentHandle;
+export interface OrchestratorOptions extends LeaderComponentOptions {
   newId?: () => string;
-  now?: () => number;
 }
 
 type Op =

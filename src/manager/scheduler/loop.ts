@@ -1,10 +1,10 @@
 import type { Task } from '../../model/types';
+import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/component';
 import { taskStateRank } from '../../model/types';
-import type { Logger } from '../../common/log';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { StoreEvent } from '../../store/objects';
-import { planBatches, type Store } from '../../store/store';
+import { planBatches } from '../../store/store';
 import { type NodeLoad, failingKey, needsScheduling, schedule } from './scheduler';
 
 // The scheduler's I/O. It keeps what placement needs up to date from store
@@ -13,16 +13,8 @@ import { type NodeLoad, failingKey, needsScheduling, schedule } from './schedule
 // tasks. Tasks that cannot be placed are written `pending` with the reason and
 // parked; they are tried again when nodes change or capacity is freed.
 
-export interface SchedulerHandle {
-  stop(): void;
-  settled(): Promise<void>;
-}
-
-export interface SchedulerOptions {
-  store: Store;
-  log: Logger;
-  now?: () => number;
-}
+export type SchedulerHandle = LeaderComponentHandle;
+export type SchedulerOptions = LeaderComponentOptions;
 
 // Events arriving within this window are placed together (SwarmKit debounces
 // commits by 50 ms); the orchestrator writes a big scale-up in several
