@@ -4,14 +4,14 @@
 import { join } from 'node:path';
 
 // Several labs can run side by side (parallel work, a Docker Swarm lab next to
-// a Shoal lab): SHOAL_LAB_INDEX=N (1..9) gives lab N its own names, subnet
+// a Shoal lab): SHOAL_LAB_INDEX=N (1..99) gives lab N its own names, subnet
 // 10.199.N.0/24 and folder. Index 0 (the default) keeps the plain names.
 export const LAB_INDEX = labIndex(process.env.SHOAL_LAB_INDEX);
 const SUFFIX = LAB_INDEX === 0 ? '' : String(LAB_INDEX);
 
 export function labIndex(v: string | undefined): number {
   if (v === undefined || v === '') return 0;
-  if (!/^[0-9]$/.test(v)) throw new Error(`SHOAL_LAB_INDEX wants a digit from 0 to 9, got "${v}"`);
+  if (!/^(0|[1-9][0-9]?)$/.test(v)) throw new Error(`SHOAL_LAB_INDEX wants a whole number from 0 to 99, got "${v}"`);
   return Number(v);
 }
 
@@ -73,6 +73,8 @@ export interface HostLayout {
 export function hostLayout(labDir: string, name: string, index: number): HostLayout {
   checkHostName(name);
   const dir = join(labDir, 'hosts', name);
+  // Linux caps interface names at 15 characters; a two-digit lab index leaves 11 for the name.
+  if (VETH_PREFIX.length + name.length > 15) throw new Error(`lab host name "${name}" is too long for lab index ${LAB_INDEX}: at most ${15 - VETH_PREFIX.length} characters`);
   return {
     name,
     address: hostAddress(index),

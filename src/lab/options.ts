@@ -33,7 +33,7 @@ Commands:
 Options:
   --dir DIR             the lab's folder (default ${DEFAULT_DIR})
 Environment:
-  SHOAL_LAB_INDEX=N     lab N (1..9) beside the default lab 0: its own bridge, subnet 10.199.N.0/24,
+  SHOAL_LAB_INDEX=N     lab N (1..99) beside the default lab 0: its own bridge, subnet 10.199.N.0/24,
                         names and default folder
 `;
 
