@@ -4,7 +4,7 @@
 //   cli → daemon → api → manager → store → model → common
 //   daemon → agent → agent/executor → engine → common
 //   manager, agent → protocol → rpc → common ;  protocol → model
-//   lab → common
+//   lab → common ;  cli → sim → agent, node (simulated nodes for scale figures)
 //
 // Each rule reads "code in FROM must not import TO". A folder's own files
 // may always import each other.
@@ -30,14 +30,14 @@ module.exports = {
     forbid('protocol-only-rpc-model-common', 'wire contracts are shared by agent and manager, so they import neither',
       layer('protocol'), allBut('protocol', 'rpc', 'model', 'common')),
     forbid('engine-only-common-model', 'the engine client is the bottom of the node side', layer('engine'), allBut('engine', 'common', 'model')),
-    forbid('store-not-above', 'the store is below the manager and knows no edge', layer('store'), layer('api', 'manager', 'agent', 'daemon', 'cli', 'lab')),
-    forbid('manager-not-edge-or-agent', 'the manager never reaches into the API, the agent or the daemon', layer('manager'), layer('api', 'agent', 'daemon', 'cli', 'lab')),
+    forbid('store-not-above', 'the store is below the manager and knows no edge', layer('store'), layer('api', 'manager', 'agent', 'daemon', 'cli', 'lab', 'sim')),
+    forbid('manager-not-edge-or-agent', 'the manager never reaches into the API, the agent or the daemon', layer('manager'), layer('api', 'agent', 'daemon', 'cli', 'lab', 'sim')),
     {
       name: 'agent-not-manager-or-store',
       comment: 'the agent talks to managers through protocol/ only (a worker has no store)',
       severity: 'error',
       from: { path: layer('agent'), pathNot: PENDING },
-      to: { path: layer('manager', 'api', 'daemon', 'store', 'cli', 'lab') },
+      to: { path: layer('manager', 'api', 'daemon', 'store', 'cli', 'lab', 'sim') },
     },
     {
       name: 'executor-only-engine-below',
@@ -46,6 +46,9 @@ module.exports = {
       from: { path: '^src/agent/executor/' },
       to: { path: ['^src/agent/(?!executor/)', layer('manager', 'api', 'store', 'daemon', 'cli', 'lab')] },
     },
+    forbid('sim-is-node-side', 'simulated nodes are agents with a pretend engine: never the manager, the store, the API or the daemon',
+      layer('sim'), layer('manager', 'store', 'api', 'daemon', 'cli', 'lab', 'engine')),
+    forbid('only-cli-uses-sim', 'nothing but the command line starts simulated nodes', allBut('sim', 'cli'), layer('sim')),
     forbid('lab-only-common', 'the lab drives hosts from outside: it never imports the daemon, the manager or the agent', layer('lab'), allBut('common', 'lab')),
     {
       name: 'no-cycles',

@@ -4,6 +4,7 @@ import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
 import { runLab } from '../lab/command';
+import { runSim } from '../sim/command';
 
 const USAGE = `Usage: shoal COMMAND
 
@@ -23,6 +24,7 @@ Commands:
                                                          certificate signed by CA (as dockerd; --tls: TLS without client certificates)
            --insecure-tcp                                allow a tcp:// listener without TLS (whoever reaches it is root)
   lab      A local cluster of hosts on this machine: up, status, kill, start, partition, heal, down (shoal lab --help)
+  sim      Many simulated nodes in one process, joined to a swarm, for scale figures (shoal sim --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -49,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
     return new Promise<number>(() => undefined); // runs until a signal
   }
   if (cmd === 'lab') return runLab(rest);
+  if (cmd === 'sim') return runSim(rest);
   if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
     process.stdout.write(USAGE);
     return cmd ? 0 : 1;

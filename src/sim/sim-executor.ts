@@ -1,0 +1,94 @@
+import type { NodeDescription } from '../model/types';
+import { TASK_ID_LABEL, type ContainerCreate } from '../agent/executor/container-config';
+import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor } from '../agent/executor/executor';
+
+// A container runtime that only pretends: containers are records in memory
+// that start at once and run until stopped. It lets one process act as many
+// nodes (issue 10's scale figures) with the real agent, session, heartbeats
+// and status reports, and no engine behind them.
+
+interface SimContainer extends ContainerInfo { image: string }
+
+export interface SimNodeFacts { hostname: string; nanoCPUs: number; memoryBytes: number }
+
+export class SimExecutor implements Executor {
+  private readonly containers = new Map<string, SimContainer>();
+  private readonly listeners = new Set<(e: ContainerEvent) => void>();
+  private seq = 0;
+
+  constructor(private readonly facts: SimNodeFacts) {}
+
+  get running(): number {
+    let n = 0;
+    for (const c of this.containers.values()) if (c.running) n++;
+    return n;
+  }
+
+  async describeNode(): Promise<NodeDescription> {
+    return {
+      Hostname: this.facts.hostname,
+      Platform: { Architecture: 'x86_64', OS: 'linux' },
+      Resources: { NanoCPUs: this.facts.nanoCPUs, MemoryBytes: this.facts.memoryBytes },
+      Engine: { EngineVersion: 'shoal-sim', Labels: { 'io.shoal.simulated': 'true' }, Plugins: [] },
+      TLSInfo: {},
+    };
+  }
+
+  async ensureImage(): Promise<void> { /* every image is present */ }
+
+  async create(config: ContainerCreate): Promise<string> {
+    const taskId = config.body.Labels[TASK_ID_LABEL];
+    if (!taskId) throw new ExecutorError('simulated engine: a task container needs its task label', false, 400);
+    for (const c of this.containers.values()) if (c.name === config.name && c.taskId === taskId) return c.id;
+    const id = `sim${(++this.seq).toString(16).padStart(12, '0')}`;
+    this.containers.set(id, { id, taskId, name: config.name, running: false, pid: 0, exitCode: 0, image: String(config.body.Image ?? '') });
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    const c = this.get(id);
+    c.running = true;
+    c.pid = 1;
+    c.startedAt = new Date().toISOString();
+  }
+
+  async stop(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c?.running) return;
+    c.running = false;
+    c.exitCode = 0;
+    this.emit({ type: 'die', containerId: id, taskId: c.taskId, exitCode: 0 });
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) return;
+    this.containers.delete(id);
+    this.emit({ type: 'destroy', containerId: id, taskId: c.taskId });
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | undefined> {
+    const c = this.containers.get(id);
+    return c ? { ...c } : undefined;
+  }
+
+  async listTaskContainers(): Promise<ContainerInfo[]> {
+    return [...this.containers.values()].map((c) => ({ ...c }));
+  }
+
+  watchEvents(listener: (e: ContainerEvent) => void): { ready: Promise<void>; close(): void } {
+    this.listeners.add(listener);
+    return { ready: Promise.resolve(), close: () => { this.listeners.delete(listener); } };
+  }
+
+  private get(id: string): SimContainer {
+    const c = this.containers.get(id);
+    if (!c) throw new ExecutorError(`No such container: ${id}`, false, 404);
+    return c;
+  }
+
+  // Events are delivered after the call that caused them returns, as the engine's stream does.
+  private emit(e: ContainerEvent): void {
+    for (const l of this.listeners) queueMicrotask(() => l(e));
+  }
+}
