@@ -59,6 +59,13 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
   }
 
+  // The swarm's data key, looked up at each use: the control API has it only
+  // while this node is an active manager (and answers only while etcd does).
+  const sealer: Sealer = {
+    seal: (plaintext, aad) => swarm.control().dataKey.seal(plaintext, aad),
+    open: (sealed, aad) => swarm.control().dataKey.open(sealed, aad),
+  };
+
   const swarm = new SwarmNode({
     dataRoot: opts.dataRoot,
     etcdBinary: opts.etcdBinary,
@@ -82,13 +89,13 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const logs = startNodeLogs(nodeId, rpc, engineClient, log, store);
       logBroker = logs.broker;
       // The encrypted overlays' keys, opened for the views of the nodes that need them.
-      const keyReader = new NetworkKeyReader(swarm.control().dataKey, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
+      const keyReader = new NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
       const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
       const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask, networkKeys);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
-    startLeaderComponents: async ({ store }): Promise<RunningComponents> => startLeaderComponents(store, log, swarm.control().dataKey),
+    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
       const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname);

@@ -26,6 +26,8 @@ test('network key reader: a key sealed for another tag or cluster does not open;
   const moved = cluster({ Keys: [{ Tag: 1, SealedKey: box.seal(k1, networkKeyAad('c1', 1)), CreatedAt: 0 }, { Tag: 2, SealedKey: box.seal(k2, networkKeyAad('other', 2)), CreatedAt: 0 }], PrimaryTag: 1, ChangedAt: 0 });
   assert.deepEqual(r.keys(moved)?.map((k) => k.Tag), [1]);
   assert.deepEqual(errors, [2]);
+  r.keys(moved);
+  assert.deepEqual(errors, [2, 2], 'a set that did not open whole is opened again next time');
   const noPrimary = cluster({ Keys: [{ Tag: 1, SealedKey: box.seal(k1, networkKeyAad('c1', 9)), CreatedAt: 0 }], PrimaryTag: 1, ChangedAt: 0 });
   assert.equal(r.keys(noPrimary), undefined);
 });
