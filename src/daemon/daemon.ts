@@ -27,11 +27,16 @@ import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
 import { startScheduler } from '../manager/scheduler/loop';
 import { startAllocator } from '../manager/allocator/loop';
+import { startNetworkKeys } from '../manager/netkeys/loop';
+import { NetworkKeyReader } from '../manager/netkeys/reader';
+import { keyTimingFromEnv } from '../manager/netkeys/schedule';
+import type { Sealer } from '../manager/ca/ca-key';
 import type { ApiTlsOptions, DaemonOptions } from './options';
 import { SwarmNode, type NodeRpc, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
 import type { Task } from '../model/types';
+import type { ViewKey } from '../protocol/network-view';
 
 export interface Daemon {
   swarm: SwarmNode;
@@ -53,6 +58,13 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   try { engineVersion = (await engineClient.getJson<{ Version: string }>('/version')).Version; } catch (err) {
     log.warn({ err: (err as Error).message, engine: opts.engine }, 'engine not answering yet');
   }
+
+  // The swarm's data key, looked up at each use: the control API has it only
+  // while this node is an active manager (and answers only while etcd does).
+  const sealer: Sealer = {
+    seal: (plaintext, aad) => swarm.control().dataKey.seal(plaintext, aad),
+    open: (sealed, aad) => swarm.control().dataKey.open(sealed, aad),
+  };
 
   const swarm = new SwarmNode({
     dataRoot: opts.dataRoot,
@@ -76,11 +88,14 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
       const logs = startNodeLogs(nodeId, rpc, engineClient, log, store);
       logBroker = logs.broker;
-      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask);
+      // The encrypted overlays' keys, opened for the views of the nodes that need them.
+      const keyReader = new NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
+      const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
+      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask, networkKeys);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
-    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log),
+    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
       const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname);
@@ -129,21 +144,22 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 }
 
 // On the leader only (swarm-node.ts runs the election), with a fenced store.
-async function startLeaderComponents(store: Store, log: Logger): Promise<RunningComponents> {
+async function startLeaderComponents(store: Store, log: Logger, sealer: Sealer): Promise<RunningComponents> {
   const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
   const allocator = startAllocator({ store, log: log.child({ component: 'allocator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  return { stop: async () => { orchestrator.stop(); allocator.stop(); scheduler.stop(); } };
+  const networkKeys = startNetworkKeys({ store, log: log.child({ component: 'netkeys' }), sealer, timing: keyTimingFromEnv(process.env) });
+  return { stop: async () => { orchestrator.stop(); allocator.stop(); scheduler.stop(); networkKeys.stop(); } };
 }
 
 // On every manager: the dispatcher on the node-to-node channel (serving
 // sessions while this manager leads, naming the leader otherwise), and this
 // node's agent with a session like any worker's.
-function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task): RunningComponents & { setLeading(fenced: Store | undefined): void } {
+function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task, networkKeys: () => ViewKey[] | undefined): RunningComponents & { setLeading(fenced: Store | undefined): void } {
   // The dispatcher reads the store; it writes (node status, task status)
   // only as the leader, through the fenced store of the term (setLeading).
   const dispatcher = startDispatcher({
-    store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers,
+    store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers, networkKeys,
   });
   const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname);
   return {

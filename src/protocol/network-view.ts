@@ -60,11 +60,27 @@ export interface ViewLoadBalancer {
   Addr: string;
 }
 
+// One of the swarm's data-path keys for encrypted overlays (made and rotated
+// by the leader, manager/netkeys/). Nodes derive every per-peer key from it;
+// they receive with every key of the set and send with the primary one.
+export interface ViewKey {
+  Tag: number;             // increases with each new key; names the key on the wire
+  Key: string;             // base64 of NETWORK_KEY_BYTES random bytes
+  Primary: boolean;        // exactly one key of a set: the one to send with
+}
+
+export const NETWORK_KEY_BYTES = 32;
+// A rotation holds at most the old and the new key.
+export const MAX_NETWORK_KEYS = 2;
+
 export interface NodeNetworkView {
   Networks: ViewNetwork[];
   Services: ViewService[];
   Endpoints: ViewEndpoint[];
   LoadBalancers: ViewLoadBalancer[];  // every node's, on the networks in Networks
+  // Present only when one of Networks is encrypted: a node without a task (or
+  // LB address) on an encrypted network is never sent key material.
+  Keys?: ViewKey[];
 }
 
 // Where Shoal's DNS server listens on every node (a dummy interface in the
@@ -170,13 +186,33 @@ function checkLoadBalancer(raw: unknown, what: string): ViewLoadBalancer {
   };
 }
 
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+// A key set: at most MAX_NETWORK_KEYS keys of NETWORK_KEY_BYTES, distinct tags, exactly one primary.
+function checkKeys(raw: unknown, what: string): ViewKey[] {
+  const keys = arr(raw, what, MAX_NETWORK_KEYS).map((k, i): ViewKey => {
+    const x = rec(k, `${what}[${i}]`);
+    const key = str(x.Key, `${what}[${i}].Key`, 64);
+    if (!BASE64.test(key) || Buffer.from(key, 'base64').length !== NETWORK_KEY_BYTES) throw invalid(`${what}[${i}].Key: not ${NETWORK_KEY_BYTES} bytes of base64`);
+    return { Tag: int(x.Tag, `${what}[${i}].Tag`, 1, 2 ** 32 - 1), Key: key, Primary: bool(x.Primary, `${what}[${i}].Primary`) };
+  });
+  if (new Set(keys.map((k) => k.Tag)).size !== keys.length) throw invalid(`${what}: two keys with one tag`);
+  if (keys.filter((k) => k.Primary).length !== 1) throw invalid(`${what}: want exactly one primary key`);
+  return keys;
+}
+
 // Every field of a view from the managers, checked; throws `invalid` naming the first bad one.
 export function checkNodeNetworkView(raw: unknown): NodeNetworkView {
   const v = rec(raw, 'NetworkView');
+  const networks = arr(v.Networks, 'NetworkView.Networks', 10_000).map((n, i) => checkNetwork(n, `NetworkView.Networks[${i}]`));
+  const keys = v.Keys === undefined ? undefined : checkKeys(v.Keys, 'NetworkView.Keys');
+  // Key material travels only to nodes that need it: a view that has some without an encrypted network is wrong.
+  if (keys && !networks.some((n) => n.Encrypted)) throw invalid('NetworkView.Keys: keys without an encrypted network');
   return {
-    Networks: arr(v.Networks, 'NetworkView.Networks', 10_000).map((n, i) => checkNetwork(n, `NetworkView.Networks[${i}]`)),
+    Networks: networks,
     Services: arr(v.Services, 'NetworkView.Services').map((s, i) => checkService(s, `NetworkView.Services[${i}]`)),
     Endpoints: arr(v.Endpoints, 'NetworkView.Endpoints').map((e, i) => checkEndpoint(e, `NetworkView.Endpoints[${i}]`)),
     LoadBalancers: arr(v.LoadBalancers, 'NetworkView.LoadBalancers').map((l, i) => checkLoadBalancer(l, `NetworkView.LoadBalancers[${i}]`)),
+    ...(keys ? { Keys: keys } : {}),
   };
 }

@@ -10,6 +10,21 @@ export interface ClusterObject extends ClusterInfo {
   // PEM an earlier release stored; it is sealed and removed on start.
   SealedCAKey?: string;
   CAKey?: string;
+  // The data-path keys of encrypted overlays (manager/netkeys/), each sealed
+  // with the data key; absent until an encrypted network exists.
+  NetworkKeys?: StoredNetworkKeys;
+}
+
+export interface StoredNetworkKey {
+  Tag: number;
+  SealedKey: string;     // SecretBox.seal(key, `network-key:<cluster ID>:<tag>`)
+  CreatedAt: number;     // ms, the leader's clock
+}
+
+export interface StoredNetworkKeys {
+  Keys: StoredNetworkKey[];
+  PrimaryTag: number;
+  ChangedAt: number;     // ms, the leader's clock: when the set last changed (a rotation's steps are timed from it)
 }
 
 // A secret as stored: Spec.Data is never kept; the value is sealed with the

@@ -44,7 +44,7 @@ export function mergeSwarmSpec(base: SwarmSpec, spec: SwarmSpec | undefined): Sw
 }
 
 export function publicSwarm(c: ClusterObject): Swarm {
-  const { CAKey: _k, SealedCAKey: _s, ...rest } = structuredClone(c);
+  const { CAKey: _k, SealedCAKey: _s, NetworkKeys: _n, ...rest } = structuredClone(c);
   return rest;
 }
 

@@ -20,7 +20,7 @@ export class ControlApi {
   readonly networks: NetworksApi;
 
   // `dataKey` seals secret values and registry credentials at rest (secret-box.ts).
-  constructor(readonly ctx: ControlContext, ca: () => RootCA, dataKey: SecretBox) {
+  constructor(readonly ctx: ControlContext, ca: () => RootCA, readonly dataKey: SecretBox) {
     this.networks = new NetworksApi(ctx);
     this.services = new ServicesApi(ctx, dataKey, this.networks);
     this.nodes = new NodesApi(ctx);

@@ -10,9 +10,9 @@ import {
   Heartbeat, Session, UpdateTaskStatus, notLeader, SESSION_INVALID,
   type SessionMessage, type SessionRequest, type ServiceInfo, type StatusUpdate, type WirePayload,
 } from '../../protocol/dispatcher';
-import type { StoreEvent } from '../../store/objects';
+import type { ClusterObject, StoreEvent } from '../../store/objects';
 import { planBatches, type Store } from '../../store/store';
-import type { NodeNetworkView } from '../../protocol/network-view';
+import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
 import { NetworkIndex } from './network-index';
 import { networkViewFor } from './network-view';
 import {
@@ -46,6 +46,9 @@ export interface DispatcherOptions {
   managers?: () => { leaderAddr?: string; addrs: string[] };
   // Secret and config values; without it tasks get none (and reject when they need any).
   payloads?: PayloadSource;
+  // The encrypted overlays' data-path keys, opened (manager/netkeys/reader.ts);
+  // without it views carry none.
+  networkKeys?: () => ViewKey[] | undefined;
 }
 
 export interface Dispatcher {
@@ -266,7 +269,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // The node's view, or undefined when it is what the node has.
   function viewChange(s: SessionState): NodeNetworkView | undefined {
-    const view = networkViewFor(s.nodeId, netIndex ?? new NetworkIndex(store));
+    const view = networkViewFor(s.nodeId, netIndex ?? new NetworkIndex(store), opts.networkKeys?.());
     const digest = createHash('sha256').update(JSON.stringify(view)).digest('base64');
     if (digest === s.viewDigest) return undefined;
     s.viewDigest = digest;
@@ -345,6 +348,8 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function onNetworkEvents(events: StoreEvent[]): void {
     if (!netIndex) return;
     const touched = netIndex.apply(events);
+    // The cluster object holds the data-path keys: every view may change (the digest keeps unchanged ones home).
+    if (events.some((e) => e.kind === 'cluster' && !deepEqual((e.object as ClusterObject | undefined)?.NetworkKeys, (e.previous as ClusterObject | undefined)?.NetworkKeys))) touched.all = true;
     if (!touched.all && !touched.networks.size && !touched.nodes.size) return;
     for (const s of sessions.values()) {
       if (touched.nodes.has(s.nodeId)) { viewDirty.delete(s.nodeId); sendView(s); continue; }

@@ -1,8 +1,9 @@
 import type { Network, Node, Service, Task } from '../../model/types';
 import { KEEP_CLIENT_IP_LABEL, VXLAN_ID_OPTION } from '../../model/types';
-import type { NodeNetworkView, ViewEndpoint, ViewLoadBalancer, ViewNetwork, ViewService } from '../../protocol/network-view';
+import type { NodeNetworkView, ViewEndpoint, ViewKey, ViewLoadBalancer, ViewNetwork, ViewService } from '../../protocol/network-view';
 import { holdsAddresses, isAllocatedNetwork, networkConfigs } from '../allocator/core';
 import { addrOf } from '../allocator/ipv4';
+import { isEncryptedNetwork } from '../netkeys/schedule';
 
 // What one node needs to know of the swarm's networks (protocol/network-view.ts),
 // computed from the store's objects through a snapshot (network-index.ts keeps
@@ -48,7 +49,9 @@ export function taskName(t: Task, service: Service | undefined): string {
   return `${service?.Spec.Name ?? t.ServiceID}.${t.Slot || t.NodeID || ''}.${t.ID}`;
 }
 
-export function networkViewFor(nodeId: string, snap: NetworkSnapshot): NodeNetworkView {
+// `keys`: the swarm's data-path keys (manager/netkeys/), sent only to a node
+// with an encrypted network in its view.
+export function networkViewFor(nodeId: string, snap: NetworkSnapshot, keys?: readonly ViewKey[]): NodeNetworkView {
   const self = snap.node(nodeId);
   const networks: ViewNetwork[] = [];
   const ids = new Set<string>();
@@ -62,7 +65,7 @@ export function networkViewFor(nodeId: string, snap: NetworkSnapshot): NodeNetwo
       ID: id, Name: n.Spec.Name ?? id, Subnet: cfg.Subnet!, Gateway: cfg.Gateway ?? '',
       VNI: Number(n.DriverState!.Options![VXLAN_ID_OPTION]),
       Internal: !!n.Spec.Internal, Attachable: !!n.Spec.Attachable, Ingress: !!n.Spec.Ingress,
-      Encrypted: n.Spec.DriverConfiguration?.Options?.encrypted !== undefined,
+      Encrypted: isEncryptedNetwork(n),
       Labels: { ...(n.Spec.Labels ?? {}) },
       ...(lb ? { LBAddr: addrOf(lb) } : {}),
     });
@@ -106,7 +109,11 @@ export function networkViewFor(nodeId: string, snap: NetworkSnapshot): NodeNetwo
   }
   endpoints.sort((a, b) => cmp(a.NetworkID, b.NetworkID) || cmp(a.TaskID, b.TaskID));
   lbs.sort((a, b) => cmp(a.NetworkID, b.NetworkID) || cmp(a.NodeID, b.NodeID));
-  return { Networks: networks, Services: [...services.values()].sort(byId), Endpoints: endpoints, LoadBalancers: lbs };
+  const withKeys = !!keys?.length && networks.some((n) => n.Encrypted);
+  return {
+    Networks: networks, Services: [...services.values()].sort(byId), Endpoints: endpoints, LoadBalancers: lbs,
+    ...(withKeys ? { Keys: keys.map((k) => ({ ...k })) } : {}),
+  };
 }
 
 // A snapshot over plain lists (tests, and small one-off views).

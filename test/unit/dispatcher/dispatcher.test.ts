@@ -13,6 +13,10 @@ import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatche
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
 import { startAllocator } from '../../../src/manager/allocator/loop';
+import { startNetworkKeys } from '../../../src/manager/netkeys/loop';
+import { NetworkKeyReader } from '../../../src/manager/netkeys/reader';
+import { SecretBox } from '../../../src/manager/controlapi/secret-box';
+import type { ViewKey } from '../../../src/protocol/network-view';
 import { RemoteControlPlane } from '../../../src/agent/remote-control-plane';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import type { Assignments } from '../../../src/agent/control-plane';
@@ -43,7 +47,7 @@ class CountingBackend extends MemoryBackend {
   override txn(compares: Compare[], ops: Op[]) { this.txns++; return super.txn(compares, ops); }
 }
 
-interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task }
+interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined }
 
 async function world(o: WorldOptions = {}) {
   const backend = new CountingBackend();
@@ -61,7 +65,7 @@ async function world(o: WorldOptions = {}) {
   const cleanups: Array<() => unknown> = [];
   const dispatcher = (addr: string): Dispatcher => {
     const d = startDispatcher({
-      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now, prepareTask: o.prepareTask,
+      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now, prepareTask: o.prepareTask, networkKeys: o.networkKeys,
       managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
       payloads: {
         revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
@@ -448,6 +452,55 @@ test('network views: in the first message, then on change for the nodes on the n
     assert.equal(views.get('w3')!.length, w3Count, 'a node off the network is not disturbed');
     for (const s of streams) s.cancel();
   } finally {
+    allocator.stop();
+    await w.close();
+  }
+});
+
+test('network views: the encrypted overlays\' keys go to the nodes on an encrypted network only, again at each step of a rotation', async () => {
+  const box = new SecretBox(SecretBox.generateKey());
+  const reader = new NetworkKeyReader(box);
+  let storeRef: Store | undefined;
+  const w = await world({ nodes: ['w1', 'w2'], networkKeys: () => reader.keys(storeRef?.list('cluster')[0]) });
+  storeRef = w.store;
+  let clock = 5_000;
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
+  const keys = startNetworkKeys({ store: w.store, log: silentLogger, sealer: box, now: () => clock, timing: { periodMs: 60_000, stepMs: 10 } });
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const now = nowIso();
+    await w.store.txn().create('networks', { ID: 'sec', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: 'sec', DriverConfiguration: { Name: 'overlay', Options: { encrypted: '' } } } }).commit();
+    await untilStore(w.store, () => !!w.store.get('networks', 'sec')?.IPAM && !!w.store.list('cluster')[0]!.NetworkKeys, 'the network allocated, a key made');
+    const svc = makeService('web', { template: { ContainerSpec: { Image: 'img:1' }, Networks: [{ Target: 'sec' }] } });
+    await w.store.txn().create('services', svc)
+      .create('tasks', makeTask('t1', { ServiceID: 'web', NodeID: 'w1', Spec: svc.Spec.TaskTemplate!, Status: { Timestamp: now, State: 'new', Message: 'created' } })).commit();
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'pending', 'task allocated');
+    await w.store.mutate('tasks', 't1', (t) => { t.Status = { Timestamp: now, State: 'assigned', Message: 'assigned' }; return t; });
+    const views = new Map<string, SessionMessage[]>();
+    const streams = ['w1', 'w2'].map((id) => {
+      views.set(id, []);
+      return w.net.channel(peer(id), M1).stream(Session, { SessionID: `s-${id}`, Description: describe(id) }, (m) => { if (m.NetworkView) views.get(id)!.push(m); });
+    });
+    const last = (id: string) => views.get(id)!.at(-1)?.NetworkView;
+    await waitFor('w1 gets the network and the key', () => last('w1')?.Networks[0]?.Encrypted === true && last('w1')?.Keys?.length === 1);
+    assert.deepEqual(last('w1')!.Keys!.map((k) => [k.Tag, k.Primary]), [[1, true]]);
+    await waitFor('w2 has its first view', () => views.get('w2')!.length >= 1);
+    assert.equal(last('w2')!.Keys, undefined, 'w2 has no task on the encrypted network: no key');
+
+    // A rotation: each step reaches w1 in a view of its own; w2 hears nothing of it.
+    const w2Count = views.get('w2')!.length;
+    clock += 60_000;
+    await w.store.txn().create('networks', { ID: 'other', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: 'other', DriverConfiguration: { Name: 'overlay' } } }).commit();
+    await waitFor('w1 receives with the new key', () => last('w1')?.Keys?.length === 2);
+    assert.deepEqual(last('w1')!.Keys!.map((k) => [k.Tag, k.Primary]), [[1, true], [2, false]]);
+    clock += 10;
+    await waitFor('w1 sends with the new key', () => last('w1')?.Keys?.find((k) => k.Primary)?.Tag === 2);
+    clock += 10;
+    await waitFor('the old key gone from w1', () => last('w1')?.Keys?.length === 1);
+    assert.equal(views.get('w2')!.length, w2Count, 'w2 gets no view for a key change');
+    for (const s of streams) s.cancel();
+  } finally {
+    keys.stop();
     allocator.stop();
     await w.close();
   }

@@ -122,3 +122,27 @@ test('checkNodeNetworkView: every field checked; a bad view fails alone in a ses
   assert.match(broken.NetworkViewError ?? '', /NetworkView\.Networks: want an array/);
   assert.deepEqual(broken.Removed, ['t1'], 'the rest of the message still counts');
 });
+
+test('network view: keys go only to a node with an encrypted network in its view, and are checked where they enter', () => {
+  const s = swarm();
+  const back = s.networks.find((n) => n.Spec.Name === 'back')!;
+  back.Spec.DriverConfiguration = { Name: 'overlay', Options: { encrypted: '' } };
+  const keys = [{ Tag: 1, Key: Buffer.alloc(32, 7).toString('base64'), Primary: true }];
+  const n1 = networkViewFor('n1', s.snap(), keys);
+  assert.equal(n1.Networks.find((n) => n.Name === 'back')!.Encrypted, true);
+  assert.deepEqual(n1.Keys, keys);
+  assert.deepEqual(checkNodeNetworkView(JSON.parse(JSON.stringify(n1))), n1);
+  const n3 = networkViewFor('n3', s.snap(), keys);
+  assert.equal(n3.Keys, undefined, 'n3 has no task on an encrypted network');
+  assert.equal(networkViewFor('n1', s.snap()).Keys, undefined, 'no keys made yet');
+
+  const bad = (keysJson: unknown, why: RegExp, view: object = n1): void => assert.throws(() => checkNodeNetworkView({ ...JSON.parse(JSON.stringify(view)), Keys: keysJson }), why);
+  bad(keys, /keys without an encrypted network/, n3);
+  bad([{ ...keys[0], Key: Buffer.alloc(16).toString('base64') }], /not 32 bytes/);
+  bad([{ ...keys[0], Key: '!!not base64!!' }], /not 32 bytes/);
+  bad([{ ...keys[0], Primary: false }], /exactly one primary/);
+  bad([keys[0], { ...keys[0], Primary: false }], /two keys with one tag/);
+  bad([keys[0], { ...keys[0], Tag: 2 }], /exactly one primary/);
+  bad([keys[0], { ...keys[0], Tag: 2, Primary: false }, { ...keys[0], Tag: 3, Primary: false }], /NetworkView\.Keys/);
+  bad([{ ...keys[0], Tag: 0 }], /Tag/);
+});
