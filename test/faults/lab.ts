@@ -27,6 +27,16 @@ export async function lab(l: Pick<FaultLab, 'index'>, args: string[], timeoutMs 
   if (r.code !== 0) throw new Error(`shoal lab ${args.join(' ')} (index ${l.index}): ${r.stderr.trim() || `exit ${r.code}`}`);
 }
 
+// Hosts the lab's state file says are cut off or powered off.
+export function labState(l: FaultLab): { partitioned: Set<string>; off: Set<string> } {
+  const hosts: { name: string; partitioned?: boolean; powered?: boolean }[] = JSON.parse(readFileSync(join(l.dir, 'lab.json'), 'utf8')).hosts ?? [];
+  return { partitioned: new Set(hosts.filter((h) => h.partitioned).map((h) => h.name)), off: new Set(hosts.filter((h) => !h.powered).map((h) => h.name)) };
+}
+
+export async function pings(l: FaultLab, host: string): Promise<boolean> {
+  return (await call(shoalSocket(l, host), 'GET', '/_ping', undefined, 3_000)).status === 200;
+}
+
 // The host's Shoal daemon (node ... daemon -H unix://<its shoal.sock>).
 export function daemonPid(l: FaultLab, host: string): number | undefined {
   const sock = `unix://${shoalSocket(l, host)}`;

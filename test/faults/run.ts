@@ -14,7 +14,7 @@ import { parseHostLines, runLab } from '../helpers/lab';
 import { check, failover, type FaultMark } from './checker';
 import { runClient } from './clients';
 import { CREATE_LABEL, type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
-import { finalState, healthy, lab, restartDaemon, daemonPid, shoalSocket, type FaultLab } from './lab';
+import { daemonPid, finalState, healthy, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
 import { FAULTS, planRound, runRound } from './nemesis';
 import { rng } from './prng';
 
@@ -106,10 +106,12 @@ async function main(): Promise<number> {
     say(`clients stopped: ${history.length} writes recorded`);
 
     // Heal everything (each round healed its own; this is the safety net), then settle.
+    const cut = labState(l);
     for (const h of l.hosts) {
-      await lab(l, ['heal', h]);
-      await lab(l, ['start', h]);
+      if (cut.partitioned.has(h)) await lab(l, ['heal', h]);
+      if (cut.off.has(h)) await lab(l, ['start', h]);
       if (!daemonPid(l, h)) await restartDaemon(l, h);
+      if (!(await pings(l, h))) await lab(l, ['start', h]);
     }
     let final: FinalState | undefined;
     let waiting = 'the nodes';
