@@ -56,7 +56,7 @@ function dockerdPid(l: FaultLab, host: string): number | undefined {
 
 // Starts the host's daemon again as its init script did (same line, same
 // log), inside the host's namespaces: it becomes a child of the host's pid 1.
-export async function restartDaemon(l: FaultLab, host: string, timeoutMs = 60_000): Promise<void> {
+export async function restartDaemon(l: FaultLab, host: string, timeoutMs = 120_000): Promise<void> {
   if (daemonPid(l, host)) return;
   const anchor = dockerdPid(l, host);
   if (!anchor) throw new Error(`${host}: no dockerd to find the host's namespaces by`);

@@ -6,7 +6,8 @@
 // --cycle runs the fault kinds in turn (the CI's short form); --keep leaves
 // the lab up. SHOAL_FAULTS_SELFTEST=lost-write drops one acknowledged
 // service from the final state: the checker must report it.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +15,7 @@ import { parseHostLines, runLab } from '../helpers/lab';
 import { check, failover, type FaultMark } from './checker';
 import { runClient } from './clients';
 import { CREATE_LABEL, type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
-import { daemonPid, finalState, healthy, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
+import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
 import { FAULTS, planRound, runRound } from './nemesis';
 import { rng } from './prng';
 
@@ -45,6 +46,10 @@ function selftest(mode: string | undefined, history: Entry[], final: FinalState)
   for (const m of final.managers) m.tasks = m.tasks.filter((t) => t.serviceId !== victim.id);
   final.containers = final.containers.filter((c) => c.serviceId !== victim.id);
   say(`selftest lost-write: service ${victim.name} (${victim.id}, create ${victim.labels[CREATE_LABEL]}) dropped from the final state`);
+}
+
+function tailOf(file: string, lines = 15): string {
+  try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((x) => `    ${x.slice(0, 400)}`).join('\n'); } catch { return '    (no log)'; }
 }
 
 function describe(a: Anomaly): string {
@@ -94,8 +99,16 @@ async function main(): Promise<number> {
     try {
       for (let i = 1; i <= rounds; i++) {
         const round = planRound(r, l, i, values.cycle ? FAULTS[(i - 1) % FAULTS.length] : undefined);
-        const mark = await runRound(l, round, say);
-        marks.push({ ...mark, at: mark.at - t0 });
+        try {
+          const mark = await runRound(l, round, say);
+          marks.push({ ...mark, at: mark.at - t0 });
+        } catch (err) {
+          // A heal that did not work is a finding, not the end of the run: say why, power-cycle the host.
+          const log = tailOf(join(hostDir(l, round.target), 'shoal.log'));
+          say(`round ${i}: ${(err as Error).message}; last lines of ${round.target}'s shoal.log:\n${log}`);
+          extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): ${(err as Error).message}` });
+          await lab(l, ['start', round.target]).catch((e: Error) => say(`lab start ${round.target}: ${e.message}`));
+        }
         const ok = await until(`round ${i}: cluster healthy after the heal`, () => healthy(l), ROUND_RECOVER_MS);
         if (!ok) extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal` });
       }
