@@ -137,7 +137,8 @@ async function main(): Promise<number> {
       return left.length === 0;
     }, SETTLE_MS, 2_000);
     say(settled ? `settled in ${((performance.now() - settleFrom) / 1000).toFixed(1)} s` : `not settled; still waiting for: ${waiting}`);
-    final = await finalState(l);
+    // The settled reading (managers agreed on it); reading again could catch a write in flight on one manager only.
+    if (!settled || final === undefined) final = await finalState(l);
     selftest(process.env.SHOAL_FAULTS_SELFTEST, history, final);
 
     const anomalies = [...extra, ...check(history, final)];
