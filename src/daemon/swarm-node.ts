@@ -34,6 +34,9 @@ import { LEADER_KEY, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
 import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
+// How long a starting manager waits for its store to take a write (a leader).
+const ACTIVATE_STORE_WAIT_MS = 60_000;
+
 // How long a demoted or leaving manager tries to remove its own etcd member.
 const LEAVE_ETCD_MS = 8_000;
 
@@ -611,11 +614,24 @@ export class SwarmNode implements SwarmMembership {
     this.active = a;
     // The node is ready as soon as its agent runs; refresh what the engine says of it.
     const description = await this.opts.describeNode().catch(() => undefined);
-    await a.store.mutate('nodes', a.nodeId, (n) => {
-      if (description) n.Description = { ...description, Hostname: this.opts.hostname ?? description.Hostname, TLSInfo: n.Description.TLSInfo };
-      n.Status = { State: 'ready', Addr: n.Status.Addr || a.addr };
-      return n;
-    });
+    // A manager restarted while the swarm briefly has no leader (its etcd just
+    // started, peers busy) waits for one, bounded, rather than exit: the fault
+    // test's kill -9 of a daemon saw it die on this write.
+    const deadline = Date.now() + ACTIVATE_STORE_WAIT_MS;
+    for (;;) {
+      try {
+        await a.store.mutate('nodes', a.nodeId, (n) => {
+          if (description) n.Description = { ...description, Hostname: this.opts.hostname ?? description.Hostname, TLSInfo: n.Description.TLSInfo };
+          n.Status = { State: 'ready', Addr: n.Status.Addr || a.addr };
+          return n;
+        });
+        break;
+      } catch (err) {
+        if (!(isShoalError(err) && err.kind === 'unavailable') || Date.now() > deadline) throw err;
+        this.opts.log.warn({ err: err.message }, 'store unavailable at start; retrying');
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
     // The node-to-node channel: the CA and membership services on the listen address.
     const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
     const newServer = (): GrpcServer => {

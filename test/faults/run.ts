@@ -1,0 +1,163 @@
+// `npm run faults -- --rounds N --seed S [--keep] [--cycle]`: the fault test
+// on a five-host `shoal lab` (3 managers, 2 workers; SHOAL_LAB_INDEX, default
+// 30). Clients write through random managers while the nemesis hurts one host
+// or process per round; then everything is healed, the cluster must settle,
+// and the checker reads the history and every manager's final state.
+// --cycle runs the fault kinds in turn (the CI's short form); --keep leaves
+// the lab up. SHOAL_FAULTS_SELFTEST=lost-write drops one acknowledged
+// service from the final state: the checker must report it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseHostLines, runLab } from '../helpers/lab';
+import { check, failover, type FaultMark } from './checker';
+import { runClient } from './clients';
+import { CREATE_LABEL, type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
+import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
+import { FAULTS, planRound, runRound } from './nemesis';
+import { rng } from './prng';
+
+const ROUND_RECOVER_MS = 120_000;
+const SETTLE_MS = 240_000;
+const CONVERGENCE: AnomalyKind[] = ['not-converged', 'orphan-container', 'task-on-down-node', 'managers-disagree', 'manager-unreadable'];
+
+const t0 = performance.now();
+const say = (s: string): void => { console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${s}`); };
+
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 1_000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return true;
+    if (performance.now() > deadline) { say(`${what}: not within ${timeoutMs / 1000} s`); return false; }
+    await sleep(everyMs);
+  }
+}
+
+// The broken build the checker must catch (SHOAL_FAULTS_SELFTEST).
+function selftest(mode: string | undefined, history: Entry[], final: FinalState): void {
+  if (!mode) return;
+  if (mode !== 'lost-write') throw new Error(`SHOAL_FAULTS_SELFTEST wants lost-write, got "${mode}"`);
+  const ids = new Set(history.filter((e) => e.kind === 'service' && e.op === 'create' && e.outcome === 'ok').map((e) => e.id));
+  const victim = final.managers[0]?.services.find((s) => ids.has(s.labels[CREATE_LABEL] ?? ''));
+  if (!victim) { say('selftest: no acknowledged service left to drop'); return; }
+  for (const m of final.managers) m.services = m.services.filter((s) => s.id !== victim.id);
+  for (const m of final.managers) m.tasks = m.tasks.filter((t) => t.serviceId !== victim.id);
+  final.containers = final.containers.filter((c) => c.serviceId !== victim.id);
+  say(`selftest lost-write: service ${victim.name} (${victim.id}, create ${victim.labels[CREATE_LABEL]}) dropped from the final state`);
+}
+
+function tailOf(file: string, lines = 15): string {
+  try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((x) => `    ${x.slice(0, 400)}`).join('\n'); } catch { return '    (no log)'; }
+}
+
+function describe(a: Anomaly): string {
+  return `ANOMALY ${a.kind}: ${a.objects.join(' ')}${a.requests.length ? ` [requests ${a.requests.join(' ')}]` : ''}\n    ${a.detail}`;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string' }, seed: { type: 'string' }, keep: { type: 'boolean' }, cycle: { type: 'boolean' }, clients: { type: 'string' }, out: { type: 'string' } },
+    strict: true,
+  });
+  const rounds = Number(values.rounds ?? '20');
+  const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a whole number >= 1, got "${values.rounds}"`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed wants a whole number >= 0, got "${values.seed}"`);
+  const index = process.env.SHOAL_LAB_INDEX || '30';
+  const r = rng(seed);
+  const clients = values.clients !== undefined ? Number(values.clients) : r.int(2, 4);
+  if (!Number.isInteger(clients) || clients < 1 || clients > 8) throw new Error(`--clients wants 1..8, got "${values.clients}"`);
+  const replay = `npm run faults -- --rounds ${rounds} --seed ${seed}${values.cycle ? ' --cycle' : ''}`;
+  say(`seed ${seed}, ${rounds} rounds, ${clients} clients, lab index ${index} (replay: ${replay})`);
+
+  await runLab(index, ['down']);
+  const up = await runLab(index, ['up', '--hosts', '5', '--managers', '3', '--workers', '2'], 600_000);
+  if (up.code !== 0) throw new Error(`lab up: ${up.stderr.trim()}`);
+  const lines = parseHostLines(up.stdout).filter((h) => /^host\d+$/.test(h.name));
+  const l: FaultLab = {
+    index, dir: `/var/lib/shoal-lab${index}`,
+    hosts: lines.map((h) => h.name),
+    managers: lines.filter((h) => h.role === 'manager').map((h) => h.name),
+    workers: lines.filter((h) => h.role === 'worker').map((h) => h.name),
+  };
+  if (l.managers.length !== 3 || l.workers.length !== 2) throw new Error(`lab up: expected 3 managers and 2 workers, got ${up.stdout}`);
+  say(`lab up: managers ${l.managers.join(' ')}, workers ${l.workers.join(' ')}`);
+
+  const history: Entry[] = [];
+  const marks: FaultMark[] = [];
+  const extra: Anomaly[] = [];
+  let stop = false;
+  try {
+    const running = Array.from({ length: clients }, (_, i) => runClient({
+      client: i + 1, rng: rng((seed ^ (0x9e3779b9 * (i + 1))) >>> 0),
+      managers: l.managers.map((h) => ({ host: h, socket: shoalSocket(l, h) })),
+      record: (e) => { history.push(e); }, stopped: () => stop, now: () => performance.now() - t0,
+    }));
+    const clientsDone = Promise.all(running);
+    try {
+      for (let i = 1; i <= rounds; i++) {
+        const round = planRound(r, l, i, values.cycle ? FAULTS[(i - 1) % FAULTS.length] : undefined);
+        try {
+          const mark = await runRound(l, round, say);
+          marks.push({ ...mark, at: mark.at - t0 });
+        } catch (err) {
+          // A heal that did not work is a finding, not the end of the run: say why, power-cycle the host.
+          const log = tailOf(join(hostDir(l, round.target), 'shoal.log'));
+          say(`round ${i}: ${(err as Error).message}; last lines of ${round.target}'s shoal.log:\n${log}`);
+          extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): ${(err as Error).message}` });
+          await lab(l, ['start', round.target]).catch((e: Error) => say(`lab start ${round.target}: ${e.message}`));
+        }
+        const ok = await until(`round ${i}: cluster healthy after the heal`, () => healthy(l), ROUND_RECOVER_MS);
+        if (!ok) extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal` });
+      }
+    } finally {
+      stop = true;
+      await clientsDone;
+    }
+    say(`clients stopped: ${history.length} writes recorded`);
+
+    // Heal everything (each round healed its own; this is the safety net), then settle.
+    const cut = labState(l);
+    for (const h of l.hosts) {
+      if (cut.partitioned.has(h)) await lab(l, ['heal', h]);
+      if (cut.off.has(h)) await lab(l, ['start', h]);
+      if (!daemonPid(l, h)) await restartDaemon(l, h);
+      if (!(await pings(l, h))) await lab(l, ['start', h]);
+    }
+    let final: FinalState | undefined;
+    let waiting = 'the nodes';
+    const settleFrom = performance.now();
+    const settled = await until('every node Ready and every service converged', async () => {
+      if (!(await healthy(l))) { waiting = 'the nodes'; return false; }
+      final = await finalState(l);
+      const left = check(history, final).filter((a) => CONVERGENCE.includes(a.kind));
+      waiting = left.map((a) => `${a.kind} ${a.objects.join(' ')}`).join('; ');
+      return left.length === 0;
+    }, SETTLE_MS, 2_000);
+    say(settled ? `settled in ${((performance.now() - settleFrom) / 1000).toFixed(1)} s` : `not settled; still waiting for: ${waiting}`);
+    // The settled reading (managers agreed on it); reading again could catch a write in flight on one manager only.
+    if (!settled || final === undefined) final = await finalState(l);
+    selftest(process.env.SHOAL_FAULTS_SELFTEST, history, final);
+
+    const anomalies = [...extra, ...check(history, final)];
+    const out = values.out ?? `/tmp/shoal-faults-${seed}.json`;
+    writeFileSync(out, JSON.stringify({ seed, rounds, clients, faults: marks, history, final, anomalies }, null, 1));
+
+    const count = (o: string): number => history.filter((e) => e.outcome === o).length;
+    const f = failover(history, marks);
+    console.log(`history: ${history.length} writes (${count('ok')} ok, ${count('fail')} failed, ${count('unknown')} unknown); final: ${final.managers[0]?.services.length ?? 0} services, ${final.managers[0]?.secrets.length ?? 0} secrets, ${final.managers[0]?.configs.length ?? 0} configs, ${final.containers.filter((c) => c.running).length} running task containers; saved in ${out}`);
+    console.log(`faults: ${FAULTS.map((k) => `${k} ${marks.filter((m) => m.kind === k).length}`).join(', ')}; on the leader's host: ${marks.filter((m) => m.hitLeader).length}`);
+    console.log(`failover (fault on the leader's host -> first acknowledged write sent after it): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
+    for (const a of anomalies) console.log(describe(a));
+    if (anomalies.length === 0) { console.log(`${rounds} rounds, 0 anomalies`); return 0; }
+    console.log(`${rounds} rounds, ${anomalies.length} anomalies (seed ${seed}: ${replay})`);
+    return 1;
+  } finally {
+    if (!values.keep) await runLab(index, ['down']);
+    else say(`lab ${index} kept up (SHOAL_LAB_INDEX=${index} shoal lab down removes it)`);
+  }
+}
+
+main().then((code) => { process.exitCode = code; }, (err) => { console.error(`faults: ${(err as Error).stack ?? err}`); process.exitCode = 2; });
