@@ -27,11 +27,11 @@ services:
           - node.labels.registry == true
 `;
 
-export const appYml = (version: string, haproxyCfg: string, updateDelay = '15s'): string => `version: '3.4'
+export const appYml = (version: string, haproxyCfg: string, updateDelay = '15s', image = appImage(version)): string => `version: '3.4'
 
 services:
   server:
-    image: ${appImage(version)}
+    image: ${image}
     networks:
       - backend
     deploy:

@@ -101,7 +101,8 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
       const cs = await engine(name, `/containers/json?all=1&filters=${q({ label: [`com.docker.swarm.service.id=${id}`] })}`) as unknown[];
       if (cs.length) left.push(`${cs.length} containers of service ${id}`);
     }
-    const nets = (await engine(name, '/networks') as Array<{ Name: string }>).map((n) => n.Name).filter((n) => n.startsWith('shoal-') && n !== engineNetworkName(ingressId));
+    const ours = new Set(t.networkIds.map(engineNetworkName));
+    const nets = (await engine(name, '/networks') as Array<{ Name: string }>).map((n) => n.Name).filter((n) => ours.has(n));
     if (nets.length) left.push(`engine networks ${nets.join(' ')}`);
     const links = (await inNs(name, 'ip', ['-o', 'link', 'show'])).stdout;
     for (const id of t.networkIds) for (const dev of [`sb-${id.slice(0, 12)}`, `sv-${id.slice(0, 12)}`]) if (links.includes(`${dev}:`) || links.includes(`${dev}@`)) left.push(`device ${dev}`);
@@ -205,7 +206,7 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     const sampler = (async () => {
       while (sampling) {
         const r = await hostGet('host3', `http://127.0.0.1:${APP_PORT}/hello-world/`);
-        const v = r.code === 0 ? /version (\S+)</.exec(r.stdout)?.[1] ?? 'other' : 'failed';
+        const v = r.code === 0 ? /version ([\d.]+)/.exec(r.stdout)?.[1] ?? 'other' : 'failed';
         seen.set(v, (seen.get(v) ?? 0) + 1);
         await new Promise((res) => setTimeout(res, 200));
       }
@@ -254,6 +255,8 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     for (const h of hosts) {
       const cs = await engine(h.name, `/containers/json?all=1&filters=${q({ label: [NAMESPACE_LABEL] })}`) as unknown[];
       assert.equal(cs.length, 0, `stack containers left on ${h.name}`);
+      const nets = (await engine(h.name, '/networks') as Array<{ Name: string }>).map((n) => n.Name).filter((n) => n.startsWith('shoal-'));
+      assert.deepEqual(nets, [engineNetworkName(ingressId)], `engine networks on ${h.name}`);
       for (const p of [REGISTRY_PORT, APP_PORT, ...PORTAINER_PORTS]) {
         const r = await hostGet(h.name, `http://127.0.0.1:${p}/`);
         assert.notEqual(r.code, 0, `port ${p} still answers on ${h.name}`);
