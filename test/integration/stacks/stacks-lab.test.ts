@@ -221,7 +221,8 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     await sampler;
     process.stderr.write(`[stacks-lab] answers from host3 during the update: ${JSON.stringify(Object.fromEntries(seen))}\n`);
     assert.ok((seen.get('1.0') ?? 0) > 0 && (seen.get('1.1') ?? 0) > 0, `both versions answered while rolling: ${JSON.stringify(Object.fromEntries(seen))}`);
-    assert.equal(await ok('host1', ['service', 'inspect', '--format', '{{.ID}} {{.UpdateStatus.State}}', 'app_server']), `${serviceId} completed`);
+    // The updater waits its delay and monitor period after the last task too.
+    await waitFor('the update completed', async () => (await ok('host1', ['service', 'inspect', '--format', '{{.ID}} {{.UpdateStatus.State}}', 'app_server'])) === `${serviceId} completed`, 60_000, 1000);
     const history = (await ok('host1', ['service', 'ps', '--format', '{{.Image}} {{.DesiredState}}', 'app_server'])).split('\n');
     assert.equal(history.filter((l) => l === `${appImage('1.0')} Shutdown`).length, 3, history.join('\n'));
   });
