@@ -18,7 +18,7 @@ import { runDocker, unixRequest } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { NAME_PORT, SINK_PORT, TOOL } from '../test/helpers/lb-netns';
 import type { MeshSetting } from './mesh-report';
-import { onCleanup, sleep } from './util';
+import { onCleanup, until } from './util';
 
 const INDEX = process.env.SHOAL_LAB_INDEX ?? '14';
 const IMG = 'shoal-test/busybox:1';
@@ -26,15 +26,6 @@ const MESH_PORT = 30080;
 const MESH_SINK_PORT = 30090;
 const WAIT_MS = 120_000;
 const say = (s: string) => process.stderr.write(`[mesh-lab] ${s}\n`);
-
-async function until<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
-  const end = Date.now() + WAIT_MS;
-  for (;;) {
-    try { const v = await check(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() >= end) throw new Error(`${what}: not within ${WAIT_MS / 1000} s`);
-    await sleep(500);
-  }
-}
 
 export async function labMeshPaths(): Promise<MeshSetting> {
   if (process.getuid?.() !== 0) throw new Error('the lab bench needs root');
@@ -63,7 +54,7 @@ export async function labMeshPaths(): Promise<MeshSetting> {
 
   const initPids = new Map((JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as { hosts: Array<{ name: string; initPid: number }> }).hosts.map((h) => [h.name, h.initPid]));
   // The running container of `service` on host `name`: its pid as the host's dockerd sees it.
-  const containerPid = (name: string, service: string) => until(`a running ${service} container on ${name}`, async () => {
+  const containerPid = (name: string, service: string) => until(`a running ${service} container on ${name}`, WAIT_MS, async () => {
     const sock = join(dir, 'hosts', name, 'docker.sock');
     const list = (await unixRequest(sock, 'GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ label: [`com.docker.swarm.service.name=${service}`] }))}`)).json as Array<{ Id: string }>;
     if (!list[0]) return undefined;
@@ -99,7 +90,7 @@ export async function labMeshPaths(): Promise<MeshSetting> {
   const fromHost2 = tool(['nsenter', `--net=/var/run/netns/shoal-lab${INDEX}-host2`, '--']);
   // Every path answers before the clock starts (the mesh's rules reach host2 a moment after the task runs).
   for (const [what, f, h, p] of [['direct', fromClient, taskAddr, NAME_PORT], ['vip', fromClient, vip, NAME_PORT], ['mesh', fromHost2, host('host2').address, MESH_PORT]] as const) {
-    await until(`${what} answering`, async () => (await f<string[]>(['probe', 'tcp', h, String(p), '1'], 10_000))[0]?.startsWith('sink'));
+    await until(`${what} answering`, WAIT_MS, async () => (await f<string[]>(['probe', 'tcp', h, String(p), '1'], 10_000))[0]?.startsWith('sink'));
   }
   say(`sink task ${taskAddr} on host1, VIP ${vip}, mesh ${host('host2').address}:${MESH_PORT}; client on host2`);
   return {

@@ -21,7 +21,7 @@ import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { APP_PORT, appYml, HAPROXY_CFG } from '../test/helpers/seed-stacks';
 import { ensureStackImages, loadImages, STACK_IMAGES } from '../test/helpers/stack-images';
 import { parseArgs } from 'node:util';
-import { finishBench, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep } from './util';
+import { finishBench, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, until } from './util';
 
 type Kind = 'shoal' | 'docker';
 const INDEX: Record<Kind, string> = { shoal: process.env.SHOAL_LAB_INDEX ?? '14', docker: process.env.DOCKER_LAB_INDEX ?? '15' };
@@ -44,15 +44,6 @@ function options(): Options | 'help' {
     deadlineMs: Math.min(600, positiveOption(values.deadline, 120, 'deadline')) * 1000,
     ...(values.json ? { json: values.json } : {}),
   };
-}
-
-async function until<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try { const v = await check(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() >= end) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
-    await sleep(everyMs);
-  }
 }
 
 const answers = async (address: string): Promise<boolean> => {
@@ -132,7 +123,7 @@ function report(o: Options, figs: Partial<Record<Kind, Side>>): string {
   for (const k of o.kinds) {
     const s = figs[k];
     if (!s) continue;
-    lines.push(`${k.padEnd(7)} running ${f(s.running)}; answers ${s.answers.length ? f(s.answers) : 'never'}${s.neverAnswered ? ` (${s.neverAnswered} of ${s.running.length} rounds: port ${APP_PORT} never answered within ${(k === 'docker' ? DOCKER_PORT_WAIT_MS : o.deadlineMs) / 1000} s of the deploy${k === 'docker' ? ' once its tasks ran: its routing mesh needs IPVS, absent from this kernel' : ''})` : ''}${s.error ? `; FAILED: ${s.error}` : ''}`);
+    lines.push(`${k.padEnd(7)} running ${f(s.running)}; answers ${s.answers.length ? f(s.answers) : 'never'}${s.neverAnswered ? ` (${s.neverAnswered} of ${s.running.length} rounds: port ${APP_PORT} never answered within ${(k === 'docker' ? DOCKER_PORT_WAIT_MS : o.deadlineMs) / 1000} s after its tasks ran${k === 'docker' ? ': its routing mesh needs IPVS, absent from this kernel' : ''})` : ''}${s.error ? `; FAILED: ${s.error}` : ''}`);
   }
   return lines.join('\n');
 }
