@@ -31,7 +31,7 @@ import {
   CLUSTER_USAGE, clusterOptions, clusterReport, clusterSettled, nodeViews, runningPerNode, taskViews,
   type ClusterOptions, type Kind, type NodeView, type SideFigures,
 } from './cluster-stats';
-import { finishBench, http, installSignalCleanup, onCleanup, rssBytes, runBenchMain, sleep } from './util';
+import { finishBench, http, installSignalCleanup, onCleanup, rssBytes, runBenchMain, sleep, until } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
 const MB = 1024 * 1024;
@@ -76,16 +76,6 @@ function initPid(kind: Kind, name: string): number {
   const pid = state.hosts?.find((h) => h.name === name)?.initPid;
   if (typeof pid !== 'number' || pid <= 0) throw new Error(`the lab state has no pid for ${name}`);
   return pid;
-}
-
-async function until<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last = '';
-  for (;;) {
-    try { const v = await check(); if (v) return v; } catch (err) { last = (err as Error).message; }
-    if (Date.now() >= end) throw new Error(`${what}: not within ${deadlineMs / 1000} s${last ? ` (${last})` : ''}`);
-    await sleep(everyMs);
-  }
 }
 
 // All five Ready with one Leader and the others Reachable, as a live manager sees it.

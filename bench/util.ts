@@ -156,6 +156,17 @@ export function installSignalCleanup(): void {
   }
 }
 
+// Polls `check` every `everyMs` until it gives something truthy; at the deadline throws with `what` and the last error.
+export async function until<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last = '';
+  for (;;) {
+    try { const v = await check(); if (v) return v; } catch (err) { last = (err as Error).message; }
+    if (Date.now() >= end) throw new Error(`${what}: not within ${deadlineMs / 1000} s${last ? ` (${last})` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -16,7 +16,7 @@ SHOAL_LOG=/var/log/shoal.log
 ENGINE_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/dockerd.log
 TEST_IMAGE=shoal-test/busybox:1
-PACKAGES=(docker.io etcd-server etcd-client busybox-static iproute2 iptables nftables conntrack tcpdump procps util-linux tar docker-registry apache2-utils)
+PACKAGES=(docker.io etcd-server etcd-client busybox-static iproute2 iptables nftables conntrack tcpdump procps util-linux tar docker-registry apache2-utils haproxy)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }

@@ -7,6 +7,7 @@ import { readJson, runBatch, type BatchFailure } from './commands';
 import { desiredOverlays } from './desired';
 import { viewNetworkFromAttachment } from './names';
 import { parseAddrs, parseEngineNetworks, parseFdb, parseLinks, parseNeighbours, type ObservedOverlays } from './observed';
+import { livePins, type Pin } from './pins';
 import { planOverlays, type OverlayPlan } from './plan';
 
 // This node's overlays (docs/ARCHITECTURE.md, "Networking"): for each swarm
@@ -35,7 +36,7 @@ export class OverlayError extends Error {
 export class Overlay implements NetworkComponent {
   readonly name = 'overlay';
   private view: NodeNetworkView = EMPTY_VIEW;
-  private readonly pins = new Map<string, { net: ViewNetwork; until: number }>();
+  private readonly pins = new Map<string, Pin>();
   private readonly made = new Set<string>();      // networks whole after the last round
   private readonly failed = new Map<string, string>(); // network → why the last round could not make it
   private running: Promise<void> = Promise.resolve();
@@ -101,12 +102,7 @@ export class Overlay implements NetworkComponent {
   }
 
   private pinned(): ViewNetwork[] {
-    const now = Date.now();
-    const out: ViewNetwork[] = [];
-    for (const [id, p] of this.pins) {
-      if (p.until < now) this.pins.delete(id); else out.push(p.net);
-    }
-    return out;
+    return livePins(this.pins, new Set(this.view.Networks.map((n) => n.ID)), Date.now());
   }
 
   private async reconcile(): Promise<void> {
