@@ -4,6 +4,7 @@ import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
 import { runLab } from '../lab/command';
+import { runRecovery } from './recovery';
 
 const USAGE = `Usage: shoal COMMAND
 
@@ -22,6 +23,8 @@ Commands:
                                                          serve tcp:// listeners over TLS and accept only clients with a
                                                          certificate signed by CA (as dockerd; --tls: TLS without client certificates)
            --insecure-tcp                                allow a tcp:// listener without TLS (whoever reaches it is root)
+  backup FILE    Write a snapshot of this manager's swarm, keys included, to FILE (mode 0600; shoal backup --help)
+  restore FILE   Start a one-manager swarm on this host (in no swarm) from a backup (shoal restore --help)
   lab      A local cluster of hosts on this machine: up, status, kill, start, partition, heal, down (shoal lab --help)
 `;
 
@@ -49,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
     return new Promise<number>(() => undefined); // runs until a signal
   }
   if (cmd === 'lab') return runLab(rest);
+  if (cmd === 'backup' || cmd === 'restore') return runRecovery(cmd, rest);
   if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
     process.stdout.write(USAGE);
     return cmd ? 0 : 1;
