@@ -44,11 +44,17 @@ function shoal(h: LabHost, args: string[]): Promise<DockerResult> {
   });
 }
 
+// A join inside `lab up` can fail on a loaded machine (seen: a worker's join
+// refused with "update out of sequence"); the lab is made again once.
 async function up(index: string, args: string[]): Promise<LabHost[]> {
-  await runLab(index, ['down']);
-  const r = await runLab(index, ['up', ...args], 400_000);
-  assert.equal(r.code, 0, r.stderr);
-  return parseHostLines(r.stdout);
+  let r: DockerResult | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    await runLab(index, ['down']);
+    r = await runLab(index, ['up', ...args], 400_000);
+    if (r.code === 0) return parseHostLines(r.stdout);
+    console.log(`lab ${index} up failed (attempt ${attempt + 1}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  assert.fail(`lab up: ${r!.stderr}`);
 }
 
 // Service web's running tasks: task ID -> node hostname.
