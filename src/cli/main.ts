@@ -5,6 +5,7 @@ import { parseDaemonOptions } from '../daemon/options';
 import { createLogger } from '../common/log';
 import { runLab } from '../lab/command';
 import { runSim } from '../sim/command';
+import { runRecovery } from './recovery';
 
 const USAGE = `Usage: shoal COMMAND
 
@@ -23,6 +24,8 @@ Commands:
                                                          serve tcp:// listeners over TLS and accept only clients with a
                                                          certificate signed by CA (as dockerd; --tls: TLS without client certificates)
            --insecure-tcp                                allow a tcp:// listener without TLS (whoever reaches it is root)
+  backup FILE    Write a snapshot of this manager's swarm, keys included, to FILE (mode 0600; shoal backup --help)
+  restore FILE   Start a one-manager swarm on this host (in no swarm) from a backup (shoal restore --help)
   lab      A local cluster of hosts on this machine: up, status, kill, start, partition, heal, down (shoal lab --help)
   sim      Many simulated nodes in one process, joined to a swarm, for scale figures (shoal sim --help)
 `;
@@ -52,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'lab') return runLab(rest);
   if (cmd === 'sim') return runSim(rest);
+  if (cmd === 'backup' || cmd === 'restore') return runRecovery(cmd, rest);
   if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
     process.stdout.write(USAGE);
     return cmd ? 0 : 1;

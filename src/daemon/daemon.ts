@@ -6,6 +6,7 @@ import { EngineClient } from '../engine/client';
 import { createLogger, type Logger } from '../common/log';
 import { createApiServer } from '../api/server';
 import { registerSwarmApiRoutes } from '../api/routes/swarm-api';
+import { registerRecoveryRoutes } from '../api/routes/recovery';
 import { Router } from '../api/router';
 import { EngineProxy } from '../api/proxy';
 import { registerPingRoutes } from '../api/routes/ping';
@@ -111,6 +112,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerPingRoutes(router);
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm, engineNetworkLookup(engineClient));
+  registerRecoveryRoutes(router, swarm);
   registerNetworkRoutes(router, { swarm, engine: engineClient });
   registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).

@@ -1,9 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
-import { ALREADY_IN_SWARM, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
+import { ALREADY_IN_SWARM, SWARM_NOT_MANAGER, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -15,6 +15,8 @@ import { validateInitRequest } from '../manager/controlapi/validate-swarm';
 import { clusterOf, defaultSwarmSpec, mergeSwarmSpec, publicSwarm } from '../manager/controlapi/cluster';
 import { loadDataKey, SecretBox, writeDataKey } from '../manager/controlapi/secret-box';
 import { EtcdBackend } from '../store/etcd-backend';
+import { seedStore } from '../store/seed';
+import { decodeBackup, encodeBackup } from '../store/backup-file';
 import { etcdClientOptions, EtcdProcess, type EtcdTls } from '../store/etcd-process';
 import type { ClusterObject } from '../store/objects';
 import { Store, type Fence } from '../store/store';
@@ -30,7 +32,7 @@ import { requestMembership, withDefaultPort } from '../node/join';
 import { readIdentity, writeIdentity } from '../node/identity';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
-import { LEADER_KEY, presenceKey } from '../store/keys';
+import { LEADER_KEY, objectKey, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
 import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
@@ -180,7 +182,7 @@ export class SwarmNode implements SwarmMembership {
         this.opts.log.info({ advertiseIp }, 'etcd certificate remade for peers (swarm-etcd name, advertise address)');
         opened = await this.openState(nodeId, clusterId, advertiseIp);
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, nodeId, ca, box) }, state);
+      await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
     });
   }
@@ -210,6 +212,10 @@ export class SwarmNode implements SwarmMembership {
 
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
+      // --force-new-cluster on a manager: a one-manager swarm from this member's data
+      // (moby's Init: a worker is refused; a node not in a swarm gets a plain init).
+      if (req.ForceNewCluster && this.worker) throw unavailable(SWARM_NOT_MANAGER);
+      if (req.ForceNewCluster && this.active) return this.forceNewCluster(this.active, req);
       if (this.active) throw unavailable(ALREADY_IN_SWARM);
       if (this.worker) throw unavailable(ALREADY_IN_SWARM);
       validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
@@ -281,8 +287,110 @@ export class SwarmNode implements SwarmMembership {
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
-      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem }, control: this.newControl(store, nodeId, ca, box) }, state);
+      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem }, control: this.newControl(store, admin, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId, addr: advertise.ip }, 'swarm initialised');
+      return nodeId;
+    });
+  }
+
+  // `swarm init --force-new-cluster` on a manager that lost its quorum (the
+  // others dead for good): etcd restarts once with --force-new-cluster (same
+  // cluster and member IDs, the other members dropped, all data kept), then
+  // this manager runs as before and wins the election alone. The lost
+  // managers stay in the store as managers, unreachable (Docker lists them
+  // so too): `node demote` then `node rm` clears them; new managers join with
+  // the manager token. The request's spec is not applied (the cluster's is kept).
+  private async forceNewCluster(a: Active, req: InitRequest): Promise<string> {
+    validateInitRequest(req);
+    const { nodeId, clusterId, ca, dataKey, tls } = a;
+    const state = readSwarmState(this.opts.dataRoot);
+    this.opts.log.warn({ nodeId, clusterId }, 'force-new-cluster: restarting etcd as a one-member cluster from this member\'s data');
+    await this.deactivate();
+    const opened = await this.openState(nodeId, clusterId, a.addr, { forceNewCluster: true });
+    const cluster = clusterOf(opened.store);
+    if (!cluster || cluster.ID !== clusterId) {
+      await opened.store.close().catch(() => undefined);
+      await opened.etcd.stop();
+      throw unavailable(`force-new-cluster: etcd holds ${cluster ? `cluster ${cluster.ID}` : 'no cluster object'}, this node's certificate is for cluster ${clusterId}`);
+    }
+    await this.activate({ nodeId, clusterId, ca, addr: a.addr, ...opened, dataKey, tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, new SecretBox(dataKey)) }, state);
+    this.opts.log.info({ nodeId, clusterId }, 'force-new-cluster: this manager is now the only etcd member');
+    return nodeId;
+  }
+
+  // `shoal backup`: the store's keys read at one etcd revision, with the CA
+  // certificate and the data key (which opens the sealed CA key and the
+  // secrets), as one file (store/backup-file.ts). Needs a quorum (the read is linearizable).
+  async backup(): Promise<Buffer> {
+    this.control(); // 503 with Docker's text when not a manager or the store is down
+    const a = this.active!;
+    const { kvs, revision } = await a.store.snapshot();
+    this.opts.log.info({ keys: kvs.length, revision }, 'backup taken');
+    return encodeBackup({ clusterId: a.clusterId, createdAt: nowIso(), revision, caCertPem: a.ca.certPem, dataKey: a.dataKey.toString('base64'), kvs });
+  }
+
+  // `shoal restore`: on a host in no swarm, a one-manager swarm from a backup:
+  // same cluster ID, CA, join tokens and objects. This host is a new node (new
+  // ID, certificate from the restored CA); the backed-up managers stay in the
+  // store as unreachable managers (as after force-new-cluster), their tasks
+  // are rescheduled once their nodes are marked down. Everything is checked
+  // before anything is written; a failure after that erases what was written.
+  restore(file: Buffer): Promise<string> {
+    return this.exclusive(async () => {
+      if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
+      const b = decodeBackup(file);
+      const { clusterId } = b;
+      const dataKey = Buffer.from(b.dataKey, 'base64');
+      const box = new SecretBox(dataKey);
+      const clusterJson = b.kvs.find(([k]) => k === objectKey('cluster', clusterId))?.[1];
+      if (!clusterJson) throw invalid(`invalid backup file: it holds no cluster object for cluster ${clusterId}`);
+      let cluster: ClusterObject;
+      let ca: RootCA;
+      try {
+        cluster = { ...JSON.parse(clusterJson) as ClusterObject, Version: { Index: 0 } };
+        if (cluster.ID !== clusterId) throw new Error(`its cluster object is for ${String(cluster.ID)}`);
+        ca = { certPem: b.caCertPem, keyPem: openCAKey(box, cluster) };
+        if (!new X509Certificate(ca.certPem).checkPrivateKey(createPrivateKey(ca.keyPem))) throw new Error('its CA key does not match its CA certificate');
+      } catch (e) {
+        throw invalid(`invalid backup file: ${(e as Error).message}`);
+      }
+      const listen = parseListenAddr(this.opts.listenAddr);
+      const advertise = resolveAdvertiseAddr(this.opts.advertiseAddr || undefined, listen.port);
+      const nodeId = newId();
+      const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertise.ip]);
+      const nodeCert = await issueNodeCert(ca, nodeId, 'manager', clusterId, cluster.Spec.CAConfig?.NodeCertExpiry ?? 7_776_000_000_000_000);
+      const description = await this.opts.describeNode();
+      if (this.opts.hostname) description.Hostname = this.opts.hostname;
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!this.opts.listenAddr, advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: this.opts.dataPathAddr || undefined };
+      rmSync(this.etcdDir, { recursive: true, force: true });
+      let opened: { etcd: EtcdProcess; store: Store; admin: EtcdAdmin } | undefined;
+      try {
+        writeFileAtomic(this.caCertPath, ca.certPem);
+        writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+        writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
+        writeDataKey(this.dataKeyPath, dataKey);
+        writeSwarmState(this.opts.dataRoot, state);
+        opened = await this.openState(nodeId, clusterId, advertise.ip, { seed: b.kvs });
+        const now = nowIso();
+        const node: Node = {
+          ID: nodeId, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+          Spec: { Labels: {}, Role: 'manager', Availability: 'active' },
+          Description: { ...description, TLSInfo: await tlsInfo(ca) },
+          Status: { State: 'ready', Addr: advertise.ip },
+          ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: `${advertise.ip}:${advertise.port}` },
+        };
+        await opened.store.txn().create('nodes', node).commit();
+        writeFileAtomic(this.nodeKeyPath, nodeCert.keyPem, 0o600);
+        writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
+      } catch (e) {
+        await opened?.store.close().catch(() => undefined);
+        await opened?.etcd.stop();
+        this.eraseState();
+        throw e;
+      }
+      const tls = { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem };
+      await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, ...opened, dataKey, tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, box) }, state);
+      this.opts.log.info({ nodeId, clusterId, revision: b.revision, keys: b.kvs.length }, 'swarm restored from a backup');
       return nodeId;
     });
   }
@@ -456,11 +564,11 @@ export class SwarmNode implements SwarmMembership {
     writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
     writeDataKey(this.dataKeyPath, dataKey);
     writeSwarmState(this.opts.dataRoot, state);
-    const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp, joined.InitialCluster);
+    const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp, { joinCluster: joined.InitialCluster });
     // Written last: the node certificate marks membership (a crash before leaves nothing that claims a swarm).
     writeIdentity(this.opts.dataRoot, tls);
     const box = new SecretBox(dataKey);
-    await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, etcd, store, admin, dataKey, tls, control: this.newControl(store, nodeId, ca, box) }, state);
+    await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, etcd, store, admin, dataKey, tls, control: this.newControl(store, admin, nodeId, ca, box) }, state);
   }
 
   // Any manager will do; one that is unreachable moves on to the next.
@@ -565,14 +673,18 @@ export class SwarmNode implements SwarmMembership {
     return this.active.control;
   }
 
-  private newControl(store: Store, nodeId: string, ca: RootCA, dataKey: SecretBox): ControlApi {
-    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now() }, () => ca, dataKey);
+  private newControl(store: Store, admin: EtcdAdmin, nodeId: string, ca: RootCA, dataKey: SecretBox): ControlApi {
+    const etcdMembers = async (): Promise<string[]> => (await admin.memberList()).filter((m) => !m.learner && m.name).map((m) => m.name);
+    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now(), etcdMembers }, () => ca, dataKey);
   }
 
   // Process exit after a fatal error: stop our etcd without waiting.
   killNow(): void { this.active?.etcd.killNow(); }
 
-  private async openState(nodeId: string, clusterId: string, advertiseIp: string, joinCluster?: string): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
+  // joinCluster: a joining manager's initial cluster; forceNewCluster: see
+  // forceNewCluster(); seed: keys written into the new etcd before the store opens (restore).
+  private async openState(nodeId: string, clusterId: string, advertiseIp: string, o: { joinCluster?: string; forceNewCluster?: boolean; seed?: Array<[string, string]> } = {}): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
+    const { joinCluster, forceNewCluster = false } = o;
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
@@ -583,6 +695,7 @@ export class SwarmNode implements SwarmMembership {
       clusterToken: clusterId,
       allowedHostname: ETCD_CERT_NAME,
       ...(joinCluster ? { initialCluster: joinCluster, clusterState: 'existing' as const } : {}),
+      forceNewCluster,
       log: this.opts.log.child({ component: 'etcd' }),
     });
     await etcd.start();
@@ -593,6 +706,10 @@ export class SwarmNode implements SwarmMembership {
       for (;;) {
         const admin = new EtcdAdmin(etcdClientOptions(this.opts.etcdClientUrl, this.etcdTls));
         try {
+          if (o.seed) {
+            const n = await seedStore(admin, o.seed);
+            this.opts.log.info({ keys: n }, 'restore: keys written into the new etcd');
+          }
           const store = await Store.open(admin, this.opts.log.child({ component: 'store' }), {
             outage: () => { const h = etcd.health(); return !h.ok && /no leader|does not answer/.test(h.reason) ? NO_LEADER : undefined; },
           });

@@ -39,6 +39,10 @@ export interface EtcdProcessOptions {
   heartbeatMs?: number;
   electionMs?: number;
   restartPolicy?: RestartPolicy;
+  // `swarm init --force-new-cluster`: the first start makes this member a
+  // one-member cluster from its own data (etcd's --force-new-cluster: same
+  // cluster and member IDs, every other member dropped); restarts are normal.
+  forceNewCluster?: boolean;
   log: Logger;
 }
 
@@ -99,8 +103,9 @@ export class EtcdProcess {
   private recovering = false; // start-up or restart: waiting for etcd to answer
   private probing = false;
   private creds?: { ca: Buffer; cert: Buffer; key: Buffer };
+  private forceOnce: boolean;
 
-  constructor(private readonly opts: EtcdProcessOptions) {}
+  constructor(private readonly opts: EtcdProcessOptions) { this.forceOnce = opts.forceNewCluster === true; }
 
   get pid(): number | undefined { return this.child?.pid; }
   health(): EtcdHealth { return { ...this.state }; }
@@ -182,7 +187,9 @@ export class EtcdProcess {
       '--quota-backend-bytes', String(2 * 1024 ** 3),
       '--logger', 'zap',
       '--log-outputs', 'stderr',
+      ...(this.forceOnce ? ['--force-new-cluster'] : []),
     ];
+    this.forceOnce = false;
     const child = spawn(o.binary, args, { stdio: ['ignore', this.logFd!, this.logFd!], env: etcdEnv(process.env) });
     this.child = child;
     if (child.pid) writeFileSync(this.pidFile, String(child.pid), { mode: 0o600 });

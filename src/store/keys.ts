@@ -18,6 +18,8 @@ export const META = ROOT + 'm/';
 export const LEADER_KEY = META + 'leader';
 export const PRESENCE = META + 'presence/';
 export const presenceKey = (nodeId: string): string => PRESENCE + nodeId;
+// Keys that live only as long as a process's lease (never backed up or restored).
+export const isLeaseKey = (key: string): boolean => key === LEADER_KEY || key.startsWith(PRESENCE);
 // Touched by every service write that references the secret/config/network: a removal
 // compares it, so a reference made on another manager meanwhile stops it.
 export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;

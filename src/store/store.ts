@@ -1,6 +1,6 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
 import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type LeaseBackend } from './backend';
-import { blobKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
+import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
@@ -342,6 +342,14 @@ export class Store {
       fromKey = page.kvs[page.kvs.length - 1]!.key + '\0';
     }
     return { kvs, revision, clusterId };
+  }
+
+  // Every durable key under ROOT as etcd held it at one revision (`shoal
+  // backup`): keys held under leases (leader, presence) belong to running
+  // processes and are left out.
+  async snapshot(): Promise<{ kvs: Array<[string, string]>; revision: number }> {
+    const { kvs, revision } = await this.readAll();
+    return { kvs: kvs.filter((kv) => !isLeaseKey(kv.key)).map((kv) => [kv.key, kv.value]), revision };
   }
 
   private async load(): Promise<void> {

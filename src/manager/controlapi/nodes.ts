@@ -74,7 +74,11 @@ export class NodesApi {
     if (current.Spec.Role === 'manager' && role === 'worker') {
       const managers = this.ctx.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
       if (managers.length <= 1) throw fp('attempting to demote the last manager of the swarm');
-      if (!canRemoveManager(managers.map((n) => n.ID), current.ID, this.ctx.localNodeId, (id) => this.ctx.store.meta(presenceKey(id)) !== undefined)) {
+      // As SwarmKit, the check counts raft (etcd) members: a manager lost before
+      // `swarm init --force-new-cluster` is no member and can be demoted.
+      const members = await this.ctx.etcdMembers?.().catch(() => undefined);
+      const voters = members ? managers.filter((n) => members.includes(n.ID)).map((n) => n.ID) : managers.map((n) => n.ID);
+      if (voters.includes(current.ID) && !canRemoveManager(voters, current.ID, this.ctx.localNodeId, (id) => this.ctx.store.meta(presenceKey(id)) !== undefined)) {
         throw fp("can't remove member from the raft: this would result in a loss of quorum");
       }
     }
