@@ -14,19 +14,29 @@ import type { Logger } from '../common/log';
 // speed within seconds. (Lite mode cannot be left at run time; this can.)
 
 export interface BusyPolicy {
-  windowMs: number;   // one event-loop-utilization sample per window
-  threshold: number;  // a window counts as busy from this utilization (0..1)
-  windows: number;    // this many busy windows in a row turn TurboFan on
+  windowMs: number;        // one sample per window
+  windows: number;         // judged over this many windows in a row
+  minUtilization: number;  // mean event-loop utilization over them (0..1)
+  minCpuMs: number;        // and at least this much CPU time used over them
 }
-// 3 s at half the loop's time or more: a daemon starting or joining stays
-// below it, a busy store or scheduler crosses it in seconds.
-export const DEFAULT_BUSY_POLICY: BusyPolicy = { windowMs: 1_000, threshold: 0.5, windows: 3 };
+// 10 s with the loop mostly busy and at least 1.5 s of CPU: a busy store or
+// scheduler crosses it in seconds. Event-loop utilization alone is not
+// enough: on a starved host a daemon doing little waits long for a core and
+// looks busy (on a five-host lab at load 30, four of five daemons "were busy"
+// for 3 s while joining, having used about 1 s of CPU in all); a daemon
+// starting or joining uses far less CPU than this.
+export const DEFAULT_BUSY_POLICY: BusyPolicy = { windowMs: 1_000, windows: 10, minUtilization: 0.5, minCpuMs: 1_500 };
 
-// Pure: given the busy windows in a row so far and this window's utilization,
-// the new count and whether to turn the optimizing compiler on.
-export function busyStep(busyInARow: number, utilization: number, p: BusyPolicy): { busyInARow: number; optimize: boolean } {
-  const n = utilization >= p.threshold ? busyInARow + 1 : 0;
-  return { busyInARow: n, optimize: n >= p.windows };
+export interface BusySample { utilization: number; cpuMs: number }
+
+// Pure: the last samples (oldest first, at most p.windows kept by the caller)
+// say whether to turn the optimizing compiler on.
+export function isBusy(samples: readonly BusySample[], p: BusyPolicy): boolean {
+  if (samples.length < p.windows) return false;
+  const last = samples.slice(-p.windows);
+  const utilization = last.reduce((s, x) => s + x.utilization, 0) / last.length;
+  const cpuMs = last.reduce((s, x) => s + x.cpuMs, 0);
+  return utilization >= p.minUtilization && cpuMs >= p.minCpuMs;
 }
 
 // Whether node runs with the optimizing compiler off (the flag on the command line or in NODE_OPTIONS).
@@ -38,18 +48,21 @@ export function startedWithoutTurbofan(execArgv: readonly string[] = process.exe
 // Watches the event loop and turns TurboFan on once it is busy; returns a stop function.
 export function optimizeWhenBusy(log: Logger, p: BusyPolicy = DEFAULT_BUSY_POLICY): () => void {
   if (!startedWithoutTurbofan()) return () => undefined;
-  let last: EventLoopUtilization = performance.eventLoopUtilization();
-  let busyInARow = 0;
+  let lastLoop: EventLoopUtilization = performance.eventLoopUtilization();
+  let lastCpu = process.cpuUsage();
+  const samples: BusySample[] = [];
   const t = setInterval(() => {
-    const now = performance.eventLoopUtilization();
-    const u = performance.eventLoopUtilization(now, last).utilization;
-    last = now;
-    const s = busyStep(busyInARow, u, p);
-    busyInARow = s.busyInARow;
-    if (!s.optimize) return;
+    const loop = performance.eventLoopUtilization();
+    const cpu = process.cpuUsage(lastCpu);
+    samples.push({ utilization: performance.eventLoopUtilization(loop, lastLoop).utilization, cpuMs: (cpu.user + cpu.system) / 1000 });
+    lastLoop = loop;
+    lastCpu = process.cpuUsage();
+    if (samples.length > p.windows) samples.shift();
+    if (!isBusy(samples, p)) return;
     clearInterval(t);
     setFlagsFromString('--turbofan');
-    log.info({ utilization: Math.round(u * 100) / 100 }, 'the daemon is busy: V8 optimizing compiler on');
+    const cpuMs = Math.round(samples.reduce((s, x) => s + x.cpuMs, 0));
+    log.info({ cpuMs, seconds: (p.windows * p.windowMs) / 1000 }, 'the daemon is busy: V8 optimizing compiler on');
   }, p.windowMs);
   t.unref();
   return () => clearInterval(t);
