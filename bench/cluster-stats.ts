@@ -16,7 +16,7 @@ export interface ClusterOptions {
   json?: string;
 }
 
-export const CLUSTER_USAGE = 'usage: node dist/bench/cluster.js [--rounds 3] [--only shoal,docker] [--replicas 100] [--worker-tasks 10] [--deadline 180] [--settle 10] [--json FILE]\n';
+export const CLUSTER_USAGE = 'usage: node dist/bench/cluster.js [--rounds 3] [--only shoal,docker] [--replicas 100] [--worker-tasks 10] [--deadline 180] [--settle 60] [--json FILE]\n';
 
 export function clusterOptions(argv: string[]): ClusterOptions | 'help' {
   const { values } = parseArgs({
@@ -31,12 +31,12 @@ export function clusterOptions(argv: string[]): ClusterOptions | 'help' {
   const kinds = values.only === undefined ? KINDS : values.only.split(',').map((x) => x.trim());
   for (const k of kinds) if (!KINDS.includes(k as Kind)) throw new Error(`--only wants a list of ${KINDS.join(', ')}; got ${k}`);
   return {
-    rounds: Math.round(positiveOption(values.rounds, 3, 'rounds')),
+    rounds: values.rounds === '0' ? 0 : Math.round(positiveOption(values.rounds, 3, 'rounds')), // 0: the memory step only
     kinds: kinds as Kind[],
     replicas: Math.round(positiveOption(values.replicas, 100, 'replicas')),
     workerTasks: Math.round(positiveOption(values['worker-tasks'], 10, 'worker-tasks')),
     deadlineMs: positiveOption(values.deadline, 180, 'deadline') * 1000,
-    settleMs: positiveOption(values.settle, 10, 'settle') * 1000,
+    settleMs: positiveOption(values.settle, 60, 'settle') * 1000,
     ...(values.json !== undefined ? { json: values.json } : {}),
   };
 }
@@ -83,6 +83,8 @@ export function clusterSettled(nodes: NodeView[], hosts: number): boolean {
 // --- the report ------------------------------------------------------------------------------
 
 export interface SideFigures {
+  // Shoal's managers split: the daemon and its etcd (MB, same hosts and order as memory.manager).
+  managerSplit?: { daemon: number[]; etcd: number[] };
   up?: number;                 // s, lab up with the join
   failover: number[];          // s
   workerLoss: number[];        // s
@@ -121,6 +123,7 @@ export function clusterReport(o: ClusterOptions, s?: SideFigures, d?: SideFigure
     if (x.error) out.push(`${name}: FAILED: ${x.error}`);
     const list = (a: number[]) => a.map((v) => v.toFixed(2)).join(', ') || '-';
     out.push(`${name} runs (s): failover ${list(x.failover)}; worker loss ${list(x.workerLoss)}; create ${o.replicas} ${list(x.spread)}${x.spreadHosts ? ` (per host: ${x.spreadHosts})` : ''}`);
+    if (x.managerSplit) out.push(`${name} managers' daemon / etcd (MB): ${x.managerSplit.daemon.map((v, i) => `${v.toFixed(1)} / ${(x.managerSplit?.etcd[i] ?? 0).toFixed(1)}`).join(', ')}`);
     out.push(`${name} RSS per host (MB): managers ${x.memory.manager.map((v) => v.toFixed(1)).join(', ') || '-'}; workers ${x.memory.worker.map((v) => v.toFixed(1)).join(', ') || '-'}${x.memory.engineUnder?.length ? `; the dockerd + containerd under Shoal (not counted) ${x.memory.engineUnder.map((v) => v.toFixed(1)).join(', ')}` : ''}`);
   }
   return out.join('\n');

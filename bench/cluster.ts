@@ -13,11 +13,12 @@
 //                (tasks per host noted), then removed.
 //
 // and once, before the rounds, each host's RSS idle (--settle seconds after
-// the swarm formed, no services): Shoal's daemon (+ etcd on managers) vs
-// dockerd + containerd in swarm mode.
+// the swarm formed, no services; the median of 5 samples 2 s apart): Shoal's
+// daemon (+ etcd on managers) vs dockerd + containerd in swarm mode.
+// --rounds 0 runs only that memory step.
 //
 //   node dist/bench/cluster.js [--rounds 3] [--only shoal,docker] [--replicas 100] [--worker-tasks 10]
-//                              [--deadline 180] [--settle 10] [--json FILE]
+//                              [--deadline 180] [--settle 60] [--json FILE]
 //
 // Each lab runs with its own SHOAL_LAB_INDEX (Shoal 5, Docker 6) and is
 // removed at the end, also on failure or ctrl-c. Every wait has --deadline.
@@ -31,7 +32,7 @@ import {
   CLUSTER_USAGE, clusterOptions, clusterReport, clusterSettled, nodeViews, runningPerNode, taskViews,
   type ClusterOptions, type Kind, type NodeView, type SideFigures,
 } from './cluster-stats';
-import { finishBench, http, installSignalCleanup, onCleanup, rssBytes, runBenchMain, sleep, until } from './util';
+import { finishBench, http, installSignalCleanup, median, onCleanup, rssBytes, runBenchMain, sleep, until } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
 const MB = 1024 * 1024;
@@ -113,17 +114,44 @@ async function removeService(lab: Lab, o: ClusterOptions, on: string, id: string
 }
 
 // RSS (MB) of one host's swarm layer, and of the engine under it on a Shoal host.
-async function hostMemory(lab: Lab, name: string): Promise<{ layer: number; engine: number }> {
+// One host's RSS now (MB): Shoal's daemon, its etcd, and the engine (dockerd + containerd).
+async function hostMemory(lab: Lab, name: string): Promise<{ daemon: number; etcd: number; engine: number }> {
   const r = await run('ip', ['netns', 'pids', `shoal-lab${LAB_INDEX[lab.kind]}-${name}`]);
-  let engine = 0;
-  let shoal = 0;
+  const m = { daemon: 0, etcd: 0, engine: 0 };
   for (const pid of r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number)) {
     const args = cmdlineArgs(pid);
     const prog = basename(args[0] ?? '');
-    if (prog === 'dockerd' || prog === 'containerd') engine += rssBytes(pid);
-    else if (prog === 'etcd' || (args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock')))) shoal += rssBytes(pid);
+    if (prog === 'dockerd' || prog === 'containerd') m.engine += rssBytes(pid) / MB;
+    else if (prog === 'etcd') m.etcd += rssBytes(pid) / MB;
+    else if (args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock'))) m.daemon += rssBytes(pid) / MB;
   }
-  return lab.kind === 'docker' ? { layer: engine / MB, engine: 0 } : { layer: shoal / MB, engine: engine / MB };
+  return m;
+}
+
+// Each host's RSS idle: the median of MEMORY_SAMPLES samples MEMORY_SAMPLE_MS apart.
+const MEMORY_SAMPLES = 5;
+const MEMORY_SAMPLE_MS = 2_000;
+async function labMemory(lab: Lab, fig: SideFigures): Promise<void> {
+  const per = new Map<string, Array<{ daemon: number; etcd: number; engine: number }>>();
+  for (let i = 0; i < MEMORY_SAMPLES; i++) {
+    if (i > 0) await sleep(MEMORY_SAMPLE_MS);
+    for (const h of lab.hosts) per.set(h.name, [...(per.get(h.name) ?? []), await hostMemory(lab, h.name)]);
+  }
+  const split = { daemon: [] as number[], etcd: [] as number[] };
+  for (const h of lab.hosts) {
+    const xs = per.get(h.name) ?? [];
+    const daemon = median(xs.map((x) => x.daemon));
+    const etcd = median(xs.map((x) => x.etcd));
+    const engine = median(xs.map((x) => x.engine));
+    const layer = lab.kind === 'docker' ? engine : median(xs.map((x) => x.daemon + x.etcd));
+    (h.role === 'manager' ? fig.memory.manager : fig.memory.worker).push(layer);
+    if (lab.kind === 'shoal') {
+      fig.memory.engineUnder?.push(engine);
+      if (h.role === 'manager') { split.daemon.push(daemon); split.etcd.push(etcd); }
+      say(`shoal ${h.name} (${h.role}): daemon ${daemon.toFixed(1)} MB${h.role === 'manager' ? `, etcd ${etcd.toFixed(1)} MB` : ''}`);
+    }
+  }
+  if (lab.kind === 'shoal') fig.managerSplit = split;
 }
 
 async function failover(lab: Lab, o: ClusterOptions, round: number): Promise<number> {
@@ -197,11 +225,7 @@ async function side(kind: Kind, o: ClusterOptions): Promise<SideFigures> {
     fig.up = (performance.now() - t0) / 1000;
     say(`${kind}: the lab is up and joined after ${fig.up.toFixed(1)} s; idle ${o.settleMs / 1000} s`);
     await sleep(o.settleMs);
-    for (const h of lab.hosts) {
-      const m = await hostMemory(lab, h.name);
-      (h.role === 'manager' ? fig.memory.manager : fig.memory.worker).push(m.layer);
-      fig.memory.engineUnder?.push(m.engine);
-    }
+    await labMemory(lab, fig);
     say(`${kind}: RSS idle, managers ${fig.memory.manager.map((v) => v.toFixed(1)).join(' ')} MB, workers ${fig.memory.worker.map((v) => v.toFixed(1)).join(' ')} MB`);
     for (let i = 1; i <= o.rounds; i++) {
       fig.failover.push(await failover(lab, o, i));

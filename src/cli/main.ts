@@ -2,6 +2,7 @@
 import { startDaemon, type Daemon } from '../daemon/daemon';
 import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
+import { optimizeWhenBusy } from '../daemon/tiering';
 import { createLogger } from '../common/log';
 import { runLab } from '../lab/command';
 import { runSim } from '../sim/command';
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     exitOnFatalErrors(log, () => running?.swarm);
     const daemon = await startDaemon(opts, log);
     running = daemon;
+    optimizeWhenBusy(log.child({ component: 'tiering' }));
     if (process.env.SHOAL_MEMORY_REPORT === '1') reportMemory(log);
     let stopping = false;
     const stop = (signal: string): void => {
