@@ -15,6 +15,8 @@ import { OVERLAY } from '../../manager/controlapi/validate-network';
 import { ENGINE_NETWORK_LABEL, engineNetworkName } from '../../protocol/network-view';
 import { NetworkConnect, NetworkCreateRequest } from '../decode/docker-types';
 import type { SwarmMembership } from './membership';
+import { connectSwarmNetwork, disconnectSwarmNetwork, type SwarmAttacher } from './containers';
+import { isRec } from '../../protocol/checks';
 
 // /networks: the engine's local networks and the swarm's overlay networks
 // behind one API, as dockerd in swarm mode serves them (moby's
@@ -31,6 +33,8 @@ export interface NetworkEngine {
 export interface NetworkRouteDeps {
   swarm: SwarmMembership;
   engine: NetworkEngine;
+  // This node's agent while in a swarm: containers on attachable swarm networks (containers.ts).
+  attacher?: () => SwarmAttacher | undefined;
 }
 
 export const NETWORK_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'] as const;
@@ -251,20 +255,27 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     return { status: 200, body: { NetworksDeleted: all.length ? all : null } };
   });
 
-  // Attaching a running container to a swarm network (attachable overlays)
-  // is not built yet; engine networks are the engine's business.
+  // A container on an attachable swarm network (containers.ts): the swarm
+  // network is found by the leader (a worker's control API knows none);
+  // engine networks are the engine's business.
   for (const verb of ['connect', 'disconnect'] as const) {
     router.on('POST', `/networks/:id/${verb}`, async (req, res) => {
       const raw = await req.json<unknown>();
       if (raw === undefined) throw invalid('got EOF while reading request body');
       decodeGo(raw, NetworkConnect);
-      const found = await findNetwork(deps, req.params.id!, { scope: '', ingressByName: false, verbose: false }).catch((e: unknown) => {
+      const term = req.params.id!;
+      const found = await findNetwork(deps, term, { scope: '', ingressByName: false, verbose: false }).catch((e: unknown) => {
         if (isShoalError(e) && e.kind === 'not_found') return undefined;
         throw e;
       });
-      if (found?.kind === 'swarm') {
-        throw invalid(`${verb === 'connect' ? 'connecting a container to' : 'disconnecting a container from'} swarm network ${found.network.Spec.Name ?? found.network.ID} is not supported yet`);
+      const attacher = deps.attacher?.();
+      if (found?.kind !== 'engine' && attacher && isRec(raw)) {
+        const cdeps = { engine, attacher: () => attacher, engineNetwork: engineNetworkLookup(engine) };
+        if (verb === 'connect') { await connectSwarmNetwork(cdeps, attacher, found?.network.ID ?? term, raw, res); return undefined; }
+        const networkId = found?.network.ID ?? attacher.network(term)?.ID;
+        if (networkId) { await disconnectSwarmNetwork(cdeps, attacher, networkId, raw, res); return undefined; }
       }
+      if (found?.kind === 'swarm') throw invalid(`swarm network ${found.network.Spec.Name ?? found.network.ID}: this node's agent is not running`);
       writeAnswer(res, await engine.request('POST', originalTarget(req), { body: raw }));
       return undefined;
     });
