@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { originalTarget, writeAnswer } from './engine-answer';
 import type { ApiRequest, Router } from '../router';
 import type { CallOptions, EngineAnswer } from '../../engine/client';
 import { invalid, isShoalError } from '../../common/errors';
@@ -46,20 +47,6 @@ export interface ContainerRouteDeps {
 const BUILTIN = new Set(['', 'default', 'bridge', 'host', 'none']);
 const ENGINE_PREFIX = 'shoal-';
 
-function originalTarget(req: ApiRequest): string {
-  const url = req.raw.url ?? '';
-  if (url.startsWith('/')) return url;
-  const q = req.query.toString();
-  return q ? `${req.path}?${q}` : req.path;
-}
-
-function writeAnswer(res: ServerResponse, a: EngineAnswer): void {
-  const headers: Record<string, string | number> = { 'Content-Length': a.body.length };
-  const type = a.headers['content-type'];
-  if (type) headers['Content-Type'] = type;
-  res.writeHead(a.status, headers);
-  res.end(a.body);
-}
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 const recOf = (v: unknown): Rec => (isRec(v) ? v : {});

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { originalTarget, writeAnswer } from './engine-answer';
 import type { NetworkSpec } from '../../model/types';
 import type { ApiRequest, Router } from '../router';
 import type { EngineAnswer, CallOptions } from '../../engine/client';
@@ -58,23 +59,6 @@ const isPlumbing = (n: { Labels?: Record<string, string> | null }): boolean =>
 // engine's networks are still served, as dockerd does on a worker).
 function controlOrNone(swarm: SwarmMembership): ControlApi | undefined {
   try { return swarm.control(); } catch (e) { if (isShoalError(e) && e.kind === 'unavailable') return undefined; throw e; }
-}
-
-// The request target as received (version prefix and query kept), for relaying.
-function originalTarget(req: ApiRequest): string {
-  const url = req.raw.url ?? '';
-  if (url.startsWith('/')) return url;
-  const q = req.query.toString();
-  return q ? `${req.path}?${q}` : req.path;
-}
-
-// The engine's answer, status and body as it gave them.
-function writeAnswer(res: ServerResponse, a: EngineAnswer): void {
-  const headers: Record<string, string | number> = { 'Content-Length': a.body.length };
-  const type = a.headers['content-type'];
-  if (type) headers['Content-Type'] = type;
-  res.writeHead(a.status, headers);
-  res.end(a.body);
 }
 
 async function engineJson<T>(engine: NetworkEngine, path: string, query?: Record<string, string | undefined>): Promise<{ status: number; value?: T; answer: EngineAnswer }> {

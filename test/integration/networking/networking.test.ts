@@ -223,7 +223,7 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
       return r.length === 4 && w.length === 2 ? { running: r, waiting: w } : undefined;
     }, CONVERGE_MS, 500);
     assert.equal(running.length, 4);
-    for (const l of waiting) assert.match(l, /^New.*\|failed to allocate network IP for task \S+ network tiny: could not find an available IP$/);
+    for (const l of waiting) assert.match(l, /^New.*\|"?failed to allocate network IP for task \S+ network tiny: could not find an available IP"?$/);
     await ok('host1', ['service', 'rm', 'full']);
     await waitFor('tiny removed', async () => (await d('host1', ['network', 'rm', 'tiny'])).code === 0, CONVERGE_MS, 500);
   });
