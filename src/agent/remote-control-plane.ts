@@ -8,6 +8,7 @@ import {
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
+import { AttachNetwork, DetachNetwork, type AttachNetworkRequest, type AttachNetworkResponse } from '../protocol/attachments';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
 
 // The agent's control plane over the node-to-node channel: one session with
@@ -130,6 +131,31 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (q) { q.status = status; q.done.push(done); } else this.queue.set(taskId, { status, done: [done] });
       this.kickFlush();
     });
+  }
+
+  // ---------- network attachments (protocol/attachments.ts) ----------
+
+  // An address on a swarm network for a container of this node, from the leader.
+  async attachNetwork(req: AttachNetworkRequest): Promise<AttachNetworkResponse> {
+    const live = await this.waitSession();
+    if (!live) throw unavailable('no session with a manager');
+    try {
+      return await live.channel.unary(AttachNetwork, req, { timeoutMs: this.callTimeoutMs + 5000 });
+    } catch (err) {
+      this.sessionCallFailed(live, err);
+      throw err;
+    }
+  }
+
+  async detachNetwork(attachmentId: string): Promise<void> {
+    const live = await this.waitSession();
+    if (!live) throw unavailable('no session with a manager');
+    try {
+      await live.channel.unary(DetachNetwork, { AttachmentID: attachmentId }, { timeoutMs: this.callTimeoutMs });
+    } catch (err) {
+      this.sessionCallFailed(live, err);
+      throw err;
+    }
   }
 
   // ---------- status ----------

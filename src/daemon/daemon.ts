@@ -21,6 +21,8 @@ import { startLogBroker, type LogBroker } from '../manager/logbroker';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
 import { NetworkHost } from '../agent/network/network-host';
+import { NodeAttachments } from '../agent/network/attachments';
+import { registerContainerRoutes, type SwarmAttacher } from '../api/routes/containers';
 import { LoadBalancer } from '../agent/network/loadbalancer/load-balancer';
 import { DnsServer } from '../agent/network/dns/server';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
@@ -48,6 +50,8 @@ export interface Daemon {
 // in a swarm the manager loops and the agent.
 export async function startDaemon(opts: DaemonOptions, log: Logger = createLogger(opts.logLevel)): Promise<Daemon> {
   let logBroker: LogBroker | undefined; // [logs helper] this manager's log broker while in a swarm
+  // This node's agent's network attachments while in a swarm (docker run --network on attachable overlays).
+  const attacher: AttacherSlot = {};
   const tls = opts.tls ? loadTls(opts.tls) : undefined; // before anything starts: a bad path stops here
   secureDataRoot(opts.dataRoot);
   // One client (one keep-alive agent) for every call Shoal makes to its engine; the proxy has its own.
@@ -92,14 +96,14 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       // The encrypted overlays' keys, opened for the views of the nodes that need them.
       const keyReader = new NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
       const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
-      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask, networkKeys);
+      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask, networkKeys, attacher);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
     startLeaderComponents: async ({ store }) => startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
-      const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname);
+      const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname, attacher);
       return { stop: async () => { await agent.stop(); await logs.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
@@ -113,7 +117,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   registerInfoRoute(router, { engine: engineClient, swarmInfo: () => swarm.info() });
   registerSwarmApiRoutes(router, swarm, engineNetworkLookup(engineClient));
   registerRecoveryRoutes(router, swarm);
-  registerNetworkRoutes(router, { swarm, engine: engineClient });
+  registerNetworkRoutes(router, { swarm, engine: engineClient, attacher: () => attacher.current });
+  registerContainerRoutes(router, { engine: engineClient, attacher: () => attacher.current, engineNetwork: engineNetworkLookup(engineClient) });
   registerLogRoutes(router, { swarm, broker: () => logBroker }); // [logs helper]
   // Swarm events are taken from the store while the node is in a swarm (attached in startComponents).
   const events = registerEventRoutes(router, { engine: engineClient });
@@ -157,13 +162,13 @@ async function startLeaderComponents(store: Store, log: Logger, sealer: Sealer):
 // On every manager: the dispatcher on the node-to-node channel (serving
 // sessions while this manager leads, naming the leader otherwise), and this
 // node's agent with a session like any worker's.
-function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task, networkKeys: () => ViewKey[] | undefined): RunningComponents & { setLeading(fenced: Store | undefined): void } {
+function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task, networkKeys: () => ViewKey[] | undefined, attacher: AttacherSlot): RunningComponents & { setLeading(fenced: Store | undefined): void } {
   // The dispatcher reads the store; it writes (node status, task status)
   // only as the leader, through the fenced store of the term (setLeading).
   const dispatcher = startDispatcher({
     store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers, networkKeys,
   });
-  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname);
+  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname, attacher);
   return {
     setLeading: (fenced) => dispatcher.setLeading(fenced),
     stop: async () => { await agent.stop(); await dispatcher.stop(); },
@@ -172,7 +177,9 @@ function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, exec
 
 // The agent of this node (manager or worker): tasks from the leader's
 // dispatcher through a session with any manager, over mutual TLS.
-function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined): RunningComponents {
+interface AttacherSlot { current?: SwarmAttacher }
+
+function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
   // The node's network components: the overlay first, then the load balancer
   // and the DNS server, which build on its bridges.
@@ -181,14 +188,24 @@ function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, exe
   const controlPlane = new RemoteControlPlane({
     connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
-    onNetworkView: (view) => { void networks.setView(view); },
+    onNetworkView: (view) => { void networks.setView(view); attachments.update(view); },
   });
+  const attachments = new NodeAttachments({
+    nodeId, engine: executor.engine, plane: controlPlane, ensure: (nets) => networks.overlay.ensure(nets), log: log.child({ component: 'attachments' }),
+  });
+  attacher.current = attachments;
   const agent = startAgent({
     nodeId, hostname, controlPlane, executor, log: agentLog,
     taskFiles: new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, agentLog),
     networks,
   });
-  return { stop: async () => { await agent.stop(); await controlPlane.stop(); await networks.close(); } };
+  return {
+    stop: async () => {
+      if (attacher.current === attachments) delete attacher.current;
+      attachments.close();
+      await agent.stop(); await controlPlane.stop(); await networks.close();
+    },
+  };
 }
 
 // Logs across hosts (docs/ARCHITECTURE.md, "Logs"): on a manager the log

@@ -40,8 +40,8 @@ export interface ViewService {
 // backends and answer tasks.NAME.
 export interface ViewEndpoint {
   TaskID: string;
-  TaskName: string;        // "web.1.<task id>" (a DNS name of its own)
-  ServiceID: string;
+  TaskName: string;        // "web.1.<task id>" (a DNS name of its own); a container's name for an attachment
+  ServiceID: string;       // empty for a container's network attachment (protocol/attachments.ts)
   NodeID: string;
   NodeAddr: string;        // the task's node's data-path address (VXLAN remote)
   NetworkID: string;
@@ -172,7 +172,7 @@ function checkEndpoint(raw: unknown, what: string): ViewEndpoint {
   const e = rec(raw, what);
   return {
     TaskID: id(e.TaskID, `${what}.TaskID`), TaskName: str(e.TaskName, `${what}.TaskName`, MAX_NAME),
-    ServiceID: id(e.ServiceID, `${what}.ServiceID`), NodeID: id(e.NodeID, `${what}.NodeID`),
+    ServiceID: str(e.ServiceID, `${what}.ServiceID`, 128), NodeID: id(e.NodeID, `${what}.NodeID`),
     NodeAddr: str(e.NodeAddr, `${what}.NodeAddr`, 255), NetworkID: id(e.NetworkID, `${what}.NetworkID`),
     Addr: ipv4(e.Addr, `${what}.Addr`), Running: bool(e.Running, `${what}.Running`),
   };

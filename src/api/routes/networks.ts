@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { originalTarget, writeAnswer } from './engine-answer';
 import type { NetworkSpec } from '../../model/types';
 import type { ApiRequest, Router } from '../router';
 import type { EngineAnswer, CallOptions } from '../../engine/client';
@@ -15,6 +16,8 @@ import { OVERLAY } from '../../manager/controlapi/validate-network';
 import { ENGINE_NETWORK_LABEL, engineNetworkName } from '../../protocol/network-view';
 import { NetworkConnect, NetworkCreateRequest } from '../decode/docker-types';
 import type { SwarmMembership } from './membership';
+import { connectSwarmNetwork, disconnectSwarmNetwork, type SwarmAttacher } from './containers';
+import { isRec } from '../../protocol/checks';
 
 // /networks: the engine's local networks and the swarm's overlay networks
 // behind one API, as dockerd in swarm mode serves them (moby's
@@ -31,6 +34,8 @@ export interface NetworkEngine {
 export interface NetworkRouteDeps {
   swarm: SwarmMembership;
   engine: NetworkEngine;
+  // This node's agent while in a swarm: containers on attachable swarm networks (containers.ts).
+  attacher?: () => SwarmAttacher | undefined;
 }
 
 export const NETWORK_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'] as const;
@@ -54,23 +59,6 @@ const isPlumbing = (n: { Labels?: Record<string, string> | null }): boolean =>
 // engine's networks are still served, as dockerd does on a worker).
 function controlOrNone(swarm: SwarmMembership): ControlApi | undefined {
   try { return swarm.control(); } catch (e) { if (isShoalError(e) && e.kind === 'unavailable') return undefined; throw e; }
-}
-
-// The request target as received (version prefix and query kept), for relaying.
-function originalTarget(req: ApiRequest): string {
-  const url = req.raw.url ?? '';
-  if (url.startsWith('/')) return url;
-  const q = req.query.toString();
-  return q ? `${req.path}?${q}` : req.path;
-}
-
-// The engine's answer, status and body as it gave them.
-function writeAnswer(res: ServerResponse, a: EngineAnswer): void {
-  const headers: Record<string, string | number> = { 'Content-Length': a.body.length };
-  const type = a.headers['content-type'];
-  if (type) headers['Content-Type'] = type;
-  res.writeHead(a.status, headers);
-  res.end(a.body);
 }
 
 async function engineJson<T>(engine: NetworkEngine, path: string, query?: Record<string, string | undefined>): Promise<{ status: number; value?: T; answer: EngineAnswer }> {
@@ -251,20 +239,27 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     return { status: 200, body: { NetworksDeleted: all.length ? all : null } };
   });
 
-  // Attaching a running container to a swarm network (attachable overlays)
-  // is not built yet; engine networks are the engine's business.
+  // A container on an attachable swarm network (containers.ts): the swarm
+  // network is found by the leader (a worker's control API knows none);
+  // engine networks are the engine's business.
   for (const verb of ['connect', 'disconnect'] as const) {
     router.on('POST', `/networks/:id/${verb}`, async (req, res) => {
       const raw = await req.json<unknown>();
       if (raw === undefined) throw invalid('got EOF while reading request body');
       decodeGo(raw, NetworkConnect);
-      const found = await findNetwork(deps, req.params.id!, { scope: '', ingressByName: false, verbose: false }).catch((e: unknown) => {
+      const term = req.params.id!;
+      const found = await findNetwork(deps, term, { scope: '', ingressByName: false, verbose: false }).catch((e: unknown) => {
         if (isShoalError(e) && e.kind === 'not_found') return undefined;
         throw e;
       });
-      if (found?.kind === 'swarm') {
-        throw invalid(`${verb === 'connect' ? 'connecting a container to' : 'disconnecting a container from'} swarm network ${found.network.Spec.Name ?? found.network.ID} is not supported yet`);
+      const attacher = deps.attacher?.();
+      if (found?.kind !== 'engine' && attacher && isRec(raw)) {
+        const cdeps = { engine, attacher: () => attacher, engineNetwork: engineNetworkLookup(engine) };
+        if (verb === 'connect') { await connectSwarmNetwork(cdeps, attacher, found?.network.ID ?? term, raw, res); return undefined; }
+        const networkId = found?.network.ID ?? attacher.network(term)?.ID;
+        if (networkId) { await disconnectSwarmNetwork(cdeps, attacher, networkId, raw, res); return undefined; }
       }
+      if (found?.kind === 'swarm') throw invalid(`swarm network ${found.network.Spec.Name ?? found.network.ID}: this node's agent is not running`);
       writeAnswer(res, await engine.request('POST', originalTarget(req), { body: raw }));
       return undefined;
     });

@@ -69,6 +69,7 @@ export class AllocatorCore {
   private readonly nets = new Map<string, NetState>();
   private readonly known = new Map<string, Network>();       // every stored network, allocated or not
   private readonly vnis = new Map<number, string>();
+  private lastVni = VNI_FIRST - 1;
   private readonly claims = new Map<string, Claim[]>();
   private readonly ports = new Map<string, string>();        // "tcp/8080" → service ID
   private readonly portsOf = new Map<string, string[]>();
@@ -101,7 +102,7 @@ export class AllocatorCore {
     for (const [other, st] of this.nets) if (overlaps(st.subnet, subnet)) problems.push(`network ${id}: subnet ${formatCidr(subnet)} overlaps network ${other}'s ${formatCidr(st.subnet)}`);
     const holder = this.vnis.get(vni);
     if (holder !== undefined && holder !== id) problems.push(`network ${id}: VNI ${vni} also held by network ${holder}`);
-    else if (Number.isInteger(vni)) this.vnis.set(vni, id);
+    else if (Number.isInteger(vni)) { this.vnis.set(vni, id); this.lastVni = Math.max(this.lastVni, vni); }
     const gw = parseIp(cfg.Gateway ?? '') ?? subnet.base + 1;
     this.nets.set(id, { network: n, subnet, pool: new AddressPool(subnet, gw), vni });
     return problems;
@@ -254,9 +255,15 @@ export class AllocatorCore {
       if (gw === undefined || !(gw > subnet.base && gw < subnet.base + 2 ** (32 - subnet.bits))) return this.netFailed(n.ID, `invalid gateway ${given.Gateway} for subnet ${formatCidr(subnet)}`);
       gateway = gw;
     }
-    let vni = VNI_FIRST;
-    while (this.vnis.has(vni) && vni <= VNI_LAST) vni++;
-    if (vni > VNI_LAST) return this.netFailed(n.ID, 'no VXLAN ID left');
+    // Next-fit, as for addresses: a VNI just released may still be on a
+    // node's VXLAN device for a moment (a second device with it is refused).
+    let vni: number | undefined;
+    for (let i = 0, v = this.lastVni + 1; i <= VNI_LAST - VNI_FIRST; i++, v++) {
+      if (v > VNI_LAST) v = VNI_FIRST;
+      if (!this.vnis.has(v)) { vni = v; break; }
+    }
+    if (vni === undefined) return this.netFailed(n.ID, 'no VXLAN ID left');
+    this.lastVni = vni;
     const next: Network = structuredClone(n);
     next.IPAM = {
       Driver: n.Spec.IPAMOptions?.Driver ?? { Name: 'default' },

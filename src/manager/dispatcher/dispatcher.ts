@@ -14,6 +14,8 @@ import type { ClusterObject, StoreEvent } from '../../store/objects';
 import { planBatches, type Store } from '../../store/store';
 import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
 import { NetworkIndex } from './network-index';
+import { dropNodeAttachments, registerAttachmentHandlers } from './attachments';
+import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
 import {
   allowanceMs, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
@@ -89,8 +91,9 @@ const RANK_RUNNING = taskStateRank('running');
 const RANK_ACCEPTED = taskStateRank('accepted');
 const RANK_REJECTED = taskStateRank('rejected');
 
+// A container's network attachment is the node's daemon's own, never an agent's task.
 const isAssignedTo = (t: Task | undefined, nodeId: string): t is Task =>
-  !!t && t.NodeID === nodeId && taskStateRank(t.Status.State) >= RANK_ASSIGNED;
+  !!t && t.NodeID === nodeId && taskStateRank(t.Status.State) >= RANK_ASSIGNED && !isAttachmentTask(t);
 
 // A task's secrets and configs are needed until its container is over.
 const needsPayloads = (t: Task): boolean => taskStateRank(t.Status.State) <= RANK_RUNNING;
@@ -378,6 +381,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       } else if (e.kind === 'nodes') {
         if (!e.object) {
           liveness.delete(e.id);
+          void dropNodeAttachments(store, writer(), e.id).catch((err: unknown) => log.warn({ err: (err as Error).message, node: e.id }, 'removing a removed node\'s network attachments failed'));
           const s = sessions.get(e.id);
           if (s) { sessions.delete(e.id); s.end(notFound(`node ${e.id} not found`)); }
         } else {
@@ -541,6 +545,8 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     await updateStatus(req.Updates, s.nodeId);
     return {};
   });
+
+  registerAttachmentHandlers(server, { store, log, now, writer: () => (leading ? writer() : refuse()) });
 
   function dropViews(): void {
     netIndex = undefined;

@@ -46,6 +46,9 @@ export function keepsClientIp(s: Service): boolean {
 }
 
 export function taskName(t: Task, service: Service | undefined): string {
+  // A container's attachment answers to the container's name, as on Docker's attachable overlays.
+  const spec = t.Spec.NetworkAttachmentSpec as { ContainerID?: unknown } | undefined;
+  if (!t.ServiceID && spec) return typeof spec.ContainerID === 'string' && spec.ContainerID ? spec.ContainerID : t.ID;
   return `${service?.Spec.Name ?? t.ServiceID}.${t.Slot || t.NodeID || ''}.${t.ID}`;
 }
 

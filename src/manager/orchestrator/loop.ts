@@ -74,7 +74,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
         }
         case 'nodes':
           if (nodeChanged(e.previous as Node | undefined, e.object as Node | undefined)) {
-            for (const t of store.tasksOfNode(e.id)) dirty.add(t.ServiceID);
+            for (const t of store.tasksOfNode(e.id)) if (t.ServiceID) dirty.add(t.ServiceID);
             for (const s of store.list('services')) if (isGlobalMode(serviceMode(s))) dirty.add(s.ID);
           }
           break;
@@ -240,7 +240,8 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   for (const t of store.list('tasks')) observeTask(t);
   // Full pass at start: every service, and the tasks of services that are gone.
   markAllServices();
-  for (const t of store.list('tasks')) if (!store.get('services', t.ServiceID)) dirty.add(t.ServiceID);
+  // Tasks without a service are containers' network attachments (manager/dispatcher/attachments.ts), not ours.
+  for (const t of store.list('tasks')) if (t.ServiceID && !store.get('services', t.ServiceID)) dirty.add(t.ServiceID);
   schedulePass();
 
   return {

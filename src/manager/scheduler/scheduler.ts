@@ -1,4 +1,5 @@
 import type { Node, Platform, Task, TaskSpec } from '../../model/types';
+import { isAttachmentTask } from '../../protocol/attachments';
 import { deepEqual } from '../../common/deep-equal';
 import { type Constraint, ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX, matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
 import { IntHeap } from './heap';
@@ -42,8 +43,9 @@ const EMPTY_LOAD: NodeLoad = { tasks: 0, byService: new Map(), nanoCPUs: 0, memo
 // try), and still wanted.
 // Only `pending` tasks: the allocator moves a task there once its network
 // addresses are set (`new` tasks are the allocator's).
+// A container's network attachment (protocol/attachments.ts) is placed already and never runs.
 export function needsScheduling(t: Task): boolean {
-  if (t.Status.State !== 'pending') return false;
+  if (t.Status.State !== 'pending' || isAttachmentTask(t)) return false;
   return t.DesiredState === 'running' || t.DesiredState === 'ready' || t.DesiredState === 'complete';
 }
 

@@ -172,6 +172,62 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
     assert.deepEqual(ports.map((p) => [p.PublishMode, p.PublishedPort, p.TargetPort]), [['host', 8090, 80]]);
   });
 
+  test('an attachable network: docker run --network and network connect from workers, addresses from the store', async () => {
+    const attnet = await ok('host1', ['network', 'create', '-d', 'overlay', '--attachable', 'attnet']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'att', '--constraint', 'node.hostname==host1', '--network', 'attnet', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    await waitRunning('att', 1);
+    // A non-attachable swarm network: Docker's refusal.
+    const refused = await d('host2', ['run', '--rm', '--network', 'appnet', IMG, 'true']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /not manually attachable/);
+    await ok('host3', ['run', '-d', '--name', 'c1', '--network', 'attnet', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const c1 = await ok('host3', ['inspect', '--format', `{{(index .NetworkSettings.Networks "shoal-${attnet.slice(0, 12)}").IPAddress}}`, 'c1']);
+    const subnet = JSON.parse(await ok('host1', ['network', 'inspect', '--format', '{{json .IPAM.Config}}', 'attnet'])) as Array<{ Subnet: string }>;
+    assert.ok(c1.startsWith(subnet[0]!.Subnet.split('.').slice(0, 3).join('.')), `c1 ${c1} in ${subnet[0]!.Subnet}`);
+    assert.ok(!(await taskAddrs('att', 'attnet')).includes(c1));
+    assert.notEqual(c1, await vip('att', attnet));
+    // The container resolves the service through Shoal's DNS and reaches its task on host1 through the VIP.
+    const attName = (await inTask('host1', 'att', 'hostname')).stdout.trim();
+    const fromC1 = await waitFor('c1 reaches att by name', async () => {
+      const r = await d('host3', ['exec', 'c1', 'sh', '-c', 'timeout 3 wget -q -O- http://att/hostname']);
+      return r.code === 0 ? r.stdout.trim() : undefined;
+    }, 20_000, 500);
+    assert.equal(fromC1, attName);
+    // The service's task reaches the container across hosts.
+    const c1Name = (await ok('host3', ['exec', 'c1', 'hostname'])).trim();
+    assert.equal((await inTask('host1', 'att', `timeout 3 wget -q -O- http://${c1}/hostname`)).stdout.trim(), c1Name);
+    // network connect / disconnect on another worker.
+    await ok('host2', ['run', '-d', '--name', 'c2', IMG, 'sleep', '100000']);
+    await ok('host2', ['network', 'connect', 'attnet', 'c2']);
+    const c2 = await ok('host2', ['inspect', '--format', `{{(index .NetworkSettings.Networks "shoal-${attnet.slice(0, 12)}").IPAddress}}`, 'c2']);
+    assert.ok(c2 && c2 !== c1, `c2 ${c2}`);
+    const attVip = await vip('att', attnet);
+    assert.equal((await d('host2', ['exec', 'c2', 'sh', '-c', `timeout 3 wget -q -O- http://${attVip}/hostname`])).stdout.trim(), attName);
+    await ok('host2', ['network', 'disconnect', 'attnet', 'c2']);
+    // Removed containers give their addresses back: then the network is no longer in use.
+    await ok('host3', ['rm', '-f', 'c1']);
+    await ok('host2', ['rm', '-f', 'c2']);
+    await ok('host1', ['service', 'rm', 'att']);
+    await waitFor('attnet removable', async () => (await d('host1', ['network', 'rm', 'attnet'])).code === 0, 90_000, 1000);
+  });
+
+  test('a full network: the extra tasks say so, the others run', async () => {
+    await ok('host1', ['network', 'create', '-d', 'overlay', '--subnet', '10.211.0.0/29', 'tiny']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'full', '--replicas', '6', '--network', 'tiny', IMG, 'sleep', '100000']);
+    // .0, .1 (gateway), .7 and the VIP taken: four tasks get an address, the other two say why they wait.
+    const { running, waiting } = await waitFor('four tasks running, two waiting for an address', async () => {
+      const out = await ok('host1', ['service', 'ps', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.CurrentState}}|{{.Error}}', 'full']);
+      const lines = out.split('\n').filter(Boolean);
+      const r = lines.filter((l) => l.startsWith('Running'));
+      const w = lines.filter((l) => /could not find an available IP/.test(l));
+      return r.length === 4 && w.length === 2 ? { running: r, waiting: w } : undefined;
+    }, CONVERGE_MS, 500);
+    assert.equal(running.length, 4);
+    for (const l of waiting) assert.match(l, /^New.*\|"?failed to allocate network IP for task \S+ network tiny: could not find an available IP"?$/);
+    await ok('host1', ['service', 'rm', 'full']);
+    await waitFor('tiny removed', async () => (await d('host1', ['network', 'rm', 'tiny'])).code === 0, CONVERGE_MS, 500);
+  });
+
   test('a network in use cannot be removed; once unused it can', async () => {
     const r = await d('host1', ['network', 'rm', 'othernet']);
     assert.notEqual(r.code, 0);

@@ -45,11 +45,11 @@ test('networks: the next free /24 of the default pool, gateway .1, VNIs from 409
   assert.equal(b.IPAM?.Configs?.[0]?.Subnet, '10.0.2.0/24', 'skips the user subnet');
   const clash = core.allocateNetwork(makeNetwork('c', { subnet: '10.0.2.128/25' }));
   assert.deepEqual(clash, { ok: false, error: POOL_OVERLAPS });
-  // A removed network gives back its subnet and VNI.
+  // A removed network gives back its subnet at once, its VNI after the others (next-fit).
   core.observeNetwork('a', undefined);
   const d = net(core, makeNetwork('d'));
   assert.equal(d.IPAM?.Configs?.[0]?.Subnet, '10.0.0.0/24');
-  assert.equal(d.DriverState?.Options?.[VXLAN_ID_OPTION], '4097');
+  assert.equal(d.DriverState?.Options?.[VXLAN_ID_OPTION], '4100');
 });
 
 test('a /29 runs out: the task stays new with the network named; a released address is handed out again', () => {

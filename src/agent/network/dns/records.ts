@@ -33,7 +33,7 @@ const list = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x.filter((i) =>
 
 export function buildRecords(view: NodeNetworkView): DnsRecords {
   const networks = list(view.Networks).filter((n) => str(n.ID));
-  const endpoints = list(view.Endpoints).filter((e) => str(e.TaskID) && str(e.TaskName) && str(e.ServiceID) && str(e.NetworkID) && addr4(e.Addr));
+  const endpoints = list(view.Endpoints).filter((e) => str(e.TaskID) && str(e.TaskName) && typeof e.ServiceID === 'string' && str(e.NetworkID) && addr4(e.Addr));
   const services = list(view.Services).filter((s) => str(s.ID) && str(s.Name));
   const ingress = new Set(networks.filter((n) => n.Ingress).map((n) => n.ID));
   const names = new Map<string, Map<string, string[]>>();
@@ -68,7 +68,8 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
     networksOfTask.set(e.TaskID, nets);
     add(e.NetworkID, e.TaskName, [e.Addr]);
     addReverse(e.NetworkID, e.Addr, e.TaskName);
-    if (!e.Running) continue;
+    // A container's network attachment (no service) has its name only.
+    if (!e.Running || !e.ServiceID) continue;
     let bySvc = running.get(e.ServiceID);
     if (!bySvc) running.set(e.ServiceID, (bySvc = new Map()));
     const list = bySvc.get(e.NetworkID);

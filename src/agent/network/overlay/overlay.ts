@@ -54,6 +54,10 @@ export class Overlay implements NetworkComponent {
 
   update(view: NodeNetworkView): Promise<void> {
     this.view = view;
+    // A pin bridges the time until the view names the network; from then on
+    // the view decides (a network it drops later goes at once: its VNI may be
+    // handed to another network).
+    for (const n of view.Networks) this.pins.delete(n.ID);
     return this.round();
   }
 
@@ -67,7 +71,7 @@ export class Overlay implements NetworkComponent {
       nets.push(v);
     }
     const until = Date.now() + this.pinMs;
-    for (const n of nets) this.pins.set(n.ID, { net: this.view.Networks.find((x) => x.ID === n.ID) ?? n, until });
+    for (const n of nets) if (!this.view.Networks.some((x) => x.ID === n.ID)) this.pins.set(n.ID, { net: n, until });
     if (nets.every((n) => this.made.has(n.ID))) return;
     await this.round();
     for (const n of nets) {

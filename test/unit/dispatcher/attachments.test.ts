@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Network, Task } from '../../../src/model/types';
+import { AllocatorCore } from '../../../src/manager/allocator/core';
+import { requestedAddressProblem, resolveNetwork } from '../../../src/manager/dispatcher/attachments';
+import { listSnapshot, networkViewFor } from '../../../src/manager/dispatcher/network-view';
+import { checkNodeNetworkView } from '../../../src/protocol/network-view';
+import { isAttachmentTask } from '../../../src/protocol/attachments';
+import { needsScheduling } from '../../../src/manager/scheduler/scheduler';
+import { makeNode } from '../orchestrator/fixtures';
+import { makeNetwork } from '../allocator/fixtures';
+
+function attachment(id: string, net: string, node: string, container = 'c1'): Task {
+  return {
+    ID: id, Version: { Index: 1 }, CreatedAt: 't', UpdatedAt: 't', Labels: {},
+    Spec: { NetworkAttachmentSpec: { ContainerID: container }, Networks: [{ Target: net }] },
+    ServiceID: '', NodeID: node, DesiredState: 'running', Status: { Timestamp: 't', State: 'new', Message: 'created' },
+  };
+}
+
+function allocated(core: AllocatorCore, n: Network): Network {
+  const d = core.allocateNetwork(n);
+  assert.ok(d.ok && d.next);
+  core.observeNetwork(n.ID, d.next);
+  return d.next;
+}
+
+test('an attachment task gets an address like a task, is never scheduled, and shows in every node\'s view under its container\'s name', () => {
+  const core = new AllocatorCore();
+  const base = makeNetwork('att1', { subnet: '10.9.0.0/24' });
+  const net = allocated(core, { ...base, Spec: { ...base.Spec, Attachable: true } });
+  const t = attachment('a1', 'att1', 'n2');
+  assert.ok(isAttachmentTask(t));
+  const d = core.allocateTask(t, undefined, 't');
+  assert.ok(d.ok && d.next);
+  assert.equal(d.next.Status.State, 'pending');
+  assert.deepEqual(d.next.NetworksAttachments?.map((a) => a.Addresses[0]), ['10.9.0.2/24']);
+  assert.equal(needsScheduling(d.next), false);
+  const nodes = [makeNode('n1', { addr: '192.168.0.1' }), makeNode('n2', { addr: '192.168.0.2' })];
+  const snap = listSnapshot({ networks: [net], services: [], tasks: [d.next], nodes });
+  // Its node carries the network; the view passes the agent's checks (no service ID).
+  const mine = checkNodeNetworkView(JSON.parse(JSON.stringify(networkViewFor('n2', snap))));
+  assert.deepEqual(mine.Networks.map((n) => n.ID), ['att1']);
+  assert.deepEqual(mine.Endpoints.map((e) => [e.TaskName, e.ServiceID, e.Addr, e.Running]), [['c1', '', '10.9.0.2', false]]);
+  // A node without it has no reason to carry the network.
+  assert.deepEqual(networkViewFor('n1', snap).Networks, []);
+});
+
+test('a requested address: refused when outside the subnet, the gateway or held; else kept by the allocator', () => {
+  const core = new AllocatorCore();
+  const net = allocated(core, makeNetwork('att2', { subnet: '10.8.0.0/29' }));
+  const none = { tasks: [], vips: [], lbs: [] };
+  assert.match(requestedAddressProblem(net, '10.8.1.3', none)!, /not in the usable range/);
+  assert.match(requestedAddressProblem(net, '10.8.0.7', none)!, /not in the usable range/);
+  assert.match(requestedAddressProblem(net, '10.8.0.1', none)!, /gateway/);
+  assert.match(requestedAddressProblem(net, '10.8.0.3', { ...none, lbs: [{ NetworkID: 'att2', Addr: '10.8.0.3/29' }] })!, /already in use/);
+  assert.equal(requestedAddressProblem(net, '10.8.0.5', none), undefined);
+  const t = { ...attachment('a2', 'att2', 'n1'), NetworksAttachments: [{ Network: net, Addresses: ['10.8.0.5/29'] }] };
+  core.observeTask(t.ID, t);
+  const d = core.allocateTask(t, undefined, 't');
+  assert.ok(d.ok && d.next);
+  assert.deepEqual(d.next.NetworksAttachments?.map((a) => a.Addresses[0]), ['10.8.0.5/29']);
+  assert.match(requestedAddressProblem(net, '10.8.0.5', { ...none, tasks: [d.next] })!, /already in use/);
+});
+
+test('networks resolve by ID, name and unique ID prefix', () => {
+  const a = makeNetwork('abc123'); const b = makeNetwork('abd456', { name: 'front' });
+  assert.equal(resolveNetwork([a, b], 'abc123')?.ID, 'abc123');
+  assert.equal(resolveNetwork([a, b], 'front')?.ID, 'abd456');
+  assert.equal(resolveNetwork([a, b], 'abd')?.ID, 'abd456');
+  assert.throws(() => resolveNetwork([a, b], 'ab'), /ambiguous/);
+  assert.equal(resolveNetwork([a, b], 'zzz'), undefined);
+});
