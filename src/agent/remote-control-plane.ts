@@ -34,7 +34,7 @@ export interface RemoteControlPlaneOptions {
   log: Logger;
   onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
   // [managers helper] This node's role as the managers see it, on every session message (a promotion reaches a worker this way).
-  onRole?: (role: 'manager' | 'worker') => void;
+  onRole?: (role: 'manager' | 'worker', version?: number) => void; // version: the node object's, the role was read from
   // The node's network view, each time the dispatcher sends one (checked by
   // protocol/network-view.ts checkNodeNetworkView; a bad one is logged and skipped).
   onNetworkView?: (view: NodeNetworkView) => void;
@@ -342,7 +342,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   // ---------- what the session delivers ----------
 
   private apply(msg: SessionMessage): void {
-    this.opts.onRole?.(msg.Node.Role); // [managers helper]
+    this.opts.onRole?.(msg.Node.Role, msg.Node.Version); // [managers helper]
     this.applyNetworkView(msg);
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
+import type { InitRequest, Node, NodeDescription, NodeRole, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
 import { ALREADY_IN_SWARM, SWARM_NOT_MANAGER, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
@@ -31,6 +31,8 @@ import { JoinManager } from '../protocol/membership';
 import { requestMembership, withDefaultPort } from '../node/join';
 import { readIdentity, writeIdentity } from '../node/identity';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
+import type { RoleNotice } from '../node/role';
+import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, objectKey, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
@@ -77,7 +79,7 @@ export interface NodeRpc {
   connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
   managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
-  onRole?(role: 'manager' | 'worker'): void;               // the role the managers give this node
+  onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
 }
 
 interface Active {
@@ -108,7 +110,19 @@ export class SwarmNode implements SwarmMembership {
   private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
   private busy: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly opts: SwarmNodeOptions) {}
+  constructor(private readonly opts: SwarmNodeOptions) {
+    this.roles = new RoleSwitch({
+      running: () => (this.worker ? 'worker' : this.active ? 'manager' : undefined),
+      renew: async () => {
+        const renewal = this.worker?.renewal ?? this.active?.renewal;
+        if (!renewal) throw new Error('not in a swarm');
+        const r = await renewal.renewNow();
+        return { role: r.role, version: r.nodeVersion };
+      },
+      become: (role) => this.exclusive(() => this.becomeRole(role)),
+      log: opts.log.child({ component: 'role' }),
+    });
+  }
 
   private get certDir(): string { return join(this.opts.dataRoot, 'certificates'); }
   private get etcdDir(): string { return join(this.opts.dataRoot, 'etcd'); }
@@ -438,7 +452,7 @@ export class SwarmNode implements SwarmMembership {
       rpc: {
         connect: (addr) => grpcChannel(addr, w.tls, log),
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
-        onRole: (role) => { if (role === 'manager' && this.worker === w) void this.switchRole('manager'); },
+        onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
         managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
@@ -461,59 +475,44 @@ export class SwarmNode implements SwarmMembership {
     });
   }
 
-  // A promotion or demotion reached this node: renew the certificate (the
-  // CA signs the role the store holds), then become what it says. A notice
-  // during a switch is kept and acted on right after it (a promotion right
-  // after a demotion must not be lost).
-  private switching = false;
-  private wantedRole?: 'manager' | 'worker';
-  private async switchRole(want: 'manager' | 'worker'): Promise<void> {
-    if (this.switching) { this.wantedRole = want; return; }
-    if (want === 'manager' ? !this.worker : !this.active) return; // already that
-    this.switching = true;
-    try {
-      const renewal = this.worker?.renewal ?? this.active?.renewal;
-      if (!renewal) return;
-      await renewal.renewNow();
-      await this.exclusive(async () => {
-        const identity = readIdentity(this.opts.dataRoot);
-        if (!identity || identity.role !== want) return;
-        if (want === 'manager' && this.worker) {
-          const w = this.worker;
-          this.worker = undefined;
-          w.renewal?.stop();
-          await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
-          try {
-            await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
-          } catch (err) {
-            // Back to a worker's agent: the next session notice tries again.
-            await this.activateWorker(w.nodeId, w.clusterId, identity.tls, w.state);
-            throw err;
-          }
-          this.opts.log.info({ nodeId: w.nodeId }, 'promoted: this node is now a manager');
-        } else if (want === 'worker' && this.active) {
-          const a = this.active;
-          const others = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ID !== a.nodeId && n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr);
-          // Leave etcd while quorum is there (the leader's upkeep removes the member otherwise, later).
-          await a.election?.handOver().catch(() => undefined);
-          await this.leaveEtcd(a);
-          await this.deactivate();
-          // A removed member's data must never start again: the next promotion starts from an empty directory.
-          rmSync(this.etcdDir, { recursive: true, force: true });
-          const prev = readSwarmState(this.opts.dataRoot);
-          const state: SwarmState = { listenAddr: prev?.listenAddr ?? '0.0.0.0:2377', listenExplicit: prev?.listenExplicit, advertiseAddr: prev?.advertiseAddr ?? `${a.addr}:2377`, dataPathAddr: prev?.dataPathAddr, remoteManagers: others };
-          writeSwarmState(this.opts.dataRoot, state);
-          await this.activateWorker(a.nodeId, a.clusterId, identity.tls, state);
-          this.opts.log.info({ nodeId: a.nodeId }, 'demoted: this node is now a worker');
-        }
-      });
-    } catch (err) {
-      this.opts.log.error({ err: (err as Error).message, want }, 'role change failed; retried on the next notice');
-    } finally {
-      this.switching = false;
-      const next = this.wantedRole;
-      this.wantedRole = undefined;
-      if (next) void this.switchRole(next);
+  // Promotion and demotion: role notices (mirror, session, renewal) ordered by
+  // the node object's version, and one loop bringing the node to the newest
+  // (node/role-switch.ts); `becomeRole` below is one switch.
+  private readonly roles: RoleSwitch;
+
+  private noteRole(notice: RoleNotice): void { this.roles.note(notice); }
+
+  // One switch, with the certificate on disk for the new role (the loop above renewed it).
+  private async becomeRole(want: NodeRole): Promise<void> {
+    const identity = readIdentity(this.opts.dataRoot);
+    if (!identity || identity.role !== want) return;
+    if (want === 'manager' && this.worker) {
+      const w = this.worker;
+      this.worker = undefined;
+      w.renewal?.stop();
+      await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
+      try {
+        await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
+      } catch (err) {
+        // Back to a worker's agent: the loop tries again shortly.
+        await this.activateWorker(w.nodeId, w.clusterId, identity.tls, w.state);
+        throw err;
+      }
+      this.opts.log.info({ nodeId: w.nodeId }, 'promoted: this node is now a manager');
+    } else if (want === 'worker' && this.active) {
+      const a = this.active;
+      const others = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ID !== a.nodeId && n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr);
+      // Leave etcd while quorum is there (the leader's upkeep removes the member otherwise, later).
+      await a.election?.handOver().catch(() => undefined);
+      await this.leaveEtcd(a);
+      await this.deactivate();
+      // A removed member's data must never start again: the next promotion starts from an empty directory.
+      rmSync(this.etcdDir, { recursive: true, force: true });
+      const prev = readSwarmState(this.opts.dataRoot);
+      const state: SwarmState = { listenAddr: prev?.listenAddr ?? '0.0.0.0:2377', listenExplicit: prev?.listenExplicit, advertiseAddr: prev?.advertiseAddr ?? `${a.addr}:2377`, dataPathAddr: prev?.dataPathAddr, remoteManagers: others };
+      writeSwarmState(this.opts.dataRoot, state);
+      await this.activateWorker(a.nodeId, a.clusterId, identity.tls, state);
+      this.opts.log.info({ nodeId: a.nodeId }, 'demoted: this node is now a worker');
     }
   }
 
@@ -618,6 +617,8 @@ export class SwarmNode implements SwarmMembership {
   }
 
   private eraseState(): void {
+    // Role notices were about this membership's node object.
+    this.roles.reset();
     rmSync(this.nodeCertPath, { force: true });
     rmSync(this.certDir, { recursive: true, force: true });
     rmSync(this.etcdDir, { recursive: true, force: true });
@@ -627,6 +628,7 @@ export class SwarmNode implements SwarmMembership {
   // Daemon shutdown: stop everything, keep all state.
   stop(): Promise<void> {
     return this.exclusive(async () => {
+      this.roles.stop();
       const w = this.worker;
       this.worker = undefined;
       w?.renewal?.stop();
@@ -794,23 +796,22 @@ export class SwarmNode implements SwarmMembership {
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
         server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
-        // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its etcd member is gone),
-        // unless this manager's own mirror shows it a manager: a session message can be older than a promotion
-        // right after the demotion (a dispatcher that had not seen it yet).
-        onRole: (role) => {
-          if (role === 'worker' && this.active === a && a.store.get('nodes', a.nodeId)?.Spec.Role !== 'manager') void this.switchRole('worker');
-        },
+        // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
+        // etcd member is gone); the version keeps an older session message from undoing a promotion.
+        onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
       },
     });
-    // Renewal through the managers (this one included); a demotion seen in the store switches this node.
+    // Renewal through the managers (this one included); every version of this node's object is a role notice.
     a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    const noteRole = (n: Node): void => this.noteRole({ role: n.Spec.Role === 'manager' ? 'manager' : 'worker', version: n.Version.Index });
     a.unwatch = a.store.subscribe((events) => {
       for (const e of events) {
-        if (e.kind === 'nodes' && e.id === a.nodeId && e.object && (e.object as { Spec: { Role?: string } }).Spec.Role === 'worker' && this.active === a) {
-          void this.switchRole('worker');
-        }
+        if (e.kind === 'nodes' && e.id === a.nodeId && e.object) noteRole(e.object as Node);
       }
     });
+    // What the mirror says now (a demotion while this daemon was down, or newer than the notice that promoted it).
+    const self = a.store.get('nodes', a.nodeId);
+    if (self) noteRole(self);
     a.election = new Election({
       store: a.store, nodeId: a.nodeId, log: this.opts.log.child({ component: 'election' }),
       lead: async (fence) => this.lead(a, fence),

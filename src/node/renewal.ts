@@ -28,8 +28,12 @@ export interface CertRenewalOptions {
   retryDelaysMs?: number[]; // pauses between the attempts of one round
 }
 
+// What a renewal brought: the role signed, and the node object's version the
+// CA read it from (0 from a CA that does not say; node/role.ts).
+export interface Renewed { role: 'manager' | 'worker'; nodeVersion: number }
+
 export interface CertRenewal {
-  renewNow(): Promise<void>;
+  renewNow(): Promise<Renewed>;
   stop(): void;
 }
 
@@ -46,7 +50,7 @@ export function startCertRenewal(opts: CertRenewalOptions): CertRenewal {
   const delays = opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  let inFlight: Promise<void> | undefined;
+  let inFlight: Promise<Renewed> | undefined;
   let stopWait: (() => void) | undefined;
 
   const pause = (ms: number): Promise<void> => new Promise((resolve) => {
@@ -54,7 +58,7 @@ export function startCertRenewal(opts: CertRenewalOptions): CertRenewal {
     stopWait = () => { clearTimeout(t); resolve(); };
   });
 
-  const attempt = async (): Promise<void> => {
+  const attempt = async (): Promise<Renewed> => {
     const ch = opts.channel();
     if (!ch) throw new Error('no manager reachable');
     const current = opts.identity();
@@ -66,15 +70,18 @@ export function startCertRenewal(opts: CertRenewalOptions): CertRenewal {
     if (!signedBy(next.certPem, next.caPem) || !keyMatchesCert(keyPem, next.certPem) || after.nodeId !== before.nodeId || after.clusterId !== before.clusterId || after.role !== res.Role) {
       throw new Error('the renewed certificate is not for this node, its key or the swarm CA');
     }
+    // Stopped meanwhile (the node switched roles or left): an answer this late must not replace the identity in use.
+    if (stopped) throw new Error('certificate renewal stopped');
     opts.save(next);
     opts.log.info({ nodeId: after.nodeId, role: after.role, validTo: new Date(after.validTo).toISOString(), ...(before.role !== after.role ? { previousRole: before.role } : {}) }, 'node certificate renewed');
+    return { role: res.Role, nodeVersion: res.NodeVersion ?? 0 };
   };
 
   // One round: a few attempts; the last error if all fail.
-  const round = async (): Promise<void> => {
+  const round = async (): Promise<Renewed> => {
     let last: unknown;
     for (let i = 0; i <= delays.length && !stopped; i++) {
-      try { await attempt(); return; } catch (err) {
+      try { return await attempt(); } catch (err) {
         last = err;
         opts.log.warn({ err: (err as Error).message, attempt: i + 1 }, 'certificate renewal failed');
         if (i < delays.length) await pause(delays[i]);
@@ -83,11 +90,11 @@ export function startCertRenewal(opts: CertRenewalOptions): CertRenewal {
     throw last ?? new Error('certificate renewal stopped');
   };
 
-  const run = (): Promise<void> => {
+  const run = (): Promise<Renewed> => {
     if (!inFlight) {
       clearTimeout(timer);
       inFlight = round().then(
-        () => { inFlight = undefined; schedule(); },
+        (r) => { inFlight = undefined; schedule(); return r; },
         (err: unknown) => { inFlight = undefined; schedule(true); throw err; },
       );
     }

@@ -4,6 +4,7 @@
 // (manager/ca) and the side that reads them (node/join).
 import { createHash } from 'node:crypto';
 import { invalid } from '../common/errors';
+import { version } from './checks';
 import type { UnaryMethod } from '../rpc/transport';
 
 export type Role = 'manager' | 'worker';
@@ -30,7 +31,8 @@ export interface IssueNodeCertificateResponse {
 }
 
 export interface RenewNodeCertificateRequest { CSR: string }
-export interface RenewNodeCertificateResponse { Certificate: string; Role: Role }
+// NodeVersion: the node object's Version.Index the role was read from (node/role.ts).
+export interface RenewNodeCertificateResponse { Certificate: string; Role: Role; NodeVersion?: number }
 
 // ---------------------------------------------------------------------------
 // Checks (every message from a peer goes through one).
@@ -139,7 +141,10 @@ export function checkRenewRequest(raw: unknown): RenewNodeCertificateRequest {
 export function checkRenewResponse(raw: unknown): RenewNodeCertificateResponse {
   const what = 'RenewNodeCertificate answer';
   const o = obj(raw, what);
-  return { Certificate: certificates(o, 'Certificate', what), Role: role(o, what) };
+  return {
+    Certificate: certificates(o, 'Certificate', what), Role: role(o, what),
+    ...(o.NodeVersion !== undefined ? { NodeVersion: version(o.NodeVersion, `${what}: NodeVersion`) } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------

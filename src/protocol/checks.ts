@@ -32,6 +32,11 @@ export function num(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${what}: want a number`);
   return v;
 }
+// An object's Version.Index (an etcd revision): a non-negative integer.
+export function version(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(`${what}: want a non-negative integer`);
+  return v;
+}
 export function optNum(v: unknown, what: string): number | undefined {
   return v === undefined ? undefined : num(v, what);
 }

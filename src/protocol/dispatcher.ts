@@ -11,7 +11,7 @@
 //   UpdateTaskStatus unary: a batch of observed task statuses.
 import type { NodeNetworkView } from './network-view';
 import { invalid, unavailable, type ShoalError } from '../common/errors';
-import { arr, bool, id, labels, num, oneOf, optNum, optStr, rec, str, type Rec } from './checks';
+import { arr, bool, id, labels, num, oneOf, optNum, optStr, rec, str, version, type Rec } from './checks';
 import { checkNodeNetworkView } from './network-view';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
 import { TASK_STATES } from '../model/types';
@@ -35,8 +35,9 @@ export interface ServiceInfo { ID: string; Name: string; Labels?: Labels }
 
 export interface SessionMessage {
   SessionID: string;
-  // This node as the managers see it.
-  Node: { Role: NodeRole; Availability: NodeAvailability };
+  // This node as the managers see it; Version: the node object's Version.Index
+  // the role was read from (node/role.ts orders role notices by it; absent: unknown).
+  Node: { Role: NodeRole; Availability: NodeAvailability; Version?: number };
   // Where the managers are, for reconnecting (Addrs: host:port of each).
   Managers: { LeaderAddr?: string; Addrs: string[] };
   // How often the agent heartbeats (ms).
@@ -171,7 +172,10 @@ export function checkSessionMessage(raw: unknown): SessionMessage {
   if (hb <= 0) throw invalid('HeartbeatMs: must be positive');
   return {
     SessionID: id(m.SessionID, 'SessionID'),
-    Node: { Role: oneOf(node.Role, ['manager', 'worker'] as const, 'Node.Role'), Availability: oneOf(node.Availability, ['active', 'pause', 'drain'] as const, 'Node.Availability') },
+    Node: {
+      Role: oneOf(node.Role, ['manager', 'worker'] as const, 'Node.Role'), Availability: oneOf(node.Availability, ['active', 'pause', 'drain'] as const, 'Node.Availability'),
+      ...(node.Version !== undefined ? { Version: version(node.Version, 'Node.Version') } : {}),
+    },
     Managers: { ...(mg.LeaderAddr !== undefined ? { LeaderAddr: str(mg.LeaderAddr, 'Managers.LeaderAddr', 300) } : {}), Addrs: arr(mg.Addrs, 'Managers.Addrs', 100).map((a, i) => str(a, `Managers.Addrs[${i}]`, 300)) },
     HeartbeatMs: hb,
     Full: bool(m.Full, 'Full'),

@@ -64,7 +64,8 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     const role: Role = node.Spec.Role === 'manager' ? 'manager' : 'worker';
     const certPem = await signNodeCSR(deps.ca(), req.CSR, nodeId, role, c.ID, expiryNs(c), deps.now());
     if (role !== ctx.peer!.role) log.info({ nodeId, from: ctx.peer!.role, to: role }, 'node certificate renewed with a new role');
-    return { Certificate: certPem, Role: role };
+    // The version the role was read from: a node ignores a certificate older than the role it last heard of.
+    return { Certificate: certPem, Role: role, NodeVersion: node.Version.Index };
   });
 }
 

@@ -198,15 +198,21 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return {
       // Never 'worker' for a node the mirror does not show (yet): a manager reads
       // the role in its session as a demotion.
-      Node: { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active' },
+      // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.
+      Node: { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 },
       Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs },
       HeartbeatMs: heartbeatIntervalMs(periodMs()),
     };
   }
 
+  // What a change of settings is judged on: not the node's version alone (a status write is no news to the agent).
+  function settingsKey(settings: ReturnType<typeof settingsOf>): string {
+    return JSON.stringify({ ...settings, Node: { ...settings.Node, Version: undefined } });
+  }
+
   function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
     const settings = settingsOf(s);
-    s.settings = JSON.stringify(settings);
+    s.settings = settingsKey(settings);
     return {
       SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
       Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [], ...part,
@@ -337,7 +343,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       refs ||= hasRefs(had) || hasRefs(cur);
     }
     const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
-    const settingsChanged = JSON.stringify(settingsOf(s)) !== s.settings;
+    const settingsChanged = settingsKey(settingsOf(s)) !== s.settings;
     const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
       || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;
     if (!any) return;

@@ -160,7 +160,10 @@ test('a node registers: it is ready with its description and address, and gets i
     assert.equal(raw[0]!.Full, true);
     assert.equal(raw[0]!.HeartbeatMs, PERIOD_MS / 2);
     assert.deepEqual(raw[0]!.Managers, { LeaderAddr: M1, Addrs: [M1, M2] });
-    assert.deepEqual(raw[0]!.Node, { Role: 'worker', Availability: 'active' });
+    // The node object's version with the role: the node orders role notices by it (node/role.ts).
+    const { Version, ...roleAndAvailability } = raw[0]!.Node;
+    assert.deepEqual(roleAndAvailability, { Role: 'worker', Availability: 'active' });
+    assert.ok(Version !== undefined && Version > 0 && Version <= w.store.get('nodes', 'w1')!.Version.Index);
   } finally { await w.close(); }
 });
 
