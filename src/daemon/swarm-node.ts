@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
-import { ALREADY_IN_SWARM, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
+import { ALREADY_IN_SWARM, conflict, internal, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unauthorized, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -27,12 +27,15 @@ import { startMemberUpkeep } from '../manager/leader/members';
 import { Election, type LeaderComponents } from '../manager/leader/election';
 import { JoinManager } from '../protocol/membership';
 import { requestMembership, withDefaultPort } from '../node/join';
-import { readIdentity, writeIdentity } from '../node/identity';
+import { peekIdentity, readIdentity, writeIdentity } from '../node/identity';
+import { isKeyLockError, writeKeyFiles } from '../node/key-lock';
+import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '../manager/ca/unlock-key';
+import { ManagerKeys } from './manager-keys';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
-import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
+import { INVALID_UNLOCK_KEY, LEAVE_LOCKED, SWARM_LOCKED, leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
 // How long a demoted or leaving manager tries to remove its own etcd member.
 const LEAVE_ETCD_MS = 8_000;
@@ -47,6 +50,8 @@ export interface SwarmNodeOptions {
   listenAddr?: string;       // default 0.0.0.0:2377
   advertiseAddr?: string;
   dataPathAddr?: string;
+  // Where the clear copy of etcd's key lives while etcd runs (tmpfs; manager-keys.ts).
+  runtimeRoot?: string;
   log: Logger;
   // Node facts from the engine (agent/executor), the components that run on
   // every manager (agent, event stream), and those that run on the leader
@@ -102,8 +107,15 @@ export class SwarmNode implements SwarmMembership {
   // A worker's membership (its identity on disk); no store, no etcd.
   private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
   private busy: Promise<unknown> = Promise.resolve();
+  // Autolock: the unlock key this manager's key files are wrapped under now
+  // (undefined: in clear), and, while nothing runs until `swarm unlock`, who this node is.
+  private kek?: Buffer;
+  private locked?: { nodeId: string; clusterId: string; state?: SwarmState };
+  private readonly keys: ManagerKeys;
 
-  constructor(private readonly opts: SwarmNodeOptions) {}
+  constructor(private readonly opts: SwarmNodeOptions) {
+    this.keys = new ManagerKeys(opts.dataRoot, opts.runtimeRoot);
+  }
 
   private get certDir(): string { return join(this.opts.dataRoot, 'certificates'); }
   private get etcdDir(): string { return join(this.opts.dataRoot, 'etcd'); }
@@ -111,9 +123,11 @@ export class SwarmNode implements SwarmMembership {
   private get nodeKeyPath(): string { return join(this.certDir, 'swarm-node.key'); }
   private get caCertPath(): string { return join(this.certDir, 'swarm-root-ca.crt'); }
   // etcd's server, peer and client certificate (etcd trusts only the swarm CA).
+  // Its key: the clear copy on tmpfs (manager-keys.ts), as certificates/etcd.key may be wrapped.
   private get etcdTls(): EtcdTls {
-    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: join(this.certDir, 'etcd.key') };
+    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: this.keys.runtimeEtcdKey };
   }
+  private get etcdKeyPath(): string { return this.keys.etcdKey; }
   // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
   private get dataKeyPath(): string { return join(this.certDir, 'swarm-secrets.key'); }
 
@@ -129,18 +143,63 @@ export class SwarmNode implements SwarmMembership {
 
   start(): Promise<void> {
     return this.exclusive(async () => {
-      if (!existsSync(this.nodeCertPath)) return;
-      const identity = readIdentity(this.opts.dataRoot);
+      const peek = peekIdentity(this.opts.dataRoot);
+      if (!peek) return;
+      if (peek.keyLocked && !this.kek) {
+        // Autolock: no etcd, no store, no agent until `docker swarm unlock`.
+        this.locked = { nodeId: peek.nodeId, clusterId: peek.clusterId, state: readSwarmState(this.opts.dataRoot) };
+        this.opts.log.warn({ nodeId: peek.nodeId }, 'swarm manager is locked: run "docker swarm unlock" with the unlock key');
+        return;
+      }
+      await this.restore();
+    });
+  }
+
+  // docker swarm unlock: the key must open every key file before anything
+  // starts (a wrong key changes nothing and the node stays locked).
+  unlock(keyText: string): Promise<void> {
+    return this.exclusive(async () => {
+      const locked = this.locked;
+      if (!locked) {
+        if (this.active) throw conflict('swarm is not locked');
+        throw unavailable(NOT_A_MANAGER);
+      }
+      const key = parseUnlockKey(keyText);
+      try {
+        this.keys.verify(key);
+      } catch (err) {
+        if (isKeyLockError(err, 'wrong-key')) throw unauthorized(INVALID_UNLOCK_KEY);
+        throw internal(`swarm component could not be started: ${(err as Error).message}`);
+      }
+      this.kek = key;
+      this.locked = undefined;
+      try {
+        await this.restore();
+      } catch (err) {
+        this.kek = undefined;
+        this.locked = locked;
+        throw internal(`swarm component could not be started: ${(err as Error).message}`);
+      }
+      this.opts.log.info({ nodeId: locked.nodeId }, 'swarm manager unlocked');
+    });
+  }
+
+  // The membership on disk started again (daemon start, or unlock).
+  private async restore(): Promise<void> {
+    {
+      const identity = readIdentity(this.opts.dataRoot, this.kek);
       if (!identity) return;
       const { nodeId, clusterId } = identity;
       if (identity.role === 'worker') {
+        // Workers are never locked (a demotion interrupted before its keys went back to clear).
+        if (this.kek) { this.keys.rewrap(this.kek, undefined); this.kek = undefined; }
         await this.activateWorker(nodeId, clusterId, identity.tls, readSwarmState(this.opts.dataRoot));
         this.opts.log.info({ nodeId, clusterId }, 'swarm worker restored');
         return;
       }
       const caPem = readFileSync(this.caCertPath, 'utf8');
       this.migrateEtcdCert();
-      const dataKey = loadDataKey(this.dataKeyPath);
+      const dataKey = loadDataKey(this.dataKeyPath, this.kek);
       const state = readSwarmState(this.opts.dataRoot);
       const advertiseIp = state?.advertiseAddr ? nodeAddrFromListen(state.advertiseAddr) : resolveAdvertiseAddr(this.opts.advertiseAddr).ip;
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp);
@@ -172,14 +231,14 @@ export class SwarmNode implements SwarmMembership {
         await store.close().catch(() => undefined);
         await etcd.stop();
         const cert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
-        writeFileAtomic(this.etcdTls.keyFile, cert.keyPem, 0o600);
+        writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(cert.keyPem) }], this.kek);
         writeFileAtomic(this.etcdTls.certFile, cert.certPem, 0o600);
         this.opts.log.info({ advertiseIp }, 'etcd certificate remade for peers (swarm-etcd name, advertise address)');
         opened = await this.openState(nodeId, clusterId, advertiseIp);
       }
       await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
-    });
+    }
   }
 
   // A swarm made before secrets existed has no data key, and nothing sealed:
@@ -199,17 +258,16 @@ export class SwarmNode implements SwarmMembership {
   // node certificate (same CA, loopback IP, server and client use) serves.
   private migrateEtcdCert(): void {
     const t = this.etcdTls;
-    if (existsSync(t.certFile) && existsSync(t.keyFile)) return;
-    copyFileSync(this.nodeKeyPath, t.keyFile);
+    if (existsSync(t.certFile) && existsSync(this.etcdKeyPath)) return;
+    copyFileSync(this.nodeKeyPath, this.etcdKeyPath);
     copyFileSync(this.nodeCertPath, t.certFile);
     this.opts.log.info('etcd certificate made from the node certificate (etcd ran without TLS before)');
   }
 
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
-      if (this.active) throw unavailable(ALREADY_IN_SWARM);
-      if (this.worker) throw unavailable(ALREADY_IN_SWARM);
-      validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
+      if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
+      validateInitRequest(req); // spec checks (controlapi/validate-swarm.ts)
       const reqListen = requestedListenAddr(req.ListenAddr);
       const listen = parseListenAddr(reqListen || this.opts.listenAddr);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || this.opts.advertiseAddr || undefined, listen.port);
@@ -224,6 +282,10 @@ export class SwarmNode implements SwarmMembership {
       const clusterId = newId();
       const ca = await createRootCA();
       const spec = mergeSwarmSpec(defaultSwarmSpec(), req.Spec);
+      // --autolock: the keys are wrapped from the first write on.
+      const autolock = !!(req.AutoLockManagers || spec.EncryptionConfig?.AutoLockManagers);
+      spec.EncryptionConfig = { ...spec.EncryptionConfig, AutoLockManagers: autolock };
+      const unlockKey = autolock ? newUnlockKey() : undefined;
       const dataKey = SecretBox.generateKey();
       const box = new SecretBox(dataKey);
       const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertise.ip]);
@@ -236,9 +298,10 @@ export class SwarmNode implements SwarmMembership {
       rmSync(this.etcdDir, { recursive: true, force: true });
       // etcd needs its certificate to start; the data key seals the CA key.
       writeFileAtomic(this.caCertPath, ca.certPem);
-      writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+      this.kek = unlockKey;
+      writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(etcdCert.keyPem) }], unlockKey);
       writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
-      writeDataKey(this.dataKeyPath, dataKey);
+      writeDataKey(this.dataKeyPath, dataKey, unlockKey);
       const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
       writeSwarmState(this.opts.dataRoot, state);
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertise.ip);
@@ -257,6 +320,7 @@ export class SwarmNode implements SwarmMembership {
           DataPathPort: req.DataPathPort || 4789,
           JoinTokens: { Worker: newJoinToken(ca), Manager: newJoinToken(ca) },
           SealedCAKey: sealCAKey(box, clusterId, ca.keyPem),
+          ...(unlockKey ? { SealedUnlockKey: sealUnlockKey(box, clusterId, unlockKey) } : {}),
         };
         const node: Node = {
           ID: nodeId,
@@ -270,11 +334,13 @@ export class SwarmNode implements SwarmMembership {
         };
         // The routing mesh's network comes with the swarm, as Docker's.
         await store.txn().create('cluster', cluster).create('nodes', node).create('networks', newIngressNetwork(cluster, now)).commit();
-        writeFileAtomic(this.nodeKeyPath, nodeCert.keyPem, 0o600);
+        writeKeyFiles([{ path: this.nodeKeyPath, clear: Buffer.from(nodeCert.keyPem) }], unlockKey);
         writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
       } catch (e) {
         await store.close().catch(() => undefined);
         await etcd.stop();
+        this.keys.dropRuntime();
+        this.kek = undefined;
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
@@ -290,7 +356,7 @@ export class SwarmNode implements SwarmMembership {
   // worker's agent session is not wired in this daemon yet).
   join(req: Record<string, unknown>): Promise<void> {
     return this.exclusive(async () => {
-      if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
+      if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
       const str = (k: string): string => (typeof req[k] === 'string' ? req[k] as string : '');
       const remoteAddrs = Array.isArray(req.RemoteAddrs) ? (req.RemoteAddrs as unknown[]).filter((a): a is string => typeof a === 'string' && a !== '') : [];
       const reqListen = requestedListenAddr(str('ListenAddr'));
@@ -345,7 +411,7 @@ export class SwarmNode implements SwarmMembership {
     return startCertRenewal({
       identity: get,
       channel: () => { const list = managers(); return list.length ? grpcChannel(list[i++ % list.length]!, get(), this.opts.log) : undefined; },
-      save: (t) => { writeIdentity(this.opts.dataRoot, t); set(t); },
+      save: (t) => { writeIdentity(this.opts.dataRoot, t, this.kek); set(t); },
       log: this.opts.log.child({ component: 'cert-renewal' }),
     });
   }
@@ -365,7 +431,7 @@ export class SwarmNode implements SwarmMembership {
       if (!renewal) return;
       await renewal.renewNow();
       await this.exclusive(async () => {
-        const identity = readIdentity(this.opts.dataRoot);
+        const identity = readIdentity(this.opts.dataRoot, this.kek);
         if (!identity || identity.role !== want) return;
         if (want === 'manager' && this.worker) {
           const w = this.worker;
@@ -387,6 +453,8 @@ export class SwarmNode implements SwarmMembership {
           await a.election?.handOver().catch(() => undefined);
           await this.leaveEtcd(a);
           await this.deactivate();
+          // Workers are never locked: the keys go back to clear.
+          if (this.kek) { this.keys.rewrap(this.kek, undefined); this.kek = undefined; }
           // A removed member's data must never start again: the next promotion starts from an empty directory.
           rmSync(this.etcdDir, { recursive: true, force: true });
           const prev = readSwarmState(this.opts.dataRoot);
@@ -449,7 +517,9 @@ export class SwarmNode implements SwarmMembership {
     const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
     rmSync(this.etcdDir, { recursive: true, force: true });
     writeFileAtomic(this.caCertPath, ca.certPem);
-    writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+    // In clear until activation: the cluster says whether autolock wraps them (syncKeyLock).
+    this.kek = undefined;
+    writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(etcdCert.keyPem) }], undefined);
     writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
     writeDataKey(this.dataKeyPath, dataKey);
     writeSwarmState(this.opts.dataRoot, state);
@@ -478,6 +548,15 @@ export class SwarmNode implements SwarmMembership {
 
   leave(force: boolean): Promise<void> {
     return this.exclusive(async () => {
+      if (this.locked) {
+        if (!force) throw unavailable(LEAVE_LOCKED);
+        const { nodeId } = this.locked;
+        this.locked = undefined;
+        await this.opts.removeTaskContainers(nodeId);
+        this.eraseState();
+        this.opts.log.info({ nodeId }, 'left the swarm (while locked)');
+        return;
+      }
       if (this.worker) {
         const w = this.worker;
         this.worker = undefined;
@@ -511,6 +590,8 @@ export class SwarmNode implements SwarmMembership {
     rmSync(this.certDir, { recursive: true, force: true });
     rmSync(this.etcdDir, { recursive: true, force: true });
     rmSync(join(this.opts.dataRoot, 'swarm-state.json'), { force: true });
+    this.keys.dropRuntime();
+    this.kek = undefined;
   }
 
   // Daemon shutdown: stop everything, keep all state.
@@ -521,6 +602,8 @@ export class SwarmNode implements SwarmMembership {
       w?.renewal?.stop();
       await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
       await this.deactivate();
+      this.locked = undefined;
+      this.kek = undefined; // a start after this stop is locked again, as after a restart
     });
   }
 
@@ -531,6 +614,11 @@ export class SwarmNode implements SwarmMembership {
         NodeID: w.nodeId, NodeAddr: w.state?.advertiseAddr ? nodeAddrFromListen(w.state.advertiseAddr) : '', LocalNodeState: 'active',
         ControlAvailable: false, Error: '', RemoteManagers: (w.state?.remoteManagers ?? []).map((Addr) => ({ NodeID: '', Addr })),
       };
+    }
+    const l = this.locked;
+    if (l) {
+      // As Docker's: locked, the reason in Error, no node ID (nothing of the swarm runs).
+      return { NodeID: '', NodeAddr: l.state?.advertiseAddr ? nodeAddrFromListen(l.state.advertiseAddr) : '', LocalNodeState: 'locked', ControlAvailable: false, Error: SWARM_LOCKED, RemoteManagers: null };
     }
     const a = this.active;
     if (!a) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
@@ -554,6 +642,7 @@ export class SwarmNode implements SwarmMembership {
   }
 
   control(): ControlApi {
+    if (this.locked) throw unavailable(SWARM_LOCKED);
     if (!this.active) throw unavailable(NOT_A_MANAGER);
     // Fail fast while the store is down rather than let a request wait on etcd.
     const health = this.active.etcd.health();
@@ -570,6 +659,7 @@ export class SwarmNode implements SwarmMembership {
   killNow(): void { this.active?.etcd.killNow(); }
 
   private async openState(nodeId: string, clusterId: string, advertiseIp: string, joinCluster?: string): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
+    this.keys.stageEtcdKey(this.kek);
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
@@ -603,7 +693,33 @@ export class SwarmNode implements SwarmMembership {
       }
     } catch (e) {
       await etcd.stop();
+      this.keys.dropRuntime();
       throw e;
+    }
+  }
+
+  // Autolock: this manager's key files follow the cluster (wrapped under the
+  // current unlock key while autolock is on, in clear otherwise). A manager
+  // that was down during a rotation still opens with the old key, then
+  // re-wraps here with the new one, as Docker's.
+  private syncKeyLock(a: Active): void {
+    if (this.active !== a) return;
+    const cluster = clusterOf(a.store);
+    if (!cluster) return;
+    let want: Buffer | undefined;
+    try {
+      want = wantedUnlockKey(new SecretBox(a.dataKey), cluster);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'the cluster\'s unlock key does not open with this manager\'s data key; key files left as they are');
+      return;
+    }
+    if (want === this.kek || (want && this.kek && want.equals(this.kek))) return;
+    try {
+      this.keys.rewrap(this.kek, want);
+      this.kek = want;
+      this.opts.log.info(want ? 'keys at rest wrapped under the swarm\'s unlock key' : 'keys at rest in clear (autolock off)');
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 're-wrapping the keys at rest failed; retried on the next cluster change');
     }
   }
 
@@ -671,7 +787,9 @@ export class SwarmNode implements SwarmMembership {
     });
     // Renewal through the managers (this one included); a demotion seen in the store switches this node.
     a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    this.syncKeyLock(a);
     a.unwatch = a.store.subscribe((events) => {
+      if (events.some((e) => e.kind === 'cluster')) this.syncKeyLock(a);
       for (const e of events) {
         if (e.kind === 'nodes' && e.id === a.nodeId && e.object && (e.object as { Spec: { Role?: string } }).Spec.Role === 'worker' && this.active === a) {
           void this.switchRole('worker');
@@ -705,6 +823,7 @@ export class SwarmNode implements SwarmMembership {
     await a.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping components failed'));
     await a.store.close().catch(() => undefined);
     await a.etcd.stop();
+    this.keys.dropRuntime();
   }
 }
 

@@ -5,21 +5,14 @@ import { goQuote } from '../../common/go/go-format';
 const bad = (msg: string) => invalid(`rpc error: code = InvalidArgument desc = ${msg}`);
 const MIN_NODE_CERT_EXPIRY_NS = 3600e9;
 
-// Autolock (the managers' keys wrapped under an unlock key the operator holds)
-// is not built: refused at init and update rather than accepted and ignored.
-export const AUTOLOCK_UNSUPPORTED =
-  'autolock is not supported yet: Shoal keeps this manager\'s keys on disk (mode 0600 in the data root) and cannot lock them; leave --autolock off';
-
-// `swarm init`'s request: its spec as below, and no autolock.
+// `swarm init`'s request: its spec as below.
 export function validateInitRequest(req: InitRequest): void {
   if (req.Spec) validateSwarmSpec(req.Spec);
-  if (req.AutoLockManagers || req.Spec?.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
 }
 
-// `swarm update`'s spec: as below, and autolock stays off.
+// `swarm update`'s spec: as below.
 export function validateSwarmUpdate(spec: SwarmSpec | undefined): asserts spec is SwarmSpec {
   validateSwarmSpec(spec);
-  if (spec.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
 }
 
 // A swarm spec as `swarm init` and `swarm update` take it: moby's conversion
