@@ -65,8 +65,8 @@ export class ClusterApi {
   // autolock off changes nothing, as SwarmKit's.
   async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean; managerUnlockKey?: boolean }): Promise<void> {
     const version = parseVersion(versionParam, 'swarm');
-    validateSwarmUpdate(spec);
     const current = this.get();
+    validateSwarmUpdate(spec, current.Spec);
     const next = structuredClone(current);
     next.Version = { Index: version };
     // The CLI sends the whole spec it read, changed; keep defaults for anything it dropped.

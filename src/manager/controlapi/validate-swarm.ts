@@ -10,9 +10,16 @@ export function validateInitRequest(req: InitRequest): void {
   if (req.Spec) validateSwarmSpec(req.Spec);
 }
 
-// `swarm update`'s spec: as below.
-export function validateSwarmUpdate(spec: SwarmSpec | undefined): asserts spec is SwarmSpec {
+// Root CA rotation (`docker swarm ca --rotate`: a new ForceRotate, or a
+// signing CA given) is not built: refused rather than accepted and ignored
+// (the CLI would wait on a rotation that never starts, or print the old root).
+export const CA_ROTATION_NOT_BUILT = bad('root CA rotation (docker swarm ca --rotate) is not built yet in Shoal: the swarm keeps its root CA').message;
+
+// `swarm update`'s spec: as below, and no root CA rotation (compared with the current spec).
+export function validateSwarmUpdate(spec: SwarmSpec | undefined, current?: SwarmSpec): asserts spec is SwarmSpec {
   validateSwarmSpec(spec);
+  const ca = spec.CAConfig ?? {};
+  if ((ca.ForceRotate ?? 0) !== (current?.CAConfig?.ForceRotate ?? 0) || ca.SigningCACert || ca.SigningCAKey) throw invalid(CA_ROTATION_NOT_BUILT);
 }
 
 // A swarm spec as `swarm init` and `swarm update` take it: moby's conversion

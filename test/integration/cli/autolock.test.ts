@@ -102,6 +102,13 @@ describe('autolock', () => {
     key = next;
   });
 
+  test('docker swarm ca prints the root CA; --rotate is refused as not built yet, nothing changed', async () => {
+    const root = (await shoal.api('GET', '/v1.41/swarm')).json.ClusterInfo?.TLSInfo?.TrustRoot ?? (await shoal.api('GET', '/v1.41/swarm')).json.TLSInfo.TrustRoot;
+    assert.equal((await ok(['swarm', 'ca'])).trim(), String(root).trim());
+    assert.match(await fail(['swarm', 'ca', '--rotate']), /root CA rotation \(docker swarm ca --rotate\) is not built yet/);
+    assert.equal((await ok(['swarm', 'ca'])).trim(), String(root).trim());
+  });
+
   test('autolock off: keys in clear, a restart is not locked; on again: a new key', async () => {
     await ok(['swarm', 'update', '--autolock=false']);
     await waitFor('files in clear', async () => wrappedUnder(undefined), 10_000);
