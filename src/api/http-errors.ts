@@ -8,6 +8,7 @@ const STATUS: Record<ErrorKind, number> = {
   not_found: 404,
   forbidden: 403,
   conflict: 409,
+  unauthorized: 401,
   unavailable: 503,
   sequence: 500,
   internal: 500,

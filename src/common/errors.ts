@@ -8,6 +8,7 @@ export type ErrorKind =
   | 'not_found'    // 404
   | 'forbidden'    // 403: not allowed here (Docker's errdefs.Forbidden, gRPC PermissionDenied)
   | 'conflict'     // 409: name clash, already exists
+  | 'unauthorized' // 401: a wrong unlock key (Docker's errdefs.Unauthorized)
   | 'unavailable'  // 503: not a manager, not in a swarm, store unreachable
   | 'sequence'     // 500: stale Version.Index (Docker answers 500 "update out of sequence")
   | 'internal';    // 500
@@ -25,6 +26,7 @@ export const notFound = (msg: string): ShoalError => new ShoalError('not_found',
 export const conflict = (msg: string): ShoalError => new ShoalError('conflict', msg);
 export const forbidden = (msg: string): ShoalError => new ShoalError('forbidden', msg);
 export const unavailable = (msg: string): ShoalError => new ShoalError('unavailable', msg);
+export const unauthorized = (msg: string): ShoalError => new ShoalError('unauthorized', msg);
 export const internal = (msg: string, cause?: unknown): ShoalError => new ShoalError('internal', msg, { cause });
 
 export const outOfSequence = (): ShoalError =>

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, NodeRole, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
-import { ALREADY_IN_SWARM, SWARM_NOT_MANAGER, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unavailable } from '../common/errors';
+import { ALREADY_IN_SWARM, SWARM_NOT_MANAGER, conflict, internal, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unauthorized, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -29,14 +29,17 @@ import { startMemberUpkeep } from '../manager/leader/members';
 import { Election, type LeaderComponents } from '../manager/leader/election';
 import { JoinManager } from '../protocol/membership';
 import { requestMembership, withDefaultPort } from '../node/join';
-import { readIdentity, writeIdentity } from '../node/identity';
+import { peekIdentity, readIdentity, writeIdentity } from '../node/identity';
+import { isKeyLockError, writeKeyFiles } from '../node/key-lock';
+import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '../manager/ca/unlock-key';
+import { ManagerKeys } from './manager-keys';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, objectKey, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
-import { leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
+import { INVALID_UNLOCK_KEY, LEAVE_LOCKED, SWARM_LOCKED, leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
 // How long a starting manager waits for its store to take a write (a leader).
 const ACTIVATE_STORE_WAIT_MS = 60_000;
@@ -54,6 +57,8 @@ export interface SwarmNodeOptions {
   listenAddr?: string;       // default 0.0.0.0:2377
   advertiseAddr?: string;
   dataPathAddr?: string;
+  // Where the clear copy of etcd's key lives while etcd runs (tmpfs; manager-keys.ts).
+  runtimeRoot?: string;
   log: Logger;
   // Node facts from the engine (agent/executor), the components that run on
   // every manager (agent, event stream), and those that run on the leader
@@ -109,8 +114,14 @@ export class SwarmNode implements SwarmMembership {
   // A worker's membership (its identity on disk); no store, no etcd.
   private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
   private busy: Promise<unknown> = Promise.resolve();
+  // Autolock: the unlock key this manager's key files are wrapped under now
+  // (undefined: in clear), and, while nothing runs until `swarm unlock`, who this node is.
+  private kek?: Buffer;
+  private locked?: { nodeId: string; clusterId: string; state?: SwarmState };
+  private readonly keys: ManagerKeys;
 
   constructor(private readonly opts: SwarmNodeOptions) {
+    this.keys = new ManagerKeys(opts.dataRoot, opts.runtimeRoot);
     this.roles = new RoleSwitch({
       running: () => (this.worker ? 'worker' : this.active ? 'manager' : undefined),
       renew: async () => {
@@ -130,9 +141,11 @@ export class SwarmNode implements SwarmMembership {
   private get nodeKeyPath(): string { return join(this.certDir, 'swarm-node.key'); }
   private get caCertPath(): string { return join(this.certDir, 'swarm-root-ca.crt'); }
   // etcd's server, peer and client certificate (etcd trusts only the swarm CA).
+  // Its key: the clear copy on tmpfs (manager-keys.ts), as certificates/etcd.key may be wrapped.
   private get etcdTls(): EtcdTls {
-    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: join(this.certDir, 'etcd.key') };
+    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: this.keys.runtimeEtcdKey };
   }
+  private get etcdKeyPath(): string { return this.keys.etcdKey; }
   // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
   private get dataKeyPath(): string { return join(this.certDir, 'swarm-secrets.key'); }
 
@@ -148,18 +161,63 @@ export class SwarmNode implements SwarmMembership {
 
   start(): Promise<void> {
     return this.exclusive(async () => {
-      if (!existsSync(this.nodeCertPath)) return;
-      const identity = readIdentity(this.opts.dataRoot);
+      const peek = peekIdentity(this.opts.dataRoot);
+      if (!peek) return;
+      if (peek.keyLocked && !this.kek) {
+        // Autolock: no etcd, no store, no agent until `docker swarm unlock`.
+        this.locked = { nodeId: peek.nodeId, clusterId: peek.clusterId, state: readSwarmState(this.opts.dataRoot) };
+        this.opts.log.warn({ nodeId: peek.nodeId }, 'swarm manager is locked: run "docker swarm unlock" with the unlock key');
+        return;
+      }
+      await this.restoreMembership();
+    });
+  }
+
+  // docker swarm unlock: the key must open every key file before anything
+  // starts (a wrong key changes nothing and the node stays locked).
+  unlock(keyText: string): Promise<void> {
+    return this.exclusive(async () => {
+      const locked = this.locked;
+      if (!locked) {
+        if (this.active) throw conflict('swarm is not locked');
+        throw unavailable(NOT_A_MANAGER);
+      }
+      const key = parseUnlockKey(keyText);
+      try {
+        this.keys.verify(key);
+      } catch (err) {
+        if (isKeyLockError(err, 'wrong-key')) throw unauthorized(INVALID_UNLOCK_KEY);
+        throw internal(`swarm component could not be started: ${(err as Error).message}`);
+      }
+      this.kek = key;
+      this.locked = undefined;
+      try {
+        await this.restoreMembership();
+      } catch (err) {
+        this.kek = undefined;
+        this.locked = locked;
+        throw internal(`swarm component could not be started: ${(err as Error).message}`);
+      }
+      this.opts.log.info({ nodeId: locked.nodeId }, 'swarm manager unlocked');
+    });
+  }
+
+  // The membership on disk started again (daemon start, or unlock).
+  private async restoreMembership(): Promise<void> {
+    {
+      const identity = readIdentity(this.opts.dataRoot, this.kek);
       if (!identity) return;
       const { nodeId, clusterId } = identity;
       if (identity.role === 'worker') {
+        // Workers are never locked (a demotion interrupted before its keys went back to clear).
+        if (this.kek) { this.keys.rewrap(this.kek, undefined); this.kek = undefined; }
         await this.activateWorker(nodeId, clusterId, identity.tls, readSwarmState(this.opts.dataRoot));
         this.opts.log.info({ nodeId, clusterId }, 'swarm worker restored');
         return;
       }
       const caPem = readFileSync(this.caCertPath, 'utf8');
       this.migrateEtcdCert();
-      const dataKey = loadDataKey(this.dataKeyPath);
+      const dataKey = loadDataKey(this.dataKeyPath, this.kek);
       const state = readSwarmState(this.opts.dataRoot);
       const advertiseIp = state?.advertiseAddr ? nodeAddrFromListen(state.advertiseAddr) : resolveAdvertiseAddr(this.opts.advertiseAddr).ip;
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertiseIp);
@@ -191,14 +249,14 @@ export class SwarmNode implements SwarmMembership {
         await store.close().catch(() => undefined);
         await etcd.stop();
         const cert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
-        writeFileAtomic(this.etcdTls.keyFile, cert.keyPem, 0o600);
+        writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(cert.keyPem) }], this.kek);
         writeFileAtomic(this.etcdTls.certFile, cert.certPem, 0o600);
         this.opts.log.info({ advertiseIp }, 'etcd certificate remade for peers (swarm-etcd name, advertise address)');
         opened = await this.openState(nodeId, clusterId, advertiseIp);
       }
       await this.activate({ nodeId, clusterId, ca, addr: advertiseIp, ...opened, dataKey: key, tls: identity.tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, box) }, state);
       this.opts.log.info({ nodeId, clusterId }, 'swarm state restored');
-    });
+    }
   }
 
   // A swarm made before secrets existed has no data key, and nothing sealed:
@@ -218,8 +276,8 @@ export class SwarmNode implements SwarmMembership {
   // node certificate (same CA, loopback IP, server and client use) serves.
   private migrateEtcdCert(): void {
     const t = this.etcdTls;
-    if (existsSync(t.certFile) && existsSync(t.keyFile)) return;
-    copyFileSync(this.nodeKeyPath, t.keyFile);
+    if (existsSync(t.certFile) && existsSync(this.etcdKeyPath)) return;
+    copyFileSync(this.nodeKeyPath, this.etcdKeyPath);
     copyFileSync(this.nodeCertPath, t.certFile);
     this.opts.log.info('etcd certificate made from the node certificate (etcd ran without TLS before)');
   }
@@ -230,9 +288,8 @@ export class SwarmNode implements SwarmMembership {
       // (moby's Init: a worker is refused; a node not in a swarm gets a plain init).
       if (req.ForceNewCluster && this.worker) throw unavailable(SWARM_NOT_MANAGER);
       if (req.ForceNewCluster && this.active) return this.forceNewCluster(this.active, req);
-      if (this.active) throw unavailable(ALREADY_IN_SWARM);
-      if (this.worker) throw unavailable(ALREADY_IN_SWARM);
-      validateInitRequest(req); // spec checks and no autolock (controlapi/validate-swarm.ts)
+      if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
+      validateInitRequest(req); // spec checks (controlapi/validate-swarm.ts)
       const reqListen = requestedListenAddr(req.ListenAddr);
       const listen = parseListenAddr(reqListen || this.opts.listenAddr);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr || this.opts.advertiseAddr || undefined, listen.port);
@@ -247,6 +304,10 @@ export class SwarmNode implements SwarmMembership {
       const clusterId = newId();
       const ca = await createRootCA();
       const spec = mergeSwarmSpec(defaultSwarmSpec(), req.Spec);
+      // --autolock: the keys are wrapped from the first write on.
+      const autolock = !!(req.AutoLockManagers || spec.EncryptionConfig?.AutoLockManagers);
+      spec.EncryptionConfig = { ...spec.EncryptionConfig, AutoLockManagers: autolock };
+      const unlockKey = autolock ? newUnlockKey() : undefined;
       const dataKey = SecretBox.generateKey();
       const box = new SecretBox(dataKey);
       const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertise.ip]);
@@ -259,9 +320,10 @@ export class SwarmNode implements SwarmMembership {
       rmSync(this.etcdDir, { recursive: true, force: true });
       // etcd needs its certificate to start; the data key seals the CA key.
       writeFileAtomic(this.caCertPath, ca.certPem);
-      writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+      this.kek = unlockKey;
+      writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(etcdCert.keyPem) }], unlockKey);
       writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
-      writeDataKey(this.dataKeyPath, dataKey);
+      writeDataKey(this.dataKeyPath, dataKey, unlockKey);
       const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr: req.DataPathAddr || this.opts.dataPathAddr || undefined };
       writeSwarmState(this.opts.dataRoot, state);
       const { etcd, store, admin } = await this.openState(nodeId, clusterId, advertise.ip);
@@ -280,6 +342,7 @@ export class SwarmNode implements SwarmMembership {
           DataPathPort: req.DataPathPort || 4789,
           JoinTokens: { Worker: newJoinToken(ca), Manager: newJoinToken(ca) },
           SealedCAKey: sealCAKey(box, clusterId, ca.keyPem),
+          ...(unlockKey ? { SealedUnlockKey: sealUnlockKey(box, clusterId, unlockKey) } : {}),
         };
         const node: Node = {
           ID: nodeId,
@@ -293,11 +356,13 @@ export class SwarmNode implements SwarmMembership {
         };
         // The routing mesh's network comes with the swarm, as Docker's.
         await store.txn().create('cluster', cluster).create('nodes', node).create('networks', newIngressNetwork(cluster, now)).commit();
-        writeFileAtomic(this.nodeKeyPath, nodeCert.keyPem, 0o600);
+        writeKeyFiles([{ path: this.nodeKeyPath, clear: Buffer.from(nodeCert.keyPem) }], unlockKey);
         writeFileAtomic(this.nodeCertPath, nodeCert.certPem); // last: the commit marker
       } catch (e) {
         await store.close().catch(() => undefined);
         await etcd.stop();
+        this.keys.dropRuntime();
+        this.kek = undefined;
         rmSync(this.etcdDir, { recursive: true, force: true });
         throw e;
       }
@@ -351,7 +416,7 @@ export class SwarmNode implements SwarmMembership {
   // before anything is written; a failure after that erases what was written.
   restore(file: Buffer): Promise<string> {
     return this.exclusive(async () => {
-      if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
+      if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
       const b = decodeBackup(file);
       const { clusterId } = b;
       const dataKey = Buffer.from(b.dataKey, 'base64');
@@ -415,7 +480,7 @@ export class SwarmNode implements SwarmMembership {
   // worker's agent session is not wired in this daemon yet).
   join(req: Record<string, unknown>): Promise<void> {
     return this.exclusive(async () => {
-      if (this.active || this.worker) throw unavailable(ALREADY_IN_SWARM);
+      if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
       const str = (k: string): string => (typeof req[k] === 'string' ? req[k] as string : '');
       const remoteAddrs = Array.isArray(req.RemoteAddrs) ? (req.RemoteAddrs as unknown[]).filter((a): a is string => typeof a === 'string' && a !== '') : [];
       const reqListen = requestedListenAddr(str('ListenAddr'));
@@ -470,7 +535,7 @@ export class SwarmNode implements SwarmMembership {
     return startCertRenewal({
       identity: get,
       channel: () => { const list = managers(); return list.length ? grpcChannel(list[i++ % list.length]!, get(), this.opts.log) : undefined; },
-      save: (t) => { writeIdentity(this.opts.dataRoot, t); set(t); },
+      save: (t) => { writeIdentity(this.opts.dataRoot, t, this.kek); set(t); },
       log: this.opts.log.child({ component: 'cert-renewal' }),
     });
   }
@@ -484,7 +549,7 @@ export class SwarmNode implements SwarmMembership {
 
   // One switch, with the certificate on disk for the new role (the loop above renewed it).
   private async becomeRole(want: NodeRole): Promise<void> {
-    const identity = readIdentity(this.opts.dataRoot);
+    const identity = readIdentity(this.opts.dataRoot, this.kek);
     if (!identity || identity.role !== want) return;
     if (want === 'manager' && this.worker) {
       const w = this.worker;
@@ -506,6 +571,8 @@ export class SwarmNode implements SwarmMembership {
       await a.election?.handOver().catch(() => undefined);
       await this.leaveEtcd(a);
       await this.deactivate();
+      // Workers are never locked: the keys go back to clear.
+      if (this.kek) { this.keys.rewrap(this.kek, undefined); this.kek = undefined; }
       // A removed member's data must never start again: the next promotion starts from an empty directory.
       rmSync(this.etcdDir, { recursive: true, force: true });
       const prev = readSwarmState(this.opts.dataRoot);
@@ -559,7 +626,9 @@ export class SwarmNode implements SwarmMembership {
     const etcdCert = await issueEtcdCert(ca, nodeId, clusterId, Date.now(), [advertiseIp]);
     rmSync(this.etcdDir, { recursive: true, force: true });
     writeFileAtomic(this.caCertPath, ca.certPem);
-    writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+    // In clear until activation: the cluster says whether autolock wraps them (syncKeyLock).
+    this.kek = undefined;
+    writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(etcdCert.keyPem) }], undefined);
     writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
     writeDataKey(this.dataKeyPath, dataKey);
     writeSwarmState(this.opts.dataRoot, state);
@@ -588,6 +657,15 @@ export class SwarmNode implements SwarmMembership {
 
   leave(force: boolean): Promise<void> {
     return this.exclusive(async () => {
+      if (this.locked) {
+        if (!force) throw unavailable(LEAVE_LOCKED);
+        const { nodeId } = this.locked;
+        this.locked = undefined;
+        await this.opts.removeTaskContainers(nodeId);
+        this.eraseState();
+        this.opts.log.info({ nodeId }, 'left the swarm (while locked)');
+        return;
+      }
       if (this.worker) {
         const w = this.worker;
         this.worker = undefined;
@@ -623,6 +701,8 @@ export class SwarmNode implements SwarmMembership {
     rmSync(this.certDir, { recursive: true, force: true });
     rmSync(this.etcdDir, { recursive: true, force: true });
     rmSync(join(this.opts.dataRoot, 'swarm-state.json'), { force: true });
+    this.keys.dropRuntime();
+    this.kek = undefined;
   }
 
   // Daemon shutdown: stop everything, keep all state.
@@ -634,6 +714,8 @@ export class SwarmNode implements SwarmMembership {
       w?.renewal?.stop();
       await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
       await this.deactivate();
+      this.locked = undefined;
+      this.kek = undefined; // a start after this stop is locked again, as after a restart
     });
   }
 
@@ -644,6 +726,11 @@ export class SwarmNode implements SwarmMembership {
         NodeID: w.nodeId, NodeAddr: w.state?.advertiseAddr ? nodeAddrFromListen(w.state.advertiseAddr) : '', LocalNodeState: 'active',
         ControlAvailable: false, Error: '', RemoteManagers: (w.state?.remoteManagers ?? []).map((Addr) => ({ NodeID: '', Addr })),
       };
+    }
+    const l = this.locked;
+    if (l) {
+      // As Docker's: locked, the reason in Error, no node ID (nothing of the swarm runs).
+      return { NodeID: '', NodeAddr: l.state?.advertiseAddr ? nodeAddrFromListen(l.state.advertiseAddr) : '', LocalNodeState: 'locked', ControlAvailable: false, Error: SWARM_LOCKED, RemoteManagers: null };
     }
     const a = this.active;
     if (!a) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
@@ -667,6 +754,7 @@ export class SwarmNode implements SwarmMembership {
   }
 
   control(): ControlApi {
+    if (this.locked) throw unavailable(SWARM_LOCKED);
     if (!this.active) throw unavailable(NOT_A_MANAGER);
     // Fail fast while the store is down rather than let a request wait on etcd.
     const health = this.active.etcd.health();
@@ -687,6 +775,7 @@ export class SwarmNode implements SwarmMembership {
   // forceNewCluster(); seed: keys written into the new etcd before the store opens (restore).
   private async openState(nodeId: string, clusterId: string, advertiseIp: string, o: { joinCluster?: string; forceNewCluster?: boolean; seed?: Array<[string, string]> } = {}): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
     const { joinCluster, forceNewCluster = false } = o;
+    this.keys.stageEtcdKey(this.kek);
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
@@ -725,7 +814,33 @@ export class SwarmNode implements SwarmMembership {
       }
     } catch (e) {
       await etcd.stop();
+      this.keys.dropRuntime();
       throw e;
+    }
+  }
+
+  // Autolock: this manager's key files follow the cluster (wrapped under the
+  // current unlock key while autolock is on, in clear otherwise). A manager
+  // that was down during a rotation still opens with the old key, then
+  // re-wraps here with the new one, as Docker's.
+  private syncKeyLock(a: Active): void {
+    if (this.active !== a) return;
+    const cluster = clusterOf(a.store);
+    if (!cluster) return;
+    let want: Buffer | undefined;
+    try {
+      want = wantedUnlockKey(new SecretBox(a.dataKey), cluster);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'the cluster\'s unlock key does not open with this manager\'s data key; key files left as they are');
+      return;
+    }
+    if (want === this.kek || (want && this.kek && want.equals(this.kek))) return;
+    try {
+      this.keys.rewrap(this.kek, want);
+      this.kek = want;
+      this.opts.log.info(want ? 'keys at rest wrapped under the swarm\'s unlock key' : 'keys at rest in clear (autolock off)');
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 're-wrapping the keys at rest failed; retried on the next cluster change');
     }
   }
 
@@ -803,8 +918,10 @@ export class SwarmNode implements SwarmMembership {
     });
     // Renewal through the managers (this one included); every version of this node's object is a role notice.
     a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    this.syncKeyLock(a);
     const noteRole = (n: Node): void => this.noteRole({ role: n.Spec.Role === 'manager' ? 'manager' : 'worker', version: n.Version.Index });
     a.unwatch = a.store.subscribe((events) => {
+      if (events.some((e) => e.kind === 'cluster')) this.syncKeyLock(a);
       for (const e of events) {
         if (e.kind === 'nodes' && e.id === a.nodeId && e.object) noteRole(e.object as Node);
       }
@@ -839,6 +956,7 @@ export class SwarmNode implements SwarmMembership {
     await a.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping components failed'));
     await a.store.close().catch(() => undefined);
     await a.etcd.stop();
+    this.keys.dropRuntime();
   }
 }
 

@@ -61,6 +61,11 @@ const LEAVE_TAIL = 'The only way to restore a swarm that has lost consensus is t
 
 // A manager's leave without --force is always refused; the text says why.
 // reachable counts this manager.
+// Docker's texts for a manager locked by autolock (moby daemon/cluster/errors.go, swarm.go).
+export const SWARM_LOCKED = 'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.';
+export const LEAVE_LOCKED = 'Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.';
+export const INVALID_UNLOCK_KEY = 'swarm could not be unlocked: invalid key provided';
+
 export function leaveManagerMessage(reachable: number, unreachable: number): string {
   if (reachable - 2 <= unreachable) {
     if (reachable === 1 && unreachable === 0) return LEAVE_LAST_MANAGER;

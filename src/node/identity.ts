@@ -11,6 +11,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeTls } from '../rpc/grpc';
+import { keyFileIsWrapped, readKeyFile, stageKeyFile } from './key-lock';
 
 export type Role = 'manager' | 'worker';
 
@@ -74,11 +75,21 @@ export function identityOf(tls: NodeTls): NodeIdentity {
   return { nodeId: d.nodeId, clusterId: d.clusterId, role: d.role, tls };
 }
 
-// The identity on disk, or undefined when this node is in no swarm.
-export function readIdentity(dataRoot: string): NodeIdentity | undefined {
+// Who this node is by its certificate alone, and whether its key is locked
+// (autolock: wrapped under the unlock key); undefined when in no swarm.
+export function peekIdentity(dataRoot: string): { nodeId: string; clusterId: string; role: Role | undefined; keyLocked: boolean } | undefined {
   const p = identityPaths(dataRoot);
   if (!existsSync(p.nodeCert)) return undefined;
-  const keyPem = readFileSync(p.nodeKey, 'utf8');
+  const d = describeCert(readFileSync(p.nodeCert, 'utf8'));
+  return { nodeId: d.nodeId, clusterId: d.clusterId, role: d.role, keyLocked: keyFileIsWrapped(p.nodeKey) };
+}
+
+// The identity on disk, or undefined when this node is in no swarm. A key
+// wrapped under autolock needs `unlockKey` (node/key-lock.ts errors otherwise).
+export function readIdentity(dataRoot: string, unlockKey?: Buffer): NodeIdentity | undefined {
+  const p = identityPaths(dataRoot);
+  if (!existsSync(p.nodeCert)) return undefined;
+  const keyPem = (readKeyFile(p.nodeKey, unlockKey) ?? Buffer.alloc(0)).toString('utf8');
   let certPem = readFileSync(p.nodeCert, 'utf8');
   if (!keyMatchesCert(keyPem, certPem)) {
     const pending = `${p.nodeCert}.tmp`;
@@ -92,14 +103,15 @@ export function readIdentity(dataRoot: string): NodeIdentity | undefined {
   return identityOf({ caPem: readFileSync(p.caCert, 'utf8'), certPem, keyPem });
 }
 
-// Writes the identity (join, renewal). The CA first, the certificate last.
-export function writeIdentity(dataRoot: string, tls: NodeTls): void {
+// Writes the identity (join, renewal). The CA first, the certificate last;
+// the key wrapped under `unlockKey` when given (a manager under autolock).
+export function writeIdentity(dataRoot: string, tls: NodeTls, unlockKey?: Buffer): void {
   const p = identityPaths(dataRoot);
   if (!keyMatchesCert(tls.keyPem, tls.certPem)) throw new Error('refusing to write a node key that does not belong to its certificate');
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   writeAtomic(p.caCert, tls.caPem, 0o644);
   // Both temporary files complete before either is renamed (see above).
-  const keyTmp = writeTmp(p.nodeKey, tls.keyPem, 0o600);
+  const keyTmp = stageKeyFile(p.nodeKey, Buffer.from(tls.keyPem, 'utf8'), unlockKey);
   const certTmp = writeTmp(p.nodeCert, tls.certPem, 0o644);
   renameSync(keyTmp, p.nodeKey);
   renameSync(certTmp, p.nodeCert);

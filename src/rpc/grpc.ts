@@ -47,7 +47,7 @@ const KIND_KEY = 'shoal-kind';
 export const CONNECT_TIMEOUT_MS = 5000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission', 'forbidden'];
+const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission', 'forbidden', 'unauthorized'];
 const CODE_OF: Record<RpcErrorKind, grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
   precondition: grpc.status.FAILED_PRECONDITION,
@@ -58,6 +58,7 @@ const CODE_OF: Record<RpcErrorKind, grpc.status> = {
   internal: grpc.status.INTERNAL,
   permission: grpc.status.PERMISSION_DENIED,
   forbidden: grpc.status.PERMISSION_DENIED,
+  unauthorized: grpc.status.UNAUTHENTICATED,
 };
 
 export const methodPath = (name: string): string => {

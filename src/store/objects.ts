@@ -10,6 +10,9 @@ export interface ClusterObject extends ClusterInfo {
   // PEM an earlier release stored; it is sealed and removed on start.
   SealedCAKey?: string;
   CAKey?: string;
+  // Autolock's unlock key, sealed with the data key (manager/ca/unlock-key.ts);
+  // absent while autolock is off. Never in an API answer.
+  SealedUnlockKey?: string;
   // The data-path keys of encrypted overlays (manager/netkeys/), each sealed
   // with the data key; absent until an encrypted network exists.
   NetworkKeys?: StoredNetworkKeys;

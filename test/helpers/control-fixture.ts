@@ -14,7 +14,7 @@ import { defaultSwarmSpec } from '../../src/manager/controlapi/cluster';
 import { newIngressNetwork } from '../../src/manager/controlapi/networks';
 import { validateInitRequest } from '../../src/manager/controlapi/validate-swarm';
 import type { Node, SwarmInfo } from '../../src/model/types';
-import { NOT_A_MANAGER, unavailable } from '../../src/common/errors';
+import { conflict, NOT_A_MANAGER, unavailable } from '../../src/common/errors';
 
 export const NODE_ID = 'node0000000000000000000001';
 export const CLUSTER_ID = 'clus0000000000000000000001';
@@ -48,6 +48,8 @@ export async function controlFixture(opts: { active?: boolean; ca?: { certPem: s
     init: async (req) => { validateInitRequest(req); return NODE_ID; },
     join: async () => undefined,
     leave: async () => undefined,
+    // As SwarmNode.unlock on an active manager (the locked path needs a daemon: test/integration).
+    unlock: async () => { if (!active) throw unavailable(NOT_A_MANAGER); throw conflict('swarm is not locked'); },
     info: (): SwarmInfo => ({ NodeID: active ? NODE_ID : '', NodeAddr: '', LocalNodeState: active ? 'active' : 'inactive', ControlAvailable: active, Error: '', RemoteManagers: null }),
     control: () => { if (!active) throw unavailable(NOT_A_MANAGER); return control; },
   };

@@ -216,6 +216,8 @@ export const JoinRequest = struct('swarm.JoinRequest', [
   ['Availability', str('swarm.NodeAvailability')],
 ]);
 
+export const UnlockRequest = struct('swarm.UnlockRequest', [['UnlockKey', str()]]);
+
 // ---------- nodes, secrets, configs ----------
 export const NodeSpec = struct('swarm.NodeSpec', [
   ...annotations,

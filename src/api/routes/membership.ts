@@ -7,6 +7,8 @@ export interface SwarmMembership {
   join(req: Record<string, unknown>): Promise<void>;
   leave(force: boolean): Promise<void>;
   info(): SwarmInfo;
+  // docker swarm unlock (autolock): Docker's 409 when not locked, 401 for a wrong key.
+  unlock(unlockKey: string): Promise<void>;
   // The control API of an active manager; throws 503 with Docker's text otherwise.
   control(): ControlApi;
 }

@@ -2,7 +2,7 @@ import type { InitRequest, SwarmSpec } from '../../model/types';
 import type { Router } from '../router';
 import type { SwarmMembership } from './membership';
 import { decodeBody } from '../decode/body';
-import { InitRequest as InitRequestType, JoinRequest as JoinRequestType, SwarmSpec as SwarmSpecType } from '../decode/docker-types';
+import { InitRequest as InitRequestType, JoinRequest as JoinRequestType, SwarmSpec as SwarmSpecType, UnlockRequest as UnlockRequestType } from '../decode/docker-types';
 import { boolValue, strictBool } from '../../common/go/query';
 
 // moby's updateCluster: strconv.ParseBool, `invalid value for <key>: <raw>`.
@@ -37,8 +37,11 @@ export function registerSwarmRoutes(router: Router, swarm: SwarmMembership): voi
     return { status: 200 };
   });
 
-  // Autolock is not built (controlapi refuses to turn it on): the key is empty and nothing is locked.
   router.on('GET', '/swarm/unlockkey', async () => ({ status: 200, body: swarm.control().cluster.unlockKey() }));
 
-  router.on('POST', '/swarm/unlock', async () => swarm.control().cluster.unlock());
+  router.on('POST', '/swarm/unlock', async (req) => {
+    const body = await decodeBody<{ UnlockKey?: string }>(req, UnlockRequestType);
+    await swarm.unlock(body.UnlockKey ?? '');
+    return { status: 200 };
+  });
 }

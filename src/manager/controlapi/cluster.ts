@@ -1,13 +1,13 @@
 import type { Swarm, SwarmSpec } from '../../model/types';
-import { conflict, invalid } from '../../common/errors';
+import { invalid } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { ClusterObject } from '../../store/objects';
 import { newJoinToken, type RootCA } from '../ca/ca';
 import type { ControlContext } from './context';
 import { parseVersion } from './services';
 import { validateSwarmUpdate } from './validate-swarm';
-
-export { AUTOLOCK_UNSUPPORTED } from './validate-swarm';
+import type { SecretBox } from './secret-box';
+import { formatUnlockKey, newUnlockKey, sealUnlockKey, unlockKeyChange, wantedUnlockKey } from '../ca/unlock-key';
 
 import type { Store } from '../../store/store';
 
@@ -44,12 +44,12 @@ export function mergeSwarmSpec(base: SwarmSpec, spec: SwarmSpec | undefined): Sw
 }
 
 export function publicSwarm(c: ClusterObject): Swarm {
-  const { CAKey: _k, SealedCAKey: _s, NetworkKeys: _n, ...rest } = structuredClone(c);
+  const { CAKey: _k, SealedCAKey: _s, NetworkKeys: _n, SealedUnlockKey: _u, ...rest } = structuredClone(c);
   return rest;
 }
 
 export class ClusterApi {
-  constructor(private readonly ctx: ControlContext, private readonly ca: () => RootCA) {}
+  constructor(private readonly ctx: ControlContext, private readonly ca: () => RootCA, private readonly box: SecretBox) {}
 
   get(): ClusterObject {
     const c = clusterOf(this.ctx.store);
@@ -59,32 +59,31 @@ export class ClusterApi {
 
   inspect(): Swarm { return publicSwarm(this.get()); }
 
-  // `rotate.managerUnlockKey` changes nothing: autolock is always off, so
-  // there is no key (SwarmKit, too, rotates the unlock key only under autolock).
+  // Autolock on (or a rotation under it) makes a new unlock key, sealed with
+  // the data key; off removes it. Every manager re-wraps its key files when it
+  // sees the change (daemon/swarm-node.ts syncKeyLock). A rotation with
+  // autolock off changes nothing, as SwarmKit's.
   async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean; managerUnlockKey?: boolean }): Promise<void> {
     const version = parseVersion(versionParam, 'swarm');
-    validateSwarmUpdate(spec);
     const current = this.get();
+    validateSwarmUpdate(spec, current.Spec);
     const next = structuredClone(current);
     next.Version = { Index: version };
     // The CLI sends the whole spec it read, changed; keep defaults for anything it dropped.
     next.Spec = mergeSwarmSpec(defaultSwarmSpec(), spec);
     if (rotate.worker) next.JoinTokens.Worker = newJoinToken(this.ca());
     if (rotate.manager) next.JoinTokens.Manager = newJoinToken(this.ca());
+    const change = unlockKeyChange(!!current.Spec.EncryptionConfig?.AutoLockManagers, !!next.Spec.EncryptionConfig?.AutoLockManagers, !!rotate.managerUnlockKey, !!current.SealedUnlockKey);
+    if (change === 'new') next.SealedUnlockKey = sealUnlockKey(this.box, next.ID, newUnlockKey());
+    if (change === 'remove') delete next.SealedUnlockKey;
     next.UpdatedAt = nowIso(this.ctx.now());
     await this.ctx.store.txn().update('cluster', next, current).commit();
   }
 
-  // Docker's answer while autolock is off: an empty key (the CLI then prints
-  // "no unlock key is set").
+  // The current unlock key as Docker shows it; empty while autolock is off
+  // (the CLI then prints "no unlock key is set").
   unlockKey(): { UnlockKey: string } {
-    this.get();
-    return { UnlockKey: '' };
-  }
-
-  // A manager that was never locked has nothing to unlock: Docker's 409.
-  unlock(): never {
-    this.get();
-    throw conflict('swarm is not locked');
+    const key = wantedUnlockKey(this.box, this.get());
+    return { UnlockKey: key ? formatUnlockKey(key) : '' };
   }
 }

@@ -25,7 +25,7 @@ export class ControlApi {
     this.services = new ServicesApi(ctx, dataKey, this.networks);
     this.nodes = new NodesApi(ctx);
     this.tasks = new TasksApi(ctx, this.services, this.nodes);
-    this.cluster = new ClusterApi(ctx, ca);
+    this.cluster = new ClusterApi(ctx, ca, dataKey);
     this.secrets = new SecretsApi(ctx, dataKey);
     this.configs = new ConfigsApi(ctx);
   }

@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readKeyFile, writeKeyFiles } from '../../node/key-lock';
 
 // Secret values at rest: AES-256-GCM under the swarm's data key, one random
 // 96-bit nonce per value, the secret's ID as additional authenticated data (a
@@ -9,9 +8,9 @@ import { dirname } from 'node:path';
 // The data key is made at `swarm init` and kept beside the node's TLS key
 // (certificates/swarm-secrets.key, mode 0600), never in etcd: whoever copies
 // etcd's files gets ciphertext only. The same key seals the CA's private key
-// in the cluster object (manager/ca/ca-key.ts). With one manager that is all there is;
-// more managers will need the key handed to each over mutual TLS at join, and
-// autolock would keep it wrapped under the unlock key.
+// in the cluster object (manager/ca/ca-key.ts). A joining manager gets it over
+// mutual TLS (membership.JoinManager); under autolock the file is wrapped with
+// the unlock key (node/key-lock.ts).
 const VERSION = 'v1';
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -55,16 +54,18 @@ export class SecretBox {
 // Reads the key file; undefined when there is none. Never makes one: a key
 // that went missing would silently orphan everything sealed with it, so the
 // caller decides (swarm-node.ts refuses to start when anything is sealed).
-export function loadDataKey(path: string): Buffer | undefined {
-  if (!existsSync(path)) return undefined;
-  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+// A file wrapped under autolock needs `unlockKey` (key-lock.ts errors otherwise).
+export function loadDataKey(path: string, unlockKey?: Buffer): Buffer | undefined {
+  const text = readKeyFile(path, unlockKey);
+  if (text === undefined) return undefined;
+  const key = Buffer.from(text.toString('utf8').trim(), 'base64');
   if (key.length !== KEY_BYTES) throw new Error(`${path}: not a ${KEY_BYTES}-byte base64 key`);
   return key;
 }
 
-export function writeDataKey(path: string, key: Buffer): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, key.toString('base64') + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+// The file's content: the key in base64 and a newline (then wrapped or not).
+export function dataKeyFile(key: Buffer): Buffer { return Buffer.from(key.toString('base64') + '\n', 'utf8'); }
+
+export function writeDataKey(path: string, key: Buffer, unlockKey?: Buffer): void {
+  writeKeyFiles([{ path, clear: dataKeyFile(key) }], unlockKey);
 }

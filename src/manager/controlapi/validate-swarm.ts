@@ -5,21 +5,21 @@ import { goQuote } from '../../common/go/go-format';
 const bad = (msg: string) => invalid(`rpc error: code = InvalidArgument desc = ${msg}`);
 const MIN_NODE_CERT_EXPIRY_NS = 3600e9;
 
-// Autolock (the managers' keys wrapped under an unlock key the operator holds)
-// is not built: refused at init and update rather than accepted and ignored.
-export const AUTOLOCK_UNSUPPORTED =
-  'autolock is not supported yet: Shoal keeps this manager\'s keys on disk (mode 0600 in the data root) and cannot lock them; leave --autolock off';
-
-// `swarm init`'s request: its spec as below, and no autolock.
+// `swarm init`'s request: its spec as below.
 export function validateInitRequest(req: InitRequest): void {
   if (req.Spec) validateSwarmSpec(req.Spec);
-  if (req.AutoLockManagers || req.Spec?.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
 }
 
-// `swarm update`'s spec: as below, and autolock stays off.
-export function validateSwarmUpdate(spec: SwarmSpec | undefined): asserts spec is SwarmSpec {
+// Root CA rotation (`docker swarm ca --rotate`: a new ForceRotate, or a
+// signing CA given) is not built: refused rather than accepted and ignored
+// (the CLI would wait on a rotation that never starts, or print the old root).
+export const CA_ROTATION_NOT_BUILT = bad('root CA rotation (docker swarm ca --rotate) is not built yet in Shoal: the swarm keeps its root CA').message;
+
+// `swarm update`'s spec: as below, and no root CA rotation (compared with the current spec).
+export function validateSwarmUpdate(spec: SwarmSpec | undefined, current?: SwarmSpec): asserts spec is SwarmSpec {
   validateSwarmSpec(spec);
-  if (spec.EncryptionConfig?.AutoLockManagers) throw invalid(AUTOLOCK_UNSUPPORTED);
+  const ca = spec.CAConfig ?? {};
+  if ((ca.ForceRotate ?? 0) !== (current?.CAConfig?.ForceRotate ?? 0) || ca.SigningCACert || ca.SigningCAKey) throw invalid(CA_ROTATION_NOT_BUILT);
 }
 
 // A swarm spec as `swarm init` and `swarm update` take it: moby's conversion

@@ -6,6 +6,7 @@ import { newKeyAndCSR, x509lib } from '../../../src/common/x509';
 import { certSubjectFields, createRootCA, newJoinToken } from '../../../src/manager/ca/ca';
 import { registerCAServer, splitAddr } from '../../../src/manager/ca/ca-server';
 import { ClusterApi, defaultSwarmSpec } from '../../../src/manager/controlapi/cluster';
+import { SecretBox } from '../../../src/manager/controlapi/secret-box';
 import { GetRootCACertificate, IssueNodeCertificate, RenewNodeCertificate, WRONG_JOIN_TOKEN } from '../../../src/protocol/ca';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer } from '../../../src/rpc/transport';
@@ -75,7 +76,7 @@ test('a wrong token, a rotated token, a bad CSR or a non-P-256 key is refused an
   await assert.rejects(anon.unary(IssueNodeCertificate, { Token: old.slice(0, -1) + (old.endsWith('a') ? 'b' : 'a'), CSR: csrPem }, { timeoutMs: 5000 }),
     (e: RpcError) => e.kind === 'invalid' && e.message === WRONG_JOIN_TOKEN && e.message === 'rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster');
   // swarm join-token --rotate worker: the CLI's swarm update with rotateWorkerToken.
-  const api = new ClusterApi({ store, localNodeId: 'x', now: () => NOW }, () => ca);
+  const api = new ClusterApi({ store, localNodeId: 'x', now: () => NOW }, () => ca, new SecretBox(SecretBox.generateKey()));
   const before = api.get();
   await api.update(String(before.Version.Index), before.Spec, { worker: true, manager: false });
   assert.notEqual(tokens().Worker, old);
