@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { runLab } from '../../helpers/lab';
 import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
 
@@ -46,6 +46,7 @@ before(async () => {
 after(async () => {
   // KEEP_LAB_LOGS=DIR keeps each host's daemon log (`lab down` removes them).
   const keep = process.env.KEEP_LAB_LOGS;
+  if (keep) mkdirSync(keep, { recursive: true });
   if (keep) for (const h of hosts) copyFileSync(`/var/lib/shoal-lab${LAB_ENV.SHOAL_LAB_INDEX}/hosts/${h.name}/shoal.log`, `${keep}/${h.name}.log`);
   await lab(['down']);
 });
