@@ -20,7 +20,7 @@ const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist', 'test');
 const ENGINE_SOCKET = '/var/run/docker.sock';
 const PER_TEST_TIMEOUT_MS = 10 * 60_000;          // one test (or suite hook)
-const PHASE_TIMEOUT_MS = { unit: 10 * 60_000, integration: 40 * 60_000 };
+const PHASE_TIMEOUT_MS = { unit: 10 * 60_000, integration: 75 * 60_000 };
 
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;

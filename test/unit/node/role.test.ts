@@ -45,18 +45,23 @@ function harness(start: NodeRole, opts: { renewals?: number; retryMs?: number } 
     ...opts,
   });
   const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+  // Until the loop has asked (its retries and pauses run on timers of a few ms): bounded by 2 s.
+  const until = async (ready: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 2000;
+    while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+  };
   return {
     sw, became, get running() { return running; }, get renewCalls() { return renewCalls; },
     // Answers the pending renewal once the loop has asked for it.
     async renew(n: RoleNotice): Promise<void> {
-      for (let i = 0; i < 100 && !renewQueue.length; i++) await tick();
+      await until(() => renewQueue.length > 0);
       const r = renewQueue.shift();
       assert.ok(r, 'a renewal was asked for');
       r(n);
       await tick();
     },
     async finishSwitch(): Promise<void> {
-      for (let i = 0; i < 100 && !becomeQueue.length; i++) await tick();
+      await until(() => becomeQueue.length > 0);
       const b = becomeQueue.shift();
       assert.ok(b, 'a switch was started');
       b();
