@@ -6,10 +6,11 @@ import type { Logger } from '../common/log';
 // code pages in the node binary become resident (about 5 MB of RSS per
 // daemon) and optimized code fills the heap. An idle daemon never needs it, a
 // busy one does (thousands of tasks after an etcd restart, an election on a
-// starved host, issue 10's scale). So the daemon starts with --no-opt
-// (`common/node-flags.ts`; Sparkplug still compiles hot functions to baseline
-// code) and turns TurboFan on for good the first time its event loop stays
-// busy. V8 reads the flag at each tiering decision: no restart is needed, so a
+// starved host, issue 10's scale). A daemon started with --no-opt (opt-in:
+// SHOAL_DAEMON_NODE_FLAGS=--no-opt, see `common/node-flags.ts`; not the
+// default, see ARCHITECTURE "Memory"; Sparkplug still compiles hot functions
+// to baseline code) turns TurboFan on for good the first time its event loop
+// stays busy. V8 reads the flag at each tiering decision: no restart is needed, so a
 // worker promoted to manager, or an idle manager that gets work, runs at full
 // speed within seconds. (Lite mode cannot be left at run time; this can.)
 
