@@ -17,7 +17,9 @@ describe('durability across restarts', () => {
   };
   // Container ID -> StartedAt of each running task of a service, from the engine.
   const containers = async (service: string): Promise<Map<string, string>> => {
-    const ids = (await shoal.dockerEngine(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${service}`])).stdout.trim().split('\n').filter(Boolean);
+    // This daemon's node only: the host engine may hold containers of other runs' daemons.
+    const node = shoal.nodeIds().slice(-1).flatMap((id) => ['--filter', `label=com.docker.swarm.node.id=${id}`]);
+    const ids = (await shoal.dockerEngine(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${service}`, ...node])).stdout.trim().split('\n').filter(Boolean);
     const out = new Map<string, string>();
     for (const id of ids) out.set(id, (await shoal.dockerEngine(['inspect', '--format', '{{.State.StartedAt}}', id])).stdout.trim());
     return out;

@@ -189,7 +189,8 @@ describe('secrets and configs driven by the docker CLI', () => {
     assert.match(await fails(['secret', 'rm', sid]), /is in use by the following service: sec/);
     await ok(['service', 'rm', 'sec']);
     await waitFor('sec containers gone', async () => {
-      const r = await shoal.dockerEngine(['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=sec']);
+      // This node's only: the host engine may hold containers of other runs' daemons.
+      const r = await shoal.dockerEngine(['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=sec', '--filter', `label=com.docker.swarm.node.id=${nodeId}`]);
       return r.code === 0 && r.stdout.trim() === '';
     }, 60_000);
     await waitFor('no task tmpfs left', async () => {
