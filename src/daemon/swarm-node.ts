@@ -37,7 +37,7 @@ import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
-import { LEADER_KEY, objectKey, presenceKey } from '../store/keys';
+import { LEADER_KEY, objectKey, PRESENCE, presenceKey } from '../store/keys';
 import type { RpcChannel, RpcServer } from '../rpc/transport';
 import { INVALID_UNLOCK_KEY, LEAVE_LOCKED, SWARM_LOCKED, leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
@@ -392,6 +392,15 @@ export class SwarmNode implements SwarmMembership {
       await opened.etcd.stop();
       throw unavailable(`force-new-cluster: etcd holds ${cluster ? `cluster ${cluster.ID}` : 'no cluster object'}, this node's certificate is for cluster ${clusterId}`);
     }
+    // The lost managers' leader and presence keys would outlive them until
+    // their leases expire (etcd restarts every lease's time-to-live with the
+    // new cluster): removed, so this node leads at once and the others show Unreachable.
+    try {
+      const stale = (await opened.admin.range(PRESENCE)).kvs.map((kv) => kv.key).filter((k) => k !== presenceKey(nodeId));
+      await opened.admin.txn([], [{ del: LEADER_KEY }, ...stale.map((k) => ({ del: k }))], { timeoutMs: 10_000 });
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'force-new-cluster: the lost managers\' leases could not be removed; they expire by themselves');
+    }
     await this.activate({ nodeId, clusterId, ca, addr: a.addr, ...opened, dataKey, tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, new SecretBox(dataKey)) }, state);
     this.opts.log.info({ nodeId, clusterId }, 'force-new-cluster: this manager is now the only etcd member');
     return nodeId;
@@ -445,7 +454,8 @@ export class SwarmNode implements SwarmMembership {
       let opened: { etcd: EtcdProcess; store: Store; admin: EtcdAdmin } | undefined;
       try {
         writeFileAtomic(this.caCertPath, ca.certPem);
-        writeFileAtomic(this.etcdTls.keyFile, etcdCert.keyPem, 0o600);
+        // Where the key store reads it (etcd itself gets a copy on tmpfs: manager-keys.ts).
+        writeKeyFiles([{ path: this.etcdKeyPath, clear: Buffer.from(etcdCert.keyPem) }], undefined);
         writeFileAtomic(this.etcdTls.certFile, etcdCert.certPem, 0o600);
         writeDataKey(this.dataKeyPath, dataKey);
         writeSwarmState(this.opts.dataRoot, state);

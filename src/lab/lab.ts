@@ -187,9 +187,9 @@ async function removeLeftovers(dir: string, registryPid?: number): Promise<void>
   removeCgroups();
 }
 
-// Bridges of labs at other indexes (shoal-lab, shoal-lab1 … shoal-lab9).
+// Bridges of labs at other indexes (shoal-lab0 … shoal-lab99).
 function otherLabsUp(): boolean {
-  try { return readdirSync('/sys/class/net').some((n) => /^shoal-lab\d?$/.test(n) && n !== BRIDGE); } catch { return false; }
+  try { return readdirSync('/sys/class/net').some((n) => /^shoal-lab\d{0,2}$/.test(n) && n !== BRIDGE); } catch { return false; }
 }
 
 function icmpRatelimit(): string | undefined {

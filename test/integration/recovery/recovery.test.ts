@@ -130,8 +130,10 @@ test('force-new-cluster: quorum lost, one surviving manager brings the swarm bac
   console.log(`first write ${Date.now() - started} ms after force-new-cluster started`);
 
   // This node leads; the lost managers stay listed as managers, unreachable (as Docker's).
-  const status = await ok(h3, ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']);
-  assert.match(status, new RegExp(`^${h3.name} Leader$`, 'm'));
+  const status = await waitFor(`${h3.name} Leader`, async () => {
+    const out = await ok(h3, ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']);
+    return new RegExp(`^${h3.name} Leader$`, 'm').test(out) ? out : undefined;
+  }, 15_000, 250);
   assert.match(status, new RegExp(`^${h1.name} Unreachable$`, 'm'));
   assert.match(status, new RegExp(`^${h2.name} Unreachable$`, 'm'));
 

@@ -26,6 +26,12 @@ export interface OverlayOptions extends NetworkComponentOptions {
 export const EMPTY_VIEW: NodeNetworkView = { Networks: [], Services: [], Endpoints: [], LoadBalancers: [] };
 const DEFAULT_PIN_MS = 5 * 60_000;
 const DEFAULT_ENGINE_TIMEOUT_MS = 30_000;
+// A network no longer wanted whose engine network a container still used
+// (the task's container is being stopped): looked at again this soon, not
+// at the next view or drift repair (`stack rm` left networks for a minute).
+// Doubled while it stays in use (a container the swarm does not know of).
+const KEPT_RETRY_MS = 2_000;
+const KEPT_RETRY_MAX_MS = 60_000;
 
 // `temporary`: the node could not be looked at (engine or iproute2 not
 // answering); trying again later may help. Otherwise the network itself failed.
@@ -46,6 +52,9 @@ export class Overlay implements NetworkComponent {
   private roundError?: string;         // why the last round stopped before applying
   private readonly pinMs: number;
   private readonly engineMs: number;
+  private keptRetry?: NodeJS.Timeout;
+  private keptInUse = false;           // the last round kept a network no longer wanted (in use)
+  private keptDelay = KEPT_RETRY_MS;
 
   constructor(private readonly opts: OverlayOptions) {
     this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
@@ -85,6 +94,7 @@ export class Overlay implements NetworkComponent {
   // the next agent takes them over.
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.keptRetry);
     await this.next;
     await this.running;
   }
@@ -110,6 +120,21 @@ export class Overlay implements NetworkComponent {
   }
 
   private async reconcile(): Promise<void> {
+    this.keptInUse = false;
+    try {
+      await this.reconcilePasses();
+    } finally {
+      clearTimeout(this.keptRetry);
+      if (!this.keptInUse) this.keptDelay = KEPT_RETRY_MS;
+      else if (!this.closed) {
+        this.keptRetry = setTimeout(() => { void this.round(); }, this.keptDelay);
+        this.keptRetry.unref();
+        this.keptDelay = Math.min(KEPT_RETRY_MAX_MS, this.keptDelay * 2);
+      }
+    }
+  }
+
+  private async reconcilePasses(): Promise<void> {
     // A second pass only after removing an engine network that did not fit (the engine takes its bridge along).
     for (let pass = 0; pass < 2; pass++) {
       const desired = desiredOverlays({ nodeId: this.opts.nodeId, nodeAddr: this.opts.nodeAddr, view: this.view, pinned: this.pinned() });
@@ -210,6 +235,7 @@ export class Overlay implements NetworkComponent {
       } catch (err) {
         if (err instanceof EngineError && err.status === 404) continue;
         log.debug({ network, engineNetwork: id, err: (err as Error).message }, 'engine network kept (in use or refused)');
+        this.keptInUse = true;
         return;
       }
     }
