@@ -114,7 +114,12 @@ describe('store recovery', () => {
       }
     })();
     const writer = (async () => {
+      // Writes count once the daemon has started the new etcd: one sent
+      // right after the kill can still reach the dying etcd (and succeed)
+      // before the daemon has seen it exit.
       while (!writeAt && Date.now() < deadline) {
+        const now = shoal.etcdPid();
+        if (now === undefined || now === pid) { await sleep(20); continue; }
         if (await create()) writeAt = Date.now(); else await sleep(20);
       }
     })();
