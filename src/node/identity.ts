@@ -8,10 +8,10 @@
 // the two renames leaves a new key with the old certificate; reading notices
 // the mismatch and completes the certificate's rename from its temporary file.
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeTls } from '../rpc/grpc';
-import { keyFileIsWrapped, readKeyFile, stageKeyFile } from './key-lock';
+import { keyFileIsWrapped, readKeyFile, stageKeyFile, writeTmpFile } from './key-lock';
 
 export type Role = 'manager' | 'worker';
 
@@ -112,27 +112,14 @@ export function writeIdentity(dataRoot: string, tls: NodeTls, unlockKey?: Buffer
   writeAtomic(p.caCert, tls.caPem, 0o644);
   // Both temporary files complete before either is renamed (see above).
   const keyTmp = stageKeyFile(p.nodeKey, Buffer.from(tls.keyPem, 'utf8'), unlockKey);
-  const certTmp = writeTmp(p.nodeCert, tls.certPem, 0o644);
+  const certTmp = writeTmpFile(p.nodeCert, tls.certPem, 0o644);
   renameSync(keyTmp, p.nodeKey);
   renameSync(certTmp, p.nodeCert);
   fsyncDir(p.dir);
 }
 
-function writeTmp(path: string, data: string, mode: number): string {
-  const tmp = `${path}.tmp`;
-  rmSync(tmp, { force: true }); // a leftover keeps its mode: start afresh
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return tmp;
-}
-
 function writeAtomic(path: string, data: string, mode: number): void {
-  renameSync(writeTmp(path, data, mode), path);
+  renameSync(writeTmpFile(path, data, mode), path);
 }
 
 function fsyncDir(dir: string): void {

@@ -85,11 +85,16 @@ export function keyFileIsWrapped(path: string): boolean {
 export function stageKeyFile(path: string, clear: Buffer, unlockKey: Buffer | undefined): string {
   const data = unlockKey ? Buffer.from(wrapKey(clear, unlockKey, basename(path)), 'utf8') : clear;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  return writeTmpFile(path, data, 0o600);
+}
+
+// `path`.tmp written and synced with `mode`, for a rename over `path` (node/identity.ts too).
+export function writeTmpFile(path: string, data: string | Buffer, mode: number): string {
   const tmp = `${path}.tmp`;
   rmSync(tmp, { force: true }); // a leftover keeps its mode: start afresh
-  const fd = openSync(tmp, 'wx', 0o600);
+  const fd = openSync(tmp, 'wx', mode);
   try {
-    writeSync(fd, data);
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
