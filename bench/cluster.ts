@@ -20,7 +20,8 @@
 //   node dist/bench/cluster.js [--rounds 3] [--only shoal,docker] [--replicas 100] [--worker-tasks 10]
 //                              [--deadline 180] [--settle 60] [--json FILE]
 //
-// Each lab runs with its own SHOAL_LAB_INDEX (Shoal 5, Docker 6) and is
+// Each lab runs with its own index (Shoal 5, Docker 6; SHOAL_LAB_INDEX and
+// DOCKER_LAB_INDEX change them) and is
 // removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -32,7 +33,7 @@ import {
   CLUSTER_USAGE, clusterOptions, clusterReport, clusterSettled, nodeViews, runningPerNode, taskViews,
   type ClusterOptions, type Kind, type NodeView, type SideFigures,
 } from './cluster-stats';
-import { finishBench, http, installSignalCleanup, median, onCleanup, rssBytes, runBenchMain, sleep, until } from './util';
+import { finishBench, http, installSignalCleanup, median, onCleanup, rssBytes, rssSplit, runBenchMain, sleep, until, type RssSplit } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
 const MB = 1024 * 1024;
@@ -115,15 +116,16 @@ async function removeService(lab: Lab, o: ClusterOptions, on: string, id: string
 
 // RSS (MB) of one host's swarm layer, and of the engine under it on a Shoal host.
 // One host's RSS now (MB): Shoal's daemon, its etcd, and the engine (dockerd + containerd).
-async function hostMemory(lab: Lab, name: string): Promise<{ daemon: number; etcd: number; engine: number }> {
+interface HostMemory { daemon: number; etcd: number; engine: number; daemonSplit?: RssSplit; etcdSplit?: RssSplit }
+async function hostMemory(lab: Lab, name: string): Promise<HostMemory> {
   const r = await run('ip', ['netns', 'pids', `shoal-lab${LAB_INDEX[lab.kind]}-${name}`]);
-  const m = { daemon: 0, etcd: 0, engine: 0 };
+  const m: HostMemory = { daemon: 0, etcd: 0, engine: 0 };
   for (const pid of r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number)) {
     const args = cmdlineArgs(pid);
     const prog = basename(args[0] ?? '');
     if (prog === 'dockerd' || prog === 'containerd') m.engine += rssBytes(pid) / MB;
-    else if (prog === 'etcd') m.etcd += rssBytes(pid) / MB;
-    else if (args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock'))) m.daemon += rssBytes(pid) / MB;
+    else if (prog === 'etcd') { m.etcd += rssBytes(pid) / MB; m.etcdSplit = rssSplit(pid); }
+    else if (args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock'))) { m.daemon += rssBytes(pid) / MB; m.daemonSplit = rssSplit(pid); }
   }
   return m;
 }
@@ -132,7 +134,7 @@ async function hostMemory(lab: Lab, name: string): Promise<{ daemon: number; etc
 const MEMORY_SAMPLES = 5;
 const MEMORY_SAMPLE_MS = 2_000;
 async function labMemory(lab: Lab, fig: SideFigures): Promise<void> {
-  const per = new Map<string, Array<{ daemon: number; etcd: number; engine: number }>>();
+  const per = new Map<string, HostMemory[]>();
   for (let i = 0; i < MEMORY_SAMPLES; i++) {
     if (i > 0) await sleep(MEMORY_SAMPLE_MS);
     for (const h of lab.hosts) per.set(h.name, [...(per.get(h.name) ?? []), await hostMemory(lab, h.name)]);
@@ -148,11 +150,14 @@ async function labMemory(lab: Lab, fig: SideFigures): Promise<void> {
     if (lab.kind === 'shoal') {
       fig.memory.engineUnder?.push(engine);
       if (h.role === 'manager') { split.daemon.push(daemon); split.etcd.push(etcd); }
-      say(`shoal ${h.name} (${h.role}): daemon ${daemon.toFixed(1)} MB${h.role === 'manager' ? `, etcd ${etcd.toFixed(1)} MB` : ''}`);
+      const last = xs[xs.length - 1];
+      say(`shoal ${h.name} (${h.role}): daemon ${daemon.toFixed(1)} MB${splitText(last?.daemonSplit)}${h.role === 'manager' ? `, etcd ${etcd.toFixed(1)} MB${splitText(last?.etcdSplit)}` : ''}`);
     }
   }
   if (lab.kind === 'shoal') fig.managerSplit = split;
 }
+
+const splitText = (s?: RssSplit): string => (s ? ` (anon ${s.anon.toFixed(1)}, file ${s.file.toFixed(1)}, PSS ${s.pss.toFixed(1)})` : '');
 
 async function failover(lab: Lab, o: ClusterOptions, round: number): Promise<number> {
   const managers = lab.managers();

@@ -80,6 +80,18 @@ export function rssBytes(pid: number): number {
   } catch { return 0; }
 }
 
+// RSS split (MB): anonymous pages (the process's own), file pages (the
+// executable and libraries, shared with every process running them, counted
+// in each RSS), and PSS (shared pages divided among the processes mapping them).
+export interface RssSplit { anon: number; file: number; pss: number }
+export function rssSplit(pid: number): RssSplit {
+  const field = (text: string, name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) / 1024;
+  let status = '';
+  let rollup = '';
+  try { status = readFileSync(`/proc/${pid}/status`, 'utf8'); rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'); } catch { /* gone: zeros */ }
+  return { anon: field(status, 'RssAnon'), file: field(status, 'RssFile'), pss: field(rollup, 'Pss') };
+}
+
 // pid and all its descendants.
 export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();

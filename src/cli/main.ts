@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import '../daemon/defer-turbofan'; // first: before the daemon's modules load (tiering.ts)
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { startDaemon, type Daemon } from '../daemon/daemon';
 import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
@@ -72,7 +74,9 @@ function reportMemory(log: ReturnType<typeof createLogger>): void {
   const mb = (n: number): number => Math.round((n / MB) * 10) / 10;
   const t = setInterval(() => {
     const m = process.memoryUsage();
-    log.info({ rssMB: mb(m.rss), heapTotalMB: mb(m.heapTotal), heapUsedMB: mb(m.heapUsed), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) }, 'memory');
+    // Per V8 space: committed (what RSS sees) and used; malloc: V8's own (zones, compiler).
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name.replace(/_space$/, ''), `${mb(s.physical_space_size)}/${mb(s.space_used_size)}`]));
+    log.info({ rssMB: mb(m.rss), heapTotalMB: mb(m.heapTotal), heapUsedMB: mb(m.heapUsed), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers), v8MallocMB: mb(getHeapStatistics().malloced_memory), spaces }, 'memory');
   }, 10_000);
   t.unref();
 }

@@ -3,16 +3,22 @@ import { setFlagsFromString } from 'node:v8';
 import type { Logger } from '../common/log';
 
 // TurboFan, V8's optimizing compiler, costs memory from its first use: its
-// code pages in the node binary become resident (about 5 MB of RSS per
-// daemon) and optimized code fills the heap. An idle daemon never needs it, a
-// busy one does (thousands of tasks after an etcd restart, an election on a
-// starved host, issue 10's scale). A daemon started with --no-opt (opt-in:
-// SHOAL_DAEMON_NODE_FLAGS=--no-opt, see `common/node-flags.ts`; not the
-// default, see ARCHITECTURE "Memory"; Sparkplug still compiles hot functions
-// to baseline code) turns TurboFan on for good the first time its event loop
-// stays busy. V8 reads the flag at each tiering decision: no restart is needed, so a
-// worker promoted to manager, or an idle manager that gets work, runs at full
-// speed within seconds. (Lite mode cannot be left at run time; this can.)
+// code pages in the node binary become resident (about 3.5 MB of RSS per
+// daemon) and optimized code fills the heap. A worker rarely needs it; a
+// manager does (thousands of tasks after an etcd restart, an election on a
+// starved host, issue 10's scale), and without it a busy manager was too slow
+// (the store recovery test failed with --no-opt for every daemon).
+//
+// So the daemon starts with TurboFan off (deferTurbofan, before its modules
+// load: defer-turbofan.ts) and turns it on for good (turbofanOn) as soon as the node
+// opens a manager's store (daemon/swarm-node.ts: init, join or promotion as a
+// manager, restart as one), or the first time its event loop stays busy
+// (optimizeWhenBusy: a worker with much to do). V8 reads the flag at each
+// tiering decision: no restart is needed. A manager thus runs as with V8's
+// defaults from the moment it is one; only a worker (or a node not yet in a
+// swarm) stays without TurboFan. `--turbofan` (or `--opt`) in
+// SHOAL_DAEMON_NODE_FLAGS keeps it on from the start; `--no-opt` as before.
+// (Lite mode cannot be left at run time; this can.)
 
 export interface BusyPolicy {
   windowMs: number;        // one sample per window
@@ -46,13 +52,37 @@ export function startedWithoutTurbofan(execArgv: readonly string[] = process.exe
   return [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => off.has(a));
 }
 
+// Whether node was told to keep the optimizing compiler on from the start.
+export function startedWithTurbofan(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env.NODE_OPTIONS ?? ''): boolean {
+  const on = new Set(['--opt', '--turbofan']);
+  return [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => on.has(a));
+}
+
+let deferred = false; // TurboFan is off until turbofanOn
+
+// Turns TurboFan off until turbofanOn, unless node was told to keep it on.
+export function deferTurbofan(): void {
+  if (startedWithTurbofan()) return;
+  if (!startedWithoutTurbofan()) setFlagsFromString('--no-turbofan');
+  deferred = true;
+}
+
+// Turns TurboFan on for good (once; nothing if it never was off).
+export function turbofanOn(log: Logger, why: string, detail: Record<string, unknown> = {}): void {
+  if (!deferred) return;
+  deferred = false;
+  setFlagsFromString('--turbofan');
+  log.info({ why, ...detail }, 'V8 optimizing compiler on');
+}
+
 // Watches the event loop and turns TurboFan on once it is busy; returns a stop function.
 export function optimizeWhenBusy(log: Logger, p: BusyPolicy = DEFAULT_BUSY_POLICY): () => void {
-  if (!startedWithoutTurbofan()) return () => undefined;
+  if (!deferred) return () => undefined;
   let lastLoop: EventLoopUtilization = performance.eventLoopUtilization();
   let lastCpu = process.cpuUsage();
   const samples: BusySample[] = [];
   const t = setInterval(() => {
+    if (!deferred) { clearInterval(t); return; } // a manager now
     const loop = performance.eventLoopUtilization();
     const cpu = process.cpuUsage(lastCpu);
     samples.push({ utilization: performance.eventLoopUtilization(loop, lastLoop).utilization, cpuMs: (cpu.user + cpu.system) / 1000 });
@@ -61,9 +91,7 @@ export function optimizeWhenBusy(log: Logger, p: BusyPolicy = DEFAULT_BUSY_POLIC
     if (samples.length > p.windows) samples.shift();
     if (!isBusy(samples, p)) return;
     clearInterval(t);
-    setFlagsFromString('--turbofan');
-    const cpuMs = Math.round(samples.reduce((s, x) => s + x.cpuMs, 0));
-    log.info({ cpuMs, seconds: (p.windows * p.windowMs) / 1000 }, 'the daemon is busy: V8 optimizing compiler on');
+    turbofanOn(log, 'busy', { cpuMs: Math.round(samples.reduce((s, x) => s + x.cpuMs, 0)), seconds: (p.windows * p.windowMs) / 1000 });
   }, p.windowMs);
   t.unref();
   return () => clearInterval(t);

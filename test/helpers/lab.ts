@@ -1,12 +1,13 @@
 // Driving `shoal lab` from tests and benches through its CLI, as a user does,
 // for either kind of lab: Shoal hosts, or real Docker Swarm hosts
 // (`--docker-swarm`) to compare with. Each kind has its own SHOAL_LAB_INDEX so
-// that both can run side by side.
+// that both can run side by side: 5 and 6 unless SHOAL_LAB_INDEX (Shoal) or
+// DOCKER_LAB_INDEX (Docker) say otherwise, as the other lab benches do.
 import { spawn } from 'node:child_process';
 import { SHOAL_MAIN, type DockerResult } from './daemon';
 
 export type LabKind = 'shoal' | 'docker';
-export const LAB_INDEX: Record<LabKind, string> = { shoal: '5', docker: '6' };
+export const LAB_INDEX: Record<LabKind, string> = { shoal: process.env.SHOAL_LAB_INDEX || '5', docker: process.env.DOCKER_LAB_INDEX || '6' };
 
 export interface LabHost { name: string; dockerHost: string; address: string; role?: string }
 export interface LabUp { hosts: LabHost[]; registry: { address: string; user: string; password: string } }

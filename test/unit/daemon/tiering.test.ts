@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isBusy, startedWithoutTurbofan, type BusyPolicy } from '../../../src/daemon/tiering';
+import { isBusy, startedWithTurbofan, startedWithoutTurbofan, type BusyPolicy } from '../../../src/daemon/tiering';
 
 const p: BusyPolicy = { windowMs: 1_000, windows: 3, minUtilization: 0.5, minCpuMs: 1_500 };
 const s = (utilization: number, cpuMs: number) => ({ utilization, cpuMs });
@@ -16,9 +16,16 @@ test('a starved host: a loop waiting for a core looks busy but uses little CPU, 
   assert.equal(isBusy([s(0.1, 900), s(0.2, 900), s(0.1, 900)], p), false, 'CPU in threads beside a quiet loop');
 });
 
-test('the monitor runs only when node started with the optimizing compiler off', () => {
+test('node started with the optimizing compiler off', () => {
   assert.equal(startedWithoutTurbofan(['--no-opt'], ''), true);
   assert.equal(startedWithoutTurbofan([], '--max-old-space-size=100 --no-turbofan'), true);
   assert.equal(startedWithoutTurbofan(['--lite-mode'], ''), false);
   assert.equal(startedWithoutTurbofan([], ''), false);
+});
+
+test('TurboFan is kept on from the start when node was told so', () => {
+  assert.equal(startedWithTurbofan(['--turbofan'], ''), true);
+  assert.equal(startedWithTurbofan([], '--opt'), true);
+  assert.equal(startedWithTurbofan(['--no-opt'], ''), false);
+  assert.equal(startedWithTurbofan([], ''), false);
 });
