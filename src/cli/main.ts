@@ -6,9 +6,6 @@ import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { optimizeWhenBusy } from '../daemon/tiering';
 import { createLogger } from '../common/log';
-import { runLab } from '../lab/command';
-import { runSim } from '../sim/command';
-import { runRecovery } from './recovery';
 
 const USAGE = `Usage: shoal COMMAND
 
@@ -57,9 +54,10 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     return new Promise<number>(() => undefined); // runs until a signal
   }
-  if (cmd === 'lab') return runLab(rest);
-  if (cmd === 'sim') return runSim(rest);
-  if (cmd === 'backup' || cmd === 'restore') return runRecovery(cmd, rest);
+  // Loaded only for their own command: the daemon never carries them.
+  if (cmd === 'lab') return (await import('../lab/command')).runLab(rest);
+  if (cmd === 'sim') return (await import('../sim/command')).runSim(rest);
+  if (cmd === 'backup' || cmd === 'restore') return (await import('./recovery')).runRecovery(cmd, rest);
   if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
     process.stdout.write(USAGE);
     return cmd ? 0 : 1;

@@ -2,13 +2,15 @@
 // 60 MB RSS idle, a manager's plus its etcd under 100 MB). Every launcher
 // uses them: the lab's hosts, scripts/setup.sh, the tests' daemons.
 //
-// None by default (V8's defaults). SHOAL_DAEMON_NODE_FLAGS=--no-opt starts
-// with TurboFan off; the daemon then turns it on for good once its event loop
-// is busy (daemon/tiering.ts), so an idle daemon never touches the compiler's
-// code pages in the node binary (a worker 58 MB instead of 63-68 on the lab).
-// Not the default: the store recovery test (4,000 tasks after an etcd kill)
-// failed with it twice at load 20-54 and passed with V8's defaults at load 20;
-// the busy detection is not proven yet (ARCHITECTURE "Memory").
+// None by default. The daemon itself keeps TurboFan off while it loads and
+// while the node is not a manager (daemon/tiering.ts, defer-turbofan.ts): an
+// idle worker never touches the compiler's code pages in the node binary
+// (3.6 MB of RSS), and a manager runs with V8's defaults from the moment it
+// opens its store. --no-opt for every daemon (managers too, TurboFan on only
+// once busy) was tried as a default and left out: the store recovery test
+// (4,000 tasks after an etcd kill) failed with it twice at load 20-54 and
+// passed with V8's defaults (ARCHITECTURE "Memory"). `--turbofan` here keeps
+// the compiler on from the start.
 //
 // Lite mode (LITE_MODE_FLAGS) is smaller still but cannot be left at run
 // time, and with it the CI on this 2-core machine failed where the daemon is

@@ -17,7 +17,6 @@ import { engineNetworkLookup, registerNetworkRoutes } from '../api/routes/networ
 import { DockerExecutor } from '../agent/executor/docker-executor';
 import { LocalLogSource } from '../agent/log-source';
 import { startLogPublisher } from '../agent/log-publisher';
-import { startLogBroker, type LogBroker } from '../manager/logbroker';
 import { startAgent } from '../agent/agent';
 import { RemoteControlPlane } from '../agent/remote-control-plane';
 import { NetworkHost } from '../agent/network/network-host';
@@ -25,21 +24,15 @@ import { NodeAttachments } from '../agent/network/attachments';
 import { registerContainerRoutes, type SwarmAttacher } from '../api/routes/containers';
 import { LoadBalancer } from '../agent/network/loadbalancer/load-balancer';
 import { DnsServer } from '../agent/network/dns/server';
-import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
-import { startOrchestrator } from '../manager/orchestrator/loop';
-import { startScheduler } from '../manager/scheduler/loop';
-import { startAllocator } from '../manager/allocator/loop';
-import { startNetworkKeys } from '../manager/netkeys/loop';
-import { NetworkKeyReader } from '../manager/netkeys/reader';
-import { keyTimingFromEnv } from '../manager/netkeys/schedule';
 import type { Sealer } from '../manager/ca/ca-key';
+import type { LogBroker } from '../manager/logbroker';
+import type { PayloadSource } from '../manager/dispatcher/dispatcher';
 import type { ApiTlsOptions, DaemonOptions } from './options';
 import { SwarmNode, type NodeRpc, type RunningComponents } from './swarm-node';
 import { secureDataRoot } from './data-root';
 import type { Store } from '../store/store';
 import type { Task } from '../model/types';
-import type { ViewKey } from '../protocol/network-view';
 
 export interface Daemon {
   swarm: SwarmNode;
@@ -83,6 +76,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     log,
     describeNode: () => executor.describeNode(),
     startComponents: async ({ store, nodeId, rpc }) => {
+      const manager = await managerParts();
       const detach = events.attach(store);
       // The agent's secrets and configs come from this manager's control API (the dispatcher's job with more nodes).
       const payloads: PayloadSource = {
@@ -91,16 +85,19 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       };
       // Registry credentials are unsealed only on their way to the task's node.
       const prepareTask = (task: Task): Task => swarm.control().services.revealTask(task);
-      const logs = startNodeLogs(nodeId, rpc, engineClient, log, store);
+      const logs = startNodeLogs(nodeId, rpc, engineClient, log, manager.startLogBroker({ store, server: rpc.server, log: log.child({ component: 'logbroker' }) }));
       logBroker = logs.broker;
       // The encrypted overlays' keys, opened for the views of the nodes that need them.
-      const keyReader = new NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
+      const keyReader = new manager.NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
       const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
-      const running = startManagerComponents(store, nodeId, logs.rpc, executor, log, opts.hostname, payloads, prepareTask, networkKeys, attacher);
+      const dispatcher = manager.startDispatcher({
+        store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: logs.rpc.managers, networkKeys,
+      });
+      const running = startManagerComponents(dispatcher, nodeId, logs.rpc, executor, log, opts.hostname, attacher);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
-    startLeaderComponents: async ({ store }) => startLeaderComponents(store, log, sealer),
+    startLeaderComponents: async ({ store }) => (await managerParts()).startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
       const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname, attacher);
@@ -150,24 +147,12 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
   };
 }
 
-// On the leader only (swarm-node.ts runs the election), with a fenced store.
-async function startLeaderComponents(store: Store, log: Logger, sealer: Sealer): Promise<RunningComponents> {
-  const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
-  const allocator = startAllocator({ store, log: log.child({ component: 'allocator' }) });
-  const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
-  const networkKeys = startNetworkKeys({ store, log: log.child({ component: 'netkeys' }), sealer, timing: keyTimingFromEnv(process.env) });
-  return { stop: async () => { orchestrator.stop(); allocator.stop(); scheduler.stop(); networkKeys.stop(); } };
-}
-
 // On every manager: the dispatcher on the node-to-node channel (serving
 // sessions while this manager leads, naming the leader otherwise), and this
 // node's agent with a session like any worker's.
-function startManagerComponents(store: Store, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, payloads: PayloadSource, prepareTask: (t: Task) => Task, networkKeys: () => ViewKey[] | undefined, attacher: AttacherSlot): RunningComponents & { setLeading(fenced: Store | undefined): void } {
-  // The dispatcher reads the store; it writes (node status, task status)
-  // only as the leader, through the fenced store of the term (setLeading).
-  const dispatcher = startDispatcher({
-    store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: rpc.managers, networkKeys,
-  });
+// The dispatcher reads the store; it writes (node status, task status) only
+// as the leader, through the fenced store of the term (setLeading).
+function startManagerComponents(dispatcher: Dispatcher, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot): RunningComponents & { setLeading(fenced: Store | undefined): void } {
   const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname, attacher);
   return {
     setLeading: (fenced) => dispatcher.setLeading(fenced),
@@ -213,8 +198,7 @@ function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, exe
 // publisher keeps a subscription stream to every manager, following the
 // manager list the dispatcher's session hands out. The returned `rpc` is the
 // one to give the agent, so that list reaches the publisher too.
-function startNodeLogs<R extends Omit<NodeRpc, 'server'> & { server?: NodeRpc['server'] }>(nodeId: string, rpc: R, engine: EngineClient, log: Logger, store?: Store): { broker?: LogBroker; rpc: R; stop(): Promise<void> } {
-  const broker = store && rpc.server ? startLogBroker({ store, server: rpc.server, log: log.child({ component: 'logbroker' }) }) : undefined;
+function startNodeLogs<R extends Omit<NodeRpc, 'server'>>(nodeId: string, rpc: R, engine: EngineClient, log: Logger, broker?: LogBroker): { broker?: LogBroker; rpc: R; stop(): Promise<void> } {
   const publisher = startLogPublisher({
     nodeId, source: new LocalLogSource(engine, nodeId), managers: rpc.managers().addrs, log: log.child({ component: 'log-publisher' }),
     dial: (address) => rpc.connect(address),
@@ -222,6 +206,13 @@ function startNodeLogs<R extends Omit<NodeRpc, 'server'> & { server?: NodeRpc['s
   const withLogs: R = { ...rpc, onManagers: (addrs: string[]) => { rpc.onManagers?.(addrs); publisher.setManagers(addrs); } };
   return { broker, rpc: withLogs, stop: async () => { await publisher.stop(); await broker?.stop(); } };
 }
+
+// The manager's own components, loaded the first time this node is a manager:
+// a worker never loads them (less heap on a worker, whose daemon must stay
+// under 60 MB RSS idle).
+type ManagerParts = typeof import('./manager-parts');
+type Dispatcher = ReturnType<ManagerParts['startDispatcher']>;
+const managerParts = (): Promise<ManagerParts> => import('./manager-parts');
 
 // Certificates are read once at start: a missing or unreadable file stops the start with its path.
 function loadTls(t: ApiTlsOptions): TlsServerOptions {

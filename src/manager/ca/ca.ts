@@ -1,8 +1,7 @@
-import { randomBytes, X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
+import { createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { base36Padded } from '../../common/ids';
-import { ShoalError, type ErrorKind } from '../../common/errors';
-import { run } from '../../common/run';
+import { invalid } from '../../common/errors';
+import { ALG, pem, x509lib, type X509Lib } from '../../common/x509';
 import { JOIN_TOKEN_SECRET_LEN, joinTokenDigestPart } from '../../protocol/ca';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
@@ -17,62 +16,49 @@ export interface NodeCert {
   keyPem: string;
 }
 
-// Certificates are made with @peculiar/x509 in a short-lived node process
-// (ca-child.ts): once loaded, the library (with reflect-metadata and tsyringe)
-// would stay in every manager's heap for good, about 2.7 MB, for work done
-// only at swarm init, joins, promotions and renewals.
-export type CARequest =
-  | { op: 'root'; now: number }
-  | { op: 'issue'; ca: RootCA; subject: string; dnsNames: string[]; notAfterMs: number; now: number; ips: string[] }
-  | { op: 'csr'; ca: RootCA; csrPem: string; subject: string; dnsNames: string[]; notAfterMs: number; now: number }
-  | { op: 'tlsInfo'; ca: RootCA };
-const CA_CHILD_TIMEOUT_MS = 30_000; // a node start and a signature on a starved host take well under this
-
-async function inCAChild(req: CARequest): Promise<unknown> {
-  const r = await run(process.execPath, [join(__dirname, 'ca-child.js')], { timeoutMs: CA_CHILD_TIMEOUT_MS, input: JSON.stringify(req) });
-  return parseCAChildOutput(r.code, r.stdout, r.stderr);
-}
-
-// The child's one line of JSON, checked where it enters: its answer, or its error with the error's kind.
-export function parseCAChildOutput(code: number, stdout: string, stderr: string): unknown {
-  let v: unknown;
-  try { v = JSON.parse(stdout); } catch {
-    throw new Error(`the CA process failed (exit ${code}): ${stderr.trim().split('\n').pop() ?? ''}`);
-  }
-  const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
-  if ('ok' in o) return o.ok;
-  const e = (typeof o.error === 'object' && o.error !== null ? o.error : {}) as Record<string, unknown>;
-  const kind = typeof e.kind === 'string' ? e.kind as ErrorKind : 'internal';
-  throw new ShoalError(kind, typeof e.message === 'string' ? e.message : `the CA process failed (exit ${code})`);
-}
-
-function isRootCA(v: unknown): v is RootCA {
-  const o = v as Record<string, unknown> | null;
-  return typeof o === 'object' && o !== null && typeof o.certPem === 'string' && typeof o.keyPem === 'string';
-}
-function asCert(v: unknown): NodeCert {
-  if (!isRootCA(v) || !v.certPem.includes('-----BEGIN CERTIFICATE-----') || !v.keyPem.includes('-----BEGIN PRIVATE KEY-----')) throw new Error('the CA process gave no certificate and key');
-  return { certPem: v.certPem, keyPem: v.keyPem };
-}
+function serial(): string { return randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'); }
 
 // The cluster's root CA: ECDSA P-256, CN swarm-ca, 20 years, as SwarmKit's.
 export async function createRootCA(now = Date.now()): Promise<RootCA> {
-  return asCert(await inCAChild({ op: 'root', now }));
+  const x509 = await x509lib();
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: 'CN=swarm-ca',
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 20 * YEAR_MS),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { certPem: cert.toString('pem') + '\n', keyPem: pem('PRIVATE KEY', pkcs8) };
 }
 
 // A node certificate: CN = node ID, OU = role, O = cluster ID (SwarmKit's layout),
 // usable for both ends of mutual TLS between nodes.
 export async function issueNodeCert(ca: RootCA, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<NodeCert> {
-  return asCert(await inCAChild({ op: 'issue', ca, subject: nodeSubject(nodeId, role, clusterId), dnsNames: [`swarm-${role}`, nodeId], notAfterMs: notAfter(expiryNs, now), now, ips: [] }));
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, role, clusterId), [`swarm-${role}`, nodeId], notAfter(expiryNs, now), now);
+  return { certPem, keyPem: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
 }
 
 // The same certificate for a key the node made itself (join, renewal): only
 // the public key is taken from the request, after checking the request's own
 // signature and that the key is P-256; subject and extensions are the CA's.
 export async function signNodeCSR(ca: RootCA, csrPem: string, nodeId: string, role: 'manager' | 'worker', clusterId: string, expiryNs: number, now = Date.now()): Promise<string> {
-  const certPem = await inCAChild({ op: 'csr', ca, csrPem, subject: nodeSubject(nodeId, role, clusterId), dnsNames: [`swarm-${role}`, nodeId], notAfterMs: notAfter(expiryNs, now), now });
-  if (typeof certPem !== 'string' || !certPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('the CA process gave no certificate');
-  return certPem;
+  const x509 = await x509lib();
+  let csr: InstanceType<X509Lib['Pkcs10CertificateRequest']>;
+  try { csr = new x509.Pkcs10CertificateRequest(csrPem); } catch { throw invalid('rpc error: code = InvalidArgument desc = CSR Decode failed'); }
+  const spki = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+  if (spki.asymmetricKeyType !== 'ec' || spki.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw invalid('rpc error: code = InvalidArgument desc = the certificate request must be for an ECDSA P-256 key');
+  if (!(await csr.verify().catch(() => false))) throw invalid('rpc error: code = InvalidArgument desc = the certificate request\'s signature is not valid');
+  const publicKey = await csr.publicKey.export(ALG, ['verify']);
+  return sign(ca, publicKey, nodeSubject(nodeId, role, clusterId), [`swarm-${role}`, nodeId], notAfter(expiryNs, now), now);
 }
 
 const nodeSubject = (nodeId: string, role: string, clusterId: string): string => `CN=${nodeId}, OU=swarm-${role}, O=${clusterId}`;
@@ -81,9 +67,9 @@ const nodeSubject = (nodeId: string, role: string, clusterId: string): string =>
 // signer uses the default (90 days) then, and so do we.
 export const DEFAULT_NODE_CERT_EXPIRY_NS = 7_776_000_000_000_000;
 const MIN_NODE_CERT_EXPIRY_NS = 3600e9;
-function notAfter(expiryNs: number, now: number): number {
+function notAfter(expiryNs: number, now: number): Date {
   const ns = Number.isFinite(expiryNs) && expiryNs >= MIN_NODE_CERT_EXPIRY_NS ? expiryNs : DEFAULT_NODE_CERT_EXPIRY_NS;
-  return now + Math.floor(ns / 1e6);
+  return new Date(now + Math.floor(ns / 1e6));
 }
 
 // The certificate of this manager's etcd member: its server, peer and client
@@ -96,7 +82,35 @@ function notAfter(expiryNs: number, now: number): number {
 // (Added by the managers helper.)
 export const ETCD_CERT_NAME = 'swarm-etcd';
 export async function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: string, now = Date.now(), ips: string[] = []): Promise<NodeCert> {
-  return asCert(await inCAChild({ op: 'issue', ca, subject: nodeSubject(nodeId, 'etcd', clusterId), dnsNames: [ETCD_CERT_NAME, 'localhost', nodeId], notAfterMs: now + 20 * YEAR_MS, now, ips }));
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+  const certPem = await sign(ca, keys.publicKey, nodeSubject(nodeId, 'etcd', clusterId), [ETCD_CERT_NAME, 'localhost', nodeId], new Date(now + 20 * YEAR_MS), now, ips);
+  return { certPem, keyPem: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+}
+
+async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string, dnsNames: string[], notAfterDate: Date, now: number, ips: string[] = []): Promise<string> {
+  const x509 = await x509lib();
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject,
+    issuer: caCert.subject,
+    notBefore: new Date(now - 3600_000),
+    notAfter: notAfterDate,
+    publicKey,
+    signingKey: caKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...['127.0.0.1', ...ips.filter((ip) => ip !== '127.0.0.1')].map((value) => ({ type: 'ip' as const, value })),
+      ]),
+    ],
+  });
+  return cert.toString('pem') + '\n';
 }
 
 export function certSubjectFields(certPem: string): { cn: string; ou: string; o: string } {
@@ -109,15 +123,15 @@ export function certSubjectFields(certPem: string): { cn: string; ou: string; o:
 }
 
 // TLSInfo as Docker shows it: the root PEM, and the issuer's subject and
-// public key as base64 DER. The same for every node of a swarm: kept for the last root asked.
-export interface TLSInfo { TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string }
-let lastTlsInfo: TLSInfo | undefined;
-export async function tlsInfo(ca: RootCA): Promise<TLSInfo> {
-  if (lastTlsInfo?.TrustRoot === ca.certPem) return { ...lastTlsInfo };
-  const v = await inCAChild({ op: 'tlsInfo', ca: { certPem: ca.certPem, keyPem: '' } }) as Record<string, unknown> | null;
-  if (typeof v !== 'object' || v === null || typeof v.CertIssuerSubject !== 'string' || typeof v.CertIssuerPublicKey !== 'string') throw new Error('the CA process gave no TLS info');
-  lastTlsInfo = { TrustRoot: ca.certPem, CertIssuerSubject: v.CertIssuerSubject, CertIssuerPublicKey: v.CertIssuerPublicKey };
-  return { ...lastTlsInfo };
+// public key as base64 DER.
+export async function tlsInfo(ca: RootCA): Promise<{ TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string }> {
+  const x509 = await x509lib();
+  const cert = new x509.X509Certificate(ca.certPem);
+  return {
+    TrustRoot: ca.certPem,
+    CertIssuerSubject: Buffer.from(cert.subjectName.toArrayBuffer()).toString('base64'),
+    CertIssuerPublicKey: Buffer.from(cert.publicKey.rawData).toString('base64'),
+  };
 }
 
 // Join token v1, as Docker's: SWMTKN-1-<sha256 of the root CA PEM in base 36,
