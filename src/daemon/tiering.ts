@@ -46,16 +46,19 @@ export function isBusy(samples: readonly BusySample[], p: BusyPolicy): boolean {
   return utilization >= p.minUtilization && cpuMs >= p.minCpuMs;
 }
 
-// Whether node runs with the optimizing compiler off (the flag on the command line or in NODE_OPTIONS).
+// Whether one of these flags is on node's command line or in NODE_OPTIONS.
+function nodeFlagGiven(flags: readonly string[], execArgv: readonly string[], nodeOptions: string): boolean {
+  return [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => flags.includes(a));
+}
+
+// Whether node runs with the optimizing compiler off from the start.
 export function startedWithoutTurbofan(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env.NODE_OPTIONS ?? ''): boolean {
-  const off = new Set(['--no-opt', '--no-turbofan']);
-  return [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => off.has(a));
+  return nodeFlagGiven(['--no-opt', '--no-turbofan'], execArgv, nodeOptions);
 }
 
 // Whether node was told to keep the optimizing compiler on from the start.
 export function startedWithTurbofan(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env.NODE_OPTIONS ?? ''): boolean {
-  const on = new Set(['--opt', '--turbofan']);
-  return [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => on.has(a));
+  return nodeFlagGiven(['--opt', '--turbofan'], execArgv, nodeOptions);
 }
 
 let deferred = false; // TurboFan is off until turbofanOn
