@@ -33,7 +33,7 @@ import { peekIdentity, readIdentity, writeIdentity } from '../node/identity';
 import { isKeyLockError, writeKeyFiles } from '../node/key-lock';
 import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '../manager/ca/unlock-key';
 import { ManagerKeys } from './manager-keys';
-import { turbofanOn } from './tiering';
+import { turbofanForManager } from './tiering';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
 import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
@@ -786,7 +786,7 @@ export class SwarmNode implements SwarmMembership {
   // forceNewCluster(); seed: keys written into the new etcd before the store opens (restore).
   private async openState(nodeId: string, clusterId: string, advertiseIp: string, o: { joinCluster?: string; forceNewCluster?: boolean; seed?: Array<[string, string]> } = {}): Promise<{ etcd: EtcdProcess; store: Store; admin: EtcdAdmin }> {
     const { joinCluster, forceNewCluster = false } = o;
-    turbofanOn(this.opts.log.child({ component: 'tiering' }), 'manager'); // a manager may get busy at any time (tiering.ts)
+    turbofanForManager(this.opts.log.child({ component: 'tiering' })); // a manager may get busy at any time (tiering.ts)
     this.keys.stageEtcdKey(this.kek);
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,

@@ -17,7 +17,8 @@ import type { Logger } from '../common/log';
 // tiering decision: no restart is needed. A manager thus runs as with V8's
 // defaults from the moment it is one; only a worker (or a node not yet in a
 // swarm) stays without TurboFan. `--turbofan` (or `--opt`) in
-// SHOAL_DAEMON_NODE_FLAGS keeps it on from the start; `--no-opt` as before.
+// SHOAL_DAEMON_NODE_FLAGS keeps it on from the start; `--no-opt` there keeps
+// it off on managers too until busy (the earlier opt-in).
 // (Lite mode cannot be left at run time; this can.)
 
 export interface BusyPolicy {
@@ -62,12 +63,19 @@ export function startedWithTurbofan(execArgv: readonly string[] = process.execAr
 }
 
 let deferred = false; // TurboFan is off until turbofanOn
+let offForManagers = false; // --no-opt given: on only once busy, on managers too
 
 // Turns TurboFan off until turbofanOn, unless node was told to keep it on.
 export function deferTurbofan(): void {
   if (startedWithTurbofan()) return;
-  if (!startedWithoutTurbofan()) setFlagsFromString('--no-turbofan');
+  offForManagers = startedWithoutTurbofan();
+  if (!offForManagers) setFlagsFromString('--no-turbofan');
   deferred = true;
+}
+
+// The node now runs as a manager: TurboFan on (unless node was started with --no-opt).
+export function turbofanForManager(log: Logger): void {
+  if (!offForManagers) turbofanOn(log, 'manager');
 }
 
 // Turns TurboFan on for good (once; nothing if it never was off).
