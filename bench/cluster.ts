@@ -25,19 +25,17 @@
 // DOCKER_LAB_INDEX change them) and is
 // removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { alive, cmdlineArgs } from '../src/common/proc';
-import { run } from '../src/common/run';
+import { alive } from '../src/common/proc';
 import { ensureBusyboxImage } from '../test/helpers/images';
 import { labCli, labMust, labUp, LAB_INDEX, type LabHost } from '../test/helpers/lab';
 import {
   CLUSTER_USAGE, clusterOptions, clusterReport, clusterSettled, nodeViews, runningPerNode, taskViews,
   type ClusterOptions, type Kind, type NodeView, type SideFigures,
 } from './cluster-stats';
-import { finishBench, http, installSignalCleanup, median, onCleanup, rssBytes, rssSplit, runBenchMain, sleep, until, type RssSplit } from './util';
+import { labHostMemory, type HostMemory } from './lab-memory';
+import { finishBench, http, installSignalCleanup, median, onCleanup, runBenchMain, sleep, until, type RssSplit } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
-const MB = 1024 * 1024;
 const POLL_MS = 100;
 const q = (o: unknown) => encodeURIComponent(JSON.stringify(o));
 const say = (s: string) => process.stderr.write(`[cluster] ${s}\n`);
@@ -115,21 +113,8 @@ async function removeService(lab: Lab, o: ClusterOptions, on: string, id: string
   });
 }
 
-// RSS (MB) of one host's swarm layer, and of the engine under it on a Shoal host.
 // One host's RSS now (MB): Shoal's daemon, its etcd, and the engine (dockerd + containerd).
-interface HostMemory { daemon: number; etcd: number; engine: number; daemonSplit?: RssSplit; etcdSplit?: RssSplit }
-async function hostMemory(lab: Lab, name: string): Promise<HostMemory> {
-  const r = await run('ip', ['netns', 'pids', `shoal-lab${LAB_INDEX[lab.kind]}-${name}`]);
-  const m: HostMemory = { daemon: 0, etcd: 0, engine: 0 };
-  for (const pid of r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number)) {
-    const args = cmdlineArgs(pid);
-    const prog = basename(args[0] ?? '');
-    if (prog === 'dockerd' || prog === 'containerd') m.engine += rssBytes(pid) / MB;
-    else if (prog === 'etcd') { m.etcd += rssBytes(pid) / MB; m.etcdSplit = rssSplit(pid); }
-    else if (args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock'))) { m.daemon += rssBytes(pid) / MB; m.daemonSplit = rssSplit(pid); }
-  }
-  return m;
-}
+const hostMemory = (lab: Lab, name: string): Promise<HostMemory> => labHostMemory(LAB_INDEX[lab.kind], name);
 
 // Each host's RSS idle: the median of MEMORY_SAMPLES samples MEMORY_SAMPLE_MS apart.
 const MEMORY_SAMPLES = 5;

@@ -41,10 +41,15 @@ export async function newKeyAndCSRHere(): Promise<{ keyPem: string; csrPem: stri
 // for good once loaded (about 2.7 MB; reflect-metadata and tsyringe keep it),
 // and a worker needs it only at join and renewal.
 export async function newKeyAndCSR(timeoutMs = CSR_TIMEOUT_MS): Promise<{ keyPem: string; csrPem: string }> {
+  if (csrsInProcess) return newKeyAndCSRHere();
   const r = await run(process.execPath, [join(__dirname, 'csr-child.js')], { timeoutMs });
   if (r.code !== 0) throw new Error(`making a certificate request failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
   return parseCsrChildOutput(r.stdout);
 }
+let csrsInProcess = false;
+// `shoal sim` makes thousands of requests: a node process each would cost far
+// more than the library it keeps out of a daemon's heap.
+export function makeCsrsInProcess(): void { csrsInProcess = true; }
 const CSR_TIMEOUT_MS = 30_000; // a node start and one P-256 key on a starved host take well under this
 
 // The child's one line of JSON, checked where it enters.

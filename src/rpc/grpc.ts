@@ -337,8 +337,11 @@ class GrpcChannel implements RpcChannel {
   private readonly client: grpc.Client;
   private closed = false;
 
-  constructor(readonly address: string, creds: grpc.ChannelCredentials, serverName: string) {
-    this.client = new grpc.Client(address, creds, { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': serverName });
+  constructor(readonly address: string, creds: grpc.ChannelCredentials, serverName: string, keepalive?: ChannelKeepalive) {
+    this.client = new grpc.Client(address, creds, {
+      ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': serverName,
+      ...(keepalive ? { 'grpc.keepalive_time_ms': keepalive.timeMs, 'grpc.keepalive_timeout_ms': keepalive.timeoutMs } : {}),
+    });
   }
 
   unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res> {
@@ -408,12 +411,12 @@ class GrpcChannel implements RpcChannel {
 // to the server. `expectNodeId` also requires the server's CN, `expectRole`
 // its role (OU): a node dialing a manager should ask for 'manager', so that a
 // worker's certificate cannot pose as one.
-export function grpcChannel(address: string, tls: { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' }, log?: Logger): RpcChannel {
+// `keepalive`: other than KEEPALIVE_TIME_MS / KEEPALIVE_TIMEOUT_MS (`shoal sim`,
+// whose one event loop serves thousands of nodes' connections).
+export function grpcChannel(address: string, tls: ChannelTls, log?: Logger, keepalive?: ChannelKeepalive): RpcChannel {
   if (log) routeGrpcLogs(log);
-  const creds = grpc.credentials.createSsl(
-    Buffer.from(tls.caPem),
-    tls.keyPem ? Buffer.from(tls.keyPem) : null,
-    tls.certPem ? Buffer.from(tls.certPem) : null,
+  const creds = grpc.credentials.createFromSecureContext(
+    clientContext(tls),
     {
       // The chain is checked by TLS against caPem; the name is a node ID.
       checkServerIdentity: (_host, cert) => {
@@ -426,7 +429,30 @@ export function grpcChannel(address: string, tls: { caPem: string; certPem?: str
       },
     },
   );
-  return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME);
+  return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME, keepalive);
+}
+
+export interface ChannelKeepalive { timeMs: number; timeoutMs: number }
+type ChannelTls = { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' };
+
+// A context given a CA gets its own copy of node's whole bundled root store
+// (milliseconds of CPU each): a node dials again and again with the same
+// identity, and `shoal sim` holds thousands, so each identity's context is
+// made once. Found by the object a caller keeps (its identity), else by value.
+const contextsByObject = new WeakMap<object, { key: string; ctx: SecureContext }>();
+const contextsByValue = new Map<string, SecureContext>();
+const CONTEXTS_BY_VALUE = 16;
+function clientContext(tls: ChannelTls): SecureContext {
+  const key = `${tls.caPem}\0${tls.certPem ?? ''}\0${tls.keyPem ?? ''}`;
+  const held = contextsByObject.get(tls);
+  if (held?.key === key) return held.ctx;
+  let ctx = contextsByValue.get(key);
+  if (ctx) contextsByValue.delete(key); // moved to the newest end below
+  else ctx = createSecureContext({ ca: tls.caPem, ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}) });
+  contextsByValue.set(key, ctx);
+  if (contextsByValue.size > CONTEXTS_BY_VALUE) contextsByValue.delete(contextsByValue.keys().next().value!);
+  contextsByObject.set(tls, { key, ctx });
+  return ctx;
 }
 
 // The joiner's first call: it has no CA yet, so the server is not verified

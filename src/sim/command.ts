@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/log';
+import { makeCsrsInProcess } from '../common/x509';
 import { withDefaultPort } from '../node/join';
 import { Fleet } from './fleet';
 
@@ -47,6 +48,7 @@ export async function runSim(argv: string[]): Promise<number> {
   const prefix = values.prefix ?? 'sim';
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(prefix)) throw new Error(`--prefix wants lower-case letters, digits and "-", got "${prefix}"`);
   const log = createLogger('info');
+  makeCsrsInProcess();
   const fleet = new Fleet({
     managers, token: values.token, prefix, log,
     count: whole(values.nodes, 'nodes', 1, MAX_NODES, 0),

@@ -24,6 +24,11 @@ export interface FleetOptions {
   nodeLog: Logger;          // every node's agent (quiet by default: thousands of them)
 }
 
+// One process holds thousands of nodes' connections: a second-long pause of
+// its event loop must not drop them all (a real node's daemon answers its one
+// connection's pings at once). A lost manager still shows as failed heartbeats.
+const SIM_KEEPALIVE = { timeMs: 10_000, timeoutMs: 10_000 };
+
 interface SimNode { nodeId: string; hostname: string; executor: SimExecutor; controlPlane: RemoteControlPlane; agent: RunningAgent }
 
 export interface FleetStats { joined: number; failed: number; sessions: number; containersRunning: number }
@@ -71,7 +76,7 @@ export class Fleet {
     const log = opts.nodeLog.child({ node: hostname });
     const executor = new SimExecutor({ hostname, nanoCPUs: opts.nanoCPUs, memoryBytes: opts.memoryBytes });
     const controlPlane = new RemoteControlPlane({
-      connect: (addr) => grpcChannel(addr, m.tls, log), managers: opts.managers, log,
+      connect: (addr) => grpcChannel(addr, m.tls, log, SIM_KEEPALIVE), managers: opts.managers, log,
       describe: () => executor.describeNode(),
     });
     const agent = startAgent({ nodeId: m.nodeId, controlPlane, executor, log, hostname });

@@ -80,6 +80,7 @@ interface SessionState {
   settings: string;             // Node/Managers/HeartbeatMs as last sent
   viewDigest: string;           // of the NetworkView last sent
   viewNets: Set<string>;        // the networks in it
+  endpointNets: Set<string>;    // those where the node has endpoints (its view has every node's LB address there)
   certRole: NodeRole;           // the role in the node's certificate, should the store not know the node
 }
 
@@ -150,8 +151,21 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- liveness ----------
 
+  // The timer is set for the earliest expiry. Finding it is O(nodes), so it is
+  // done only after a sweep or a change of leadership; a heartbeat only moves
+  // its node's expiry later, and a new node's expiry needs a look only when it
+  // is earlier than the timer (armBy). A timer that fires early finds nothing
+  // expired and sets itself again: at most one wasted sweep per expiry.
   function armTimer(): void {
-    const next = leading ? nextExpiry(liveness) ?? Infinity : Infinity;
+    setTimer(leading ? nextExpiry(liveness) ?? Infinity : Infinity);
+  }
+
+  function armBy(nodeId: string): void {
+    const at = liveness.get(nodeId);
+    if (leading && at !== undefined && at < timerAt) setTimer(at);
+  }
+
+  function setTimer(next: number): void {
     if (next === timerAt) return;
     if (timer) clearTimeout(timer);
     timer = undefined;
@@ -167,26 +181,47 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   function checkLiveness(): void {
     if (!leading) return;
-    for (const id of expired(liveness, now())) void markDown(id);
+    for (const id of expired(liveness, now())) {
+      log.debug({ node: id }, 'heartbeat allowance ran out');
+      void markDown(id);
+    }
     armTimer();
   }
 
+  // A node's status writes (ready at registration, down at expiry) run one at
+  // a time, each deciding when its turn comes: a "down" started before the
+  // node registered again must not land after its "ready".
+  const nodeWrites = new Map<string, Promise<unknown>>();
+  function nodeWrite<T>(nodeId: string, write: () => Promise<T>): Promise<T> {
+    const next = (nodeWrites.get(nodeId) ?? Promise.resolve()).then(write);
+    const tail = next.catch(() => undefined);
+    nodeWrites.set(nodeId, tail);
+    void tail.then(() => { if (nodeWrites.get(nodeId) === tail) nodeWrites.delete(nodeId); });
+    return next;
+  }
+
+  // Registrations written per node: an expiry decided before one must not undo it.
+  const registrations = new Map<string, number>();
+
   async function markDown(nodeId: string): Promise<void> {
+    const seen = registrations.get(nodeId);
     // A session still open without heartbeats is a dead connection: end it.
     const s = sessions.get(nodeId);
     if (s) { sessions.delete(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
     try {
-      const written = await writer().mutate('nodes', nodeId, (n) => {
+      const written = await nodeWrite(nodeId, () => writer().mutate('nodes', nodeId, (n) => {
+        if (registrations.get(nodeId) !== seen) return undefined; // it registered again meanwhile
         if (n.Status.State === 'down') return undefined;
         n.Status = { State: 'down', Message: HEARTBEAT_FAILURE, Addr: n.Status.Addr };
         return n;
-      });
+      }));
       if (written) log.warn({ node: nodeId, allowanceMs: allowanceMs(periodMs()) }, 'node marked down: heartbeat failure');
+      else log.debug({ node: nodeId }, 'node not marked down: already down, or it registered again');
     } catch (err) {
       if (!leading) return;
       log.warn({ err: (err as Error).message, node: nodeId }, 'marking a node down failed; retrying');
       if (!liveness.has(nodeId)) liveness.set(nodeId, now() + MARK_DOWN_RETRY_MS);
-      armTimer();
+      armBy(nodeId);
     }
   }
 
@@ -283,6 +318,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     if (digest === s.viewDigest) return undefined;
     s.viewDigest = digest;
     s.viewNets = new Set(view.Networks.map((n) => n.ID));
+    s.endpointNets = new Set(view.Endpoints.filter((e) => e.NodeID === s.nodeId).map((e) => e.NetworkID));
     return view;
   }
 
@@ -359,10 +395,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const touched = netIndex.apply(events);
     // The cluster object holds the data-path keys: every view may change (the digest keeps unchanged ones home).
     if (events.some((e) => e.kind === 'cluster' && !deepEqual((e.object as ClusterObject | undefined)?.NetworkKeys, (e.previous as ClusterObject | undefined)?.NetworkKeys))) touched.all = true;
-    if (!touched.all && !touched.networks.size && !touched.nodes.size) return;
+    if (!touched.all && !touched.networks.size && !touched.lbNetworks.size && !touched.nodes.size) return;
     for (const s of sessions.values()) {
       if (touched.nodes.has(s.nodeId)) { viewDirty.delete(s.nodeId); sendView(s); continue; }
-      if (touched.all || [...touched.networks].some((id) => s.viewNets.has(id))) viewDirty.add(s.nodeId);
+      if (touched.all || [...touched.networks].some((id) => s.viewNets.has(id)) || [...touched.lbNetworks].some((id) => s.endpointNets.has(id))) viewDirty.add(s.nodeId);
     }
     if (viewDirty.size && !viewTimer) viewTimer = setTimeout(flushViews, NETWORK_VIEW_DELAY_MS);
   }
@@ -387,11 +423,12 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       } else if (e.kind === 'nodes') {
         if (!e.object) {
           liveness.delete(e.id);
+          registrations.delete(e.id);
           void dropNodeAttachments(store, writer(), e.id).catch((err: unknown) => log.warn({ err: (err as Error).message, node: e.id }, 'removing a removed node\'s network attachments failed'));
           const s = sessions.get(e.id);
           if (s) { sessions.delete(e.id); s.end(notFound(`node ${e.id} not found`)); }
         } else {
-          if (e.action === 'create' && (e.object as Node).Status?.State !== 'down') expect(liveness, e.id, now(), periodMs());
+          if (e.action === 'create' && (e.object as Node).Status?.State !== 'down') { expect(liveness, e.id, now(), periodMs()); armBy(e.id); }
           touch(e.id);
         }
       } else if (e.kind === 'cluster') {
@@ -403,11 +440,20 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       const s = sessions.get(nodeId);
       if (s) sendChanges(s, taskIds);
     }
-    armTimer();
   }
 
   // The node's description and readiness, written only when they change.
   async function register(nodeId: string, desc: NodeDescription, addr: string): Promise<void> {
+    await nodeWrite(nodeId, async () => {
+      await writeReady(nodeId, desc, addr);
+      // A sign of life: should the session not follow, the node expires from here.
+      registrations.set(nodeId, (registrations.get(nodeId) ?? 0) + 1);
+      heard(liveness, nodeId, now(), periodMs());
+      armBy(nodeId);
+    });
+  }
+
+  async function writeReady(nodeId: string, desc: NodeDescription, addr: string): Promise<void> {
     await writer().mutate('nodes', nodeId, (n) => {
       const description = { ...desc, TLSInfo: n.Description?.TLSInfo ?? {} };
       const status: Node['Status'] = { State: 'ready', Addr: addr || n.Status.Addr };
@@ -436,10 +482,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       end = reject;
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set(), certRole: peer.role };
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role };
     sessions.set(nodeId, s);
     heard(liveness, nodeId, now(), periodMs());
-    armTimer();
+    armBy(nodeId);
     log.info({ node: nodeId, addr: peer.address, session: s.id }, 'node registered');
     try {
       sendFull(s);
@@ -543,7 +589,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const s = currentSession(ctx, req.SessionID);
     const period = periodMs();
     heard(liveness, s.nodeId, now(), period);
-    armTimer();
+    armBy(s.nodeId);
     return { PeriodMs: heartbeatIntervalMs(period) };
   });
   server.unary(UpdateTaskStatus, async (req, ctx) => {

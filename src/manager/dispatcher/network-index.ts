@@ -12,7 +12,10 @@ import { type NetworkSnapshot, keepsClientIp, wantedRunning } from './network-vi
 // views of nodes on those networks are computed again: a task's move from
 // `preparing` to `starting` touches nothing.
 
-export interface Touched { all: boolean; networks: Set<string>; nodes: Set<string> }
+// `lbNetworks`: networks where only the set of nodes' LB addresses changed.
+// Those matter only to nodes with endpoints there (network-view.ts), so a
+// node joining (its LB address on ingress) does not recompute every view.
+export interface Touched { all: boolean; networks: Set<string>; lbNetworks: Set<string>; nodes: Set<string> }
 
 type Index = Map<string, Set<string>>;
 
@@ -86,7 +89,7 @@ export class NetworkIndex implements NetworkSnapshot {
   }
 
   apply(events: StoreEvent[]): Touched {
-    const out: Touched = { all: false, networks: new Set(), nodes: new Set() };
+    const out: Touched = { all: false, networks: new Set(), lbNetworks: new Set(), nodes: new Set() };
     const touch = (ids: Iterable<string>): void => { for (const id of ids) out.networks.add(id); };
     for (const e of events) {
       switch (e.kind) {
@@ -96,6 +99,7 @@ export class NetworkIndex implements NetworkSnapshot {
           if (deepEqual(taskFace(p), taskFace(t))) break;
           const before = taskNets(p);
           const after = taskNets(t);
+          if (!before.length && !after.length) break; // on no network: in no view
           for (const n of before) remove(this.tasks, n, e.id);
           for (const n of after) add(this.tasks, n, e.id);
           touch(before);
@@ -116,8 +120,7 @@ export class NetworkIndex implements NetworkSnapshot {
           if (n && p && n.Status?.Addr === p.Status?.Addr && deepEqual(n.Attachments, p.Attachments)) break;
           for (const id of nodeNets(p)) remove(this.nodes, id, e.id);
           for (const id of nodeNets(n)) add(this.nodes, id, e.id);
-          touch(nodeNets(p));
-          touch(nodeNets(n));
+          for (const id of [...nodeNets(p), ...nodeNets(n)]) out.lbNetworks.add(id);
           out.nodes.add(e.id);
           // Its address is every one of its endpoints' VXLAN remote.
           if (n?.Status?.Addr !== p?.Status?.Addr) for (const t of this.store.tasksOfNode(e.id)) touch(taskNets(t));

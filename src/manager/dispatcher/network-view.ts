@@ -105,10 +105,14 @@ export function networkViewFor(nodeId: string, snap: NetworkSnapshot, keys?: rea
         NodeAddr: snap.node(t.NodeID)?.Status.Addr ?? '', NetworkID: id, Addr: addrOf(addr), Running: t.Status.State === 'running',
       });
     }
-    for (const n of snap.nodesOnNetwork(id)) {
+    // Other nodes' LB addresses are where replies to this node's tasks go
+    // (connections they forwarded): a node with no endpoint here needs only its own.
+    const lbOf = (n: Node): void => {
       const addr = n.Attachments?.find((x) => x.Network?.ID === id)?.Addresses?.[0];
       if (addr) lbs.push({ NetworkID: id, NodeID: n.ID, NodeAddr: n.Status.Addr, Addr: addrOf(addr) });
-    }
+    };
+    if (endpoints.some((e) => e.NetworkID === id && e.NodeID === nodeId)) for (const n of snap.nodesOnNetwork(id)) lbOf(n);
+    else if (self) lbOf(self);
   }
   endpoints.sort((a, b) => cmp(a.NetworkID, b.NetworkID) || cmp(a.TaskID, b.TaskID));
   lbs.sort((a, b) => cmp(a.NetworkID, b.NetworkID) || cmp(a.NodeID, b.NodeID));

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeDescription, Task, TaskStatus } from '../../../src/model/types';
-import { silentLogger } from '../../../src/common/log';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { silentLogger, type Logger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import type { Compare, Op } from '../../../src/store/backend';
@@ -44,10 +46,18 @@ const status = (state: TaskStatus['State'], ts = '1999-01-01T00:00:00.000000000Z
 
 class CountingBackend extends MemoryBackend {
   txns = 0;
-  override txn(compares: Compare[], ops: Op[]) { this.txns++; return super.txn(compares, ops); }
+  // While set, transactions wait for it (a slow etcd).
+  gate?: Promise<void>;
+  override async txn(compares: Compare[], ops: Op[]) { this.txns++; if (this.gate) await this.gate; return super.txn(compares, ops); }
 }
 
-interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined }
+function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
+  return { log: pino({ level: 'debug' }, stream), lines };
+}
+
+interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
 
 async function world(o: WorldOptions = {}) {
   const backend = new CountingBackend();
@@ -65,7 +75,7 @@ async function world(o: WorldOptions = {}) {
   const cleanups: Array<() => unknown> = [];
   const dispatcher = (addr: string): Dispatcher => {
     const d = startDispatcher({
-      store, server: net.listen(addr, () => CLUSTER), log: silentLogger, now: o.now, prepareTask: o.prepareTask, networkKeys: o.networkKeys,
+      store, server: net.listen(addr, () => CLUSTER), log: o.log ?? silentLogger, now: o.now, prepareTask: o.prepareTask, networkKeys: o.networkKeys,
       managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
       payloads: {
         revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
@@ -75,10 +85,10 @@ async function world(o: WorldOptions = {}) {
     cleanups.push(() => d.stop());
     return d;
   };
-  const plane = (nodeId: string, managers = [M1]): RemoteControlPlane => {
+  const plane = (nodeId: string, managers = [M1], callTimeoutMs = 1000): RemoteControlPlane => {
     const cp = new RemoteControlPlane({
       connect: (addr) => net.channel(peer(nodeId), addr), managers, describe: async () => describe(nodeId),
-      log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+      log: silentLogger, backoff: RETRY, callTimeoutMs,
     });
     cleanups.push(() => cp.stop());
     return cp;
@@ -238,6 +248,28 @@ test('a node that misses heartbeats goes down and its tasks run elsewhere; back,
     orchestrator.stop();
     allocator.stop();
     scheduler.stop();
+    await w.close();
+  }
+});
+
+test('a node whose allowance runs out while its registration is being written ends up ready, not down', async () => {
+  const { log, lines } = capturingLogger();
+  const w = await world({ nodes: ['w1'], log });
+  try {
+    // etcd slow: the registration's write waits past the allowance the node had at the leader's start.
+    let open!: () => void;
+    w.backend.gate = new Promise<void>((r) => { open = r; });
+    w.dispatcher(M1).setLeading(w.store);
+    w.agent('w1', w.plane('w1', [M1], 10_000)); // its session waits for the slow write
+    const verdict = () => lines.find((l) => l.node === 'w1' && /marked down/.test(String(l.msg)));
+    await waitFor('the allowance ran out', () => lines.some((l) => l.node === 'w1' && l.msg === 'heartbeat allowance ran out'), 10_000);
+    assert.equal(verdict(), undefined, 'the expiry waits for the registration\'s write');
+    open();
+    w.backend.gate = undefined;
+    await waitFor('the expiry decided', () => !!verdict(), 10_000);
+    assert.match(String(verdict()!.msg), /not marked down/, `the expiry gave way to the registration: ${JSON.stringify(lines.map((l) => [l.msg, l.node, l.time]))}`);
+    await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'ready', 'w1 ready', 5000);
+  } finally {
     await w.close();
   }
 });

@@ -47,7 +47,7 @@ function swarm() {
   return { networks, services, tasks, nodes, web, db, other, w1, w2, d1, gone, o1, snap: () => listSnapshot({ networks, services, tasks, nodes }) };
 }
 
-test('network view: the node\'s networks (its tasks\' and ingress), their services, running endpoints everywhere, every node\'s LB address', () => {
+test('network view: the node\'s networks (its tasks\' and ingress), their services, running endpoints everywhere, every node\'s LB address where it has endpoints', () => {
   const s = swarm();
   const v = networkViewFor('n1', s.snap());
   assert.deepEqual(v.Networks.map((n) => n.Name).sort(), ['back', 'front', 'ingress']);
@@ -89,6 +89,9 @@ test('network view: a node sees only its networks (isolation) and ingress; a nod
   assert.deepEqual(v3.Networks.map((n) => n.Name).sort(), ['ingress', 'isolated']);
   assert.deepEqual(v3.Services.map((x) => x.Name), ['other', 'web']); // web publishes on ingress
   assert.ok(v3.Endpoints.every((e) => e.NetworkID === 'ing' || e.NetworkID === 'iso'));
+  // No endpoint of n3 on ingress: only its own LB address there (others' matter only to
+  // nodes whose tasks answer forwarded connections), so a node joining changes no view of n3.
+  assert.deepEqual(v3.LoadBalancers.map((l) => `${l.NetworkID} ${l.NodeID}`), ['ing n3', 'iso n3']);
   const lone = networkViewFor('n9', listSnapshot({ networks: s.networks, services: s.services, tasks: s.tasks, nodes: [...s.nodes, makeNode('n9')] }));
   assert.deepEqual(lone.Networks.map((n) => n.Name), ['ingress']);
   assert.equal(lone.Networks[0]!.LBAddr, undefined, 'not allocated yet');

@@ -1,0 +1,294 @@
+// `node dist/bench/scale.js`: issue 10's scale figures. A lab of three
+// managers (`shoal lab up --hosts 3 --managers 3`) and simulated nodes
+// (`shoal sim`, spread over --sim-procs processes) joined to it; for each step
+// of --nodes (with the same step of --tasks):
+//
+//   join        more simulated nodes started until the step's count; time until
+//               every one shows Ready in `node ls`
+//   idle        each manager's RSS (daemon, etcd), etcd's file, `docker node ls`
+//               and `docker service ls` through the real CLI on the leader and
+//               on a follower (median of --samples)
+//   create      a service of the step's task count on the simulated nodes:
+//               time from `service create` to every task reported running,
+//               with `docker node ls` timed every few seconds meanwhile
+//   loaded      the same figures as idle, with the service in place
+//   remove      `service rm`; time until the simulated nodes run nothing
+//
+// Goals (issue 10): 5,000 nodes and 150,000 tasks on three managers, all
+// running within 60 s, `node ls` under 1 s, each manager under 1 GiB.
+// There is no anchor: Docker Swarm cannot be given thousands of nodes here.
+//
+//   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
+//                            [--samples 5] [--deadline 900] [--json FILE]
+//
+// Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
+// are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { SHOAL_MAIN } from '../test/helpers/daemon';
+import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
+import { labHostMemory } from './lab-memory';
+import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
+
+const LAB = process.env.SHOAL_LAB_INDEX || '40';
+const IMAGE = 'shoal-test/sim:1'; // never pulled: simulated nodes start nothing
+const SERVICE = 'scale';
+const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
+const MB = 1024 * 1024;
+
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string }
+
+interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
+interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
+interface StepFigures {
+  nodes: number; tasks: number;
+  joinSeconds?: number;
+  idle?: { managers: ManagerFigures[]; latency: Latency };
+  createSeconds?: number;
+  firstRunningSeconds?: number;
+  nodeLsDuringCreate?: number[];   // CLI seconds, sampled while tasks were being placed
+  managerCpuSecondsDuringCreate?: Record<string, number>;
+  loaded?: { managers: ManagerFigures[]; latency: Latency };
+  removeSeconds?: number;
+  simRssMB?: number;
+  error?: string;
+}
+
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv, strict: true,
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' } },
+  });
+  const list = (v: string | undefined, dflt: number[], what: string): number[] => {
+    if (v === undefined) return dflt;
+    const xs = v.split(',').map((x) => Number(x));
+    if (!xs.length || xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new Error(`--${what} wants whole numbers separated by commas, got "${v}"`);
+    return xs;
+  };
+  const nodes = list(values.nodes, [1000, 5000], 'nodes');
+  const tasks = list(values.tasks, nodes.map((n) => n * 30), 'tasks');
+  if (tasks.length !== nodes.length) throw new Error('--tasks wants one count for each step of --nodes');
+  if (nodes.some((n, i) => i > 0 && n < nodes[i - 1]!)) throw new Error('--nodes wants growing steps');
+  return {
+    nodes, tasks,
+    simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
+    samples: positiveOption(values.samples, 5, 'samples'),
+    deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
+    ...(values.json ? { json: values.json } : {}),
+  };
+}
+
+class Cluster {
+  managers: LabHost[] = [];
+  sims: ChildProcess[] = [];
+  private simCount = 0;
+  constructor(private readonly o: Options) {}
+
+  socket(h: LabHost): string { return h.dockerHost.replace(/^unix:\/\//, ''); }
+
+  async up(): Promise<void> {
+    await runLab(LAB, ['down'], 120_000);
+    onCleanup('lab down', async () => { await runLab(LAB, ['down'], 120_000); });
+    const r = await runLab(LAB, ['up', '--hosts', '3', '--managers', '3', '--image', ''], 300_000);
+    if (r.code !== 0) throw new Error(`lab up failed: ${r.stderr.trim()}`);
+    this.managers = parseHostLines(r.stdout);
+  }
+
+  async nodes(on: LabHost): Promise<Array<{ id: string; hostname: string; state: string; leader: boolean }>> {
+    const r = await http(this.socket(on), 'GET', '/v1.41/nodes', undefined, 60_000);
+    if (r.status !== 200) throw new Error(`GET /nodes: ${r.status} ${r.text.trim()}`);
+    return (r.json as Array<{ ID: string; Description?: { Hostname?: string }; Status?: { State?: string }; ManagerStatus?: { Leader?: boolean } }>)
+      .map((n) => ({ id: n.ID, hostname: n.Description?.Hostname ?? '', state: n.Status?.State ?? '', leader: !!n.ManagerStatus?.Leader }));
+  }
+
+  async leader(): Promise<{ leader: LabHost; follower: LabHost }> {
+    const l = (await this.nodes(this.managers[0]!)).find((n) => n.leader);
+    const leader = this.managers.find((m) => m.name === l?.hostname);
+    if (!leader) throw new Error('no leader among the managers');
+    return { leader, follower: this.managers.find((m) => m !== leader)! };
+  }
+
+  // Starts simulated nodes up to `total`, spread over new processes.
+  async growTo(total: number, token: string): Promise<void> {
+    const more = total - this.simCount;
+    if (more <= 0) return;
+    const procs = Math.min(this.o.simProcs, more);
+    const addrs = this.managers.flatMap((m) => ['--manager', m.address]);
+    for (let i = 0; i < procs; i++) {
+      const n = Math.floor(more / procs) + (i < more % procs ? 1 : 0);
+      const prefix = `sim${this.sims.length + 1}`;
+      const log = createWriteStream(`/tmp/shoal-scale-${prefix}.log`);
+      const p = spawn(process.execPath, [SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+      p.stdout!.pipe(log);
+      p.stderr!.pipe(log);
+      this.sims.push(p);
+      onCleanup(`sim ${prefix}`, async () => {
+        if (p.exitCode !== null) return;
+        const gone = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+        p.kill('SIGTERM');
+        await Promise.race([gone, sleep(60_000)]);
+        if (p.exitCode === null) p.kill('SIGKILL');
+      });
+    }
+    this.simCount = total;
+  }
+
+  simRssMB(): number {
+    return this.sims.filter((p) => p.exitCode === null && p.pid).reduce((s, p) => s + rssOf(p.pid!), 0) / MB;
+  }
+
+  async managerFigures(leaderName: string): Promise<ManagerFigures[]> {
+    const out: ManagerFigures[] = [];
+    for (const m of this.managers) {
+      const mem = await labHostMemory(LAB, m.name);
+      out.push({ host: m.name, leader: m.name === leaderName, daemonMB: round1(mem.daemon), etcdMB: round1(mem.etcd), etcdFileMB: round1(etcdFileBytes(m.name) / MB) });
+    }
+    return out;
+  }
+
+  // `docker ARGS` through the real CLI on a manager: seconds taken.
+  async cliSeconds(on: LabHost, args: string[]): Promise<number> {
+    const t0 = performance.now();
+    const r = await exec('docker', args, { env: { ...process.env, DOCKER_HOST: on.dockerHost }, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr.trim()}`);
+    return (performance.now() - t0) / 1000;
+  }
+
+  async latency(): Promise<Latency> {
+    const { leader, follower } = await this.leader();
+    const samples = async (f: () => Promise<number>): Promise<number> => {
+      const xs: number[] = [];
+      for (let i = 0; i < this.o.samples; i++) xs.push(await f());
+      return round3(median(xs));
+    };
+    return {
+      nodeLsLeader: await samples(() => this.cliSeconds(leader, ['node', 'ls'])),
+      nodeLsFollower: await samples(() => this.cliSeconds(follower, ['node', 'ls'])),
+      serviceLs: await samples(() => this.cliSeconds(follower, ['service', 'ls'])),
+      nodeLsApi: await samples(async () => { const t0 = performance.now(); await this.nodes(follower); return (performance.now() - t0) / 1000; }),
+    };
+  }
+
+  async runningTasks(on: LabHost): Promise<number> {
+    const r = await http(this.socket(on), 'GET', '/v1.41/services?status=true', undefined, 60_000);
+    if (r.status !== 200) throw new Error(`GET /services: ${r.status} ${r.text.trim()}`);
+    const s = (r.json as Array<{ Spec?: { Name?: string }; ServiceStatus?: { RunningTasks?: number } }>).find((x) => x.Spec?.Name === SERVICE);
+    return s?.ServiceStatus?.RunningTasks ?? 0;
+  }
+}
+
+function rssOf(pid: number): number {
+  try { return treeRssBytes(pid); } catch { return 0; }
+}
+function etcdFileBytes(host: string): number {
+  try { return statSync(`/var/lib/shoal-lab${LAB}/hosts/${host}/shoal/etcd/member-data/member/snap/db`).size; } catch { return 0; }
+}
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+async function step(c: Cluster, o: Options, i: number, token: string, fig: StepFigures): Promise<void> {
+  const { nodes, tasks } = fig;
+  say(`step ${i + 1}: ${nodes} simulated nodes, ${tasks} tasks`);
+  const t0 = performance.now();
+  await c.growTo(nodes, token);
+  await until(`${nodes} simulated nodes Ready`, o.deadlineMs, async () => {
+    const ready = (await c.nodes(c.managers[0]!)).filter((n) => n.hostname.startsWith('sim') && n.state === 'ready').length;
+    say(`  ${ready} of ${nodes} Ready`);
+    return ready >= nodes;
+  }, 5_000);
+  fig.joinSeconds = round1((performance.now() - t0) / 1000);
+  say(`  joined in ${fig.joinSeconds} s`);
+  await sleep(10_000); // let the joins' writes and sessions settle before measuring
+  const { leader } = await c.leader();
+  fig.idle = { managers: await c.managerFigures(leader.name), latency: await c.latency() };
+  say(`  idle: ${JSON.stringify(fig.idle)}`);
+
+  // create: from the request to every task reported running
+  const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
+  const created = performance.now();
+  const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
+    Name: SERVICE,
+    TaskTemplate: { ContainerSpec: { Image: IMAGE, Command: ['sleep', 'infinity'] }, Placement: { Constraints: ['node.role==worker'] } },
+    Mode: { Replicated: { Replicas: tasks } },
+  }, 120_000);
+  if (r.status !== 201) throw new Error(`service create: ${r.status} ${r.text.trim()}`);
+  fig.nodeLsDuringCreate = [];
+  let lastLs = 0;
+  await until(`${tasks} tasks running`, o.deadlineMs, async () => {
+    const running = await c.runningTasks(leader);
+    if (running > 0 && fig.firstRunningSeconds === undefined) fig.firstRunningSeconds = round1((performance.now() - created) / 1000);
+    if (running >= tasks) return true;
+    if (performance.now() - lastLs > 5_000) {
+      lastLs = performance.now();
+      const { follower } = await c.leader();
+      fig.nodeLsDuringCreate!.push(round3(await c.cliSeconds(follower, ['node', 'ls'])));
+    }
+    say(`  ${running} of ${tasks} running (${((performance.now() - created) / 1000).toFixed(0)} s)`);
+    return false;
+  }, 1_000);
+  fig.createSeconds = round1((performance.now() - created) / 1000);
+  fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
+  say(`  all ${tasks} running in ${fig.createSeconds} s`);
+  const { leader: l2 } = await c.leader();
+  fig.loaded = { managers: await c.managerFigures(l2.name), latency: await c.latency() };
+  fig.simRssMB = round1(c.simRssMB());
+  say(`  loaded: ${JSON.stringify(fig.loaded)}, sim processes ${fig.simRssMB} MB`);
+
+  const removed = performance.now();
+  const rm = await http(c.socket(l2), 'DELETE', `/v1.41/services/${SERVICE}`, undefined, 120_000);
+  if (rm.status !== 200) throw new Error(`service rm: ${rm.status} ${rm.text.trim()}`);
+  await until('the service\'s tasks gone', o.deadlineMs, async () => {
+    const r2 = await http(c.socket(l2), 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [SERVICE]: true } }))}`, undefined, 60_000);
+    return r2.status === 200 && (r2.json as unknown[]).length === 0;
+  }, 2_000);
+  fig.removeSeconds = round1((performance.now() - removed) / 1000);
+  say(`  removed in ${fig.removeSeconds} s`);
+}
+
+// CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
+function hostCpu(host: string): number {
+  try {
+    const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };
+    const pid1 = Number(state.hosts.find((h) => h.name === host)?.initPid);
+    return treeCpuSeconds(pid1);
+  } catch { return NaN; }
+}
+
+function report(o: Options, steps: StepFigures[]): string {
+  const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
+    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes; CLI latencies are medians of ${o.samples}.`, '',
+    '| nodes | tasks | join | create → all running | node ls (leader / follower) idle | loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const s of steps) {
+    const worstMgr = s.loaded?.managers.reduce((w, m) => Math.max(w, m.daemonMB + m.etcdMB), 0);
+    const file = s.loaded?.managers.reduce((w, m) => Math.max(w, m.etcdFileMB), 0);
+    const during = s.nodeLsDuringCreate?.length ? Math.max(...s.nodeLsDuringCreate) : undefined;
+    const f = (x: number | undefined, unit = ' s'): string => (x === undefined || Number.isNaN(x) ? '-' : `${x}${unit}`);
+    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  const o = options(process.argv.slice(2));
+  installSignalCleanup();
+  const c = new Cluster(o);
+  const steps: StepFigures[] = o.nodes.map((n, i) => ({ nodes: n, tasks: o.tasks[i]! }));
+  let error: string | undefined;
+  try {
+    say(`lab ${LAB} up: three managers`);
+    await c.up();
+    const { leader } = await c.leader();
+    const tok = await http(c.socket(leader), 'GET', '/v1.41/swarm', undefined, 10_000);
+    const token = (tok.json as { JoinTokens?: { Worker?: string } } | undefined)?.JoinTokens?.Worker;
+    if (!token) throw new Error(`no worker token from GET /swarm: ${tok.status}`);
+    for (const [i, s] of steps.entries()) {
+      try { await step(c, o, i, token, s); } catch (err) { s.error = (err as Error).message; error = s.error; say(`step ${i + 1} failed: ${s.error}`); break; }
+    }
+  } catch (err) { error = (err as Error).message; }
+  return finishBench(report(o, steps), o.json, { options: o, shoal: { ...(error ? { error } : {}), steps } as { error?: string } });
+}
+
+runBenchMain(main);
