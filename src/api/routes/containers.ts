@@ -22,6 +22,7 @@ export interface AttachedNetwork {
   networkName: string;
   address: string;
   engineNetwork: string;
+  dns: string;             // Shoal's DNS server as this container reaches it
 }
 
 // This node's agent while the node is in a swarm (agent/network/attachments.ts).
@@ -93,10 +94,10 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
       ...(name ? { Container: name } : {}),
     });
     const rest = Object.fromEntries(Object.entries(endpoints).filter(([k]) => k !== target));
-    const dns = strings(hostConfig.Dns);
+    const dns = strings(hostConfig.Dns).filter((x) => x !== a.dns && x !== SHOAL_DNS_ADDR);
     const body = {
       ...raw,
-      HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: dns.includes(SHOAL_DNS_ADDR) ? dns : [SHOAL_DNS_ADDR, ...dns] },
+      HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: [a.dns, ...dns] },
       NetworkingConfig: { ...networking, EndpointsConfig: { ...rest, [a.engineNetwork]: { ...ep, IPAMConfig: { ...ipam, IPv4Address: a.address } } } },
     };
     await forwardOrRelease(deps, attacher, a, res, 'POST', originalTarget(req), body, 201);
