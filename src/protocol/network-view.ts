@@ -47,6 +47,9 @@ export interface ViewEndpoint {
   NetworkID: string;
   Addr: string;
   Running: boolean;
+  // A container's network attachment only: its aliases on this network
+  // (`--network-alias`, `network connect --alias`), names of its address.
+  Aliases?: string[];
 }
 
 // A node's load-balancer address on one network. Every node's bridge for a
@@ -189,6 +192,7 @@ function checkEndpoint(raw: unknown, what: string): ViewEndpoint {
     ServiceID: str(e.ServiceID, `${what}.ServiceID`, 128), NodeID: id(e.NodeID, `${what}.NodeID`),
     NodeAddr: str(e.NodeAddr, `${what}.NodeAddr`, 255), NetworkID: id(e.NetworkID, `${what}.NetworkID`),
     Addr: ipv4(e.Addr, `${what}.Addr`), Running: bool(e.Running, `${what}.Running`),
+    ...(e.Aliases !== undefined ? { Aliases: strings(e.Aliases, `${what}.Aliases`) } : {}),
   };
 }
 

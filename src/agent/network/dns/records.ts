@@ -8,7 +8,8 @@ import type { NodeNetworkView } from '../../../protocol/network-view';
 //   SERVICE and each network alias of it: its VIP on that network (vip mode),
 //     or the addresses of its running tasks there (dnsrr);
 //   tasks.SERVICE, tasks.ALIAS: the addresses of its running tasks there;
-//   a task's own name ("web.1.<task id>"): its address there.
+//   a task's own name ("web.1.<task id>"): its address there;
+//   a container's name and aliases (a network attachment): its address there.
 // Names are lower case (DNS compares them without case). The ingress network
 // carries no names: it is the routing mesh's, not a place to find services
 // (as in Docker).
@@ -72,6 +73,8 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
     networksOfTask.set(e.TaskID, nets);
     add(e.NetworkID, e.TaskName, [e.Addr]);
     addReverse(e.NetworkID, e.Addr, e.TaskName);
+    // A container's aliases name its address too (several containers with one alias: all answer).
+    if (!e.ServiceID && Array.isArray(e.Aliases)) for (const alias of e.Aliases.filter(str)) add(e.NetworkID, alias, [e.Addr]);
     // A container's network attachment (no service) has its name only.
     if (!e.Running || !e.ServiceID) continue;
     let bySvc = running.get(e.ServiceID);
