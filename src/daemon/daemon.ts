@@ -25,6 +25,7 @@ import { NodeAttachments } from '../agent/network/attachments';
 import { registerContainerRoutes, type SwarmAttacher } from '../api/routes/containers';
 import { LoadBalancer } from '../agent/network/loadbalancer/load-balancer';
 import { DnsServer } from '../agent/network/dns/server';
+import { removeNodeNetworks } from '../agent/network/leave';
 import { startDispatcher, type PayloadSource } from '../manager/dispatcher/dispatcher';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import { startOrchestrator } from '../manager/orchestrator/loop';
@@ -110,6 +111,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
     },
+    removeNodeNetworks: (nodeId) => removeNodeNetworks({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) })
+      .catch((err: unknown) => log.error({ err }, 'removing the swarm networks from this node failed')),
   });
 
   const router = new Router();
