@@ -96,6 +96,22 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     assert.deepEqual(out.addrs, [], out.stdout);
   });
 
+  test('network inspect on a node that carries it: its containers, its LB endpoint, every carrying node as a peer, the service VIPs (verbose)', async () => {
+    // On the manager (a worker has no swarm network API in Shoal yet: see ARCHITECTURE).
+    const r = JSON.parse(await ok('host1', ['network', 'inspect', '--verbose', 'secret']))[0] as {
+      Containers: Record<string, { Name: string; IPv4Address: string }>; Peers?: Array<{ Name: string; IP: string }>;
+      Services?: Record<string, { VIP: string; Tasks: Array<{ Name: string; EndpointIP: string }> }>;
+    };
+    const names = Object.entries(r.Containers).map(([k, v]) => (k.startsWith('lb-') ? k : v.Name.split('.')[0])).sort();
+    assert.deepEqual(names, ['lb-secret', 'probe'], JSON.stringify(r.Containers));
+    assert.equal(r.Containers['lb-secret']!.Name, 'secret-endpoint');
+    assert.deepEqual(r.Peers?.map((p) => p.Name).sort(), ['host1', 'host2', 'host3']);
+    assert.deepEqual(r.Peers?.map((p) => p.IP).sort(), hosts.map((h) => h.address).sort());
+    const vips = JSON.parse(await ok('host1', ['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'vault'])) as Array<{ Addr: string }>;
+    assert.equal(r.Services?.vault?.VIP, vips[0]!.Addr.split('/')[0]);
+    assert.equal(r.Services?.vault?.Tasks.length, 2);
+  });
+
   test('docker run --network-alias and network connect --alias on an attachable network answer from other hosts', async () => {
     await ok('host3', ['run', '-d', '--name', 'c1', '--network', 'secret', '--network-alias', 'db', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
     const c1 = await containerAddr('host3', 'c1', secret);
