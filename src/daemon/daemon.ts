@@ -24,6 +24,7 @@ import { NodeAttachments } from '../agent/network/attachments';
 import { registerContainerRoutes, type SwarmAttacher } from '../api/routes/containers';
 import { LoadBalancer } from '../agent/network/loadbalancer/load-balancer';
 import { DnsServer } from '../agent/network/dns/server';
+import { removeNodeNetworks } from '../agent/network/leave';
 import { DEFAULT_RUN_ROOT, HostTaskFiles } from '../agent/executor/task-files';
 import type { Sealer } from '../manager/ca/ca-key';
 import type { LogBroker } from '../manager/logbroker';
@@ -107,6 +108,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       await executor.removeNodeContainers(nodeId);
       await new HostTaskFiles(DEFAULT_RUN_ROOT, nodeId, log).releaseAll();
     },
+    removeNodeNetworks: (nodeId) => removeNodeNetworks({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) })
+      .catch((err: unknown) => log.error({ err }, 'removing the swarm networks from this node failed')),
   });
 
   const router = new Router();

@@ -71,6 +71,9 @@ export interface SwarmNodeOptions {
   startWorkerComponents(ctx: { nodeId: string; log: Logger; rpc: Omit<NodeRpc, 'server'> }): Promise<RunningComponents>;
   // Removes the containers of this node's tasks (leaving a swarm does that).
   removeTaskContainers(nodeId: string): Promise<void>;
+  // Then Shoal's networking on this node: engine networks, overlay devices,
+  // the nftables table, the DNS link (agent/network/leave.ts). Never throws.
+  removeNodeNetworks(nodeId: string): Promise<void>;
 }
 
 export interface RunningComponents {
@@ -673,6 +676,7 @@ export class SwarmNode implements SwarmMembership {
         const { nodeId } = this.locked;
         this.locked = undefined;
         await this.opts.removeTaskContainers(nodeId);
+        await this.opts.removeNodeNetworks(nodeId);
         this.eraseState();
         this.opts.log.info({ nodeId }, 'left the swarm (while locked)');
         return;
@@ -683,6 +687,7 @@ export class SwarmNode implements SwarmMembership {
         w.renewal?.stop();
         await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
         await this.opts.removeTaskContainers(w.nodeId);
+        await this.opts.removeNodeNetworks(w.nodeId);
         this.eraseState();
         this.opts.log.info({ nodeId: w.nodeId }, 'left the swarm');
         return;
@@ -700,6 +705,7 @@ export class SwarmNode implements SwarmMembership {
       if (managers.length > 1) await this.leaveEtcd(a);
       await this.deactivate();
       await this.opts.removeTaskContainers(a.nodeId);
+      await this.opts.removeNodeNetworks(a.nodeId);
       this.eraseState();
       this.opts.log.info({ nodeId: a.nodeId }, 'left the swarm');
     });

@@ -7,7 +7,7 @@
 // overlay (bridge + VXLAN + FDB/neighbour entries), load balancer (nftables VIPs
 // and the routing mesh) and DNS. Addresses here are plain IPv4 ("10.0.1.5"),
 // subnets CIDR.
-import type { PortConfig } from '../model/types';
+import type { Network, PortConfig } from '../model/types';
 import { invalid } from '../common/errors';
 import { arr, bool, id, labels, num, oneOf, optStr, rec, str } from './checks';
 
@@ -47,6 +47,9 @@ export interface ViewEndpoint {
   NetworkID: string;
   Addr: string;
   Running: boolean;
+  // A container's network attachment only: its aliases on this network
+  // (`--network-alias`, `network connect --alias`), names of its address.
+  Aliases?: string[];
 }
 
 // A node's load-balancer address on one network. Every node's bridge for a
@@ -87,6 +90,20 @@ export interface NodeNetworkView {
 // node's namespace); task containers get it as their only --dns, so Docker's
 // embedded resolver (127.0.0.11) forwards every name it does not know here.
 export const SHOAL_DNS_ADDR = '169.254.53.53';
+
+// The DNS server a container on these swarm networks gets as its first --dns.
+// A container whose networks are all --internal has no default route, so
+// SHOAL_DNS_ADDR is out of its reach: it asks the gateway of its first
+// network instead (an address on its own subnet), which the node's load
+// balancer table hands to the DNS server (a DNAT to a local address: nothing
+// leaves the network). The DNS server does not forward such a container's
+// other names upstream, as Docker's resolver since moby's CVE-2024-29018 fix.
+export function dnsServerFor(networks: ReadonlyArray<Pick<Network, 'Spec' | 'IPAM'> | undefined>): string {
+  const nets = networks.filter((n): n is Pick<Network, 'Spec' | 'IPAM'> => !!n);
+  if (!nets.length || nets.some((n) => n.Spec?.Internal !== true)) return SHOAL_DNS_ADDR;
+  const gw = nets[0]!.IPAM?.Configs?.[0]?.Gateway;
+  return typeof gw === 'string' && IPV4.test(gw) ? gw : SHOAL_DNS_ADDR;
+}
 
 // The engine network that carries a swarm network on one node: a docker
 // `bridge` network on Shoal's Linux bridge, labelled with the swarm network's
@@ -175,6 +192,7 @@ function checkEndpoint(raw: unknown, what: string): ViewEndpoint {
     ServiceID: str(e.ServiceID, `${what}.ServiceID`, 128), NodeID: id(e.NodeID, `${what}.NodeID`),
     NodeAddr: str(e.NodeAddr, `${what}.NodeAddr`, 255), NetworkID: id(e.NetworkID, `${what}.NetworkID`),
     Addr: ipv4(e.Addr, `${what}.Addr`), Running: bool(e.Running, `${what}.Running`),
+    ...(e.Aliases !== undefined ? { Aliases: strings(e.Aliases, `${what}.Aliases`) } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { ContainerSpec, Labels, Mount, Platform, Task } from '../../model/types';
-import { SHOAL_DNS_ADDR, engineNetworkName } from '../../protocol/network-view';
+import { dnsServerFor, engineNetworkName } from '../../protocol/network-view';
 import { expandTemplate, type TemplateContext } from './templates';
 
 // Task → the body of dockerd's `POST /containers/create`, as moby's swarm
@@ -177,8 +177,10 @@ export function buildContainerConfig(input: ContainerConfigInput): ContainerCrea
     if (rest.length) connect = rest;
     // Docker's resolver (127.0.0.11) answers the task's local names and hands
     // every other name to Shoal's DNS server (service names, tasks.NAME); the
-    // spec's own nameservers come after it.
-    hc.Dns = [SHOAL_DNS_ADDR, ...(hc.Dns ?? []).filter((a) => a !== SHOAL_DNS_ADDR)];
+    // spec's own nameservers come after it. On --internal networks only, the
+    // server is reached at the gateway (dnsServerFor).
+    const server = dnsServerFor((task.NetworksAttachments ?? []).map((a) => a.Network));
+    hc.Dns = [server, ...(hc.Dns ?? []).filter((a) => a !== server)];
   }
   const ports = hostModePorts(task);
   if (ports.length) {

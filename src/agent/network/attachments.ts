@@ -2,7 +2,7 @@ import type { Logger } from '../../common/log';
 import type { Network } from '../../model/types';
 import type { EngineClient } from '../../engine/client';
 import type { AttachNetworkRequest, AttachNetworkResponse } from '../../protocol/attachments';
-import { engineNetworkName, type NodeNetworkView } from '../../protocol/network-view';
+import { dnsServerFor, engineNetworkName, type NodeNetworkView } from '../../protocol/network-view';
 
 // This node's containers on attachable swarm networks (`docker run --network`,
 // `docker network connect`): the API asks here for an address (the leader
@@ -35,6 +35,7 @@ export interface Attached {
   networkName: string;
   address: string;         // plain IPv4
   engineNetwork: string;   // the engine network that carries it here
+  dns: string;             // the container's Shoal DNS server (dnsServerFor: the gateway on an internal network)
 }
 
 const CHECK_MS = 5000;
@@ -66,7 +67,7 @@ export class NodeAttachments {
     }
     const address = res.Address.split('/')[0]!;
     this.known.set(res.AttachmentID, { networkId: net.ID, addr: address, since: Date.now(), misses: 0 });
-    return { id: res.AttachmentID, networkId: net.ID, networkName: net.Spec.Name ?? net.ID, address, engineNetwork: engineNetworkName(net.ID) };
+    return { id: res.AttachmentID, networkId: net.ID, networkName: net.Spec.Name ?? net.ID, address, engineNetwork: engineNetworkName(net.ID), dns: dnsServerFor([net]) };
   }
 
   async release(id: string): Promise<void> {

@@ -22,6 +22,7 @@ export interface AttachedNetwork {
   networkName: string;
   address: string;
   engineNetwork: string;
+  dns: string;             // Shoal's DNS server as this container reaches it
 }
 
 // This node's agent while the node is in a swarm (agent/network/attachments.ts).
@@ -93,10 +94,10 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
       ...(name ? { Container: name } : {}),
     });
     const rest = Object.fromEntries(Object.entries(endpoints).filter(([k]) => k !== target));
-    const dns = strings(hostConfig.Dns);
+    const dns = strings(hostConfig.Dns).filter((x) => x !== a.dns && x !== SHOAL_DNS_ADDR);
     const body = {
       ...raw,
-      HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: dns.includes(SHOAL_DNS_ADDR) ? dns : [SHOAL_DNS_ADDR, ...dns] },
+      HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: [a.dns, ...dns] },
       NetworkingConfig: { ...networking, EndpointsConfig: { ...rest, [a.engineNetwork]: { ...ep, IPAMConfig: { ...ipam, IPv4Address: a.address } } } },
     };
     await forwardOrRelease(deps, attacher, a, res, 'POST', originalTarget(req), body, 201);
@@ -125,7 +126,7 @@ async function reattach(deps: ContainerRouteDeps, attacher: SwarmAttacher, ref: 
     const swarmNet = await swarmNetworkIdOf(deps, engineNet);
     if (!swarmNet || attacher.find(swarmNet, addr)) continue;
     try {
-      await attacher.attach({ Target: swarmNet, Aliases: [], Address: addr, ...(c.Name ? { Container: c.Name.replace(/^\//, '') } : {}) });
+      await attacher.attach({ Target: swarmNet, Aliases: strings(n.Aliases), Address: addr, ...(c.Name ? { Container: c.Name.replace(/^\//, '') } : {}) });
     } catch (err) {
       const why = isShoalError(err) ? err.message : String(err);
       throw invalid(`Could not attach to network ${swarmNet} with address ${addr}: ${why}; remove the container and run it again`);
@@ -148,8 +149,15 @@ export async function connectSwarmNetwork(deps: ContainerRouteDeps, attacher: Sw
   const ipam = recOf(ep.IPAMConfig);
   const container = typeof body.Container === 'string' ? body.Container : '';
   if (!container) throw invalid('no container name or ID given');
+  // The container's name (it answers in DNS) and, as Docker adds on user-defined
+  // networks, its short ID as an alias; the engine's connect answers for a wrong one.
+  const c = await deps.engine.request('GET', `/containers/${encodeURIComponent(container)}/json`);
+  const info = c.status === 200 ? JSON.parse(c.body.toString('utf8')) as { Id?: string; Name?: string } : {};
+  const name = typeof info.Name === 'string' && info.Name ? info.Name.replace(/^\//, '') : container;
+  const shortId = typeof info.Id === 'string' ? info.Id.slice(0, 12) : '';
+  const aliases = strings(ep.Aliases);
   const a = await attacher.attach({
-    Target: term, Aliases: strings(ep.Aliases), Container: container,
+    Target: term, Aliases: shortId && !aliases.includes(shortId) ? [...aliases, shortId] : aliases, Container: name,
     ...(typeof ipam.IPv4Address === 'string' && ipam.IPv4Address ? { Address: ipam.IPv4Address } : {}),
   });
   const next = { ...body, EndpointConfig: { ...ep, IPAMConfig: { ...ipam, IPv4Address: a.address } } };

@@ -202,9 +202,18 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     const found = await findNetwork(deps, term, { scope, ingressByName: true, verbose });
     if (found.kind === 'swarm') {
       const r = found.control.networks.resource(found.network, verbose);
-      // This node's task containers on it, as the engine network that carries it here shows them.
+      // Where the network is on this node (Docker's local libnetwork network):
+      // its containers, as the engine network that carries it here shows them,
+      // and the node's load-balancer endpoint. Elsewhere Docker answers the
+      // cluster's object: no containers, no peers.
       const carrier = await engineJson<EngineNetwork>(engine, `/networks/${engineNetworkName(found.network.ID)}`);
-      r.Containers = (carrier.value?.Containers as Record<string, unknown> | undefined) ?? {};
+      if (carrier.status !== 404) {
+        const lb = found.control.networks.localEndpoint(found.network);
+        r.Containers = { ...((carrier.value?.Containers as Record<string, unknown> | null | undefined) ?? {}), ...(lb ? { [lb[0]]: lb[1] } : {}) };
+      } else {
+        r.Containers = null;
+        delete r.Peers;
+      }
       return { status: 200, body: r };
     }
     return { status: 200, body: found.detail };

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Network, Node, Service, Task } from '../../model/types';
 import { taskStateRank } from '../../model/types';
+import { ipv4Mac } from '../../protocol/network-view';
 import { isIngressNetwork, OVERLAY } from './validate-network';
 
 // Docker's NetworkResource (GET /networks, /networks/{id}) for a swarm network,
@@ -27,6 +29,22 @@ export interface NetworkResource {
   Labels: Record<string, string> | null;
   Peers?: Array<{ Name: string; IP: string }>;
   Services?: Record<string, ServiceResource>;
+}
+
+// One of Containers' entries (moby's EndpointResource).
+export interface EndpointResource { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }
+
+// The node's load-balancer endpoint on a network, as Docker lists it among
+// Containers where the network is: "lb-NAME" ("ingress-sbox" on ingress).
+// Docker's endpoint ID is random; this one is derived, so it stays put.
+export function lbEndpoint(n: Network, nodeId: string, addr: string): [string, EndpointResource] {
+  const name = n.Spec.Name ?? n.ID;
+  const ip = addr.split('/')[0]!;
+  const mac = ipv4Mac(ip);
+  const endpointId = createHash('sha256').update(`lb:${n.ID}:${nodeId}`).digest('hex');
+  return isIngressNetwork(n)
+    ? ['ingress-sbox', { Name: 'ingress-endpoint', EndpointID: endpointId, MacAddress: mac, IPv4Address: addr, IPv6Address: '' }]
+    : [`lb-${name}`, { Name: `${name}-endpoint`, EndpointID: endpointId, MacAddress: mac, IPv4Address: addr, IPv6Address: '' }];
 }
 
 interface ServiceResource {
@@ -77,11 +95,13 @@ export function networkResource(n: Network, users?: NetworkUsers, verbose = fals
   };
   if (!users) return r;
   const onIt = users.tasks.filter((t) => isAlive(t) && taskUsesNetwork(t, n, users.services));
+  // The nodes that carry it (libnetwork's networkdb peers): those with a task
+  // on it, and those the allocator gave an LB address there (every node for
+  // ingress, as every Docker node has the ingress sandbox).
   const peers = new Map<string, { Name: string; IP: string }>();
-  for (const t of onIt) {
-    const node = t.NodeID ? users.nodes.get(t.NodeID) : undefined;
-    if (node) peers.set(node.ID, { Name: node.Description?.Hostname ?? node.ID, IP: node.Status.Addr });
-  }
+  const peer = (node: Node | undefined): void => { if (node) peers.set(node.ID, { Name: node.Description?.Hostname ?? node.ID, IP: node.Status.Addr }); };
+  for (const t of onIt) peer(t.NodeID ? users.nodes.get(t.NodeID) : undefined);
+  for (const node of users.nodes.values()) if (node.Attachments?.some((a) => a.Network?.ID === n.ID)) peer(node);
   if (peers.size) r.Peers = [...peers.values()].sort((a, b) => a.Name.localeCompare(b.Name));
   if (verbose) r.Services = serviceResources(n, onIt, users);
   return r;

@@ -6,7 +6,7 @@ import { nowIso } from '../../common/time';
 import { referenceKey } from '../../store/keys';
 import type { ControlContext } from './context';
 import { formatIpv4, parseIpv4Cidr } from './ipv4';
-import { isAlive, needsIngress, networkResource, serviceNetworkTargets, type NetworkResource } from './network-resource';
+import { isAlive, lbEndpoint, needsIngress, networkResource, serviceNetworkTargets, type EndpointResource, type NetworkResource } from './network-resource';
 import { resolveObject } from './resolve';
 import { isIngressNetwork, OVERLAY, validateNetworkSpec } from './validate-network';
 
@@ -65,6 +65,13 @@ export class NetworksApi {
         return t.Slot ? `${svc}.${t.Slot}` : `${svc}.${t.NodeID ?? ''}`;
       },
     }, verbose);
+  }
+
+  // This node's load-balancer endpoint on `n` (Containers' "lb-NAME"), when it has one.
+  localEndpoint(n: Network): [string, EndpointResource] | undefined {
+    const node = this.ctx.store.get('nodes', this.ctx.localNodeId);
+    const addr = node?.Attachments?.find((a) => a.Network?.ID === n.ID)?.Addresses?.[0];
+    return addr ? lbEndpoint(n, this.ctx.localNodeId, addr) : undefined;
   }
 
   // What `network ls` lists from the swarm, before Docker's own filters.

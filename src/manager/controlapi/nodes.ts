@@ -38,7 +38,10 @@ export class NodesApi {
 
   // A manager's Leader and Reachability are what etcd says now (the leader
   // key, presence keys under each manager's lease), never a stored copy.
+  // Docker's Node (moby's NodeFromGRPC) has no Attachments: the LB addresses
+  // Shoal keeps there are the allocator's business, not the API's.
   private withLiveness(n: Node): Node {
+    delete n.Attachments;
     if (n.Spec.Role !== 'manager' && !n.ManagerStatus) return n;
     if (n.Spec.Role !== 'manager') { delete n.ManagerStatus; return n; }
     const { store } = this.ctx;

@@ -100,9 +100,12 @@ export function networkViewFor(nodeId: string, snap: NetworkSnapshot, keys?: rea
       const a = t.NetworksAttachments?.find((x) => x.Network?.ID === id);
       const addr = a?.Addresses?.[0];
       if (!addr) continue;
+      // A container's aliases (a service task's are the service's, in Services).
+      const aliases = !t.ServiceID ? (a.Aliases ?? []).filter((x) => typeof x === 'string' && x) : [];
       endpoints.push({
         TaskID: t.ID, TaskName: taskName(t, snap.service(t.ServiceID)), ServiceID: t.ServiceID, NodeID: t.NodeID,
         NodeAddr: snap.node(t.NodeID)?.Status.Addr ?? '', NetworkID: id, Addr: addrOf(addr), Running: t.Status.State === 'running',
+        ...(aliases.length ? { Aliases: [...new Set(aliases)] } : {}),
       });
     }
     // Other nodes' LB addresses are where replies to this node's tasks go

@@ -47,6 +47,17 @@ test('several networks: the first at create, the others connected before start; 
   assert.deepEqual(c.body.HostConfig.Dns, [SHOAL_DNS_ADDR, '9.9.9.9']);
 });
 
+test('networks that are all --internal: Shoal\'s DNS at the first one\'s gateway (no route to 169.254.53.53); one routed network is enough for the usual address', () => {
+  const internal = (id: string, name: string, subnet: string, gw: string): Network => ({ ...net(id, name), Spec: { Name: name, Internal: true }, IPAM: { Configs: [{ Subnet: subnet, Gateway: gw }] } });
+  const inAttach = (n: Network, addr: string): NetworkAttachment => ({ Network: n, Addresses: [addr] });
+  const a = internal(NET1, 'secret', '10.0.7.0/24', '10.0.7.1');
+  const b = internal(NET2, 'secret2', '10.0.8.0/24', '10.0.8.1');
+  const t = task({ NetworksAttachments: [inAttach(a, '10.0.7.5/24'), inAttach(b, '10.0.8.5/24')] });
+  t.Spec.ContainerSpec!.DNSConfig = { Nameservers: ['10.0.7.1', '9.9.9.9'] };
+  assert.deepEqual(build(t).body.HostConfig.Dns, ['10.0.7.1', '9.9.9.9']);
+  assert.deepEqual(build(task({ NetworksAttachments: [inAttach(a, '10.0.7.5/24'), attach(NET2, 'app', '10.0.2.7/24')] })).body.HostConfig.Dns, [SHOAL_DNS_ADDR]);
+});
+
 test('an attachment without an address fails the build (the task is rejected with it)', () => {
   assert.throws(() => build(task({ NetworksAttachments: [{ Network: net(NET1, 'app'), Addresses: [] }] })), /no address allocated on network app/);
 });

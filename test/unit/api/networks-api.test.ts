@@ -47,9 +47,32 @@ test('GET /networks: the swarm\'s and the engine\'s networks, Shoal\'s plumbing 
   const ing = await fx.call('GET', '/v1.41/networks/ingress?verbose=true');
   assert.equal(ing.status, 200);
   assert.equal(ing.json.Ingress, true);
-  assert.deepEqual(ing.json.Containers, {});
+  // Not on this node (no engine network carries it): Docker's cluster object, no containers, no peers.
+  assert.equal(ing.json.Containers, null);
+  assert.equal(ing.json.Peers, undefined);
   assert.equal((await fx.call('GET', '/v1.41/networks/shoal-plumbing')).status, 404);
   assert.equal((await fx.call('GET', '/v1.41/networks/ingress?verbose=maybe')).status, 400);
+});
+
+test('GET /networks/ID where the node carries it: its containers and its LB endpoint ("lb-NAME", "ingress-sbox"), peers = the nodes that carry it', async () => {
+  const fx = await controlFixture();
+  const { engine } = fakeEngine();
+  const ingress = fx.store.list('networks')[0]!;
+  const node = fx.store.list('nodes')[0]!;
+  await fx.store.txn().update('nodes', { ...node, Attachments: [{ Network: ingress, Addresses: ['10.0.0.3/24'] }] }).commit();
+  const task = { Name: 'web.1.t1', EndpointID: 'e'.repeat(64), MacAddress: '02:42:0a:00:00:07', IPv4Address: '10.0.0.7/24', IPv6Address: '' };
+  const carried = { ...engineNet('f'.repeat(64), `shoal-${ingress.ID.slice(0, 12)}`, { [ENGINE_NETWORK_LABEL]: ingress.ID }), Containers: { ['a'.repeat(64)]: task } };
+  const request = engine.request;
+  engine.request = async (method, path, opts) => (method === 'GET' && path === `/networks/shoal-${ingress.ID.slice(0, 12)}`
+    ? { status: 200, headers: {}, body: Buffer.from(JSON.stringify(carried)) } : request(method, path, opts));
+  registerNetworkRoutes(fx.router, { swarm: { control: () => fx.control } as never, engine });
+  const r = await fx.call('GET', '/v1.41/networks/ingress');
+  assert.equal(r.status, 200);
+  assert.deepEqual(Object.keys(r.json.Containers).sort(), ['a'.repeat(64), 'ingress-sbox']);
+  const lb = r.json.Containers['ingress-sbox'];
+  assert.deepEqual({ ...lb, EndpointID: lb.EndpointID.length }, { Name: 'ingress-endpoint', EndpointID: 64, MacAddress: '02:42:0a:00:00:03', IPv4Address: '10.0.0.3/24', IPv6Address: '' });
+  assert.deepEqual(r.json.Peers, [{ Name: 'host-a', IP: '127.0.0.1' }]);
+  assert.equal((await fx.call('GET', '/v1.41/networks/ingress')).json.Containers['ingress-sbox'].EndpointID, lb.EndpointID, 'stable');
 });
 
 test('POST /networks/create: overlay to the swarm, other drivers relayed as sent, name clashes across both', async () => {

@@ -181,6 +181,18 @@ test('nodes: inspect by hostname and self, update with version check, local node
   assert.equal((await call('DELETE', '/nodes/host-b?force=1')).status, 200);
 });
 
+test('nodes: inspect and ls show no Attachments (Docker\'s Node has none; Shoal keeps LB addresses there)', async () => {
+  const { call, store } = await controlFixture();
+  const n = store.get('nodes', NODE_ID)!;
+  const net = store.list('networks')[0]!;
+  await store.txn().update('nodes', { ...n, Attachments: [{ Network: net, Addresses: ['10.0.0.3/24'] }] }).commit();
+  assert.ok(store.get('nodes', NODE_ID)!.Attachments?.length, 'kept in the store');
+  const self = await call('GET', '/nodes/self');
+  assert.deepEqual(Object.keys(self.json).sort(), ['CreatedAt', 'Description', 'ID', 'ManagerStatus', 'Spec', 'Status', 'UpdatedAt', 'Version']);
+  const all = await call('GET', '/nodes');
+  assert.equal(all.json[0].Attachments, undefined);
+});
+
 test('swarm: inspect hides the CA key; not-a-manager is 503 with Docker\'s text', async () => {
   const { call } = await controlFixture();
   const sw = await call('GET', '/swarm');

@@ -9,6 +9,8 @@ import { isAttachmentTask } from '../../../src/protocol/attachments';
 import { needsScheduling } from '../../../src/manager/scheduler/scheduler';
 import { makeNode } from '../orchestrator/fixtures';
 import { makeNetwork } from '../allocator/fixtures';
+import { buildRecords } from '../../../src/agent/network/dns/records';
+import { resolve } from '../../../src/agent/network/dns/resolver';
 
 function attachment(id: string, net: string, node: string, container = 'c1'): Task {
   return {
@@ -44,6 +46,31 @@ test('an attachment task gets an address like a task, is never scheduled, and sh
   assert.deepEqual(mine.Endpoints.map((e) => [e.TaskName, e.ServiceID, e.Addr, e.Running]), [['c1', '', '10.9.0.2', false]]);
   // A node without it has no reason to carry the network.
   assert.deepEqual(networkViewFor('n1', snap).Networks, []);
+});
+
+test('a container\'s network aliases reach every node\'s view and answer in its DNS with the container\'s name', () => {
+  const core = new AllocatorCore();
+  const base = makeNetwork('att3', { subnet: '10.7.0.0/24' });
+  const net = allocated(core, { ...base, Spec: { ...base.Spec, Attachable: true } });
+  const t = attachment('a3', 'att3', 'n2', 'db1');
+  t.Spec.Networks = [{ Target: 'att3', Aliases: ['database', 'pg', 'database'] }];
+  const d = core.allocateTask(t, undefined, 't');
+  assert.ok(d.ok && d.next);
+  const svcTask = { ...attachment('s1', 'att3', 'n1'), ServiceID: 'svc1', Spec: { Networks: [{ Target: 'att3', Aliases: ['svc-alias'] }] } } as Task;
+  const d2 = core.allocateTask(svcTask, undefined, 't');
+  assert.ok(d2.ok && d2.next);
+  const nodes = [makeNode('n1', { addr: '192.168.0.1' }), makeNode('n2', { addr: '192.168.0.2' })];
+  const snap = listSnapshot({ networks: [net], services: [], tasks: [d.next, d2.next], nodes });
+  const view = checkNodeNetworkView(JSON.parse(JSON.stringify(networkViewFor('n1', snap))));
+  const e = view.Endpoints.find((x) => x.TaskID === 'a3')!;
+  assert.deepEqual(e.Aliases, ['database', 'pg']);
+  // A service task's aliases are the service's (ViewService.Aliases), not the endpoint's.
+  assert.equal(view.Endpoints.find((x) => x.TaskID === 's1')!.Aliases, undefined);
+  const records = buildRecords(view);
+  for (const name of ['db1', 'database', 'PG.']) {
+    assert.deepEqual(resolve(records, '10.7.0.99', { name, type: 'A' }), { kind: 'a', addrs: [e.Addr] }, name);
+  }
+  assert.throws(() => checkNodeNetworkView({ ...view, Endpoints: [{ ...e, Aliases: [7] }] }), /Aliases\[0\]/);
 });
 
 test('a requested address: refused when outside the subnet, the gateway or held; else kept by the allocator', () => {

@@ -124,6 +124,19 @@ test('no LB address on a network: its frontends reject; no ingress network: no m
   assert.ok(noIngress.warnings.some((w2) => w2.includes('no ingress network')));
 });
 
+test('an --internal network: DNS queries from it to its gateway go to Shoal\'s DNS server; routed networks get no such rule', () => {
+  const v = view();
+  v.Networks.push({ ID: 'netsecret00000000000000001', Name: 'secret', Subnet: '10.0.9.0/24', Gateway: '10.0.9.1', VNI: 4099, Internal: true, Attachable: true, Ingress: false, Encrypted: false, Labels: {} });
+  v.Networks.push({ ID: 'netbadgw000000000000000001', Name: 'badgw', Subnet: '10.0.8.0/24', Gateway: '10.0.7.1', VNI: 4100, Internal: true, Attachable: false, Ingress: false, Encrypted: false, Labels: {} });
+  const rs = buildRuleset(v, NODE_A);
+  const pre = block(rs.text, 'chain', 'prerouting');
+  const dns = pre.filter((l) => l.includes('th dport 53'));
+  assert.deepEqual(dns, ['ip saddr 10.0.9.0/24 ip daddr 10.0.9.1 meta l4proto { tcp, udp } th dport 53 dnat ip to 169.254.53.53 comment "dns on internal network secret"']);
+  assert.ok(pre.indexOf(dns[0]!) < pre.findIndex((l) => l.includes('@vip-services')), 'before the VIPs and the mesh (a published port 53 must not take it)');
+  assert.ok(!block(rs.text, 'chain', 'output').some((l) => l.includes('th dport 53')));
+  assert.ok(!block(buildRuleset(view(), NODE_A).text, 'chain', 'prerouting').some((l) => l.includes('th dport 53')));
+});
+
 test('the same view in any order gives the same text', () => {
   const a = view();
   const b = view({ Endpoints: [...a.Endpoints].reverse(), Networks: [...a.Networks].reverse(), LoadBalancers: [...a.LoadBalancers].reverse() });
@@ -140,6 +153,7 @@ test('nft -c accepts the generated transactions', { skip: nftUsable ? false : 'n
     empty: view({ Services: [], Endpoints: [] }),
     noBackends: view({ Endpoints: [] }),
     nothing: { Networks: [], Services: [], Endpoints: [], LoadBalancers: [] },
+    internal: view({ Networks: [...view().Networks, { ID: 'netsecret00000000000000001', Name: 'secret', Subnet: '10.0.9.0/24', Gateway: '10.0.9.1', VNI: 4099, Internal: true, Attachable: true, Ingress: false, Encrypted: false, Labels: {} }] }),
   };
   for (const [name, v] of Object.entries(cases)) {
     const r = spawnSync('nft', ['-c', '-f', '-'], { input: replaceTransaction(buildRuleset(v, NODE_A).text), timeout: 10_000 });

@@ -60,7 +60,7 @@ export function parseQuery(buf: Buffer): Parsed {
 // The reply to a query we answer ourselves. maxSize: the UDP limit (none over
 // TCP); answers that do not fit are left out and TC set, so the asker retries
 // over TCP.
-export function answerReply(query: Query, res: Exclude<Resolution, { kind: 'forward' }>, ttl: number, maxSize?: number): Buffer {
+export function answerReply(query: Query, res: Exclude<Resolution, { kind: 'forward' | 'refuse' }>, ttl: number, maxSize?: number): Buffer {
   const dns = packet();
   const name = query.question.name;
   const answers: Packet.Answer[] =

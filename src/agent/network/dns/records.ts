@@ -8,7 +8,8 @@ import type { NodeNetworkView } from '../../../protocol/network-view';
 //   SERVICE and each network alias of it: its VIP on that network (vip mode),
 //     or the addresses of its running tasks there (dnsrr);
 //   tasks.SERVICE, tasks.ALIAS: the addresses of its running tasks there;
-//   a task's own name ("web.1.<task id>"): its address there.
+//   a task's own name ("web.1.<task id>"): its address there;
+//   a container's name and aliases (a network attachment): its address there.
 // Names are lower case (DNS compares them without case). The ingress network
 // carries no names: it is the routing mesh's, not a place to find services
 // (as in Docker).
@@ -18,11 +19,12 @@ export interface DnsRecords {
   reverse: Map<string, Map<string, string>>;     // network ID → address → name (PTR)
   taskOfAddr: Map<string, string>;               // any endpoint's address → its task ID
   networksOfTask: Map<string, string[]>;         // task ID → its (non-ingress) networks
-  subnets: Array<{ networkId: string; net: number; mask: number }>;
+  subnets: Array<{ networkId: string; net: number; mask: number; internal: boolean }>;
+  internalOnly: Set<string>;                     // tasks whose every network is --internal: nothing forwarded for them
 }
 
 export const EMPTY_RECORDS: DnsRecords = {
-  names: new Map(), reverse: new Map(), taskOfAddr: new Map(), networksOfTask: new Map(), subnets: [],
+  names: new Map(), reverse: new Map(), taskOfAddr: new Map(), networksOfTask: new Map(), subnets: [], internalOnly: new Set(),
 };
 
 // A view item that is not what the contract says is left out alone; the
@@ -36,6 +38,8 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
   const endpoints = list(view.Endpoints).filter((e) => str(e.TaskID) && str(e.TaskName) && typeof e.ServiceID === 'string' && str(e.NetworkID) && addr4(e.Addr));
   const services = list(view.Services).filter((s) => str(s.ID) && str(s.Name));
   const ingress = new Set(networks.filter((n) => n.Ingress).map((n) => n.ID));
+  const internal = new Set(networks.filter((n) => n.Internal === true && !n.Ingress).map((n) => n.ID));
+  const routed = new Set<string>(); // tasks with a network that is not internal (a way out)
   const names = new Map<string, Map<string, string[]>>();
   const reverse = new Map<string, Map<string, string>>();
   const taskOfAddr = new Map<string, string>();
@@ -62,12 +66,15 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
     // A task's ingress address still tells who asks (its default route may
     // be there), but gives it no names.
     taskOfAddr.set(e.Addr, e.TaskID);
+    if (!internal.has(e.NetworkID)) routed.add(e.TaskID);
     if (ingress.has(e.NetworkID)) continue;
     const nets = networksOfTask.get(e.TaskID) ?? [];
     if (!nets.includes(e.NetworkID)) nets.push(e.NetworkID);
     networksOfTask.set(e.TaskID, nets);
     add(e.NetworkID, e.TaskName, [e.Addr]);
     addReverse(e.NetworkID, e.Addr, e.TaskName);
+    // A container's aliases name its address too (several containers with one alias: all answer).
+    if (!e.ServiceID && Array.isArray(e.Aliases)) for (const alias of e.Aliases.filter(str)) add(e.NetworkID, alias, [e.Addr]);
     // A container's network attachment (no service) has its name only.
     if (!e.Running || !e.ServiceID) continue;
     let bySvc = running.get(e.ServiceID);
@@ -102,9 +109,23 @@ export function buildRecords(view: NodeNetworkView): DnsRecords {
   for (const n of networks) {
     if (n.Ingress) continue;
     const c = str(n.Subnet) ? parseCidr(n.Subnet) : undefined;
-    if (c) subnets.push({ networkId: n.ID, ...c });
+    if (c) subnets.push({ networkId: n.ID, ...c, internal: internal.has(n.ID) });
   }
-  return { names, reverse, taskOfAddr, networksOfTask, subnets };
+  const internalOnly = new Set([...taskOfAddr.values()].filter((t) => !routed.has(t)));
+  return { names, reverse, taskOfAddr, networksOfTask, subnets, internalOnly };
+}
+
+// Whether names that are not the swarm's may be forwarded upstream for
+// `asker`: not for a container whose networks are all --internal (DNS would
+// be its way out; moby's CVE-2024-29018), nor for an unknown address on an
+// internal network's subnet.
+export function mayForward(records: DnsRecords, asker: string): boolean {
+  const task = records.taskOfAddr.get(asker);
+  if (task) return !records.internalOnly.has(task);
+  const a = ipv4ToInt(asker);
+  if (a === undefined) return true;
+  const nets = records.subnets.filter((s) => ((a & s.mask) >>> 0) === s.net);
+  return nets.length === 0 || nets.some((s) => !s.internal);
 }
 
 // The networks whose names a query from `asker` may see: those of the task

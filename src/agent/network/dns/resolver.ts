@@ -1,4 +1,4 @@
-import { networksOfAsker, type DnsRecords } from './records';
+import { mayForward, networksOfAsker, type DnsRecords } from './records';
 
 // What to do with one question from one asking address (pure: the records of
 // the current view in, a decision out; `rand` only orders equal answers).
@@ -9,7 +9,8 @@ export type Resolution =
   | { kind: 'a'; addrs: string[] }   // the name is ours: these IPv4 answers
   | { kind: 'ptr'; name: string }    // a reverse look-up of one of our addresses
   | { kind: 'nodata' }               // the name is ours but has nothing of that type (AAAA, MX, ...)
-  | { kind: 'forward' };             // not ours: the host's upstream servers answer
+  | { kind: 'forward' }              // not ours: the host's upstream servers answer
+  | { kind: 'refuse' };              // not ours, and the asker may not go upstream (internal networks): SERVFAIL
 
 const REVERSE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.in-addr\.arpa$/;
 
@@ -18,9 +19,10 @@ export function normalizeName(name: string): string {
 }
 
 export function resolve(records: DnsRecords, asker: string, q: DnsQuestion, rand: () => number = Math.random): Resolution {
-  if (q.class !== undefined && q.class !== 'IN' && q.class !== 'ANY') return { kind: 'forward' };
+  const elsewhere: Resolution = mayForward(records, asker) ? { kind: 'forward' } : { kind: 'refuse' };
+  if (q.class !== undefined && q.class !== 'IN' && q.class !== 'ANY') return elsewhere;
   const name = normalizeName(q.name);
-  if (!name) return { kind: 'forward' };
+  if (!name) return elsewhere;
   const networks = networksOfAsker(records, asker);
 
   const rev = REVERSE.exec(name);
@@ -30,7 +32,7 @@ export function resolve(records: DnsRecords, asker: string, q: DnsQuestion, rand
       const owner = records.reverse.get(n)?.get(addr);
       if (owner !== undefined) return q.type === 'PTR' || q.type === 'ANY' ? { kind: 'ptr', name: owner } : { kind: 'nodata' };
     }
-    return { kind: 'forward' };
+    return elsewhere;
   }
 
   let found = false;
@@ -41,7 +43,7 @@ export function resolve(records: DnsRecords, asker: string, q: DnsQuestion, rand
     found = true;
     for (const a of r) addrs.add(a);
   }
-  if (!found) return { kind: 'forward' };
+  if (!found) return elsewhere;
   if ((q.type !== 'A' && q.type !== 'ANY') || addrs.size === 0) return { kind: 'nodata' };
   // Several answers are always shuffled (as Docker does): clients that take
   // the first spread over them.

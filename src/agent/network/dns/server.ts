@@ -209,6 +209,7 @@ export class DnsServer {
       const q = parsed.query;
       const asker = from.replace(/^::ffff:/i, '');
       const res = resolve(this.records, asker, q.question, this.rand);
+      if (res.kind === 'refuse') return failReply(q, RCODE.SERVFAIL);
       if (res.kind !== 'forward') return answerReply(q, res, DNS_TTL_S, tcp ? undefined : q.udpSize);
       if (this.forwards >= MAX_FORWARDS) return failReply(q, RCODE.SERVFAIL);
       this.forwards++;

@@ -21,7 +21,7 @@
 // Every connection this table balances carries MARK_BALANCED in its conntrack
 // mark: dockerd's FORWARD chain (policy DROP) lets it through on that mark
 // (forward-accept.ts). MARK_SNAT asks postrouting for the source NAT.
-import type { NodeNetworkView, ViewEndpoint, ViewNetwork } from '../../../protocol/network-view';
+import { SHOAL_DNS_ADDR, type NodeNetworkView, type ViewEndpoint, type ViewNetwork } from '../../../protocol/network-view';
 import { byAddress, inSubnet, parseSubnet, plainIpv4, type Subnet } from './ipv4';
 
 export const TABLE_FAMILY = 'ip';
@@ -180,7 +180,7 @@ function render(frontends: Frontend[], nets: Net[]): string {
     '\tset vip-no-backends {', '\t\ttype ipv4_addr', ...elements(vipDead), '\t}',
     '\tset mesh-no-backends {', '\t\ttype inet_proto . inet_service', ...elements(meshDead), '\t}',
     // Before dockerd's own nat chains (priority dstnat/srcnat): the first chain that NATs wins.
-    '\tchain prerouting {', '\t\ttype nat hook prerouting priority dstnat - 10; policy accept;', ...dispatch, '\t}',
+    '\tchain prerouting {', '\t\ttype nat hook prerouting priority dstnat - 10; policy accept;', ...internalDns(nets), ...dispatch, '\t}',
     '\tchain output {', '\t\ttype nat hook output priority -110; policy accept;', ...dispatch, '\t}',
     '\tchain postrouting {', '\t\ttype nat hook postrouting priority srcnat - 10; policy accept;',
     ...nets.filter((n) => n.lb).map((n) =>
@@ -218,6 +218,18 @@ function render(frontends: Frontend[], nets: Net[]): string {
   }
   out.push('}');
   return `${out.join('\n')}\n`;
+}
+
+// A container on --internal networks only has no route to SHOAL_DNS_ADDR: it
+// asks its network's gateway (dnsServerFor), and this hands the query from
+// that network to the DNS server, a local address (input, not forward:
+// nothing leaves the network). The server still sees the container's address.
+function internalDns(nets: Net[]): string[] {
+  return nets.filter((n) => n.view.Internal && !n.view.Ingress).flatMap((n) => {
+    const gw = plainIpv4(n.view.Gateway);
+    if (!gw || !inSubnet(gw, n.subnet)) return [];
+    return [`\t\tip saddr ${n.subnet.cidr} ip daddr ${gw} meta l4proto { tcp, udp } th dport 53 dnat ip to ${SHOAL_DNS_ADDR} ${comment(`dns on internal network ${n.view.Name}`)}`];
+  });
 }
 
 // One nft transaction replacing the table whole (creating it first makes the delete safe).

@@ -125,3 +125,21 @@ test('a malformed item of the view is left out alone', () => {
   assert.deepEqual(resolve(r, DB1, { name: 'ok-alias', type: 'A' }), { kind: 'nodata' });
   assert.deepEqual(buildRecords({} as ReturnType<typeof sampleView>).names.size, 0);
 });
+
+test('a container on --internal networks only: the swarm\'s names answer, nothing is forwarded upstream (refused); a routed network as well allows it', () => {
+  const view = sampleView();
+  view.Networks.push({ ID: 'net-secret', Name: 'secret', Subnet: '10.0.9.0/24', Gateway: '10.0.9.1', VNI: 4099, Internal: true, Attachable: true, Ingress: false, Encrypted: false, Labels: {} });
+  view.Services.push({ ID: 's-vault', Name: 'vault', EndpointMode: 'vip', VIPs: [{ NetworkID: 'net-secret', Addr: '10.0.9.2' }], Ports: [], Aliases: [], KeepClientIP: false });
+  view.Endpoints.push(ep('v1', 'vault.1.v1', 's-vault', 'net-secret', '10.0.9.11'), ep('b1', 'both.1.b1', 's-both', 'net-secret', '10.0.9.12'), ep('b1', 'both.1.b1', 's-both', BACK, '10.0.2.41'));
+  const r = buildRecords(view);
+  assert.deepEqual(resolve(r, '10.0.9.11', { name: 'vault', type: 'A' }), { kind: 'a', addrs: ['10.0.9.2'] });
+  assert.deepEqual(resolve(r, '10.0.9.11', { name: 'example.com', type: 'A' }), { kind: 'refuse' });
+  assert.deepEqual(resolve(r, '10.0.9.11', { name: '4.3.2.1.in-addr.arpa', type: 'PTR' }), { kind: 'refuse' });
+  // An address of the internal subnet the view does not list yet: refused too.
+  assert.deepEqual(resolve(r, '10.0.9.99', { name: 'example.com', type: 'A' }), { kind: 'refuse' });
+  // On an internal and a routed network, asking from either address.
+  assert.deepEqual(resolve(r, '10.0.9.12', { name: 'example.com', type: 'A' }), { kind: 'forward' });
+  assert.deepEqual(resolve(r, '10.0.2.41', { name: 'example.com', type: 'A' }), { kind: 'forward' });
+  assert.deepEqual(resolve(r, WEB1, { name: 'example.com', type: 'A' }), { kind: 'forward' });
+  assert.deepEqual(resolve(r, '192.168.5.5', { name: 'example.com', type: 'A' }), { kind: 'forward' });
+});

@@ -235,3 +235,19 @@ test('many forwards at once: all answered, no listener warning', async () => {
   }
   assert.deepEqual(warnings, []);
 });
+
+test('a container on an --internal network only: swarm names answer, other names SERVFAIL at once without asking upstream', async () => {
+  const up = await fakeUpstream('example.com', '93.184.216.34');
+  const view = loView();
+  view.Networks[0]!.Internal = true;
+  const { port } = await startServer([up], 2000, view);
+  assert.deepEqual(aData(decode(await udpAsk(port, query('web')))), ['127.0.1.2']);
+  const started = Date.now();
+  const r = decode(await udpAsk(port, query('example.com')));
+  assert.equal(r.rcode, 'SERVFAIL');
+  assert.equal(decode(await tcpAsk(port, query('example.com'))).rcode, 'SERVFAIL');
+  assert.ok(Date.now() - started < 1500, 'answered at once');
+  assert.equal(up.asked(), 0);
+  // An asker outside the internal network still gets its names forwarded.
+  assert.deepEqual(aData(decode(await udpAsk(port, query('example.com'), '127.0.2.9'))), ['93.184.216.34']);
+});
