@@ -12,8 +12,11 @@ export interface ElectionOptions {
   store: Store;
   nodeId: string;
   log: Logger;
-  // Lease TTL. etcd's own floor with our tuning (election 500 ms, heartbeat 50 ms) is 1 s;
-  // 2 s leaves room for a busy two-core host while failover stays near 3 s for the leader role.
+  // Lease TTL. etcd's own floor with our tuning (election 500 ms, heartbeat 50 ms) is 1 s.
+  // 4 s: a leader placing thousands of tasks on a loaded two-core host could not
+  // renew a 2 s lease in time and lost its term over and over (bench/scale.ts);
+  // the leader role still fails over within about 5 s (Docker: 11-23 s), and the
+  // API's writes, which go to etcd from any manager, never wait for it.
   ttlSeconds?: number;
   renewMs?: number;
   marginMs?: number;
@@ -21,9 +24,9 @@ export interface ElectionOptions {
   now?: () => number;
 }
 
-export const DEFAULT_LEADER_TTL_S = 2;
-const DEFAULT_RENEW_MS = 400;
-const DEFAULT_MARGIN_MS = 300;
+export const DEFAULT_LEADER_TTL_S = 4;
+const DEFAULT_RENEW_MS = 500;
+const DEFAULT_MARGIN_MS = 500;
 
 // One manager's part in the election (decide.ts has the rules), and its
 // presence key: both live under the same lease, so a manager that stops
