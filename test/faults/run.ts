@@ -16,7 +16,7 @@ import { parseHostLines, runLab } from '../helpers/lab';
 import { check, failover, quorumAnomalies, quorumRecovery, type FaultMark } from './checker';
 import { runClient } from './clients';
 import { type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
-import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
+import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, unhealthy, type FaultLab } from './lab';
 import { FAULTS, planRound, runRound } from './nemesis';
 import { rng } from './prng';
 
@@ -38,6 +38,14 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
 
 function tailOf(file: string, lines = 15): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((x) => `    ${x.slice(0, 400)}`).join('\n'); } catch { return '    (no log)'; }
+}
+
+// How often a manager's log says its election lease failed (why a manager flaps Reachable/Unreachable).
+function leaseNotes(file: string): string {
+  let text = '';
+  try { text = readFileSync(file, 'utf8'); } catch { return '(no log)'; }
+  const count = (re: RegExp): number => (text.match(re) ?? []).length;
+  return `lost ${count(/manager lease lost/g)}, late ${count(/too late to count/g)}, stepped down ${count(/no longer the leader/g)}`;
 }
 
 function describe(a: Anomaly): string {
@@ -103,8 +111,12 @@ async function main(): Promise<number> {
           extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): ${(err as Error).message}` });
           for (const h of [round.target, ...(round.second ? [round.second] : [])]) await lab(l, ['start', h]).catch((e: Error) => say(`lab start ${h}: ${e.message}`));
         }
-        const ok = await until(`round ${i}: cluster healthy after the heal`, () => healthy(l), ROUND_RECOVER_MS);
-        if (!ok) extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal` });
+        let issue: string | undefined;
+        const ok = await until(`round ${i}: cluster healthy after the heal`, async () => (issue = await unhealthy(l)) === undefined, ROUND_RECOVER_MS);
+        if (!ok) {
+          say(`round ${i}: still ${issue}; leases per manager: ${l.managers.map((h) => `${h} ${leaseNotes(join(hostDir(l, h), 'shoal.log'))}`).join('; ')}`);
+          extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal (last: ${issue})` });
+        }
       }
     } finally {
       stop = true;
@@ -131,6 +143,7 @@ async function main(): Promise<number> {
       return left.length === 0;
     }, SETTLE_MS, 2_000);
     say(settled ? `settled in ${((performance.now() - settleFrom) / 1000).toFixed(1)} s` : `not settled; still waiting for: ${waiting}`);
+    say(`election leases per manager over the run: ${l.managers.map((h) => `${h} ${leaseNotes(join(hostDir(l, h), 'shoal.log'))}`).join('; ')}`);
     // The settled reading (managers agreed on it); reading again could catch a write in flight on one manager only.
     if (!settled || final === undefined) final = await finalState(l);
 
