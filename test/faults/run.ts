@@ -161,7 +161,8 @@ async function main(): Promise<number> {
     for (const a of anomalies) console.log(describe(a));
     if (ran < rounds) console.log(`time bound: ${ran} of the ${rounds} rounds asked for ran in ${minutes} min`);
     if (anomalies.length === 0) { console.log(`${ran} rounds, 0 anomalies`); return 0; }
-    console.log(`${ran} rounds, ${anomalies.length} anomalies (seed ${seed}: ${replay})`);
+    // The same seed plans the same rounds: replaying the ones that ran needs no time bound.
+    console.log(`${ran} rounds, ${anomalies.length} anomalies (seed ${seed}: ${ran < rounds ? replay.replace(`--rounds ${rounds}`, `--rounds ${ran}`) : replay})`);
     return 1;
   } finally {
     if (!values.keep) await runLab(index, ['down']);
