@@ -155,8 +155,38 @@ export function check(history: readonly Entry[], final: FinalState): Anomaly[] {
 // Failover figures from the history (pure): for each fault that hit the
 // leader, the time from the fault to the end of the first acknowledged write
 // sent after it.
-export interface FaultMark { round: number; kind: string; target: string; hitLeader: boolean; at: number }
+// quorumLost: the window in which two of three managers were down or cut off.
+export interface FaultMark { round: number; kind: string; target: string; hitLeader: boolean; at: number; quorumLost?: { from: number; to: number } }
 export interface Failover { samples: number[]; median?: number; worst?: number; unknowns: number }
+
+// No write can commit without a quorum of etcd members: an acknowledged write
+// sent after the quorum was lost and answered before it came back was not
+// committed (pure).
+export function quorumAnomalies(history: readonly Entry[], faults: readonly FaultMark[]): Anomaly[] {
+  const out: Anomaly[] = [];
+  for (const f of faults) {
+    const w = f.quorumLost;
+    if (!w) continue;
+    const acked = history.filter((e) => e.outcome === 'ok' && e.start >= w.from && e.end <= w.to);
+    for (const e of acked) {
+      out.push({ kind: 'ack-without-quorum', objects: [`${e.kind}/${e.name}${e.target ? `/${e.target}` : ''}`], requests: [e.id], detail: `round ${f.round} (${f.kind} ${f.target}): ${e.op} ${e.id} through ${e.manager} was acknowledged (${e.status ?? '-'}) between ${Math.round(e.start)} and ${Math.round(e.end)} ms, inside the quorum loss ${Math.round(w.from)}-${Math.round(w.to)} ms` });
+    }
+  }
+  return out;
+}
+
+// After a quorum loss: the time from the heal to the end of the first
+// acknowledged write sent after it (pure).
+export function quorumRecovery(history: readonly Entry[], faults: readonly FaultMark[]): number[] {
+  const samples: number[] = [];
+  for (const f of faults) {
+    if (!f.quorumLost) continue;
+    const healed = f.quorumLost.to;
+    const first = history.filter((e) => e.outcome === 'ok' && e.start >= healed).sort((a, b) => a.end - b.end)[0];
+    if (first) samples.push(first.end - healed);
+  }
+  return samples;
+}
 
 export function failover(history: readonly Entry[], faults: readonly FaultMark[]): Failover {
   const samples: number[] = [];

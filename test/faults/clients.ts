@@ -24,10 +24,13 @@ export interface ClientOptions {
   now?: () => number;
 }
 
-type Plan = { kind: Kind; op: Op };
+// again: after an acknowledged update, the same base version once more (a
+// stale write: the store must refuse it with "update out of sequence").
+type Plan = { kind: Kind; op: Op; again?: boolean };
 const PLANS: [number, Plan][] = [
   [22, { kind: 'service', op: 'create' }],
-  [20, { kind: 'service', op: 'update' }],
+  [16, { kind: 'service', op: 'update' }],
+  [4, { kind: 'service', op: 'update', again: true }],
   [20, { kind: 'service', op: 'scale' }],
   [10, { kind: 'service', op: 'remove' }],
   [8, { kind: 'secret', op: 'create' }],
@@ -89,17 +92,30 @@ export async function runClient(o: ClientOptions): Promise<void> {
         extra = { target: obj.ID, baseVersion: version, sent: { replicas: spec.Mode?.Replicated?.Replicas, command: spec.TaskTemplate?.ContainerSpec?.Command } };
       }
     }
-    const start = now();
-    const r = await call(m.socket, method, path, body, REQUEST_MS);
-    const end = now();
-    const outcome = outcomeOf(r);
-    const createdId = plan.op === 'create' && outcome === 'ok' ? json(r)?.ID : undefined;
-    o.record({
-      ...base, ...extra, start, end, outcome,
-      ...(r.status !== undefined ? { status: r.status } : {}),
-      body: trim(r),
-      ...(typeof createdId === 'string' ? { createdId } : {}),
-    });
+    const send = async (entry: typeof base, sentBody: unknown, more: Partial<Entry>): Promise<Entry> => {
+      const start = now();
+      const r = await call(m.socket, method, path, sentBody, REQUEST_MS);
+      const end = now();
+      const outcome = outcomeOf(r);
+      const createdId = plan.op === 'create' && outcome === 'ok' ? json(r)?.ID : undefined;
+      const e: Entry = {
+        ...entry, ...more, start, end, outcome,
+        ...(r.status !== undefined ? { status: r.status } : {}),
+        body: trim(r),
+        ...(typeof createdId === 'string' ? { createdId } : {}),
+      };
+      o.record(e);
+      return e;
+    };
+    const first = await send(base, body, extra);
+    if (plan.again && first.outcome === 'ok') {
+      const againId = `c${o.client}-${++n}`;
+      const spec = structuredClone(body) as any;
+      spec.Labels = { ...spec.Labels, [WRITER_LABEL]: againId };
+      const command = ['sleep', String(3000 + o.rng.int(0, 999))];
+      spec.TaskTemplate = { ...spec.TaskTemplate, ContainerSpec: { ...spec.TaskTemplate?.ContainerSpec, Command: command } };
+      await send({ ...base, id: againId }, spec, { ...extra, sent: { replicas: spec.Mode?.Replicated?.Replicas, command } });
+    }
     await sleep(o.rng.int(100, 600));
   }
 }

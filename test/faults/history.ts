@@ -76,7 +76,8 @@ export type AnomalyKind =
   | 'not-converged'           // running task containers differ from the desired replicas
   | 'orphan-container'        // a task container whose task is gone or not desired running
   | 'task-on-down-node'       // a task desired running on a Down node
-  | 'not-recovered';          // after a round's heal the cluster was not healthy within its bound
+  | 'not-recovered'           // after a round's heal the cluster was not healthy within its bound
+  | 'ack-without-quorum';     // a write sent and answered ok while two of three managers were down or cut off
 
 export interface Anomaly {
   kind: AnomalyKind;

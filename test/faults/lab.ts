@@ -141,12 +141,19 @@ export async function leaderOf(l: FaultLab): Promise<string | undefined> {
 // Every host's daemon answers, and every manager sees all nodes Ready and
 // every manager reachable.
 export async function healthy(l: FaultLab): Promise<boolean> {
-  for (const h of l.hosts) if ((await call(shoalSocket(l, h), 'GET', '/_ping', undefined, 3_000)).status !== 200) return false;
+  return (await unhealthy(l)) === undefined;
+}
+
+// What keeps the cluster from being healthy (the first thing found), or undefined.
+export async function unhealthy(l: FaultLab): Promise<string | undefined> {
+  for (const h of l.hosts) if ((await call(shoalSocket(l, h), 'GET', '/_ping', undefined, 3_000)).status !== 200) return `${h}'s daemon does not answer`;
   for (const h of l.managers) {
     const r = await call(shoalSocket(l, h), 'GET', '/nodes', undefined, 5_000);
     const nodes = r.status === 200 ? json(r) : undefined;
-    if (!Array.isArray(nodes) || nodes.length !== l.hosts.length) return false;
-    if (!nodes.every((n: any) => n.Status?.State === 'ready' && (n.Spec?.Role !== 'manager' || n.ManagerStatus?.Reachability === 'reachable'))) return false;
+    if (!Array.isArray(nodes)) return `${h}: GET /nodes ${r.status ?? r.error} ${r.body.trim().slice(0, 120)}`;
+    if (nodes.length !== l.hosts.length) return `${h} lists ${nodes.length} nodes`;
+    const bad = nodes.filter((n: any) => n.Status?.State !== 'ready' || (n.Spec?.Role === 'manager' && n.ManagerStatus?.Reachability !== 'reachable'));
+    if (bad.length) return `${h} sees ${bad.map((n: any) => `${n.Description?.Hostname} ${n.Status?.State}${n.ManagerStatus ? `/${n.ManagerStatus.Reachability}` : ''}`).join(', ')}`;
   }
-  return true;
+  return undefined;
 }

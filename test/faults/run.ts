@@ -1,21 +1,22 @@
-// `npm run faults -- --rounds N --seed S [--keep] [--cycle]`: the fault test
+// `npm run faults -- --rounds N --seed S [--keep] [--cycle] [--minutes M]`: the fault test
 // on a five-host `shoal lab` (3 managers, 2 workers; SHOAL_LAB_INDEX, default
 // 30). Clients write through random managers while the nemesis hurts one host
 // or process per round; then everything is healed, the cluster must settle,
 // and the checker reads the history and every manager's final state.
 // --cycle runs the fault kinds in turn (the CI's short form); --keep leaves
-// the lab up. SHOAL_FAULTS_SELFTEST=lost-write drops one acknowledged
-// service from the final state: the checker must report it.
+// the lab up; --minutes M starts no round after M minutes (the final line
+// then counts the rounds that ran). `npm run faults:broken` (broken.ts) runs
+// it on a deliberately broken build: the checker must catch it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseHostLines, runLab } from '../helpers/lab';
-import { check, failover, type FaultMark } from './checker';
+import { check, failover, quorumAnomalies, quorumRecovery, type FaultMark } from './checker';
 import { runClient } from './clients';
-import { CREATE_LABEL, type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
-import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, type FaultLab } from './lab';
+import { type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
+import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, unhealthy, type FaultLab } from './lab';
 import { FAULTS, planRound, runRound } from './nemesis';
 import { rng } from './prng';
 
@@ -35,21 +36,16 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
   }
 }
 
-// The broken build the checker must catch (SHOAL_FAULTS_SELFTEST).
-function selftest(mode: string | undefined, history: Entry[], final: FinalState): void {
-  if (!mode) return;
-  if (mode !== 'lost-write') throw new Error(`SHOAL_FAULTS_SELFTEST wants lost-write, got "${mode}"`);
-  const ids = new Set(history.filter((e) => e.kind === 'service' && e.op === 'create' && e.outcome === 'ok').map((e) => e.id));
-  const victim = final.managers[0]?.services.find((s) => ids.has(s.labels[CREATE_LABEL] ?? ''));
-  if (!victim) { say('selftest: no acknowledged service left to drop'); return; }
-  for (const m of final.managers) m.services = m.services.filter((s) => s.id !== victim.id);
-  for (const m of final.managers) m.tasks = m.tasks.filter((t) => t.serviceId !== victim.id);
-  final.containers = final.containers.filter((c) => c.serviceId !== victim.id);
-  say(`selftest lost-write: service ${victim.name} (${victim.id}, create ${victim.labels[CREATE_LABEL]}) dropped from the final state`);
-}
-
 function tailOf(file: string, lines = 15): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((x) => `    ${x.slice(0, 400)}`).join('\n'); } catch { return '    (no log)'; }
+}
+
+// How often a manager's log says its election lease failed (why a manager flaps Reachable/Unreachable).
+function leaseNotes(file: string): string {
+  let text = '';
+  try { text = readFileSync(file, 'utf8'); } catch { return '(no log)'; }
+  const count = (re: RegExp): number => (text.match(re) ?? []).length;
+  return `lost ${count(/manager lease lost/g)}, late ${count(/too late to count/g)}, stepped down ${count(/no longer the leader/g)}`;
 }
 
 function describe(a: Anomaly): string {
@@ -58,13 +54,16 @@ function describe(a: Anomaly): string {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { rounds: { type: 'string' }, seed: { type: 'string' }, keep: { type: 'boolean' }, cycle: { type: 'boolean' }, clients: { type: 'string' }, out: { type: 'string' } },
+    options: { rounds: { type: 'string' }, seed: { type: 'string' }, keep: { type: 'boolean' }, cycle: { type: 'boolean' }, clients: { type: 'string' }, out: { type: 'string' }, minutes: { type: 'string' } },
     strict: true,
   });
   const rounds = Number(values.rounds ?? '20');
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a whole number >= 1, got "${values.rounds}"`);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed wants a whole number >= 0, got "${values.seed}"`);
+  // --minutes: no round starts after that long (the lab's start counts); the run then settles and checks what ran.
+  const minutes = values.minutes !== undefined ? Number(values.minutes) : undefined;
+  if (minutes !== undefined && !(minutes > 0)) throw new Error(`--minutes wants a number > 0, got "${values.minutes}"`);
   const index = process.env.SHOAL_LAB_INDEX || '30';
   const r = rng(seed);
   const clients = values.clients !== undefined ? Number(values.clients) : r.int(2, 4);
@@ -85,6 +84,7 @@ async function main(): Promise<number> {
   if (l.managers.length !== 3 || l.workers.length !== 2) throw new Error(`lab up: expected 3 managers and 2 workers, got ${up.stdout}`);
   say(`lab up: managers ${l.managers.join(' ')}, workers ${l.workers.join(' ')}`);
 
+  let ran = 0;
   const history: Entry[] = [];
   const marks: FaultMark[] = [];
   const extra: Anomaly[] = [];
@@ -98,19 +98,25 @@ async function main(): Promise<number> {
     const clientsDone = Promise.all(running);
     try {
       for (let i = 1; i <= rounds; i++) {
+        if (minutes !== undefined && performance.now() - t0 > minutes * 60_000) { say(`time bound (${minutes} min) reached: ${ran} of ${rounds} rounds ran`); break; }
+        ran = i;
         const round = planRound(r, l, i, values.cycle ? FAULTS[(i - 1) % FAULTS.length] : undefined);
         try {
           const mark = await runRound(l, round, say);
-          marks.push({ ...mark, at: mark.at - t0 });
+          marks.push({ ...mark, at: mark.at - t0, ...(mark.quorumLost ? { quorumLost: { from: mark.quorumLost.from - t0, to: mark.quorumLost.to - t0 } } : {}) });
         } catch (err) {
           // A heal that did not work is a finding, not the end of the run: say why, power-cycle the host.
           const log = tailOf(join(hostDir(l, round.target), 'shoal.log'));
           say(`round ${i}: ${(err as Error).message}; last lines of ${round.target}'s shoal.log:\n${log}`);
           extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): ${(err as Error).message}` });
-          await lab(l, ['start', round.target]).catch((e: Error) => say(`lab start ${round.target}: ${e.message}`));
+          for (const h of [round.target, ...(round.second ? [round.second] : [])]) await lab(l, ['start', h]).catch((e: Error) => say(`lab start ${h}: ${e.message}`));
         }
-        const ok = await until(`round ${i}: cluster healthy after the heal`, () => healthy(l), ROUND_RECOVER_MS);
-        if (!ok) extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal` });
+        let issue: string | undefined;
+        const ok = await until(`round ${i}: cluster healthy after the heal`, async () => (issue = await unhealthy(l)) === undefined, ROUND_RECOVER_MS);
+        if (!ok) {
+          say(`round ${i}: still ${issue}; leases per manager: ${l.managers.map((h) => `${h} ${leaseNotes(join(hostDir(l, h), 'shoal.log'))}`).join('; ')}`);
+          extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): not every node Ready and every manager reachable ${ROUND_RECOVER_MS / 1000} s after the heal (last: ${issue})` });
+        }
       }
     } finally {
       stop = true;
@@ -137,22 +143,26 @@ async function main(): Promise<number> {
       return left.length === 0;
     }, SETTLE_MS, 2_000);
     say(settled ? `settled in ${((performance.now() - settleFrom) / 1000).toFixed(1)} s` : `not settled; still waiting for: ${waiting}`);
+    say(`election leases per manager over the run: ${l.managers.map((h) => `${h} ${leaseNotes(join(hostDir(l, h), 'shoal.log'))}`).join('; ')}`);
     // The settled reading (managers agreed on it); reading again could catch a write in flight on one manager only.
     if (!settled || final === undefined) final = await finalState(l);
-    selftest(process.env.SHOAL_FAULTS_SELFTEST, history, final);
 
-    const anomalies = [...extra, ...check(history, final)];
+    const anomalies = [...extra, ...quorumAnomalies(history, marks), ...check(history, final)];
     const out = values.out ?? `/tmp/shoal-faults-${seed}.json`;
-    writeFileSync(out, JSON.stringify({ seed, rounds, clients, faults: marks, history, final, anomalies }, null, 1));
+    writeFileSync(out, JSON.stringify({ seed, rounds: ran, clients, faults: marks, history, final, anomalies }, null, 1));
 
     const count = (o: string): number => history.filter((e) => e.outcome === o).length;
     const f = failover(history, marks);
     console.log(`history: ${history.length} writes (${count('ok')} ok, ${count('fail')} failed, ${count('unknown')} unknown); final: ${final.managers[0]?.services.length ?? 0} services, ${final.managers[0]?.secrets.length ?? 0} secrets, ${final.managers[0]?.configs.length ?? 0} configs, ${final.containers.filter((c) => c.running).length} running task containers; saved in ${out}`);
     console.log(`faults: ${FAULTS.map((k) => `${k} ${marks.filter((m) => m.kind === k).length}`).join(', ')}; on the leader's host: ${marks.filter((m) => m.hitLeader).length}`);
     console.log(`failover (fault on the leader's host -> first acknowledged write sent after it): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
+    const q = quorumRecovery(history, marks).sort((x, y) => x - y);
+    if (q.length) console.log(`after a quorum loss (heal -> first acknowledged write sent after it): median ${Math.round(q[Math.floor((q.length - 1) / 2)]!)} ms, worst ${Math.round(q[q.length - 1]!)} ms over ${q.length}`);
     for (const a of anomalies) console.log(describe(a));
-    if (anomalies.length === 0) { console.log(`${rounds} rounds, 0 anomalies`); return 0; }
-    console.log(`${rounds} rounds, ${anomalies.length} anomalies (seed ${seed}: ${replay})`);
+    if (ran < rounds) console.log(`time bound: ${ran} of the ${rounds} rounds asked for ran in ${minutes} min`);
+    if (anomalies.length === 0) { console.log(`${ran} rounds, 0 anomalies`); return 0; }
+    // The same seed plans the same rounds: replaying the ones that ran needs no time bound.
+    console.log(`${ran} rounds, ${anomalies.length} anomalies (seed ${seed}: ${ran < rounds ? replay.replace(`--rounds ${rounds}`, `--rounds ${ran}`) : replay})`);
     return 1;
   } finally {
     if (!values.keep) await runLab(index, ['down']);

@@ -39,6 +39,7 @@ export class Election {
   private timer?: NodeJS.Timeout;
   private stepping = false;
   private pending = false;
+  private renewing = false;
   private stopped = false;
   private unsubscribe?: () => void;
   private readonly etcd: Backend & LeaseBackend;
@@ -55,8 +56,20 @@ export class Election {
 
   start(): void {
     this.unsubscribe = this.opts.store.subscribeMeta(() => this.kick());
-    this.timer = setInterval(() => this.kick(), this.opts.renewMs ?? DEFAULT_RENEW_MS);
+    this.timer = setInterval(() => { this.renewSoon(); this.kick(); }, this.opts.renewMs ?? DEFAULT_RENEW_MS);
     this.kick();
+  }
+
+  // Renewals run beside the steps, never behind one: a step can wait for
+  // seconds (a campaign waits up to 10 s for the mirror to show its key; a
+  // step-down stops the leader's components; a grant waits on a slow etcd).
+  // Renewals queued behind it let the 2 s lease expire at etcd, taking the
+  // presence key (the manager shows Unreachable) and the leader key with it,
+  // and the next step found the lease gone and started over.
+  private renewSoon(): void {
+    if (this.stopped || this.renewing || !this.lease) return;
+    this.renewing = true;
+    void this.renew().finally(() => { this.renewing = false; });
   }
 
   // One step at a time; a request during one runs right after it.
@@ -85,7 +98,6 @@ export class Election {
   }
 
   private async step(): Promise<void> {
-    await this.renew();
     const step = electionStep(this.view());
     if (step === 'step-down') await this.stepDown('lease or leader key lost');
     else if (step === 'new-lease') await this.newLease();
@@ -100,20 +112,24 @@ export class Election {
     if (res.succeeded) this.opts.log.info({ term: kv.createRevision }, 'leader key of a term this manager no longer leads removed');
   }
 
+  // Never rejects. A lease replaced while its renewal was on the way (a new
+  // grant after it was given up) keeps the new lease's confirmation.
   private async renew(): Promise<void> {
-    if (!this.lease) return;
+    const lease = this.lease;
+    if (!lease) return;
     const sent = (this.opts.now ?? Date.now)();
     try {
-      await this.etcd.keepAliveOnce(this.lease);
+      await this.etcd.keepAliveOnce(lease);
+      if (this.lease !== lease) return;
       this.confirmedSentAt = sent;
       const tookMs = (this.opts.now ?? Date.now)() - sent;
-      if (!leaseAlive(this.view())) this.opts.log.info({ lease: this.lease, tookMs }, 'lease renewal confirmed too late to count');
+      if (!leaseAlive(this.view())) this.opts.log.info({ lease, tookMs }, 'lease renewal confirmed too late to count');
     } catch (err) {
-      if (!leaseAlive(this.view())) {
-        this.opts.log.warn({ err: (err as Error).message, lease: this.lease }, 'manager lease lost');
-        this.lease = undefined;
-        this.confirmedSentAt = undefined;
-      }
+      if (this.lease !== lease || leaseAlive(this.view())) return;
+      this.opts.log.warn({ err: (err as Error).message, lease }, 'manager lease lost');
+      this.lease = undefined;
+      this.confirmedSentAt = undefined;
+      this.kick();
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, failover } from '../../faults/checker';
+import { check, failover, quorumAnomalies, quorumRecovery } from '../../faults/checker';
 import { CREATE_LABEL, WRITER_LABEL, type AnomalyKind, type Entry, type FinalState, type ManagerView, type ObjectView } from '../../faults/history';
 import { rng } from '../../faults/prng';
 import { planRound } from '../../faults/nemesis';
@@ -176,6 +176,35 @@ describe('fault checker', () => {
     assert.equal(f.median, 120);
     assert.equal(f.worst, 250);
     assert.equal(f.unknowns, 1);
+  });
+
+  test('ack-without-quorum: an acknowledged write sent and answered inside a quorum loss', () => {
+    const h = [
+      { ...e({ id: 'a', op: 'create', outcome: 'ok' }), start: 90, end: 1050 },     // sent before the loss
+      { ...e({ id: 'b', op: 'create', outcome: 'unknown' }), start: 1100, end: 1900 }, // no ack: right
+      { ...e({ id: 'c', op: 'update', outcome: 'ok', target: 'S1' }), start: 1200, end: 1300 }, // impossible
+      { ...e({ id: 'd', op: 'create', outcome: 'ok' }), start: 1900, end: 2100 },   // answered after the heal began
+      { ...e({ id: 'f', op: 'create', outcome: 'ok' }), start: 2500, end: 2600 },
+    ];
+    const marks = [
+      { round: 1, kind: 'kill-host', target: 'host1', hitLeader: true, at: 100 },
+      { round: 2, kind: 'lose-quorum', target: 'host1+host2', hitLeader: false, at: 950, quorumLost: { from: 1000, to: 2000 } },
+    ];
+    const a = quorumAnomalies(h, marks);
+    assert.deepEqual(a.map((x) => [x.kind, x.requests]), [['ack-without-quorum', ['c']]]);
+    assert.deepEqual(quorumRecovery(h, marks), [600]);
+    // The quorum loss is no failover sample (its time includes the hold).
+    assert.deepEqual(failover(h, marks).samples, [1200]);
+  });
+
+  test('the nemesis: a quorum loss hurts two distinct managers', () => {
+    const l = { hosts: ['host1', 'host2', 'host3', 'host4', 'host5'], managers: ['host1', 'host2', 'host3'] };
+    const r = rng(7);
+    for (let i = 1; i <= 30; i++) {
+      const q = planRound(r, l, i, 'lose-quorum');
+      assert.ok(l.managers.includes(q.target) && l.managers.includes(q.second!) && q.target !== q.second);
+      assert.ok(q.how === 'kill-host' || q.how === 'partition');
+    }
   });
 
   test('the nemesis replays from its seed and hurts etcd only on managers', () => {

@@ -120,3 +120,40 @@ test('a leader that stepped down on a late renewal while etcd kept its lease lea
     await store.close();
   }
 });
+
+// A step that waits (here the leader's components take 600 ms to start, five
+// times the lease's margin) must not hold the renewals up: before, the lease
+// ran out meanwhile, the new leader stepped down at once and started over.
+test('renewals go on while a step waits: a slow start of the leader components keeps the term', async () => {
+  class Counting extends MemoryBackend {
+    renewals = 0;
+    override async keepAliveOnce(lease: string): Promise<void> { this.renewals++; return super.keepAliveOnce(lease); }
+  }
+  const backend = new Counting();
+  const store = await Store.open(backend, silentLogger);
+  let terms = 0;
+  let leading = false;
+  let renewedDuringStart = -1;
+  const election = new Election({
+    store, nodeId: 'm0', log: silentLogger, renewMs: 20, ttlSeconds: 0.3, marginMs: 50,
+    lead: async () => {
+      terms++;
+      const before = backend.renewals;
+      await new Promise((r) => setTimeout(r, 600));
+      renewedDuringStart = backend.renewals - before;
+      leading = true;
+      return { stop: async () => { leading = false; } };
+    },
+  });
+  election.start();
+  try {
+    await until(() => leading, 'a leader');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(renewedDuringStart >= 5, `${renewedDuringStart} renewals while the components started`);
+    assert.equal(terms, 1, 'one term');
+    assert.ok(leading, 'still leading');
+  } finally {
+    await election.stop();
+    await store.close();
+  }
+});
