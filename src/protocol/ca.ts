@@ -32,7 +32,8 @@ export interface IssueNodeCertificateResponse {
 
 export interface RenewNodeCertificateRequest { CSR: string }
 // NodeVersion: the node object's Version.Index the role was read from (node/role.ts).
-export interface RenewNodeCertificateResponse { Certificate: string; Role: Role; NodeVersion?: number }
+// CACertificate: the roots the node is to trust from now on (both during a root rotation); absent from an older manager.
+export interface RenewNodeCertificateResponse { Certificate: string; Role: Role; NodeVersion?: number; CACertificate?: string }
 
 // ---------------------------------------------------------------------------
 // Checks (every message from a peer goes through one).
@@ -144,6 +145,7 @@ export function checkRenewResponse(raw: unknown): RenewNodeCertificateResponse {
   return {
     Certificate: certificates(o, 'Certificate', what), Role: role(o, what),
     ...(o.NodeVersion !== undefined ? { NodeVersion: version(o.NodeVersion, `${what}: NodeVersion`) } : {}),
+    ...(o.CACertificate !== undefined ? { CACertificate: certificates(o, 'CACertificate', what) } : {}),
   };
 }
 
