@@ -234,3 +234,17 @@ export function tokenMatchesCA(parsed: ParsedJoinToken, caPem: string): boolean 
   const der = Buffer.from(caPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
   return createHash('sha256').update(der).digest('hex') === parsed.rootDigest;
 }
+
+// ---------------------------------------------------------------------------
+// Root CA rotation, as nodes see it: the roots to trust now (both while a
+// rotation runs) and the key of the CA their certificate should come from
+// (managers: the cluster object; workers: their session).
+
+export interface WantedTrust { bundle: string; issuerPublicKey: string }
+
+// A node renews when it trusts other roots than wanted, or its certificate is
+// not from the wanted CA (the renewal's answer brings both).
+export function nodeNeedsRenewal(held: { bundle: string; issuedByWanted: boolean }, want: WantedTrust): boolean {
+  if (!want.bundle.trim() || !want.issuerPublicKey) return false; // nothing known yet
+  return held.bundle.trim() !== want.bundle.trim() || !held.issuedByWanted;
+}

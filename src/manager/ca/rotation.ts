@@ -13,7 +13,7 @@
 // the new root becomes the only one and the join tokens name its digest.
 import { invalid } from '../../common/errors';
 import type { Node, SwarmSpec, TLSInfo } from '../../model/types';
-import { joinTokenDigestPart, parseJoinToken } from '../../protocol/ca';
+import { joinTokenDigestPart, parseJoinToken, type WantedTrust } from '../../protocol/ca';
 import type { ClusterObject, RootRotation } from '../../store/objects';
 
 const bad = (msg: string) => invalid(`rpc error: code = InvalidArgument desc = ${msg}`);
@@ -117,8 +117,6 @@ export function rotationDecision(c: ClusterObject, nodes: Node[]): RotationDecis
 
 // What every node should hold now: the roots to trust (both while a rotation
 // runs), and the CA its certificate should come from.
-export interface WantedTrust { bundle: string; issuerPublicKey: string }
-
 export function wantedTrust(c: Pick<ClusterObject, 'TLSInfo' | 'RootRotation'>): WantedTrust {
   return { bundle: trustBundle(c.TLSInfo.TrustRoot ?? '', c.RootRotation), issuerPublicKey: c.TLSInfo.CertIssuerPublicKey ?? '' };
 }
@@ -126,11 +124,4 @@ export function wantedTrust(c: Pick<ClusterObject, 'TLSInfo' | 'RootRotation'>):
 export function trustBundle(rootPem: string, rotation: RootRotation | undefined): string {
   const one = (pem: string): string => pem.trim() + '\n';
   return rotation ? one(rootPem) + one(rotation.CACert) : one(rootPem);
-}
-
-// A node's decision: renew when it trusts other roots than wanted, or its
-// certificate is not from the wanted CA (the CA's answer brings both).
-export function nodeNeedsRenewal(held: { bundle: string; issuedByWanted: boolean }, want: WantedTrust): boolean {
-  if (!want.bundle.trim() || !want.issuerPublicKey) return false; // nothing known yet
-  return held.bundle.trim() !== want.bundle.trim() || !held.issuedByWanted;
 }

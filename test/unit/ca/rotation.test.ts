@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  finishedRotation, nodeNeedsRenewal, rederiveJoinToken, rotationDecision, rotationRequest, startedRotation, storedSpec, wantedTrust,
+  finishedRotation, rederiveJoinToken, rotationDecision, rotationRequest, startedRotation, storedSpec, wantedTrust,
 } from '../../../src/manager/ca/rotation';
-import { parseJoinToken, rootCADigest } from '../../../src/protocol/ca';
+import { nodeNeedsRenewal, parseJoinToken, rootCADigest } from '../../../src/protocol/ca';
 import type { Node } from '../../../src/model/types';
 import type { ClusterObject } from '../../../src/store/objects';
 
