@@ -922,13 +922,17 @@ export class SwarmNode implements SwarmMembership {
     if (missing.length) writeFileAtomic(caFile, have.trim() + '\n' + missing.join('\n') + '\n');
     const certFile = this.etcdTls.certFile;
     const issuerKey = signing.tls.CertIssuerPublicKey;
-    if (!issuerKey || issuedByKey(readFileSync(certFile, 'utf8'), issuerKey)) return;
+    const current = readFileSync(certFile, 'utf8');
+    if (!issuerKey || issuedByKey(current, issuerKey)) return;
+    // The cross-signed roots of earlier rotations stay after the new one: an
+    // etcd member that has not restarted since still trusts only the root it started with.
+    const chain = [...pemCertificates(signing.chain), ...pemCertificates(current).slice(1)].filter((c, i, all) => all.indexOf(c) === i);
     void issueEtcdCert(signing.issuer, a.nodeId, a.clusterId, Date.now(), [a.addr]).then((cert) => {
       if (this.active !== a) return;
       const clear = Buffer.from(cert.keyPem);
       writeKeyFiles([{ path: this.etcdKeyPath, clear }], this.kek);
       writeKeyFiles([{ path: this.keys.runtimeEtcdKey, clear }], undefined);
-      writeFileAtomic(certFile, cert.certPem + signing.chain, 0o600);
+      writeFileAtomic(certFile, cert.certPem + chain.map((c) => c + '\n').join(''), 0o600);
       this.opts.log.info('etcd certificate renewed from the swarm\'s new root CA');
     }).catch((err: unknown) => this.opts.log.error({ err: (err as Error).message }, 'renewing etcd\'s certificate for the new root CA failed'));
   }

@@ -69,7 +69,7 @@ test('docker swarm ca --rotate on three managers and a worker: every node moves 
   await nodesReady(h1, 4);
   await ok(h1, ['service', 'create', '--detach', '--name', 'keep', '--replicas', '4', 'shoal-test/busybox:1', 'sleep', '100000']);
   const tasks = await waitFor('4 tasks running', async () => {
-    const r = await docker(h1, ['service', 'ps', '--format', '{{.ID}} {{.CurrentState}}', '--filter', 'desired-state=running', 'keep']);
+    const r = await docker(h1, ['service', 'ps', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}', '--filter', 'desired-state=running', 'keep']);
     const lines = r.stdout.trim().split('\n').filter((l) => / Running /.test(l));
     return r.code === 0 && lines.length === 4 ? lines.map((l) => l.split(' ')[0]!).sort() : undefined;
   }, 120_000, 500);
