@@ -21,10 +21,16 @@ export function startTrustFollower(opts: { held: () => NodeTls; renew: () => Pro
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
+  // Every session message says what is wanted: the signature check is made once per certificate and key.
+  let memo: { cert: string; key: string; ok: boolean } | undefined;
+  const issuedByWanted = (certPem: string, key: string): boolean => {
+    if (memo?.cert !== certPem || memo.key !== key) memo = { cert: certPem, key, ok: issuedByKey(certPem, key) };
+    return memo.ok;
+  };
   const needed = (): boolean => {
     if (!want) return false;
     const tls = opts.held();
-    return nodeNeedsRenewal({ bundle: tls.caPem, issuedByWanted: issuedByKey(tls.certPem, want.issuerPublicKey) }, want);
+    return nodeNeedsRenewal({ bundle: tls.caPem, issuedByWanted: issuedByWanted(tls.certPem, want.issuerPublicKey) }, want);
   };
 
   const run = async (): Promise<void> => {

@@ -122,7 +122,8 @@ test('docker swarm ca --rotate on three managers and a worker: every node moves 
   await managersReachable(h2);
   await nodesReady(h2, 5);
   assert.match(await ok(h2, ['node', 'ls']), /Leader/);
-  assert.deepEqual(await runningTasks(h2), tasks);
+  // The power-off killed the task on that host: the service is whole again (4 running).
+  await waitFor('4 tasks running after the power cycle', async () => (await runningTasks(h2)).length === 4, 120_000, 500);
 });
 
 test('a root the user gives (--ca-cert, --ca-key, --detach); bad input refused, nothing changed', async () => {
