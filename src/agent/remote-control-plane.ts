@@ -35,6 +35,8 @@ export interface RemoteControlPlaneOptions {
   onManagers?: (addrs: string[]) => void; // the managers' list changed (to keep it for the next start)
   // [managers helper] This node's role as the managers see it, on every session message (a promotion reaches a worker this way).
   onRole?: (role: 'manager' | 'worker', version?: number) => void; // version: the node object's, the role was read from
+  // The roots to trust and the CA key to be certified by (a root CA rotation), on every session message that says.
+  onRootCA?: (want: { bundle: string; issuerPublicKey: string }) => void;
   // The node's network view, each time the dispatcher sends one (checked by
   // protocol/network-view.ts checkNodeNetworkView; a bad one is logged and skipped).
   onNetworkView?: (view: NodeNetworkView) => void;
@@ -343,6 +345,7 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   private apply(msg: SessionMessage): void {
     this.opts.onRole?.(msg.Node.Role, msg.Node.Version); // [managers helper]
+    if (msg.RootCA) this.opts.onRootCA?.({ bundle: msg.RootCA.Bundle, issuerPublicKey: msg.RootCA.IssuerPublicKey });
     this.applyNetworkView(msg);
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];

@@ -35,6 +35,12 @@ import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '..
 import { ManagerKeys } from './manager-keys';
 import { turbofanForManager } from './tiering';
 import { startCertRenewal, type CertRenewal } from '../node/renewal';
+import { startTrustFollower, type TrustFollower } from '../node/trust-follower';
+import { issuedByKey, pemCertificates } from '../node/identity';
+import { ClusterSigner, type Signing } from '../manager/ca/signer';
+import { wantedTrust } from '../manager/ca/rotation';
+import { startRotationLoop } from '../manager/ca/rotation-loop';
+import type { WantedTrust } from '../protocol/ca';
 import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
@@ -89,6 +95,7 @@ export interface NodeRpc {
   managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
+  onRootCA?(want: WantedTrust): void;                      // the roots to trust and the CA to be certified by (root rotation)
 }
 
 interface Active {
@@ -106,6 +113,7 @@ interface Active {
   election?: Election;
   components?: RunningComponents;
   renewal?: CertRenewal;
+  trust?: TrustFollower;
   unwatch?: () => void;
 }
 
@@ -116,7 +124,9 @@ interface Active {
 export class SwarmNode implements SwarmMembership {
   private active?: Active;
   // A worker's membership (its identity on disk); no store, no etcd.
-  private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal };
+  private worker?: { nodeId: string; clusterId: string; tls: NodeTls; state?: SwarmState; components?: RunningComponents; renewal?: CertRenewal; trust?: TrustFollower };
+  // Opens the cluster's CA keys (current root, a rotation's new root) with this manager's data key.
+  private signer?: { dataKey: Buffer; signer: ClusterSigner };
   private busy: Promise<unknown> = Promise.resolve();
   // Autolock: the unlock key this manager's key files are wrapped under now
   // (undefined: in clear), and, while nothing runs until `swarm unlock`, who this node is.
@@ -146,8 +156,12 @@ export class SwarmNode implements SwarmMembership {
   private get caCertPath(): string { return join(this.certDir, 'swarm-root-ca.crt'); }
   // etcd's server, peer and client certificate (etcd trusts only the swarm CA).
   // Its key: the clear copy on tmpfs (manager-keys.ts), as certificates/etcd.key may be wrapped.
+  // Its trusted roots: a file of its own (etcd-ca.crt), written from the
+  // node's roots when etcd starts and only added to while it runs, so that the
+  // daemon's etcd client, whose certificate is read once when the store opens,
+  // is still trusted by an etcd that restarts after a root rotation ended.
   private get etcdTls(): EtcdTls {
-    return { caFile: this.caCertPath, certFile: join(this.certDir, 'etcd.crt'), keyFile: this.keys.runtimeEtcdKey };
+    return { caFile: join(this.certDir, 'etcd-ca.crt'), certFile: join(this.certDir, 'etcd.crt'), keyFile: this.keys.runtimeEtcdKey };
   }
   private get etcdKeyPath(): string { return this.keys.etcdKey; }
   // The key that seals secret values in etcd (secret-box.ts); never in etcd itself.
@@ -234,7 +248,8 @@ export class SwarmNode implements SwarmMembership {
         if (cluster.ID !== clusterId) throw new Error(`etcd holds cluster ${cluster.ID} but this node's certificate is for cluster ${clusterId}: refusing to use it`);
         key = dataKey ?? this.firstDataKey(store.count('secrets'), cluster.SealedCAKey !== undefined);
         box = new SecretBox(key);
-        ca = { certPem: caPem, keyPem: openCAKey(box, cluster) };
+        // The root the cluster names (the file holds both roots during a root rotation).
+        ca = { certPem: cluster.TLSInfo.TrustRoot || caPem, keyPem: openCAKey(box, cluster) };
         // A swarm made by an earlier release kept the CA key in clear.
         const sealed = withSealedCAKey(box, cluster);
         if (sealed) {
@@ -526,12 +541,15 @@ export class SwarmNode implements SwarmMembership {
     this.worker = w;
     const log = this.opts.log;
     w.renewal = this.startRenewal(() => w.tls, (t) => { w.tls = t; }, () => w.state?.remoteManagers ?? []);
+    const renewal = w.renewal;
+    w.trust = startTrustFollower({ held: () => w.tls, renew: () => renewal.renewNow(), log: log.child({ component: 'root-ca' }) });
     w.components = await this.opts.startWorkerComponents({
       nodeId, log,
       rpc: {
         connect: (addr) => grpcChannel(addr, w.tls, log),
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
+        onRootCA: (want) => w.trust?.note(want),
         managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
@@ -569,6 +587,7 @@ export class SwarmNode implements SwarmMembership {
       const w = this.worker;
       this.worker = undefined;
       w.renewal?.stop();
+      w.trust?.stop();
       await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
       try {
         await this.becomeManager(w.nodeId, w.clusterId, identity.tls, w.state!);
@@ -685,6 +704,7 @@ export class SwarmNode implements SwarmMembership {
         const w = this.worker;
         this.worker = undefined;
         w.renewal?.stop();
+        w.trust?.stop();
         await w.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
         await this.opts.removeTaskContainers(w.nodeId);
         await this.opts.removeNodeNetworks(w.nodeId);
@@ -729,6 +749,7 @@ export class SwarmNode implements SwarmMembership {
       const w = this.worker;
       this.worker = undefined;
       w?.renewal?.stop();
+      w?.trust?.stop();
       await w?.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping the agent failed'));
       await this.deactivate();
       this.locked = undefined;
@@ -782,7 +803,8 @@ export class SwarmNode implements SwarmMembership {
 
   private newControl(store: Store, admin: EtcdAdmin, nodeId: string, ca: RootCA, dataKey: SecretBox): ControlApi {
     const etcdMembers = async (): Promise<string[]> => (await admin.memberList()).filter((m) => !m.learner && m.name).map((m) => m.name);
-    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now(), etcdMembers }, () => ca, dataKey);
+    // The current root (a root rotation's end changes it: syncRootCA).
+    return new ControlApi({ store, localNodeId: nodeId, now: () => Date.now(), etcdMembers }, () => (this.active?.nodeId === nodeId ? this.active.ca : ca), dataKey);
   }
 
   // Process exit after a fatal error: stop our etcd without waiting.
@@ -794,6 +816,7 @@ export class SwarmNode implements SwarmMembership {
     const { joinCluster, forceNewCluster = false } = o;
     turbofanForManager(this.opts.log.child({ component: 'tiering' })); // a manager may get busy at any time (tiering.ts)
     this.keys.stageEtcdKey(this.kek);
+    writeFileAtomic(this.etcdTls.caFile, readFileSync(this.caCertPath, 'utf8'));
     const etcd = new EtcdProcess({
       binary: this.opts.etcdBinary,
       dataDir: this.etcdDir,
@@ -862,6 +885,66 @@ export class SwarmNode implements SwarmMembership {
     }
   }
 
+  // What this manager's CA signs with now (signer.ts), from the cluster object.
+  private signingOf(a: Active): Signing {
+    const cluster = clusterOf(a.store);
+    if (!cluster?.TLSInfo.TrustRoot) return { root: a.ca, issuer: a.ca, chain: '', bundle: a.ca.certPem, tls: {} };
+    if (!this.signer || !this.signer.dataKey.equals(a.dataKey)) this.signer = { dataKey: a.dataKey, signer: new ClusterSigner(new SecretBox(a.dataKey)) };
+    return this.signer.signer.of(cluster);
+  }
+
+  // A root CA rotation, on this manager: the CA signs with what the cluster
+  // says, this node renews until it holds what is wanted (trust-follower.ts),
+  // and its etcd member trusts both roots and gets a certificate of the new CA.
+  private syncRootCA(a: Active): void {
+    if (this.active !== a) return;
+    const cluster = clusterOf(a.store);
+    if (!cluster?.TLSInfo.TrustRoot) return;
+    let signing: Signing;
+    try {
+      signing = this.signingOf(a);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'the cluster\'s CA keys do not open with this manager\'s data key; signing with the CA it had');
+      return;
+    }
+    a.ca = signing.root;
+    a.trust?.note(wantedTrust(cluster));
+    try {
+      this.syncEtcdTrust(a, signing);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'updating etcd\'s certificate for the root CA failed; retried on the next cluster change');
+    }
+  }
+
+  // etcd's roots (etcd-ca.crt) gain the new root (read by etcd when it next
+  // starts; nothing is removed while this daemon runs, see etcdTls), and its
+  // certificate comes from the signing CA, followed by the cross-signed root:
+  // etcd reads its certificate at every handshake, so peers and the daemon's
+  // client, which still trust the old root only, verify it through the cross,
+  // and no etcd member is restarted for the rotation. A member restarted later
+  // reads the roots then on disk (the new one only, once the rotation is over).
+  private syncEtcdTrust(a: Active, signing: Signing): void {
+    const caFile = this.etcdTls.caFile;
+    const have = existsSync(caFile) ? readFileSync(caFile, 'utf8') : '';
+    const missing = pemCertificates(signing.bundle).filter((c) => !have.includes(c));
+    if (missing.length) writeFileAtomic(caFile, have.trim() + '\n' + missing.join('\n') + '\n');
+    const certFile = this.etcdTls.certFile;
+    const issuerKey = signing.tls.CertIssuerPublicKey;
+    const current = readFileSync(certFile, 'utf8');
+    if (!issuerKey || issuedByKey(current, issuerKey)) return;
+    // The cross-signed roots of earlier rotations stay after the new one: an
+    // etcd member that has not restarted since still trusts only the root it started with.
+    const chain = [...pemCertificates(signing.chain), ...pemCertificates(current).slice(1)].filter((c, i, all) => all.indexOf(c) === i);
+    void issueEtcdCert(signing.issuer, a.nodeId, a.clusterId, Date.now(), [a.addr]).then((cert) => {
+      if (this.active !== a) return;
+      const clear = Buffer.from(cert.keyPem);
+      writeKeyFiles([{ path: this.etcdKeyPath, clear }], this.kek);
+      writeKeyFiles([{ path: this.keys.runtimeEtcdKey, clear }], undefined);
+      writeFileAtomic(certFile, cert.certPem + chain.map((c) => c + '\n').join(''), 0o600);
+      this.opts.log.info('etcd certificate renewed from the swarm\'s new root CA');
+    }).catch((err: unknown) => this.opts.log.error({ err: (err as Error).message }, 'renewing etcd\'s certificate for the new root CA failed'));
+  }
+
   private async activate(a: Active, state?: SwarmState): Promise<void> {
     this.active = a;
     // The node is ready as soon as its agent runs; refresh what the engine says of it.
@@ -888,10 +971,10 @@ export class SwarmNode implements SwarmMembership {
     const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
     const newServer = (): GrpcServer => {
       const srv = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
-      registerCAServer(srv, { store: a.store, ca: () => a.ca, log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
+      registerCAServer(srv, { store: a.store, ca: () => a.ca, signing: () => this.signingOf(a), log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
       registerMembershipServer(srv, {
         store: () => this.active?.store, members: () => this.active?.admin,
-        caKeyPem: () => a.ca.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
+        caKeyPem: () => this.signingOf(a).root.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
       });
       return srv;
     };
@@ -936,10 +1019,13 @@ export class SwarmNode implements SwarmMembership {
     });
     // Renewal through the managers (this one included); every version of this node's object is a role notice.
     a.renewal = this.startRenewal(() => a.tls, (t) => { a.tls = t; }, () => managers().addrs);
+    const renewal = a.renewal;
+    a.trust = startTrustFollower({ held: () => a.tls, renew: () => renewal.renewNow(), log: this.opts.log.child({ component: 'root-ca' }) });
     this.syncKeyLock(a);
+    this.syncRootCA(a);
     const noteRole = (n: Node): void => this.noteRole({ role: n.Spec.Role === 'manager' ? 'manager' : 'worker', version: n.Version.Index });
     a.unwatch = a.store.subscribe((events) => {
-      if (events.some((e) => e.kind === 'cluster')) this.syncKeyLock(a);
+      if (events.some((e) => e.kind === 'cluster')) { this.syncKeyLock(a); this.syncRootCA(a); }
       for (const e of events) {
         if (e.kind === 'nodes' && e.id === a.nodeId && e.object) noteRole(e.object as Node);
       }
@@ -958,9 +1044,10 @@ export class SwarmNode implements SwarmMembership {
   private async lead(a: Active, fence: Fence): Promise<LeaderComponents> {
     const store = a.store.fenced(fence);
     const upkeep = startMemberUpkeep({ store, etcd: a.admin, selfId: a.nodeId, log: this.opts.log.child({ component: 'members' }) });
+    const rotation = startRotationLoop({ store, log: this.opts.log.child({ component: 'root-rotation' }) });
     const running = await this.opts.startLeaderComponents({ store, nodeId: a.nodeId, log: this.opts.log });
     a.components?.setLeading?.(store);
-    return { stop: async () => { a.components?.setLeading?.(undefined); upkeep.stop(); await running.stop(); } };
+    return { stop: async () => { a.components?.setLeading?.(undefined); rotation.stop(); upkeep.stop(); await running.stop(); } };
   }
 
   private async deactivate(): Promise<void> {
@@ -969,6 +1056,7 @@ export class SwarmNode implements SwarmMembership {
     this.active = undefined;
     a.unwatch?.();
     a.renewal?.stop();
+    a.trust?.stop();
     await a.election?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'leaving the election failed'));
     await a.server?.close();
     await a.components?.stop().catch((err: unknown) => this.opts.log.error({ err }, 'stopping components failed'));

@@ -58,15 +58,32 @@ export function keyMatchesCert(keyPem: string, certPem: string): boolean {
   }
 }
 
-// Is the certificate issued by this CA (signature and issuer)?
+// Is the certificate issued by one of these roots (signature and issuer),
+// directly or through an intermediate that follows it in `certPem` (during a
+// root rotation: the new root cross-signed by the old)?
 export function signedBy(certPem: string, caPem: string): boolean {
   try {
-    const cert = new X509Certificate(certPem);
-    const ca = new X509Certificate(caPem);
-    return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+    const [leaf, ...rest] = pemCertificates(certPem).map((p) => new X509Certificate(p));
+    const roots = pemCertificates(caPem).map((p) => new X509Certificate(p));
+    if (!leaf) return false;
+    const issued = (c: X509Certificate, by: X509Certificate): boolean => c.checkIssued(by) && c.verify(by.publicKey);
+    return roots.some((root) => issued(leaf, root) || rest.some((mid) => issued(leaf, mid) && issued(mid, root)));
   } catch {
     return false;
   }
+}
+
+// Is the first certificate of `certPem` signed by this key (SPKI DER, base64)?
+export function issuedByKey(certPem: string, spkiB64: string): boolean {
+  try {
+    return new X509Certificate(certPem).verify(createPublicKey({ key: Buffer.from(spkiB64, 'base64'), format: 'der', type: 'spki' }));
+  } catch {
+    return false;
+  }
+}
+
+export function pemCertificates(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
 }
 
 export function identityOf(tls: NodeTls): NodeIdentity {

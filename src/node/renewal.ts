@@ -65,7 +65,8 @@ export function startCertRenewal(opts: CertRenewalOptions): CertRenewal {
     const before = describeCert(current.certPem);
     const { keyPem, csrPem } = await newKeyAndCSR();
     const res = await ch.unary(RenewNodeCertificate, { CSR: csrPem }, { timeoutMs: RENEW_CALL_TIMEOUT_MS });
-    const next: NodeTls = { caPem: current.caPem, certPem: res.Certificate, keyPem };
+    // The roots to trust come with the certificate (a root rotation changes them).
+    const next: NodeTls = { caPem: res.CACertificate ?? current.caPem, certPem: res.Certificate, keyPem };
     const after = describeCert(next.certPem);
     if (!signedBy(next.certPem, next.caPem) || !keyMatchesCert(keyPem, next.certPem) || after.nodeId !== before.nodeId || after.clusterId !== before.clusterId || after.role !== res.Role) {
       throw new Error('the renewed certificate is not for this node, its key or the swarm CA');

@@ -32,7 +32,8 @@ export interface IssueNodeCertificateResponse {
 
 export interface RenewNodeCertificateRequest { CSR: string }
 // NodeVersion: the node object's Version.Index the role was read from (node/role.ts).
-export interface RenewNodeCertificateResponse { Certificate: string; Role: Role; NodeVersion?: number }
+// CACertificate: the roots the node is to trust from now on (both during a root rotation); absent from an older manager.
+export interface RenewNodeCertificateResponse { Certificate: string; Role: Role; NodeVersion?: number; CACertificate?: string }
 
 // ---------------------------------------------------------------------------
 // Checks (every message from a peer goes through one).
@@ -144,6 +145,7 @@ export function checkRenewResponse(raw: unknown): RenewNodeCertificateResponse {
   return {
     Certificate: certificates(o, 'Certificate', what), Role: role(o, what),
     ...(o.NodeVersion !== undefined ? { NodeVersion: version(o.NodeVersion, `${what}: NodeVersion`) } : {}),
+    ...(o.CACertificate !== undefined ? { CACertificate: certificates(o, 'CACertificate', what) } : {}),
   };
 }
 
@@ -231,4 +233,18 @@ export function tokenMatchesCA(parsed: ParsedJoinToken, caPem: string): boolean 
   if (pemBlocks(caPem, 'CERTIFICATE') !== 1) return false;
   const der = Buffer.from(caPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
   return createHash('sha256').update(der).digest('hex') === parsed.rootDigest;
+}
+
+// ---------------------------------------------------------------------------
+// Root CA rotation, as nodes see it: the roots to trust now (both while a
+// rotation runs) and the key of the CA their certificate should come from
+// (managers: the cluster object; workers: their session).
+
+export interface WantedTrust { bundle: string; issuerPublicKey: string }
+
+// A node renews when it trusts other roots than wanted, or its certificate is
+// not from the wanted CA (the renewal's answer brings both).
+export function nodeNeedsRenewal(held: { bundle: string; issuedByWanted: boolean }, want: WantedTrust): boolean {
+  if (!want.bundle.trim() || !want.issuerPublicKey) return false; // nothing known yet
+  return held.bundle.trim() !== want.bundle.trim() || !held.issuedByWanted;
 }

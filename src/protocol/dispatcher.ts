@@ -42,6 +42,9 @@ export interface SessionMessage {
   Managers: { LeaderAddr?: string; Addrs: string[] };
   // How often the agent heartbeats (ms).
   HeartbeatMs: number;
+  // The roots to trust and the CA key certificates should come from (a root
+  // CA rotation changes them: the node renews; protocol/ca.ts). Absent from older managers.
+  RootCA?: { Bundle: string; IssuerPublicKey: string };
   // Full: Tasks is (part of) the node's whole set, replacing what the agent had;
   // a whole set too big for one message spans several, the last with More false.
   // Otherwise Tasks are tasks that changed and Removed the IDs that are gone.
@@ -178,6 +181,7 @@ export function checkSessionMessage(raw: unknown): SessionMessage {
     },
     Managers: { ...(mg.LeaderAddr !== undefined ? { LeaderAddr: str(mg.LeaderAddr, 'Managers.LeaderAddr', 300) } : {}), Addrs: arr(mg.Addrs, 'Managers.Addrs', 100).map((a, i) => str(a, `Managers.Addrs[${i}]`, 300)) },
     HeartbeatMs: hb,
+    ...(m.RootCA !== undefined ? { RootCA: rootCAField(m.RootCA) } : {}),
     Full: bool(m.Full, 'Full'),
     More: bool(m.More, 'More'),
     Tasks: arr(m.Tasks, 'Tasks').map((t, i) => checkTask(t, `Tasks[${i}]`)),
@@ -193,6 +197,13 @@ export function checkSessionMessage(raw: unknown): SessionMessage {
     RemovedConfigs: ids(m.RemovedConfigs, 'RemovedConfigs'),
     ...networkViewField(m.NetworkView),
   };
+}
+
+function rootCAField(raw: unknown): NonNullable<SessionMessage['RootCA']> {
+  const r = rec(raw, 'RootCA');
+  const bundle = str(r.Bundle, 'RootCA.Bundle', 64 * 1024);
+  if (!bundle.includes('-----BEGIN CERTIFICATE-----')) throw invalid('RootCA.Bundle: not PEM certificates');
+  return { Bundle: bundle, IssuerPublicKey: str(r.IssuerPublicKey, 'RootCA.IssuerPublicKey', 1024) };
 }
 
 // A bad view fails alone: the message (its tasks) still counts, and the agent

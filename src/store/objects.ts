@@ -16,6 +16,16 @@ export interface ClusterObject extends ClusterInfo {
   // The data-path keys of encrypted overlays (manager/netkeys/), each sealed
   // with the data key; absent until an encrypted network exists.
   NetworkKeys?: StoredNetworkKeys;
+  // A root CA rotation under way (manager/ca/rotation.ts): the new root, its
+  // key sealed as SealedCAKey is, and the new root cross-signed by the current
+  // root's key. Never in an API answer.
+  RootRotation?: RootRotation;
+}
+
+export interface RootRotation {
+  CACert: string;
+  CrossSignedCACert: string;
+  SealedCAKey: string;
 }
 
 export interface StoredNetworkKey {

@@ -19,13 +19,7 @@ export function sealCAKey(sealer: Sealer, clusterId: string, keyPem: string): st
 // The CA key in clear, from a cluster object of this release (SealedCAKey) or
 // of an earlier one (CAKey in clear). Throws when the data key does not open it.
 export function openCAKey(sealer: Sealer, cluster: ClusterObject): string {
-  if (cluster.SealedCAKey) {
-    try {
-      return sealer.open(cluster.SealedCAKey, aadOf(cluster.ID)).toString('utf8');
-    } catch (e) {
-      throw new Error(`the cluster's CA key does not open with this node's data key (certificates/swarm-secrets.key): ${(e as Error).message}`);
-    }
-  }
+  if (cluster.SealedCAKey) return openSealedCAKey(sealer, cluster.ID, cluster.SealedCAKey);
   if (cluster.CAKey) return cluster.CAKey;
   throw new Error('the cluster object holds no CA key');
 }
@@ -38,4 +32,13 @@ export function withSealedCAKey(sealer: Sealer, cluster: ClusterObject): Cluster
   if (!next.SealedCAKey) next.SealedCAKey = sealCAKey(sealer, cluster.ID, cluster.CAKey);
   delete next.CAKey;
   return next;
+}
+
+// A sealed CA key in clear (the cluster's, or a rotation's new root's).
+export function openSealedCAKey(sealer: Sealer, clusterId: string, sealed: string): string {
+  try {
+    return sealer.open(sealed, aadOf(clusterId)).toString('utf8');
+  } catch (e) {
+    throw new Error(`the cluster's CA key does not open with this node's data key (certificates/swarm-secrets.key): ${(e as Error).message}`);
+  }
 }

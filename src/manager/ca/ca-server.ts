@@ -5,6 +5,7 @@
 // demote reach a node's certificate.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
+import { deepEqual } from '../../common/deep-equal';
 import { invalid, notFound, unavailable } from '../../common/errors';
 import { newId } from '../../common/ids';
 import type { Logger } from '../../common/log';
@@ -18,10 +19,14 @@ import type { RpcServer } from '../../rpc/transport';
 import type { ClusterObject } from '../../store/objects';
 import type { Store } from '../../store/store';
 import { DEFAULT_NODE_CERT_EXPIRY_NS, signNodeCSR, tlsInfo, type RootCA } from './ca';
+import type { Signing } from './signer';
 
 export interface CAServerDeps {
   store: Store;
   ca: () => RootCA;
+  // What to sign with (a root rotation: the new CA, with the cross-signed
+  // root after each certificate; signer.ts). Without it: `ca` alone.
+  signing?: () => Signing;
   log: Logger;
   now: () => number;
 }
@@ -36,7 +41,13 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     return c;
   };
 
-  server.unary(GetRootCACertificate, async () => ({ Certificate: deps.ca().certPem }));
+  const signing = async (): Promise<Signing> => {
+    if (deps.signing) return deps.signing();
+    const ca = deps.ca();
+    return { root: ca, issuer: ca, chain: '', bundle: ca.certPem, tls: await tlsInfo(ca) };
+  };
+
+  server.unary(GetRootCACertificate, async () => ({ Certificate: (await signing()).root.certPem }));
 
   server.unary(IssueNodeCertificate, async (req, ctx) => {
     const c = cluster();
@@ -45,15 +56,16 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
       log.warn({ remote: ctx.remoteAddress }, 'join refused: wrong join token');
       throw invalid(WRONG_JOIN_TOKEN);
     }
-    const ca = deps.ca();
+    const s = await signing();
     const now = deps.now();
     const nodeId = newId();
     // Signed before the node is stored: a bad CSR leaves nothing behind.
-    const certPem = await signNodeCSR(ca, req.CSR, nodeId, role, c.ID, expiryNs(c), now);
-    const node = newNode(nodeId, role, req, ctx.remoteAddress, await tlsInfo(ca), nowIso(now));
+    const certPem = await signNodeCSR(s.issuer, req.CSR, nodeId, role, c.ID, expiryNs(c), now);
+    const node = newNode(nodeId, role, req, ctx.remoteAddress, s.tls, nowIso(now));
     await store.txn().create('nodes', node).commit();
     log.info({ nodeId, role, addr: node.Status.Addr, hostname: req.Hostname }, 'node joined');
-    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem, CACertificate: ca.certPem };
+    // The root the token names; during a root rotation the node learns both roots from its first renewal.
+    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem };
   });
 
   server.unary(RenewNodeCertificate, async (req, ctx) => {
@@ -62,10 +74,20 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     const node = store.get('nodes', nodeId);
     if (!node) throw notFound(`rpc error: code = NotFound desc = node ${nodeId} not found when attempting to renew certificate`);
     const role: Role = node.Spec.Role === 'manager' ? 'manager' : 'worker';
-    const certPem = await signNodeCSR(deps.ca(), req.CSR, nodeId, role, c.ID, expiryNs(c), deps.now());
+    const s = await signing();
+    const certPem = await signNodeCSR(s.issuer, req.CSR, nodeId, role, c.ID, expiryNs(c), deps.now());
     if (role !== ctx.peer!.role) log.info({ nodeId, from: ctx.peer!.role, to: role }, 'node certificate renewed with a new role');
+    // What the node holds from now on (its certificate's CA, the roots it
+    // trusts): a root rotation's leader counts on it (rotation.ts).
+    if (!deepEqual(node.Description.TLSInfo, s.tls)) {
+      await store.mutate('nodes', nodeId, (n) => {
+        if (deepEqual(n.Description.TLSInfo, s.tls)) return undefined;
+        n.Description = { ...n.Description, TLSInfo: s.tls };
+        return n;
+      });
+    }
     // The version the role was read from: a node ignores a certificate older than the role it last heard of.
-    return { Certificate: certPem, Role: role, NodeVersion: node.Version.Index };
+    return { Certificate: certPem + s.chain, Role: role, NodeVersion: node.Version.Index, CACertificate: s.bundle };
   });
 }
 

@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { base36Padded } from '../../common/ids';
 import { invalid } from '../../common/errors';
 import { ALG, pem, x509lib, type X509Lib } from '../../common/x509';
@@ -87,10 +87,21 @@ export async function issueEtcdCert(ca: RootCA, nodeId: string, clusterId: strin
   return { certPem, keyPem: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
 }
 
+// The issuer's key identifier, so that TLS picks the right one of two roots
+// with the same name (a root rotation: old and new are both CN=swarm-ca).
+async function authorityKeyId(x509: X509Lib, caCert: InstanceType<X509Lib['X509Certificate']>): Promise<InstanceType<X509Lib['AuthorityKeyIdentifierExtension']>[]> {
+  const ski = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
+  return ski ? [new x509.AuthorityKeyIdentifierExtension(ski.keyId)] : [];
+}
+
+async function importCAKey(keyPem: string): Promise<webcrypto.CryptoKey> {
+  return webcrypto.subtle.importKey('pkcs8', createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' }), ALG, false, ['sign']);
+}
+
 async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string, dnsNames: string[], notAfterDate: Date, now: number, ips: string[] = []): Promise<string> {
   const x509 = await x509lib();
   const caCert = new x509.X509Certificate(ca.certPem);
-  const caKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), ALG, false, ['sign']);
+  const caKey = await importCAKey(ca.keyPem);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject,
@@ -102,6 +113,7 @@ async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string,
     signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
+      ...(await authorityKeyId(x509, caCert)),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       new x509.SubjectAlternativeNameExtension([
@@ -125,10 +137,14 @@ export function certSubjectFields(certPem: string): { cn: string; ou: string; o:
 // TLSInfo as Docker shows it: the root PEM, and the issuer's subject and
 // public key as base64 DER.
 export async function tlsInfo(ca: RootCA): Promise<{ TrustRoot: string; CertIssuerSubject: string; CertIssuerPublicKey: string }> {
+  return { TrustRoot: ca.certPem, ...(await issuerInfo(ca.certPem)) };
+}
+
+// The issuer fields of TLSInfo for certificates this CA certificate signs.
+export async function issuerInfo(caCertPem: string): Promise<{ CertIssuerSubject: string; CertIssuerPublicKey: string }> {
   const x509 = await x509lib();
-  const cert = new x509.X509Certificate(ca.certPem);
+  const cert = new x509.X509Certificate(caCertPem);
   return {
-    TrustRoot: ca.certPem,
     CertIssuerSubject: Buffer.from(cert.subjectName.toArrayBuffer()).toString('base64'),
     CertIssuerPublicKey: Buffer.from(cert.publicKey.rawData).toString('base64'),
   };
@@ -138,4 +154,47 @@ export async function tlsInfo(ca: RootCA): Promise<{ TrustRoot: string; CertIssu
 // 50 wide>-<16 random bytes in base 36, 25 wide> (protocol/ca.ts reads them).
 export function newJoinToken(ca: RootCA): string {
   return `SWMTKN-1-${joinTokenDigestPart(ca.certPem)}-${base36Padded(randomBytes(16), JOIN_TOKEN_SECRET_LEN)}`;
+}
+
+// Root rotation: the new root certificate signed by the old root's key (same
+// subject, key and extensions as the new root). Sent after a node certificate
+// of the new CA, it lets a peer that still trusts only the old root verify it.
+export async function crossSignRoot(oldCA: RootCA, newRootPem: string): Promise<string> {
+  const x509 = await x509lib();
+  const oldCert = new x509.X509Certificate(oldCA.certPem);
+  const next = new x509.X509Certificate(newRootPem);
+  const publicKey = await next.publicKey.export(ALG, ['verify']);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: next.subject,
+    issuer: oldCert.subject,
+    notBefore: next.notBefore,
+    // Never beyond the old root: nothing it signs outlives it.
+    notAfter: next.notAfter < oldCert.notAfter ? next.notAfter : oldCert.notAfter,
+    publicKey,
+    signingKey: await importCAKey(oldCA.keyPem),
+    signingAlgorithm: ALG,
+    extensions: [
+      ...next.extensions.filter((e) => e.type !== x509.AuthorityKeyIdentifierExtension.NAME && e.type !== '2.5.29.35'),
+      ...(await authorityKeyId(x509, oldCert)),
+    ],
+  });
+  return cert.toString('pem') + '\n';
+}
+
+// A root CA a user gives (`docker swarm ca --rotate --ca-cert --ca-key`):
+// one CA certificate, valid now, whose key is the ECDSA P-256 key given (the
+// swarm signs with P-256 only). The key comes back as PKCS#8. Throws the
+// reason, as text for an InvalidArgument answer.
+export function checkGivenRootCA(certPem: string, keyPem: string, now = Date.now()): RootCA {
+  let cert: X509Certificate;
+  try { cert = new X509Certificate(certPem); } catch { throw new Error('could not parse the signing CA certificate: it is not a PEM certificate'); }
+  if ((certPem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length !== 1) throw new Error('the signing CA certificate must be exactly one PEM certificate');
+  if (!cert.ca) throw new Error('the signing CA certificate is not a CA certificate (basic constraints CA:TRUE missing)');
+  if (Date.parse(cert.validTo) <= now || Date.parse(cert.validFrom) > now) throw new Error(`the signing CA certificate is not valid now (valid from ${cert.validFrom} to ${cert.validTo})`);
+  let key: ReturnType<typeof createPrivateKey>;
+  try { key = createPrivateKey(keyPem); } catch { throw new Error('could not parse the signing CA key: it is not a PEM private key (an encrypted key is not supported)'); }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('the signing CA key must be an ECDSA P-256 key');
+  if (!cert.checkPrivateKey(key)) throw new Error('certificate key mismatch');
+  return { certPem: cert.toString().trim() + '\n', keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }

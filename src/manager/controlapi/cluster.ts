@@ -2,10 +2,12 @@ import type { Swarm, SwarmSpec } from '../../model/types';
 import { invalid } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { ClusterObject } from '../../store/objects';
-import { newJoinToken, type RootCA } from '../ca/ca';
+import { checkGivenRootCA, createRootCA, crossSignRoot, issuerInfo, newJoinToken, type RootCA } from '../ca/ca';
+import { sealCAKey } from '../ca/ca-key';
+import { rotationRequest, startedRotation, storedSpec, type RotationRequest } from '../ca/rotation';
 import type { ControlContext } from './context';
 import { parseVersion } from './services';
-import { validateSwarmUpdate } from './validate-swarm';
+import { EXTERNAL_CA_ROTATION_NOT_BUILT, validateSwarmUpdate } from './validate-swarm';
 import type { SecretBox } from './secret-box';
 import { formatUnlockKey, newUnlockKey, sealUnlockKey, unlockKeyChange, wantedUnlockKey } from '../ca/unlock-key';
 
@@ -44,7 +46,7 @@ export function mergeSwarmSpec(base: SwarmSpec, spec: SwarmSpec | undefined): Sw
 }
 
 export function publicSwarm(c: ClusterObject): Swarm {
-  const { CAKey: _k, SealedCAKey: _s, NetworkKeys: _n, SealedUnlockKey: _u, ...rest } = structuredClone(c);
+  const { CAKey: _k, SealedCAKey: _s, NetworkKeys: _n, SealedUnlockKey: _u, RootRotation: _r, ...rest } = structuredClone(c);
   return rest;
 }
 
@@ -66,11 +68,16 @@ export class ClusterApi {
   async update(versionParam: string | null, spec: SwarmSpec | undefined, rotate: { worker: boolean; manager: boolean; managerUnlockKey?: boolean }): Promise<void> {
     const version = parseVersion(versionParam, 'swarm');
     const current = this.get();
-    validateSwarmUpdate(spec, current.Spec);
-    const next = structuredClone(current);
+    validateSwarmUpdate(spec);
+    const rotation = rotationRequest(spec, current);
+    let next = structuredClone(current);
+    if (rotation.kind !== 'none') {
+      if (spec.CAConfig?.ExternalCAs?.length) throw invalid(EXTERNAL_CA_ROTATION_NOT_BUILT);
+      next = await this.startRotation(next, rotation);
+    }
     next.Version = { Index: version };
     // The CLI sends the whole spec it read, changed; keep defaults for anything it dropped.
-    next.Spec = mergeSwarmSpec(defaultSwarmSpec(), spec);
+    next.Spec = storedSpec(mergeSwarmSpec(defaultSwarmSpec(), spec));
     if (rotate.worker) next.JoinTokens.Worker = newJoinToken(this.ca());
     if (rotate.manager) next.JoinTokens.Manager = newJoinToken(this.ca());
     const change = unlockKeyChange(!!current.Spec.EncryptionConfig?.AutoLockManagers, !!next.Spec.EncryptionConfig?.AutoLockManagers, !!rotate.managerUnlockKey, !!current.SealedUnlockKey);
@@ -78,6 +85,21 @@ export class ClusterApi {
     if (change === 'remove') delete next.SealedUnlockKey;
     next.UpdatedAt = nowIso(this.ctx.now());
     await this.ctx.store.txn().update('cluster', next, current).commit();
+  }
+
+  // `docker swarm ca --rotate`: a new root (made here, or the user's,
+  // checked), cross-signed with the current root's key, its key sealed; the
+  // leader's loop ends the rotation once every node holds a certificate of it.
+  private async startRotation(c: ClusterObject, req: Exclude<RotationRequest, { kind: 'none' }>): Promise<ClusterObject> {
+    let root: RootCA;
+    if (req.kind === 'generate') root = await createRootCA(this.ctx.now());
+    else {
+      try { root = checkGivenRootCA(req.certPem, req.keyPem, this.ctx.now()); } catch (e) {
+        throw invalid(`rpc error: code = InvalidArgument desc = ${(e as Error).message}`);
+      }
+    }
+    const crossSignedPem = await crossSignRoot(this.ca(), root.certPem);
+    return startedRotation(c, { certPem: root.certPem, crossSignedPem, sealedKey: sealCAKey(this.box, c.ID, root.keyPem), issuer: await issuerInfo(root.certPem) }, nowIso(this.ctx.now()));
   }
 
   // The current unlock key as Docker shows it; empty while autolock is off

@@ -10,17 +10,13 @@ export function validateInitRequest(req: InitRequest): void {
   if (req.Spec) validateSwarmSpec(req.Spec);
 }
 
-// Root CA rotation (`docker swarm ca --rotate`: a new ForceRotate, or a
-// signing CA given) is not built: refused rather than accepted and ignored
-// (the CLI would wait on a rotation that never starts, or print the old root).
-export const CA_ROTATION_NOT_BUILT = bad('root CA rotation (docker swarm ca --rotate) is not built yet in Shoal: the swarm keeps its root CA').message;
-
-// `swarm update`'s spec: as below, and no root CA rotation (compared with the current spec).
-export function validateSwarmUpdate(spec: SwarmSpec | undefined, current?: SwarmSpec): asserts spec is SwarmSpec {
+// `swarm update`'s spec: as below (a root CA rotation is read from it by manager/ca/rotation.ts).
+export function validateSwarmUpdate(spec: SwarmSpec | undefined): asserts spec is SwarmSpec {
   validateSwarmSpec(spec);
-  const ca = spec.CAConfig ?? {};
-  if ((ca.ForceRotate ?? 0) !== (current?.CAConfig?.ForceRotate ?? 0) || ca.SigningCACert || ca.SigningCAKey) throw invalid(CA_ROTATION_NOT_BUILT);
 }
+
+// Root rotation to an external CA (a root whose key the swarm does not hold) is not built.
+export const EXTERNAL_CA_ROTATION_NOT_BUILT = bad('rotating the root CA with external CAs (--external-ca) is not supported by Shoal: rotate without them, or give the new root\'s key (--ca-cert with --ca-key)').message;
 
 // A swarm spec as `swarm init` and `swarm update` take it: moby's conversion
 // (external CA protocols) and SwarmKit's validateClusterSpec, with their texts.

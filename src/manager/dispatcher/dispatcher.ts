@@ -17,6 +17,7 @@ import { NetworkIndex } from './network-index';
 import { dropNodeAttachments, registerAttachmentHandlers } from './attachments';
 import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
+import { wantedTrust } from '../ca/rotation';
 import {
   allowanceMs, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
 } from './liveness';
@@ -227,10 +228,13 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- sessions ----------
 
-  function settingsOf(s: SessionState): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs'> {
+  function settingsOf(s: SessionState): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs' | 'RootCA'> {
     const n = store.get('nodes', s.nodeId);
     const m = managers();
+    const cluster = store.list('cluster')[0];
+    const trust = cluster?.TLSInfo.TrustRoot ? wantedTrust(cluster) : undefined;
     return {
+      ...(trust ? { RootCA: { Bundle: trust.bundle, IssuerPublicKey: trust.issuerPublicKey } } : {}),
       // Never 'worker' for a node the mirror does not show (yet): a manager reads
       // the role in its session as a demotion.
       // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.

@@ -102,11 +102,20 @@ describe('autolock', () => {
     key = next;
   });
 
-  test('docker swarm ca prints the root CA; --rotate is refused as not built yet, nothing changed', async () => {
+  test('docker swarm ca prints the root CA; --rotate under autolock: a new root, keys still wrapped, a restart unlocks', async () => {
     const root = (await shoal.api('GET', '/v1.41/swarm')).json.ClusterInfo?.TLSInfo?.TrustRoot ?? (await shoal.api('GET', '/v1.41/swarm')).json.TLSInfo.TrustRoot;
     assert.equal((await ok(['swarm', 'ca'])).trim(), String(root).trim());
-    assert.match(await fail(['swarm', 'ca', '--rotate']), /root CA rotation \(docker swarm ca --rotate\) is not built yet/);
-    assert.equal((await ok(['swarm', 'ca'])).trim(), String(root).trim());
+    const out = await ok(['swarm', 'ca', '--rotate', '-q']);
+    const next = (await ok(['swarm', 'ca'])).trim();
+    assert.notEqual(next, String(root).trim());
+    assert.equal(out.trim(), '', '-q: the CLI waits and prints nothing');
+    assert.equal((await shoal.api('GET', '/v1.41/swarm')).json.RootRotationInProgress, false);
+    await waitFor('files wrapped after the rotation', async () => wrappedUnder(key), 10_000);
+    await shoal.restart();
+    assert.equal(await state(), 'locked');
+    await ok(['swarm', 'unlock'], `${key}\n`);
+    assert.equal((await ok(['swarm', 'ca'])).trim(), next);
+    assert.match(await ok(['secret', 'ls']), /db_pass/);
   });
 
   test('autolock off: keys in clear, a restart is not locked; on again: a new key', async () => {
