@@ -314,7 +314,10 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (this.live !== live) return;
     try {
       // A beat that takes longer than the interval is as good as lost.
-      const res = await live.channel.unary(Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, intervalMs) });
+      // Up to the heartbeat period (twice the interval; the manager's allowance
+      // is 1.5 periods): one slow answer from a busy leader must not end the
+      // session, as reconnecting thousands of nodes at once loads it more.
+      const res = await live.channel.unary(Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, 2 * intervalMs) });
       if (this.live === live) this.scheduleHeartbeat(res.PeriodMs);
     } catch (err) {
       this.opts.log.warn({ manager: live.addr, err: (err as Error).message }, 'heartbeat failed; reconnecting');
