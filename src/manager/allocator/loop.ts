@@ -31,6 +31,7 @@ export function startAllocator(opts: AllocatorOptions): AllocatorHandle {
   // Tasks and nodes that could not get addresses: tried again when some are released.
   const parkedTasks = new Set<string>();
   const parkedNodes = new Set<string>();
+  const nodesWarned = new Set<string>();
   let kick: NodeJS.Timeout | undefined;
   let running = false;
   let stopped = false;
@@ -103,7 +104,7 @@ export function startAllocator(opts: AllocatorOptions): AllocatorHandle {
         case 'nodes': {
           const n = e.object as Node | undefined;
           report(core.observeNode(e.id, n));
-          if (!n) { freed = true; dirty.nodes.delete(e.id); parkedNodes.delete(e.id); } else if (e.action === 'create' || !deepEqual(n.Attachments, (e.previous as Node | undefined)?.Attachments)) dirty.nodes.add(e.id);
+          if (!n) { freed = true; dirty.nodes.delete(e.id); parkedNodes.delete(e.id); nodesWarned.delete(e.id); } else if (e.action === 'create' || !deepEqual(n.Attachments, (e.previous as Node | undefined)?.Attachments)) dirty.nodes.add(e.id);
           break;
         }
         default:
@@ -197,7 +198,13 @@ export function startAllocator(opts: AllocatorOptions): AllocatorHandle {
       const n = store.get('nodes', id);
       if (!n) continue;
       const d = core.allocateNode(n);
-      if (d.errors.length) { parkedNodes.add(id); for (const err of d.errors) log.warn({ node: id, err }, 'load-balancer address allocation failed'); }
+      if (d.errors.length) {
+        parkedNodes.add(id);
+        // Once per node until it gets its address: parked nodes are tried again whenever
+        // addresses are freed, and a full ingress (a /24 by default, as Docker's) would
+        // otherwise log every node that did not fit at every retry.
+        if (!nodesWarned.has(id)) { nodesWarned.add(id); for (const err of d.errors) log.warn({ node: id, err }, 'load-balancer address allocation failed (logged once per node)'); }
+      } else nodesWarned.delete(id);
       if (d.next) writes.push({ read: n, next: d.next });
     }
     await write('nodes', writes, (id) => report(core.observeNode(id, store.get('nodes', id))), dirty.nodes);
