@@ -19,7 +19,7 @@ import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
+  allowanceMs, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -64,6 +64,9 @@ export interface Dispatcher {
 // A full set bigger than this is sent in several messages (the transport's
 // message limit is 4 MiB).
 const FULL_CHUNK_BYTES = 1024 * 1024;
+// The stall ticker's period, and the delay past it that counts as a stall of this manager.
+const STALL_TICK_MS = 500;
+const STALL_MIN_MS = 1000;
 // A failed "node down" write is tried again after this.
 const MARK_DOWN_RETRY_MS = 1000;
 // Changes to other nodes' endpoints, services and LB addresses reach a node's
@@ -180,8 +183,24 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     timer.unref?.();
   }
 
+  // Event-loop stalls, seen by a ticker; checked again before any expiry is
+  // acted on (an overdue expiry timer can run before the overdue tick).
+  let lastTick = now();
+  function noticeStall(): void {
+    const t = now();
+    const stalled = t - lastTick - STALL_TICK_MS;
+    lastTick = t;
+    if (stalled < STALL_MIN_MS || !leading) return;
+    forgive(liveness, stalled);
+    log.warn({ stalledMs: Math.round(stalled) }, 'dispatcher was held up: heartbeat allowances extended by the delay');
+    armTimer();
+  }
+  const stallTicker = setInterval(noticeStall, STALL_TICK_MS);
+  stallTicker.unref?.();
+
   function checkLiveness(): void {
     if (!leading) return;
+    noticeStall();
     for (const id of expired(liveness, now())) {
       log.debug({ node: id }, 'heartbeat allowance ran out');
       void markDown(id);
@@ -642,6 +661,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
+      clearInterval(stallTicker);
       leading = false;
       term = undefined;
       unsubscribe?.();

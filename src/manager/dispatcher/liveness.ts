@@ -56,6 +56,13 @@ export function expired(state: Liveness, now: number): string[] {
   return out.sort();
 }
 
+// The manager's own stall (its event loop held up by a long batch or GC for
+// `ms`): heartbeats that arrived meanwhile are still queued, so every node gets
+// that time back rather than being declared down for the manager's delay.
+export function forgive(state: Liveness, ms: number): void {
+  for (const [id, at] of state) state.set(id, at + ms);
+}
+
 // When the next node may expire (for the caller's timer).
 export function nextExpiry(state: Liveness): number | undefined {
   let next: number | undefined;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, expect, expired, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
@@ -52,4 +52,11 @@ test('expect does not shorten what a beat granted', () => {
   heard(s, 'a', T, 5000);
   expect(s, 'a', T - 1000, 5000);
   assert.equal(s.get('a'), T + 7500);
+});
+
+test('a stall of the manager itself gives every node its time back', () => {
+  const state: Liveness = new Map([['a', 1000], ['b', 2500]]);
+  forgive(state, 8000);
+  assert.deepEqual(expired(state, 8500), [], 'nobody is down for the manager\'s own delay');
+  assert.deepEqual(expired(state, 9000), ['a']);
 });
