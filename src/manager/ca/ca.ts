@@ -94,8 +94,16 @@ async function authorityKeyId(x509: X509Lib, caCert: InstanceType<X509Lib['X509C
   return ski ? [new x509.AuthorityKeyIdentifierExtension(ski.keyId)] : [];
 }
 
-async function importCAKey(keyPem: string): Promise<webcrypto.CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' }), ALG, false, ['sign']);
+// The last CA key imported: every join and renewal signs with the same one,
+// and importing it took a busy leader 0.9 s per 600 joins (bench/scale.ts).
+let lastCAKey: { pem: string; key: Promise<webcrypto.CryptoKey> } | undefined;
+function importCAKey(keyPem: string): Promise<webcrypto.CryptoKey> {
+  if (lastCAKey?.pem !== keyPem) {
+    const key = webcrypto.subtle.importKey('pkcs8', createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' }), ALG, false, ['sign']);
+    key.catch(() => { if (lastCAKey?.key === key) lastCAKey = undefined; });
+    lastCAKey = { pem: keyPem, key };
+  }
+  return lastCAKey.key;
 }
 
 async function sign(ca: RootCA, publicKey: webcrypto.CryptoKey, subject: string, dnsNames: string[], notAfterDate: Date, now: number, ips: string[] = []): Promise<string> {
