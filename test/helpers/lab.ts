@@ -4,7 +4,7 @@
 // that both can run side by side: 5 and 6 unless SHOAL_LAB_INDEX (Shoal) or
 // DOCKER_LAB_INDEX (Docker) say otherwise, as the other lab benches do.
 import { spawn } from 'node:child_process';
-import { SHOAL_MAIN, type DockerResult } from './daemon';
+import { runDocker, SHOAL_MAIN, type DockerResult } from './daemon';
 
 export type LabKind = 'shoal' | 'docker';
 export const LAB_INDEX: Record<LabKind, string> = { shoal: process.env.SHOAL_LAB_INDEX || '5', docker: process.env.DOCKER_LAB_INDEX || '6' };
@@ -68,4 +68,28 @@ export async function labMust(kind: LabKind, args: string[], timeoutMs?: number)
   const r = await labCli(kind, args, timeoutMs);
   if (r.code !== 0) throw new Error(`lab ${args.join(' ')} (${kind}) failed: ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+// A lab test's handle on its own lab (index `index`, folder `dir`): `lab ARGS`
+// failing with the lab's message, the hosts `up` reported, and the docker CLI
+// on one of them.
+export class LabSession {
+  hosts: LabHost[] = [];
+  constructor(readonly index: string, readonly dir: string, private readonly cliMs: number) {}
+
+  host(name: string): LabHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name}`);
+    return h;
+  }
+
+  async lab(args: string[]): Promise<string> {
+    const r = await runLab(this.index, [...args, '--dir', this.dir], 300_000);
+    if (r.code !== 0) throw new Error(`lab ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  docker(name: string, args: string[]): Promise<DockerResult> {
+    return runDocker(this.host(name).dockerHost, args, { timeoutMs: this.cliMs });
+  }
 }

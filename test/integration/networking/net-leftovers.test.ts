@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { run } from '../../../src/common/run';
 import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
-import { parseHostLines, runLab, type LabHost } from '../../helpers/lab';
+import { LabSession, parseHostLines, runLab, type LabHost } from '../../helpers/lab';
 
 const INDEX = process.env.SHOAL_LAB_INDEX ?? '22';
 const IMG = 'shoal-test/busybox:1';
@@ -21,18 +21,10 @@ const CONVERGE_MS = 60_000;
 
 describe('internal networks, container aliases and swarm leave (three-host lab)', { concurrency: 1 }, () => {
   const dir = join(mkdtempSync('/tmp/shoal-netleft-it-'), 'lab');
-  let hosts: LabHost[] = [];
-  const host = (name: string): LabHost => {
-    const h = hosts.find((x) => x.name === name);
-    if (!h) throw new Error(`no host ${name}`);
-    return h;
-  };
-  const lab = async (args: string[]): Promise<string> => {
-    const r = await runLab(INDEX, [...args, '--dir', dir], 300_000);
-    if (r.code !== 0) throw new Error(`lab ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
-  const d = (name: string, args: string[]): Promise<DockerResult> => runDocker(host(name).dockerHost, args, { timeoutMs: CLI_MS });
+  const session = new LabSession(INDEX, dir, CLI_MS);
+  const host = (name: string): LabHost => session.host(name);
+  const lab = (args: string[]): Promise<string> => session.lab(args);
+  const d = (name: string, args: string[]): Promise<DockerResult> => session.docker(name, args);
   // The host's own dockerd, past Shoal (which hides its engine networks).
   const engine = (name: string, args: string[]): Promise<DockerResult> => runDocker(`unix://${join(dir, 'hosts', name, 'docker.sock')}`, args, { timeoutMs: CLI_MS });
   const inNs = (name: string, cmd: string, args: string[]) => run('nsenter', [`--net=/var/run/netns/shoal-lab${INDEX}-${name}`, cmd, ...args], { timeoutMs: 15_000 });
@@ -62,7 +54,7 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
   before(async () => {
     await ensureBusyboxImage('/var/run/docker.sock', IMG);
     await runLab(INDEX, ['down', '--dir', dir], 120_000);
-    hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
+    session.hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
     secret = await ok('host1', ['network', 'create', '-d', 'overlay', '--internal', '--attachable', 'secret']);
     await ok('host1', ['service', 'create', '-d', '--name', 'vault', '--replicas', '2', '--network', 'secret', '--constraint', 'node.hostname!=host1', '--placement-pref', 'spread=node.id', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
     await ok('host1', ['service', 'create', '-d', '--name', 'probe', '--mode', 'global', '--network', 'secret', IMG, 'sleep', '100000']);
@@ -71,7 +63,7 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
   });
 
   after(async () => {
-    for (const h of hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
+    for (const h of session.hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
     await runLab(INDEX, ['down', '--dir', dir], 120_000);
   });
 
@@ -106,7 +98,7 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     assert.deepEqual(names, ['lb-secret', 'probe'], JSON.stringify(r.Containers));
     assert.equal(r.Containers['lb-secret']!.Name, 'secret-endpoint');
     assert.deepEqual(r.Peers?.map((p) => p.Name).sort(), ['host1', 'host2', 'host3']);
-    assert.deepEqual(r.Peers?.map((p) => p.IP).sort(), hosts.map((h) => h.address).sort());
+    assert.deepEqual(r.Peers?.map((p) => p.IP).sort(), session.hosts.map((h) => h.address).sort());
     const vips = JSON.parse(await ok('host1', ['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'vault'])) as Array<{ Addr: string }>;
     assert.equal(r.Services?.vault?.VIP, vips[0]!.Addr.split('/')[0]);
     assert.equal(r.Services?.vault?.Tasks.length, 2);

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../../src/common/run';
-import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
+import { waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
-import { parseHostLines, runLab, type LabHost } from '../../helpers/lab';
+import { LabSession, parseHostLines, runLab, type LabHost } from '../../helpers/lab';
 
 const INDEX = process.env.SHOAL_LAB_INDEX ?? '2';
 const IMG = 'shoal-test/busybox:1';     // copied into every host by `lab up`
@@ -22,18 +22,10 @@ const SAMPLES = 30;                     // requests per spread check (3 backends
 
 describe('overlay networks, service discovery, VIPs and the routing mesh (three-host lab)', { concurrency: 1 }, () => {
   const dir = join(mkdtempSync('/tmp/shoal-net-it-'), 'lab');
-  let hosts: LabHost[] = [];
-  const host = (name: string): LabHost => {
-    const h = hosts.find((x) => x.name === name);
-    if (!h) throw new Error(`no host ${name}`);
-    return h;
-  };
-  const lab = async (args: string[]): Promise<string> => {
-    const r = await runLab(INDEX, [...args, '--dir', dir], 300_000);
-    if (r.code !== 0) throw new Error(`lab ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
-  const d = (name: string, args: string[]): Promise<DockerResult> => runDocker(host(name).dockerHost, args, { timeoutMs: CLI_MS });
+  const session = new LabSession(INDEX, dir, CLI_MS);
+  const host = (name: string): LabHost => session.host(name);
+  const lab = (args: string[]): Promise<string> => session.lab(args);
+  const d = (name: string, args: string[]): Promise<DockerResult> => session.docker(name, args);
   const ok = async (name: string, args: string[]): Promise<string> => {
     const r = await d(name, args);
     assert.equal(r.code, 0, `docker ${args.join(' ')} on ${name}: ${r.stderr}${r.stdout}`);
@@ -77,7 +69,7 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
   const webHostnames = async (): Promise<Set<string>> => {
     const out = await ok('host1', ['service', 'ps', '-q', '--filter', 'desired-state=running', 'web']);
     const names = new Set<string>();
-    for (const h of hosts) {
+    for (const h of session.hosts) {
       for (const id of (await ok(h.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).split('\n').filter(Boolean)) names.add(id.slice(0, 12));
     }
     assert.ok(out.length > 0);
@@ -88,7 +80,7 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
   before(async () => {
     await ensureBusyboxImage('/var/run/docker.sock', IMG);
     await runLab(INDEX, ['down', '--dir', dir], 120_000); // whatever an interrupted run left at this index
-    hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
+    session.hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
     appnet = await ok('host1', ['network', 'create', '-d', 'overlay', 'appnet']);
     await ok('host1', ['network', 'create', '-d', 'overlay', 'othernet']);
     await ok('host1', ['service', 'create', '-d', '--name', 'web', '--replicas', '3', '--network', 'appnet', '-p', '8080:80', '--placement-pref', 'spread=node.id', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
@@ -101,7 +93,7 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
 
   // Each host's daemon log is kept beside the lab's folder (the lab's own goes with `lab down`).
   after(async () => {
-    for (const h of hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
+    for (const h of session.hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
     await runLab(INDEX, ['down', '--dir', dir], 120_000);
   });
 
@@ -123,7 +115,7 @@ describe('overlay networks, service discovery, VIPs and the routing mesh (three-
 
   test('a published port answers on every host\'s address and on loopback, spread over all tasks', async () => {
     const want = await webHostnames();
-    for (const h of hosts) {
+    for (const h of session.hosts) {
       const seen = await spreadFrom(async (n) => {
         const r = await run('sh', ['-c', loop(n, `timeout 3 wget -q -O- http://${h.address}:8080/hostname`)], { timeoutMs: 120_000 });
         return { code: r.code, stdout: r.stdout, stderr: r.stderr };
