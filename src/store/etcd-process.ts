@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { IOptions } from 'etcd3';
@@ -107,7 +107,8 @@ export class EtcdProcess {
   private probeFailures = 0;
   private recovering = false; // start-up or restart: waiting for etcd to answer
   private probing = false;
-  private creds?: { ca: Buffer; cert: Buffer; key: Buffer };
+  // The probe's one kept-alive TLS connection to etcd (see call()).
+  private agent?: Agent;
   private forceOnce: boolean;
 
   constructor(private readonly opts: EtcdProcessOptions) { this.forceOnce = opts.forceNewCluster === true; }
@@ -285,12 +286,18 @@ export class EtcdProcess {
   }
 
   private call(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    this.creds ??= { ca: readFileSync(this.opts.tls.caFile), cert: readFileSync(this.opts.tls.certFile), key: readFileSync(this.opts.tls.keyFile) };
-    const { ca, cert, key } = this.creds;
+    // One connection, kept alive and reused: the probe runs every second, and
+    // a new TLS connection each time (a handshake on both sides, a new OpenSSL
+    // context in the daemon) cost CPU and left an idle manager's malloc heap
+    // growing. A connection etcd dropped (a restart) is replaced at the next call.
+    this.agent ??= new Agent({
+      keepAlive: true, maxSockets: 1, maxFreeSockets: 1,
+      ca: readFileSync(this.opts.tls.caFile), cert: readFileSync(this.opts.tls.certFile), key: readFileSync(this.opts.tls.keyFile),
+    });
     const payload = JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(`${this.opts.clientUrl}${path}`, {
-        method: 'POST', ca, cert, key, agent: false,
+        method: 'POST', agent: this.agent,
         headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
       }, (res) => {
         const chunks: Buffer[] = [];
@@ -362,6 +369,7 @@ export class EtcdProcess {
     this.state = { ok: false, reason: 'etcd is stopped' };
     clearTimeout(this.restartTimer);
     clearInterval(this.probeTimer);
+    this.agent?.destroy();
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       await new Promise<void>((resolve) => {
