@@ -72,6 +72,12 @@ export interface ViewKey {
   Primary: boolean;        // exactly one key of a set: the one to send with
 }
 
+// A swarm network a node carries, as its view has it, with the nodes that
+// carry it too (a running task or a load-balancer address on it): what a
+// worker's `network ls` and `network inspect` show (a Docker worker knows a
+// swarm network only where it has a task or the routing mesh on it).
+export interface CarriedNetwork { network: ViewNetwork; peers: Array<{ NodeID: string; IP: string }> }
+
 export const NETWORK_KEY_BYTES = 32;
 // A rotation holds at most the old and the new key.
 export const MAX_NETWORK_KEYS = 2;

@@ -2,7 +2,7 @@ import type { Logger } from '../../common/log';
 import type { Network } from '../../model/types';
 import type { EngineClient } from '../../engine/client';
 import type { AttachNetworkRequest, AttachNetworkResponse } from '../../protocol/attachments';
-import { dnsServerFor, engineNetworkName, type NodeNetworkView } from '../../protocol/network-view';
+import { dnsServerFor, engineNetworkName, type CarriedNetwork, type NodeNetworkView } from '../../protocol/network-view';
 
 // This node's containers on attachable swarm networks (`docker run --network`,
 // `docker network connect`): the API asks here for an address (the leader
@@ -47,6 +47,7 @@ interface Known { networkId: string; addr: string; since: number; misses: number
 export class NodeAttachments {
   private readonly known = new Map<string, Known>();
   private networks: Array<{ ID: string; Name: string }> = [];
+  private view?: NodeNetworkView;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -90,8 +91,21 @@ export class NodeAttachments {
     return this.networks.find((n) => n.ID === term) ?? this.networks.find((n) => n.Name === term) ?? this.networks.find((n) => n.ID.startsWith(term));
   }
 
+  // The swarm networks this node carries (its latest view), with their peers.
+  carried(): CarriedNetwork[] {
+    const view = this.view;
+    if (!view) return [];
+    return view.Networks.map((network) => {
+      const peers = new Map<string, string>();
+      for (const e of view.Endpoints) if (e.NetworkID === network.ID && e.Running) peers.set(e.NodeID, e.NodeAddr);
+      for (const lb of view.LoadBalancers) if (lb.NetworkID === network.ID) peers.set(lb.NodeID, lb.NodeAddr);
+      return { network, peers: [...peers].map(([NodeID, IP]) => ({ NodeID, IP })) };
+    });
+  }
+
   // The view names this node's attachments (after a restart too).
   update(view: NodeNetworkView): void {
+    this.view = view;
     this.networks = view.Networks.map((n) => ({ ID: n.ID, Name: n.Name }));
     const mine = view.Endpoints.filter((e) => !e.ServiceID && e.NodeID === this.opts.nodeId);
     for (const e of mine) if (!this.known.has(e.TaskID)) this.known.set(e.TaskID, { networkId: e.NetworkID, addr: e.Addr, since: Date.now(), misses: 0 });

@@ -4,7 +4,7 @@ import type { ApiRequest, Router } from '../router';
 import type { CallOptions, EngineAnswer } from '../../engine/client';
 import { invalid, isShoalError } from '../../common/errors';
 import { isRec, type Rec } from '../../protocol/checks';
-import { SHOAL_DNS_ADDR } from '../../protocol/network-view';
+import { SHOAL_DNS_ADDR, type CarriedNetwork } from '../../protocol/network-view';
 
 // Containers on attachable swarm networks (moby's "network attachment" on
 // `docker run --network NAME` and `docker network connect NAME`). The engine
@@ -31,6 +31,7 @@ export interface SwarmAttacher {
   release(id: string): Promise<void>;
   find(networkId: string, address: string): string | undefined;
   network(term: string): { ID: string; Name: string } | undefined;
+  carried(): CarriedNetwork[];  // the swarm networks this node carries (a worker's network ls and inspect)
 }
 
 export interface ContainerEngine {

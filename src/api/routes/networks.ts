@@ -18,6 +18,7 @@ import { NetworkConnect, NetworkCreateRequest } from '../decode/docker-types';
 import type { SwarmMembership } from './membership';
 import { connectSwarmNetwork, disconnectSwarmNetwork, type SwarmAttacher } from './containers';
 import { isRec } from '../../protocol/checks';
+import { carriedNetworkResource, findCarried } from './carried-networks';
 
 // /networks: the engine's local networks and the swarm's overlay networks
 // behind one API, as dockerd in swarm mode serves them (moby's
@@ -150,7 +151,15 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
     const filters = parseFilters(raw, NETWORK_FILTERS);
     const control = controlOrNone(swarm);
     const local = await engineNetworks(engine, raw ?? undefined);
-    if (!control) return { status: 200, body: local };
+    if (!control) {
+      // A worker: the swarm networks it carries (carried-networks.ts).
+      const carried = deps.attacher?.()?.carried() ?? [];
+      if (!carried.length) return { status: 200, body: local };
+      const nodeId = swarm.info().NodeID;
+      const mine = filterSwarmNetworks(carried.map((c) => carriedNetworkResource(c, nodeId, undefined, null)), filters, () => true);
+      const seen = new Set(mine.map((n) => n.Id));
+      return { status: 200, body: [...mine, ...local.filter((n) => !seen.has(n.Id))] };
+    }
     const all = control.networks.all();
     const byId = new Map(all.map((n) => [n.ID, n]));
     const mine = filterSwarmNetworks(control.networks.list(), filters, (id) => !!control.networks.inUse(byId.get(id)!));
@@ -199,7 +208,17 @@ export function registerNetworkRoutes(router: Router, deps: NetworkRouteDeps): v
       verbose = v;
     }
     const scope = req.query.get('scope') ?? '';
-    const found = await findNetwork(deps, term, { scope, ingressByName: true, verbose });
+    let found: Found;
+    try {
+      found = await findNetwork(deps, term, { scope, ingressByName: true, verbose });
+    } catch (e) {
+      // A worker: one of the swarm networks it carries (carried-networks.ts).
+      const carried = isShoalError(e) && e.kind === 'not_found' && scope !== 'local' && !controlOrNone(swarm) ? findCarried(deps.attacher?.()?.carried() ?? [], term) : undefined;
+      if (!carried) throw e;
+      const carrier = await engineJson<EngineNetwork>(engine, `/networks/${engineNetworkName(carried.network.ID)}`);
+      const containers = (carrier.value?.Containers as Record<string, unknown> | null | undefined) ?? {};
+      return { status: 200, body: carriedNetworkResource(carried, swarm.info().NodeID, carrier.value?.Created as string | undefined, containers) };
+    }
     if (found.kind === 'swarm') {
       const r = found.control.networks.resource(found.network, verbose);
       // Where the network is on this node (Docker's local libnetwork network):

@@ -38,11 +38,16 @@ export interface EndpointResource { Name: string; EndpointID: string; MacAddress
 // Containers where the network is: "lb-NAME" ("ingress-sbox" on ingress).
 // Docker's endpoint ID is random; this one is derived, so it stays put.
 export function lbEndpoint(n: Network, nodeId: string, addr: string): [string, EndpointResource] {
-  const name = n.Spec.Name ?? n.ID;
+  return lbEndpointOf(n.ID, n.Spec.Name ?? n.ID, isIngressNetwork(n), nodeId, addr);
+}
+
+// The same from a network's ID, name and whether it is the ingress network
+// (a worker knows its networks from its network view only).
+export function lbEndpointOf(networkId: string, name: string, ingress: boolean, nodeId: string, addr: string): [string, EndpointResource] {
   const ip = addr.split('/')[0]!;
   const mac = ipv4Mac(ip);
-  const endpointId = createHash('sha256').update(`lb:${n.ID}:${nodeId}`).digest('hex');
-  return isIngressNetwork(n)
+  const endpointId = createHash('sha256').update(`lb:${networkId}:${nodeId}`).digest('hex');
+  return ingress
     ? ['ingress-sbox', { Name: 'ingress-endpoint', EndpointID: endpointId, MacAddress: mac, IPv4Address: addr, IPv6Address: '' }]
     : [`lb-${name}`, { Name: `${name}-endpoint`, EndpointID: endpointId, MacAddress: mac, IPv4Address: addr, IPv6Address: '' }];
 }

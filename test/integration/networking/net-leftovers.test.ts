@@ -89,7 +89,6 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
   });
 
   test('network inspect on a node that carries it: its containers, its LB endpoint, every carrying node as a peer, the service VIPs (verbose)', async () => {
-    // On the manager (a worker has no swarm network API in Shoal yet: see ARCHITECTURE).
     const r = JSON.parse(await ok('host1', ['network', 'inspect', '--verbose', 'secret']))[0] as {
       Containers: Record<string, { Name: string; IPv4Address: string }>; Peers?: Array<{ Name: string; IP: string }>;
       Services?: Record<string, { VIP: string; Tasks: Array<{ Name: string; EndpointIP: string }> }>;
@@ -102,6 +101,21 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     const vips = JSON.parse(await ok('host1', ['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'vault'])) as Array<{ Addr: string }>;
     assert.equal(r.Services?.vault?.VIP, vips[0]!.Addr.split('/')[0]);
     assert.equal(r.Services?.vault?.Tasks.length, 2);
+    // On a worker (host2: a vault and a probe task): the network it carries, in ls and inspect.
+    assert.match(await ok('host2', ['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']), /^secret overlay swarm$/m);
+    const w = JSON.parse(await ok('host2', ['network', 'inspect', 'secret']))[0] as {
+      Id: string; Internal: boolean; Containers: Record<string, { Name: string }>; Peers?: Array<{ IP: string }>;
+    };
+    assert.equal(w.Id, secret);
+    assert.equal(w.Internal, true);
+    const here = Object.entries(w.Containers).map(([k, v]) => (k.startsWith('lb-') ? k : v.Name.split('.')[0])).sort();
+    assert.deepEqual(here, ['lb-secret', 'probe', 'vault'], JSON.stringify(w.Containers));
+    assert.deepEqual(w.Peers?.map((p) => p.IP).sort(), session.hosts.map((h) => h.address).sort());
+    // A swarm network it does not carry is not found there, as on Docker's worker.
+    await ok('host1', ['network', 'create', '-d', 'overlay', 'elsewhere']);
+    const none = await d('host2', ['network', 'inspect', 'elsewhere']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /No such network: elsewhere|network elsewhere not found/);
   });
 
   test('docker run --network-alias and network connect --alias on an attachable network answer from other hosts', async () => {

@@ -104,6 +104,42 @@ test('a worker serves the engine\'s networks and refuses overlay creates with Do
   assert.equal(r.json.message, 'Cannot create a multi-host network from a worker node. Please create the network from a manager node.');
 });
 
+test('a worker lists and inspects the swarm networks it carries (its network view), with its containers, LB endpoint and peers; others are not found', async () => {
+  const fx = await controlFixture();
+  const { engine } = fakeEngine();
+  const netId = '9'.repeat(25);
+  const view = { ID: netId, Name: 'appnet', Subnet: '10.0.1.0/24', Gateway: '10.0.1.1', VNI: 4097, Internal: false, Attachable: true, Ingress: false, Encrypted: false, Labels: { team: 'a' }, LBAddr: '10.0.1.9' };
+  const carried = [{ network: view, peers: [{ NodeID: 'w', IP: '10.199.0.14' }, { NodeID: 'm', IP: '10.199.0.11' }] }];
+  const task = { Name: 'web.1.t1', EndpointID: 'e'.repeat(64), MacAddress: '02:42:0a:00:01:07', IPv4Address: '10.0.1.7/24', IPv6Address: '' };
+  const request = engine.request;
+  engine.request = async (method, path, opts) => (method === 'GET' && path === `/networks/shoal-${netId.slice(0, 12)}`
+    ? { status: 200, headers: {}, body: Buffer.from(JSON.stringify({ ...engineNet('f'.repeat(64), 'carrier'), Created: '2026-12-02T10:00:00Z', Containers: { ['a'.repeat(64)]: task } })) }
+    : request(method, path, opts));
+  const info: SwarmInfo = { NodeID: 'w', NodeAddr: '', LocalNodeState: 'active', ControlAvailable: false, Error: '', RemoteManagers: null };
+  registerNetworkRoutes(fx.router, { swarm: { control: () => { throw unavailable(NOT_A_MANAGER); }, info: () => info } as never, engine, attacher: () => ({ carried: () => carried }) as never });
+  const ls = await fx.call('GET', '/v1.41/networks');
+  assert.deepEqual(ls.json.map((n: { Name: string; Scope: string }) => `${n.Name}/${n.Scope}`), ['appnet/swarm', 'bridge/local']);
+  // Docker's filters apply to them (the engine applies its own to its networks).
+  const bridges = await fx.call('GET', `/v1.41/networks?filters=${encodeURIComponent('{"driver":{"bridge":true}}')}`);
+  assert.ok(!bridges.json.some((n: { Name: string }) => n.Name === 'appnet'));
+  for (const term of ['appnet', netId, netId.slice(0, 6)]) {
+    const r = await fx.call('GET', `/v1.41/networks/${term}`);
+    assert.equal(r.status, 200, term);
+    assert.equal(r.json.Id, netId);
+    assert.equal(r.json.Driver, 'overlay');
+    assert.equal(r.json.Created, '2026-12-02T10:00:00Z');
+    assert.deepEqual(r.json.IPAM.Config, [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }]);
+    assert.equal(r.json.Options['com.docker.network.driver.overlay.vxlanid_list'], '4097');
+    assert.deepEqual(Object.keys(r.json.Containers).sort(), ['a'.repeat(64), 'lb-appnet']);
+    assert.equal(r.json.Containers['lb-appnet'].IPv4Address, '10.0.1.9');
+    assert.deepEqual(r.json.Peers, [{ Name: 'm', IP: '10.199.0.11' }, { Name: 'w', IP: '10.199.0.14' }]);
+  }
+  const missing = await fx.call('GET', '/v1.41/networks/othernet');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.message, 'network othernet not found');
+  assert.equal((await fx.call('GET', '/v1.41/networks/appnet?scope=local')).status, 404);
+});
+
 test('POST /networks/prune: the swarm\'s then the engine\'s, the engine told to spare the plumbing', async () => {
   const fx = await controlFixture();
   const { engine, calls } = fakeEngine();
