@@ -32,6 +32,11 @@ export class MemoryServer implements RpcServer {
 }
 
 export class MemoryNetwork {
+  // asIo: calls reach their handler as socket I/O would, after the timers
+  // that are due (setImmediate), not in the caller's own turn; a test of
+  // what a held-up event loop does first needs that order.
+  constructor(readonly opts: { asIo?: boolean } = {}) {}
+
   private readonly servers = new Map<string, MemoryServer>();
   private readonly cut = new Set<string>();
   private readonly live = new Set<{ from?: string; to: string; abort: (e: Error) => void }>();
@@ -108,7 +113,7 @@ class MemoryChannel implements RpcChannel {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const untrack = this.net.track({ from: this.self?.address, to: this.address, abort: fail });
       const finish = (): void => { clearTimeout(timer); untrack(); opts.signal?.removeEventListener('abort', onAbort); };
-      Promise.resolve()
+      (this.net.opts.asIo ? new Promise<void>((r) => setImmediate(r)) : Promise.resolve())
         .then(() => {
           let checked: unknown;
           try { checked = reg.request(roundTrip(req)); } catch (e) { throw isShoalError(e) ? e : invalid(String(e)); }

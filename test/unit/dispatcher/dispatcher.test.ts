@@ -57,7 +57,7 @@ function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>>
   return { log: pino({ level: 'debug' }, stream), lines };
 }
 
-interface WorldOptions { nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
+interface WorldOptions { asIo?: boolean; nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
 
 async function world(o: WorldOptions = {}) {
   const backend = new CountingBackend();
@@ -69,7 +69,7 @@ async function world(o: WorldOptions = {}) {
   });
   for (const id of o.nodes ?? ['w1', 'w2']) txn.create('nodes', makeNode(id, { state: 'unknown', hostname: 'old' }));
   await txn.commit();
-  const net = new MemoryNetwork();
+  const net = new MemoryNetwork({ asIo: o.asIo });
   const leader = { addr: M1 };
   const revealed: string[] = [];
   const cleanups: Array<() => unknown> = [];
@@ -269,6 +269,33 @@ test('a node whose allowance runs out while its registration is being written en
     await waitFor('the expiry decided', () => !!verdict(), 10_000);
     assert.match(String(verdict()!.msg), /not marked down/, `the expiry gave way to the registration: ${JSON.stringify(lines.map((l) => [l.msg, l.node, l.time]))}`);
     await untilStore(w.store, () => w.store.get('nodes', 'w1')!.Status.State === 'ready', 'w1 ready', 5000);
+  } finally {
+    await w.close();
+  }
+});
+
+test('a stall of the leader\'s own event loop (longer than the allowance) marks no node down; a node silent afterwards still goes down', async () => {
+  const { log, lines } = capturingLogger();
+  const w = await world({ log, asIo: true }); // heartbeats are read after the due timers, as from sockets
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    w.agent('w1', w.plane('w1'));
+    w.agent('w2', w.plane('w2'));
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    // The loop held for 2 s (a huge batch, a long GC): no heartbeat is read
+    // meanwhile, and when it ends the due timers (expiry check, stall ticker)
+    // run before the heartbeats sent meanwhile are read. Which timer runs
+    // first varies: the ticker's forgive or its re-arm must keep every node up.
+    const until = Date.now() + 2_000;
+    while (Date.now() < until) { /* the stall */ }
+    await waitFor('the stall noticed', () => lines.some((l) => /held up/.test(String(l.msg))), 5_000);
+    // The allowance itself is intact: a node that goes silent now is marked
+    // down, a full allowance (900 ms) later; by then any expiry the stall
+    // caused would have been acted on, and only w2's ran out.
+    w.net.partition('w2:2377');
+    await untilStore(w.store, () => w.store.get('nodes', 'w2')!.Status.State === 'down', 'w2 down', 5000);
+    assert.deepEqual(lines.filter((l) => l.msg === 'heartbeat allowance ran out').map((l) => l.node), ['w2']);
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
   } finally {
     await w.close();
   }
