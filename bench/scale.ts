@@ -20,6 +20,13 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR]
+//
+// --ingress-subnet replaces the ingress network before any node joins
+// (`docker network rm ingress`, `docker network create --ingress --subnet`,
+// as Docker documents for a bigger mesh): the default /24 gives only about
+// 250 nodes a load-balancer address. --sim-prof DIR runs each simulated-node
+// process under `node --cpu-prof` (profiles written to DIR when it ends).
 //
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
@@ -37,7 +44,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -58,7 +65,7 @@ interface StepFigures {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -76,6 +83,8 @@ function options(argv: string[]): Options {
     samples: positiveOption(values.samples, 5, 'samples'),
     deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
     ...(values.json ? { json: values.json } : {}),
+    ...(values['ingress-subnet'] ? { ingressSubnet: values['ingress-subnet'] } : {}),
+    ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
   };
 }
 
@@ -119,7 +128,8 @@ class Cluster {
       const n = Math.floor(more / procs) + (i < more % procs ? 1 : 0);
       const prefix = `sim${this.sims.length + 1}`;
       const log = createWriteStream(`/tmp/shoal-scale-${prefix}.log`);
-      const p = spawn(process.execPath, [SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
+      const prof = this.o.simProf ? ['--cpu-prof', '--cpu-prof-dir', this.o.simProf] : [];
+      const p = spawn(process.execPath, [...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
         { stdio: ['ignore', 'pipe', 'pipe'] });
       p.stdout!.pipe(log);
       p.stderr!.pipe(log);
@@ -281,6 +291,15 @@ async function main(): Promise<number> {
     say(`lab ${LAB} up: three managers`);
     await c.up();
     const { leader } = await c.leader();
+    if (o.ingressSubnet) {
+      say(`ingress replaced: ${o.ingressSubnet}`);
+      // Through the API: the CLI's `network rm ingress` asks for a confirmation on stdin.
+      const rm = await http(c.socket(leader), 'DELETE', '/v1.41/networks/ingress', undefined, 30_000);
+      if (rm.status !== 204) throw new Error(`DELETE /networks/ingress: ${rm.status} ${rm.text.trim()}`);
+      const mk = await http(c.socket(leader), 'POST', '/v1.41/networks/create',
+        { Name: 'ingress', Driver: 'overlay', Ingress: true, CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: o.ingressSubnet }] } }, 30_000);
+      if (mk.status !== 201) throw new Error(`POST /networks/create (ingress): ${mk.status} ${mk.text.trim()}`);
+    }
     const tok = await http(c.socket(leader), 'GET', '/v1.41/swarm', undefined, 10_000);
     const token = (tok.json as { JoinTokens?: { Worker?: string } } | undefined)?.JoinTokens?.Worker;
     if (!token) throw new Error(`no worker token from GET /swarm: ${tok.status}`);

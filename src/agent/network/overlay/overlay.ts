@@ -7,7 +7,7 @@ import { readJson, runBatch, type BatchFailure } from './commands';
 import { desiredOverlays } from './desired';
 import { viewNetworkFromAttachment } from './names';
 import { parseAddrs, parseEngineNetworks, parseFdb, parseLinks, parseNeighbours, type ObservedOverlays } from './observed';
-import { livePins, type Pin } from './pins';
+import { livePins, viewTakesOver, type Pin } from './pins';
 import { planOverlays, type OverlayPlan } from './plan';
 
 // This node's overlays (docs/ARCHITECTURE.md, "Networking"): for each swarm
@@ -63,10 +63,7 @@ export class Overlay implements NetworkComponent {
 
   update(view: NodeNetworkView): Promise<void> {
     this.view = view;
-    // A pin bridges the time until the view names the network; from then on
-    // the view decides (a network it drops later goes at once: its VNI may be
-    // handed to another network).
-    for (const n of view.Networks) this.pins.delete(n.ID);
+    viewTakesOver(this.pins, view); // a pin only bridges the time until the view names the network (pins.ts)
     return this.round();
   }
 
@@ -116,7 +113,7 @@ export class Overlay implements NetworkComponent {
   }
 
   private pinned(): ViewNetwork[] {
-    return livePins(this.pins, new Set(this.view.Networks.map((n) => n.ID)), Date.now());
+    return livePins(this.pins, Date.now());
   }
 
   private async reconcile(): Promise<void> {
