@@ -8,7 +8,7 @@ import {
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
-import { AttachNetwork, DetachNetwork, type AttachNetworkRequest, type AttachNetworkResponse } from '../protocol/attachments';
+import { AttachNetwork, DetachNetwork, NameAttachment, type AttachNetworkRequest, type AttachNetworkResponse, type NameAttachmentRequest } from '../protocol/attachments';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
 
 // The agent's control plane over the node-to-node channel: one session with
@@ -143,6 +143,17 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (!live) throw unavailable('no session with a manager');
     try {
       return await live.channel.unary(AttachNetwork, req, { timeoutMs: this.callTimeoutMs + 5000 });
+    } catch (err) {
+      this.sessionCallFailed(live, err);
+      throw err;
+    }
+  }
+
+  async nameAttachment(req: NameAttachmentRequest): Promise<void> {
+    const live = await this.waitSession();
+    if (!live) throw unavailable('no session with a manager');
+    try {
+      await live.channel.unary(NameAttachment, req, { timeoutMs: this.callTimeoutMs });
     } catch (err) {
       this.sessionCallFailed(live, err);
       throw err;

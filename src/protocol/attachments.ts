@@ -9,6 +9,9 @@
 //                  prefix) for a container on the calling node; answers once
 //                  the allocator has given it (or why it could not).
 //   DetachNetwork  unary: the attachment is over (its address is released).
+//   NameAttachment unary: the container made on the attachment's address is
+//                  known now: its name (the engine's, when the user gave none)
+//                  and its short ID answer in DNS from then on.
 import type { Network } from '../model/types';
 import { invalid } from '../common/errors';
 import { arr, id, optStr, rec, str } from './checks';
@@ -26,6 +29,7 @@ export interface AttachNetworkResponse {
   Address: string;         // CIDR ("10.0.1.7/24")
 }
 export interface DetachNetworkRequest { AttachmentID: string }
+export interface NameAttachmentRequest { AttachmentID: string; Container: string; Aliases: string[] }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -61,6 +65,19 @@ export const DetachNetwork: UnaryMethod<DetachNetworkRequest, Record<string, nev
   name: 'dispatcher.DetachNetwork', access: 'node',
   request: (raw) => ({ AttachmentID: id(rec(raw, 'detach request').AttachmentID, 'AttachmentID') }),
   response: (raw) => { rec(raw, 'detach response'); return {}; },
+};
+
+export const NameAttachment: UnaryMethod<NameAttachmentRequest, Record<string, never>> = {
+  name: 'dispatcher.NameAttachment', access: 'node',
+  request: (raw) => {
+    const r = rec(raw, 'name request');
+    return {
+      AttachmentID: id(r.AttachmentID, 'AttachmentID'),
+      Container: str(r.Container, 'Container', 256),
+      Aliases: arr(r.Aliases ?? [], 'Aliases', 100).map((a, i) => str(a, `Aliases[${i}]`, 255)),
+    };
+  },
+  response: (raw) => { rec(raw, 'name response'); return {}; },
 };
 
 // A task that is a container's network attachment, not a service's task.

@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/log';
 import type { Network } from '../../model/types';
 import type { EngineClient } from '../../engine/client';
-import type { AttachNetworkRequest, AttachNetworkResponse } from '../../protocol/attachments';
+import type { AttachNetworkRequest, AttachNetworkResponse, NameAttachmentRequest } from '../../protocol/attachments';
 import { dnsServerFor, engineNetworkName, type CarriedNetwork, type NodeNetworkView } from '../../protocol/network-view';
 
 // This node's containers on attachable swarm networks (`docker run --network`,
@@ -18,6 +18,7 @@ import { dnsServerFor, engineNetworkName, type CarriedNetwork, type NodeNetworkV
 export interface AttachmentPlane {
   attachNetwork(req: AttachNetworkRequest): Promise<AttachNetworkResponse>;
   detachNetwork(attachmentId: string): Promise<void>;
+  nameAttachment(req: NameAttachmentRequest): Promise<void>;
 }
 
 export interface NodeAttachmentsOptions {
@@ -77,6 +78,16 @@ export class NodeAttachments {
       await this.opts.plane.detachNetwork(id);
     } catch (err) {
       this.opts.log.warn({ attachment: id, err: (err as Error).message }, 'releasing a network attachment failed; the next check tries again');
+    }
+  }
+
+  // The container made on attachment `id` is known now (its name and short ID
+  // answer in DNS); a failure is logged: the container runs either way.
+  async name(id: string, container: string, aliases: string[]): Promise<void> {
+    try {
+      await this.opts.plane.nameAttachment({ AttachmentID: id, Container: container, Aliases: aliases });
+    } catch (err) {
+      this.opts.log.warn({ attachment: id, container, err: (err as Error).message }, 'naming a network attachment failed; the container answers only to its address and aliases');
     }
   }
 

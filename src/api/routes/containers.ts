@@ -29,6 +29,7 @@ export interface AttachedNetwork {
 export interface SwarmAttacher {
   attach(req: { Target: string; Aliases: string[]; Address?: string; Container?: string }): Promise<AttachedNetwork>;
   release(id: string): Promise<void>;
+  name(id: string, container: string, aliases: string[]): Promise<void>;  // never rejects
   find(networkId: string, address: string): string | undefined;
   network(term: string): { ID: string; Name: string } | undefined;
   carried(): CarriedNetwork[];  // the swarm networks this node carries (a worker's network ls and inspect)
@@ -101,7 +102,16 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
       HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: [a.dns, ...dns] },
       NetworkingConfig: { ...networking, EndpointsConfig: { ...rest, [a.engineNetwork]: { ...ep, IPAMConfig: { ...ipam, IPv4Address: a.address } } } },
     };
-    await forwardOrRelease(deps, attacher, a, res, 'POST', originalTarget(req), body, 201);
+    let answer: EngineAnswer;
+    try {
+      answer = await deps.engine.request('POST', originalTarget(req), { body });
+    } catch (err) {
+      await attacher.release(a.id);
+      throw err;
+    }
+    if (answer.status !== 201) await attacher.release(a.id);
+    else await nameAttachment(deps, attacher, a.id, answer);
+    writeAnswer(res, answer);
     return undefined;
   });
 
@@ -114,6 +124,19 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
     writeAnswer(res, await deps.engine.request('POST', originalTarget(req), raw === undefined ? {} : { body: raw }));
     return undefined;
   });
+}
+
+// The container now exists: its name (the engine's own when the user gave
+// none) and short ID answer in DNS, as Docker's embedded resolver answers them.
+async function nameAttachment(deps: ContainerRouteDeps, attacher: SwarmAttacher, attachmentId: string, created: EngineAnswer): Promise<void> {
+  try {
+    const id = String((JSON.parse(created.body.toString('utf8')) as { Id?: unknown }).Id ?? '');
+    if (!/^[0-9a-f]{12,64}$/.test(id)) return;
+    const c = await deps.engine.request('GET', `/containers/${id}/json`);
+    if (c.status !== 200) return;
+    const name = String((JSON.parse(c.body.toString('utf8')) as { Name?: unknown }).Name ?? '').replace(/^\//, '');
+    if (name) await attacher.name(attachmentId, name, [id.slice(0, 12)]);
+  } catch { /* the create stands; the container answers to its address and aliases only */ }
 }
 
 async function reattach(deps: ContainerRouteDeps, attacher: SwarmAttacher, ref: string): Promise<void> {

@@ -5,7 +5,7 @@ import { newId } from '../../common/ids';
 import { nowIso } from '../../common/time';
 import type { RpcServer } from '../../rpc/transport';
 import type { Store } from '../../store/store';
-import { AttachNetwork, DetachNetwork, isAttachmentTask, type AttachNetworkRequest, type AttachNetworkResponse } from '../../protocol/attachments';
+import { AttachNetwork, DetachNetwork, isAttachmentTask, NameAttachment, type AttachNetworkRequest, type AttachNetworkResponse } from '../../protocol/attachments';
 import { holdsAddresses } from '../allocator/core';
 import { addrOf, formatIp, last, parseCidr, parseIp } from '../allocator/ipv4';
 
@@ -137,6 +137,24 @@ export function registerAttachmentHandlers(server: RpcServer, deps: AttachmentDe
     if (!isAttachmentTask(t) || t.NodeID !== ctx.peer!.nodeId) throw notFound(`network attachment ${req.AttachmentID} not found`);
     await deleteTask(t.ID);
     log.info({ node: t.NodeID, attachment: t.ID }, 'network attachment released');
+    return {};
+  });
+  server.unary(NameAttachment, async (req, ctx) => {
+    const writer = deps.writer();
+    const t = store.get('tasks', req.AttachmentID);
+    if (!t || !isAttachmentTask(t) || t.NodeID !== ctx.peer!.nodeId) throw notFound(`network attachment ${req.AttachmentID} not found`);
+    // The aliases go where the allocator put them at allocation too (the
+    // attachment's NetworksAttachments, which the views read).
+    const withAliases = <T extends { Aliases?: string[] }>(x: T): T => {
+      const aliases = [...new Set([...(x.Aliases ?? []), ...req.Aliases])];
+      return aliases.length ? { ...x, Aliases: aliases } : x;
+    };
+    await writer.mutate('tasks', t.ID, (cur) => ({
+      ...cur,
+      Spec: { ...cur.Spec, NetworkAttachmentSpec: { ContainerID: req.Container }, ...(cur.Spec.Networks ? { Networks: cur.Spec.Networks.map(withAliases) } : {}) },
+      ...(cur.NetworksAttachments ? { NetworksAttachments: cur.NetworksAttachments.map(withAliases) } : {}),
+    }));
+    log.info({ node: t.NodeID, attachment: t.ID, container: req.Container }, 'network attachment named');
     return {};
   });
 }

@@ -36,7 +36,12 @@ const taskNets = (t: Task | undefined): string[] =>
 const nodeNets = (n: Node | undefined): string[] => (n?.Attachments ?? []).map((a) => a.Network?.ID).filter((x): x is string => !!x);
 
 // What of a task the views read.
-const taskFace = (t: Task | undefined) => t && { n: t.NodeID, w: wantedRunning(t), r: t.Status.State === 'running', a: t.NetworksAttachments };
+// What of a task the views show; a container's attachment also shows its
+// name and aliases (NameAttachment sets them once the engine made it).
+const taskFace = (t: Task | undefined) => t && {
+  n: t.NodeID, w: wantedRunning(t), r: t.Status.State === 'running', a: t.NetworksAttachments,
+  ...(t.ServiceID ? {} : { c: t.Spec.NetworkAttachmentSpec, s: t.Spec.Networks }),
+};
 const serviceFace = (s: Service | undefined) => s && {
   n: s.Spec.Name, m: s.Spec.EndpointSpec?.Mode, e: s.Endpoint?.VirtualIPs, p: s.Endpoint?.Ports, k: keepsClientIp(s), c: networkConfigs(s.Spec.TaskTemplate, s),
 };

@@ -118,15 +118,19 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     assert.match(none.stderr, /No such network: elsewhere|network elsewhere not found/);
   });
 
-  test('docker run --network-alias and network connect --alias on an attachable network answer from other hosts', async () => {
+  test('docker run --network-alias (with and without --name) and network connect --alias on an attachable network answer from other hosts', async () => {
     await ok('host3', ['run', '-d', '--name', 'c1', '--network', 'secret', '--network-alias', 'db', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
     const c1 = await containerAddr('host3', 'c1', secret);
     await ok('host2', ['run', '-d', '--name', 'c2', IMG, 'httpd', '-f', '-p', '80', '-h', '/etc']);
     await ok('host2', ['network', 'connect', '--alias', 'cache', 'secret', 'c2']);
     const c2 = await containerAddr('host2', 'c2', secret);
     const c2Id = (await ok('host2', ['inspect', '--format', '{{.Id}}', 'c2'])).slice(0, 12);
+    // No --name: the engine's name and the short ID answer too (named once the engine made it).
+    const anonId = await ok('host3', ['run', '-d', '--network', 'secret', IMG, 'sleep', '100000']);
+    const anonName = (await ok('host3', ['inspect', '--format', '{{.Name}}', anonId])).replace(/^\//, '');
+    const anon = await containerAddr('host3', anonId, secret);
     const probe = await taskContainer('host1', 'probe');
-    for (const [name, want] of [['db', c1], ['c1', c1], ['cache', c2], ['c2', c2], [c2Id, c2]] as const) {
+    for (const [name, want] of [['db', c1], ['c1', c1], ['cache', c2], ['c2', c2], [c2Id, c2], [anonName, anon], [anonId.slice(0, 12), anon]] as const) {
       const got = await waitFor(`${name} resolves from host1`, async () => { const r = await lookupIn('host1', probe, name); return r.addrs.length ? r.addrs : undefined; }, 20_000, 500);
       assert.deepEqual(got, [want], name);
     }

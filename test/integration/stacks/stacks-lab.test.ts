@@ -19,8 +19,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../../src/common/run';
 import { engineNetworkName } from '../../../src/protocol/network-view';
-import { runDocker, unixRequest, waitFor, type DockerResult } from '../../helpers/daemon';
-import { parseHostLines, runLab, type LabHost } from '../../helpers/lab';
+import { unixRequest, waitFor, type DockerResult } from '../../helpers/daemon';
+import { LabSession, parseHostLines, runLab, type LabHost } from '../../helpers/lab';
 import { APP_PORT, appImage, appYml, HAPROXY_CFG, PORTAINER_PORTS, portainerYml, REGISTRY_PORT, registryYml } from '../../helpers/seed-stacks';
 import { ensureStackImages, loadImages, STACK_IMAGES, WEB_VERSIONS } from '../../helpers/stack-images';
 
@@ -35,22 +35,14 @@ interface StackTrace { serviceIds: string[]; vips: string[]; ports: number[]; ne
 describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
   const dir = join(mkdtempSync('/tmp/shoal-stacks-lab-it-'), 'lab');
   const files = join(dir, '..', 'files');
-  let hosts: LabHost[] = [];
+  const session = new LabSession(INDEX, dir, CLI_MS);
   let ingressId = '';
   const traces = new Map<string, StackTrace>();
-  const host = (name: string): LabHost => {
-    const h = hosts.find((x) => x.name === name);
-    if (!h) throw new Error(`no host ${name}`);
-    return h;
-  };
+  const host = (name: string): LabHost => session.host(name);
   const engineSocket = (name: string) => join(dir, 'hosts', name, 'docker.sock');
   const netns = (name: string) => `/var/run/netns/shoal-lab${INDEX}-${name}`;
-  const lab = async (args: string[]): Promise<string> => {
-    const r = await runLab(INDEX, [...args, '--dir', dir], 300_000);
-    if (r.code !== 0) throw new Error(`lab ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
-  const d = (name: string, args: string[]): Promise<DockerResult> => runDocker(host(name).dockerHost, args, { timeoutMs: CLI_MS });
+  const lab = (args: string[]): Promise<string> => session.lab(args);
+  const d = (name: string, args: string[]): Promise<DockerResult> => session.docker(name, args);
   const ok = async (name: string, args: string[]): Promise<string> => {
     const r = await d(name, args);
     assert.equal(r.code, 0, `docker ${args.join(' ')} on ${name}: ${r.stderr}${r.stdout}`);
@@ -121,7 +113,7 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
       const r = await unixRequest(host('host1').dockerHost.replace(/^unix:\/\//, ''), 'GET', `/v1.41/${kind}?filters=${q({ label: { [`${NAMESPACE_LABEL}=${ns}`]: true } })}`);
       assert.deepEqual(JSON.parse(r.text), [], `${kind} of ${ns} left in the swarm`);
     }
-    for (const h of hosts) {
+    for (const h of session.hosts) {
       let left: string[] = [];
       await waitFor(`nothing of stack ${ns} left on ${h.name}`, async () => (left = await leftovers(h.name, t)).length === 0, 60_000, 500)
         .catch((err: Error) => { throw new Error(`${err.message}: ${left.join('; ')}`); });
@@ -133,15 +125,15 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     mkdirSync(join(files, 'registry-data'), { recursive: true });
     mkdirSync(join(files, 'volumes'), { recursive: true });
     await runLab(INDEX, ['down', '--dir', dir], 120_000); // whatever an interrupted run left at this index
-    hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
+    session.hosts = parseHostLines(await lab(['up', '--hosts', '3', '--managers', '1', '--workers', '2']));
     const common = [STACK_IMAGES.registry, STACK_IMAGES.haproxy, STACK_IMAGES.visualizer, STACK_IMAGES.agent, STACK_IMAGES.portainer];
     // The application image starts on host2 only: the others get it from the stack's registry.
-    await Promise.all(hosts.map((h) => loadImages(engineSocket(h.name), h.name === 'host2' ? [...common, ...WEB_VERSIONS.map(STACK_IMAGES.web)] : common)));
+    await Promise.all(session.hosts.map((h) => loadImages(engineSocket(h.name), h.name === 'host2' ? [...common, ...WEB_VERSIONS.map(STACK_IMAGES.web)] : common)));
     ingressId = await ok('host1', ['network', 'inspect', '--format', '{{.Id}}', 'ingress']);
   });
 
   after(async () => {
-    for (const h of hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
+    for (const h of session.hosts) { try { copyFileSync(join(dir, 'hosts', h.name, 'shoal.log'), join(dir, '..', `${h.name}.shoal.log`)); } catch { /* host never started */ } }
     await runLab(INDEX, ['down', '--dir', dir], 120_000);
   });
 
@@ -183,7 +175,7 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     await note('app');
 
     const answersEverywhere = async (version: string): Promise<void> => {
-      for (const h of hosts) {
+      for (const h of session.hosts) {
         for (const url of [`http://127.0.0.1:${APP_PORT}/hello-world/`, `http://${h.address}:${APP_PORT}/hello-world/`]) {
           let last = '';
           await waitFor(`version ${version} from ${url} in ${h.name}`, async () => {
@@ -247,13 +239,13 @@ describe('the seeds\' stacks on a three-host lab', { concurrency: 1 }, () => {
     const names = new Set<string>();
     for (let i = 0; i < 12; i++) names.add((await inTask('host1', 'portainer_portainer', 'timeout 3 wget -q -O- http://portainer_agent:9001/hostname')).stdout.trim());
     assert.ok(names.size >= 2, `the agents' VIP spread: ${[...names].join(' ')}`);
-    for (const h of hosts) assert.match((await hostGet(h.name, `http://${h.address}:${PORTAINER_PORTS[0]}/`)).stdout, /portainer/);
+    for (const h of session.hosts) assert.match((await hostGet(h.name, `http://${h.address}:${PORTAINER_PORTS[0]}/`)).stdout, /portainer/);
   });
 
   test('docker stack rm of each leaves nothing behind on any host', async () => {
     for (const ns of ['portainer', 'app', 'registry']) await removeStack(ns);
     assert.doesNotMatch(await ok('host1', ['stack', 'ls']), /portainer|app|registry/);
-    for (const h of hosts) {
+    for (const h of session.hosts) {
       const cs = await engine(h.name, `/containers/json?all=1&filters=${q({ label: [NAMESPACE_LABEL] })}`) as unknown[];
       assert.equal(cs.length, 0, `stack containers left on ${h.name}`);
       const nets = (await engine(h.name, '/networks') as Array<{ Name: string }>).map((n) => n.Name).filter((n) => n.startsWith('shoal-'));

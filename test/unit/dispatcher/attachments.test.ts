@@ -6,6 +6,10 @@ import { requestedAddressProblem, resolveNetwork } from '../../../src/manager/di
 import { listSnapshot, networkViewFor } from '../../../src/manager/dispatcher/network-view';
 import { checkNodeNetworkView } from '../../../src/protocol/network-view';
 import { isAttachmentTask } from '../../../src/protocol/attachments';
+import { NetworkIndex } from '../../../src/manager/dispatcher/network-index';
+import { Store } from '../../../src/store/store';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import { silentLogger } from '../../../src/common/log';
 import { needsScheduling } from '../../../src/manager/scheduler/scheduler';
 import { makeNode } from '../orchestrator/fixtures';
 import { makeNetwork } from '../allocator/fixtures';
@@ -97,4 +101,19 @@ test('networks resolve by ID, name and unique ID prefix', () => {
   assert.equal(resolveNetwork([a, b], 'abd')?.ID, 'abd456');
   assert.throws(() => resolveNetwork([a, b], 'ab'), /ambiguous/);
   assert.equal(resolveNetwork([a, b], 'zzz'), undefined);
+});
+
+test('naming an attachment (its container\'s name and short ID, set after the engine made it) changes the views of the nodes on its network', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  const net: Network = { ...makeNetwork('netapp', { subnet: '10.0.1.0/24', name: 'app' }), IPAM: { Configs: [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }] } };
+  const t = { ...attachment('att1', 'netapp', 'n1', ''), NetworksAttachments: [{ Network: net, Addresses: ['10.0.1.7/24'] }] };
+  await store.txn().create('networks', net).create('tasks', t).commit();
+  const index = new NetworkIndex(store);
+  const named: Task = { ...t, Spec: { ...t.Spec, NetworkAttachmentSpec: { ContainerID: 'eager_turing' }, Networks: [{ Target: 'netapp', Aliases: ['0123456789ab'] }] } };
+  const touched = index.apply([{ kind: 'tasks', action: 'update', id: 'att1', object: named, previous: t, revision: 2 }]);
+  assert.deepEqual([...touched.networks], ['netapp']);
+  // The same task again: no view changes.
+  const quiet = index.apply([{ kind: 'tasks', action: 'update', id: 'att1', object: named, previous: named, revision: 3 }]);
+  assert.equal(quiet.networks.size, 0);
+  await store.close();
 });

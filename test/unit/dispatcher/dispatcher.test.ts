@@ -464,6 +464,34 @@ test('a whole set too big for one message arrives in several and is applied once
   } finally { await w.close(); }
 });
 
+test('a container\'s attachment, named once the engine made it: its name and short ID reach the views; only its own node may name it', async () => {
+  const w = await world({ nodes: ['w1', 'w2'] });
+  const allocator = startAllocator({ store: w.store, log: silentLogger });
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const now = nowIso();
+    await w.store.txn().create('networks', { ID: 'app', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: 'app', Attachable: true, DriverConfiguration: { Name: 'overlay' } } }).commit();
+    await untilStore(w.store, () => !!w.store.get('networks', 'app')?.IPAM, 'the network allocated');
+    const cp1 = w.plane('w1');
+    w.agent('w1', cp1);
+    const cp2 = w.plane('w2');
+    w.agent('w2', cp2);
+    await untilStore(w.store, () => ['w1', 'w2'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'both nodes ready');
+    // `docker run --network app` without --name: no name when the address is asked for.
+    const a = await cp1.attachNetwork({ Target: 'app', Aliases: ['db'] });
+    assert.equal((w.store.get('tasks', a.AttachmentID)!.Spec.NetworkAttachmentSpec as { ContainerID?: string }).ContainerID, '');
+    await assert.rejects(cp2.nameAttachment({ AttachmentID: a.AttachmentID, Container: 'stolen', Aliases: [] }), /not found/);
+    await cp1.nameAttachment({ AttachmentID: a.AttachmentID, Container: 'eager_turing', Aliases: ['0123456789ab', 'db'] });
+    const t = w.store.get('tasks', a.AttachmentID)!;
+    assert.equal((t.Spec.NetworkAttachmentSpec as { ContainerID?: string }).ContainerID, 'eager_turing');
+    assert.deepEqual(t.Spec.Networks?.[0]?.Aliases, ['db', '0123456789ab']);
+    assert.deepEqual(t.NetworksAttachments?.[0]?.Aliases, ['db', '0123456789ab'], 'where the views read them');
+  } finally {
+    allocator.stop();
+    await w.close();
+  }
+});
+
 test('network views: in the first message, then on change for the nodes on the network only; unchanged views are not sent', async () => {
   const w = await world({ nodes: ['w1', 'w2', 'w3'] });
   const allocator = startAllocator({ store: w.store, log: silentLogger });
