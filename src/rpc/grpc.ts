@@ -468,9 +468,13 @@ const GetRootCA: UnaryMethod<Record<string, never>, { Certificate: string }> = {
   },
 };
 
+// Made once: each createSsl without roots loads Node's whole bundled root
+// store into a new TLS context (85 ms of CPU; 21 s per 250 joins of `shoal sim`).
+let untrustedCreds: grpc.ChannelCredentials | undefined;
+
 export async function fetchRootCA(address: string, timeoutMs: number): Promise<string> {
-  const creds = grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
-  const ch = new GrpcChannel(address, creds, DEFAULT_SERVER_NAME);
+  untrustedCreds ??= grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  const ch = new GrpcChannel(address, untrustedCreds, DEFAULT_SERVER_NAME);
   try {
     return (await ch.unary(GetRootCA, {}, { timeoutMs })).Certificate;
   } finally {
