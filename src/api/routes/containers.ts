@@ -62,8 +62,9 @@ async function swarmNetworkOf(deps: ContainerRouteDeps, body: Rec): Promise<stri
   return mode;
 }
 
-// The engine's refusal of an attachment's create/connect gives the address back.
-async function forwardOrRelease(deps: ContainerRouteDeps, attacher: SwarmAttacher, a: AttachedNetwork, res: ServerResponse, method: string, path: string, body: unknown, ok: number): Promise<void> {
+// The engine's refusal of an attachment's create/connect gives the address
+// back; `accepted` runs on its success, before the answer goes out.
+async function forwardOrRelease(deps: ContainerRouteDeps, attacher: SwarmAttacher, a: AttachedNetwork, res: ServerResponse, method: string, path: string, body: unknown, ok: number, accepted?: (answer: EngineAnswer) => Promise<void>): Promise<void> {
   let answer: EngineAnswer;
   try {
     answer = await deps.engine.request(method, path, { body });
@@ -72,6 +73,7 @@ async function forwardOrRelease(deps: ContainerRouteDeps, attacher: SwarmAttache
     throw err;
   }
   if (answer.status !== ok) await attacher.release(a.id);
+  else await accepted?.(answer);
   writeAnswer(res, answer);
 }
 
@@ -102,16 +104,7 @@ export function registerContainerRoutes(router: Router, deps: ContainerRouteDeps
       HostConfig: { ...hostConfig, NetworkMode: a.engineNetwork, Dns: [a.dns, ...dns] },
       NetworkingConfig: { ...networking, EndpointsConfig: { ...rest, [a.engineNetwork]: { ...ep, IPAMConfig: { ...ipam, IPv4Address: a.address } } } },
     };
-    let answer: EngineAnswer;
-    try {
-      answer = await deps.engine.request('POST', originalTarget(req), { body });
-    } catch (err) {
-      await attacher.release(a.id);
-      throw err;
-    }
-    if (answer.status !== 201) await attacher.release(a.id);
-    else await nameAttachment(deps, attacher, a.id, answer);
-    writeAnswer(res, answer);
+    await forwardOrRelease(deps, attacher, a, res, 'POST', originalTarget(req), body, 201, (created) => nameAttachment(deps, attacher, a.id, created));
     return undefined;
   });
 
