@@ -2,9 +2,9 @@ import type { NodeDescription, Task, TaskStatus } from '../model/types';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
-import type { RpcChannel, RpcStream } from '../rpc/transport';
+import { answeredByPeer, type RpcChannel, type RpcStream } from '../rpc/transport';
 import {
-  Heartbeat, Session, UpdateTaskStatus, isSessionInvalid, leaderFromError,
+  Heartbeat, Session, UpdateTaskStatus, isNotLeader, isSessionInvalid, leaderFromError,
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
@@ -21,6 +21,11 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   session, and the agent opens a new one.
 // - A manager that is not the leader names the leader: the agent goes there.
 //   A lost manager: the next one in the list, with a bounded back-off.
+// - A session the leader's dispatcher itself ended (a late heartbeat, a
+//   replaced session) is opened again with the same manager over the same
+//   connection: it answered, so it is reachable. Under load, thousands of
+//   nodes making new TLS connections at once (to a follower that redirects
+//   them back) would load the leader more than anything else.
 // - Meanwhile nothing happens to the tasks: the agent keeps what it runs and
 //   learns what changed from the next session's whole set.
 // - Status reports are merged per task (the newest wins) and sent in batches
@@ -53,7 +58,8 @@ const STATUS_BATCH = 1000;
 const SESSION_WAIT_MS = 10_000;
 const STOP_WAIT_MS = 2000;
 
-interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream }
+// endedBy: why the agent ended the session (a failed heartbeat or call).
+interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
 interface FullSet { tasks: Map<string, Task>; services: ServiceInfo[]; secrets: WirePayload[]; configs: WirePayload[] }
 
@@ -243,8 +249,9 @@ export class RemoteControlPlane implements AgentControlPlane {
     let backoff = this.backoff.minMs;
     let redirected = false;
     let failed: string | undefined;
+    let again: string | undefined; // the manager that answered: asked again first
     while (!this.stopped) {
-      const addr = this.pickManager(failed);
+      const addr = again ?? this.pickManager(failed);
       let established = false;
       let err: unknown;
       if (addr) {
@@ -258,13 +265,16 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (this.stopped) break;
       if (established) backoff = this.backoff.minMs;
       const leader = leaderFromError(err);
+      // The manager's dispatcher ended the session (not a lost connection, not a redirect).
+      const answered = answeredByPeer(err) && !isNotLeader(err);
       // Straight to the leader a manager names, once; a second redirect in a row waits.
       const follow: boolean = leader !== undefined && leader !== addr && !redirected;
       redirected = follow;
       if (leader) this.leader = leader !== addr ? leader : undefined;
-      else if (this.leader === addr) this.leader = undefined; // a leader hint (from a beat) keeps
-      failed = leader ? undefined : addr;
-      if (!leader && addr) this.dropChannel(addr);
+      else if (this.leader === addr && !answered) this.leader = undefined; // a leader hint (from a beat) keeps
+      failed = leader || answered ? undefined : addr;
+      again = !leader && answered ? addr : undefined;
+      if (!leader && !answered && addr) this.dropChannel(addr);
       this.opts.log.warn({ manager: addr, leader, err: (err as Error | undefined)?.message, retryMs: follow ? 0 : backoff }, leader ? 'dispatcher is not the leader; moving to the leader' : 'session with the managers lost; trying the next manager');
       if (follow) continue;
       await this.sleep(backoff * (0.5 + Math.random() / 2));
@@ -280,6 +290,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     const channel = this.channel(addr);
     const id = (this.opts.newSessionId ?? newId)();
     let established = false;
+    let live: Live | undefined;
     let stream: RpcStream | undefined;
     const firstTimer = setTimeout(() => { if (!established) stream?.cancel(); }, this.callTimeoutMs);
     stream = channel.stream(Session, { SessionID: id, Description: description }, (msg) => {
@@ -287,7 +298,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (!established) {
         established = true;
         clearTimeout(firstTimer);
-        this.live = { id, addr, channel, stream: stream! };
+        this.live = live = { id, addr, channel, stream: stream! };
         this.full = undefined;
         this.opts.log.info({ manager: addr, session: id }, 'session with the dispatcher established');
         for (const w of [...this.sessionWaiters]) w();
@@ -299,16 +310,18 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (!this.stopped) throw unavailable('dispatcher ended the session');
       return established;
     } catch (err) {
-      throw Object.assign(err as Error, { established });
+      // Our cancel hides why: the heartbeat's or call's own error says it.
+      throw Object.assign((live?.endedBy ?? err) as Error, { established });
     } finally {
       clearTimeout(firstTimer);
       if (this.live?.id === id) this.endSession();
     }
   }
 
-  private endSession(): void {
+  private endSession(reason?: unknown): void {
     const live = this.live;
     this.live = undefined;
+    if (live && reason !== undefined) live.endedBy ??= reason;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     live?.stream.cancel();
@@ -335,7 +348,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (this.live === live) {
         const leader = leaderFromError(err);
         if (leader) this.leader = leader;
-        this.endSession();
+        this.endSession(err);
       }
     }
   }
@@ -344,7 +357,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (this.live === live && (isSessionInvalid(err) || leaderFromError(err))) {
       const leader = leaderFromError(err);
       if (leader) this.leader = leader;
-      this.endSession();
+      this.endSession(err);
     }
   }
 

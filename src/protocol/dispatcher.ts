@@ -253,6 +253,7 @@ const NOT_LEADER = 'dispatcher: this manager is not the leader';
 export function notLeader(leaderAddr: string | undefined): ShoalError {
   return unavailable(leaderAddr ? `${NOT_LEADER}; the leader is at ${leaderAddr}` : `${NOT_LEADER}, and no leader is known`);
 }
+export const isNotLeader = (err: unknown): boolean => ((err as Error)?.message ?? '').startsWith(NOT_LEADER);
 export function leaderFromError(err: unknown): string | undefined {
   const m = /this manager is not the leader; the leader is at (\S+)$/.exec((err as Error)?.message ?? '');
   return m?.[1];

@@ -35,10 +35,17 @@ import {
 
 export interface NodeTls { caPem: string; certPem: string; keyPem: string }
 
-// Keepalive: a ping every second while connected; no answer within two
-// seconds closes the connection (and fails its calls as 'unavailable').
+// Keepalive: a client pings every second while connected; no answer within
+// two seconds closes the connection (and fails its calls as 'unavailable'),
+// so a node finds a lost manager fast.
 export const KEEPALIVE_TIME_MS = 1000;
 export const KEEPALIVE_TIMEOUT_MS = 2000;
+// A server pings only to reap connections whose peer vanished: it learns that
+// a node is gone from its heartbeats, not from pings. Tight pings here closed
+// every connection of a busy node (or of one `shoal sim` process holding
+// hundreds) in one go, and their reconnections loaded the leader further.
+const SERVER_KEEPALIVE_TIME_MS = 10_000;
+const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
 const KIND_KEY = 'shoal-kind';
@@ -106,7 +113,7 @@ function fromServiceError(err: unknown, method: string, address: string): RpcErr
   if (typeof e?.code !== 'number') return new RpcError('internal', String((err as Error)?.message ?? err));
   const sent = e.metadata?.get(KIND_KEY)[0];
   const kind = typeof sent === 'string' && (KINDS as string[]).includes(sent) ? sent as RpcErrorKind : kindOfCode(e.code);
-  if (typeof sent === 'string') return new RpcError(kind, e.details ?? '');
+  if (typeof sent === 'string') return new RpcError(kind, e.details ?? '', { answered: true });
   // Not a handler's error: a transport failure, said with where it happened.
   if (e.code === grpc.status.DEADLINE_EXCEEDED) return new RpcError('unavailable', `deadline exceeded calling ${method} on ${address}`);
   return new RpcError(kind, `${method} on ${address}: ${e.details || grpc.status[e.code]}`);
@@ -226,8 +233,8 @@ export class GrpcServer implements RpcServer {
     this.clusterId = opts.clusterId;
     this.creds = new NodeServerCredentials(opts.tls, opts.log);
     this.server = new grpc.Server({
-      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS * 2,
-      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS * 2,
+      'grpc.keepalive_time_ms': SERVER_KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     });

@@ -91,11 +91,12 @@ export class MemoryNetwork {
 
 const roundTrip = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
-// A handler's error as the caller sees it: kind and message survive, the rest does not.
-function asRpcError(err: unknown): RpcError {
-  if (err instanceof RpcError) return new RpcError(err.rpcKind, err.message);
-  if (isShoalError(err)) return new RpcError(err.kind as RpcErrorKind, err.message);
-  return new RpcError('internal', (err as Error)?.message ?? String(err));
+// An error as the caller sees it: kind and message survive, the rest does
+// not. `answered`: the handler raised it (as a status from the peer would be).
+function asRpcError(err: unknown, answered = false): RpcError {
+  if (err instanceof RpcError) return new RpcError(err.rpcKind, err.message, { answered });
+  if (isShoalError(err)) return new RpcError(err.kind as RpcErrorKind, err.message, { answered });
+  return new RpcError('internal', (err as Error)?.message ?? String(err), { answered });
 }
 
 class MemoryChannel implements RpcChannel {
@@ -120,7 +121,7 @@ class MemoryChannel implements RpcChannel {
           return reg.unary!(checked, { peer: this.self, remoteAddress: this.from, signal: ac.signal });
         })
         .then((res) => m.response(roundTrip(res)))
-        .then((res) => { finish(); resolve(res); }, (err: unknown) => { finish(); reject(asRpcError(err)); });
+        .then((res) => { finish(); resolve(res); }, (err: unknown) => { finish(); reject(asRpcError(err, true)); });
     });
   }
 
@@ -150,7 +151,7 @@ class MemoryChannel implements RpcChannel {
       };
       Promise.resolve()
         .then(() => reg.stream!(reg.request(roundTrip(req)), { peer: this.self, remoteAddress: this.from, signal: ac.signal }, send))
-        .then(() => queueMicrotask(() => end()), (err: unknown) => end(asRpcError(err)));
+        .then(() => queueMicrotask(() => end()), (err: unknown) => end(asRpcError(err, true)));
     });
     done.catch(() => undefined); // the caller may only cancel
     return { done, cancel: () => ac.abort(new RpcError('unavailable', 'stream cancelled')) };

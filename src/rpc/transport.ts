@@ -85,11 +85,18 @@ export interface RpcStream {
 export type RpcErrorKind = ErrorKind | 'permission';
 
 export class RpcError extends ShoalError {
-  constructor(readonly rpcKind: RpcErrorKind, message: string, options?: { cause?: unknown }) {
+  // `answered`: the peer's handler said it, so the connection to the peer
+  // works (a caller may keep it); false for transport failures and deadlines.
+  readonly answered: boolean;
+  constructor(readonly rpcKind: RpcErrorKind, message: string, options?: { cause?: unknown; answered?: boolean }) {
     super(rpcKind === 'permission' ? 'invalid' : rpcKind, message, options);
     this.name = 'RpcError';
+    this.answered = options?.answered ?? false;
   }
 }
+
+// The peer answered with this error (see RpcError.answered).
+export const answeredByPeer = (err: unknown): boolean => err instanceof RpcError && err.answered;
 
 // The one access rule, shared by every transport.
 export function accessAllowed(access: Access, peer: Peer | undefined, clusterId: string | undefined): boolean {

@@ -1,5 +1,4 @@
 import type { Service, ServiceSpec, Task } from '../../model/types';
-import { taskStateRank } from '../../model/types';
 import { invalid, precondition, ShoalError } from '../../common/errors';
 import { matchAny, matchLabels, type Filters } from '../../common/filters';
 import { newId } from '../../common/ids';
@@ -12,6 +11,7 @@ import { NetworksApi } from './networks';
 import { commitWithReferences } from './references';
 import { resolveObject } from './resolve';
 import { validateServiceSpec } from './validate-service';
+import { ServiceStatusCounts } from './service-status';
 import { portConflict } from '../allocator/ports';
 import { parseObjectVersion } from '../../common/go/query';
 import { hideInService, revealTaskForNode, sealForCreate, sealForUpdate, type RegistryAuthRequest } from './registry-auth';
@@ -52,6 +52,7 @@ function normalise(spec: ServiceSpec): ServiceSpec {
 }
 
 export class ServicesApi {
+  private counts?: ServiceStatusCounts; // made at the first status asked for
   // `box` seals the registry credentials of `--with-registry-auth` (registry-auth.ts).
   // `networks` resolves the service's network targets to IDs (networks.ts).
   constructor(private readonly ctx: ControlContext, private readonly box: SecretBox, private readonly networks = new NetworksApi(ctx)) {}
@@ -82,25 +83,10 @@ export class ServicesApi {
     return out.sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
   }
 
-  // ServiceStatus as dockerd computes it for `service ls`.
+  // ServiceStatus as dockerd computes it for `service ls` (service-status.ts).
   status(s: Service): NonNullable<Service['ServiceStatus']> {
-    const { store } = this.ctx;
-    const downNodes = new Set(store.list('nodes').filter((n) => n.Status.State === 'down').map((n) => n.ID));
-    let running = 0;
-    let desiredRunning = 0;
-    let completed = 0;
-    for (const t of store.tasksOfService(s.ID)) {
-      if (t.NodeID && downNodes.has(t.NodeID)) continue;
-      // A task on its way down (drain, scale-down, update) no longer counts as running.
-      if (t.Status.State === 'running' && taskStateRank(t.DesiredState) <= taskStateRank('complete')) running++;
-      if (t.Status.State === 'complete') completed++;
-      if (t.DesiredState === 'running' || (t.DesiredState === 'complete' && taskStateRank(t.Status.State) <= taskStateRank('running'))) desiredRunning++;
-    }
-    const m = s.Spec.Mode ?? {};
-    let desired = desiredRunning;
-    if (m.Replicated) desired = m.Replicated.Replicas ?? 0;
-    else if (m.ReplicatedJob) desired = Math.min(m.ReplicatedJob.MaxConcurrent ?? 1, Math.max(0, (m.ReplicatedJob.TotalCompletions ?? 1) - completed));
-    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
+    this.counts ??= new ServiceStatusCounts(this.ctx.store);
+    return this.counts.status(s);
   }
 
   // `auth.encoded`: the request's X-Registry-Auth, kept sealed with the service.

@@ -372,6 +372,37 @@ test('a manager that is not the leader names the leader, and the agent goes ther
   } finally { await w.close(); }
 });
 
+test('a session the leader\'s dispatcher ends is opened again with it over the same connection; a lost connection is dialled anew', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    w.dispatcher(M2); // not leading: a redirect to M1 would need a connection to it first
+    const dialled: string[] = [];
+    const cp = new RemoteControlPlane({
+      connect: (addr) => { dialled.push(addr); return w.net.channel(peer('w1'), addr); },
+      managers: [M1, M2], describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+    });
+    const sessions: string[] = [];
+    cp.watchAssignments('w1', () => undefined);
+    await waitFor('a session with M1', () => cp.connectedTo === M1);
+    try {
+      // Another session of the same node replaces the agent's: the dispatcher ends it (an answer, not a lost connection).
+      const rival = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'rival', Description: describe('w1') }, (m) => { sessions.push(m.SessionID); });
+      await waitFor('the rival session served', () => sessions.includes('rival'));
+      await waitFor('the agent back on M1, replacing the rival', () => cp.connectedTo === M1 && w.store.get('nodes', 'w1')!.Status.State === 'ready' && sessions.length > 0);
+      await assert.rejects(rival.done, /replaced/);
+      assert.deepEqual(dialled, [M1], 'no new connection, and no detour through M2');
+
+      // A connection that is lost is not trusted again: the next session dials anew.
+      w.net.partition(M1);
+      await waitFor('the session lost', () => cp.connectedTo === undefined);
+      w.net.heal(M1);
+      await waitFor('a session with M1 again', () => cp.connectedTo === M1, 5000);
+      assert.ok(dialled.filter((a) => a === M1).length >= 2, `M1 dialled again: ${dialled.join(' ')}`);
+    } finally { await cp.stop(); }
+  } finally { await w.close(); }
+});
+
 test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
   const w = await world();
   try {
