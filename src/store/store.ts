@@ -760,39 +760,49 @@ export class StoreTxn {
 // conditions. A write too large even alone is returned in `tooBig` with the
 // error, so it fails by itself and never blocks the others.
 export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void): { batches: Array<{ txn: StoreTxn; items: T[] }>; tooBig: Array<{ item: T; error: ShoalError }> } {
-  const batches: Array<{ txn: StoreTxn; items: T[] }> = [];
   const tooBig: Array<{ item: T; error: ShoalError }> = [];
+  const batches = [...eachBatch(store, items, add, (item, error) => tooBig.push({ item, error }))];
+  return { batches, tooBig };
+}
+
+// planBatches one batch at a time: a batch is built (its writes encoded) only
+// when the caller asks for the next, so a caller that commits each batch
+// first never holds the event loop for the encoding of all of them (30,000
+// task writes held a leader's loop for seconds, past its lease). `tooBig` is
+// called for each write too large to commit, as the iteration meets it.
+export function* eachBatch<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {
   let cur: { txn: StoreTxn; items: T[] } | undefined;
   for (const item of items) {
     const one = store.txn();
     add(one, item);
     if (!one.size) continue;
     if (one.bytes > MAX_TXN_BYTES || one.size > MAX_TXN_OPS) {
-      tooBig.push({ item, error: invalid(`object too large for the cluster store: its write takes ${one.bytes} bytes in ${one.size} operations, more than a transaction may hold (${MAX_TXN_BYTES} bytes, ${MAX_TXN_OPS} operations)`) });
+      tooBig(item, invalid(`object too large for the cluster store: its write takes ${one.bytes} bytes in ${one.size} operations, more than a transaction may hold (${MAX_TXN_BYTES} bytes, ${MAX_TXN_OPS} operations)`));
       continue;
     }
-    if (!cur || !cur.txn.fits(one)) batches.push((cur = { txn: store.txn(), items: [] }));
+    if (cur && !cur.txn.fits(one)) { yield cur; cur = undefined; }
+    cur ??= { txn: store.txn(), items: [] };
     cur.txn.absorb(one);
     cur.items.push(item);
   }
-  return { batches, tooBig };
+  if (cur) yield cur;
 }
 
-// For bulk writes by the control loops (thousands of tasks): planBatches,
+// For bulk writes by the control loops (thousands of tasks): eachBatch,
 // committed one after the other. Returns how many of the batches failed
 // their conditions (the loop re-reconciles), and the writes too large to
 // commit at all.
 export async function commitInBatches(store: Store, build: Array<(t: StoreTxn) => void>): Promise<{ failed: number; revision: number; tooBig: ShoalError[] }> {
   let failed = 0;
   let revision = 0;
-  const { batches, tooBig } = planBatches(store, build, (t, b) => b(t));
-  for (const { txn } of batches) {
+  const tooBig: ShoalError[] = [];
+  for (const { txn } of eachBatch(store, build, (t, b) => b(t), (_, error) => tooBig.push(error))) {
     try { revision = await txn.commit(); } catch (e) {
       if (e instanceof ShoalError && (e.kind === 'sequence' || e.kind === 'conflict')) failed++;
       else throw e;
     }
   }
-  return { failed, revision, tooBig: tooBig.map((t) => t.error) };
+  return { failed, revision, tooBig };
 }
 
 export function requireObject<K extends Kind>(store: Store, kind: K, id: string): Objects[K] {

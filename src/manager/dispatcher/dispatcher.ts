@@ -11,7 +11,7 @@ import {
   type SessionMessage, type SessionRequest, type ServiceInfo, type StatusUpdate, type WirePayload,
 } from '../../protocol/dispatcher';
 import type { ClusterObject, StoreEvent } from '../../store/objects';
-import { planBatches, type Store } from '../../store/store';
+import { eachBatch, type Store } from '../../store/store';
 import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
 import { NetworkIndex } from './network-index';
 import { dropNodeAttachments, registerAttachmentHandlers } from './attachments';
@@ -19,7 +19,7 @@ import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, type Liveness,
+  allowanceMs, downBurst, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -72,6 +72,8 @@ const MARK_DOWN_RETRY_MS = 1000;
 // Changes to other nodes' endpoints, services and LB addresses reach a node's
 // network view within this bound (coalesced); its own tasks' at once.
 const NETWORK_VIEW_DELAY_MS = 20;
+// At most one line per this about nodes whose marking down was put off.
+const BURST_LOG_MS = 10_000;
 
 interface SessionState {
   id: string;
@@ -129,6 +131,8 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   let term: Store | undefined; // the fenced store, while leading
   let stopped = false;
   let liveness: Liveness = new Map();
+  let downMarks: DownMarks = []; // when nodes were marked down lately (liveness.ts takeExpired)
+  let lastBurstLog = -Infinity;
   let timer: NodeJS.Timeout | undefined;
   let timerAt = Infinity;
   const sessions = new Map<string, SessionState>();
@@ -201,7 +205,12 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function checkLiveness(): void {
     if (!leading) return;
     noticeStall();
-    for (const id of expired(liveness, now())) {
+    const { down, deferred } = takeExpired(liveness, downMarks, now(), periodMs());
+    if (deferred && now() - lastBurstLog >= BURST_LOG_MS) {
+      lastBurstLog = now();
+      log.warn({ deferred, limit: downBurst(liveness.size + downMarks.length), windowMs: allowanceMs(periodMs()) }, 'many nodes missed their heartbeats at once: only so many are marked down per allowance, the others get more time');
+    }
+    for (const id of down) {
       log.debug({ node: id }, 'heartbeat allowance ran out');
       void markDown(id);
     }
@@ -247,30 +256,41 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- sessions ----------
 
-  function settingsOf(s: SessionState): Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs' | 'RootCA'> {
-    const n = store.get('nodes', s.nodeId);
+  // What every session's messages carry alike (the managers, the trust, the
+  // heartbeat), made once per turn of the event loop: one batch of store
+  // events reaches hundreds of sessions, and finding the managers walks every
+  // node. `key` is what a change of them is judged on.
+  let shared: { part: Pick<SessionMessage, 'Managers' | 'HeartbeatMs' | 'RootCA'>; key: string } | undefined;
+  function sharedSettings(): NonNullable<typeof shared> {
+    if (shared) return shared;
     const m = managers();
     const cluster = store.list('cluster')[0];
     const trust = cluster?.TLSInfo.TrustRoot ? wantedTrust(cluster) : undefined;
-    return {
+    const part = {
       ...(trust ? { RootCA: { Bundle: trust.bundle, IssuerPublicKey: trust.issuerPublicKey } } : {}),
-      // Never 'worker' for a node the mirror does not show (yet): a manager reads
-      // the role in its session as a demotion.
-      // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.
-      Node: { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 },
       Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs },
       HeartbeatMs: heartbeatIntervalMs(periodMs()),
     };
+    shared = { part, key: JSON.stringify(part) };
+    queueMicrotask(() => { shared = undefined; });
+    return shared;
   }
 
-  // What a change of settings is judged on: not the node's version alone (a status write is no news to the agent).
-  function settingsKey(settings: ReturnType<typeof settingsOf>): string {
-    return JSON.stringify({ ...settings, Node: { ...settings.Node, Version: undefined } });
+  // The session's settings, and the key a change of them is judged on: not
+  // the node's version (a status write is no news to the agent).
+  function settingsOf(s: SessionState): { settings: Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs' | 'RootCA'>; key: string } {
+    const n = store.get('nodes', s.nodeId);
+    const { part, key } = sharedSettings();
+    // Never 'worker' for a node the mirror does not show (yet): a manager reads
+    // the role in its session as a demotion.
+    // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.
+    const node = { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 };
+    return { settings: { ...part, Node: node }, key: `${key} ${node.Role} ${node.Availability}` };
   }
 
   function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
-    const settings = settingsOf(s);
-    s.settings = settingsKey(settings);
+    const { settings, key } = settingsOf(s);
+    s.settings = key;
     return {
       SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
       Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [], ...part,
@@ -402,7 +422,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       refs ||= hasRefs(had) || hasRefs(cur);
     }
     const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
-    const settingsChanged = settingsKey(settingsOf(s)) !== s.settings;
+    const settingsChanged = settingsOf(s).key !== s.settings;
     const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
       || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;
     if (!any) return;
@@ -428,6 +448,8 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   function onEvents(events: StoreEvent[]): void {
     if (!leading) return;
+    // A change in the same turn (several batches applied at once) is seen at once.
+    if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) shared = undefined;
     try { onNetworkEvents(events); } catch (err) { log.error({ err }, 'network views not updated'); }
     const dirty = new Map<string, Set<string>>();
     let everyone = false;
@@ -589,9 +611,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const finish = (q: Queued, err?: unknown): void => { for (const d of q.done) d(err); };
     let fenced: Store;
     try { fenced = writer(); } catch (err) { for (const w of writes) finish(w.q, err); return; }
-    const { batches, tooBig } = planBatches(fenced, writes, (txn, w) => txn.update('tasks', w.next));
-    for (const { item, error } of tooBig) finish(item.q, error);
-    for (const { txn, items: chunk } of batches) {
+    for (const { txn, items: chunk } of eachBatch(fenced, writes, (txn, w) => txn.update('tasks', w.next), (w, error) => finish(w.q, error))) {
       try {
         await txn.commit();
         for (const w of chunk) finish(w.q);
@@ -645,6 +665,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       leading = next;
       if (next) {
         liveness = startLeading(store.list('nodes'), now(), periodMs());
+        downMarks = [];
         netIndex = new NetworkIndex(store);
         unsubscribe = store.subscribe(onEvents);
         log.info({ nodes: liveness.size, periodMs: periodMs() }, 'dispatcher leading');

@@ -56,6 +56,39 @@ export function expired(state: Liveness, now: number): string[] {
   return out.sort();
 }
 
+// Many nodes falling silent together is more often the managers' side (a
+// leader too busy to read heartbeats in time, a network fault near it) than
+// that many machines failing at once, and marking them all down moves all
+// their tasks at once, which loads the cluster further. So within any one
+// allowance, at most DOWN_BURST_MIN or DOWN_BURST_FRACTION of the watched
+// nodes (the larger) are marked down; the other expired nodes are looked at
+// again when the window has room, and a heartbeat meanwhile saves them.
+// (Kubernetes' node controller limits its evictions the same way.) A few
+// nodes lost at once, in any cluster, go down at once as before.
+export const DOWN_BURST_MIN = 10;
+export const DOWN_BURST_FRACTION = 0.1;
+
+// The times (manager clock) nodes were last marked down, oldest first.
+export type DownMarks = number[];
+
+export const downBurst = (watched: number): number => Math.max(DOWN_BURST_MIN, Math.ceil(watched * DOWN_BURST_FRACTION));
+
+// `expired`, within the burst limit: returns the nodes to mark down now
+// (recorded in `marks`), and how many expired nodes were put off.
+export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number } {
+  const window = allowanceMs(periodMs);
+  while (marks.length && marks[0]! <= now - window) marks.shift();
+  const limit = downBurst(state.size + marks.length);
+  const due = [...state].filter(([, at]) => at <= now).sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
+  const room = Math.max(0, limit - marks.length);
+  const down = due.slice(0, room).map(([id]) => id);
+  for (const id of down) { state.delete(id); marks.push(now); }
+  // The rest wait until the oldest mark leaves the window (at least a beat's interval).
+  const later = Math.max(marks.length ? marks[0]! + window : now, now + heartbeatIntervalMs(periodMs));
+  for (const [id] of due.slice(room)) state.set(id, later);
+  return { down: down.sort(), deferred: due.length - down.length };
+}
+
 // The manager's own stall (its event loop held up by a long batch or GC for
 // `ms`): heartbeats that arrived meanwhile are still queued, so every node gets
 // that time back rather than being declared down for the manager's delay.

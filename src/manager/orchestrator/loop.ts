@@ -3,7 +3,7 @@ import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/comp
 import { newId as defaultNewId } from '../../common/ids';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
-import { planBatches, type StoreTxn } from '../../store/store';
+import { eachBatch, type StoreTxn } from '../../store/store';
 import { parseIsoMs } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
@@ -14,7 +14,7 @@ import type { TaskObservations } from './task';
 // The orchestrator's I/O: watches the store, runs the pure reconcile of every
 // service touched by an event (coalesced: a batch of events, or events that
 // arrive while a pass is writing, make one reconcile per service), writes the
-// decisions in transactions etcd accepts (planBatches: by operations and
+// decisions in transactions etcd accepts (eachBatch: by operations and
 // bytes), and re-runs a service at the time its decisions asked (restart
 // delays, update delays).
 
@@ -177,9 +177,8 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // redone op by op (see `fallback`). Returns the services to reconcile again.
   async function write(ops: Op[]): Promise<Set<string>> {
     const redo = new Set<string>();
-    const { batches, tooBig } = planBatches(store, ops, addOp);
-    for (const { item, error } of tooBig) log.error({ service: item.serviceId, kind: item.kind, err: error.message }, 'orchestrator write refused');
-    for (const { txn, items: chunk } of batches) {
+    const refused = (op: Op, error: Error): void => log.error({ service: op.serviceId, kind: op.kind, err: error.message }, 'orchestrator write refused');
+    for (const { txn, items: chunk } of eachBatch(store, ops, addOp, refused)) {
       try {
         await txn.commit();
       } catch (e) {
@@ -198,7 +197,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // writes that lost the race are dropped; the services are reconciled again.
   async function fallback(chunk: Op[]): Promise<void> {
     const creates = chunk.filter((o): o is Extract<Op, { kind: 'create' }> => o.kind === 'create');
-    for (const { txn } of planBatches(store, creates, (txn, c) => txn.create('tasks', c.task)).batches) {
+    for (const { txn } of eachBatch(store, creates, (txn, c) => txn.create('tasks', c.task), () => undefined)) {
       await txn.commit().catch((err: unknown) => log.warn({ err }, 'task creation failed'));
     }
     for (const op of chunk) {

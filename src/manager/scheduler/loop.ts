@@ -4,7 +4,7 @@ import { taskStateRank } from '../../model/types';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { StoreEvent } from '../../store/objects';
-import { planBatches } from '../../store/store';
+import { eachBatch } from '../../store/store';
 import { type NodeLoad, failingKey, needsScheduling, schedule } from './scheduler';
 
 // The scheduler's I/O. It keeps what placement needs up to date from store
@@ -182,9 +182,8 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     for (const t of tasks) if (!decided.has(t.ID)) parked.add(t.ID);
     log.debug({ tasks: tasks.length, assigned: result.assignments.length, unplaced: result.failures.length, ms: Date.now() - started }, 'scheduling pass');
 
-    const { batches, tooBig } = planBatches(store, writes, (txn, w) => txn.update('tasks', w.next));
-    for (const { item, error } of tooBig) log.error({ task: item.read.ID, err: error.message }, 'scheduler write refused');
-    for (const { txn, items: chunk } of batches) {
+    const refused = (w: (typeof writes)[number], error: Error): void => log.error({ task: w.read.ID, err: error.message }, 'scheduler write refused');
+    for (const { txn, items: chunk } of eachBatch(store, writes, (txn, w) => txn.update('tasks', w.next), refused)) {
       try {
         await txn.commit();
       } catch (e) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, downBurst, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
@@ -59,4 +59,41 @@ test('a stall of the manager itself gives every node its time back', () => {
   forgive(state, 8000);
   assert.deepEqual(expired(state, 8500), [], 'nobody is down for the manager\'s own delay');
   assert.deepEqual(expired(state, 9000), ['a']);
+});
+
+test('many nodes silent at once: at most a tenth of the watched nodes (at least 10) go down per allowance; the rest get more time, and a beat saves them', () => {
+  const P = DEFAULT_HEARTBEAT_PERIOD_MS;
+  const s: Liveness = new Map();
+  for (let i = 0; i < 200; i++) heard(s, `n${String(i).padStart(3, '0')}`, T, P);
+  assert.equal(downBurst(200), 20);
+  const marks: DownMarks = [];
+  // All 200 fall silent together.
+  const first = takeExpired(s, marks, T + 7500, P);
+  assert.equal(first.down.length, 20);
+  assert.equal(first.deferred, 180);
+  assert.equal(nextExpiry(s), T + 7500 + 7500, 'the others are looked at when the window has room');
+  // Within the window nothing more goes down.
+  assert.deepEqual(takeExpired(s, marks, T + 10_000, P).down, []);
+  // A node heard meanwhile is saved.
+  heard(s, 'n199', T + 12_000, P);
+  const second = takeExpired(s, marks, T + 15_000, P);
+  assert.equal(second.down.length, downBurst(180), 'a tenth of those still watched');
+  assert.ok(!second.down.includes('n199'));
+  assert.equal(s.get('n199'), T + 12_000 + 7500);
+  // Every silent node goes down in the end.
+  const gone = new Set([...first.down, ...second.down]);
+  for (let t = T + 15_000; gone.size < 199 && t < T + 600_000; t += 2500) {
+    heard(s, 'n199', t, P); // it beats on
+    for (const id of takeExpired(s, marks, t, P).down) gone.add(id);
+  }
+  assert.equal(gone.size, 199);
+  assert.ok(!gone.has('n199'));
+});
+
+test('a few nodes lost at once in a small swarm all go down at once', () => {
+  const s: Liveness = new Map();
+  for (const id of ['a', 'b', 'c', 'd', 'e']) heard(s, id, T, 5000);
+  heard(s, 'e', T + 5000, 5000);
+  const r = takeExpired(s, [], T + 7500, 5000);
+  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0 });
 });
