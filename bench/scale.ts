@@ -20,13 +20,16 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
-//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--heartbeat 10s]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
 // as Docker documents for a bigger mesh): the default /24 gives only about
 // 250 nodes a load-balancer address. --sim-prof DIR runs each simulated-node
 // process under `node --cpu-prof` (profiles written to DIR when it ends).
+// --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
+// P = 10s a silent node is down after 15 s, SwarmKit's own default detection
+// time (its period 5 s times 3), and the leader reads half as many beats.
 //
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
@@ -44,7 +47,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; heartbeat?: string }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -65,7 +68,7 @@ interface StepFigures {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, heartbeat: { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -84,6 +87,7 @@ function options(argv: string[]): Options {
     deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
     ...(values.json ? { json: values.json } : {}),
     ...(values['ingress-subnet'] ? { ingressSubnet: values['ingress-subnet'] } : {}),
+    ...(values.heartbeat ? { heartbeat: values.heartbeat } : {}),
     ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
   };
 }
@@ -299,6 +303,10 @@ async function main(): Promise<number> {
       const mk = await http(c.socket(leader), 'POST', '/v1.41/networks/create',
         { Name: 'ingress', Driver: 'overlay', Ingress: true, CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: o.ingressSubnet }] } }, 30_000);
       if (mk.status !== 201) throw new Error(`POST /networks/create (ingress): ${mk.status} ${mk.text.trim()}`);
+    }
+    if (o.heartbeat) {
+      say(`dispatcher heartbeat: ${o.heartbeat}`);
+      await c.cliSeconds(leader, ['swarm', 'update', '--dispatcher-heartbeat', o.heartbeat]);
     }
     const tok = await http(c.socket(leader), 'GET', '/v1.41/swarm', undefined, 10_000);
     const token = (tok.json as { JoinTokens?: { Worker?: string } } | undefined)?.JoinTokens?.Worker;

@@ -290,6 +290,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
     const { settings, key } = settingsOf(s);
+    // The roots (a PEM bundle, most of a one-task message) only when they or
+    // the other settings changed: every message of a busy session carried them.
+    if (key === s.settings) delete settings.RootCA;
     s.settings = key;
     return {
       SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
