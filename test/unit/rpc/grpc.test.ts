@@ -110,6 +110,21 @@ test('unary and stream round trip with the peer taken from the certificate', asy
   });
 });
 
+test('each connection\'s calls carry its own certificate\'s peer, with several nodes calling at once from one address', async () => {
+  const others = await Promise.all(['node000000000000000000001', 'node000000000000000000002', 'node000000000000000000003'].map((id, i) => nodeTls(ca, id, i % 2 ? 'worker' : 'manager')));
+  const channels = [grpcChannel(address, managerTls), grpcChannel(address, workerTls), ...others.map((t) => grpcChannel(address, t))];
+  try {
+    const want = ['manager00000000000000000a', 'worker000000000000000000a', 'node000000000000000000001', 'node000000000000000000002', 'node000000000000000000003'];
+    for (let round = 0; round < 3; round++) {
+      const got = await Promise.all(channels.flatMap((ch) => [0, 1].map(() => ch.unary(WhoAmI, {}, { timeoutMs: 5000 }))));
+      assert.deepEqual(got.map((p) => p.nodeId), want.flatMap((id) => [id, id]));
+      assert.deepEqual(got.map((p) => p.role), ['manager', 'manager', 'worker', 'worker', 'manager', 'manager', 'worker', 'worker', 'manager', 'manager']);
+    }
+  } finally {
+    for (const ch of channels) ch.close();
+  }
+});
+
 test('access: a worker is refused a manager method, no certificate is refused a node method but may call anyone methods', async () => {
   await withChannel(grpcChannel(address, workerTls), async (ch) => {
     await assert.rejects(ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }), kindOf('permission'));
