@@ -47,15 +47,6 @@ export function startLeading(nodes: readonly Node[], now: number, periodMs: numb
   return state;
 }
 
-// The nodes whose time is up, removed from the state (the caller marks them
-// down; a node that registers again is watched again).
-export function expired(state: Liveness, now: number): string[] {
-  const out: string[] = [];
-  for (const [id, at] of state) if (at <= now) out.push(id);
-  for (const id of out) state.delete(id);
-  return out.sort();
-}
-
 // Many nodes falling silent together is more often the managers' side (a
 // leader too busy to read heartbeats in time, a network fault near it) than
 // that many machines failing at once, and marking them all down moves all
@@ -73,7 +64,9 @@ export type DownMarks = number[];
 
 export const downBurst = (watched: number): number => Math.max(DOWN_BURST_MIN, Math.ceil(watched * DOWN_BURST_FRACTION));
 
-// `expired`, within the burst limit: returns the nodes to mark down now
+// The nodes whose time is up, within the burst limit, removed from the
+// state (the caller marks them down; a node that registers again is watched
+// again): returns the nodes to mark down now
 // (recorded in `marks`), and how many expired nodes were put off.
 export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number } {
   const window = allowanceMs(periodMs);

@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, downBurst, expect, expired, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, downBurst, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
 const T = 1_000_000;
+// Below the burst limit every expired node goes down at once.
+const expired = (s: Liveness, now: number): string[] => takeExpired(s, [], now, DEFAULT_HEARTBEAT_PERIOD_MS).down;
 
 test('timing: the default period beats every 2.5 s and declares a node down after 7.5 s', () => {
   assert.equal(heartbeatPeriodMs(undefined), DEFAULT_HEARTBEAT_PERIOD_MS);
