@@ -7,7 +7,7 @@ export class MemoryBackend implements Backend, LeaseBackend {
   private readonly versions = new Map<string, Array<{ rev: number; kv?: KeyValue }>>();
   private revision = 1;
   private compacted = 0;
-  private watchers = new Set<{ prefix: string; cb: WatchCallbacks }>();
+  private watchers = new Set<{ prefix: string; cb: WatchCallbacks; muted?: boolean }>();
   private history: Array<{ revision: number; events: WatchEvent[] }> = [];
   clusterId = '1';
   // The largest answer to a range, like grpc's receive limit (0: none).
@@ -134,10 +134,17 @@ export class MemoryBackend implements Backend, LeaseBackend {
     for (const w of ws) w.cb.onLost(new Error('14 UNAVAILABLE: stream reset'), false);
   }
 
+  // Every watcher now open stays open but gets nothing more, as a stream
+  // that stopped without an error would.
+  muteWatches(): void {
+    for (const w of this.watchers) w.muted = true;
+  }
+
   get currentRevision(): number { return this.revision; }
 
   private publish(events: WatchEvent[], rev: number): void {
     for (const w of this.watchers) {
+      if (w.muted) continue;
       const mine = events.filter((e) => e.kv.key.startsWith(w.prefix));
       if (mine.length) w.cb.onEvents(mine, { revision: rev, clusterId: this.clusterId });
     }
@@ -148,7 +155,7 @@ export class MemoryBackend implements Backend, LeaseBackend {
       queueMicrotask(() => cb.onLost(new Error('etcdserver: mvcc: required revision has been compacted'), true));
       return { close: async () => undefined };
     }
-    const w = { prefix, cb };
+    const w: { prefix: string; cb: WatchCallbacks; muted?: boolean } = { prefix, cb };
     for (const h of this.history) {
       if (h.revision < fromRevision) continue;
       const mine = h.events.filter((e) => e.kv.key.startsWith(prefix));

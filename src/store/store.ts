@@ -44,9 +44,15 @@ const QUICK_TXN_TIMEOUT_MS = 1_000;
 const WRITE_RETRY_MS = 10_000;
 // Blobs no task uses any more are deleted after this delay (batched).
 const BLOB_GC_DELAY_MS = 5_000;
+// A write waiting for the mirror while the watch has been silent this long
+// resumes the watch: a stream that stops without an error (seen once after
+// etcd was killed during a bulk write: writes committed, the mirror never
+// moved again) would otherwise fail every write until the daemon restarts.
+const WATCH_STALL_MS = 3_000;
 
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
+  watchStallMs?: number;    // tests shorten it
   // Why etcd cannot take writes now, when known (no leader: quorum lost).
   // A write that fails meanwhile says that instead of a timeout, and stops waiting.
   outage?: () => string | undefined;
@@ -90,6 +96,10 @@ export class Store {
   private maintenance?: Maintenance;
   private clusterId?: string;
   private closed = false;
+  // When the watch last delivered anything (or was made), and the check that
+  // reads it while writes wait on the mirror.
+  private watchHeardAt = Date.now();
+  private stallTimer?: NodeJS.Timeout;
   revision = 0;
 
   private constructor(private readonly backend: Backend, private readonly log: Logger, private readonly opts: StoreOptions) {}
@@ -157,7 +167,26 @@ export class Store {
       }, timeoutMs);
       const waiter = { revision, resolve: () => { clearTimeout(timer); resolve(); } };
       this.waiters.push(waiter);
+      this.armStallCheck();
     });
+  }
+
+  private armStallCheck(): void {
+    if (this.stallTimer || this.closed) return;
+    const stallMs = this.opts.watchStallMs ?? WATCH_STALL_MS;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.closed || !this.waiters.length) return;
+      const silentMs = Date.now() - this.watchHeardAt;
+      if (silentMs >= stallMs && !this.resyncing) {
+        const awaited = this.waiters.reduce((m, w) => Math.min(m, w.revision), Infinity);
+        this.log.warn({ revision: this.revision, awaited, silentMs }, 'store watch silent while writes wait for it; resuming');
+        this.watchHeardAt = Date.now();
+        this.resync('resume');
+      }
+      this.armStallCheck();
+    }, stallMs);
+    this.stallTimer.unref?.();
   }
 
   // ---------- writes ----------
@@ -313,6 +342,7 @@ export class Store {
     this.watchGen++;
     this.maintenance?.stop();
     if (this.gcTimer) clearTimeout(this.gcTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     await this.watch?.close().catch(() => undefined);
     await this.backend.close();
   }
@@ -420,6 +450,7 @@ export class Store {
     });
     if (gen !== this.watchGen) { await handle.close().catch(() => undefined); return; }
     this.watch = handle;
+    this.watchHeardAt = Date.now();
   }
 
   // Re-creates the watch from the mirror's revision ('resume'), after a full
@@ -453,6 +484,7 @@ export class Store {
   }
 
   private onWatchEvents(evs: WatchEvent[], header: Header): void {
+    this.watchHeardAt = Date.now();
     if (header.clusterId && this.clusterId && header.clusterId !== this.clusterId) {
       this.log.warn({ was: this.clusterId, now: header.clusterId }, 'store: etcd cluster changed; reloading');
       this.resync('reload');

@@ -81,7 +81,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (Date.now() >= deadline) {
       let shown: string;
       try { shown = typeof last === 'string' ? last : JSON.stringify(last); } catch { shown = String(last); }
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${shown?.slice(0, 2000)}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${shown?.slice(0, 2000)}${liveLogTails()}`);
     }
     await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
@@ -182,6 +182,20 @@ async function twoFreePorts(): Promise<[number, number]> {
 
 // Every daemon started here; killed if the test process exits without cleanup.
 const live = new Set<Handle>();
+
+// The end of every live daemon's log, for a timeout's message: cleanup
+// removes the log with the test's directory, and a timeout is how most
+// failures here show.
+function liveLogTails(lines = 25): string {
+  let out = '';
+  for (const h of live) {
+    let text: string;
+    try { text = readFileSync(h.logPath, 'utf8'); } catch { continue; }
+    const tail = text.trimEnd().split('\n').slice(-lines).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
+    out += `\n--- last ${tail.length} lines of ${h.logPath} ---\n${tail.join('\n')}`;
+  }
+  return out;
+}
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;

@@ -99,7 +99,7 @@ describe('store recovery', () => {
     };
     let lastRefusal = '';
     // The daemon was restarted by the test before: writes are taken once its etcd is healthy again.
-    await waitFor('a first write', create, 15_000, 100);
+    await waitFor('a first write', create, 15_000, 100).catch((e: Error) => { throw new Error(`${e.message}; last refusal: ${lastRefusal}`); });
     for (let i = 0; i < 4; i++) assert.ok(await create(), lastRefusal);
     const pid = shoal.etcdPid()!;
     process.kill(pid, 'SIGKILL');

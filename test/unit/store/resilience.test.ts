@@ -144,6 +144,24 @@ test('a broken watch is resumed by the store from its own revision; writes made 
   assert.deepEqual(mirrorObjects(store), await backendObjects(b, store));
 });
 
+test('a watch that goes silent without an error is resumed once a write waits on it; the write completes', async () => {
+  const b = new MemoryBackend();
+  const { log, lines } = capturingLogger();
+  const store = await Store.open(b, log, { watchStallMs: 100 });
+  await store.txn().create('tasks', task('before', 's1')).commit();
+  b.muteWatches();
+  const started = Date.now();
+  // Committed in the backend; its answer waits for the mirror to show it.
+  await store.txn().create('tasks', task('after', 's1')).commit();
+  assert.ok(store.get('tasks', 'after'), 'the mirror shows the write it waited for');
+  assert.ok(Date.now() - started < 5_000, 'resumed well before the write\'s own bound');
+  assert.equal(lines.filter((l) => l.msg === 'store watch silent while writes wait for it; resuming').length, 1);
+  // Quiet with nothing waiting is not a stall: no resume.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(lines.filter((l) => l.msg === 'store watch silent while writes wait for it; resuming').length, 1);
+  await store.close();
+});
+
 test('an etcd with another cluster ID is reloaded, not mixed into the mirror', async () => {
   const b = new MemoryBackend();
   const store = await Store.open(b, silentLogger);
