@@ -19,7 +19,8 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   addresses and the heartbeat interval.
 // - Heartbeats at the interval the dispatcher asks; a failed beat ends the
 //   session, and the agent opens a new one.
-// - A manager that is not the leader names the leader: the agent goes there.
+// - The first manager is any of the list (the managers relay sessions to the
+//   leader). A manager that cannot relay names the leader: the agent goes there.
 //   A lost manager: the next one in the list, with a bounded back-off.
 // - A session the leader's dispatcher itself ended (a late heartbeat, a
 //   replaced session) is opened again with the same manager over the same
@@ -45,6 +46,10 @@ export interface RemoteControlPlaneOptions {
   // The node's network view, each time the dispatcher sends one (checked by
   // protocol/network-view.ts checkNodeNetworkView; a bad one is logged and skipped).
   onNetworkView?: (view: NodeNetworkView) => void;
+  // Which manager of `managers` to try first: the first (a manager's own
+  // agent, whose list starts with itself), or any ('spread', the default):
+  // nodes spread their sessions over the managers, which relay them to the leader.
+  firstManager?: 'first' | 'spread';
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
@@ -88,6 +93,7 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   constructor(private readonly opts: RemoteControlPlaneOptions) {
     this.managers = [...opts.managers];
+    if (opts.firstManager !== 'first') this.nextManager = Math.floor(Math.random() * Math.max(1, this.managers.length));
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }

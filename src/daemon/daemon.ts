@@ -93,6 +93,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
       const dispatcher = manager.startDispatcher({
         store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: logs.rpc.managers, networkKeys,
+        connect: logs.rpc.connect,
       });
       const running = startManagerComponents(dispatcher, nodeId, logs.rpc, executor, log, opts.hostname, attacher);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
@@ -101,7 +102,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
     startLeaderComponents: async ({ store }) => (await managerParts()).startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
-      const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname, attacher);
+      const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname, attacher, 'spread');
       return { stop: async () => { await agent.stop(); await logs.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
@@ -151,12 +152,12 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
 }
 
 // On every manager: the dispatcher on the node-to-node channel (serving
-// sessions while this manager leads, naming the leader otherwise), and this
+// sessions while this manager leads, relaying them to the leader otherwise), and this
 // node's agent with a session like any worker's.
 // The dispatcher reads the store; it writes (node status, task status) only
 // as the leader, through the fenced store of the term (setLeading).
 function startManagerComponents(dispatcher: Dispatcher, nodeId: string, rpc: NodeRpc, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot): RunningComponents & { setLeading(fenced: Store | undefined): void } {
-  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname, attacher);
+  const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname, attacher, 'first');
   return {
     setLeading: (fenced) => dispatcher.setLeading(fenced),
     stop: async () => { await agent.stop(); await dispatcher.stop(); },
@@ -167,14 +168,15 @@ function startManagerComponents(dispatcher: Dispatcher, nodeId: string, rpc: Nod
 // dispatcher through a session with any manager, over mutual TLS.
 interface AttacherSlot { current?: SwarmAttacher }
 
-function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot): RunningComponents {
+// A manager's own agent starts with itself; a worker with any manager.
+function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot, firstManager: 'first' | 'spread'): RunningComponents {
   const agentLog = log.child({ component: 'agent' });
   // The node's network components: the overlay first, then the load balancer
   // and the DNS server, which build on its bridges.
   const networks = new NetworkHost({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) },
     (base) => [new LoadBalancer(base), new DnsServer(base)]);
   const controlPlane = new RemoteControlPlane({
-    connect: rpc.connect, managers: rpc.managers().addrs, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole, onRootCA: rpc.onRootCA,
+    connect: rpc.connect, managers: rpc.managers().addrs, firstManager, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole, onRootCA: rpc.onRootCA,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
     onNetworkView: (view) => { void networks.setView(view); attachments.update(view); },
   });

@@ -5,11 +5,13 @@ import { notFound, ShoalError, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
-import type { CallContext, RpcServer } from '../../rpc/transport';
+import type { CallContext, RpcChannel, RpcServer } from '../../rpc/transport';
 import {
-  Heartbeat, Session, UpdateTaskStatus, notLeader, SESSION_INVALID,
-  type SessionMessage, type SessionRequest, type ServiceInfo, type StatusUpdate, type WirePayload,
+  Heartbeat, RelayHeartbeat, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, SESSION_INVALID,
+  type HeartbeatRequest, type HeartbeatResponse, type Relayed, type SessionMessage, type SessionRequest, type ServiceInfo,
+  type StatusUpdate, type UpdateTaskStatusRequest, type UpdateTaskStatusResponse, type WirePayload,
 } from '../../protocol/dispatcher';
+import { LeaderRelay, RELAY_LEADER_CHANGED } from './relay';
 import type { ClusterObject, StoreEvent } from '../../store/objects';
 import { eachBatch, type Store } from '../../store/store';
 import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
@@ -52,6 +54,9 @@ export interface DispatcherOptions {
   // The encrypted overlays' data-path keys, opened (manager/netkeys/reader.ts);
   // without it views carry none.
   networkKeys?: () => ViewKey[] | undefined;
+  // Channels to other managers: with it, a manager that does not lead relays
+  // its nodes' sessions to the leader (relay.ts) instead of sending them there.
+  connect?: (addr: string) => RpcChannel;
 }
 
 export interface Dispatcher {
@@ -129,6 +134,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   let leading = false;
   let term: Store | undefined; // the fenced store, while leading
+  const relay = opts.connect
+    ? new LeaderRelay({ connect: opts.connect, leaderAddr: () => managers().leaderAddr, log })
+    : undefined;
   let stopped = false;
   let liveness: Liveness = new Map();
   let downMarks: DownMarks = []; // when nodes were marked down lately (liveness.ts takeExpired)
@@ -630,19 +638,36 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- handlers (registered once) ----------
 
-  server.stream(Session, (req, ctx, send) => session(req, ctx, send));
-  server.unary(Heartbeat, async (req, ctx) => {
+  async function heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> {
     const s = currentSession(ctx, req.SessionID);
     const period = periodMs();
     heard(liveness, s.nodeId, now(), period);
     armBy(s.nodeId);
     return { PeriodMs: heartbeatIntervalMs(period) };
-  });
-  server.unary(UpdateTaskStatus, async (req, ctx) => {
+  }
+
+  async function taskStatus(req: UpdateTaskStatusRequest, ctx: CallContext): Promise<UpdateTaskStatusResponse> {
     const s = currentSession(ctx, req.SessionID);
     await updateStatus(req.Updates, s.nodeId);
     return {};
-  });
+  }
+
+  // A relayed call as the node's own: the relaying manager (a manager's
+  // certificate, checked by the transport) vouches for the node it verified.
+  function relayedContext(req: Relayed<unknown>, ctx: CallContext): CallContext {
+    const peer = { nodeId: req.For.NodeID, role: req.For.Role, clusterId: ctx.peer!.clusterId, address: req.For.Addr };
+    return { peer, remoteAddress: req.For.Addr, get signal() { return ctx.signal; } };
+  }
+
+  // The node's calls arrive here directly, or relayed by a manager that
+  // does not lead; a relayed call is never relayed again.
+  const relaying = (): boolean => !leading && !stopped && relay?.available === true;
+  server.stream(Session, (req, ctx, send) => (relaying() ? relay!.session(req, ctx, send) : session(req, ctx, send)));
+  server.unary(Heartbeat, (req, ctx) => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx)));
+  server.unary(UpdateTaskStatus, (req, ctx) => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx)));
+  server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req, ctx), send));
+  server.unary(RelayHeartbeat, (req, ctx) => heartbeat(req.Req, relayedContext(req, ctx)));
+  server.unary(RelayUpdateTaskStatus, (req, ctx) => taskStatus(req.Req, relayedContext(req, ctx)));
 
   registerAttachmentHandlers(server, { store, log, now, writer: () => (leading ? writer() : refuse()) });
 
@@ -677,7 +702,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
         unsubscribe = undefined;
         liveness = new Map();
         dropViews();
-        endAll(notLeader(managers().leaderAddr));
+        // With a relay the nodes stay with this manager (it relays them to
+        // the next leader); without, they are sent to the leader.
+        endAll(relay ? unavailable(RELAY_LEADER_CHANGED) : notLeader(managers().leaderAddr));
         log.info('dispatcher no longer leading');
       }
       armTimer();
@@ -693,6 +720,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       dropViews();
       armTimer();
       endAll(unavailable('dispatcher: stopped'));
+      relay?.close();
       await flushing?.catch(() => undefined);
     },
   };

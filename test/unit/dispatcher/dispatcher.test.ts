@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer } from '../../../src/rpc/transport';
-import { Heartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, RelayHeartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -73,9 +73,12 @@ async function world(o: WorldOptions = {}) {
   const leader = { addr: M1 };
   const revealed: string[] = [];
   const cleanups: Array<() => unknown> = [];
-  const dispatcher = (addr: string): Dispatcher => {
+  // relay: the manager relays its nodes' calls to the leader when it does not lead (its own certificate: a manager's).
+  const dispatcher = (addr: string, relay = false): Dispatcher => {
+    const self = peer(`mgr-${addr.split(':')[0]}`, 'manager');
     const d = startDispatcher({
       store, server: net.listen(addr, () => CLUSTER), log: o.log ?? silentLogger, now: o.now, prepareTask: o.prepareTask, networkKeys: o.networkKeys,
+      ...(relay ? { connect: (to: string) => net.channel(self, to) } : {}),
       managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
       payloads: {
         revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
@@ -87,7 +90,7 @@ async function world(o: WorldOptions = {}) {
   };
   const plane = (nodeId: string, managers = [M1], callTimeoutMs = 1000): RemoteControlPlane => {
     const cp = new RemoteControlPlane({
-      connect: (addr) => net.channel(peer(nodeId), addr), managers, describe: async () => describe(nodeId),
+      connect: (addr) => net.channel(peer(nodeId), addr), managers, firstManager: 'first', describe: async () => describe(nodeId),
       log: silentLogger, backoff: RETRY, callTimeoutMs,
     });
     cleanups.push(() => cp.stop());
@@ -372,6 +375,50 @@ test('a manager that is not the leader names the leader, and the agent goes ther
   } finally { await w.close(); }
 });
 
+test('a manager that does not lead relays its nodes\' sessions, beats and reports to the leader; when it becomes the leader, its nodes stay with it', async () => {
+  const w = await world();
+  try {
+    const d1 = w.dispatcher(M1, true);
+    const d2 = w.dispatcher(M2, true);
+    d1.setLeading(w.store);
+    // Only the leader's dispatcher takes relayed calls from a manager: a worker's certificate is refused.
+    await assert.rejects(w.net.channel(peer('w1'), M1).unary(RelayHeartbeat, { For: { NodeID: 'w2', Role: 'worker', Addr: 'x' }, Req: { SessionID: 's' } }, { timeoutMs: 1000 }),
+      (e: RpcError) => e.rpcKind === 'permission');
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
+    const dialled: string[] = [];
+    const cp = new RemoteControlPlane({
+      connect: (addr) => { dialled.push(addr); return w.net.channel(peer('w1'), addr); },
+      managers: [M2, M1], firstManager: 'first', describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+    });
+    const a = w.agent('w1', cp);
+    try {
+      // Registered and served by the leader, through M2: ready at the node's own address, its task delivered, its report written.
+      await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'running', 't1 running, reported through M2');
+      assert.equal(cp.connectedTo, M2);
+      assert.deepEqual(dialled, [M2], 'the node never dialled the leader');
+      const node = w.store.get('nodes', 'w1')!;
+      assert.equal(node.Status.State, 'ready');
+      assert.equal(node.Status.Addr, 'w1:2377', 'the address is the node\'s, not the relaying manager\'s');
+      // Alive on its relayed heartbeats, past three allowances.
+      await new Promise((r) => setTimeout(r, PERIOD_MS * 3)); // a span of time is what is under test here
+      assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+
+      // Leadership moves to M2: the node opens its session again with M2, which now serves it itself.
+      d1.setLeading(undefined);
+      w.leader.addr = M2;
+      d2.setLeading(w.store);
+      const txn = w.store.txn();
+      txn.create('tasks', makeTask('t2', { NodeID: 'w1' }));
+      await txn.commit();
+      await untilStore(w.store, () => w.store.get('tasks', 't2')!.Status.State === 'running', 't2 running, served by M2');
+      assert.equal(cp.connectedTo, M2);
+      assert.deepEqual(dialled, [M2], 'still one connection, to M2: no redirect to either leader');
+      assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+      assert.ok(!a.executor.calls.some((c) => c.startsWith('stop') || c.startsWith('remove')), 'nothing was stopped on the way');
+    } finally { await cp.stop(); }
+  } finally { await w.close(); }
+});
+
 test('a session the leader\'s dispatcher ends is opened again with it over the same connection; a lost connection is dialled anew', async () => {
   const w = await world();
   try {
@@ -380,7 +427,7 @@ test('a session the leader\'s dispatcher ends is opened again with it over the s
     const dialled: string[] = [];
     const cp = new RemoteControlPlane({
       connect: (addr) => { dialled.push(addr); return w.net.channel(peer('w1'), addr); },
-      managers: [M1, M2], describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+      managers: [M1, M2], firstManager: 'first', describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
     });
     const sessions: string[] = [];
     cp.watchAssignments('w1', () => undefined);
