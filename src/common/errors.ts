@@ -13,6 +13,8 @@ export type ErrorKind =
   | 'sequence'     // 500: stale Version.Index (Docker answers 500 "update out of sequence")
   | 'internal';    // 500
 
+export const ERROR_KINDS: readonly ErrorKind[] = ['invalid', 'precondition', 'not_found', 'forbidden', 'conflict', 'unauthorized', 'unavailable', 'sequence', 'internal'];
+
 export class ShoalError extends Error {
   constructor(readonly kind: ErrorKind, message: string, options?: { cause?: unknown }) {
     super(message, options);

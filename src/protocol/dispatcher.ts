@@ -16,7 +16,7 @@
 // (each costs it about 90 KB of TLS and HTTP/2 state), and the nodes' TLS
 // work is spread over every manager. SwarmKit's managers proxy the same way.
 import type { NodeNetworkView } from './network-view';
-import { invalid, unavailable, type ShoalError } from '../common/errors';
+import { ERROR_KINDS, ShoalError, invalid, isShoalError, unavailable, type ErrorKind } from '../common/errors';
 import { arr, bool, id, labels, num, oneOf, optNum, optStr, rec, str, version, type Rec } from './checks';
 import { checkNodeNetworkView } from './network-view';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
@@ -252,29 +252,73 @@ export const UpdateTaskStatus: UnaryMethod<UpdateTaskStatusRequest, UpdateTaskSt
 };
 
 // The node a relaying manager verified (its certificate's ID and role, the
-// address it called from), and the node's own request.
-export interface Relayed<Req> { For: { NodeID: string; Role: NodeRole; Addr: string }; Req: Req }
+// address it called from).
+export interface RelayedFor { NodeID: string; Role: NodeRole; Addr: string }
+export interface Relayed<Req> { For: RelayedFor; Req: Req }
 
-function relayed<Req>(check: (raw: unknown) => Req): (raw: unknown) => Relayed<Req> {
-  return (raw) => {
-    const r = rec(raw, 'relayed request');
-    const f = rec(r.For, 'For');
-    return {
-      For: { NodeID: id(f.NodeID, 'For.NodeID'), Role: oneOf(f.Role, ['manager', 'worker'] as const, 'For.Role'), Addr: str(f.Addr, 'For.Addr', 300) },
-      Req: check(r.Req),
-    };
-  };
+// Heartbeats and status reports of many nodes go in one call (what most of a
+// leader's time went to at a thousand nodes was the per-call cost), and each
+// is answered on its own: one node's stale session fails only its own entry.
+export interface RelayHeartbeatsRequest { Beats: Array<{ For: RelayedFor; SessionID: string }> }
+export interface RelayUpdateTaskStatusRequest { Reports: Array<{ For: RelayedFor; SessionID: string; Updates: StatusUpdate[] }> }
+export interface RelayedError { Kind: ErrorKind; Message: string }
+export interface RelayHeartbeatsResponse { Results: Array<{ PeriodMs?: number; Error?: RelayedError }> }
+export interface RelayUpdateTaskStatusResponse { Results: Array<{ Error?: RelayedError }> }
+export const MAX_RELAYED = 10_000;
+
+function checkFor(raw: unknown, what: string): RelayedFor {
+  const f = rec(raw, what);
+  return { NodeID: id(f.NodeID, `${what}.NodeID`), Role: oneOf(f.Role, ['manager', 'worker'] as const, `${what}.Role`), Addr: str(f.Addr, `${what}.Addr`, 300) };
 }
 
+function checkRelayedError(raw: unknown, what: string): RelayedError | undefined {
+  if (raw === undefined) return undefined;
+  const e = rec(raw, what);
+  return { Kind: oneOf(e.Kind, ERROR_KINDS, `${what}.Kind`), Message: str(e.Message, `${what}.Message`) };
+}
+
+// An entry's error as it crosses back to the relaying manager, and as it is
+// raised there: the same kind and text the node would have had directly.
+export function relayedError(err: unknown): RelayedError {
+  return { Kind: isShoalError(err) ? err.kind : 'internal', Message: (err as Error)?.message ?? String(err) };
+}
+export const raiseRelayed = (e: RelayedError): ShoalError => new ShoalError(e.Kind, e.Message);
+
 export const RelaySession: StreamMethod<Relayed<SessionRequest>, SessionMessage> = {
-  name: 'dispatcher.RelaySession', access: 'manager', request: relayed(checkSessionRequest), message: checkSessionMessage,
+  name: 'dispatcher.RelaySession', access: 'manager', message: checkSessionMessage,
+  request: (raw) => { const r = rec(raw, 'relayed session'); return { For: checkFor(r.For, 'For'), Req: checkSessionRequest(r.Req) }; },
 };
-export const RelayHeartbeat: UnaryMethod<Relayed<HeartbeatRequest>, HeartbeatResponse> = {
-  name: 'dispatcher.RelayHeartbeat', access: 'manager', request: relayed(checkHeartbeatRequest), response: checkHeartbeatResponse,
+export const RelayHeartbeats: UnaryMethod<RelayHeartbeatsRequest, RelayHeartbeatsResponse> = {
+  name: 'dispatcher.RelayHeartbeats', access: 'manager',
+  request: (raw) => ({
+    Beats: arr(rec(raw, 'relayed heartbeats').Beats, 'Beats', MAX_RELAYED).map((b, i) => {
+      const x = rec(b, `Beats[${i}]`);
+      return { For: checkFor(x.For, `Beats[${i}].For`), SessionID: id(x.SessionID, `Beats[${i}].SessionID`) };
+    }),
+  }),
+  response: (raw) => ({
+    Results: arr(rec(raw, 'relayed heartbeats answer').Results, 'Results', MAX_RELAYED).map((r, i) => {
+      const x = rec(r, `Results[${i}]`);
+      const error = checkRelayedError(x.Error, `Results[${i}].Error`);
+      return error ? { Error: error } : { PeriodMs: checkHeartbeatResponse(x).PeriodMs };
+    }),
+  }),
 };
-export const RelayUpdateTaskStatus: UnaryMethod<Relayed<UpdateTaskStatusRequest>, UpdateTaskStatusResponse> = {
-  name: 'dispatcher.RelayUpdateTaskStatus', access: 'manager', request: relayed(checkUpdateTaskStatusRequest),
-  response: UpdateTaskStatus.response,
+export const RelayUpdateTaskStatus: UnaryMethod<RelayUpdateTaskStatusRequest, RelayUpdateTaskStatusResponse> = {
+  name: 'dispatcher.RelayUpdateTaskStatus', access: 'manager',
+  request: (raw) => ({
+    Reports: arr(rec(raw, 'relayed status reports').Reports, 'Reports', MAX_RELAYED).map((b, i) => {
+      const x = rec(b, `Reports[${i}]`);
+      const req = checkUpdateTaskStatusRequest(x);
+      return { For: checkFor(x.For, `Reports[${i}].For`), SessionID: req.SessionID, Updates: req.Updates };
+    }),
+  }),
+  response: (raw) => ({
+    Results: arr(rec(raw, 'relayed status answer').Results, 'Results', MAX_RELAYED).map((r, i) => {
+      const error = checkRelayedError(rec(r, `Results[${i}]`).Error, `Results[${i}].Error`);
+      return error ? { Error: error } : {};
+    }),
+  }),
 };
 
 // ---------- errors both sides read ----------

@@ -26,7 +26,7 @@
 // after CONNECT_TIMEOUT_MS; unary calls are bounded by their deadline.
 import * as grpc from '@grpc/grpc-js';
 import { createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
-import { invalid, isShoalError, type ErrorKind } from '../common/errors';
+import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
   accessAllowed, RpcError,
@@ -54,7 +54,7 @@ const KIND_KEY = 'shoal-kind';
 export const CONNECT_TIMEOUT_MS = 5000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-const KINDS: readonly RpcErrorKind[] = ['invalid', 'precondition', 'not_found', 'conflict', 'unavailable', 'sequence', 'internal', 'permission', 'forbidden', 'unauthorized'];
+const KINDS: readonly RpcErrorKind[] = [...ERROR_KINDS, 'permission'];
 const CODE_OF: Record<RpcErrorKind, grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
   precondition: grpc.status.FAILED_PRECONDITION,

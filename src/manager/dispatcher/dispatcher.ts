@@ -7,8 +7,8 @@ import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import type { CallContext, RpcChannel, RpcServer } from '../../rpc/transport';
 import {
-  Heartbeat, RelayHeartbeat, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, SESSION_INVALID,
-  type HeartbeatRequest, type HeartbeatResponse, type Relayed, type SessionMessage, type SessionRequest, type ServiceInfo,
+  Heartbeat, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, relayedError, SESSION_INVALID,
+  type HeartbeatRequest, type HeartbeatResponse, type RelayedFor, type SessionMessage, type SessionRequest, type ServiceInfo,
   type StatusUpdate, type UpdateTaskStatusRequest, type UpdateTaskStatusResponse, type WirePayload,
 } from '../../protocol/dispatcher';
 import { LeaderRelay, RELAY_LEADER_CHANGED } from './relay';
@@ -638,7 +638,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // ---------- handlers (registered once) ----------
 
-  async function heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> {
+  function heartbeat(req: HeartbeatRequest, ctx: CallContext): HeartbeatResponse {
     const s = currentSession(ctx, req.SessionID);
     const period = periodMs();
     heard(liveness, s.nodeId, now(), period);
@@ -654,20 +654,26 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
 
   // A relayed call as the node's own: the relaying manager (a manager's
   // certificate, checked by the transport) vouches for the node it verified.
-  function relayedContext(req: Relayed<unknown>, ctx: CallContext): CallContext {
-    const peer = { nodeId: req.For.NodeID, role: req.For.Role, clusterId: ctx.peer!.clusterId, address: req.For.Addr };
-    return { peer, remoteAddress: req.For.Addr, get signal() { return ctx.signal; } };
+  function relayedContext(For: RelayedFor, ctx: CallContext): CallContext {
+    const peer = { nodeId: For.NodeID, role: For.Role, clusterId: ctx.peer!.clusterId, address: For.Addr };
+    return { peer, remoteAddress: For.Addr, get signal() { return ctx.signal; } };
   }
 
   // The node's calls arrive here directly, or relayed by a manager that
   // does not lead; a relayed call is never relayed again.
   const relaying = (): boolean => !leading && !stopped && relay?.available === true;
   server.stream(Session, (req, ctx, send) => (relaying() ? relay!.session(req, ctx, send) : session(req, ctx, send)));
-  server.unary(Heartbeat, (req, ctx) => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx)));
+  server.unary(Heartbeat, async (req, ctx) => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx)));
   server.unary(UpdateTaskStatus, (req, ctx) => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx)));
-  server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req, ctx), send));
-  server.unary(RelayHeartbeat, (req, ctx) => heartbeat(req.Req, relayedContext(req, ctx)));
-  server.unary(RelayUpdateTaskStatus, (req, ctx) => taskStatus(req.Req, relayedContext(req, ctx)));
+  server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req.For, ctx), send));
+  server.unary(RelayHeartbeats, async (req, ctx) => ({
+    Results: req.Beats.map((b) => {
+      try { return heartbeat({ SessionID: b.SessionID }, relayedContext(b.For, ctx)); } catch (err) { return { Error: relayedError(err) }; }
+    }),
+  }));
+  server.unary(RelayUpdateTaskStatus, async (req, ctx) => ({
+    Results: await Promise.all(req.Reports.map((r) => taskStatus(r, relayedContext(r.For, ctx)).then(() => ({}), (err: unknown) => ({ Error: relayedError(err) })))),
+  }));
 
   registerAttachmentHandlers(server, { store, log, now, writer: () => (leading ? writer() : refuse()) });
 

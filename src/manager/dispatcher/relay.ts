@@ -1,27 +1,34 @@
 import type { Logger } from '../../common/log';
 import { ShoalError, unavailable } from '../../common/errors';
-import type { CallContext, RpcChannel, RpcStream, UnaryMethod } from '../../rpc/transport';
+import type { CallContext, RpcChannel, RpcStream } from '../../rpc/transport';
 import {
-  RelayHeartbeat, RelaySession, RelayUpdateTaskStatus, isNotLeader,
-  type HeartbeatRequest, type HeartbeatResponse, type Relayed, type SessionMessage, type SessionRequest,
+  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, raiseRelayed,
+  type HeartbeatRequest, type HeartbeatResponse, type RelayedError, type RelayedFor, type SessionMessage, type SessionRequest,
   type UpdateTaskStatusRequest, type UpdateTaskStatusResponse,
 } from '../../protocol/dispatcher';
 
 // A follower's half of the relay (protocol/dispatcher.ts, Relay*): the
 // sessions, heartbeats and status reports of the nodes connected here go to
 // the leader's dispatcher over one channel, each named as the node this
-// manager's TLS check verified. The leader's answers come back unchanged,
-// except that "not the leader" becomes "open the session again": the node
-// should come back here, not move to the leader and pile onto it.
+// manager's TLS check verified. Heartbeats and reports wait up to
+// BATCH_MS to go in one call with the others'. The leader's answers come
+// back unchanged, except that "not the leader" becomes "open the session
+// again": the node should come back here, not move to the leader and pile
+// onto it.
 
 export interface RelayOptions {
   connect(addr: string): RpcChannel;
   leaderAddr(): string | undefined;
   log: Logger;
-  callTimeoutMs?: number;
+  batchMs?: number;
 }
 
+// Far below a heartbeat interval (at least 500 ms).
+const BATCH_MS = 20;
+// A relayed call's bound; the node's own call has its own, usually shorter.
 const CALL_TIMEOUT_MS = 10_000;
+// Entries (heartbeats) or status updates per call: well inside a message.
+const MAX_BATCH_WEIGHT = 2000;
 export const RELAY_LEADER_CHANGED = 'dispatcher: the leader changed; open the session again';
 
 function relayError(err: unknown): Error {
@@ -30,17 +37,82 @@ function relayError(err: unknown): Error {
   return unavailable(`dispatcher: relay to the leader failed: ${(err as Error)?.message ?? String(err)}`);
 }
 
-function forOf(ctx: CallContext): Relayed<unknown>['For'] {
+function forOf(ctx: CallContext): RelayedFor {
   const p = ctx.peer!;
   return { NodeID: p.nodeId, Role: p.role, Addr: p.address };
+}
+
+// Entries gathered for one call; each settles with its own result.
+class Batcher<Entry, Res> {
+  private pending: Array<{ entry: Entry; resolve: (r: Res) => void; reject: (e: Error) => void }> = [];
+  private weight = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly send: (entries: Entry[]) => Promise<Array<Res | { Error: RelayedError }>>,
+    private readonly delayMs: number,
+    private readonly weigh: (e: Entry) => number = () => 1,
+  ) {}
+
+  add(entry: Entry): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      const w = this.weigh(entry);
+      if (this.pending.length && this.weight + w > MAX_BATCH_WEIGHT) this.flush();
+      this.pending.push({ entry, resolve, reject });
+      this.weight += w;
+      if (this.weight >= MAX_BATCH_WEIGHT) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+    });
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    this.weight = 0;
+    if (!batch.length) return;
+    let sent: Promise<Array<Res | { Error: RelayedError }>>;
+    try { sent = this.send(batch.map((b) => b.entry)); } catch (err) { sent = Promise.reject(err); }
+    sent.then((results) => {
+      if (results.length !== batch.length) throw unavailable(`dispatcher: the leader answered ${results.length} of ${batch.length} relayed entries`);
+      batch.forEach((b, i) => {
+        const r = results[i]!;
+        if (typeof r === 'object' && r !== null && 'Error' in r && r.Error) b.reject(relayError(raiseRelayed(r.Error)));
+        else b.resolve(r as Res);
+      });
+    }).catch((err: unknown) => {
+      const e = relayError(err);
+      for (const b of batch) b.reject(e);
+    });
+  }
+
+  fail(err: Error): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.weight = 0;
+    for (const b of this.pending.splice(0)) b.reject(err);
+  }
 }
 
 export class LeaderRelay {
   private channel?: RpcChannel;
   private readonly streams = new Set<RpcStream>();
   private closed = false;
+  private readonly beats: Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>;
+  private readonly reports: Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>;
 
-  constructor(private readonly opts: RelayOptions) {}
+  constructor(private readonly opts: RelayOptions) {
+    const delay = opts.batchMs ?? BATCH_MS;
+    this.beats = new Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>(async (Beats) => {
+      const res = await this.upstream().unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
+      return res.Results.map((r) => (r.Error ? { Error: r.Error } : { PeriodMs: r.PeriodMs! }));
+    }, delay);
+    this.reports = new Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>(async (Reports) => {
+      const res = await this.upstream().unary(RelayUpdateTaskStatus, { Reports }, { timeoutMs: CALL_TIMEOUT_MS });
+      return res.Results.map((r): UpdateTaskStatusResponse | { Error: RelayedError } => (r.Error ? { Error: r.Error } : {}));
+    }, delay, (r) => 1 + r.Updates.length);
+  }
 
   // Whether there is a leader to relay to.
   get available(): boolean { return !this.closed && this.opts.leaderAddr() !== undefined; }
@@ -76,24 +148,18 @@ export class LeaderRelay {
   }
 
   heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> {
-    return this.unary(RelayHeartbeat, req, ctx);
+    return this.beats.add({ For: forOf(ctx), SessionID: req.SessionID });
   }
 
   updateTaskStatus(req: UpdateTaskStatusRequest, ctx: CallContext): Promise<UpdateTaskStatusResponse> {
-    return this.unary(RelayUpdateTaskStatus, req, ctx);
-  }
-
-  private async unary<Req, Res>(m: UnaryMethod<Relayed<Req>, Res>, req: Req, ctx: CallContext): Promise<Res> {
-    const channel = this.upstream();
-    try {
-      return await channel.unary(m, { For: forOf(ctx), Req: req }, { timeoutMs: this.opts.callTimeoutMs ?? CALL_TIMEOUT_MS, signal: ctx.signal });
-    } catch (err) {
-      throw relayError(err);
-    }
+    return this.reports.add({ For: forOf(ctx), SessionID: req.SessionID, Updates: req.Updates });
   }
 
   close(): void {
     this.closed = true;
+    const stopped = unavailable('dispatcher: stopped');
+    this.beats.fail(stopped);
+    this.reports.fail(stopped);
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.channel?.close();

@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer } from '../../../src/rpc/transport';
-import { Heartbeat, RelayHeartbeat, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, RelayHeartbeats, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -382,7 +382,7 @@ test('a manager that does not lead relays its nodes\' sessions, beats and report
     const d2 = w.dispatcher(M2, true);
     d1.setLeading(w.store);
     // Only the leader's dispatcher takes relayed calls from a manager: a worker's certificate is refused.
-    await assert.rejects(w.net.channel(peer('w1'), M1).unary(RelayHeartbeat, { For: { NodeID: 'w2', Role: 'worker', Addr: 'x' }, Req: { SessionID: 's' } }, { timeoutMs: 1000 }),
+    await assert.rejects(w.net.channel(peer('w1'), M1).unary(RelayHeartbeats, { Beats: [{ For: { NodeID: 'w2', Role: 'worker', Addr: 'x' }, SessionID: 's' }] }, { timeoutMs: 1000 }),
       (e: RpcError) => e.rpcKind === 'permission');
     await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
     const dialled: string[] = [];
@@ -399,6 +399,12 @@ test('a manager that does not lead relays its nodes\' sessions, beats and report
       const node = w.store.get('nodes', 'w1')!;
       assert.equal(node.Status.State, 'ready');
       assert.equal(node.Status.Addr, 'w1:2377', 'the address is the node\'s, not the relaying manager\'s');
+      // Relayed heartbeats are answered each on its own: a stale session fails alone.
+      const live = (await w.net.channel(peer('mgr-m2', 'manager'), M1).unary(RelayHeartbeats, {
+        Beats: [{ For: { NodeID: 'w1', Role: 'worker', Addr: 'w1:2377' }, SessionID: 'stale' }, { For: { NodeID: 'w2', Role: 'worker', Addr: 'w2:2377' }, SessionID: 'none' }],
+      }, { timeoutMs: 1000 })).Results;
+      assert.deepEqual(live.map((r) => r.Error?.Kind), ['not_found', 'not_found']);
+      assert.match(live[0]!.Error!.Message, /session invalid/);
       // Alive on its relayed heartbeats, past three allowances.
       await new Promise((r) => setTimeout(r, PERIOD_MS * 3)); // a span of time is what is under test here
       assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');

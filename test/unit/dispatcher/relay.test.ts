@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../../../src/common/log';
+import { ShoalError } from '../../../src/common/errors';
+import type { CallContext, RpcChannel, RpcStream, StreamMethod, UnaryMethod } from '../../../src/rpc/transport';
+import { notLeader, type RelayHeartbeatsRequest, type RelayUpdateTaskStatusRequest, type StatusUpdate } from '../../../src/protocol/dispatcher';
+import { LeaderRelay, RELAY_LEADER_CHANGED } from '../../../src/manager/dispatcher/relay';
+
+// The follower's half of the relay against a fake leader channel: what it
+// sends in one call, and how each answer reaches its own node.
+
+interface Call { method: string; req: unknown }
+
+function fakeLeader(answer: (method: string, req: unknown) => unknown) {
+  const calls: Call[] = [];
+  const opened: string[] = [];
+  const closed: string[] = [];
+  const connect = (address: string): RpcChannel => {
+    opened.push(address);
+    return {
+      address,
+      async unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req): Promise<Res> {
+        calls.push({ method: m.name, req });
+        return m.response(answer(m.name, req));
+      },
+      stream<Req, Msg>(_m: StreamMethod<Req, Msg>): RpcStream { return { done: new Promise(() => undefined), cancel: () => undefined }; },
+      close: () => { closed.push(address); },
+    };
+  };
+  return { calls, opened, closed, connect };
+}
+
+const ctxOf = (nodeId: string): CallContext => ({ peer: { nodeId, role: 'worker', clusterId: 'c', address: `${nodeId}:1` }, signal: new AbortController().signal });
+const update = (i: number): StatusUpdate => ({ TaskID: `task${i}`, Status: { Timestamp: 't', State: 'running', Message: 'running' } });
+
+test('heartbeats of many nodes go in one call; each node gets its own answer, a stale session fails alone, and "not the leader" becomes "open the session again"', async () => {
+  const leader = fakeLeader((_m, req) => ({
+    Results: (req as RelayHeartbeatsRequest).Beats.map((b) => (b.SessionID === 'stale'
+      ? { Error: { Kind: 'not_found', Message: 'dispatcher: session invalid' } }
+      : b.SessionID === 'moved' ? { Error: { Kind: 'unavailable', Message: notLeader('m3:2377').message } } : { PeriodMs: 2500 })),
+  }));
+  const relay = new LeaderRelay({ connect: leader.connect, leaderAddr: () => 'm1:2377', log: silentLogger, batchMs: 5 });
+  const answers = await Promise.allSettled([
+    relay.heartbeat({ SessionID: 'a' }, ctxOf('n1')),
+    relay.heartbeat({ SessionID: 'stale' }, ctxOf('n2')),
+    relay.heartbeat({ SessionID: 'moved' }, ctxOf('n3')),
+    relay.heartbeat({ SessionID: 'b' }, ctxOf('n4')),
+  ]);
+  assert.equal(leader.calls.length, 1, 'one call for the four');
+  assert.deepEqual((leader.calls[0]!.req as RelayHeartbeatsRequest).Beats.map((b) => [b.For.NodeID, b.For.Addr, b.SessionID]),
+    [['n1', 'n1:1', 'a'], ['n2', 'n2:1', 'stale'], ['n3', 'n3:1', 'moved'], ['n4', 'n4:1', 'b']]);
+  assert.deepEqual(answers[0], { status: 'fulfilled', value: { PeriodMs: 2500 } });
+  assert.deepEqual(answers[3], { status: 'fulfilled', value: { PeriodMs: 2500 } });
+  const stale = (answers[1] as PromiseRejectedResult).reason as ShoalError;
+  assert.equal(stale.kind, 'not_found');
+  assert.match(stale.message, /session invalid/);
+  const moved = (answers[2] as PromiseRejectedResult).reason as ShoalError;
+  assert.equal(moved.message, RELAY_LEADER_CHANGED, 'the node is not sent to the leader');
+  relay.close();
+});
+
+test('status reports are batched up to a bound on the updates per call; a new leader gets a new channel', async () => {
+  const leader = fakeLeader((_m, req) => ({ Results: (req as RelayUpdateTaskStatusRequest).Reports.map(() => ({})) }));
+  let addr = 'm1:2377';
+  const relay = new LeaderRelay({ connect: leader.connect, leaderAddr: () => addr, log: silentLogger, batchMs: 5 });
+  const many = (n: number, from: number): StatusUpdate[] => Array.from({ length: n }, (_, i) => update(from + i));
+  await Promise.all([
+    relay.updateTaskStatus({ SessionID: 's1', Updates: many(1500, 0) }, ctxOf('n1')),
+    relay.updateTaskStatus({ SessionID: 's2', Updates: many(1500, 2000) }, ctxOf('n2')),
+    relay.updateTaskStatus({ SessionID: 's3', Updates: many(10, 4000) }, ctxOf('n3')),
+  ]);
+  const sizes = leader.calls.map((c) => (c.req as RelayUpdateTaskStatusRequest).Reports.map((r) => r.Updates.length));
+  assert.deepEqual(sizes, [[1500], [1500, 10]], 'no call over 2,000 updates; nothing lost or split');
+  assert.deepEqual(leader.opened, ['m1:2377']);
+
+  addr = 'm2:2377';
+  await relay.heartbeat({ SessionID: 'x' }, ctxOf('n1')).catch(() => undefined);
+  assert.deepEqual(leader.opened, ['m1:2377', 'm2:2377']);
+  assert.deepEqual(leader.closed, ['m1:2377'], 'the old leader\'s channel closed');
+  relay.close();
+  await assert.rejects(relay.heartbeat({ SessionID: 'y' }, ctxOf('n1')), /no leader to relay to|stopped/);
+});
