@@ -13,11 +13,8 @@ import {
 // verified; reports wait up to BATCH_MS to go in one call with the others'.
 //
 // Heartbeats are answered here, at once, for the sessions this manager relays,
-// and go on to the leader in the background: every BATCH_MS the latest beat of
-// each node that beat meanwhile, without waiting for the last call's answer
-// (it can queue behind the session messages on the same connection; the
-// leader counts a beat when it reads the request), at most
-// MAX_BEAT_CALLS calls in flight. A leader slow to answer then delays
+// and go on to the leader in the background: at most one call in flight,
+// carrying the latest beat of every node. A leader slow to answer then delays
 // the beats it reads (it marks a node down only when none arrives within the
 // allowance) but never fails the nodes' own calls: with the answer tied to
 // the leader, one slow batch timed out hundreds of nodes together and their
@@ -40,7 +37,6 @@ export interface RelayOptions {
 
 // Far below a heartbeat interval (at least 500 ms).
 const BATCH_MS = 20;
-const MAX_BEAT_CALLS = 8;
 // At most one line per this about beats the leader did not take.
 const BEAT_LOG_MS = 10_000;
 // A relayed call's bound; the node's own call has its own, usually shorter.
@@ -121,10 +117,10 @@ export class LeaderRelay {
   // The sessions relayed now, by node ID.
   private readonly sessions = new Map<string, RelayedSession>();
   private closed = false;
-  // The latest beat of each node not yet sent, and the calls in flight.
+  // The latest beat of each node not yet sent, and the one call in flight.
   private beatsDue = new Map<string, Beat>();
   private beatTimer?: NodeJS.Timeout;
-  private beatCalls = 0;
+  private beatsInFlight = false;
   private lastBeatLog = -Infinity;
   private readonly reports: Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>;
 
@@ -181,15 +177,14 @@ export class LeaderRelay {
   }
 
   private scheduleBeats(): void {
-    if (this.closed || this.beatTimer || this.beatCalls >= MAX_BEAT_CALLS || !this.beatsDue.size) return;
+    if (this.closed || this.beatTimer || this.beatsInFlight || !this.beatsDue.size) return;
     this.beatTimer = setTimeout(() => { this.beatTimer = undefined; void this.sendBeats(); }, this.opts.batchMs ?? BATCH_MS);
   }
 
   private async sendBeats(): Promise<void> {
     const due = [...this.beatsDue.values()];
     this.beatsDue.clear();
-    this.beatCalls++;
-    this.scheduleBeats();
+    this.beatsInFlight = true;
     try {
       for (let i = 0; i < due.length && !this.closed; i += MAX_BATCH_WEIGHT) {
         const beats = due.slice(i, i + MAX_BATCH_WEIGHT);
@@ -204,7 +199,7 @@ export class LeaderRelay {
         this.opts.log.warn({ err: (err as Error).message, beats: due.length }, 'relayed heartbeats not taken by the leader (logged once in 10 s)');
       }
     } finally {
-      this.beatCalls--;
+      this.beatsInFlight = false;
       this.scheduleBeats();
     }
   }
