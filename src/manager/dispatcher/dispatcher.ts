@@ -135,7 +135,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   let leading = false;
   let term: Store | undefined; // the fenced store, while leading
   const relay = opts.connect
-    ? new LeaderRelay({ connect: opts.connect, leaderAddr: () => managers().leaderAddr, intervalMs: () => heartbeatIntervalMs(periodMs()), log })
+    ? new LeaderRelay({ connect: opts.connect, leaderAddr: () => managers().leaderAddr, log })
     : undefined;
   let stopped = false;
   let liveness: Liveness = new Map();

@@ -1,44 +1,30 @@
 import type { Logger } from '../../common/log';
-import { ShoalError, notFound, unavailable } from '../../common/errors';
+import { ShoalError, unavailable } from '../../common/errors';
 import type { CallContext, RpcChannel, RpcStream } from '../../rpc/transport';
 import {
-  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, SESSION_INVALID, isNotLeader, raiseRelayed,
+  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, raiseRelayed,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedError, type RelayedFor, type SessionMessage, type SessionRequest,
   type UpdateTaskStatusRequest, type UpdateTaskStatusResponse,
 } from '../../protocol/dispatcher';
 
 // A follower's half of the relay (protocol/dispatcher.ts, Relay*): the
-// sessions and status reports of the nodes connected here go to the leader's
-// dispatcher over one channel, each named as the node this manager's TLS check
-// verified; reports wait up to BATCH_MS to go in one call with the others'.
-//
-// Heartbeats are answered here, at once, for the sessions this manager relays,
-// and go on to the leader in the background: at most one call in flight,
-// carrying the latest beat of every node. A leader slow to answer then delays
-// the beats it reads (it marks a node down only when none arrives within the
-// allowance) but never fails the nodes' own calls: with the answer tied to
-// the leader, one slow batch timed out hundreds of nodes together and their
-// reconnections loaded the leader further. A beat the leader refuses (a
-// replaced session, no longer the leader) ends that node's relayed session,
-// and the node opens a new one.
-//
-// The leader's answers come back unchanged, except that "not the leader"
-// becomes "open the session again": the node should come back here, not move
-// to the leader and pile onto it.
+// sessions, heartbeats and status reports of the nodes connected here go to
+// the leader's dispatcher over one channel, each named as the node this
+// manager's TLS check verified. Heartbeats and reports wait up to
+// BATCH_MS to go in one call with the others'. The leader's answers come
+// back unchanged, except that "not the leader" becomes "open the session
+// again": the node should come back here, not move to the leader and pile
+// onto it.
 
 export interface RelayOptions {
   connect(addr: string): RpcChannel;
   leaderAddr(): string | undefined;
-  // The heartbeat interval to answer with (the cluster's, from this manager's mirror).
-  intervalMs(): number;
   log: Logger;
   batchMs?: number;
 }
 
 // Far below a heartbeat interval (at least 500 ms).
 const BATCH_MS = 20;
-// At most one line per this about beats the leader did not take.
-const BEAT_LOG_MS = 10_000;
 // A relayed call's bound; the node's own call has its own, usually shorter.
 const CALL_TIMEOUT_MS = 10_000;
 // Entries (heartbeats) or status updates per call: well inside a message.
@@ -109,26 +95,23 @@ class Batcher<Entry, Res> {
   }
 }
 
-interface RelayedSession { id: string; stream: RpcStream; endedBy?: Error }
-type Beat = { For: RelayedFor; SessionID: string };
-
 export class LeaderRelay {
   private channel?: RpcChannel;
-  // The sessions relayed now, by node ID.
-  private readonly sessions = new Map<string, RelayedSession>();
+  private readonly streams = new Set<RpcStream>();
   private closed = false;
-  // The latest beat of each node not yet sent, and the one call in flight.
-  private beatsDue = new Map<string, Beat>();
-  private beatTimer?: NodeJS.Timeout;
-  private beatsInFlight = false;
-  private lastBeatLog = -Infinity;
+  private readonly beats: Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>;
   private readonly reports: Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>;
 
   constructor(private readonly opts: RelayOptions) {
+    const delay = opts.batchMs ?? BATCH_MS;
+    this.beats = new Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>(async (Beats) => {
+      const res = await this.upstream().unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
+      return res.Results.map((r) => (r.Error ? { Error: r.Error } : { PeriodMs: r.PeriodMs! }));
+    }, delay);
     this.reports = new Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>(async (Reports) => {
       const res = await this.upstream().unary(RelayUpdateTaskStatus, { Reports }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r): UpdateTaskStatusResponse | { Error: RelayedError } => (r.Error ? { Error: r.Error } : {}));
-    }, opts.batchMs ?? BATCH_MS, (r) => 1 + r.Updates.length);
+    }, delay, (r) => 1 + r.Updates.length);
   }
 
   // Whether there is a leader to relay to.
@@ -149,66 +132,23 @@ export class LeaderRelay {
 
   session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
     const channel = this.upstream();
-    const nodeId = ctx.peer!.nodeId;
     return new Promise<void>((resolve, reject) => {
       const stream = channel.stream(RelaySession, { For: forOf(ctx), Req: req }, send);
-      const entry: RelayedSession = { id: req.SessionID, stream };
-      this.sessions.get(nodeId)?.stream.cancel();
-      this.sessions.set(nodeId, entry);
+      this.streams.add(stream);
       const onAbort = (): void => stream.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       stream.done.then(
         () => { if (ctx.signal.aborted) resolve(); else reject(unavailable(RELAY_LEADER_CHANGED)); },
-        (err: unknown) => { if (ctx.signal.aborted) resolve(); else reject(relayError(entry.endedBy ?? err)); },
+        (err: unknown) => { if (ctx.signal.aborted) resolve(); else reject(relayError(err)); },
       ).finally(() => {
-        if (this.sessions.get(nodeId) === entry) this.sessions.delete(nodeId);
+        this.streams.delete(stream);
         ctx.signal.removeEventListener('abort', onAbort);
       });
     });
   }
 
-  // Answered here for a session relayed here; the beat follows to the leader.
-  heartbeat(req: HeartbeatRequest, ctx: CallContext): HeartbeatResponse {
-    const nodeId = ctx.peer!.nodeId;
-    if (this.sessions.get(nodeId)?.id !== req.SessionID) throw notFound(SESSION_INVALID);
-    this.beatsDue.set(nodeId, { For: forOf(ctx), SessionID: req.SessionID });
-    this.scheduleBeats();
-    return { PeriodMs: this.opts.intervalMs() };
-  }
-
-  private scheduleBeats(): void {
-    if (this.closed || this.beatTimer || this.beatsInFlight || !this.beatsDue.size) return;
-    this.beatTimer = setTimeout(() => { this.beatTimer = undefined; void this.sendBeats(); }, this.opts.batchMs ?? BATCH_MS);
-  }
-
-  private async sendBeats(): Promise<void> {
-    const due = [...this.beatsDue.values()];
-    this.beatsDue.clear();
-    this.beatsInFlight = true;
-    try {
-      for (let i = 0; i < due.length && !this.closed; i += MAX_BATCH_WEIGHT) {
-        const beats = due.slice(i, i + MAX_BATCH_WEIGHT);
-        const res = await this.upstream().unary(RelayHeartbeats, { Beats: beats }, { timeoutMs: CALL_TIMEOUT_MS });
-        res.Results.forEach((r, j) => { if (r.Error && beats[j]) this.endSession(beats[j], raiseRelayed(r.Error)); });
-      }
-    } catch (err) {
-      // The streams of a lost leader end on their own; a slow one gets the next beats.
-      const t = Date.now();
-      if (t - this.lastBeatLog >= BEAT_LOG_MS) {
-        this.lastBeatLog = t;
-        this.opts.log.warn({ err: (err as Error).message, beats: due.length }, 'relayed heartbeats not taken by the leader (logged once in 10 s)');
-      }
-    } finally {
-      this.beatsInFlight = false;
-      this.scheduleBeats();
-    }
-  }
-
-  private endSession(beat: Beat, why: Error): void {
-    const s = this.sessions.get(beat.For.NodeID);
-    if (!s || s.id !== beat.SessionID) return;
-    s.endedBy = why;
-    s.stream.cancel();
+  heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> {
+    return this.beats.add({ For: forOf(ctx), SessionID: req.SessionID });
   }
 
   updateTaskStatus(req: UpdateTaskStatusRequest, ctx: CallContext): Promise<UpdateTaskStatusResponse> {
@@ -217,12 +157,11 @@ export class LeaderRelay {
 
   close(): void {
     this.closed = true;
-    if (this.beatTimer) clearTimeout(this.beatTimer);
-    this.beatTimer = undefined;
-    this.beatsDue.clear();
-    this.reports.fail(unavailable('dispatcher: stopped'));
-    for (const s of this.sessions.values()) s.stream.cancel();
-    this.sessions.clear();
+    const stopped = unavailable('dispatcher: stopped');
+    this.beats.fail(stopped);
+    this.reports.fail(stopped);
+    for (const s of this.streams) s.cancel();
+    this.streams.clear();
     this.channel?.close();
     this.channel = undefined;
   }
