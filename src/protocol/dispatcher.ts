@@ -256,9 +256,9 @@ export const UpdateTaskStatus: UnaryMethod<UpdateTaskStatusRequest, UpdateTaskSt
 export interface RelayedFor { NodeID: string; Role: NodeRole; Addr: string }
 export interface Relayed<Req> { For: RelayedFor; Req: Req }
 
-// Heartbeats and status reports of many nodes go in one call (what most of a
-// leader's time went to at a thousand nodes was the per-call cost), and each
-// is answered on its own: one node's stale session fails only its own entry.
+// Heartbeats and status reports of many nodes go in one call (grpc-js and
+// HTTP/2's per-call work was a large share of a busy leader's profile), and
+// each is answered on its own: one node's stale session fails only its own entry.
 export interface RelayHeartbeatsRequest { Beats: Array<{ For: RelayedFor; SessionID: string }> }
 export interface RelayUpdateTaskStatusRequest { Reports: Array<{ For: RelayedFor; SessionID: string; Updates: StatusUpdate[] }> }
 export interface RelayedError { Kind: ErrorKind; Message: string }

@@ -130,9 +130,9 @@ export class LeaderRelay {
     return this.channel;
   }
 
-  session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
+  async session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
     const channel = this.upstream();
-    return new Promise<void>((resolve, reject) => {
+    return await new Promise<void>((resolve, reject) => {
       const stream = channel.stream(RelaySession, { For: forOf(ctx), Req: req }, send);
       this.streams.add(stream);
       const onAbort = (): void => stream.cancel();
