@@ -329,6 +329,11 @@ const NOT_LEADER = 'dispatcher: this manager is not the leader';
 export function notLeader(leaderAddr: string | undefined): ShoalError {
   return unavailable(leaderAddr ? `${NOT_LEADER}; the leader is at ${leaderAddr}` : `${NOT_LEADER}, and no leader is known`);
 }
+// A manager that relays but cannot reach the leader: the node should try
+// another manager (it is "not the leader" with no leader named).
+export function leaderUnreachable(detail: string): ShoalError {
+  return unavailable(`${NOT_LEADER}, and cannot reach the leader: ${detail}`);
+}
 export const isNotLeader = (err: unknown): boolean => ((err as Error)?.message ?? '').startsWith(NOT_LEADER);
 export function leaderFromError(err: unknown): string | undefined {
   const m = /this manager is not the leader; the leader is at (\S+)$/.exec((err as Error)?.message ?? '');

@@ -1,8 +1,8 @@
 import type { Logger } from '../../common/log';
 import { ShoalError, unavailable } from '../../common/errors';
-import type { CallContext, RpcChannel, RpcStream } from '../../rpc/transport';
+import { RpcError, type CallContext, type RpcChannel, type RpcStream } from '../../rpc/transport';
 import {
-  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, raiseRelayed,
+  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, leaderUnreachable, raiseRelayed,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedError, type RelayedFor, type SessionMessage, type SessionRequest,
   type UpdateTaskStatusRequest, type UpdateTaskStatusResponse,
 } from '../../protocol/dispatcher';
@@ -14,7 +14,7 @@ import {
 // BATCH_MS to go in one call with the others'. The leader's answers come
 // back unchanged, except that "not the leader" becomes "open the session
 // again": the node should come back here, not move to the leader and pile
-// onto it.
+// onto it. A leader this manager cannot reach sends the node elsewhere.
 
 export interface RelayOptions {
   connect(addr: string): RpcChannel;
@@ -31,10 +31,21 @@ const CALL_TIMEOUT_MS = 10_000;
 const MAX_BATCH_WEIGHT = 2000;
 export const RELAY_LEADER_CHANGED = 'dispatcher: the leader changed; open the session again';
 
+// No leader to relay to, said here (not by a leader): goes to the node as is.
+class NoLeader extends ShoalError {
+  constructor(detail: string) { super('unavailable', leaderUnreachable(detail).message); }
+}
+
+// What the node is told. The leader's own answers pass, "not the leader"
+// as "open the session again" (here). A leader this manager cannot reach
+// (no answer, a lost connection) is "not the leader, none reachable": the
+// node tries another manager, as a node cut off with this one must.
 function relayError(err: unknown): Error {
+  if (err instanceof NoLeader) return err;
   if (isNotLeader(err)) return unavailable(RELAY_LEADER_CHANGED);
+  if (err instanceof RpcError && !err.answered) return leaderUnreachable(err.message);
   if (err instanceof ShoalError) return err;
-  return unavailable(`dispatcher: relay to the leader failed: ${(err as Error)?.message ?? String(err)}`);
+  return leaderUnreachable((err as Error)?.message ?? String(err));
 }
 
 function forOf(ctx: CallContext): RelayedFor {
@@ -121,7 +132,7 @@ export class LeaderRelay {
   // streams on the old one end, and their nodes open their sessions again).
   private upstream(): RpcChannel {
     const addr = this.opts.leaderAddr();
-    if (this.closed || !addr) throw unavailable('dispatcher: no leader to relay to');
+    if (this.closed || !addr) throw new NoLeader('no leader is known');
     if (this.channel?.address !== addr) {
       this.channel?.close();
       this.channel = this.opts.connect(addr);

@@ -425,6 +425,26 @@ test('a manager that does not lead relays its nodes\' sessions, beats and report
   } finally { await w.close(); }
 });
 
+test('a follower cut off from the leader sends its nodes elsewhere: the node moves to a manager it can use and stays ready', async () => {
+  const w = await world();
+  try {
+    const d1 = w.dispatcher(M1, true);
+    w.dispatcher(M2, true);
+    d1.setLeading(w.store);
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
+    const cp = w.plane('w1', [M2, M1]);
+    const a = w.agent('w1', cp);
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'running', 't1 running through M2');
+    assert.equal(cp.connectedTo, M2);
+    // M2 loses its way to the leader (its own address is cut; the node still reaches both).
+    w.net.partition('mgr-m2:2377');
+    await waitFor('the node on M1', () => cp.connectedTo === M1, 5000);
+    a.executor.exit(a.executor.byTask('t1')[0]!.id, 3);
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'failed', 'the failure reported through M1');
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+  } finally { await w.close(); }
+});
+
 test('a session the leader\'s dispatcher ends is opened again with it over the same connection; a lost connection is dialled anew', async () => {
   const w = await world();
   try {
