@@ -52,6 +52,12 @@ function bounded(p: Promise<unknown>, ms: number): Promise<void> {
 
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
   readonly client: Etcd3;
+  // Watches run on a client of their own once the shared one failed to
+  // create a watch in time: etcd3's watch manager can wedge (seen twice in
+  // CI after etcd was killed: every new watch waited for ever while reads and
+  // writes on the same client worked), and only a new client recovers.
+  private watchClient?: Etcd3;
+  private readonly makeClient: () => Etcd3;
   private closed = false;
   // Every live watcher's stop, so that close() can cancel them all.
   private readonly watchers = new Set<() => Promise<void>>();
@@ -62,7 +68,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     // 20 MB of RSS) is loaded only when a manager opens its store: a worker,
     // or a daemon not in a swarm, never does.
     const { Etcd3: Client } = require('etcd3') as typeof import('etcd3');
-    this.client = new Client({
+    this.makeClient = () => new Client({
       dialTimeout: 5000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
       ...options,
@@ -85,6 +91,15 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         ...options.grpcOptions,
       },
     });
+    this.client = this.makeClient();
+  }
+
+  // A new client for watches (the old one closed): see watchClient.
+  private renewWatchClient(): void {
+    if (this.closed) return;
+    const old = this.watchClient;
+    this.watchClient = this.makeClient();
+    old?.close();
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
@@ -117,7 +132,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     if (this.closed) throw new Error('etcd client closed');
     const r = rangeOf(prefix);
     // No previous values: the mirror has them, and the stream stays half the size.
-    const builder = this.client.watch().startRevision(String(fromRevision));
+    const builder = (this.watchClient ?? this.client).watch().startRevision(String(fromRevision));
     // watcher(), not create(): create() waits for etcd's answer for ever and
     // hands nothing back meanwhile, so nothing could stop the watch manager
     // retrying a dead endpoint. Here every watcher is known from the start.
@@ -132,7 +147,9 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       abortCreate?.(new Error('etcd watch closed before it was created'));
       this.watchers.delete(stop);
       watcher.removeAllListeners('data');
-      return bounded(watcher.cancel().catch(() => undefined), WATCH_CANCEL_MS);
+      let cancelled: Promise<unknown>;
+      try { cancelled = watcher.cancel().catch(() => undefined); } catch { cancelled = Promise.resolve(); } // a wedged manager can throw here
+      return bounded(cancelled, WATCH_CANCEL_MS);
     };
     this.watchers.add(stop);
     // Created (etcd answered), or refused, or the stream lost first: bounded.
@@ -148,7 +165,10 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         reject(err);
       };
       const onCreated = (): void => settle();
-      const timer = setTimeout(() => settle(new Error(`etcd did not create the watch within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        settle(new Error(`etcd did not create the watch within ${CALL_TIMEOUT_MS} ms; the next one gets a new client`));
+        this.renewWatchClient();
+      }, CALL_TIMEOUT_MS);
       watcher.once('connected', onCreated);
       watcher.once('disconnected', settle);
       watcher.once('error', settle);
@@ -269,6 +289,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     this.watchers.clear();
     try { this.keepAlive?.stream.cancel(); } catch { /* gone */ }
     this.keepAlive = undefined;
+    this.watchClient?.close();
     this.client.close();
   }
 }
