@@ -54,8 +54,8 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   readonly client: Etcd3;
   // Watches run on a client of their own once the shared one failed to
   // create a watch in time: etcd3's watch manager can wedge (seen twice in
-  // CI after etcd was killed: every new watch waited for ever while reads and
-  // writes on the same client worked), and only a new client recovers.
+  // CI, in the test that kills etcd: every new watch waited for ever while
+  // reads and writes on the same client worked), and only a new client recovers.
   private watchClient?: Etcd3;
   private readonly makeClient: () => Etcd3;
   private closed = false;
