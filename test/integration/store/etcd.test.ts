@@ -29,14 +29,20 @@ async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void
   }
 }
 
-const svc = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
-
-test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etcd', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-etcd-'));
+// A one-member etcd on free ports with its own certificates, in a new temp dir.
+async function startEtcd(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const clientUrl = `https://127.0.0.1:${await freePort()}`;
   const tls = await makeEtcdTls(join(dir, 'certificates'));
   const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `https://127.0.0.1:${await freePort()}`, tls, log: silentLogger });
   await etcd.start();
+  return { dir, clientUrl, tls, etcd };
+}
+
+const svc = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
+
+test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etcd', async (t) => {
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-');
   const store = await Store.open(new EtcdBackend(etcdClientOptions(clientUrl, tls)), silentLogger);
   t.after(async () => { await store.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
 
@@ -74,11 +80,7 @@ test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etc
 // attached, even after its client is closed (issue 8): a process whose store
 // was closed after its etcd died must still end by itself.
 test('a store closed after its etcd died leaves nothing running: its process ends', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-etcd-close-'));
-  const clientUrl = `https://127.0.0.1:${await freePort()}`;
-  const tls = await makeEtcdTls(join(dir, 'certificates'));
-  const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `https://127.0.0.1:${await freePort()}`, tls, log: silentLogger });
-  await etcd.start();
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-close-');
   const src = join(__dirname, '../../../src');
   const script = `
     const { EtcdBackend } = require(${JSON.stringify(join(src, 'store/etcd-backend.js'))});
@@ -110,11 +112,7 @@ test('a store closed after its etcd died leaves nothing running: its process end
 });
 
 test('a client whose watches wedge (every new watch waits for ever) is replaced for watches: the next watch works', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-etcd-wedge-'));
-  const clientUrl = `https://127.0.0.1:${await freePort()}`;
-  const tls = await makeEtcdTls(join(dir, 'certificates'));
-  const etcd = new EtcdProcess({ binary: '/usr/bin/etcd', dataDir: join(dir, 'etcd'), name: 'n1', clientUrl, peerUrl: `https://127.0.0.1:${await freePort()}`, tls, log: silentLogger });
-  await etcd.start();
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-wedge-');
   const backend = new EtcdBackend(etcdClientOptions(clientUrl, tls));
   t.after(async () => { await backend.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
   // etcd3's watch manager stuck "connecting", as seen in CI after a kill -9 of etcd: reads and writes still work.
