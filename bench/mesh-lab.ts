@@ -9,7 +9,9 @@
 //   direct    client task (host2) -> the sink task's benchnet address (overlay, no NAT)
 //   vip       client task (host2) -> sink's VIP on benchnet (DNAT + SNAT on host2, then the overlay)
 //   mesh      host2's own namespace -> host2's address:30080 (the routing mesh: DNAT + SNAT, ingress overlay)
-// Pairs: vip and mesh each against direct.
+//   encrypted client task (host2) -> the sink task's address on `sealednet`, an
+//             overlay made with --opt encrypted (VXLAN inside WireGuard, no NAT)
+// Pairs: vip and mesh each against direct (issue 9's goals); encrypted against direct (its cost).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,9 +50,10 @@ export async function labMeshPaths(): Promise<MeshSetting> {
     return r.stdout.trim();
   };
   const netId = await docker(['network', 'create', '-d', 'overlay', 'benchnet']);
-  await docker(['service', 'create', '-d', '--name', 'sink', '--network', 'benchnet', '--constraint', 'node.hostname==host1',
+  await docker(['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'sealednet']);
+  await docker(['service', 'create', '-d', '--name', 'sink', '--network', 'benchnet', '--network', 'sealednet', '--constraint', 'node.hostname==host1',
     '-p', `${MESH_PORT}:${NAME_PORT}`, '-p', `${MESH_SINK_PORT}:${SINK_PORT}`, IMG, 'sleep', '100000']);
-  await docker(['service', 'create', '-d', '--name', 'client', '--network', 'benchnet', '--constraint', 'node.hostname==host2', IMG, 'sleep', '100000']);
+  await docker(['service', 'create', '-d', '--name', 'client', '--network', 'benchnet', '--network', 'sealednet', '--constraint', 'node.hostname==host2', IMG, 'sleep', '100000']);
 
   const initPids = new Map((JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as { hosts: Array<{ name: string; initPid: number }> }).hosts.map((h) => [h.name, h.initPid]));
   // The running container of `service` on host `name`: its pid as the host's dockerd sees it.
@@ -77,8 +80,10 @@ export async function labMeshPaths(): Promise<MeshSetting> {
   const svc = JSON.parse(await docker(['service', 'inspect', 'sink']))[0] as { Endpoint: { VirtualIPs: Array<{ NetworkID: string; Addr: string }> } };
   const vip = svc.Endpoint.VirtualIPs.find((v) => v.NetworkID === netId)?.Addr.split('/')[0];
   const taskId = await docker(['service', 'ps', '-q', '--filter', 'desired-state=running', 'sink']);
-  const taskAddr = (await docker(['inspect', '--format', '{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "benchnet"}}{{range .Addresses}}{{.}}{{end}}{{end}}{{end}}', taskId])).split('/')[0];
-  if (!vip || !taskAddr) throw new Error(`no VIP (${vip}) or task address (${taskAddr}) of sink on benchnet`);
+  const addrOn = async (network: string) => (await docker(['inspect', '--format', `{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "${network}"}}{{range .Addresses}}{{.}}{{end}}{{end}}{{end}}`, taskId])).split('/')[0];
+  const taskAddr = await addrOn('benchnet');
+  const sealedAddr = await addrOn('sealednet');
+  if (!vip || !taskAddr || !sealedAddr) throw new Error(`no VIP (${vip}) or task address (${taskAddr}, ${sealedAddr}) of sink on benchnet and sealednet`);
 
   const tool = (prefix: string[]) => async <T>(toolArgs: string[], timeoutMs: number): Promise<T> => {
     const [c, ...a] = [...prefix, process.execPath, TOOL, ...toolArgs];
@@ -89,7 +94,7 @@ export async function labMeshPaths(): Promise<MeshSetting> {
   const fromClient = tool(inContainer('host2', clientPid));
   const fromHost2 = tool(['nsenter', `--net=/var/run/netns/shoal-lab${INDEX}-host2`, '--']);
   // Every path answers before the clock starts (the mesh's rules reach host2 a moment after the task runs).
-  for (const [what, f, h, p] of [['direct', fromClient, taskAddr, NAME_PORT], ['vip', fromClient, vip, NAME_PORT], ['mesh', fromHost2, host('host2').address, MESH_PORT]] as const) {
+  for (const [what, f, h, p] of [['direct', fromClient, taskAddr, NAME_PORT], ['vip', fromClient, vip, NAME_PORT], ['mesh', fromHost2, host('host2').address, MESH_PORT], ['encrypted', fromClient, sealedAddr, NAME_PORT]] as const) {
     await until(`${what} answering`, WAIT_MS, async () => (await f<string[]>(['probe', 'tcp', h, String(p), '1'], 10_000))[0]?.startsWith('sink'));
   }
   say(`sink task ${taskAddr} on host1, VIP ${vip}, mesh ${host('host2').address}:${MESH_PORT}; client on host2`);
@@ -99,7 +104,8 @@ export async function labMeshPaths(): Promise<MeshSetting> {
       { name: 'direct', run: fromClient, host: taskAddr, namePort: NAME_PORT, sinkPort: SINK_PORT },
       { name: 'vip', run: fromClient, host: vip, namePort: NAME_PORT, sinkPort: SINK_PORT },
       { name: 'mesh', run: fromHost2, host: host('host2').address, namePort: MESH_PORT, sinkPort: MESH_SINK_PORT },
+      { name: 'encrypted', run: fromClient, host: sealedAddr, namePort: NAME_PORT, sinkPort: SINK_PORT },
     ],
-    pairs: [['vip', 'direct'], ['mesh', 'direct']],
+    pairs: [{ via: 'vip', direct: 'direct', goals: true }, { via: 'mesh', direct: 'direct', goals: true }, { via: 'encrypted', direct: 'direct', goals: false }],
   };
 }

@@ -61,7 +61,7 @@ async function namespaceSetting(): Promise<MeshSetting> {
       { name: 'direct-routed', run: from(NS.ext), host: taskAddr(0), namePort: NAME_PORT, sinkPort: SINK_PORT },
       { name: 'mesh', run: from(NS.ext), host: NODE_ADDR, namePort: 30080, sinkPort: 30090 },
     ],
-    pairs: [['vip', 'direct-bridge'], ['mesh', 'direct-routed']],
+    pairs: [{ via: 'vip', direct: 'direct-bridge', goals: true }, { via: 'mesh', direct: 'direct-routed', goals: true }],
   };
 }
 

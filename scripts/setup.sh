@@ -16,7 +16,7 @@ SHOAL_LOG=/var/log/shoal.log
 ENGINE_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/dockerd.log
 TEST_IMAGE=shoal-test/busybox:1
-PACKAGES=(docker.io etcd-server etcd-client busybox-static iproute2 iptables nftables conntrack tcpdump procps util-linux tar docker-registry apache2-utils haproxy)
+PACKAGES=(docker.io etcd-server etcd-client busybox-static iproute2 iptables nftables conntrack tcpdump procps util-linux tar docker-registry apache2-utils haproxy wireguard-go wireguard-tools)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -99,7 +99,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   log "Debian packages already installed"
 fi
-for bin in /usr/sbin/dockerd /usr/bin/docker /usr/bin/etcd /usr/bin/etcdctl /bin/busybox /usr/bin/nsenter /usr/sbin/ip /usr/sbin/nft /usr/sbin/conntrack; do
+for bin in /usr/sbin/dockerd /usr/bin/docker /usr/bin/etcd /usr/bin/etcdctl /bin/busybox /usr/bin/nsenter /usr/sbin/ip /usr/sbin/nft /usr/sbin/conntrack /usr/bin/wg /usr/bin/wireguard-go; do
   [ -x "$bin" ] || die "$bin missing after installing packages"
 done
 

@@ -25,6 +25,10 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
         ? { code: 124, stdout, stderr: `${stderr}\n${cmd} ${args.join(' ')}: no end within ${timeoutMs} ms` }
         : { code: code ?? -1, stdout, stderr });
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) {
+      // A command that exits without reading its input (EPIPE) says so by its exit code.
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
   });
 }

@@ -52,8 +52,6 @@ export function validateNetworkSpec(spec: NetworkSpec | undefined, existing: rea
     if (driver.Name !== OVERLAY) throw bad(`plugin ${driver.Name} not supported`);
     for (const [k, v] of Object.entries(driver.Options ?? {})) {
       if (!OVERLAY_OPTIONS.has(k)) throw bad(`overlay driver option ${k} is not supported (supported: ${[...OVERLAY_OPTIONS].join(', ')})`);
-      // Refused rather than accepted in clear: the data path has no IPsec yet.
-      if (k === ENCRYPTED_OPTION) throw bad('encrypted overlay networks are not built yet (--opt encrypted): traffic between nodes would go unencrypted');
       if (k === MTU_OPTION && !(/^\d+$/.test(v) && Number(v) >= 68 && Number(v) <= 65535)) throw bad(`invalid MTU ${JSON.stringify(v)}: a number from 68 to 65535`);
     }
   }

@@ -7,8 +7,9 @@
 // nftables table, the DNS link. Lab index 22 (SHOAL_LAB_INDEX).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { run } from '../../../src/common/run';
 import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
@@ -140,11 +141,74 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     assert.equal(vault.addrs.length, 1, vault.stdout);
   });
 
+  // Records the UDP traffic between two hosts while `during` runs, on the
+  // first one's own link (the lab bridge itself sees only what it floods);
+  // returns it as text (tcpdump -A).
+  const captured = async (on: string, peer: string, during: () => Promise<void>): Promise<string> => {
+    const file = join(dir, '..', `capture-${Date.now()}.pcap`);
+    const dump = spawn('nsenter', [`--net=/var/run/netns/shoal-lab${INDEX}-${on}`, 'timeout', '60', 'tcpdump', '-i', 'eth0', '-nn', '--immediate-mode', '-U', '-w', file,
+      `udp and host ${host(on).address} and host ${host(peer).address}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    dump.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    const exited = new Promise<void>((resolve) => dump.on('close', () => resolve()));
+    await waitFor('tcpdump listening', async () => (/listening on/.test(err) ? true : undefined), 10_000, 50);
+    try {
+      await during();
+      // Packets reach the file a moment after they passed (any at all: both uses expect some).
+      await waitFor('captured packets in the file', async () => (statSync(file).size > 24 ? true : undefined), 5_000, 50);
+    } finally { dump.kill('SIGINT'); await exited; }
+    const text = await run('tcpdump', ['-r', file, '-nn', '-A'], { timeoutMs: 30_000 });
+    assert.equal(text.code, 0, text.stderr);
+    return text.stdout;
+  };
+
+  test('an encrypted overlay (--opt encrypted): tasks on different hosts talk through WireGuard; the underlay carries no plaintext (captured)', async () => {
+    const sealed = await ok('host1', ['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'sealed']);
+    assert.equal(await ok('host1', ['network', 'inspect', '--format', '{{index .Options "encrypted"}}|{{.Driver}}', 'sealed']), '|overlay');
+    await ok('host1', ['service', 'create', '-d', '--name', 'sweb', '--network', 'sealed', '--constraint', 'node.hostname==host2', IMG, 'httpd', '-f', '-p', '80', '-h', '/']);
+    await ok('host1', ['service', 'create', '-d', '--name', 'sprobe', '--network', 'sealed', '--constraint', 'node.hostname==host3', IMG, 'sleep', '100000']);
+    await waitRunning('sweb', 1);
+    await waitRunning('sprobe', 1);
+    const [a2, a3] = [host('host2').address, host('host3').address];
+    const webName = (await inTask('host2', 'sweb', 'hostname')).stdout.trim();
+    const size = (await inTask('host2', 'sweb', 'wc -c < /bin/busybox')).stdout.trim();
+    const marker = `sealed-${Date.now()}`;
+    const text = await captured('host2', 'host3', async () => {
+      // By name through the VIP, and a large reply (full-size segments: the encrypted network's MTU holds).
+      const r = await waitFor('sweb answers from host3', async () => {
+        const out = (await inTask('host3', 'sprobe', `timeout 5 wget -q -O- "http://sweb/etc/hostname?${marker}"`)).stdout.trim();
+        return out || undefined;
+      }, 30_000, 500);
+      assert.equal(r, webName);
+      assert.equal((await inTask('host3', 'sprobe', 'timeout 10 wget -q -O- http://sweb/bin/busybox | wc -c')).stdout.trim(), size);
+    });
+    assert.ok(!text.includes(marker), 'the request line is not on the underlay in clear');
+    assert.doesNotMatch(text, /IP [0-9.]+\.\d+ > [0-9.]+\.4789: /, 'no plain VXLAN between the two hosts');
+    assert.match(text, new RegExp(`IP ${a3.replace(/\./g, '\\.')}\\.7946 > ${a2.replace(/\./g, '\\.')}\\.7946: UDP`), 'WireGuard between the two hosts');
+    // Both hosts show their peer with a handshake.
+    for (const [h, peer] of [['host2', a3], ['host3', a2]] as const) {
+      const wg = await inNs(h, 'wg', ['show', 'all', 'endpoints']);
+      assert.match(wg.stdout, new RegExp(`${peer.replace(/\./g, '\\.')}:7946`), `${h}: ${wg.stdout}${wg.stderr}`);
+    }
+    // The same capture on the plain network does show a request line: the check above can fail.
+    const vaultOn2 = await taskContainer('host2', 'vault');
+    const plainAddr = await containerAddr('host2', vaultOn2, secret);
+    let answer = '';
+    const plain = await captured('host2', 'host3', async () => {
+      const out = await inTask('host3', 'probe', `timeout 5 wget -q -O- "http://${plainAddr}/hostname?${marker}"`);
+      assert.equal(out.code, 0, out.stderr);
+      answer = out.stdout;
+    });
+    assert.ok(plain.includes(marker), `a plain overlay carries the request in clear (${plainAddr} answered ${answer}; captured: ${plain.slice(0, 1500)})`);
+    await ok('host1', ['service', 'rm', 'sweb', 'sprobe']);
+    assert.ok(sealed);
+  });
+
   // Nothing of Shoal's networking left on a host's kernel and engine.
   const leftovers = async (name: string): Promise<string[]> => {
     const left: string[] = [];
     const links = (await inNs(name, 'ip', ['-o', 'link', 'show'])).stdout;
-    for (const m of links.matchAll(/^\d+: ((?:sb|sv)-[0-9a-z]+|shoal-dns)[:@]/gm)) left.push(`device ${m[1]}`);
+    for (const m of links.matchAll(/^\d+: ((?:sb|sv|sw)-[0-9a-z]+|shoal-dns)[:@]/gm)) left.push(`device ${m[1]}`);
     const nets = await engine(name, ['network', 'ls', '-q', '--filter', 'label=io.shoal.network.id']);
     assert.equal(nets.code, 0, nets.stderr);
     if (nets.stdout.trim()) left.push(`engine networks ${nets.stdout.trim().split('\n').join(' ')}`);

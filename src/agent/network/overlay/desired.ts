@@ -1,4 +1,5 @@
 import { ipv4Mac, type NodeNetworkView, type ViewNetwork } from '../../../protocol/network-view';
+import { desiredTunnel, type DesiredTunnel } from './encryption';
 import { MAX_VNI, isIPv4, parseCidr, plainAddr } from './names';
 
 // What this node's overlays must look like, from the view (pure). Every item
@@ -9,6 +10,7 @@ export interface RemoteEntry {
   addr: string;      // a remote task's (or node load balancer's) address
   mac: string;       // ipv4Mac(addr): what the engine's bridge driver gives a container with that address
   dst: string;       // the data-path address of the node it lives on
+  nodeId: string;
 }
 
 export interface DesiredNetwork {
@@ -18,6 +20,7 @@ export interface DesiredNetwork {
   subnet: string;
   gateway: string;
   internal: boolean;
+  encrypted: boolean;        // its VXLAN runs through the node's tunnel (encryption.ts)
   lbAddr?: string;           // this node's load-balancer address (bridge MAC derives from it)
   localAddrs: string[];      // /32s on the bridge: the LB address and the services' VIPs
   remotes: RemoteEntry[];    // sorted by addr
@@ -31,7 +34,12 @@ export interface DesiredInput {
   pinned?: ViewNetwork[];
 }
 
-export interface Desired { networks: DesiredNetwork[]; nodeAddr?: string; problems: string[] }
+export interface Desired {
+  networks: DesiredNetwork[];
+  nodeAddr?: string;
+  tunnel?: DesiredTunnel;    // when an encrypted network is among them and the node's address is known
+  problems: string[];
+}
 
 export function desiredOverlays(input: DesiredInput): Desired {
   const { nodeId, view } = input;
@@ -48,7 +56,14 @@ export function desiredOverlays(input: DesiredInput): Desired {
   // Subnets never overlap between swarm networks: every bridge is in one namespace.
   const networks: DesiredNetwork[] = [];
   for (const n of [...byId.values()].sort((a, b) => cmp(a.ID, b.ID))) networks.push(desiredNetwork(n, input, nodeAddr, problems));
-  return { networks, nodeAddr, problems };
+  let tunnel: DesiredTunnel | undefined;
+  const encrypted = networks.filter((n) => n.encrypted);
+  if (encrypted.length && nodeAddr) {
+    const peers = new Map<string, string>();
+    for (const n of encrypted) for (const r of n.remotes) peers.set(r.nodeId, r.dst);
+    tunnel = desiredTunnel(nodeId, nodeAddr, peers, view.Keys, problems);
+  }
+  return { networks, nodeAddr, ...(tunnel ? { tunnel } : {}), problems };
 }
 
 function checkNetwork(n: ViewNetwork): string | undefined {
@@ -80,20 +95,20 @@ function desiredNetwork(n: ViewNetwork, input: DesiredInput, nodeAddr: string | 
   }
   // Remote ones: a running task wins over a stopping one that had the same address.
   const remotes = new Map<string, RemoteEntry & { running: boolean }>();
-  const offer = (addr: string | undefined, dst: string, running: boolean, what: string): void => {
+  const offer = (addr: string | undefined, dst: string, nodeOf: string, running: boolean, what: string): void => {
     if (!addr || !isIPv4(dst)) { problems.push(`${what} on network ${n.ID}: bad address`); return; }
     if (taken.has(addr)) return;
     const had = remotes.get(addr);
     if (had && (had.running || !running)) return;
-    remotes.set(addr, { addr, mac: ipv4Mac(addr), dst, running });
+    remotes.set(addr, { addr, mac: ipv4Mac(addr), dst, nodeId: nodeOf, running });
   };
   for (const e of view.Endpoints) {
     if (e.NetworkID !== n.ID || isLocal(e.NodeID, e.NodeAddr)) continue;
-    offer(plainAddr(e.Addr), e.NodeAddr, e.Running === true, `task ${e.TaskID}`);
+    offer(plainAddr(e.Addr), e.NodeAddr, e.NodeID, e.Running === true, `task ${e.TaskID}`);
   }
   for (const l of view.LoadBalancers) {
     if (l.NetworkID !== n.ID || isLocal(l.NodeID, l.NodeAddr)) continue;
-    offer(plainAddr(l.Addr), l.NodeAddr, true, `load balancer of node ${l.NodeID}`);
+    offer(plainAddr(l.Addr), l.NodeAddr, l.NodeID, true, `load balancer of node ${l.NodeID}`);
   }
   return {
     id: n.ID,
@@ -102,9 +117,10 @@ function desiredNetwork(n: ViewNetwork, input: DesiredInput, nodeAddr: string | 
     subnet: n.Subnet,
     gateway: n.Gateway,
     internal: !!n.Internal,
+    encrypted: !!n.Encrypted,
     ...(lbAddr ? { lbAddr } : {}),
     localAddrs: [...local].sort(cmp),
-    remotes: [...remotes.values()].map(({ addr, mac, dst }) => ({ addr, mac, dst })).sort((a, b) => cmp(a.addr, b.addr)),
+    remotes: [...remotes.values()].map(({ addr, mac, dst, nodeId: id }) => ({ addr, mac, dst, nodeId: id })).sort((a, b) => cmp(a.addr, b.addr)),
   };
 }
 

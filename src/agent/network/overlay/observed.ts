@@ -1,4 +1,5 @@
 import { ENGINE_NETWORK_LABEL } from '../../../protocol/network-view';
+import { isTunnelName } from './encryption';
 import { keyOfDevice } from './names';
 
 // The node's overlay state as the kernel and the engine report it, read from
@@ -16,6 +17,10 @@ export interface ObservedLink {
   vxlan?: { id: number; local?: string; port?: number; learning: boolean; proxy: boolean };
 }
 
+// A WireGuard interface of Shoal's (encryption.ts): kind 'wireguard' in the
+// kernel, 'tun' when wireguard-go serves it.
+export interface ObservedTunnel { name: string; kind: string; mtu: number; up: boolean; addrs: string[] }
+
 export interface ObservedEngineNetwork {
   id: string;            // the engine's network ID
   name: string;
@@ -28,6 +33,7 @@ export interface ObservedEngineNetwork {
 
 export interface ObservedOverlays {
   links: Map<string, ObservedLink>;                  // Shoal's devices only (sb-*, sv-*)
+  tunnels: Map<string, ObservedTunnel>;              // sw-*, with their IPv6 addresses ("addr/len")
   addrs: Map<string, string[]>;                      // Shoal's bridges: "a.b.c.d/len"
   neighbours: Map<string, Map<string, string>>;      // Shoal's VXLAN devices: ip → mac (permanent entries)
   fdb: Map<string, Map<string, string[]>>;           // Shoal's VXLAN devices: mac → remote addresses
@@ -59,13 +65,35 @@ export function parseLinks(raw: unknown): Map<string, ObservedLink> {
       const d = info.info_data;
       link.vxlan = {
         id: typeof d.id === 'number' ? d.id : -1,
-        ...(str(d.local) ? { local: str(d.local) } : {}),
+        ...(str(d.local) ?? str(d.local6) ? { local: str(d.local) ?? str(d.local6) } : {}),
         ...(typeof d.port === 'number' ? { port: d.port } : {}),
         learning: d.learning === true,
         proxy: d.proxy === true,
       };
     }
     out.set(link.name, link);
+  }
+  return out;
+}
+
+export function parseTunnels(rawLinks: unknown, rawAddrs: unknown): Map<string, ObservedTunnel> {
+  const out = new Map<string, ObservedTunnel>();
+  for (const l of list(rawLinks)) {
+    if (typeof l.ifname !== 'string' || !isTunnelName(l.ifname)) continue;
+    const info = isObj(l.linkinfo) ? l.linkinfo : {};
+    out.set(l.ifname, {
+      name: l.ifname,
+      kind: str(info.info_kind) ?? '',
+      mtu: typeof l.mtu === 'number' ? l.mtu : 0,
+      up: Array.isArray(l.flags) && l.flags.includes('UP'),
+      addrs: [],
+    });
+  }
+  for (const l of list(rawAddrs)) {
+    const t = typeof l.ifname === 'string' ? out.get(l.ifname) : undefined;
+    if (!t) continue;
+    t.addrs = list(l.addr_info).filter((a) => a.family === 'inet6' && typeof a.local === 'string' && typeof a.prefixlen === 'number')
+      .map((a) => `${String(a.local)}/${String(a.prefixlen)}`);
   }
   return out;
 }

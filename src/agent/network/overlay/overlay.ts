@@ -6,9 +6,10 @@ import type { NetworkComponent, NetworkComponentOptions } from '../component';
 import { readJson, runBatch, type BatchFailure } from './commands';
 import { desiredOverlays } from './desired';
 import { viewNetworkFromAttachment } from './names';
-import { parseAddrs, parseEngineNetworks, parseFdb, parseLinks, parseNeighbours, type ObservedOverlays } from './observed';
+import { parseAddrs, parseEngineNetworks, parseFdb, parseLinks, parseNeighbours, parseTunnels, type ObservedOverlays } from './observed';
 import { livePins, viewTakesOver, type Pin } from './pins';
 import { planOverlays, type OverlayPlan } from './plan';
+import { Tunnel } from './tunnel';
 
 // This node's overlays (docs/ARCHITECTURE.md, "Networking"): for each swarm
 // network it needs, a Linux bridge with a VXLAN port and static FDB and
@@ -55,6 +56,7 @@ export class Overlay implements NetworkComponent {
   private keptRetry?: NodeJS.Timeout;
   private keptInUse = false;           // the last round kept a network no longer wanted (in use)
   private keptDelay = KEPT_RETRY_MS;
+  private readonly tunnel = new Tunnel();
 
   constructor(private readonly opts: OverlayOptions) {
     this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
@@ -136,7 +138,7 @@ export class Overlay implements NetworkComponent {
     for (let pass = 0; pass < 2; pass++) {
       const desired = desiredOverlays({ nodeId: this.opts.nodeId, nodeAddr: this.opts.nodeAddr, view: this.view, pinned: this.pinned() });
       const observed = await this.observe(desired.nodeAddr);
-      const plan = planOverlays(desired.networks, desired.nodeAddr, observed);
+      const plan = planOverlays(desired.networks, desired.nodeAddr, observed, desired.tunnel);
       this.report([...desired.problems, ...plan.problems]);
       if (!(await this.apply(plan))) return;
     }
@@ -160,6 +162,7 @@ export class Overlay implements NetworkComponent {
     const a = parseAddrs(addrs, nodeAddr);
     return {
       links: parseLinks(links),
+      tunnels: parseTunnels(links, addrs),
       addrs: a.addrs,
       neighbours: parseNeighbours(neigh),
       fdb: parseFdb(fdb),
@@ -189,8 +192,26 @@ export class Overlay implements NetworkComponent {
     // Networks no longer wanted go first: one a dead daemon left (a swarm left
     // or re-made) may hold the subnet a wanted network is about to take.
     for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
+    if (plan.tunnelRemove.length) {
+      for (const f of await runBatch('ip', plan.tunnelRemove)) if (!/Cannot find device/.test(f.error)) log.warn({ command: f.line, err: f.error }, 'removing a tunnel failed');
+      this.tunnel.forget();
+      log.info({ removed: plan.tunnelRemove.length }, 'encrypted overlay tunnel removed from this node');
+    }
 
-    const linkFailures = await runBatch('ip', plan.networks.flatMap((n) => n.links));
+    // The tunnel before the encrypted networks' VXLAN ports, which are bound to its address.
+    const noTunnel = new Set<string>();
+    if (plan.tunnel) {
+      try {
+        const made = plan.tunnel.create;
+        await this.tunnel.apply(plan.tunnel);
+        if (made) log.info({ tunnel: plan.tunnel.name }, 'encrypted overlay tunnel made');
+      } catch (err) {
+        const why = `the encrypted overlay tunnel: ${(err as Error).message}`;
+        for (const n of plan.networks) if (this.isEncrypted(n.networkId)) { broken.set(n.networkId, why); noTunnel.add(n.networkId); }
+      }
+    }
+
+    const linkFailures = await runBatch('ip', plan.networks.filter((n) => !noTunnel.has(n.networkId)).flatMap((n) => n.links));
     markFailures(linkFailures, plan, 'links', broken, log);
 
     for (const n of plan.networks) {
@@ -219,6 +240,10 @@ export class Overlay implements NetworkComponent {
       if (why) { this.failed.set(n.networkId, why); log.warn({ network: n.networkId, err: why }, 'overlay network not made'); } else this.made.add(n.networkId);
     }
     return false;
+  }
+
+  private isEncrypted(networkId: string): boolean {
+    return [...this.view.Networks, ...this.pinned()].some((n) => n.ID === networkId && n.Encrypted);
   }
 
   // Engine networks first: the engine refuses while a container uses one, and

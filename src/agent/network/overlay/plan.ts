@@ -1,5 +1,6 @@
 import { ENGINE_NETWORK_LABEL, engineNetworkName, ipv4Mac } from '../../../protocol/network-view';
 import type { DesiredNetwork } from './desired';
+import { ENCRYPTED_EXTRA_OVERHEAD, TUNNEL_OVERHEAD, TUNNEL_PREFIX_LEN, tunnelAddr, tunnelConfig, type DesiredTunnel } from './encryption';
 import { VXLAN_OVERHEAD, VXLAN_PORT, bridgeName, keyOfDevice, networkKey, vxlanName } from './names';
 import type { ObservedEngineNetwork, ObservedLink, ObservedOverlays } from './observed';
 
@@ -38,15 +39,32 @@ export interface Teardown {
   links: string[];                 // ip -batch: the devices, once the engine networks are gone
 }
 
-export interface OverlayPlan { mtu: number; networks: NetworkPlan[]; teardown: Teardown[]; problems: string[] }
+// The node's WireGuard interface for its encrypted networks, made before
+// their VXLAN ports (which are bound to its address).
+export interface TunnelPlan {
+  name: string;
+  create: boolean;                 // it does not exist yet (tunnel.ts makes it)
+  ip: string[];                    // ip -batch: address, MTU, up
+  config?: string;                 // for `wg syncconf`, once the view holds a key
+}
+
+export interface OverlayPlan {
+  mtu: number;
+  networks: NetworkPlan[];
+  teardown: Teardown[];
+  tunnel?: TunnelPlan;
+  tunnelRemove: string[];          // ip -batch: tunnels no longer wanted, after the teardown
+  problems: string[];
+}
 
 export function overlayMtu(underlayMtu: number | undefined): number {
   return (underlayMtu && underlayMtu > VXLAN_OVERHEAD + 68 ? underlayMtu : DEFAULT_UNDERLAY_MTU) - VXLAN_OVERHEAD;
 }
 
-export function planOverlays(desired: DesiredNetwork[], nodeAddr: string | undefined, observed: ObservedOverlays): OverlayPlan {
+export function planOverlays(desired: DesiredNetwork[], nodeAddr: string | undefined, observed: ObservedOverlays, tunnel?: DesiredTunnel): OverlayPlan {
   const mtu = overlayMtu(observed.underlayMtu);
   const problems: string[] = [];
+  if (desired.some((d) => d.encrypted) && !tunnel && nodeAddr) problems.push('encrypted networks without a tunnel');
   const networks = desired.map((d) => planNetwork(d, nodeAddr, mtu, observed, problems));
   const wanted = new Set(desired.map((d) => networkKey(d.id)));
   const wantedIds = new Set(desired.map((d) => d.id));
@@ -70,7 +88,27 @@ export function planOverlays(desired: DesiredNetwork[], nodeAddr: string | undef
     if (wanted.has(key)) continue;
     teardownOf(key).links.push(`link del dev ${l.name}`);
   }
-  return { mtu, networks, teardown: [...gone.values()].sort((a, b) => cmp(a.key, b.key)), problems };
+  const tunnelRemove = [...observed.tunnels.keys()].filter((n) => n !== tunnel?.name).sort(cmp).map((n) => `link del dev ${n}`);
+  return {
+    mtu, networks, teardown: [...gone.values()].sort((a, b) => cmp(a.key, b.key)),
+    ...(tunnel ? { tunnel: planTunnel(tunnel, mtu, observed) } : {}), tunnelRemove, problems,
+  };
+}
+
+export const tunnelMtu = (overlayMtu: number): number => overlayMtu + VXLAN_OVERHEAD - TUNNEL_OVERHEAD;
+
+function planTunnel(t: DesiredTunnel, mtu: number, observed: ObservedOverlays): TunnelPlan {
+  const have = observed.tunnels.get(t.name);
+  const ip: string[] = [];
+  const addr = `${t.addr}/${TUNNEL_PREFIX_LEN}`;
+  // nodad: usable at once (no other node ever holds this address on this link).
+  if (!have?.addrs.includes(addr)) ip.push(`addr replace ${addr} dev ${t.name} nodad`);
+  for (const a of have?.addrs ?? []) if (a !== addr && !a.startsWith('fe80:')) ip.push(`addr del ${a} dev ${t.name}`);
+  const want = tunnelMtu(mtu);
+  if (have?.mtu !== want) ip.push(`link set dev ${t.name} mtu ${want}`);
+  if (!have?.up) ip.push(`link set dev ${t.name} up`);
+  const config = tunnelConfig(t);
+  return { name: t.name, create: !have, ip, ...(config ? { config } : {}) };
 }
 
 function planNetwork(d: DesiredNetwork, nodeAddr: string | undefined, mtu: number, observed: ObservedOverlays, problems: string[]): NetworkPlan {
@@ -80,6 +118,10 @@ function planNetwork(d: DesiredNetwork, nodeAddr: string | undefined, mtu: numbe
   const ip: string[] = [];
   const fdb: string[] = [];
   const mac = d.lbAddr ? ipv4Mac(d.lbAddr) : undefined;
+  // An encrypted network's VXLAN runs between tunnel addresses, with room for the tunnel's header.
+  if (d.encrypted) mtu -= ENCRYPTED_EXTRA_OVERHEAD;
+  const local = nodeAddr && (d.encrypted ? tunnelAddr(nodeAddr) : nodeAddr);
+  const remoteEnd = (dst: string): string => (d.encrypted ? tunnelAddr(dst) : dst);
 
   // The bridge.
   let bridge = observed.links.get(br);
@@ -94,12 +136,12 @@ function planNetwork(d: DesiredNetwork, nodeAddr: string | undefined, mtu: numbe
 
   // Its VXLAN port (a new one, or one whose parameters differ, is made again).
   let vxlan: ObservedLink | undefined = observed.links.get(vx);
-  if (!nodeAddr) {
+  if (!local) {
     problems.push(`network ${d.id}: this node's data-path address is not known yet: no VXLAN port`);
   } else {
-    if (vxlan && !vxlanFits(vxlan, d.vni, nodeAddr)) { links.push(`link del dev ${vx}`); vxlan = undefined; }
+    if (vxlan && !vxlanFits(vxlan, d.vni, local)) { links.push(`link del dev ${vx}`); vxlan = undefined; }
     if (!vxlan) {
-      links.push(`link add name ${vx} mtu ${mtu} type vxlan id ${d.vni} local ${nodeAddr} dstport ${VXLAN_PORT} nolearning proxy`,
+      links.push(`link add name ${vx} mtu ${mtu} type vxlan id ${d.vni} local ${local} dstport ${VXLAN_PORT} nolearning proxy`,
         `link set dev ${vx} master ${br}`, `link set dev ${vx} up`);
     } else {
       if (vxlan.mtu !== mtu) links.push(`link set dev ${vx} mtu ${mtu}`);
@@ -119,19 +161,20 @@ function planNetwork(d: DesiredNetwork, nodeAddr: string | undefined, mtu: numbe
   for (const a of d.localAddrs) if (!have.has(a)) ip.push(`addr add ${a}/32 dev ${br}`);
   for (const a of [...have].sort(cmp)) if (!d.localAddrs.includes(a)) ip.push(`addr del ${a}/32 dev ${br}`);
 
-  if (nodeAddr) {
+  if (local) {
     // A VXLAN device made in this round has no entries yet.
     const neigh = vxlan ? observed.neighbours.get(vx) ?? new Map<string, string>() : new Map<string, string>();
     const fdbHave = vxlan ? observed.fdb.get(vx) ?? new Map<string, string[]>() : new Map<string, string[]>();
     const wantIp = new Set<string>();
     const wantMac = new Map<string, string>();
     for (const r of d.remotes) {
+      const dst = remoteEnd(r.dst);
       wantIp.add(r.addr);
-      wantMac.set(r.mac, r.dst);
+      wantMac.set(r.mac, dst);
       if (neigh.get(r.addr) !== r.mac) ip.push(`neigh replace ${r.addr} lladdr ${r.mac} dev ${vx} nud permanent`);
       const dsts = fdbHave.get(r.mac) ?? [];
-      for (const old of dsts) if (old !== r.dst) fdb.push(`fdb del ${r.mac} dev ${vx} dst ${old} self`);
-      if (!dsts.includes(r.dst)) fdb.push(`fdb append ${r.mac} dev ${vx} dst ${r.dst} self`);
+      for (const old of dsts) if (old !== dst) fdb.push(`fdb del ${r.mac} dev ${vx} dst ${old} self`);
+      if (!dsts.includes(dst)) fdb.push(`fdb append ${r.mac} dev ${vx} dst ${dst} self`);
     }
     for (const a of [...neigh.keys()].sort(cmp)) if (!wantIp.has(a)) ip.push(`neigh del ${a} dev ${vx}`);
     for (const [m, dsts] of [...fdbHave.entries()].sort((a, b) => cmp(a[0], b[0]))) {

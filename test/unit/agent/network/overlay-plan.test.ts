@@ -37,7 +37,7 @@ function view(extra: Partial<NodeNetworkView> = {}): NodeNetworkView {
 }
 
 const empty = (extra: Partial<ObservedOverlays> = {}): ObservedOverlays => ({
-  links: new Map(), addrs: new Map(), neighbours: new Map(), fdb: new Map(), engineNetworks: [], underlayMtu: 1500, ...extra,
+  links: new Map(), tunnels: new Map(), addrs: new Map(), neighbours: new Map(), fdb: new Map(), engineNetworks: [], underlayMtu: 1500, ...extra,
 });
 
 // What the node looks like once the plan for view() was applied.
@@ -64,7 +64,7 @@ const converged = (): ObservedOverlays => empty({
 
 const plan = (v: NodeNetworkView, observed: ObservedOverlays, nodeAddr?: string) => {
   const d = desiredOverlays({ nodeId: ME, nodeAddr, view: v });
-  return { d, p: planOverlays(d.networks, d.nodeAddr, observed) };
+  return { d, p: planOverlays(d.networks, d.nodeAddr, observed, d.tunnel) };
 };
 
 test('names fit in 15 characters and are derived from the network ID', () => {
@@ -82,8 +82,8 @@ test('desired: LB /32 and VIPs on the bridge; remote tasks and remote LB address
   assert.equal(n.lbAddr, '10.0.1.3');
   assert.deepEqual(n.localAddrs, ['10.0.1.2', '10.0.1.3']);
   assert.deepEqual(n.remotes, [
-    { addr: '10.0.1.4', mac: '02:42:0a:00:01:04', dst: '10.199.3.12' },
-    { addr: '10.0.1.6', mac: '02:42:0a:00:01:06', dst: '10.199.3.12' },
+    { addr: '10.0.1.4', mac: '02:42:0a:00:01:04', dst: '10.199.3.12', nodeId: OTHER },
+    { addr: '10.0.1.6', mac: '02:42:0a:00:01:06', dst: '10.199.3.12', nodeId: OTHER },
   ]);
 });
 
