@@ -2,7 +2,8 @@
 // with the real docker CLI: service names on an --internal overlay (no way
 // out, yet names resolve through the network's gateway), a container's
 // --network-alias and `network connect --alias` answering from other hosts,
-// and `docker swarm leave` (a worker, then the manager with --force) taking
+// an encrypted overlay (the underlay captured), keep-client-ip with the task
+// on another host, and `docker swarm leave` (a worker, then the manager with --force) taking
 // Shoal's networks off the node: engine networks, bridges, VXLAN ports, the
 // nftables table, the DNS link. Lab index 22 (SHOAL_LAB_INDEX).
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { get } from 'node:http';
 import { run } from '../../../src/common/run';
 import { runDocker, waitFor, type DockerResult } from '../../helpers/daemon';
 import { ensureBusyboxImage } from '../../helpers/images';
@@ -202,6 +204,36 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     assert.ok(plain.includes(marker), `a plain overlay carries the request in clear (${plainAddr} answered ${answer}; captured: ${plain.slice(0, 1500)})`);
     await ok('host1', ['service', 'rm', 'sweb', 'sprobe']);
     assert.ok(sealed);
+  });
+
+  // GET from this machine (its address on the lab bridge); the body, or '' on any failure.
+  const fetchText = (url: string): Promise<string> => new Promise((resolve) => {
+    // busybox httpd passes the CGI's LF-only header lines through: Node's strict parser refuses them.
+    const req = get(url, { timeout: 3_000, insecureHTTPParser: true }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => resolve(res.statusCode === 200 ? body.trim() : ''));
+    });
+    req.on('timeout', () => req.destroy()).on('error', () => resolve(''));
+  });
+
+  test('keep-client-ip: a task on another host than the one asked sees the client\'s own address; without the label a load-balancer address', async () => {
+    // A CGI that answers the address the task sees; the one task on host2.
+    const cgi = 'mkdir -p /www/cgi-bin && printf \'#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n\' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www';
+    await ok('host1', ['service', 'create', '-d', '--name', 'who', '--label', 'io.shoal.ingress.keep-client-ip=true', '-p', '8088:80', '--constraint', 'node.hostname==host2', IMG, 'sh', '-c', cgi]);
+    await waitRunning('who', 1);
+    const machine = `10.199.${Number(INDEX)}.1`;
+    const seenVia = (name: string): Promise<string> => fetchText(`http://${host(name).address}:8088/cgi-bin/ip`).then((b) => b.replace(/^\[::ffff:(.*)\]$/, '$1'));
+    for (const name of ['host2', 'host3', 'host1']) {
+      const got = await waitFor(`who answers through ${name}`, async () => (await seenVia(name)) || undefined, 30_000, 300);
+      assert.equal(got, machine, `through ${name}`);
+    }
+    // Several connections through a host without a task: every one keeps it.
+    for (let i = 0; i < 5; i++) assert.equal(await seenVia('host3'), machine);
+    // Without the label: the mesh source-NATs to the entry node's ingress address.
+    await ok('host1', ['service', 'update', '-d', '--label-rm', 'io.shoal.ingress.keep-client-ip', 'who']);
+    const natted = await waitFor('who sees a load-balancer address through host3', async () => { const a = await seenVia('host3'); return a && a !== machine ? a : undefined; }, 30_000, 300);
+    assert.match(natted, /^10\.0\.0\.\d+$/);
+    await ok('host1', ['service', 'rm', 'who']);
   });
 
   // Nothing of Shoal's networking left on a host's kernel and engine.

@@ -86,10 +86,40 @@ test('KeepClientIP: local tasks only and no source NAT, except for the node itse
   assert.equal(rs.frontends.find((f) => f.key === 'mesh tcp 8080')!.snat, false);
   // VIPs are not concerned: every task, with source NAT.
   assert.deepEqual(targets(rs, 'vip-10-0-1-2'), ['10.0.1.11', '10.0.1.12', '10.0.1.13']);
-  // No local task: every task, with source NAT (the client's address is lost).
+  // No local task: every task, still without source NAT (the task's node sends the replies back here).
   const remote = buildRuleset(view({ Services: [webService({ KeepClientIP: true })] }), NODE_B.replace('b', 'c'));
   assert.deepEqual(targets(remote, 'mesh-tcp-8080'), ['10.0.0.11 . 80', '10.0.0.12 . 80', '10.0.0.13 . 80']);
-  assert.deepEqual(block(remote.text, 'chain', 'mesh-tcp-8080')[0], 'ct mark set ct mark | 0x30000000');
+  assert.deepEqual(block(remote.text, 'chain', 'mesh-tcp-8080')[0], 'ct mark set ct mark | 0x10000000');
+  assert.equal(remote.frontends.find((f) => f.key === 'mesh tcp 8080')!.snat, false);
+});
+
+test('KeepClientIP, the task\'s node: connections from another node\'s mesh are marked with that node; their replies go back to it', () => {
+  // Node B runs tasks 2 and 3; node A (10.0.0.3 on ingress) may send it connections without source NAT.
+  const v = view({ Services: [webService({ KeepClientIP: true })] });
+  v.Networks[1]!.LBAddr = '10.0.0.4';
+  const rs = buildRuleset(v, NODE_B);
+  assert.deepEqual(rs.warnings, []);
+  assert.deepEqual(block(rs.text, 'map', 'keep-client-entry'), ['type ether_addr : mark', 'elements = { 02:42:0a:00:00:03 : 0x50000003 }']);
+  assert.deepEqual(block(rs.text, 'map', 'keep-client-return'), ['type mark : ipv4_addr', 'elements = { 0x40000003 : 10.0.0.3 }']);
+  assert.deepEqual(block(rs.text, 'set', 'keep-client-tasks'), ['type ipv4_addr . inet_proto . inet_service',
+    'elements = { 10.0.0.12 . tcp . 80,', '10.0.0.12 . udp . 53,', '10.0.0.13 . tcp . 80,', '10.0.0.13 . udp . 53 }']);
+  assert.deepEqual(block(rs.text, 'chain', 'keep-client-ip'), [
+    'type filter hook prerouting priority mangle; policy accept;',
+    'ct state new ip saddr != 10.0.0.0/24 ip daddr . meta l4proto . th dport @keep-client-tasks ct mark set ether saddr map @keep-client-entry',
+    'ct direction reply ct mark & 0x40000000 == 0x40000000 dup to ct mark & 0x4000ffff map @keep-client-return drop',
+  ]);
+  // Without KeepClientIP, or without a local task of such a service: no such chain.
+  assert.ok(!buildRuleset(view(), NODE_B).text.includes('keep-client'));
+  assert.ok(!buildRuleset(view({ Services: [webService({ KeepClientIP: true })] }), NODE_B.replace('b', 'c')).text.includes('keep-client'));
+});
+
+test('KeepClientIP on an ingress network larger than /16: the client address is lost (said so), never a wrong return', () => {
+  const v = view({ Services: [webService({ KeepClientIP: true })] });
+  v.Networks[1] = { ...v.Networks[1]!, Subnet: '10.0.0.0/15' };
+  const rs = buildRuleset(v, NODE_A);
+  assert.match(rs.warnings.join('\n'), /keep-client-ip needs an ingress network of \/16 or smaller/);
+  assert.equal(rs.frontends.find((f) => f.key === 'mesh tcp 8080')!.snat, true);
+  assert.ok(!rs.text.includes('keep-client'));
 });
 
 test('bad or conflicting items fail alone, with a warning', () => {
@@ -156,7 +186,13 @@ test('nft -c accepts the generated transactions', { skip: nftUsable ? false : 'n
     internal: view({ Networks: [...view().Networks, { ID: 'netsecret00000000000000001', Name: 'secret', Subnet: '10.0.9.0/24', Gateway: '10.0.9.1', VNI: 4099, Internal: true, Attachable: true, Ingress: false, Encrypted: false, Labels: {} }] }),
   };
   for (const [name, v] of Object.entries(cases)) {
-    const r = spawnSync('nft', ['-c', '-f', '-'], { input: replaceTransaction(buildRuleset(v, NODE_A).text), timeout: 10_000 });
-    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+    for (const node of [NODE_A, NODE_B]) {
+      // The fixture's LBAddr are node A's: node B has its own.
+      const own = node === NODE_A ? v : { ...v, Networks: v.Networks.map((n) => (n.LBAddr ? { ...n, LBAddr: n.LBAddr.replace(/3$/, '4') } : n)) };
+      const text = buildRuleset(own, node).text;
+      if (name === 'keep' && node === NODE_B) assert.ok(text.includes('chain keep-client-ip'), 'the return chain is among the cases');
+      const r = spawnSync('nft', ['-c', '-f', '-'], { input: replaceTransaction(text), timeout: 10_000 });
+      assert.equal(r.status, 0, `${name} on ${node}: ${r.stderr}`);
+    }
   }
 });

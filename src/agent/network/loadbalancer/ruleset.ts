@@ -12,22 +12,29 @@
 //    ingress network, source-NATed the same way. With KeepClientIP and a
 //    running task on this node, only local tasks get it and without source NAT
 //    (their gateway is this node, so the replies pass its conntrack anyway);
-//    with no local task it falls back to every task, with source NAT (the
-//    client's address is then lost: replies from another node would not come
-//    back through this one).
+//    with no local task every task gets it, still without source NAT, and the
+//    node that runs the task sends the replies back through this one
+//    (keepClientReturn below), whose conntrack undoes the DNAT.
 //  - A frontend without backends rejects (tcp reset, icmp unreachable) rather
 //    than leaving the client to time out.
 //
 // Every connection this table balances carries MARK_BALANCED in its conntrack
 // mark: dockerd's FORWARD chain (policy DROP) lets it through on that mark
 // (forward-accept.ts). MARK_SNAT asks postrouting for the source NAT.
-import { SHOAL_DNS_ADDR, type NodeNetworkView, type ViewEndpoint, type ViewNetwork } from '../../../protocol/network-view';
-import { byAddress, inSubnet, parseSubnet, plainIpv4, type Subnet } from './ipv4';
+import { SHOAL_DNS_ADDR, ipv4Mac, type NodeNetworkView, type ViewEndpoint, type ViewNetwork } from '../../../protocol/network-view';
+import { byAddress, inSubnet, ipv4ToInt, parseSubnet, plainIpv4, type Subnet } from './ipv4';
 
 export const TABLE_FAMILY = 'ip';
 export const TABLE_NAME = 'shoal';
 export const MARK_BALANCED = 0x10000000;
 export const MARK_SNAT = 0x20000000;
+// A KeepClientIP connection that reached a local task from another node's
+// mesh: the low 16 bits are that node's address on the ingress network (a
+// /16 at most, so they name it), where the replies go back.
+export const MARK_ENTRY = 0x40000000;
+const ENTRY_KEY_MASK = 0x4000ffff;
+// Return through the entry node needs its address in 16 bits.
+const MIN_RETURN_PREFIX = 16;
 export const hexMark = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 export type Proto = 'tcp' | 'udp';
@@ -44,7 +51,15 @@ export interface Frontend {
   port?: number;            // the published port (mesh)
   targetPort?: number;      // mesh
   backends: string[];       // addresses new connections go to, sorted; none: rejected
-  snat: boolean;            // false: KeepClientIP delivered to local tasks
+  snat: boolean;            // false: KeepClientIP (local tasks first, else every task, replies sent back here)
+}
+
+// This node's side of KeepClientIP connections from other nodes' meshes: its
+// running tasks of such services on ingress (address, protocol, target port)
+// and every other node's ingress address, where the replies go back.
+export interface KeepClientReturn {
+  tasks: Array<{ addr: string; proto: Proto; port: number }>;
+  entries: Array<{ addr: string; mac: string; mark: number }>;
 }
 
 export interface Ruleset {
@@ -68,6 +83,7 @@ export function buildRuleset(view: NodeNetworkView, nodeId: string): Ruleset {
   const running = runningEndpoints(view.Endpoints, nets, warnings);
   const ingress = [...nets.values()].find((n) => n.view.Ingress);
   const frontends: Frontend[] = [];
+  const keepTasks: KeepClientReturn['tasks'] = [];
   const taken = new Set<string>();
   const add = (f: Frontend, what: string): void => {
     if (taken.has(f.key)) { warnings.push(`${what}: ${f.key} is already taken by another service; left out`); return; }
@@ -100,24 +116,43 @@ export function buildRuleset(view: NodeNetworkView, nodeId: string): Ruleset {
       if (!ingress) { warnings.push(`${what}: published port ${p.PublishedPort}/${proto} but no ingress network; left out`); continue; }
       if (!ingress.lb) warnings.push(`${what}: no load-balancer address on the ingress network; port ${p.PublishedPort}/${proto} rejects`);
       const all = ingress.lb ? backendsOf(running, svc.ID, ingress.view.ID) : [];
-      const local = svc.KeepClientIP ? all.filter((e) => e.NodeID === nodeId) : [];
+      const keep = svc.KeepClientIP && ingress.subnet.prefix >= MIN_RETURN_PREFIX;
+      if (svc.KeepClientIP && !keep) warnings.push(`${what}: keep-client-ip needs an ingress network of /${MIN_RETURN_PREFIX} or smaller; the client address is lost`);
+      const local = keep ? all.filter((e) => e.NodeID === nodeId) : [];
       add({
         key: `mesh ${proto} ${p.PublishedPort}`, kind: 'mesh', chain: `mesh-${proto}-${p.PublishedPort}`,
         serviceId: svc.ID, serviceName: svc.Name, networkId: ingress.view.ID,
         proto, port: p.PublishedPort, targetPort: p.TargetPort,
-        backends: (local.length ? local : all).map((e) => e.Addr), snat: local.length === 0,
+        backends: (local.length ? local : all).map((e) => e.Addr), snat: !keep,
       }, what);
+      if (keep) for (const e of local) keepTasks.push({ addr: e.Addr, proto, port: p.TargetPort });
     }
   }
   frontends.sort((a, b) => a.key.localeCompare(b.key));
   const meshLive = frontends.some((f) => f.kind === 'mesh' && f.backends.length > 0);
+  const keepReturn = ingress ? keepClientReturn(view, nodeId, ingress, keepTasks) : undefined;
   return {
-    text: render(frontends, [...nets.values()]),
+    text: render(frontends, [...nets.values()], keepReturn, ingress),
     frontends,
     warnings,
     localnetAddrs: meshLive && ingress?.lb ? [ingress.lb] : [],
     hairpinAddrs: [...new Set(frontends.filter((f) => f.backends.length > 0).map((f) => nets.get(f.networkId)!.lb!))].sort(byAddress),
   };
+}
+
+function keepClientReturn(view: NodeNetworkView, nodeId: string, ingress: Net, tasks: KeepClientReturn['tasks']): KeepClientReturn | undefined {
+  if (!tasks.length) return undefined;
+  const entries = new Map<string, KeepClientReturn['entries'][number]>();
+  for (const l of view.LoadBalancers) {
+    if (l.NetworkID !== ingress.view.ID || l.NodeID === nodeId) continue;
+    const addr = plainIpv4(l.Addr);
+    if (!addr || !inSubnet(addr, ingress.subnet) || addr === ingress.lb) continue;
+    entries.set(addr, { addr, mac: ipv4Mac(addr), mark: (MARK_ENTRY | ((ipv4ToInt(addr)! & 0xffff))) >>> 0 });
+  }
+  if (!entries.size) return undefined;
+  const seen = new Set<string>();
+  const uniq = tasks.filter((t) => { const k = `${t.addr} ${t.proto} ${t.port}`; if (seen.has(k)) return false; seen.add(k); return true; });
+  return { tasks: uniq.sort((a, b) => byAddress(a.addr, b.addr) || a.proto.localeCompare(b.proto) || a.port - b.port), entries: [...entries.values()].sort((a, b) => byAddress(a.addr, b.addr)) };
 }
 
 // Networks with a valid subnet and (if it has one here) this node's LB address on it.
@@ -161,7 +196,7 @@ function elements(items: string[]): string[] {
   return items.length ? [`\t\telements = { ${items.join(`,\n\t\t\t     `)} }`] : [];
 }
 
-function render(frontends: Frontend[], nets: Net[]): string {
+function render(frontends: Frontend[], nets: Net[], keep: KeepClientReturn | undefined, ingress: Net | undefined): string {
   const live = frontends.filter((f) => f.backends.length > 0);
   const dead = frontends.filter((f) => f.backends.length === 0);
   const vipLive = live.filter((f) => f.kind === 'vip').map((f) => `${f.addr} : goto ${f.chain}`);
@@ -193,6 +228,7 @@ function render(frontends: Frontend[], nets: Net[]): string {
     '\t\tmeta l4proto . th dport @mesh-no-backends goto no-backends',
     '\t}',
     '\tchain no-backends {', '\t\tmeta l4proto tcp reject with tcp reset', '\t\treject', '\t}',
+    ...(keep && ingress ? keepClientChain(keep, ingress) : []),
   ];
   for (const f of live) {
     const n = f.backends.length;
@@ -218,6 +254,23 @@ function render(frontends: Frontend[], nets: Net[]): string {
   }
   out.push('}');
   return `${out.join('\n')}\n`;
+}
+
+// The connection came bridged from the other node's mesh (the kernel's bridge
+// netfilter gives it a conntrack entry here); the task's replies, routed by
+// this node (its gateway), go straight back to that node's ingress address
+// instead of out of this node, where nothing would undo the DNAT.
+function keepClientChain(keep: KeepClientReturn, ingress: Net): string[] {
+  const hexKey = (m: number): string => hexMark((m & ENTRY_KEY_MASK) >>> 0);
+  return [
+    '\tmap keep-client-entry {', '\t\ttype ether_addr : mark', ...elements(keep.entries.map((e) => `${e.mac} : ${hexMark(e.mark | MARK_BALANCED)}`)), '\t}',
+    '\tmap keep-client-return {', '\t\ttype mark : ipv4_addr', ...elements(keep.entries.map((e) => `${hexKey(e.mark)} : ${e.addr}`)), '\t}',
+    '\tset keep-client-tasks {', '\t\ttype ipv4_addr . inet_proto . inet_service', ...elements(keep.tasks.map((t) => `${t.addr} . ${t.proto} . ${t.port}`)), '\t}',
+    '\tchain keep-client-ip {', '\t\ttype filter hook prerouting priority mangle; policy accept;',
+    `\t\tct state new ip saddr != ${ingress.subnet.cidr} ip daddr . meta l4proto . th dport @keep-client-tasks ct mark set ether saddr map @keep-client-entry`,
+    `\t\tct direction reply ct mark & ${hexMark(MARK_ENTRY)} == ${hexMark(MARK_ENTRY)} dup to ct mark & ${hexMark(ENTRY_KEY_MASK)} map @keep-client-return drop`,
+    '\t}',
+  ];
 }
 
 // A container on --internal networks only has no route to SHOAL_DNS_ADDR: it
