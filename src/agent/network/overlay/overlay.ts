@@ -193,9 +193,10 @@ export class Overlay implements NetworkComponent {
     // or re-made) may hold the subnet a wanted network is about to take.
     for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
     if (plan.tunnelRemove.length) {
-      for (const f of await runBatch('ip', plan.tunnelRemove)) if (!/Cannot find device/.test(f.error)) log.warn({ command: f.line, err: f.error }, 'removing a tunnel failed');
+      const failed = (await runBatch('ip', plan.tunnelRemove)).filter((f) => !/Cannot find device/.test(f.error));
+      for (const f of failed) log.warn({ command: f.line, err: f.error }, 'removing a tunnel failed');
       this.tunnel.forget();
-      log.info({ removed: plan.tunnelRemove.length }, 'encrypted overlay tunnel removed from this node');
+      if (failed.length < plan.tunnelRemove.length) log.info({ removed: plan.tunnelRemove.length - failed.length }, 'encrypted overlay tunnel removed from this node');
     }
 
     // The tunnel before the encrypted networks' VXLAN ports, which are bound to its address.

@@ -64,7 +64,6 @@ export function overlayMtu(underlayMtu: number | undefined): number {
 export function planOverlays(desired: DesiredNetwork[], nodeAddr: string | undefined, observed: ObservedOverlays, tunnel?: DesiredTunnel): OverlayPlan {
   const mtu = overlayMtu(observed.underlayMtu);
   const problems: string[] = [];
-  if (desired.some((d) => d.encrypted) && !tunnel && nodeAddr) problems.push('encrypted networks without a tunnel');
   const networks = desired.map((d) => planNetwork(d, nodeAddr, mtu, observed, problems));
   const wanted = new Set(desired.map((d) => networkKey(d.id)));
   const wantedIds = new Set(desired.map((d) => d.id));
