@@ -56,7 +56,10 @@ export class Overlay implements NetworkComponent {
   private keptRetry?: NodeJS.Timeout;
   private keptInUse = false;           // the last round kept a network no longer wanted (in use)
   private keptDelay = KEPT_RETRY_MS;
-  private readonly tunnel = new Tunnel();
+  private readonly tunnel = new Tunnel((name) => {
+    this.opts.log.warn({ tunnel: name }, 'wireguard-go ended; looking at the overlays again');
+    void this.round();
+  });
 
   constructor(private readonly opts: OverlayOptions) {
     this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;

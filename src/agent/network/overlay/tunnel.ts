@@ -25,14 +25,18 @@ export class TunnelError extends Error {
 
 export interface TunnelDeps {
   run: typeof run;
-  startUserspace: (name: string) => Promise<void>;
+  // Resolves once the interface is ready; `exited` is called if the process ends later.
+  startUserspace: (name: string, exited: () => void) => Promise<void>;
   syncconf: (name: string, config: string) => ReturnType<typeof run>;
 }
 
 export class Tunnel {
   private applied?: { name: string; config: string };   // the last configuration `wg` took
 
-  constructor(private readonly deps: TunnelDeps = { run, startUserspace, syncconf }) {}
+  // `lost`: a wireguard-go this daemon started has ended (its interface with
+  // it): the overlay makes it again at once rather than at its next repair.
+  constructor(private readonly lost: (name: string) => void = () => undefined,
+    private readonly deps: TunnelDeps = { run, startUserspace, syncconf }) {}
 
   // Resolves once the interface exists with its address and, when the plan
   // has one, its configuration; rejects with why not.
@@ -40,7 +44,12 @@ export class Tunnel {
     if (plan.create) {
       this.applied = undefined;
       const k = await this.deps.run('ip', ['link', 'add', 'dev', plan.name, 'type', 'wireguard'], { timeoutMs: COMMAND_TIMEOUT_MS });
-      if (k.code !== 0) await this.deps.startUserspace(plan.name);
+      if (k.code !== 0) {
+        await this.deps.startUserspace(plan.name, () => {
+          if (this.applied?.name === plan.name) this.applied = undefined;
+          this.lost(plan.name);
+        });
+      }
     }
     const failed = await runBatch('ip', plan.ip);
     if (failed.length) throw new TunnelError(`tunnel ${plan.name}: ${failed.map((f) => `${f.line}: ${f.error}`).join('; ')}`);
@@ -67,7 +76,7 @@ async function syncconf(name: string, config: string): ReturnType<typeof run> {
   }
 }
 
-async function startUserspace(name: string): Promise<void> {
+async function startUserspace(name: string, exited: () => void): Promise<void> {
   const socket = `${USERSPACE_SOCKET_DIR}/${name}.sock`;
   // One left by a process that died with its interface (a host powered off) would answer nothing.
   rmSync(socket, { force: true });
@@ -78,19 +87,19 @@ async function startUserspace(name: string): Promise<void> {
     env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' },
   });
   let spawnError: Error | undefined;
-  let exited: number | null | undefined;
+  let exitCode: number | null | undefined;
   child.on('error', (err) => { spawnError = err; });
-  child.on('exit', (code) => { exited = code; });
+  child.on('exit', (code) => { exitCode = code; });
   child.unref();
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (spawnError) {
       throw new TunnelError(`encrypted overlays need WireGuard: this kernel has none and ${WIREGUARD_GO} could not be started (${spawnError.message}); install the wireguard-go package`);
     }
-    if (exited !== undefined) throw new TunnelError(`${WIREGUARD_GO} for ${name} exited (code ${String(exited)}) before its interface was ready`);
+    if (exitCode !== undefined) throw new TunnelError(`${WIREGUARD_GO} for ${name} exited (code ${String(exitCode)}) before its interface was ready`);
     if (existsSync(socket)) {
       const l = await run('ip', ['link', 'show', 'dev', name], { timeoutMs: COMMAND_TIMEOUT_MS });
-      if (l.code === 0) return;
+      if (l.code === 0 && exitCode === undefined) { child.once('exit', () => exited()); return; }
     }
     if (Date.now() > deadline) {
       child.kill();

@@ -82,7 +82,7 @@ test('an encrypted network: the tunnel first, with a peer for each remote node o
   // THIRD shares only the plain network: no peer.
   assert.equal(t.config, [
     '[Interface]', `PrivateKey = ${nodeKeyPair(KEY, ME).privateKey}`, `ListenPort = ${TUNNEL_PORT}`, '',
-    '[Peer]', `PublicKey = ${nodeKeyPair(KEY, OTHER).publicKey}`, `Endpoint = 10.199.3.12:${TUNNEL_PORT}`, 'AllowedIPs = fdc5:4f41:1::ac7:30c/128',
+    '[Peer]', `PublicKey = ${nodeKeyPair(KEY, OTHER).publicKey}`, `Endpoint = 10.199.3.12:${TUNNEL_PORT}`, 'AllowedIPs = fdc5:4f41:1::ac7:30c/128', 'PersistentKeepalive = 25',
   ].join('\n') + '\n');
 
   const enc = p.networks.find((n) => n.networkId === NET)!;
@@ -149,16 +149,24 @@ test('Tunnel: the kernel\'s WireGuard when it has one, else wireguard-go; `wg sy
       if (cmd === 'ip' && args[1] === 'add') return { code: kernel ? 0 : 2, stdout: '', stderr: kernel ? '' : 'Error: Unknown device type.' };
       return { code: 0, stdout: '', stderr: '' };
     },
-    startUserspace: async (name) => { calls.push(`wireguard-go ${name}`); },
+    startUserspace: async (name, exited) => { calls.push(`wireguard-go ${name}`); ended.push(exited); },
     syncconf: async (name, config) => deps.run('wg', ['syncconf', name, 'FILE'], { input: config }),
   };
-  const t = new Tunnel(deps);
+  const ended: Array<() => void> = [];
+  const lost: string[] = [];
+  const t = new Tunnel((name) => lost.push(name), deps);
   const base = { name: 'sw-x', create: true, ip: [], config: '[Interface]\n' };
   await t.apply(base);
   assert.deepEqual(calls, ['ip link add dev sw-x type wireguard', 'wireguard-go sw-x', 'wg syncconf sw-x FILE <12']);
   calls.length = 0;
   await t.apply({ ...base, create: false });
   assert.deepEqual(calls, []);
+  await t.apply({ ...base, create: false, config: '[Interface]\nListenPort = 1\n' });
+  assert.deepEqual(calls, ['wg syncconf sw-x FILE <27']);
+  // The wireguard-go ends: the overlay is told, and the next configuration is written again.
+  ended[0]!();
+  assert.deepEqual(lost, ['sw-x']);
+  calls.length = 0;
   await t.apply({ ...base, create: false, config: '[Interface]\nListenPort = 1\n' });
   assert.deepEqual(calls, ['wg syncconf sw-x FILE <27']);
   calls.length = 0;
