@@ -165,7 +165,7 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
   };
 
   test('an encrypted overlay (--opt encrypted): tasks on different hosts talk through WireGuard; the underlay carries no plaintext (captured)', async () => {
-    const sealed = await ok('host1', ['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'sealed']);
+    await ok('host1', ['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'sealed']);
     assert.equal(await ok('host1', ['network', 'inspect', '--format', '{{index .Options "encrypted"}}|{{.Driver}}', 'sealed']), '|overlay');
     await ok('host1', ['service', 'create', '-d', '--name', 'sweb', '--network', 'sealed', '--constraint', 'node.hostname==host2', IMG, 'httpd', '-f', '-p', '80', '-h', '/']);
     await ok('host1', ['service', 'create', '-d', '--name', 'sprobe', '--network', 'sealed', '--constraint', 'node.hostname==host3', IMG, 'sleep', '100000']);
@@ -203,7 +203,6 @@ describe('internal networks, container aliases and swarm leave (three-host lab)'
     });
     assert.ok(plain.includes(marker), `a plain overlay carries the request in clear (${plainAddr} answered ${answer}; captured: ${plain.slice(0, 1500)})`);
     await ok('host1', ['service', 'rm', 'sweb', 'sprobe']);
-    assert.ok(sealed);
   });
 
   // GET from this machine (its address on the lab bridge); the body, or '' on any failure.

@@ -57,6 +57,7 @@ export class Overlay implements NetworkComponent {
   private keptInUse = false;           // the last round kept a network no longer wanted (in use)
   private keptDelay = KEPT_RETRY_MS;
   private readonly tunnel = new Tunnel((name) => {
+    if (this.closed) return; // a swarm leave's own overlay took it down
     this.opts.log.warn({ tunnel: name }, 'wireguard-go ended; looking at the overlays again');
     void this.round();
   });
@@ -196,9 +197,9 @@ export class Overlay implements NetworkComponent {
     // or re-made) may hold the subnet a wanted network is about to take.
     for (const t of plan.teardown) await this.teardown(t.networkId ?? t.key, t.engineNetworks, t.links);
     if (plan.tunnelRemove.length) {
-      const failed = (await runBatch('ip', plan.tunnelRemove)).filter((f) => !/Cannot find device/.test(f.error));
+      this.tunnel.removing(plan.tunnelRemove);
+      const failed = (await runBatch('ip', plan.tunnelRemove.map((n) => `link del dev ${n}`))).filter((f) => !/Cannot find device/.test(f.error));
       for (const f of failed) log.warn({ command: f.line, err: f.error }, 'removing a tunnel failed');
-      this.tunnel.forget();
       if (failed.length < plan.tunnelRemove.length) log.info({ removed: plan.tunnelRemove.length - failed.length }, 'encrypted overlay tunnel removed from this node');
     }
 
@@ -211,7 +212,7 @@ export class Overlay implements NetworkComponent {
         if (made) log.info({ tunnel: plan.tunnel.name }, 'encrypted overlay tunnel made');
       } catch (err) {
         const why = `the encrypted overlay tunnel: ${(err as Error).message}`;
-        for (const n of plan.networks) if (this.isEncrypted(n.networkId)) { broken.set(n.networkId, why); noTunnel.add(n.networkId); }
+        for (const n of plan.networks) if (n.encrypted) { broken.set(n.networkId, why); noTunnel.add(n.networkId); }
       }
     }
 
@@ -244,10 +245,6 @@ export class Overlay implements NetworkComponent {
       if (why) { this.failed.set(n.networkId, why); log.warn({ network: n.networkId, err: why }, 'overlay network not made'); } else this.made.add(n.networkId);
     }
     return false;
-  }
-
-  private isEncrypted(networkId: string): boolean {
-    return [...this.view.Networks, ...this.pinned()].some((n) => n.ID === networkId && n.Encrypted);
   }
 
   // Engine networks first: the engine refuses while a container uses one, and

@@ -25,6 +25,7 @@ export interface EngineNetworkCreate {
 
 export interface NetworkPlan {
   networkId: string;
+  encrypted: boolean;              // its VXLAN port needs the node's tunnel
   links: string[];                 // ip -batch, before the engine network
   engineRemove: string[];          // engine network IDs that do not fit, removed before the create
   engineCreate?: EngineNetworkCreate;
@@ -53,7 +54,7 @@ export interface OverlayPlan {
   networks: NetworkPlan[];
   teardown: Teardown[];
   tunnel?: TunnelPlan;
-  tunnelRemove: string[];          // ip -batch: tunnels no longer wanted, after the teardown
+  tunnelRemove: string[];          // names of tunnels no longer wanted, deleted after the teardown
   problems: string[];
 }
 
@@ -87,7 +88,7 @@ export function planOverlays(desired: DesiredNetwork[], nodeAddr: string | undef
     if (wanted.has(key)) continue;
     teardownOf(key).links.push(`link del dev ${l.name}`);
   }
-  const tunnelRemove = [...observed.tunnels.keys()].filter((n) => n !== tunnel?.name).sort(cmp).map((n) => `link del dev ${n}`);
+  const tunnelRemove = [...observed.tunnels.keys()].filter((n) => n !== tunnel?.name).sort(cmp);
   return {
     mtu, networks, teardown: [...gone.values()].sort((a, b) => cmp(a.key, b.key)),
     ...(tunnel ? { tunnel: planTunnel(tunnel, mtu, observed) } : {}), tunnelRemove, problems,
@@ -181,7 +182,7 @@ function planNetwork(d: DesiredNetwork, nodeAddr: string | undefined, mtu: numbe
     }
   }
 
-  return { networkId: d.id, links, engineRemove, ...(fits ? {} : { engineCreate: create }), ip, fdb };
+  return { networkId: d.id, encrypted: d.encrypted, links, engineRemove, ...(fits ? {} : { engineCreate: create }), ip, fdb };
 }
 
 function vxlanFits(l: ObservedLink, vni: number, nodeAddr: string): boolean {

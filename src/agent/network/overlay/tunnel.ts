@@ -32,6 +32,7 @@ export interface TunnelDeps {
 
 export class Tunnel {
   private applied?: { name: string; config: string };   // the last configuration `wg` took
+  private readonly removed = new Set<string>();          // taken down on purpose: their ending is no loss
 
   // `lost`: a wireguard-go this daemon started has ended (its interface with
   // it): the overlay makes it again at once rather than at its next repair.
@@ -43,9 +44,11 @@ export class Tunnel {
   async apply(plan: TunnelPlan): Promise<void> {
     if (plan.create) {
       this.applied = undefined;
+      this.removed.delete(plan.name);
       const k = await this.deps.run('ip', ['link', 'add', 'dev', plan.name, 'type', 'wireguard'], { timeoutMs: COMMAND_TIMEOUT_MS });
       if (k.code !== 0) {
         await this.deps.startUserspace(plan.name, () => {
+          if (this.removed.has(plan.name)) return;
           if (this.applied?.name === plan.name) this.applied = undefined;
           this.lost(plan.name);
         });
@@ -60,7 +63,11 @@ export class Tunnel {
     this.applied = { name: plan.name, config: plan.config };
   }
 
-  forget(): void { this.applied = undefined; }
+  // These interfaces are about to be deleted on purpose.
+  removing(names: string[]): void {
+    for (const n of names) this.removed.add(n);
+    if (this.applied && names.includes(this.applied.name)) this.applied = undefined;
+  }
 }
 
 // `wg` reads a configuration from a file only (not from a socket, which is

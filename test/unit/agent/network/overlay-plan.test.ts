@@ -144,7 +144,7 @@ test('plan from nothing: bridge with the LB MAC, VXLAN port, engine network, the
 
 test('plan on a converged node: nothing to do', () => {
   const { p } = plan(view(), converged());
-  assert.deepEqual(p.networks, [{ networkId: NET, links: [], engineRemove: [], ip: [], fdb: [] }]);
+  assert.deepEqual(p.networks, [{ networkId: NET, encrypted: false, links: [], engineRemove: [], ip: [], fdb: [] }]);
   assert.deepEqual(p.teardown, []);
 });
 
