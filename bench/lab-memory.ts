@@ -21,3 +21,10 @@ export async function labHostMemory(labIndex: string, name: string): Promise<Hos
   }
   return m;
 }
+
+// The pid of a lab host's Shoal daemon, if it runs.
+export async function labDaemonPid(labIndex: string, name: string): Promise<number | undefined> {
+  const r = await run('ip', ['netns', 'pids', `shoal-lab${labIndex}-${name}`]);
+  return r.stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number)
+    .find((pid) => { const args = cmdlineArgs(pid); return args.includes('daemon') && args.some((a) => a.endsWith('/shoal.sock')); });
+}

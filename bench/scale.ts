@@ -20,13 +20,15 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
-//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--heartbeat 10s]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE] [--heartbeat 10s]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
 // as Docker documents for a bigger mesh): the default /24 gives only about
 // 250 nodes a load-balancer address. --sim-prof DIR runs each simulated-node
-// process under `node --cpu-prof` (profiles written to DIR when it ends).
+// process under `node --cpu-prof` (profiles written to DIR when it ends);
+// --leader-prof FILE profiles the leader's daemon from `service create` until
+// every task runs (through its inspector: bench/inspector-profile.ts).
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
 // time (its period 5 s times 3), and the leader reads half as many beats.
@@ -38,7 +40,8 @@ import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
-import { labHostMemory } from './lab-memory';
+import { startProfile } from './inspector-profile';
+import { labDaemonPid, labHostMemory } from './lab-memory';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
 const LAB = process.env.SHOAL_LAB_INDEX || '40';
@@ -47,7 +50,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; heartbeat?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; heartbeat?: string }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -68,7 +71,7 @@ interface StepFigures {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, heartbeat: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, heartbeat: { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -89,6 +92,7 @@ function options(argv: string[]): Options {
     ...(values['ingress-subnet'] ? { ingressSubnet: values['ingress-subnet'] } : {}),
     ...(values.heartbeat ? { heartbeat: values.heartbeat } : {}),
     ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
+    ...(values['leader-prof'] ? { leaderProf: values['leader-prof'] } : {}),
   };
 }
 
@@ -220,29 +224,35 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   say(`  idle: ${JSON.stringify(fig.idle)}`);
 
   // create: from the request to every task reported running
+  const pid = o.leaderProf ? await labDaemonPid(LAB, leader.name) : undefined;
+  const stopProfile = pid && o.leaderProf ? await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${i + 1}.cpuprofile`)) : undefined;
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
-  const created = performance.now();
-  const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
-    Name: SERVICE,
-    TaskTemplate: { ContainerSpec: { Image: IMAGE, Command: ['sleep', 'infinity'] }, Placement: { Constraints: ['node.role==worker'] } },
-    Mode: { Replicated: { Replicas: tasks } },
-  }, 120_000);
-  if (r.status !== 201) throw new Error(`service create: ${r.status} ${r.text.trim()}`);
-  fig.nodeLsDuringCreate = [];
-  let lastLs = 0;
-  await until(`${tasks} tasks running`, o.deadlineMs, async () => {
-    const running = await c.runningTasks(leader);
-    if (running > 0 && fig.firstRunningSeconds === undefined) fig.firstRunningSeconds = round1((performance.now() - created) / 1000);
-    if (running >= tasks) return true;
-    if (performance.now() - lastLs > 5_000) {
-      lastLs = performance.now();
-      const { follower } = await c.leader();
-      fig.nodeLsDuringCreate!.push(round3(await c.cliSeconds(follower, ['node', 'ls'])));
-    }
-    say(`  ${running} of ${tasks} running (${((performance.now() - created) / 1000).toFixed(0)} s)`);
-    return false;
-  }, 1_000);
-  fig.createSeconds = round1((performance.now() - created) / 1000);
+  try {
+    const created = performance.now();
+    const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
+      Name: SERVICE,
+      TaskTemplate: { ContainerSpec: { Image: IMAGE, Command: ['sleep', 'infinity'] }, Placement: { Constraints: ['node.role==worker'] } },
+      Mode: { Replicated: { Replicas: tasks } },
+    }, 120_000);
+    if (r.status !== 201) throw new Error(`service create: ${r.status} ${r.text.trim()}`);
+    fig.nodeLsDuringCreate = [];
+    let lastLs = 0;
+    await until(`${tasks} tasks running`, o.deadlineMs, async () => {
+      const running = await c.runningTasks(leader);
+      if (running > 0 && fig.firstRunningSeconds === undefined) fig.firstRunningSeconds = round1((performance.now() - created) / 1000);
+      if (running >= tasks) return true;
+      if (performance.now() - lastLs > 5_000) {
+        lastLs = performance.now();
+        const { follower } = await c.leader();
+        fig.nodeLsDuringCreate!.push(round3(await c.cliSeconds(follower, ['node', 'ls'])));
+      }
+      say(`  ${running} of ${tasks} running (${((performance.now() - created) / 1000).toFixed(0)} s)`);
+      return false;
+    }, 1_000);
+    fig.createSeconds = round1((performance.now() - created) / 1000);
+  } finally {
+    await stopProfile?.();
+  }
   fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
   const { leader: l2 } = await c.leader();

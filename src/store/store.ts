@@ -76,8 +76,10 @@ const storeError = (e: unknown): ShoalError => (NO_SPACE.test((e as Error).messa
 // transactions on the objects' mod revisions.
 export class Store {
   private readonly objects = new Map<Kind, Map<string, unknown>>(KINDS.map((k) => [k, new Map()]));
-  private readonly tasksByService = new Map<string, Set<string>>();
-  private readonly tasksByNode = new Map<string, Set<string>>();
+  // Tasks by service and by node, the objects themselves: the orchestrator
+  // reads every task of a service on each pass.
+  private readonly tasksByService = new Map<string, Map<string, Objects['tasks']>>();
+  private readonly tasksByNode = new Map<string, Map<string, Objects['tasks']>>();
   private readonly listeners = new Set<Listener>();
   // Keys under META (leader, presence) as etcd holds them, and who wants to know of changes.
   private readonly metaKeys = new Map<string, KeyValue>();
@@ -127,11 +129,11 @@ export class Store {
   count(kind: Kind): number { return this.objects.get(kind)!.size; }
 
   tasksOfService(serviceId: string): Objects['tasks'][] {
-    return [...(this.tasksByService.get(serviceId) ?? [])].map((id) => this.get('tasks', id)!);
+    return [...(this.tasksByService.get(serviceId)?.values() ?? [])];
   }
 
   tasksOfNode(nodeId: string): Objects['tasks'][] {
-    return [...(this.tasksByNode.get(nodeId) ?? [])].map((id) => this.get('tasks', id)!);
+    return [...(this.tasksByNode.get(nodeId)?.values() ?? [])];
   }
 
   /** @internal the election's raw access to etcd (leases, the leader key); undefined without lease support. */
@@ -581,7 +583,7 @@ export class Store {
       const prev = e.previous as Objects['tasks'] | undefined;
       const next = e.object as Objects['tasks'] | undefined;
       if (prev) { unindex(this.tasksByService, prev.ServiceID, e.id); if (prev.NodeID) unindex(this.tasksByNode, prev.NodeID, e.id); }
-      if (next) { index(this.tasksByService, next.ServiceID, e.id); if (next.NodeID) index(this.tasksByNode, next.NodeID, e.id); }
+      if (next) { index(this.tasksByService, next.ServiceID, e.id, next); if (next.NodeID) index(this.tasksByNode, next.NodeID, e.id, next); }
       const oldRef = this.taskSpec.get(e.id);
       if (oldRef !== undefined) {
         this.taskSpec.delete(e.id);
@@ -642,12 +644,12 @@ export class Store {
   }
 }
 
-function index(m: Map<string, Set<string>>, key: string, id: string): void {
+function index<T>(m: Map<string, Map<string, T>>, key: string, id: string, obj: T): void {
   let s = m.get(key);
-  if (!s) m.set(key, (s = new Set()));
-  s.add(id);
+  if (!s) m.set(key, (s = new Map()));
+  s.set(id, obj);
 }
-function unindex(m: Map<string, Set<string>>, key: string, id: string): void {
+function unindex<T>(m: Map<string, Map<string, T>>, key: string, id: string): void {
   const s = m.get(key);
   if (!s) return;
   s.delete(id);

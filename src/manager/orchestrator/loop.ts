@@ -8,12 +8,15 @@ import { parseIsoMs } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
 import { reconcileDeletedService, reconcileService } from './reconcile';
+import { taskChangeMatters } from './relevance';
 import { type Plan, serviceMode, isGlobalMode } from './task';
 import type { TaskObservations } from './task';
 
 // The orchestrator's I/O: watches the store, runs the pure reconcile of every
-// service touched by an event (coalesced: a batch of events, or events that
-// arrive while a pass is writing, make one reconcile per service), writes the
+// service touched by an event that can change its decisions (relevance.ts;
+// coalesced: a batch of events, or events that arrive while a pass is writing,
+// make one reconcile per service; a long pass is followed by a pause as long,
+// PACE_FROM_MS), writes the
 // decisions in transactions etcd accepts (eachBatch: by operations and
 // bytes), and re-runs a service at the time its decisions asked (restart
 // delays, update delays).
@@ -30,6 +33,12 @@ type Op =
   | { kind: 'service'; serviceId: string; service: Service };
 
 const RETRY_MS = 1000;
+// A pass whose decisions took this long (a service of tens of thousands of
+// tasks) is followed by a pause as long before the next one: events keep
+// coming while it writes, and back-to-back passes would leave the leader's
+// event loop no time for heartbeats and status reports. Events meanwhile
+// gather into that next pass; small services never wait.
+const PACE_FROM_MS = 20;
 // setTimeout's limit; a later wake-up just re-arms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -47,6 +56,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   let stopped = false;
   let idleWaiters: Array<() => void> = [];
   let lastNow = 0;
+  let paceUntil = 0; // no pass before this (performance.now()): see PACE_FROM_MS
   // When each task was first seen running (the rolling updater's Monitor
   // needs it after the task has failed, when its status no longer says).
   const runningSince = new Map<string, number>();
@@ -67,7 +77,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
           break;
         case 'tasks': {
           const t = (e.object ?? e.previous) as Task | undefined;
-          if (t?.ServiceID) dirty.add(t.ServiceID);
+          if (t?.ServiceID && taskChangeMatters(e.previous as Task | undefined, e.object as Task | undefined, store.get('services', t.ServiceID))) dirty.add(t.ServiceID);
           if (e.object) observeTask(e.object as Task);
           else runningSince.delete(e.id);
           break;
@@ -93,7 +103,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
 
   function schedulePass(delay = 0): void {
     if (stopped || running || kick || !dirty.size) return;
-    kick = setTimeout(() => void runPass(), delay);
+    kick = setTimeout(() => void runPass(), Math.max(delay, paceUntil - performance.now()));
   }
 
   function armWakeTimer(): void {
@@ -123,7 +133,10 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
     try {
       const ids = [...dirty];
       dirty.clear();
+      const t0 = performance.now();
       const ops = decide(ids);
+      const took = performance.now() - t0;
+      paceUntil = took >= PACE_FROM_MS ? performance.now() + took : 0;
       armWakeTimer();
       if (ops.length) {
         const redo = await write(ops);

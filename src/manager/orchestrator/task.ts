@@ -70,6 +70,14 @@ export function byCreation(a: Task, b: Task): number {
   return d !== 0 ? d : a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0;
 }
 
+// The order of byCreation, each time parsed once rather than per comparison
+// (every slot's history is sorted on every pass).
+function sortByCreation(tasks: readonly Task[]): Task[] {
+  const keyed = tasks.map((t) => ({ t, at: createdMs(t) }));
+  keyed.sort((a, b) => a.at - b.at || (a.t.ID < b.t.ID ? -1 : a.t.ID > b.t.ID ? 1 : 0));
+  return keyed.map((k) => k.t);
+}
+
 export function groupSlots(tasks: readonly Task[], global: boolean): Map<number | string, Slot> {
   const slots = new Map<number | string, Slot>();
   for (const t of tasks) {
@@ -78,7 +86,7 @@ export function groupSlots(tasks: readonly Task[], global: boolean): Map<number 
     if (!s) slots.set(key, (s = global ? { key, slot: 0, nodeId: key as string, tasks: [] } : { key, slot: key as number, tasks: [] }));
     s.tasks.push(t);
   }
-  for (const s of slots.values()) if (s.tasks.length > 1) s.tasks.sort(byCreation);
+  for (const s of slots.values()) if (s.tasks.length > 1) s.tasks = sortByCreation(s.tasks);
   return slots;
 }
 

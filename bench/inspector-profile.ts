@@ -1,0 +1,88 @@
+// A CPU profile of a running lab daemon, taken through its inspector, for the
+// benches' --leader-prof (why a manager is slow under load, from the process
+// that is). The daemon opens its inspector on SIGUSR1 (node's default, on
+// 127.0.0.1:9229 of its own network namespace); this module runs a small
+// client there (nsenter --net) that starts V8's profiler and, when told to
+// stop, writes the profile as a .cpuprofile file (Chrome DevTools' format).
+//
+// As a script (inside the namespace): node --experimental-websocket
+// dist/bench/inspector-profile.js OUT — starts at once, stops on SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { sleep } from './util';
+
+function wsUrl(deadlineMs: number): Promise<string> {
+  const until = Date.now() + deadlineMs;
+  const once = (): Promise<string | undefined> => new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port: 9229, path: '/json/list', timeout: 2_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => {
+        try { resolve((JSON.parse(body) as Array<{ webSocketDebuggerUrl?: string }>)[0]?.webSocketDebuggerUrl); } catch { resolve(undefined); }
+      });
+    });
+    req.on('error', () => resolve(undefined)).on('timeout', () => { req.destroy(); resolve(undefined); });
+  });
+  return (async () => {
+    for (;;) {
+      const u = await once();
+      if (u) return u;
+      if (Date.now() > until) throw new Error('no inspector on 127.0.0.1:9229');
+      await sleep(200);
+    }
+  })();
+}
+
+// The client, inside the daemon's namespace.
+async function client(out: string): Promise<void> {
+  const WS = (globalThis as unknown as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
+  if (!WS) throw new Error('run with --experimental-websocket');
+  const ws = new WS(await wsUrl(10_000));
+  let id = 0;
+  const pending = new Map<number, (r: unknown) => void>();
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(String(ev.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) { pending.get(m.id)?.(m.result); pending.delete(m.id); }
+  };
+  await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('inspector connection failed')); });
+  const call = (method: string, params: Record<string, unknown> = {}): Promise<unknown> => new Promise((resolve) => {
+    id += 1;
+    pending.set(id, resolve);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 1_000 });
+  await call('Profiler.start');
+  process.stdout.write('started\n');
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
+  const r = await call('Profiler.stop') as { profile: unknown };
+  writeFileSync(out, JSON.stringify(r.profile));
+  ws.close();
+  process.exit(0);
+}
+interface WebSocketLike {
+  onmessage: (ev: { data: unknown }) => void; onopen: () => void; onerror: () => void;
+  send(s: string): void; close(): void;
+}
+
+// From the bench: opens the inspector of `pid` (in network namespace `netns`)
+// and starts profiling; the returned function stops and writes `out`.
+export async function startProfile(pid: number, netns: string, out: string): Promise<() => Promise<void>> {
+  process.kill(pid, 'SIGUSR1');
+  const p: ChildProcess = spawn('nsenter', [`--net=/var/run/netns/${netns}`, process.execPath, '--experimental-websocket', '--no-warnings', __filename, out],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('profiler did not start within 20 s')), 20_000);
+    p.stdout!.on('data', (c: Buffer) => { if (c.toString().includes('started')) { clearTimeout(t); resolve(); } });
+    p.once('exit', (code) => { clearTimeout(t); reject(new Error(`profiler client exited ${code}`)); });
+  });
+  return async () => {
+    const gone = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    p.kill('SIGTERM');
+    await Promise.race([gone, sleep(60_000)]);
+  };
+}
+
+if (require.main === module) {
+  client(process.argv[2] ?? 'daemon.cpuprofile').catch((err: Error) => { process.stderr.write(`${err.message}\n`); process.exit(1); });
+}

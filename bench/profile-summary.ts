@@ -1,0 +1,71 @@
+// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN]`: where a
+// CPU profile's time went, as text: self time by function and by module (an
+// npm package, a Shoal source file, node's own code, V8's GC and idle), so a
+// profile from --leader-prof or --sim-prof can be read and quoted without
+// DevTools.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+interface CallFrame { functionName: string; url: string; lineNumber: number }
+interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
+interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+
+// The module a frame belongs to: a package, a file of ours, node, or V8.
+export function moduleOf(f: CallFrame): string {
+  if (!f.url) return f.functionName.startsWith('(') ? f.functionName : `(${f.functionName || 'native'})`;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f.url);
+  if (pkg) return pkg[1]!;
+  if (f.url.startsWith('node:')) return 'node:' + f.url.slice(5).split('/')[0];
+  const ours = /\/dist\/(.+)$/.exec(f.url);
+  return ours ? ours[1]! : f.url;
+}
+
+export interface Summary { totalMs: number; byFunction: Array<[string, number]>; byModule: Array<[string, number]>; callers: Array<[string, number]> }
+
+const frameKey = (f: CallFrame): string => `${f.functionName || '(anonymous)'} ${moduleOf(f)}:${f.lineNumber + 1}`;
+
+// `callersOf`: also the self time of frames whose function name is that, by
+// the chain of their callers (up to three frames), to tell who calls a hot helper.
+export function summarize(p: Profile, callersOf?: string): Summary {
+  const nodes = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const callers = new Map<string, number>();
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  const fn = new Map<string, number>();
+  const mod = new Map<string, number>();
+  let total = 0;
+  for (const [id, us] of selfUs) {
+    const f = nodes.get(id)!.callFrame;
+    const m = moduleOf(f);
+    const key = frameKey(f);
+    if (callersOf && f.functionName === callersOf) {
+      const chain: string[] = [];
+      for (let q = parent.get(id); q !== undefined && chain.length < 3; q = parent.get(q)) chain.push(frameKey(nodes.get(q)!.callFrame));
+      const k = chain.join(' < ');
+      callers.set(k, (callers.get(k) ?? 0) + us);
+    }
+    fn.set(key, (fn.get(key) ?? 0) + us);
+    mod.set(m, (mod.get(m) ?? 0) + us);
+    total += us;
+  }
+  const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].map(([k, v]): [string, number] => [k, v / 1000]).sort((a, b) => b[1] - a[1]);
+  return { totalMs: total / 1000, byFunction: sorted(fn), byModule: sorted(mod), callers: sorted(callers) };
+}
+
+function main(): void {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' } } });
+  const file = positionals[0];
+  if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
+  const top = Number(values.top ?? 30);
+  const s = summarize(JSON.parse(readFileSync(file, 'utf8')) as Profile, values.callers);
+  const busy = s.totalMs - (s.byModule.find(([m]) => m === '(idle)')?.[1] ?? 0);
+  const line = ([k, ms]: [string, number]): string => `${ms.toFixed(0).padStart(8)} ms ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${k}`;
+  process.stdout.write(`${file}: ${(s.totalMs / 1000).toFixed(1)} s profiled, ${(busy / 1000).toFixed(1)} s not idle (percentages of that)\n\nby module\n`);
+  process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby function\n');
+  process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
+  if (values.callers) process.stdout.write(`\ncallers of ${values.callers}\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
+}
+
+if (require.main === module) main();
