@@ -27,8 +27,9 @@
 // as Docker documents for a bigger mesh): the default /24 gives only about
 // 250 nodes a load-balancer address. --sim-prof DIR runs each simulated-node
 // process under `node --cpu-prof` (profiles written to DIR when it ends);
-// --leader-prof FILE profiles the leader's daemon from `service create` until
-// every task runs (through its inspector: bench/inspector-profile.ts).
+// --leader-prof FILE profiles the leader's daemon while nodes join and from
+// `service create` until every task runs (FILE-join-N, FILE-create-N; through
+// its inspector: bench/inspector-profile.ts).
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
 // time (its period 5 s times 3), and the leader reads half as many beats.
@@ -153,6 +154,15 @@ class Cluster {
     this.simCount = total;
   }
 
+  // With --leader-prof: a CPU profile of the current leader's daemon until the returned function is called.
+  async profileLeader(o: Options, what: string): Promise<(() => Promise<void>) | undefined> {
+    if (!o.leaderProf) return undefined;
+    const { leader } = await this.leader();
+    const pid = await labDaemonPid(LAB, leader.name);
+    if (!pid) return undefined;
+    return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${what}.cpuprofile`));
+  }
+
   simRssMB(): number {
     return this.sims.filter((p) => p.exitCode === null && p.pid).reduce((s, p) => s + rssOf(p.pid!), 0) / MB;
   }
@@ -210,12 +220,17 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   const { nodes, tasks } = fig;
   say(`step ${i + 1}: ${nodes} simulated nodes, ${tasks} tasks`);
   const t0 = performance.now();
-  await c.growTo(nodes, token);
-  await until(`${nodes} simulated nodes Ready`, o.deadlineMs, async () => {
-    const ready = (await c.nodes(c.managers[0]!)).filter((n) => n.hostname.startsWith('sim') && n.state === 'ready').length;
-    say(`  ${ready} of ${nodes} Ready`);
-    return ready >= nodes;
-  }, 5_000);
+  const stopJoinProfile = await c.profileLeader(o, `join-${i + 1}`);
+  try {
+    await c.growTo(nodes, token);
+    await until(`${nodes} simulated nodes Ready`, o.deadlineMs, async () => {
+      const ready = (await c.nodes(c.managers[0]!)).filter((n) => n.hostname.startsWith('sim') && n.state === 'ready').length;
+      say(`  ${ready} of ${nodes} Ready`);
+      return ready >= nodes;
+    }, 5_000);
+  } finally {
+    await stopJoinProfile?.();
+  }
   fig.joinSeconds = round1((performance.now() - t0) / 1000);
   say(`  joined in ${fig.joinSeconds} s`);
   await sleep(10_000); // let the joins' writes and sessions settle before measuring
@@ -224,8 +239,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   say(`  idle: ${JSON.stringify(fig.idle)}`);
 
   // create: from the request to every task reported running
-  const pid = o.leaderProf ? await labDaemonPid(LAB, leader.name) : undefined;
-  const stopProfile = pid && o.leaderProf ? await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${i + 1}.cpuprofile`)) : undefined;
+  const stopProfile = await c.profileLeader(o, `create-${i + 1}`);
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   try {
     const created = performance.now();

@@ -34,21 +34,21 @@ export class NodesApi {
     return resolveObject('node', ref, store.list('nodes'), (n) => n.Description.Hostname, (id) => store.get('nodes', id));
   }
 
-  inspect(ref: string): Node { return this.withLiveness(structuredClone(this.resolve(ref))); }
+  inspect(ref: string): Node { return this.withLiveness(this.resolve(ref)); }
 
   // A manager's Leader and Reachability are what etcd says now (the leader
   // key, presence keys under each manager's lease), never a stored copy.
   // Docker's Node (moby's NodeFromGRPC) has no Attachments: the LB addresses
   // Shoal keeps there are the allocator's business, not the API's.
-  private withLiveness(n: Node): Node {
-    delete n.Attachments;
-    if (n.Spec.Role !== 'manager' && !n.ManagerStatus) return n;
-    if (n.Spec.Role !== 'manager') { delete n.ManagerStatus; return n; }
+  // A shallow copy: the answer is serialised at once and never changed, and
+  // `node ls` of thousands of nodes should not deep-copy each one.
+  private withLiveness(stored: Node): Node {
+    const { Attachments: _lb, ManagerStatus: kept, ...n } = stored;
+    if (n.Spec.Role !== 'manager') return n;
     const { store } = this.ctx;
     const leader = store.meta(LEADER_KEY)?.value === n.ID;
     const reachable = store.meta(presenceKey(n.ID)) !== undefined;
-    n.ManagerStatus = { ...(leader ? { Leader: true } : {}), Reachability: reachable ? 'reachable' : 'unreachable', Addr: n.ManagerStatus?.Addr ?? `${n.Status.Addr}:2377` };
-    return n;
+    return { ...n, ManagerStatus: { ...(leader ? { Leader: true } : {}), Reachability: reachable ? 'reachable' : 'unreachable', Addr: kept?.Addr ?? `${n.Status.Addr}:2377` } };
   }
 
   list(filters: Filters): Node[] {
@@ -60,7 +60,7 @@ export class NodesApi {
       // `label` looks at the engine's labels, `node.label` at the node's own (swarmkit controlapi).
       matchLabels(n.Description.Engine.Labels, filters.get('label')) &&
       matchLabels(n.Spec.Labels, filters.get('node.label')),
-    ).map((n) => this.withLiveness(structuredClone(n))).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+    ).map((n) => this.withLiveness(n)).sort((a, b) => (a.CreatedAt < b.CreatedAt ? -1 : a.CreatedAt > b.CreatedAt ? 1 : 0));
   }
 
   async update(ref: string, versionParam: string | null, spec: NodeSpec | undefined): Promise<void> {

@@ -11,8 +11,9 @@ const bad = (msg: string) => invalid(`rpc error: code = InvalidArgument desc = $
 const IMAGE_RE = /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 // Bounds Docker does not have, so that a typo cannot make the orchestrator
-// build millions of tasks or store a spec too large to move around.
-export const MAX_REPLICAS = 100_000;
+// build tens of millions of tasks or store a spec too large to move around.
+// (Issue 10 asks for 150,000 tasks in one swarm; one service may hold them.)
+export const MAX_REPLICAS = 1_000_000;
 export const MAX_SERVICE_SPEC_BYTES = 1024 * 1024;
 
 export function validateServiceSpec(spec: ServiceSpec | undefined): asserts spec is ServiceSpec {

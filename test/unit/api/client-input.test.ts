@@ -54,21 +54,21 @@ test('wrong JSON types are 400 with Go\'s message and change nothing', async () 
   assert.equal(empty.json.message, 'got EOF while reading request body');
 });
 
-test('replicas are capped at 100000 and a spec at 1 MiB, with clear 400s', async () => {
+test('replicas are capped at 1000000 and a spec at 1 MiB, with clear 400s', async () => {
   const { call, store } = await controlFixture();
-  const many = await call('POST', '/services/create', base('many', { Mode: { Replicated: { Replicas: 1_000_000 } } }));
+  const many = await call('POST', '/services/create', base('many', { Mode: { Replicated: { Replicas: 10_000_000 } } }));
   assert.equal(many.status, 400);
-  assert.equal(many.json.message, 'rpc error: code = InvalidArgument desc = invalid replicas value 1000000: the maximum is 100000');
-  assert.equal((await call('POST', '/services/create', base('max', { Mode: { Replicated: { Replicas: 100_000 } } }))).status, 201);
+  assert.equal(many.json.message, 'rpc error: code = InvalidArgument desc = invalid replicas value 10000000: the maximum is 1000000');
+  assert.equal((await call('POST', '/services/create', base('max', { Mode: { Replicated: { Replicas: 1_000_000 } } }))).status, 201);
   const huge = await call('POST', '/services/create', base('huge', { Labels: { big: 'x'.repeat(1024 * 1024) } }));
   assert.equal(huge.status, 400);
   assert.match(huge.json.message, /^service spec too large: \d+ bytes encoded, the maximum is 1048576$/);
   assert.equal(store.count('services'), 1);
 
   const max = (await call('GET', '/services/max')).json;
-  const up = await call('POST', `/services/max/update?version=${max.Version.Index}`, { ...max.Spec, Mode: { Replicated: { Replicas: 100_001 } } });
+  const up = await call('POST', `/services/max/update?version=${max.Version.Index}`, { ...max.Spec, Mode: { Replicated: { Replicas: 1_000_001 } } });
   assert.equal(up.status, 400);
-  assert.equal((await call('GET', '/services/max')).json.Spec.Mode.Replicated.Replicas, 100_000);
+  assert.equal((await call('GET', '/services/max')).json.Spec.Mode.Replicated.Replicas, 1_000_000);
 });
 
 test('spread descriptors Docker accepts are accepted; preferences without Spread are dropped', async () => {

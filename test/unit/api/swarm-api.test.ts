@@ -191,6 +191,9 @@ test('nodes: inspect and ls show no Attachments (Docker\'s Node has none; Shoal 
   assert.deepEqual(Object.keys(self.json).sort(), ['CreatedAt', 'Description', 'ID', 'ManagerStatus', 'Spec', 'Status', 'UpdatedAt', 'Version']);
   const all = await call('GET', '/nodes');
   assert.equal(all.json[0].Attachments, undefined);
+  // The answers are shallow copies: the stored node keeps its attachments and no liveness.
+  assert.ok(store.get('nodes', NODE_ID)!.Attachments?.length, 'still kept in the store');
+  assert.equal(store.get('nodes', NODE_ID)!.ManagerStatus?.Reachability, n.ManagerStatus?.Reachability, 'the stored ManagerStatus unchanged');
 });
 
 test('swarm: inspect hides the CA key; not-a-manager is 503 with Docker\'s text', async () => {
