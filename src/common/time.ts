@@ -1,6 +1,12 @@
 // Docker prints timestamps as RFC 3339 with nanoseconds; JS has milliseconds.
+// The last answer is kept: a pass stamps thousands of tasks with one time.
+let lastMs = Number.NaN;
+let lastIso = '';
 export function nowIso(ms: number = Date.now()): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z');
+  if (ms === lastMs) return lastIso;
+  lastIso = new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z');
+  lastMs = ms;
+  return lastIso;
 }
 
 export function parseIsoMs(s: string | undefined): number {

@@ -39,6 +39,10 @@ const RETRY_MS = 1000;
 // event loop no time for heartbeats and status reports. Events meanwhile
 // gather into that next pass; small services never wait.
 const PACE_FROM_MS = 20;
+// New tasks one service gets per pass: `--replicas 150000` is made in six
+// passes of at most a few hundred ms each, not in one hold of the event loop
+// that, on a loaded host, outlasted the leader's lease (3.5 s; bench/scale.ts).
+const MAX_CREATES_PER_PASS = 25_000;
 // setTimeout's limit; a later wake-up just re-arms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -168,7 +172,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
       let plan: Plan;
       try {
         plan = service
-          ? reconcileService({ service, tasks, nodes, now: t, newId, retention, observed })
+          ? reconcileService({ service, tasks, nodes, now: t, newId, retention, observed, maxCreates: MAX_CREATES_PER_PASS })
           : reconcileDeletedService(tasks, nodes, t);
       } catch (err) {
         log.error({ err, service: id }, 'reconcile failed');

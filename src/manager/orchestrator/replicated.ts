@@ -29,8 +29,9 @@ export function reconcileReplicated(input: ReconcileInput): Plan {
     // its history stays with it (SwarmKit addTasks).
     const used = new Set(occupied.map((s) => s.slot));
     const deadByNo = new Map(dead.map((s) => [s.slot, s]));
+    const fill = Math.min(replicas, occupied.length + (input.maxCreates ?? Infinity));
     let no = 0;
-    for (let i = occupied.length; i < replicas; i++) {
+    for (let i = occupied.length; i < fill; i++) {
       do no++; while (used.has(no));
       const reused = deadByNo.get(no);
       const slot: Slot = reused ?? { key: no, slot: no, tasks: [] };
@@ -39,7 +40,9 @@ export function reconcileReplicated(input: ReconcileInput): Plan {
       slot.tasks.push(plan.create(service, { slot: no, desired: 'running' }));
     }
     dead.length = 0;
-    dead.push(...deadByNo.values());
+    // Slots left for the next pass may reuse the dead ones: they stay until the fill is done.
+    if (fill < replicas) plan.wake(input.now);
+    else dead.push(...deadByNo.values());
   } else if (occupied.length > replicas) {
     const order = scaleDownOrder(occupied, mode);
     keep = order.slice(0, replicas);

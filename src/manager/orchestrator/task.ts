@@ -1,4 +1,4 @@
-import type { Node, Service, Task, TaskState } from '../../model/types';
+import type { Node, Service, Task, TaskSpec, TaskState } from '../../model/types';
 import { TASK_STATES } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
 
@@ -110,9 +110,10 @@ export interface NewTaskOptions {
 }
 
 // A fresh task for `service` (orchestrator.NewTask): Spec is a deep copy of the
-// template, Labels stay empty as Docker keeps them, Slot is omitted when 0 as
-// Docker's JSON omits it.
-export function makeTask(service: Service, id: string, now: number, o: NewTaskOptions): Task {
+// template (or `spec`, one such copy shared by the tasks of a pass: stored
+// specs are shared and never changed), Labels stay empty as Docker keeps them,
+// Slot is omitted when 0 as Docker's JSON omits it.
+export function makeTask(service: Service, id: string, now: number, o: NewTaskOptions, spec?: TaskSpec): Task {
   const ts = nowIso(now);
   const t: Task = {
     ID: id,
@@ -120,7 +121,7 @@ export function makeTask(service: Service, id: string, now: number, o: NewTaskOp
     CreatedAt: ts,
     UpdatedAt: ts,
     Labels: {},
-    Spec: structuredClone(service.Spec.TaskTemplate ?? {}),
+    Spec: spec ?? structuredClone(service.Spec.TaskTemplate ?? {}),
     ServiceID: service.ID,
     Status: { Timestamp: ts, State: 'new', Message: 'created' },
     DesiredState: o.desired,
@@ -142,6 +143,7 @@ export class Plan {
   service?: Service;          // the service with a changed UpdateStatus
   wakeAt?: number;            // run this service again at this time (ms)
   private readonly createdIds = new Set<string>();
+  private readonly specs = new Map<Service, TaskSpec>(); // one copy of each template for the pass's new tasks
 
   constructor(readonly now: number, private readonly newId: () => string) {}
 
@@ -159,7 +161,9 @@ export class Plan {
   }
 
   create(service: Service, o: NewTaskOptions): Task {
-    const t = makeTask(service, this.newId(), this.now, o);
+    let spec = this.specs.get(service);
+    if (!spec) this.specs.set(service, (spec = structuredClone(service.Spec.TaskTemplate ?? {})));
+    const t = makeTask(service, this.newId(), this.now, o, spec);
     this.creates.push(t);
     this.createdIds.add(t.ID);
     return t;
@@ -192,4 +196,7 @@ export interface ReconcileInput {
   newId: () => string;
   retention?: number;   // the cluster's TaskHistoryRetentionLimit (default 5)
   observed?: TaskObservations; // what the loop saw of tasks (rolling updates' Monitor)
+  // At most this many empty slots filled by one reconcile; the plan then
+  // wakes at once for the rest (a bounded pass keeps the leader responsive).
+  maxCreates?: number;
 }

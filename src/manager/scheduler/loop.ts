@@ -21,6 +21,11 @@ export type SchedulerOptions = LeaderComponentOptions;
 // transactions, and placing them as one group spreads them evenly.
 const BATCH_MS = 10;
 const RETRY_MS = 1000;
+// Tasks placed per pass; the rest in the next one. The pure placement is
+// fast (100,000 tasks on 1,000 nodes in about 0.1 s, bench/scheduler.ts), but
+// reading, stamping and encoding each pass's writes is not: a bounded pass
+// leaves the event loop free for heartbeats and the leader's lease.
+const MAX_PER_PASS = 20_000;
 // SwarmKit's nodeInfo.taskFailed: a node where a service failed this often
 // lately is tried last for it.
 const FAILURE_WINDOW_MS = 5 * 60_000;
@@ -136,8 +141,9 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     if (stopped) return;
     running = true;
     let retryLater = false;
-    const ids = [...queue];
-    queue.clear();
+    const ids: string[] = [];
+    for (const id of queue) { if (ids.length >= MAX_PER_PASS) break; ids.push(id); }
+    for (const id of ids) queue.delete(id);
     try {
       const tasks: Task[] = [];
       for (const id of ids) {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { World, SEC, T0, slots } from './fixtures';
 import { nowIso } from '../../../src/common/time';
+import { reconcileService } from '../../../src/manager/orchestrator/reconcile';
 
 test('a new replicated service gets one task per slot, shaped as Docker shapes it', () => {
   const w = new World();
@@ -209,4 +210,23 @@ test('a node that stops meeting the constraints gets its task replaced; pause ch
   assert.equal(w.onNode('s', 'a')[0]!.DesiredState, 'shutdown');
   assert.equal(plan.creates.length, 1);
   assert.equal(plan.creates[0]!.DesiredState, 'ready');
+});
+
+test('a big scale-up is made in bounded passes: maxCreates slots each, the plan waking at once for the rest', () => {
+  const w = new World();
+  const s = w.addService('s', { replicas: 10 });
+  const pass = (): ReturnType<typeof reconcileService> => {
+    const plan = reconcileService({ service: s, tasks: w.of('s'), nodes: w.nodes, now: w.now, newId: w.newId, maxCreates: 4 });
+    w.apply(plan);
+    return plan;
+  };
+  const p1 = pass();
+  assert.deepEqual(slots(p1.creates), [1, 2, 3, 4]);
+  assert.equal(p1.wakeAt, T0 + 1, 'the rest comes at the next pass');
+  assert.ok(p1.creates.every((t) => t.Spec === p1.creates[0]!.Spec) && p1.creates[0]!.Spec !== s.Spec.TaskTemplate, 'one copy of the template for the pass');
+  assert.deepEqual(slots(pass().creates), [5, 6, 7, 8]);
+  const p3 = pass();
+  assert.deepEqual(slots(p3.creates), [9, 10]);
+  assert.equal(p3.wakeAt, undefined, 'filled');
+  assert.ok(pass().empty);
 });
