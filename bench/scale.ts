@@ -20,7 +20,7 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
-//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE] [--heartbeat 10s]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE] [--heartbeat 10s] [--logs DIR]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -30,6 +30,7 @@
 // --leader-prof FILE profiles the leader's daemon while nodes join and from
 // `service create` until every task runs (FILE-join-N, FILE-create-N; through
 // its inspector: bench/inspector-profile.ts).
+// --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
 // time (its period 5 s times 3), and the leader reads half as many beats.
@@ -37,7 +38,8 @@
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
@@ -51,7 +53,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; heartbeat?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; heartbeat?: string; logs?: string }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -72,7 +74,7 @@ interface StepFigures {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, heartbeat: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -94,6 +96,7 @@ function options(argv: string[]): Options {
     ...(values.heartbeat ? { heartbeat: values.heartbeat } : {}),
     ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
     ...(values['leader-prof'] ? { leaderProf: values['leader-prof'] } : {}),
+    ...(values.logs ? { logs: values.logs } : {}),
   };
 }
 
@@ -108,6 +111,12 @@ class Cluster {
   async up(): Promise<void> {
     await runLab(LAB, ['down'], 120_000);
     onCleanup('lab down', async () => { await runLab(LAB, ['down'], 120_000); });
+    // Before the lab goes: each manager's log, to read what happened at scale.
+    const logs = this.o.logs;
+    if (logs) onCleanup('managers\' logs', async () => {
+      mkdirSync(logs, { recursive: true });
+      for (const m of this.managers) copyFileSync(join(`/var/lib/shoal-lab${LAB}`, 'hosts', m.name, 'shoal.log'), join(logs, `${m.name}.log`));
+    });
     const r = await runLab(LAB, ['up', '--hosts', '3', '--managers', '3', '--image', ''], 300_000);
     if (r.code !== 0) throw new Error(`lab up failed: ${r.stderr.trim()}`);
     this.managers = parseHostLines(r.stdout);

@@ -57,8 +57,13 @@ export function parseConstraints(exprs: readonly string[]): Constraint[] {
 // should one still fail to parse, SwarmKit ignores the constraints rather than
 // leaving the task unschedulable. Parsed lists are cached by their text.
 const lenientCache = new Map<string, Constraint[]>();
+const byArray = new WeakMap<readonly string[], Constraint[]>();
 export function parseConstraintsLenient(exprs: readonly string[] | undefined): Constraint[] {
   if (!Array.isArray(exprs) || exprs.length === 0) return [];
+  // Stored arrays are never changed: the same array (every task of a pass
+  // shares its template's) is looked up without joining it again.
+  const same = byArray.get(exprs);
+  if (same) return same;
   const k = exprs.join('\u0000');
   let c = lenientCache.get(k);
   if (!c) {
@@ -66,6 +71,7 @@ export function parseConstraintsLenient(exprs: readonly string[] | undefined): C
     if (lenientCache.size > 10_000) lenientCache.clear();
     lenientCache.set(k, c);
   }
+  byArray.set(exprs, c);
   return c;
 }
 

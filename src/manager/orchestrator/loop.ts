@@ -1,5 +1,5 @@
 import type { Node, Service, Task } from '../../model/types';
-import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/component';
+import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, nextTurn } from '../loop/component';
 import { newId as defaultNewId } from '../../common/ids';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
@@ -7,7 +7,7 @@ import { eachBatch, type StoreTxn } from '../../store/store';
 import { parseIsoMs } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
-import { reconcileDeletedService, reconcileService } from './reconcile';
+import { reconcileDeletedService, reconcileServiceSteps } from './reconcile';
 import { taskChangeMatters } from './relevance';
 import { type Plan, serviceMode, isGlobalMode } from './task';
 import type { TaskObservations } from './task';
@@ -50,6 +50,8 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   const { store, log } = opts;
   const now = opts.now ?? Date.now;
   const newId = opts.newId ?? defaultNewId;
+  // A reconcile of a big service pauses (ReconcileSteps) once it has held the event loop this long.
+  const sliceMs = opts.sliceMs ?? DEFAULT_SLICE_MS;
 
   const dirty = new Set<string>();
   const wakeAt = new Map<string, number>();
@@ -137,12 +139,10 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
     try {
       const ids = [...dirty];
       dirty.clear();
-      const t0 = performance.now();
-      const ops = decide(ids);
-      const took = performance.now() - t0;
-      paceUntil = took >= PACE_FROM_MS ? performance.now() + took : 0;
+      const { ops, busyMs } = await decide(ids);
+      paceUntil = busyMs >= PACE_FROM_MS ? performance.now() + busyMs : 0;
       armWakeTimer();
-      if (ops.length) {
+      if (ops.length && !stopped) {
         const redo = await write(ops);
         for (const id of redo) dirty.add(id);
       }
@@ -158,7 +158,10 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
     else notifyIdle();
   }
 
-  function decide(ids: string[]): Op[] {
+  // The decisions for `ids`, in slices of at most sliceMs (busyMs: their sum).
+  async function decide(ids: string[]): Promise<{ ops: Op[]; busyMs: number }> {
+    let busyMs = 0;
+    let sliceStart = performance.now();
     const nodes = new Map<string, Node>(store.list('nodes').map((n) => [n.ID, n]));
     const retention = clusterRetention(store.list('cluster')[0]);
     // Strictly increasing across passes: tasks of one slot are ordered by
@@ -171,9 +174,19 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
       if (!service && !tasks.length) { wakeAt.delete(id); continue; }
       let plan: Plan;
       try {
-        plan = service
-          ? reconcileService({ service, tasks, nodes, now: t, newId, retention, observed, maxCreates: MAX_CREATES_PER_PASS })
-          : reconcileDeletedService(tasks, nodes, t);
+        if (!service) plan = reconcileDeletedService(tasks, nodes, t);
+        else {
+          const steps = reconcileServiceSteps({ service, tasks, nodes, now: t, newId, retention, observed, maxCreates: MAX_CREATES_PER_PASS });
+          for (let r = steps.next(); ; r = steps.next()) {
+            if (r.done) { plan = r.value; break; }
+            if (performance.now() - sliceStart < sliceMs) continue;
+            busyMs += performance.now() - sliceStart;
+            await nextTurn();
+            // Deposed meanwhile: nothing of this pass may be written.
+            if (stopped) return { ops: [], busyMs };
+            sliceStart = performance.now();
+          }
+        }
       } catch (err) {
         log.error({ err, service: id }, 'reconcile failed');
         continue;
@@ -186,8 +199,9 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
       for (const d of plan.deletes.values()) ops.push({ kind: 'delete', serviceId: id, task: d });
       if (plan.service) ops.push({ kind: 'service', serviceId: id, service: plan.service });
     }
-    if (ops.length) log.debug({ services: ids.length, ops: ops.length }, 'orchestrator decisions');
-    return ops;
+    busyMs += performance.now() - sliceStart;
+    if (ops.length) log.debug({ services: ids.length, ops: ops.length, ms: Math.round(busyMs) }, 'orchestrator decisions');
+    return { ops, busyMs };
   }
 
   // Writes in chunks; a chunk refused because an object changed under it is

@@ -2,16 +2,23 @@ import type { Node, Task } from '../../model/types';
 import { reconcileGlobal } from './global';
 import { reconcileGlobalJob, reconcileReplicatedJob } from './jobs';
 import { reapSlot } from './reaper';
-import { reconcileReplicated } from './replicated';
-import { type ReconcileInput, Plan, groupSlots, serviceMode } from './task';
+import { reconcileReplicatedSteps } from './replicated';
+import { type ReconcileInput, type ReconcileSteps, Plan, drainSteps, groupSlots, serviceMode } from './task';
 
 // One entry point for the loop: the decisions for one service, by mode.
 export function reconcileService(input: ReconcileInput): Plan {
+  return drainSteps(reconcileServiceSteps(input));
+}
+
+// The same, in pausable steps (task.ts ReconcileSteps). Only replicated
+// services pause inside: a global service has one task per node, a job's
+// tasks are bounded by its MaxConcurrent.
+export function* reconcileServiceSteps(input: ReconcileInput): ReconcileSteps {
   switch (serviceMode(input.service)) {
     case 'global': return reconcileGlobal(input);
     case 'replicated-job': return reconcileReplicatedJob(input);
     case 'global-job': return reconcileGlobalJob(input);
-    default: return reconcileReplicated(input);
+    default: return yield* reconcileReplicatedSteps(input);
   }
 }
 

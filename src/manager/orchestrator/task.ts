@@ -187,6 +187,20 @@ export function replaceIn(slot: Slot, from: Task, to: Task): void {
   if (i >= 0) slot.tasks[i] = to;
 }
 
+// A reconcile that can pause: it yields (nothing) between steps of bounded
+// work and returns its plan. The loop resumes it after letting the event loop
+// run; tests and small callers drain it at once.
+export type ReconcileSteps = Generator<void, Plan, void>;
+// Slots handled between two pauses: a few milliseconds of work.
+export const STEP_SLOTS = 2000;
+
+export function drainSteps(steps: ReconcileSteps): Plan {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
 // What one service's reconcile sees: the service, all its tasks, all nodes.
 export interface ReconcileInput {
   service: Service;

@@ -1,5 +1,5 @@
 import type { Task } from '../../model/types';
-import type { LeaderComponentHandle, LeaderComponentOptions } from '../loop/component';
+import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, nextTurn } from '../loop/component';
 import { taskStateRank } from '../../model/types';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
@@ -51,6 +51,8 @@ function contribution(t: Task | undefined): Contribution | undefined {
 export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
   const { store, log } = opts;
   const now = opts.now ?? Date.now;
+  // The start reads every task (150,000 in bench/scale.ts) in slices this long at most.
+  const sliceMs = opts.sliceMs ?? DEFAULT_SLICE_MS;
 
   const loads = new Map<string, MutableLoad>();
   const contrib = new Map<string, Contribution>();
@@ -60,6 +62,7 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
   let kick: NodeJS.Timeout | undefined;
   let running = false;
   let stopped = false;
+  let loading = true; // the start's read of all tasks: no pass before it is done
   let idleWaiters: Array<() => void> = [];
 
   function apply(id: string, c: Contribution | undefined, sign: 1 | -1): void {
@@ -132,7 +135,7 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
   };
 
   function schedulePass(delay = BATCH_MS): void {
-    if (stopped || running || kick || !queue.size) return;
+    if (stopped || loading || running || kick || !queue.size) return;
     kick = setTimeout(() => void runPass(), delay);
   }
 
@@ -220,19 +223,36 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
   }
 
   function notifyIdle(): void {
-    if (!stopped && (running || kick || queue.size)) return;
+    if (!stopped && (loading || running || kick || queue.size)) return;
     const w = idleWaiters;
     idleWaiters = [];
     for (const r of w) r();
   }
 
-  // Start: the load of every node, and every task waiting for a node.
-  for (const t of store.list('tasks')) {
-    track(t.ID, t);
-    if (needsScheduling(t)) queue.add(t.ID);
-  }
+  // Start: the load of every node, and every task waiting for a node. Events
+  // are followed from the first moment; a task is read as it is now when its
+  // turn comes, and track() is idempotent, so an event before or after that
+  // turn counts once.
   const unsubscribe = store.subscribe(onEvents);
-  schedulePass(0);
+  async function load(): Promise<void> {
+    let sliceStart = performance.now();
+    for (const id of store.list('tasks').map((t) => t.ID)) {
+      if (performance.now() - sliceStart >= sliceMs) {
+        await nextTurn();
+        if (stopped) return;
+        sliceStart = performance.now();
+      }
+      const t = store.get('tasks', id);
+      if (!t) continue;
+      track(id, t);
+      if (needsScheduling(t)) queue.add(id);
+    }
+  }
+  void load().then(() => {
+    loading = false;
+    if (!stopped) schedulePass(0);
+    notifyIdle();
+  });
 
   return {
     stop(): void {
@@ -243,7 +263,7 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
       notifyIdle();
     },
     settled(): Promise<void> {
-      if (stopped ? !running : !running && !kick && !queue.size) return Promise.resolve();
+      if (stopped ? !running : !loading && !running && !kick && !queue.size) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };

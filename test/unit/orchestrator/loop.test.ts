@@ -8,6 +8,7 @@ import { Store } from '../../../src/store/store';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
 import { startAllocator } from '../../../src/manager/allocator/loop';
+import { STEP_SLOTS } from '../../../src/manager/orchestrator/task';
 import { makeNode, makeService } from './fixtures';
 import { untilStore as until } from '../../helpers/store-wait';
 
@@ -129,5 +130,46 @@ test('loop: a restart delay is honoured through a timer, then the replacement is
     assert.ok(Date.now() - failedAt >= 190, 'not before the delay');
   } finally {
     await stop();
+  }
+});
+
+test('loop: a pass is decided in slices, and an orchestrator stopped (deposed) in the middle of one writes none of it', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  try {
+    await store.txn().create('nodes', makeNode('node1')).create('services', makeService('big', { replicas: 5000 })).commit();
+    let made = 0;
+    let turns = 0;
+    let turnsAtStop = -1;
+    let turnsAtFirst = -1;
+    let ticking = true;
+    const tick = (): void => { turns++; if (ticking) setImmediate(tick); };
+    setImmediate(tick);
+    // Deposed halfway through deciding the 5,000 new tasks.
+    const orchestrator = startOrchestrator({
+      store, log: silentLogger, sliceMs: 0,
+      newId: () => { if (++made === 1) turnsAtFirst = turns; if (made === 2500) { turnsAtStop = turns; orchestrator.stop(); } return `t${made}`; },
+    });
+    await until(store, () => turnsAtStop >= 0, 'the pass reaches its 2,500th new task');
+    await orchestrator.settled();
+    ticking = false;
+    assert.ok(turnsAtStop > turnsAtFirst, 'the event loop turned between the pass\'s 1st and 2,500th new task');
+    assert.ok(made < 5000 && made <= 2500 + STEP_SLOTS, `the pass stopped deciding at its next pause (${made} tasks decided)`);
+    assert.equal(store.tasksOfService('big').length, 0, 'nothing of the pass was written');
+  } finally {
+    await store.close();
+  }
+});
+
+test('loop: a sliced pass makes all 5,000 tasks of a big service', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  const orchestrator = startOrchestrator({ store, log: silentLogger, sliceMs: 0 });
+  try {
+    await store.txn().create('nodes', makeNode('node1')).create('services', makeService('big', { replicas: 5000 })).commit();
+    await until(store, () => store.tasksOfService('big').length === 5000, '5,000 tasks');
+    await orchestrator.settled();
+    assert.deepEqual(new Set(store.tasksOfService('big').map((t) => t.Slot)).size, 5000, 'one task per slot');
+  } finally {
+    orchestrator.stop();
+    await store.close();
   }
 });

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { World, SEC, T0, slots } from './fixtures';
 import { nowIso } from '../../../src/common/time';
-import { reconcileService } from '../../../src/manager/orchestrator/reconcile';
+import { reconcileService, reconcileServiceSteps } from '../../../src/manager/orchestrator/reconcile';
+import { STEP_SLOTS } from '../../../src/manager/orchestrator/task';
 
 test('a new replicated service gets one task per slot, shaped as Docker shapes it', () => {
   const w = new World();
@@ -229,4 +230,26 @@ test('a big scale-up is made in bounded passes: maxCreates slots each, the plan 
   assert.deepEqual(slots(p3.creates), [9, 10]);
   assert.equal(p3.wakeAt, undefined, 'filled');
   assert.ok(pass().empty);
+});
+
+test('a big service is reconciled in steps: it pauses at least every STEP_SLOTS slots, and the steps decide what one call does', () => {
+  const w = new World();
+  w.addNode('a');
+  const s = w.addService('s', { replicas: 3 * STEP_SLOTS + 5 });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  w.nodes.set('a', { ...w.nodes.get('a')!, Status: { ...w.nodes.get('a')!.Status, State: 'down' } });
+  // Every task is replaced (node down): work in every per-slot loop.
+  let work = 0;
+  let most = 0;
+  let pauses = 0;
+  const newId = (): string => { work++; return w.newId(); };
+  const steps = reconcileServiceSteps({ service: s, tasks: w.of('s'), nodes: w.nodes, now: w.now, newId });
+  let r = steps.next();
+  for (; !r.done; r = steps.next()) { pauses++; most = Math.max(most, work); work = 0; }
+  const plan = r.value;
+  assert.ok(most <= STEP_SLOTS, `at most ${STEP_SLOTS} tasks made between pauses (saw ${most})`);
+  assert.ok(pauses >= 4, `paused ${pauses} times`);
+  assert.equal(plan.creates.length, 3 * STEP_SLOTS + 5);
+  assert.equal(plan.updates.size, 3 * STEP_SLOTS + 5, 'every stranded task shut down');
 });

@@ -42,3 +42,28 @@ test(`${N.toLocaleString('en')} unplaceable tasks: the reason is written once, i
     await store.close();
   }
 });
+
+test('a scheduler that starts beside 3,000 tasks reads them in slices, counts their load, and places what arrives meanwhile', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  await store.txn().create('nodes', makeNode('a')).create('nodes', makeNode('b')).commit();
+  const task = (i: number, nodeId?: string): Task => ({
+    ID: `t${i}`, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, ServiceID: 's1', Slot: i + 1,
+    Spec: { ContainerSpec: { Image: 'busybox' } },
+    Status: { Timestamp: 't', State: nodeId ? 'running' : 'pending', Message: '' }, DesiredState: 'running',
+    ...(nodeId ? { NodeID: nodeId } : {}),
+  });
+  await commitInBatches(store, Array.from({ length: 3000 }, (_, i) => (t) => { t.create('tasks', task(i, 'a')); }));
+  await commitInBatches(store, Array.from({ length: 4 }, (_, i) => (t) => { t.create('tasks', task(3000 + i)); }));
+  const sched = startScheduler({ store, log: silentLogger, sliceMs: 0 });
+  try {
+    // Arrives while the start is still reading (one task per turn with sliceMs 0).
+    await store.txn().create('tasks', task(3004)).create('tasks', task(3005)).commit();
+    await sched.settled();
+    const placed = store.list('tasks').filter((t) => Number(t.ID.slice(1)) >= 3000);
+    assert.equal(placed.length, 6);
+    assert.ok(placed.every((t) => t.NodeID === 'b' && t.Status.State === 'assigned'), 'all on b: a already runs 3,000 of the service');
+  } finally {
+    sched.stop();
+    await store.close();
+  }
+});
