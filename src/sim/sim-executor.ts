@@ -6,6 +6,13 @@ import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor }
 // that start at once and run until stopped. It lets one process act as many
 // nodes (issue 10's scale figures) with the real agent, session, heartbeats
 // and status reports, and no engine behind them.
+//
+// Each call answers on a later turn of the event loop, as an engine's answer
+// comes back over its socket: with answers in the same turn (microtasks only),
+// the lifecycles of the thousands of tasks one assignment brings ran to their
+// end in one turn of up to 30 s, and the nodes' heartbeat timers with them
+// (every node of the process went down at 5,000 nodes, bench/scale.ts).
+const engineTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface SimContainer extends ContainerInfo { image: string }
 
@@ -25,6 +32,7 @@ export class SimExecutor implements Executor {
   }
 
   async describeNode(): Promise<NodeDescription> {
+    await engineTurn();
     return {
       Hostname: this.facts.hostname,
       Platform: { Architecture: 'x86_64', OS: 'linux' },
@@ -34,9 +42,10 @@ export class SimExecutor implements Executor {
     };
   }
 
-  async ensureImage(): Promise<void> { /* every image is present */ }
+  async ensureImage(): Promise<void> { await engineTurn(); /* every image is present */ }
 
   async create(config: ContainerCreate): Promise<string> {
+    await engineTurn();
     const taskId = config.body.Labels[TASK_ID_LABEL];
     if (!taskId) throw new ExecutorError('simulated engine: a task container needs its task label', false, 400);
     for (const c of this.containers.values()) if (c.name === config.name && c.taskId === taskId) return c.id;
@@ -46,6 +55,7 @@ export class SimExecutor implements Executor {
   }
 
   async start(id: string): Promise<void> {
+    await engineTurn();
     const c = this.get(id);
     c.running = true;
     c.pid = 1;
@@ -53,6 +63,7 @@ export class SimExecutor implements Executor {
   }
 
   async stop(id: string): Promise<void> {
+    await engineTurn();
     const c = this.containers.get(id);
     if (!c?.running) return;
     c.running = false;
@@ -61,6 +72,7 @@ export class SimExecutor implements Executor {
   }
 
   async remove(id: string): Promise<void> {
+    await engineTurn();
     const c = this.containers.get(id);
     if (!c) return;
     this.containers.delete(id);
@@ -68,11 +80,13 @@ export class SimExecutor implements Executor {
   }
 
   async inspect(id: string): Promise<ContainerInfo | undefined> {
+    await engineTurn();
     const c = this.containers.get(id);
     return c ? { ...c } : undefined;
   }
 
   async listTaskContainers(): Promise<ContainerInfo[]> {
+    await engineTurn();
     return [...this.containers.values()].map((c) => ({ ...c }));
   }
 

@@ -71,6 +71,7 @@ export function etcdClientOptions(clientUrl: string, tls: EtcdTls): IOptions {
 // 1.2 of the two cores doing some 10 writes a second. GOGC or GOMEMLIMIT in
 // the daemon's environment are passed on.
 export const ETCD_GOGC = '25';
+export const ETCD_SNAPSHOT_COUNT = 2000;
 export function etcdEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...env, GOGC: env.GOGC ?? ETCD_GOGC };
 }
@@ -187,9 +188,12 @@ export class EtcdProcess {
       // A fenced write adds one compare to a transaction of up to 128 operations (store/backend.ts).
       '--max-txn-ops', '256',
       // History is compacted by the daemon (store/maintenance.ts), behind
-      // the mirror's revision. etcd keeps its raft log in memory up to the
-      // snapshot count: the default (100,000) costs hundreds of MB after bulk writes.
-      '--snapshot-count', '10000',
+      // the mirror's revision. etcd 3.4 keeps its raft log in memory from
+      // 5,000 entries (fixed) before its last snapshot: up to 5,000 + this
+      // count entries, each a transaction of up to 128 writes (~70 KB of
+      // tasks). At 10,000 that was 880 MB per member after a 150,000-task
+      // create (bench/scale.ts); the default (100,000) costs more still.
+      '--snapshot-count', String(ETCD_SNAPSHOT_COUNT),
       '--quota-backend-bytes', String(2 * 1024 ** 3),
       '--logger', 'zap',
       '--log-outputs', 'stderr',
