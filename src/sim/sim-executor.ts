@@ -8,10 +8,11 @@ import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor }
 // and status reports, and no engine behind them.
 //
 // Each call answers on a later turn of the event loop, as an engine's answer
-// comes back over its socket: with answers in the same turn (microtasks only),
-// the lifecycles of the thousands of tasks one assignment brings ran to their
-// end in one turn of up to 30 s, and the nodes' heartbeat timers with them
-// (every node of the process went down at 5,000 nodes, bench/scale.ts).
+// comes back over its socket. With answers in the same turn (microtasks only),
+// the tasks of a big assignment ran through their lifecycles without letting
+// timers run: at 5,000 nodes the simulators' loops stalled 10-35 s and 1,511
+// nodes missed their beats within a minute; answering on later turns, 45
+// (bench/scale.ts).
 const engineTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface SimContainer extends ContainerInfo { image: string }
