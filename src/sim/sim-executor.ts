@@ -11,8 +11,8 @@ import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor }
 // comes back over its socket. With answers in the same turn (microtasks only),
 // the tasks of a big assignment ran through their lifecycles without letting
 // timers run: at 5,000 nodes the simulators' loops stalled 10-35 s and 1,511
-// nodes missed their beats within a minute; answering on later turns, 45
-// (bench/scale.ts).
+// nodes went down in the 80 s after `service create`; answering on later
+// turns, 45 in the same 80 s (bench/scale.ts).
 const engineTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface SimContainer extends ContainerInfo { image: string }

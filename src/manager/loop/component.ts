@@ -16,8 +16,25 @@ export interface LeaderComponentOptions {
 // (bench/scale.ts); in slices of this long it never does.
 export const DEFAULT_SLICE_MS = 40;
 
-// Resumes after the I/O callbacks that are ready now.
-export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+// A long pass cut into slices: `due()` says the current slice has held the
+// event loop sliceMs, `pause()` lets the I/O callbacks that are ready now run
+// and starts the next slice; `busyMs()` is the time held, pauses left out.
+export class Slicer {
+  private held = 0;
+  private sliceStart = performance.now();
+
+  constructor(private readonly sliceMs: number) {}
+
+  due(): boolean { return performance.now() - this.sliceStart >= this.sliceMs; }
+
+  async pause(): Promise<void> {
+    this.held += performance.now() - this.sliceStart;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.sliceStart = performance.now();
+  }
+
+  busyMs(): number { return this.held + performance.now() - this.sliceStart; }
+}
 
 export interface LeaderComponentHandle {
   stop(): void;

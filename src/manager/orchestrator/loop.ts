@@ -1,5 +1,5 @@
 import type { Node, Service, Task } from '../../model/types';
-import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, nextTurn } from '../loop/component';
+import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, Slicer } from '../loop/component';
 import { newId as defaultNewId } from '../../common/ids';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
@@ -160,8 +160,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
 
   // The decisions for `ids`, in slices of at most sliceMs (busyMs: their sum).
   async function decide(ids: string[]): Promise<{ ops: Op[]; busyMs: number }> {
-    let busyMs = 0;
-    let sliceStart = performance.now();
+    const slicer = new Slicer(sliceMs);
     const nodes = new Map<string, Node>(store.list('nodes').map((n) => [n.ID, n]));
     const retention = clusterRetention(store.list('cluster')[0]);
     // Strictly increasing across passes: tasks of one slot are ordered by
@@ -179,12 +178,10 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
           const steps = reconcileServiceSteps({ service, tasks, nodes, now: t, newId, retention, observed, maxCreates: MAX_CREATES_PER_PASS });
           for (let r = steps.next(); ; r = steps.next()) {
             if (r.done) { plan = r.value; break; }
-            if (performance.now() - sliceStart < sliceMs) continue;
-            busyMs += performance.now() - sliceStart;
-            await nextTurn();
+            if (!slicer.due()) continue;
+            await slicer.pause();
             // Deposed meanwhile: nothing of this pass may be written.
-            if (stopped) return { ops: [], busyMs };
-            sliceStart = performance.now();
+            if (stopped) return { ops: [], busyMs: slicer.busyMs() };
           }
         }
       } catch (err) {
@@ -199,7 +196,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
       for (const d of plan.deletes.values()) ops.push({ kind: 'delete', serviceId: id, task: d });
       if (plan.service) ops.push({ kind: 'service', serviceId: id, service: plan.service });
     }
-    busyMs += performance.now() - sliceStart;
+    const busyMs = slicer.busyMs();
     if (ops.length) log.debug({ services: ids.length, ops: ops.length, ms: Math.round(busyMs) }, 'orchestrator decisions');
     return { ops, busyMs };
   }

@@ -1,5 +1,5 @@
 import type { Task } from '../../model/types';
-import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, nextTurn } from '../loop/component';
+import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, Slicer } from '../loop/component';
 import { taskStateRank } from '../../model/types';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
@@ -235,12 +235,11 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
   // turn counts once.
   const unsubscribe = store.subscribe(onEvents);
   async function load(): Promise<void> {
-    let sliceStart = performance.now();
+    const slicer = new Slicer(sliceMs);
     for (const id of store.list('tasks').map((t) => t.ID)) {
-      if (performance.now() - sliceStart >= sliceMs) {
-        await nextTurn();
+      if (slicer.due()) {
+        await slicer.pause();
         if (stopped) return;
-        sliceStart = performance.now();
       }
       const t = store.get('tasks', id);
       if (!t) continue;
