@@ -2,7 +2,7 @@ import type { NodeDescription, Task, TaskStatus } from '../model/types';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
-import { answeredByPeer, type RpcChannel, type RpcStream } from '../rpc/transport';
+import { answeredByPeer, stillConnecting, type RpcChannel, type RpcStream } from '../rpc/transport';
 import {
   Heartbeat, Session, UpdateTaskStatus, isNotLeader, isSessionInvalid, leaderFromError,
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
@@ -17,11 +17,20 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 // - The session delivers the node's tasks (the whole set on every new
 //   session, then changes), the secrets and configs they use, the managers'
 //   addresses and the heartbeat interval.
-// - Heartbeats at the interval the dispatcher asks; a failed beat ends the
-//   session, and the agent opens a new one.
+// - Heartbeats at the interval the dispatcher asks. A beat the dispatcher
+//   refuses (session invalid, not the leader) ends the session, and the agent
+//   opens a new one. A beat that times out while the session's stream is up
+//   is sent again at once, up to MISSED_BEATS_TO_END in a row: a busy leader
+//   answers late, and ending thousands of sessions for that (each a new
+//   registration and a whole task set) loads it far more than the beats. A
+//   dead connection ends the stream through the transport's keepalive.
 // - The first manager is any of the list (the managers relay sessions to the
 //   leader). A manager that cannot relay names the leader: the agent goes there.
-//   A lost manager: the next one in the list, with a bounded back-off.
+//   A lost manager: the next one in the list, with a bounded back-off. A
+//   connection still being set up when the session gave up waiting is kept
+//   for the next try: under load, a handshake thrown away after 5 s and begun
+//   again elsewhere is work the managers did for nothing, and thousands of
+//   them kept every session out for minutes (bench/scale.ts, 5,000 nodes).
 // - A session the leader's dispatcher itself ended (a late heartbeat, a
 //   replaced session) is opened again with the same manager over the same
 //   connection: it answered, so it is reachable. Under load, thousands of
@@ -62,9 +71,18 @@ const STATUS_BATCH = 1000;
 // How long a report waits for a session before it fails (and is retried).
 const SESSION_WAIT_MS = 10_000;
 const STOP_WAIT_MS = 2000;
+// Unanswered heartbeats in a row (each timed out after twice the interval)
+// that end the session: by then the manager has declared the node down.
+export const MISSED_BEATS_TO_END = 3;
+// A new session's first message (its registration) may take this many call
+// bounds: a busy leader registers thousands of nodes in turn, and a session
+// given up sooner is only registered again, over a new connection. One given
+// up keeps its connection (it was up; the leader was slow).
+export const FIRST_MESSAGE_CALLS = 3;
 
 // endedBy: why the agent ended the session (a failed heartbeat or call).
-interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown }
+// missedBeats: heartbeats in a row that timed out unanswered.
+interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown; missedBeats: number }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
 interface FullSet { tasks: Map<string, Task>; services: ServiceInfo[]; secrets: WirePayload[]; configs: WirePayload[] }
 
@@ -280,7 +298,8 @@ export class RemoteControlPlane implements AgentControlPlane {
       else if (this.leader === addr && !answered) this.leader = undefined; // a leader hint (from a beat) keeps
       failed = leader || answered ? undefined : addr;
       again = !leader && answered ? addr : undefined;
-      if (!leader && !answered && addr) this.dropChannel(addr);
+      const keepChannel = stillConnecting(err) || (err as { keepChannel?: boolean } | undefined)?.keepChannel === true;
+      if (!leader && !answered && addr && !keepChannel) this.dropChannel(addr);
       this.opts.log.warn({ manager: addr, leader, err: (err as Error | undefined)?.message, retryMs: follow ? 0 : backoff }, leader ? 'dispatcher is not the leader; moving to the leader' : 'session with the managers lost; trying the next manager');
       if (follow) continue;
       await this.sleep(backoff * (0.5 + Math.random() / 2));
@@ -298,13 +317,15 @@ export class RemoteControlPlane implements AgentControlPlane {
     let established = false;
     let live: Live | undefined;
     let stream: RpcStream | undefined;
-    const firstTimer = setTimeout(() => { if (!established) stream?.cancel(); }, this.callTimeoutMs);
+    const firstMs = FIRST_MESSAGE_CALLS * this.callTimeoutMs;
+    let slowFirst = false;
+    const firstTimer = setTimeout(() => { if (!established) { slowFirst = true; stream?.cancel(); } }, firstMs);
     stream = channel.stream(Session, { SessionID: id, Description: description }, (msg) => {
       if (this.stopped || msg.SessionID !== id) return;
       if (!established) {
         established = true;
         clearTimeout(firstTimer);
-        this.live = live = { id, addr, channel, stream: stream! };
+        this.live = live = { id, addr, channel, stream: stream!, missedBeats: 0 };
         this.full = undefined;
         this.opts.log.info({ manager: addr, session: id }, 'session with the dispatcher established');
         for (const w of [...this.sessionWaiters]) w();
@@ -317,6 +338,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       return established;
     } catch (err) {
       // Our cancel hides why: the heartbeat's or call's own error says it.
+      if (slowFirst) throw Object.assign(unavailable(`no answer to the session from ${addr} within ${firstMs} ms`), { established, keepChannel: true });
       throw Object.assign((live?.endedBy ?? err) as Error, { established });
     } finally {
       clearTimeout(firstTimer);
@@ -333,11 +355,12 @@ export class RemoteControlPlane implements AgentControlPlane {
     live?.stream.cancel();
   }
 
-  private scheduleHeartbeat(ms: number): void {
+  // The next beat in `ms`; `intervalMs` bounds its wait (the interval the dispatcher asked).
+  private scheduleHeartbeat(ms: number, intervalMs = ms): void {
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     const live = this.live;
     if (!live) return;
-    this.heartbeatTimer = setTimeout(() => void this.beat(live, ms), ms);
+    this.heartbeatTimer = setTimeout(() => void this.beat(live, intervalMs), ms);
   }
 
   private async beat(live: Live, intervalMs: number): Promise<void> {
@@ -348,14 +371,19 @@ export class RemoteControlPlane implements AgentControlPlane {
       // is 1.5 periods): one slow answer from a busy leader must not end the
       // session, as reconnecting thousands of nodes at once loads it more.
       const res = await live.channel.unary(Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, 2 * intervalMs) });
+      live.missedBeats = 0;
       if (this.live === live) this.scheduleHeartbeat(res.PeriodMs);
     } catch (err) {
-      this.opts.log.warn({ manager: live.addr, err: (err as Error).message }, 'heartbeat failed; reconnecting');
-      if (this.live === live) {
-        const leader = leaderFromError(err);
-        if (leader) this.leader = leader;
-        this.endSession(err);
+      if (this.live !== live) return;
+      const leader = leaderFromError(err);
+      if (!leader && !answeredByPeer(err) && ++live.missedBeats < MISSED_BEATS_TO_END) {
+        this.opts.log.warn({ manager: live.addr, err: (err as Error).message, missed: live.missedBeats }, 'heartbeat not answered; beating again on the same session');
+        this.scheduleHeartbeat(0, intervalMs);
+        return;
       }
+      this.opts.log.warn({ manager: live.addr, err: (err as Error).message }, 'heartbeat failed; reconnecting');
+      if (leader) this.leader = leader;
+      this.endSession(err);
     }
   }
 

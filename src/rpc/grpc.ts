@@ -46,6 +46,10 @@ export const KEEPALIVE_TIMEOUT_MS = 2000;
 // hundreds) in one go, and their reconnections loaded the leader further.
 const SERVER_KEEPALIVE_TIME_MS = 10_000;
 const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
+// A channel from one manager to another (the dispatcher's relay) pings as
+// servers do: a leader held up for seconds must not lose every follower's
+// channel, and the sessions relayed over it, at once.
+export const MANAGER_KEEPALIVE: ChannelKeepalive = { timeMs: SERVER_KEEPALIVE_TIME_MS, timeoutMs: SERVER_KEEPALIVE_TIMEOUT_MS };
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
 const KIND_KEY = 'shoal-kind';
@@ -443,7 +447,8 @@ class GrpcChannel implements RpcChannel {
     done.catch(() => undefined); // the caller may only cancel
     this.client.waitForReady(Date.now() + CONNECT_TIMEOUT_MS, (err) => {
       if (err && !settled && !cancelReason) {
-        cancelReason = new RpcError('unavailable', `connection error: cannot reach ${this.address} within ${CONNECT_TIMEOUT_MS} ms`);
+        const connecting = this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.CONNECTING;
+        cancelReason = new RpcError('unavailable', `connection error: cannot reach ${this.address} within ${CONNECT_TIMEOUT_MS} ms${connecting ? ' (still connecting)' : ''}`, { stillConnecting: connecting });
         call.cancel();
       }
     });

@@ -88,15 +88,23 @@ export class RpcError extends ShoalError {
   // `answered`: the peer's handler said it, so the connection to the peer
   // works (a caller may keep it); false for transport failures and deadlines.
   readonly answered: boolean;
-  constructor(readonly rpcKind: RpcErrorKind, message: string, options?: { cause?: unknown; answered?: boolean }) {
+  // `stillConnecting`: the call gave up waiting for a connection that was
+  // still being set up (TCP or TLS under way), not one that failed: the
+  // caller may keep the channel and come back to it, rather than throw the
+  // handshake away and start another (see agent/remote-control-plane.ts).
+  readonly stillConnecting: boolean;
+  constructor(readonly rpcKind: RpcErrorKind, message: string, options?: { cause?: unknown; answered?: boolean; stillConnecting?: boolean }) {
     super(rpcKind === 'permission' ? 'invalid' : rpcKind, message, options);
     this.name = 'RpcError';
     this.answered = options?.answered ?? false;
+    this.stillConnecting = options?.stillConnecting ?? false;
   }
 }
 
 // The peer answered with this error (see RpcError.answered).
 export const answeredByPeer = (err: unknown): boolean => err instanceof RpcError && err.answered;
+// The connection was still being set up when the call gave up (see RpcError.stillConnecting).
+export const stillConnecting = (err: unknown): boolean => err instanceof RpcError && err.stillConnecting;
 
 // The one access rule, shared by every transport.
 export function accessAllowed(access: Access, peer: Peer | undefined, clusterId: string | undefined): boolean {

@@ -9,7 +9,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
-import { RpcError, type Peer } from '../../../src/rpc/transport';
+import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
 import { Heartbeat, RelayHeartbeats, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
@@ -19,7 +19,7 @@ import { startNetworkKeys } from '../../../src/manager/netkeys/loop';
 import { NetworkKeyReader } from '../../../src/manager/netkeys/reader';
 import { SecretBox } from '../../../src/manager/controlapi/secret-box';
 import type { ViewKey } from '../../../src/protocol/network-view';
-import { RemoteControlPlane } from '../../../src/agent/remote-control-plane';
+import { FIRST_MESSAGE_CALLS, MISSED_BEATS_TO_END, RemoteControlPlane } from '../../../src/agent/remote-control-plane';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import type { Assignments } from '../../../src/agent/control-plane';
 import { untilStore } from '../../helpers/store-wait';
@@ -88,10 +88,11 @@ async function world(o: WorldOptions = {}) {
     cleanups.push(() => d.stop());
     return d;
   };
-  const plane = (nodeId: string, managers = [M1], callTimeoutMs = 1000): RemoteControlPlane => {
+  // `wrap`: what the agent gets for each connection it dials.
+  const plane = (nodeId: string, managers = [M1], callTimeoutMs = 1000, more: { wrap?: (ch: RpcChannel, addr: string) => RpcChannel; log?: Logger } = {}): RemoteControlPlane => {
     const cp = new RemoteControlPlane({
-      connect: (addr) => net.channel(peer(nodeId), addr), managers, firstManager: 'first', describe: async () => describe(nodeId),
-      log: silentLogger, backoff: RETRY, callTimeoutMs,
+      connect: (addr) => (more.wrap ?? ((ch) => ch))(net.channel(peer(nodeId), addr), addr), managers, firstManager: 'first', describe: async () => describe(nodeId),
+      log: more.log ?? silentLogger, backoff: RETRY, callTimeoutMs,
     });
     cleanups.push(() => cp.stop());
     return cp;
@@ -473,6 +474,120 @@ test('a session the leader\'s dispatcher ends is opened again with it over the s
       await waitFor('a session with M1 again', () => cp.connectedTo === M1, 5000);
       assert.ok(dialled.filter((a) => a === M1).length >= 2, `M1 dialled again: ${dialled.join(' ')}`);
     } finally { await cp.stop(); }
+  } finally { await w.close(); }
+});
+
+// A channel that counts what the agent does with it, and can make its
+// heartbeats time out (answered meanwhile by the dispatcher, as a late answer
+// would be) or its sessions give up on a connection still being set up.
+// `silent`: sessions that get no message at all (a leader too busy to register the node).
+type Probe = { failBeats: number; beatsFailed: number; beatsOk: number; sessions: string[]; connecting: number; closed: number; silent?: number };
+function probedChannel(inner: RpcChannel, probe: Probe): RpcChannel {
+  return {
+    address: inner.address,
+    close: () => { probe.closed++; inner.close(); },
+    stream: (m, req, onMessage) => {
+      if (m.name === Session.name && (probe.silent ?? 0) > 0) {
+        probe.silent!--;
+        probe.sessions.push((req as { SessionID: string }).SessionID);
+        let cancel = (): void => undefined;
+        const done = new Promise<void>((_, reject) => { cancel = () => reject(new RpcError('unavailable', 'stream cancelled')); });
+        done.catch(() => undefined);
+        return { done, cancel };
+      }
+      if (m.name === Session.name && probe.connecting > 0) {
+        probe.connecting--;
+        const done = Promise.reject(new RpcError('unavailable', `connection error: cannot reach ${inner.address} within 5000 ms (still connecting)`, { stillConnecting: true }));
+        done.catch(() => undefined);
+        return { done, cancel: () => undefined };
+      }
+      if (m.name === Session.name) probe.sessions.push((req as { SessionID: string }).SessionID);
+      return inner.stream(m, req, onMessage);
+    },
+    unary: async (m, req, o) => {
+      if (m.name !== Heartbeat.name) return inner.unary(m, req, o);
+      if (probe.failBeats > 0) {
+        probe.failBeats--;
+        probe.beatsFailed++;
+        void inner.unary(m, req, o).catch(() => undefined);
+        throw new RpcError('unavailable', `deadline exceeded calling ${m.name}`);
+      }
+      const res = await inner.unary(m, req, o);
+      probe.beatsOk++;
+      return res;
+    },
+  };
+}
+
+test('a heartbeat that times out is sent again on the same session; only MISSED_BEATS_TO_END in a row end it', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const probe: Probe = { failBeats: 0, beatsFailed: 0, beatsOk: 0, sessions: [], connecting: 0, closed: 0 };
+    const agentLog = capturingLogger();
+    const cp = w.plane('w1', [M1], 1000, { wrap: (ch) => probedChannel(ch, probe), log: agentLog.log });
+    cp.watchAssignments('w1', () => undefined);
+    {
+      await waitFor('a session and a beat', () => cp.connectedTo === M1 && probe.beatsOk > 0);
+      // One fewer than the limit, in a row: the session stays.
+      probe.failBeats = MISSED_BEATS_TO_END - 1;
+      const okBefore = probe.beatsOk;
+      await waitFor('the beats failed, then one answered', () => probe.beatsFailed === MISSED_BEATS_TO_END - 1 && probe.beatsOk > okBefore);
+      assert.equal(probe.sessions.length, 1, 'the same session');
+      assert.equal(agentLog.lines.filter((l) => l.msg === 'heartbeat not answered; beating again on the same session').length, MISSED_BEATS_TO_END - 1);
+      assert.equal(cp.connectedTo, M1);
+      assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+      // The limit in a row: the agent opens a new session.
+      probe.failBeats = MISSED_BEATS_TO_END;
+      // (The dispatcher's managers' list names M2 as well, which the agent may try on the way: nothing listens there.)
+      await waitFor('a new session', () => agentLog.lines.filter((l) => l.msg === 'session with the dispatcher established').length === 2 && cp.connectedTo === M1);
+      assert.equal(probe.beatsFailed, 2 * MISSED_BEATS_TO_END - 1);
+    }
+  } finally { await w.close(); }
+});
+
+test('a connection still being set up when the session gave up is kept, not dialled again', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    w.dispatcher(M2); // not leading: names M1
+    const dialled: string[] = [];
+    const probes = new Map<string, Probe>();
+    const cp = w.plane('w1', [M1, M2], 1000, {
+      wrap: (ch, addr) => {
+        dialled.push(addr);
+        const probe: Probe = { failBeats: 0, beatsFailed: 0, beatsOk: 0, sessions: [], connecting: addr === M1 ? 1 : 0, closed: 0 };
+        probes.set(addr, probe);
+        return probedChannel(ch, probe);
+      },
+    });
+    cp.watchAssignments('w1', () => undefined);
+    {
+      // M1 is still connecting: the agent tries M2, which names M1, and the session is then opened over the kept connection.
+      await waitFor('a session with M1', () => cp.connectedTo === M1);
+      assert.deepEqual(dialled, [M1, M2], 'M1 dialled once');
+      assert.equal(probes.get(M1)!.closed, 0, 'the connection being set up was kept');
+      assert.equal(probes.get(M1)!.sessions.length, 1);
+    }
+  } finally { await w.close(); }
+});
+
+test('a session with no first message is given up after FIRST_MESSAGE_CALLS call bounds; its connection is kept', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const probe: Probe = { failBeats: 0, beatsFailed: 0, beatsOk: 0, sessions: [], connecting: 0, closed: 0, silent: 1 };
+    const dialled: string[] = [];
+    const callTimeoutMs = 200;
+    const cp = w.plane('w1', [M1], callTimeoutMs, { wrap: (ch, addr) => { dialled.push(addr); return probedChannel(ch, probe); } });
+    const t0 = Date.now();
+    cp.watchAssignments('w1', () => undefined);
+    {
+      await waitFor('a second session, established', () => probe.sessions.length === 2 && cp.connectedTo === M1);
+      assert.ok(Date.now() - t0 >= FIRST_MESSAGE_CALLS * callTimeoutMs, 'the first was waited for as long as the bound');
+      assert.deepEqual(dialled, [M1], 'over the same connection');
+      assert.equal(probe.closed, 0);
+    }
   } finally { await w.close(); }
 });
 
