@@ -58,28 +58,40 @@ export function startLeading(nodes: readonly Node[], now: number, periodMs: numb
 // nodes lost at once, in any cluster, go down at once as before.
 export const DOWN_BURST_MIN = 10;
 export const DOWN_BURST_FRACTION = 0.1;
+// And when most of a large cluster is overdue at once (more than
+// DISRUPTION_FRACTION of at least DISRUPTION_MIN_NODES), the fault is almost
+// surely the managers' own (an overloaded leader, its network): only
+// DOWN_BURST_MIN per allowance are marked down, so that a real loss of that
+// many machines still moves their tasks, slowly. (Kubernetes stops evicting
+// on a full disruption and slows down on a partial one, from 55 %.)
+export const DISRUPTION_MIN_NODES = 50;
+export const DISRUPTION_FRACTION = 0.55;
 
 // The times (manager clock) nodes were last marked down, oldest first.
 export type DownMarks = number[];
 
 export const downBurst = (watched: number): number => Math.max(DOWN_BURST_MIN, Math.ceil(watched * DOWN_BURST_FRACTION));
+export const disrupted = (watched: number, due: number): boolean => watched >= DISRUPTION_MIN_NODES && due > watched * DISRUPTION_FRACTION;
 
 // The nodes whose time is up, within the burst limit, removed from the
 // state (the caller marks them down; a node that registers again is watched
 // again): returns the nodes to mark down now
-// (recorded in `marks`), and how many expired nodes were put off.
-export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number } {
+// (recorded in `marks`), how many expired nodes were put off, and whether
+// most were overdue at once (`disrupted`).
+export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number; disrupted: boolean } {
   const window = allowanceMs(periodMs);
   while (marks.length && marks[0]! <= now - window) marks.shift();
-  const limit = downBurst(state.size + marks.length);
+  const watched = state.size + marks.length;
   const due = [...state].filter(([, at]) => at <= now).sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
+  const isDisrupted = disrupted(watched, due.length + marks.length);
+  const limit = isDisrupted ? DOWN_BURST_MIN : downBurst(watched);
   const room = Math.max(0, limit - marks.length);
   const down = due.slice(0, room).map(([id]) => id);
   for (const id of down) { state.delete(id); marks.push(now); }
   // The rest wait until the oldest mark leaves the window (at least a beat's interval).
   const later = Math.max(marks.length ? marks[0]! + window : now, now + heartbeatIntervalMs(periodMs));
   for (const [id] of due.slice(room)) state.set(id, later);
-  return { down: down.sort(), deferred: due.length - down.length };
+  return { down: down.sort(), deferred: due.length - down.length, disrupted: isDisrupted };
 }
 
 // The manager's own stall (its event loop held up by a long batch or GC for

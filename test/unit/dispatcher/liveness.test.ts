@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, downBurst, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, DISRUPTION_MIN_NODES, DOWN_BURST_MIN, downBurst, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
@@ -66,30 +66,56 @@ test('a stall of the manager itself gives every node its time back', () => {
 test('many nodes silent at once: at most a tenth of the watched nodes (at least 10) go down per allowance; the rest get more time, and a beat saves them', () => {
   const P = DEFAULT_HEARTBEAT_PERIOD_MS;
   const s: Liveness = new Map();
-  for (let i = 0; i < 200; i++) heard(s, `n${String(i).padStart(3, '0')}`, T, P);
+  const ids = Array.from({ length: 200 }, (_, i) => `n${String(i).padStart(3, '0')}`);
+  const beating = ids.slice(100); // the other half (less than DISRUPTION_FRACTION) falls silent
+  for (const id of ids) heard(s, id, T, P);
+  const beat = (t: number): void => { for (const id of beating) heard(s, id, t, P); };
   assert.equal(downBurst(200), 20);
   const marks: DownMarks = [];
-  // All 200 fall silent together.
+  beat(T + 5000);
   const first = takeExpired(s, marks, T + 7500, P);
   assert.equal(first.down.length, 20);
-  assert.equal(first.deferred, 180);
-  assert.equal(nextExpiry(s), T + 7500 + 7500, 'the others are looked at when the window has room');
+  assert.equal(first.deferred, 80);
+  assert.equal(first.disrupted, false);
   // Within the window nothing more goes down.
+  beat(T + 10_000);
   assert.deepEqual(takeExpired(s, marks, T + 10_000, P).down, []);
   // A node heard meanwhile is saved.
-  heard(s, 'n199', T + 12_000, P);
+  heard(s, 'n099', T + 12_000, P);
+  beat(T + 15_000);
   const second = takeExpired(s, marks, T + 15_000, P);
   assert.equal(second.down.length, downBurst(180), 'a tenth of those still watched');
-  assert.ok(!second.down.includes('n199'));
-  assert.equal(s.get('n199'), T + 12_000 + 7500);
+  assert.ok(!second.down.includes('n099'));
+  assert.equal(s.get('n099'), T + 12_000 + 7500);
   // Every silent node goes down in the end.
   const gone = new Set([...first.down, ...second.down]);
-  for (let t = T + 15_000; gone.size < 199 && t < T + 600_000; t += 2500) {
-    heard(s, 'n199', t, P); // it beats on
+  for (let t = T + 17_500; gone.size < 99 && t < T + 600_000; t += 2500) {
+    beat(t);
+    heard(s, 'n099', t, P); // it beats on
     for (const id of takeExpired(s, marks, t, P).down) gone.add(id);
   }
-  assert.equal(gone.size, 199);
-  assert.ok(!gone.has('n199'));
+  assert.equal(gone.size, 99);
+  assert.ok(!gone.has('n099'));
+  assert.ok(beating.every((id) => !gone.has(id)));
+});
+
+test('most of a large swarm silent at once (the managers\' side, most likely): only DOWN_BURST_MIN per allowance go down, and all in the end', () => {
+  const P = DEFAULT_HEARTBEAT_PERIOD_MS;
+  const s: Liveness = new Map();
+  for (let i = 0; i < DISRUPTION_MIN_NODES * 4; i++) heard(s, `n${String(i).padStart(3, '0')}`, T, P);
+  const marks: DownMarks = [];
+  const first = takeExpired(s, marks, T + 7500, P);
+  assert.deepEqual({ down: first.down.length, deferred: first.deferred, disrupted: first.disrupted }, { down: DOWN_BURST_MIN, deferred: 190, disrupted: true });
+  const gone = new Set(first.down);
+  let windows = 1;
+  for (let t = T + 10_000; gone.size < 200 && t < T + 3_600_000; t += 2500) {
+    const r = takeExpired(s, marks, t, P);
+    assert.ok(r.down.length <= DOWN_BURST_MIN);
+    if (r.down.length) windows++;
+    for (const id of r.down) gone.add(id);
+  }
+  assert.equal(gone.size, 200);
+  assert.equal(windows, 200 / DOWN_BURST_MIN);
 });
 
 test('a few nodes lost at once in a small swarm all go down at once', () => {
@@ -97,5 +123,5 @@ test('a few nodes lost at once in a small swarm all go down at once', () => {
   for (const id of ['a', 'b', 'c', 'd', 'e']) heard(s, id, T, 5000);
   heard(s, 'e', T + 5000, 5000);
   const r = takeExpired(s, [], T + 7500, 5000);
-  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0 });
+  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0, disrupted: false }, 'four of five: below DISRUPTION_MIN_NODES, no disruption');
 });
