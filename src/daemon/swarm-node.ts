@@ -22,7 +22,7 @@ import type { ClusterObject } from '../store/objects';
 import { Store, type Fence } from '../store/store';
 import { resolveAdvertiseAddr } from './address';
 import { EtcdBackend as EtcdAdmin } from '../store/etcd-backend';
-import { GrpcServer, grpcChannel, type NodeTls } from '../rpc/grpc';
+import { GrpcServer, grpcChannel, MANAGER_KEEPALIVE, type NodeTls } from '../rpc/grpc';
 import { registerCAServer } from '../manager/ca/ca-server';
 import { registerMembershipServer } from '../manager/leader/membership-server';
 import { startMemberUpkeep } from '../manager/leader/members';
@@ -92,6 +92,10 @@ export interface RunningComponents {
 export interface NodeRpc {
   server: RpcServer;                                       // this manager's services (dispatcher ...)
   connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
+  // Between managers (the dispatcher's relay to the leader): keepalive as lenient as a server's.
+  // A leader held up for 2 s (a big batch, GC on a starved host) dropped every follower's
+  // relay channel at the 2 s client keepalive, and with it every relayed node's session.
+  connectManager?(addr: string): RpcChannel;
   managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
@@ -1012,6 +1016,7 @@ export class SwarmNode implements SwarmMembership {
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
         server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
+        connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_KEEPALIVE),
         // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
         // etcd member is gone); the version keeps an older session message from undoing a promotion.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
