@@ -1,8 +1,10 @@
-// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN]`: where a
+// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN] [--stalls MS]`: where a
 // CPU profile's time went, as text: self time by function and by module (an
 // npm package, a Shoal source file, node's own code, V8's GC and idle), so a
 // profile from --leader-prof or --sim-prof can be read and quoted without
-// DevTools.
+// DevTools. `--stalls MS`: every stretch of at least MS without an idle
+// sample (the event loop held, or the process starved), with the Shoal
+// functions (innermost frame of ours) and GC that filled it.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -54,8 +56,52 @@ export function summarize(p: Profile, callersOf?: string): Summary {
   return { totalMs: total / 1000, byFunction: sorted(fn), byModule: sorted(mod), callers: sorted(callers) };
 }
 
+export interface Stall { startMs: number; ms: number; top: Array<[string, number]> }
+
+// Stretches of at least `minMs` with no idle sample, in order, each with its
+// three heaviest innermost Shoal frames (or module, outside Shoal's code).
+export function stalls(p: Profile, minMs: number): Stall[] {
+  const nodes = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const owner = new Map<number, string>();
+  const ownerOf = (id: number): string => {
+    let o = owner.get(id);
+    if (o !== undefined) return o;
+    for (let q: number | undefined = id; q !== undefined; q = parent.get(q)) {
+      const f = nodes.get(q)!.callFrame;
+      if (/\/dist\/src\//.test(f.url)) { o = frameKey(f); break; }
+    }
+    o ??= moduleOf(nodes.get(id)!.callFrame);
+    owner.set(id, o);
+    return o;
+  };
+  const out: Stall[] = [];
+  let t = 0;
+  let start = -1;
+  let by = new Map<string, number>();
+  const close = (end: number): void => {
+    if (start >= 0 && end - start >= minMs * 1000) {
+      out.push({ startMs: start / 1000, ms: (end - start) / 1000, top: [...by].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, us]): [string, number] => [k, us / 1000]) });
+    }
+    start = -1;
+    by = new Map();
+  };
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    t += dt;
+    const id = p.samples[i]!;
+    if (nodes.get(id)!.callFrame.functionName === '(idle)') { close(t - dt); continue; }
+    if (start < 0) start = t - dt;
+    const o = ownerOf(id);
+    by.set(o, (by.get(o) ?? 0) + dt);
+  }
+  close(t);
+  return out;
+}
+
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, stalls: { type: 'string' } } });
   const file = positionals[0];
   if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
@@ -66,6 +112,11 @@ function main(): void {
   process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby function\n');
   process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
   if (values.callers) process.stdout.write(`\ncallers of ${values.callers}\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
+  if (values.stalls) {
+    const found = stalls(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(values.stalls));
+    process.stdout.write(`\n${found.length} stretches of ${values.stalls} ms or more without an idle sample\n`);
+    for (const st of found) process.stdout.write(`${(st.startMs / 1000).toFixed(1).padStart(7)} s  ${st.ms.toFixed(0).padStart(6)} ms  ${st.top.map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(' | ')}\n`);
+  }
 }
 
 if (require.main === module) main();

@@ -20,7 +20,7 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
-//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE] [--heartbeat 10s] [--logs DIR]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,create]] [--heartbeat 10s] [--logs DIR]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -29,7 +29,8 @@
 // process under `node --cpu-prof` (profiles written to DIR when it ends);
 // --leader-prof FILE profiles the leader's daemon while nodes join and from
 // `service create` until every task runs (FILE-join-N, FILE-create-N; through
-// its inspector: bench/inspector-profile.ts).
+// its inspector: bench/inspector-profile.ts); --leader-prof-phases create profiles only
+// the create (the profiler slows a starved leader: 5,000 joins no longer fit 420 s).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
@@ -53,7 +54,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; heartbeat?: string; logs?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -65,6 +66,8 @@ interface StepFigures {
   firstRunningSeconds?: number;
   nodeLsDuringCreate?: number[];   // CLI seconds, sampled while tasks were being placed
   managerCpuSecondsDuringCreate?: Record<string, number>;
+  // The simulated nodes' processes, together (they share the managers' cores).
+  simCpuSecondsDuringCreate?: number;
   loaded?: { managers: ManagerFigures[]; latency: Latency };
   removeSeconds?: number;
   simRssMB?: number;
@@ -74,7 +77,7 @@ interface StepFigures {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -96,6 +99,7 @@ function options(argv: string[]): Options {
     ...(values.heartbeat ? { heartbeat: values.heartbeat } : {}),
     ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
     ...(values['leader-prof'] ? { leaderProf: values['leader-prof'] } : {}),
+    leaderProfPhases: (values['leader-prof-phases'] ?? 'join,create').split(',').map((x) => x.trim()),
     ...(values.logs ? { logs: values.logs } : {}),
   };
 }
@@ -165,11 +169,15 @@ class Cluster {
 
   // With --leader-prof: a CPU profile of the current leader's daemon until the returned function is called.
   async profileLeader(o: Options, what: string): Promise<(() => Promise<void>) | undefined> {
-    if (!o.leaderProf) return undefined;
+    if (!o.leaderProf || !o.leaderProfPhases.some((p) => what.startsWith(p))) return undefined;
     const { leader } = await this.leader();
     const pid = await labDaemonPid(LAB, leader.name);
     if (!pid) return undefined;
     return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${what}.cpuprofile`));
+  }
+
+  simCpuSeconds(): number {
+    return this.sims.filter((p) => p.exitCode === null && p.pid).reduce((s, p) => s + treeCpuSeconds(p.pid!), 0);
   }
 
   simRssMB(): number {
@@ -250,6 +258,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   // create: from the request to every task reported running
   const stopProfile = await c.profileLeader(o, `create-${i + 1}`);
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
+  const simCpu0 = c.simCpuSeconds();
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
@@ -275,8 +284,11 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     fig.createSeconds = round1((performance.now() - created) / 1000);
   } finally {
     await stopProfile?.();
+    // Also when the create did not finish: where the two cores went.
+    fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
+    fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
+    say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
   }
-  fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
   const { leader: l2 } = await c.leader();
   fig.loaded = { managers: await c.managerFigures(l2.name), latency: await c.latency() };
