@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { ShoalError, type ErrorKind } from '../common/errors';
+import { JsonText } from './json-text';
 
 // The one place where error kinds become HTTP statuses (moby's httpstatus table).
 const STATUS: Record<ErrorKind, number> = {
@@ -28,7 +29,7 @@ export function writeError(res: ServerResponse, err: unknown): void {
 
 export function writeJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) { res.destroy(); return; }
-  const text = JSON.stringify(body) + '\n';
+  const text = (body instanceof JsonText ? body.text : JSON.stringify(body)) + '\n';
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }

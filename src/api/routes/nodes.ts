@@ -6,11 +6,13 @@ import { decodeBody } from '../decode/body';
 import { NodeSpec as NodeSpecType } from '../decode/docker-types';
 import { boolValue } from '../../common/go/query';
 import type { SwarmMembership } from './membership';
+import { NodeListJson } from './node-list';
 
 export function registerNodeRoutes(router: Router, swarm: SwarmMembership): void {
+  const listJson = new NodeListJson();
   router.on('GET', '/nodes', async (req) => ({
     status: 200,
-    body: swarm.control().nodes.list(parseFilters(req.query.get('filters'), NODE_FILTERS)),
+    body: listJson.render(swarm.control().nodes.list(parseFilters(req.query.get('filters'), NODE_FILTERS))),
   }));
   router.on('GET', '/nodes/:id', async (req) => ({ status: 200, body: swarm.control().nodes.inspect(req.params.id!) }));
   router.on('POST', '/nodes/:id/update', async (req) => {

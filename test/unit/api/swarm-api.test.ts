@@ -196,6 +196,24 @@ test('nodes: inspect and ls show no Attachments (Docker\'s Node has none; Shoal 
   assert.equal(store.get('nodes', NODE_ID)!.ManagerStatus?.Reachability, n.ManagerStatus?.Reachability, 'the stored ManagerStatus unchanged');
 });
 
+test('nodes: ls keeps each worker\'s JSON per version: a change shows at once, a removed node goes, managers stay live', async () => {
+  const { call, store } = await controlFixture();
+  await store.txn().create('nodes', fakeNode('node0000000000000000000002', 'host-b', 'worker')).commit();
+  const first = await call('GET', '/nodes');
+  assert.deepEqual(first.json.map((n: { ID: string }) => n.ID), [NODE_ID, 'node0000000000000000000002']);
+  assert.equal((await call('GET', '/nodes')).text, first.text, 'the same answer again');
+  const w = store.get('nodes', 'node0000000000000000000002')!;
+  await store.txn().update('nodes', { ...w, Status: { ...w.Status, State: 'down', Message: 'heartbeat failure' } }).commit();
+  const changed = await call('GET', '/nodes');
+  assert.equal(changed.json[1].Status.State, 'down');
+  assert.equal(changed.json[1].Version.Index, store.get('nodes', 'node0000000000000000000002')!.Version.Index);
+  // The manager's liveness is read at each call (as inspect does), not kept with its JSON.
+  assert.deepEqual(changed.json[0].ManagerStatus, (await call('GET', '/nodes/self')).json.ManagerStatus);
+  assert.ok(changed.json[0].ManagerStatus.Reachability);
+  assert.equal((await call('DELETE', '/nodes/host-b?force=1')).status, 200);
+  assert.deepEqual((await call('GET', '/nodes')).json.map((n: { ID: string }) => n.ID), [NODE_ID]);
+});
+
 test('swarm: inspect hides the CA key; not-a-manager is 503 with Docker\'s text', async () => {
   const { call } = await controlFixture();
   const sw = await call('GET', '/swarm');
