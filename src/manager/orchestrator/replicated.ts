@@ -1,7 +1,7 @@
 import type { Task } from '../../model/types';
 import { DEFAULT_TASK_HISTORY, reapSlot, retentionFor } from './reaper';
 import { isSlotKept, superviseSlot } from './restart';
-import { type ReconcileInput, type ReconcileSteps, type Slot, Plan, STEP_SLOTS, groupSlots, isRunnable } from './task';
+import { type ReconcileInput, type ReconcileSteps, type Slot, Plan, STEP_SLOTS, groupSlotsSteps, isRunnable } from './task';
 import { planUpdate, updateRetention } from './update';
 
 // The replicated orchestrator (SwarmKit orchestrator/replicated): slots
@@ -14,7 +14,7 @@ export function* reconcileReplicatedSteps(input: ReconcileInput): ReconcileSteps
   const { service, nodes } = input;
   const mode = 'replicated' as const;
   const plan = new Plan(input.now, input.newId);
-  const slots = [...groupSlots(input.tasks, false).values()];
+  const slots = [...(yield* groupSlotsSteps(input.tasks, false)).values()];
   yield;
 
   let n = 0;

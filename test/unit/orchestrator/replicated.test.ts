@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { World, SEC, T0, slots } from './fixtures';
 import { nowIso } from '../../../src/common/time';
 import { reconcileService, reconcileServiceSteps } from '../../../src/manager/orchestrator/reconcile';
-import { STEP_SLOTS } from '../../../src/manager/orchestrator/task';
+import { STEP_SLOTS, groupSlots, groupSlotsSteps } from '../../../src/manager/orchestrator/task';
 
 test('a new replicated service gets one task per slot, shaped as Docker shapes it', () => {
   const w = new World();
@@ -252,4 +252,23 @@ test('a big service is reconciled in steps: it pauses at least every STEP_SLOTS 
   assert.ok(pauses >= 4, `paused ${pauses} times`);
   assert.equal(plan.creates.length, 3 * STEP_SLOTS + 5);
   assert.equal(plan.updates.size, 3 * STEP_SLOTS + 5, 'every stranded task shut down');
+});
+
+test('grouping a big service\'s tasks into slots pauses every STEP_SLOTS tasks and groups as in one go', () => {
+  const w = new World();
+  w.addNode('a');
+  w.addService('s', { replicas: 2 * STEP_SLOTS + 10 });
+  w.settle('s');
+  w.runAll('s', ['a']);
+  // A second task in the first STEP_SLOTS + 1 slots: their histories are sorted too.
+  const tasks = w.of('s');
+  const older = tasks.slice(0, STEP_SLOTS + 1).map((t) => ({ ...t, ID: `old${t.ID}`, CreatedAt: '2000-01-01T00:00:00Z' }));
+  const all = [...tasks, ...older];
+  const steps = groupSlotsSteps(all, false);
+  let pauses = 0;
+  let r = steps.next();
+  for (; !r.done; r = steps.next()) pauses++;
+  assert.ok(pauses >= 4, `paused ${pauses} times (${all.length} tasks grouped, ${older.length} histories sorted)`);
+  assert.deepEqual(r.value, groupSlots(all, false));
+  assert.equal(r.value.get(1)!.tasks[0]!.ID.startsWith('old'), true, 'oldest first');
 });
