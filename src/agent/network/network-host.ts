@@ -12,11 +12,6 @@ import { Overlay } from './overlay/overlay';
 // view that arrives meanwhile replaces any that was waiting, so only the
 // latest is applied next. The latest is applied again now and then, which
 // repairs what something else changed (a dockerd restart, an operator).
-// A view that arrived during a pass waits as long as that pass took (at most
-// PACE_MAX_MS): while thousands of nodes join, views change many times a
-// second, and passes back to back (each forking iproute2 and nft from the
-// daemon, a fork that holds a manager's event loop longer the bigger the
-// daemon) held a 5,000-node leader's loop for seconds (bench/scale.ts).
 // It also makes a task's networks on demand before its container is created.
 
 export interface NetworkHostOptions {
@@ -25,11 +20,9 @@ export interface NetworkHostOptions {
   engine: EngineClient;
   log: Logger;
   resyncMs?: number;
-  paceMaxMs?: number;          // 0: no pause between passes
 }
 
 const DEFAULT_RESYNC_MS = 60_000;
-export const PACE_MAX_MS = 2_000;
 
 export class NetworkHost implements TaskNetworks {
   readonly overlay: Overlay;
@@ -39,7 +32,6 @@ export class NetworkHost implements TaskNetworks {
   private busy?: Promise<void>;
   private closed = false;
   private timer?: NodeJS.Timeout;
-  private wake?: () => void;
 
   constructor(private readonly opts: NetworkHostOptions, more: (base: { nodeId: string; nodeAddr?: string; log: Logger }) => NetworkComponent[] = () => []) {
     const base = { nodeId: opts.nodeId, ...(opts.nodeAddr ? { nodeAddr: opts.nodeAddr } : {}) };
@@ -64,7 +56,6 @@ export class NetworkHost implements TaskNetworks {
     while (this.waiting && !this.closed) {
       this.waiting = false;
       const view = this.latest!;
-      const started = Date.now();
       for (const c of this.components) {
         try {
           await c.update(view);
@@ -72,16 +63,7 @@ export class NetworkHost implements TaskNetworks {
           this.opts.log.warn({ component: c.name, err: (err as Error).message }, 'network component update failed');
         }
       }
-      if (this.waiting && !this.closed) await this.pause(Math.min(Date.now() - started, this.opts.paceMaxMs ?? PACE_MAX_MS));
     }
-  }
-
-  private pause(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
-      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve(); };
-    });
   }
 
   ensure(task: Task): Promise<void> {
@@ -92,7 +74,6 @@ export class NetworkHost implements TaskNetworks {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.wake?.();
     await this.busy;
     for (const c of this.components) await c.close().catch((err: unknown) => this.opts.log.warn({ component: c.name, err: (err as Error).message }, 'closing network component failed'));
   }

@@ -48,45 +48,6 @@ test('views are applied one at a time and the latest wins over those that waited
   } finally { await host.close(); }
 });
 
-test('a view that arrived during a pass waits as long as the pass took (at most paceMaxMs) before the next', async () => {
-  const passes: Array<{ start: number; end: number; view: string }> = [];
-  const timed: NetworkComponent = {
-    name: 'timed',
-    update: async (v) => {
-      const start = Date.now();
-      await new Promise((r) => setTimeout(r, 150));
-      passes.push({ start, end: Date.now(), view: v.LoadBalancers[0]!.NodeID });
-    },
-    close: async () => {},
-  };
-  // Two passes: the second asked for while the first runs.
-  const twoPasses = async (paceMaxMs?: number): Promise<NetworkHost> => {
-    const host = new NetworkHost({ nodeId: NODE_ID, engine: new EngineClient('unix:///nonexistent.sock'), log: silentLogger, resyncMs: 3_600_000, paceMaxMs }, () => [timed]);
-    (host.overlay as unknown as { update: () => Promise<void> }).update = async () => {};
-    const first = host.setView(view(1));
-    await new Promise((r) => setTimeout(r, 20));
-    void host.setView(view(2));
-    await first;
-    assert.deepEqual(passes.map((p) => p.view), ['1', '2']);
-    return host;
-  };
-  const host = await twoPasses();
-  try {
-    const took = passes[0]!.end - passes[0]!.start;
-    const gap = passes[1]!.start - passes[0]!.end;
-    assert.ok(gap >= took - 15, `the second pass waited ${gap} ms after a pass of ${took} ms`);
-  } finally { await host.close(); }
-  // Capped, and a view with nothing waiting is applied at once.
-  passes.length = 0;
-  const capped = await twoPasses(10);
-  try {
-    assert.ok(passes[1]!.start - passes[0]!.end < 100, 'at most paceMaxMs (plus timer slack)');
-    const t0 = Date.now();
-    await capped.setView(view(3));
-    assert.ok(passes[2]!.start - t0 < 50, 'nothing to wait for');
-  } finally { await capped.close(); }
-});
-
 test('a task with networks: its networks are made before its container; a network that cannot be made rejects it with the reason', async () => {
   const cp = new FakeControlPlane();
   const ex = new FakeExecutor();
