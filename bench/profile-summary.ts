@@ -28,10 +28,16 @@ const frameKey = (f: CallFrame): string => `${f.functionName || '(anonymous)'} $
 
 // `callersOf`: also the self time of frames whose function name is that, by
 // the chain of their callers (up to three frames), to tell who calls a hot helper.
-export function summarize(p: Profile, callersOf?: string): Summary {
+// The profile's nodes by ID, and each node's parent.
+function tree(p: Profile): { nodes: Map<number, ProfileNode>; parent: Map<number, number> } {
   const nodes = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { nodes, parent };
+}
+
+export function summarize(p: Profile, callersOf?: string): Summary {
+  const { nodes, parent } = tree(p);
   const callers = new Map<string, number>();
   const selfUs = new Map<number, number>();
   for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
@@ -61,9 +67,7 @@ export interface Stall { startMs: number; ms: number; top: Array<[string, number
 // Stretches of at least `minMs` with no idle sample, in order, each with its
 // three heaviest innermost Shoal frames (or module, outside Shoal's code).
 export function stalls(p: Profile, minMs: number): Stall[] {
-  const nodes = new Map(p.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { nodes, parent } = tree(p);
   const owner = new Map<number, string>();
   const ownerOf = (id: number): string => {
     let o = owner.get(id);

@@ -176,12 +176,16 @@ class Cluster {
     return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${what}.cpuprofile`));
   }
 
+  private liveSimPids(): number[] {
+    return this.sims.filter((p) => p.exitCode === null && p.pid).map((p) => p.pid!);
+  }
+
   simCpuSeconds(): number {
-    return this.sims.filter((p) => p.exitCode === null && p.pid).reduce((s, p) => s + treeCpuSeconds(p.pid!), 0);
+    return this.liveSimPids().reduce((s, pid) => s + treeCpuSeconds(pid), 0);
   }
 
   simRssMB(): number {
-    return this.sims.filter((p) => p.exitCode === null && p.pid).reduce((s, p) => s + rssOf(p.pid!), 0) / MB;
+    return this.liveSimPids().reduce((s, pid) => s + rssOf(pid), 0) / MB;
   }
 
   async managerFigures(leaderName: string): Promise<ManagerFigures[]> {

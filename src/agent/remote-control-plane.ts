@@ -298,7 +298,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       else if (this.leader === addr && !answered) this.leader = undefined; // a leader hint (from a beat) keeps
       failed = leader || answered ? undefined : addr;
       again = !leader && answered ? addr : undefined;
-      const keepChannel = stillConnecting(err) || (err as { keepChannel?: boolean } | undefined)?.keepChannel === true;
+      const keepChannel = (err as { keepChannel?: boolean } | undefined)?.keepChannel === true;
       if (!leader && !answered && addr && !keepChannel) this.dropChannel(addr);
       this.opts.log.warn({ manager: addr, leader, err: (err as Error | undefined)?.message, retryMs: follow ? 0 : backoff }, leader ? 'dispatcher is not the leader; moving to the leader' : 'session with the managers lost; trying the next manager');
       if (follow) continue;
@@ -308,7 +308,9 @@ export class RemoteControlPlane implements AgentControlPlane {
   }
 
   // One session: resolves (or rejects, with `established` set on the error)
-  // when it ends; returns whether it was ever established.
+  // when it ends; returns whether it was ever established. `keepChannel` on
+  // the error: the connection was up or still being set up, only slow (the
+  // session gave up waiting for it or for the first message), so it is kept.
   private async runSession(addr: string): Promise<boolean> {
     const description = await this.opts.describe();
     if (this.stopped) return false;
@@ -338,8 +340,8 @@ export class RemoteControlPlane implements AgentControlPlane {
       return established;
     } catch (err) {
       // Our cancel hides why: the heartbeat's or call's own error says it.
-      if (slowFirst) throw Object.assign(unavailable(`no answer to the session from ${addr} within ${firstMs} ms`), { established, keepChannel: true });
-      throw Object.assign((live?.endedBy ?? err) as Error, { established });
+      const why = slowFirst ? unavailable(`no answer to the session from ${addr} within ${firstMs} ms`) : (live?.endedBy ?? err) as Error;
+      throw Object.assign(why, { established, keepChannel: slowFirst || stillConnecting(err) });
     } finally {
       clearTimeout(firstTimer);
       if (this.live?.id === id) this.endSession();

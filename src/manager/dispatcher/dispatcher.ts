@@ -21,7 +21,7 @@ import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, downBurst, DOWN_BURST_MIN, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -213,10 +213,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function checkLiveness(): void {
     if (!leading) return;
     noticeStall();
-    const { down, deferred, disrupted } = takeExpired(liveness, downMarks, now(), periodMs());
+    const { down, deferred, disrupted, limit } = takeExpired(liveness, downMarks, now(), periodMs());
     if (deferred && now() - lastBurstLog >= BURST_LOG_MS) {
       lastBurstLog = now();
-      log.warn({ deferred, disrupted, limit: disrupted ? DOWN_BURST_MIN : downBurst(liveness.size + downMarks.length), windowMs: allowanceMs(periodMs()) },
+      log.warn({ deferred, disrupted, limit, windowMs: allowanceMs(periodMs()) },
         disrupted ? 'most nodes missed their heartbeats at once (the managers\' side, most likely): only a few are marked down per allowance, the others get more time'
           : 'many nodes missed their heartbeats at once: only so many are marked down per allowance, the others get more time');
     }

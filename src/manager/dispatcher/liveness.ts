@@ -76,9 +76,9 @@ export const disrupted = (watched: number, due: number): boolean => watched >= D
 // The nodes whose time is up, within the burst limit, removed from the
 // state (the caller marks them down; a node that registers again is watched
 // again): returns the nodes to mark down now
-// (recorded in `marks`), how many expired nodes were put off, and whether
-// most were overdue at once (`disrupted`).
-export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number; disrupted: boolean } {
+// (recorded in `marks`), how many expired nodes were put off, whether most
+// were overdue at once (`disrupted`), and the limit that applied.
+export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number; disrupted: boolean; limit: number } {
   const window = allowanceMs(periodMs);
   while (marks.length && marks[0]! <= now - window) marks.shift();
   const watched = state.size + marks.length;
@@ -91,7 +91,7 @@ export function takeExpired(state: Liveness, marks: DownMarks, now: number, peri
   // The rest wait until the oldest mark leaves the window (at least a beat's interval).
   const later = Math.max(marks.length ? marks[0]! + window : now, now + heartbeatIntervalMs(periodMs));
   for (const [id] of due.slice(room)) state.set(id, later);
-  return { down: down.sort(), deferred: due.length - down.length, disrupted: isDisrupted };
+  return { down: down.sort(), deferred: due.length - down.length, disrupted: isDisrupted, limit };
 }
 
 // The manager's own stall (its event loop held up by a long batch or GC for

@@ -79,11 +79,7 @@ function sortByCreation(tasks: readonly Task[]): Task[] {
 }
 
 export function groupSlots(tasks: readonly Task[], global: boolean): Map<number | string, Slot> {
-  const steps = groupSlotsSteps(tasks, global);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return drainSteps(groupSlotsSteps(tasks, global));
 }
 
 // The same, pausing every STEP_SLOTS tasks (grouped or sorted): grouping a
@@ -214,7 +210,7 @@ export type ReconcileSteps = Generator<void, Plan, void>;
 // Slots handled between two pauses: a few milliseconds of work.
 export const STEP_SLOTS = 2000;
 
-export function drainSteps(steps: ReconcileSteps): Plan {
+export function drainSteps<T>(steps: Generator<void, T, void>): T {
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;

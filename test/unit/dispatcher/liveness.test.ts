@@ -77,6 +77,7 @@ test('many nodes silent at once: at most a tenth of the watched nodes (at least 
   assert.equal(first.down.length, 20);
   assert.equal(first.deferred, 80);
   assert.equal(first.disrupted, false);
+  assert.equal(first.limit, 20);
   // Within the window nothing more goes down.
   beat(T + 10_000);
   assert.deepEqual(takeExpired(s, marks, T + 10_000, P).down, []);
@@ -105,7 +106,7 @@ test('most of a large swarm silent at once (the managers\' side, most likely): o
   for (let i = 0; i < DISRUPTION_MIN_NODES * 4; i++) heard(s, `n${String(i).padStart(3, '0')}`, T, P);
   const marks: DownMarks = [];
   const first = takeExpired(s, marks, T + 7500, P);
-  assert.deepEqual({ down: first.down.length, deferred: first.deferred, disrupted: first.disrupted }, { down: DOWN_BURST_MIN, deferred: 190, disrupted: true });
+  assert.deepEqual({ down: first.down.length, deferred: first.deferred, disrupted: first.disrupted, limit: first.limit }, { down: DOWN_BURST_MIN, deferred: 190, disrupted: true, limit: DOWN_BURST_MIN });
   const gone = new Set(first.down);
   let windows = 1;
   for (let t = T + 10_000; gone.size < 200 && t < T + 3_600_000; t += 2500) {
@@ -123,5 +124,5 @@ test('a few nodes lost at once in a small swarm all go down at once', () => {
   for (const id of ['a', 'b', 'c', 'd', 'e']) heard(s, id, T, 5000);
   heard(s, 'e', T + 5000, 5000);
   const r = takeExpired(s, [], T + 7500, 5000);
-  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0, disrupted: false }, 'four of five: below DISRUPTION_MIN_NODES, no disruption');
+  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0, disrupted: false, limit: DOWN_BURST_MIN }, 'four of five: below DISRUPTION_MIN_NODES, no disruption');
 });
