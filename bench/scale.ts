@@ -21,6 +21,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,create]] [--heartbeat 10s] [--logs DIR]
+//                            [--sim-nice 0]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -35,11 +36,13 @@
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
 // time (its period 5 s times 3), and the leader reads half as many beats.
+// Each simulator process runs in a CPU group of its own, as each lab host
+// does (see growTo); --sim-nice N sets its nice value (default 0).
 //
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
@@ -54,7 +57,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
@@ -66,6 +69,7 @@ interface StepFigures {
   firstRunningSeconds?: number;
   nodeLsDuringCreate?: number[];   // CLI seconds, sampled while tasks were being placed
   managerCpuSecondsDuringCreate?: Record<string, number>;
+  etcdCpuSecondsDuringCreate?: Record<string, number>;
   // The simulated nodes' processes, together (they share the managers' cores).
   simCpuSecondsDuringCreate?: number;
   loaded?: { managers: ManagerFigures[]; latency: Latency };
@@ -74,10 +78,19 @@ interface StepFigures {
   error?: string;
 }
 
+// --sim-nice: the nice value of each simulator's CPU group (autogroup; -20..19; 0: a host's share).
+const DEFAULT_SIM_NICE = 0;
+function niceOption(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_SIM_NICE;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--sim-nice wants a whole number from -20 to 19, got "${v}"`);
+  return n;
+}
+
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -92,6 +105,7 @@ function options(argv: string[]): Options {
   return {
     nodes, tasks,
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
+    simNice: niceOption(values['sim-nice']),
     samples: positiveOption(values.samples, 5, 'samples'),
     deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
     ...(values.json ? { json: values.json } : {}),
@@ -151,10 +165,18 @@ class Cluster {
       const prefix = `sim${this.sims.length + 1}`;
       const log = createWriteStream(`/tmp/shoal-scale-${prefix}.log`);
       const prof = this.o.simProf ? ['--cpu-prof', '--cpu-prof-dir', this.o.simProf] : [];
+      // Each simulator in a session of its own (`detached`), so in a CPU
+      // group of its own: the kernel shares the CPU between sessions first
+      // (autogroup), and each lab host's daemon and etcd are one. In the
+      // bench's session, the four simulators together got the share of one
+      // host, their event loops fell 10-20 s behind after a create, and the
+      // managers rightly found 2,500 of 5,000 nodes silent. They stand for
+      // thousands of machines with CPUs of their own.
       const p = spawn(process.execPath, [...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
-        { stdio: ['ignore', 'pipe', 'pipe'] });
+        { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       p.stdout!.pipe(log);
       p.stderr!.pipe(log);
+      if (p.pid !== undefined && this.o.simNice !== 0) writeFileSync(`/proc/${p.pid}/autogroup`, String(this.o.simNice));
       this.sims.push(p);
       onCleanup(`sim ${prefix}`, async () => {
         if (p.exitCode !== null) return;
@@ -262,6 +284,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   // create: from the request to every task reported running
   const stopProfile = await c.profileLeader(o, `create-${i + 1}`);
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
+  const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
   try {
     const created = performance.now();
@@ -290,8 +313,9 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     await stopProfile?.();
     // Also when the create did not finish: where the two cores went.
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
+    fig.etcdCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name, 'etcd') - etcdCpu0[m.name]!)]));
     fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
-    say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
+    say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, of which etcd ${JSON.stringify(fig.etcdCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
   }
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
   const { leader: l2 } = await c.leader();
@@ -311,17 +335,18 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
 }
 
 // CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
-function hostCpu(host: string): number {
+// `command`: only that process (etcd).
+function hostCpu(host: string, command?: string): number {
   try {
     const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };
     const pid1 = Number(state.hosts.find((h) => h.name === host)?.initPid);
-    return treeCpuSeconds(pid1);
+    return treeCpuSeconds(pid1, command);
   } catch { return NaN; }
 }
 
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
-    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes; CLI latencies are medians of ${o.samples}.`, '',
+    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}.`, '',
     '| nodes | tasks | join | create → all running | node ls (leader / follower) idle | loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
     '|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {

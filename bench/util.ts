@@ -116,11 +116,13 @@ export function processTree(root: number): number[] {
 }
 
 // CPU seconds (user + system) used so far by pid and its descendants that are still alive.
-export function treeCpuSeconds(root: number): number {
+// `command`: only the processes of that name (/proc/PID/comm), e.g. etcd.
+export function treeCpuSeconds(root: number, command?: string): number {
   let ticks = 0;
   for (const p of processTree(root)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (command !== undefined && stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== command) continue;
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]);
     } catch { /* gone */ }

@@ -26,6 +26,7 @@
 // after CONNECT_TIMEOUT_MS; unary calls are bounded by their deadline.
 import * as grpc from '@grpc/grpc-js';
 import { createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { Http2Session } from 'node:http2';
 import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
@@ -49,6 +50,15 @@ const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
 // A channel from one manager to another (the dispatcher's relay) pings as
 // servers do: a leader held up for seconds must not lose every follower's
 // channel, and the sessions relayed over it, at once.
+// HTTP/2 flow-control window, per stream and per connection, on both sides
+// (the default is 64 KiB). A receiver lets its peer send only that much
+// before it acknowledges, and it acknowledges from its event loop: under
+// load a turn takes 0.1-1 s, and a relay's one connection to the leader
+// carries the assignments of some 1,700 nodes (about 100 MB for 150,000
+// tasks) and their heartbeats, 64 KiB a turn at most. Memory is spent only
+// when the receiver does not read, and a Node peer reads as data comes.
+const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
+
 export const MANAGER_KEEPALIVE: ChannelKeepalive = { timeMs: SERVER_KEEPALIVE_TIME_MS, timeoutMs: SERVER_KEEPALIVE_TIMEOUT_MS };
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
@@ -178,6 +188,7 @@ class NodeServerCredentials extends grpc.ServerCredentials {
     super({
       requestCert: true,
       rejectUnauthorized: false, // no certificate is fine ('anyone' methods); a bad one is dropped after the handshake
+      settings: { initialWindowSize: FLOW_CONTROL_WINDOW },
       SNICallback: (_name, cb) => {
         try { cb(null, self.creds!.context()); } catch (e) { cb(e as Error, undefined); }
       },
@@ -225,7 +236,10 @@ class LogLimiter {
   }
 }
 
-interface Http2ServerLike { on(ev: 'secureConnection', fn: (s: TLSSocket) => void): unknown }
+interface Http2ServerLike {
+  on(ev: 'secureConnection', fn: (s: TLSSocket) => void): unknown;
+  on(ev: 'session', fn: (s: Http2Session) => void): unknown;
+}
 
 interface Admitted { req: unknown; ctx: CallContext; abort(reason: () => unknown): void }
 
@@ -267,6 +281,8 @@ export class GrpcServer implements RpcServer {
     const servers = (this.server as unknown as { http2Servers?: Map<Http2ServerLike, unknown> }).http2Servers;
     if (!servers) throw new Error('grpc-js internals changed: cannot refuse unverified client certificates');
     for (const s of servers.keys()) {
+      // The connection's own window (the setting above is each stream's).
+      s.on('session', (session: Http2Session) => { session.setLocalWindowSize(FLOW_CONTROL_WINDOW); });
       s.on('secureConnection', (socket: TLSSocket) => {
         if (socket.authorized) { this.remember(socket); return; }
         const cert = socket.getPeerCertificate();
@@ -385,6 +401,7 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2000,
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
   // Our own connection per channel: channels with other certificates never share one.
   'grpc.use_local_subchannel_pool': 1,
 };

@@ -50,6 +50,10 @@ function bounded(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+// The lease keep-alive stream, and per lease the renewals waiting for etcd's answer.
+interface KeepAlive { stream: KeepAliveStream; waiting: Map<string, Array<(ok: boolean) => void>> }
+
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
   readonly client: Etcd3;
   // Watches run on a client of their own once the shared one failed to
@@ -61,7 +65,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   private closed = false;
   // Every live watcher's stop, so that close() can cancel them all.
   private readonly watchers = new Set<() => Promise<void>>();
-  private keepAlive?: { stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>; waiting: Map<string, Array<(ok: boolean) => void>> };
+  private keepAlive?: KeepAlive;
 
   constructor(options: IOptions) {
     // etcd3 (with grpc-js and protobufjs parsing etcd's .proto files, about
@@ -228,26 +232,17 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   // One keep-alive stream shared by every renewal (etcd answers each request
-  // with the lease's new TTL, 0 when it is gone). Bounded by the call deadline.
+  // with the lease's new TTL, 0 when it is gone), in order, so renewals may
+  // overlap (manager/leader/election.ts). Bounded by the call deadline.
   async keepAliveOnce(lease: string): Promise<void> {
     if (!this.keepAlive) {
       const stream = await this.client.leaseClient.leaseKeepAlive();
-      const ka = { stream, waiting: new Map<string, Array<(ok: boolean) => void>>() };
-      const fail = (): void => {
-        if (this.keepAlive === ka) this.keepAlive = undefined;
-        for (const ws of ka.waiting.values()) for (const w of ws) w(false);
-        ka.waiting.clear();
-      };
-      stream.on('data', (res) => {
-        const ws = ka.waiting.get(String(res.ID));
-        if (!ws?.length) return;
-        ws.shift()!(Number(res.TTL) > 0);
-      });
-      stream.on('error', fail);
-      stream.on('end', fail);
-      this.keepAlive = ka;
+      // Another renewal may have opened one meanwhile.
+      if (this.keepAlive) stream.cancel();
+      else this.keepAlive = this.keepAliveOn(stream);
     }
     const ka = this.keepAlive;
+    if (!ka) throw new Error(`lease ${lease} could not be renewed: the keep-alive stream closed`);
     const ok = await new Promise<boolean>((resolve) => {
       let settled = false;
       const done = (v: boolean): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(v); } };
@@ -262,6 +257,23 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       ka.stream.write({ ID: lease });
     });
     if (!ok) throw new Error(`lease ${lease} could not be renewed`);
+  }
+
+  private keepAliveOn(stream: KeepAliveStream): KeepAlive {
+    const ka: KeepAlive = { stream, waiting: new Map() };
+    const fail = (): void => {
+      if (this.keepAlive === ka) this.keepAlive = undefined;
+      for (const ws of ka.waiting.values()) for (const w of ws) w(false);
+      ka.waiting.clear();
+    };
+    stream.on('data', (res) => {
+      const ws = ka.waiting.get(String(res.ID));
+      if (!ws?.length) return;
+      ws.shift()!(Number(res.TTL) > 0);
+    });
+    stream.on('error', fail);
+    stream.on('end', fail);
+    return ka;
   }
 
   // ---------- members ----------

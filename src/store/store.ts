@@ -804,6 +804,13 @@ export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, it
 // first never holds the event loop for the encoding of all of them (30,000
 // task writes held a leader's loop for seconds, past its lease). `tooBig` is
 // called for each write too large to commit, as the iteration meets it.
+// Batches of writes to independent objects (each task once) that may be
+// committed side by side: etcd folds proposals that arrive together into one
+// raft round and one disk write, and each commit also waits for the watch to
+// bring its revision back, so one batch at a time left both mostly waiting
+// (the scheduler's and the dispatcher's writes for 150,000 tasks).
+export const BATCHES_IN_FLIGHT = 4;
+
 export function* eachBatch<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {
   let cur: { txn: StoreTxn; items: T[] } | undefined;
   for (const item of items) {

@@ -13,7 +13,8 @@ import {
 } from '../../protocol/dispatcher';
 import { LeaderRelay, RELAY_LEADER_CHANGED } from './relay';
 import type { ClusterObject, StoreEvent } from '../../store/objects';
-import { eachBatch, type Store } from '../../store/store';
+import { BATCHES_IN_FLIGHT, eachBatch, type Store } from '../../store/store';
+import { eachConcurrently } from '../../common/concurrent';
 import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
 import { NetworkIndex } from './network-index';
 import { dropNodeAttachments, registerAttachmentHandlers } from './attachments';
@@ -624,18 +625,19 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const finish = (q: Queued, err?: unknown): void => { for (const d of q.done) d(err); };
     let fenced: Store;
     try { fenced = writer(); } catch (err) { for (const w of writes) finish(w.q, err); return; }
-    for (const { txn, items: chunk } of eachBatch(fenced, writes, (txn, w) => txn.update('tasks', w.next), (w, error) => finish(w.q, error))) {
+    // Each task once (the queue is keyed by task): the batches are independent. Never rejects.
+    await eachConcurrently(eachBatch(fenced, writes, (txn, w) => txn.update('tasks', w.next), (w, error) => finish(w.q, error)), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
       try {
         await txn.commit();
         for (const w of chunk) finish(w.q);
-        continue;
+        return;
       } catch (err) {
-        if (!(err instanceof ShoalError && err.kind === 'sequence')) { for (const w of chunk) finish(w.q, err); continue; }
+        if (!(err instanceof ShoalError && err.kind === 'sequence')) { for (const w of chunk) finish(w.q, err); return; }
       }
       // A task of the batch changed under us (the orchestrator wrote it): each on its own.
       await Promise.all(chunk.map((w) => fenced.mutate('tasks', w.taskId, (t) => (t.NodeID === w.q.nodeId ? withStatus(t, w.q.status, stamp) : undefined))
         .then(() => finish(w.q), (err: unknown) => finish(w.q, err))));
-    }
+    });
   }
 
   // ---------- handlers (registered once) ----------

@@ -48,3 +48,19 @@ export function electionStep(v: ElectionView): ElectionStep {
   if (v.leaderKey.value === v.nodeId) return 'clear-own';
   return 'hold';
 }
+
+// How long a lease this manager asks for. On a loaded host (a leader placing
+// 150,000 tasks on two cores) its event loop is held up for seconds by GC
+// and CPU starvation; a 4 s lease then ran out between two renewals and the
+// leader role moved from manager to manager, each new leader starting over
+// (bench/scale.ts, 5,000 nodes). So the TTL follows the worst hold-up seen
+// lately (a renewal's round trip, or how late the renewal timer fired):
+// STRAIN_FACTOR times it, in whole seconds, between the configured TTL and
+// the maximum; it comes back down once that hold-up has left the window.
+export const STRAIN_FACTOR = 3;
+
+export function leaseTtlMs(baseMs: number, maxMs: number, worstStrainMs: number): number {
+  const wanted = worstStrainMs * STRAIN_FACTOR;
+  if (wanted <= baseMs) return baseMs;
+  return Math.max(baseMs, Math.min(maxMs, Math.ceil(wanted / 1000) * 1000));
+}

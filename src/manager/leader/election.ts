@@ -1,8 +1,8 @@
 import type { Logger } from '../../common/log';
-import type { Backend, LeaseBackend } from '../../store/backend';
+import type { Backend, Compare, LeaseBackend, Op } from '../../store/backend';
 import { LEADER_KEY, presenceKey } from '../../store/keys';
 import type { Fence, Store } from '../../store/store';
-import { electionStep, leaseAlive, type ElectionView } from './decide';
+import { electionStep, leaseAlive, leaseTtlMs, type ElectionView } from './decide';
 
 // What runs while this manager leads (orchestrators, scheduler, dispatcher,
 // membership upkeep), given the fenced store.
@@ -18,15 +18,26 @@ export interface ElectionOptions {
   // the leader role still fails over within about 5 s (Docker: 11-23 s), and the
   // API's writes, which go to etcd from any manager, never wait for it.
   ttlSeconds?: number;
+  // The most the TTL stretches to under load (decide.ts leaseTtlMs); the
+  // configured TTL when smaller.
+  maxTtlSeconds?: number;
   renewMs?: number;
   marginMs?: number;
+  strainWindowMs?: number;
   lead(fence: Fence): Promise<LeaderComponents>;
   now?: () => number;
 }
 
 export const DEFAULT_LEADER_TTL_S = 4;
+export const DEFAULT_MAX_LEADER_TTL_S = 16;
+// How long a hold-up keeps the lease stretched.
+const DEFAULT_STRAIN_WINDOW_MS = 60_000;
 const DEFAULT_RENEW_MS = 500;
 const DEFAULT_MARGIN_MS = 500;
+// Renewals overlap when etcd is slow to confirm them (one every renewMs,
+// 8 at most: enough for a 4 s round trip): one at a time, a
+// lease's age reached twice the round trip before it counted as renewed.
+const MAX_RENEWALS_IN_FLIGHT = 8;
 
 // One manager's part in the election (decide.ts has the rules), and its
 // presence key: both live under the same lease, so a manager that stops
@@ -39,24 +50,57 @@ export class Election {
   private timer?: NodeJS.Timeout;
   private stepping = false;
   private pending = false;
-  private renewing = false;
+  private renewalsInFlight = 0;
   private stopped = false;
   private unsubscribe?: () => void;
   private readonly etcd: Backend & LeaseBackend;
-  private readonly ttlMs: number;
+  private readonly baseTtlMs: number;
+  private readonly maxTtlMs: number;
+  // The TTL of the lease held now (of the next one while there is none).
+  private ttlMs: number;
+  // Hold-ups seen lately: when, and how long (ms).
+  private strain: Array<{ at: number; ms: number }> = [];
 
   constructor(private readonly opts: ElectionOptions) {
     const etcd = opts.store.liveness();
     if (!etcd) throw new Error('the store has no lease support: no election possible');
     this.etcd = etcd;
-    this.ttlMs = (opts.ttlSeconds ?? DEFAULT_LEADER_TTL_S) * 1000;
+    this.baseTtlMs = (opts.ttlSeconds ?? DEFAULT_LEADER_TTL_S) * 1000;
+    this.maxTtlMs = Math.max(this.baseTtlMs, (opts.maxTtlSeconds ?? DEFAULT_MAX_LEADER_TTL_S) * 1000);
+    this.ttlMs = this.baseTtlMs;
+  }
+
+  private get strainWindowMs(): number { return this.opts.strainWindowMs ?? DEFAULT_STRAIN_WINDOW_MS; }
+
+  private now(): number { return (this.opts.now ?? Date.now)(); }
+
+  // A renewal's round trip, or how late the renewal timer fired.
+  private noteStrain(ms: number): void {
+    const at = this.now();
+    this.strain = this.strain.filter((s) => at - s.at < this.strainWindowMs);
+    if (ms > 0) this.strain.push({ at, ms });
+  }
+
+  private wantedTtlMs(): number {
+    const at = this.now();
+    let worst = 0;
+    for (const s of this.strain) if (at - s.at < this.strainWindowMs && s.ms > worst) worst = s.ms;
+    return leaseTtlMs(this.baseTtlMs, this.maxTtlMs, worst);
   }
 
   get leading(): boolean { return this.term !== undefined; }
 
   start(): void {
     this.unsubscribe = this.opts.store.subscribeMeta(() => this.kick());
-    this.timer = setInterval(() => { this.renewSoon(); this.kick(); }, this.opts.renewMs ?? DEFAULT_RENEW_MS);
+    const renewMs = this.opts.renewMs ?? DEFAULT_RENEW_MS;
+    let last = this.now();
+    this.timer = setInterval(() => {
+      const at = this.now();
+      this.noteStrain(at - last - renewMs);
+      last = at;
+      this.renewSoon();
+      this.kick();
+    }, renewMs);
     this.kick();
   }
 
@@ -67,9 +111,9 @@ export class Election {
   // presence key (the manager shows Unreachable) and the leader key with it,
   // and the next step found the lease gone and started over.
   private renewSoon(): void {
-    if (this.stopped || this.renewing || !this.lease) return;
-    this.renewing = true;
-    void this.renew().finally(() => { this.renewing = false; });
+    if (this.stopped || this.renewalsInFlight >= MAX_RENEWALS_IN_FLIGHT || !this.lease) return;
+    this.renewalsInFlight++;
+    void this.renew().finally(() => { this.renewalsInFlight--; });
   }
 
   // One step at a time; a request during one runs right after it.
@@ -88,7 +132,7 @@ export class Election {
     const kv = this.opts.store.meta(LEADER_KEY);
     return {
       nodeId: this.opts.nodeId,
-      now: (this.opts.now ?? Date.now)(),
+      now: this.now(),
       ttlMs: this.ttlMs,
       marginMs: this.opts.marginMs ?? DEFAULT_MARGIN_MS,
       leaseConfirmedSentAt: this.confirmedSentAt,
@@ -103,6 +147,38 @@ export class Election {
     else if (step === 'new-lease') await this.newLease();
     else if (step === 'campaign') await this.campaign();
     else if (step === 'clear-own') await this.clearOwnKey();
+    else if (this.wantedTtlMs() !== this.ttlMs) await this.moveLease(this.wantedTtlMs());
+  }
+
+  // Moves this manager's keys to a new lease with another TTL. A put keeps a
+  // key's create revision, so the leader's term, and the fence on its
+  // writes, stay as they were. Runs as a step: no campaign can put the
+  // leader key on the old lease meanwhile (revoking that would delete it).
+  private async moveLease(ttlMs: number): Promise<void> {
+    const old = this.lease;
+    if (!old) return;
+    const sent = this.now();
+    const lease = await this.etcd.grantLease(Math.ceil(ttlMs / 1000));
+    const ops: Op[] = [{ put: presenceKey(this.opts.nodeId), value: String(sent), lease }];
+    const compares: Compare[] = [];
+    if (this.term !== undefined) {
+      compares.push({ key: LEADER_KEY, createRevision: this.term });
+      ops.push({ put: LEADER_KEY, value: this.opts.nodeId, lease });
+    }
+    const res = await this.etcd.txn(compares, ops).catch((err: unknown) => {
+      this.opts.log.warn({ err: (err as Error).message }, 'moving to a lease with another TTL failed');
+      return undefined;
+    });
+    if (!res?.succeeded || this.lease !== old) {
+      await this.etcd.revokeLease(lease).catch(() => undefined);
+      return;
+    }
+    const from = this.ttlMs;
+    this.lease = lease;
+    this.ttlMs = ttlMs;
+    this.confirmedSentAt = sent;
+    void this.etcd.revokeLease(old).catch(() => undefined);
+    this.opts.log.info({ fromS: from / 1000, ttlS: ttlMs / 1000, leading: this.term !== undefined }, 'manager lease TTL changed with the hold-ups this manager sees');
   }
 
   private async clearOwnKey(): Promise<void> {
@@ -117,12 +193,13 @@ export class Election {
   private async renew(): Promise<void> {
     const lease = this.lease;
     if (!lease) return;
-    const sent = (this.opts.now ?? Date.now)();
+    const sent = this.now();
     try {
       await this.etcd.keepAliveOnce(lease);
       if (this.lease !== lease) return;
-      this.confirmedSentAt = sent;
-      const tookMs = (this.opts.now ?? Date.now)() - sent;
+      this.confirmedSentAt = Math.max(this.confirmedSentAt ?? sent, sent);
+      const tookMs = this.now() - sent;
+      this.noteStrain(tookMs);
       if (!leaseAlive(this.view())) this.opts.log.info({ lease, tookMs }, 'lease renewal confirmed too late to count');
     } catch (err) {
       if (this.lease !== lease || leaseAlive(this.view())) return;
@@ -134,11 +211,13 @@ export class Election {
   }
 
   private async newLease(): Promise<void> {
-    const sent = (this.opts.now ?? Date.now)();
-    const lease = await this.etcd.grantLease(Math.ceil(this.ttlMs / 1000));
+    const sent = this.now();
+    const ttlMs = this.wantedTtlMs();
+    const lease = await this.etcd.grantLease(Math.ceil(ttlMs / 1000));
     // Presence: this manager is up (reachability in `node ls`).
     await this.etcd.txn([], [{ put: presenceKey(this.opts.nodeId), value: String(sent), lease }]);
     this.lease = lease;
+    this.ttlMs = ttlMs;
     this.confirmedSentAt = sent;
   }
 
@@ -161,7 +240,7 @@ export class Election {
 
   private async stepDown(why: string): Promise<void> {
     if (this.term === undefined) return;
-    const renewedMsAgo = this.confirmedSentAt === undefined ? undefined : (this.opts.now ?? Date.now)() - this.confirmedSentAt;
+    const renewedMsAgo = this.confirmedSentAt === undefined ? undefined : this.now() - this.confirmedSentAt;
     this.opts.log.warn({ term: this.term, why, renewedMsAgo }, 'no longer the leader');
     this.term = undefined;
     const running = this.running;

@@ -3,7 +3,8 @@ import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_
 import { newId as defaultNewId } from '../../common/ids';
 import { ShoalError } from '../../common/errors';
 import type { StoreEvent } from '../../store/objects';
-import { eachBatch, type StoreTxn } from '../../store/store';
+import { BATCHES_IN_FLIGHT, eachBatch, type StoreTxn } from '../../store/store';
+import { eachConcurrently } from '../../common/concurrent';
 import { parseIsoMs } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
@@ -206,7 +207,11 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   async function write(ops: Op[]): Promise<Set<string>> {
     const redo = new Set<string>();
     const refused = (op: Op, error: Error): void => log.error({ service: op.serviceId, kind: op.kind, err: error.message }, 'orchestrator write refused');
-    for (const { txn, items: chunk } of eachBatch(store, ops, addOp, refused)) {
+    // Batches of new tasks only go side by side; any other waits for those
+    // before it, and those after wait for it: a restart's "old task down"
+    // is written before its new task.
+    const alone = (b: { items: Op[] }): boolean => b.items.some((op) => op.kind !== 'create');
+    await eachConcurrently(eachBatch(store, ops, addOp, refused), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
       try {
         await txn.commit();
       } catch (e) {
@@ -214,7 +219,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
         for (const op of chunk) redo.add(op.serviceId);
         await fallback(chunk);
       }
-    }
+    }, alone);
     return redo;
   }
 

@@ -4,7 +4,8 @@ import { taskStateRank } from '../../model/types';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
 import type { StoreEvent } from '../../store/objects';
-import { eachBatch } from '../../store/store';
+import { BATCHES_IN_FLIGHT, eachBatch } from '../../store/store';
+import { eachConcurrently } from '../../common/concurrent';
 import { type NodeLoad, failingKey, needsScheduling, schedule } from './scheduler';
 
 // The scheduler's I/O. It keeps what placement needs up to date from store
@@ -192,14 +193,15 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     log.debug({ tasks: tasks.length, assigned: result.assignments.length, unplaced: result.failures.length, ms: Date.now() - started }, 'scheduling pass');
 
     const refused = (w: (typeof writes)[number], error: Error): void => log.error({ task: w.read.ID, err: error.message }, 'scheduler write refused');
-    for (const { txn, items: chunk } of eachBatch(store, writes, (txn, w) => txn.update('tasks', w.next), refused)) {
+    // Each task once: the batches are independent.
+    await eachConcurrently(eachBatch(store, writes, (txn, w) => txn.update('tasks', w.next), refused), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
       try {
         await txn.commit();
       } catch (e) {
         if (!(e instanceof ShoalError && e.kind === 'sequence')) throw e;
         await fallback(chunk);
       }
-    }
+    });
   }
 
   // Someone (the orchestrator changing DesiredState) wrote a task of the

@@ -4,7 +4,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import { isDeposed, Store, commitInBatches, type Fence } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
 import { Election } from '../../../src/manager/leader/election';
-import { electionStep } from '../../../src/manager/leader/decide';
+import { electionStep, leaseTtlMs } from '../../../src/manager/leader/decide';
 import { LEADER_KEY, PRESENCE } from '../../../src/store/keys';
 import type { Service } from '../../../src/model/types';
 
@@ -88,36 +88,46 @@ test('decide: a leader key naming this manager while it does not lead is cleared
   assert.equal(electionStep({ ...base, leaseConfirmedSentAt: 7_000, leaderKey: { value: 'a', createRevision: 5 } }), 'new-lease');
 });
 
+// A backend whose renewals take as long as the test says.
+class SlowRenewals extends MemoryBackend {
+  delayMs = 0;
+  override async keepAliveOnce(lease: string): Promise<void> {
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    return super.keepAliveOnce(lease);
+  }
+  holder(key: string): string | undefined {
+    for (const [lease, keys] of (this as unknown as { leases: Map<string, Set<string>> }).leases) if (keys.has(key)) return lease;
+    return undefined;
+  }
+}
+
+// One manager on its own, counting its terms.
+async function soleManager(backend: MemoryBackend, opts: Partial<ConstructorParameters<typeof Election>[0]>) {
+  const store = await Store.open(backend, silentLogger);
+  const state = { terms: 0, leading: false };
+  const election = new Election({
+    store, nodeId: 'm0', log: silentLogger, renewMs: 20, ...opts,
+    lead: async () => { state.leading = true; state.terms++; return { stop: async () => { state.leading = false; } }; },
+  });
+  election.start();
+  return { store, election, state, close: async (): Promise<void> => { await election.stop(); await store.close(); } };
+}
+
 // Quorum lost and back: the leader's renewal is confirmed, but too late for it
 // to be sure, so it stepped down; etcd kept the lease and so the leader key.
 // Before, that manager held the key for ever without leading (nobody led).
 test('a leader that stepped down on a late renewal while etcd kept its lease leads again', async () => {
-  class SlowRenewals extends MemoryBackend {
-    delayMs = 0;
-    override async keepAliveOnce(lease: string): Promise<void> {
-      if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-      return super.keepAliveOnce(lease);
-    }
-  }
   const backend = new SlowRenewals();
-  const store = await Store.open(backend, silentLogger);
-  let terms = 0;
-  let leading = false;
-  const election = new Election({
-    store, nodeId: 'm0', log: silentLogger, renewMs: 20, ttlSeconds: 0.3, marginMs: 50,
-    lead: async () => { leading = true; terms++; return { stop: async () => { leading = false; } }; },
-  });
-  election.start();
+  const { store, state, close } = await soleManager(backend, { ttlSeconds: 0.3, maxTtlSeconds: 0.3, marginMs: 50 });
   try {
-    await until(() => leading, 'a leader');
+    await until(() => state.leading, 'a leader');
     backend.delayMs = 400;
-    await until(() => !leading, 'the step-down');
+    await until(() => !state.leading, 'the step-down');
     assert.equal(store.meta(LEADER_KEY)?.value, 'm0', 'the key outlived the term');
     backend.delayMs = 0;
-    await until(() => leading && terms === 2, 'a new term');
+    await until(() => state.leading && state.terms === 2, 'a new term');
   } finally {
-    await election.stop();
-    await store.close();
+    await close();
   }
 });
 
@@ -155,5 +165,65 @@ test('renewals go on while a step waits: a slow start of the leader components k
   } finally {
     await election.stop();
     await store.close();
+  }
+});
+
+test('decide: the lease TTL follows the worst recent hold-up, between the configured TTL and the maximum', () => {
+  assert.equal(leaseTtlMs(4000, 16_000, 0), 4000);
+  assert.equal(leaseTtlMs(4000, 16_000, 1300), 4000, '3 x 1.3 s is within 4 s');
+  assert.equal(leaseTtlMs(4000, 16_000, 1400), 5000, 'rounded up to whole seconds (etcd grants seconds)');
+  assert.equal(leaseTtlMs(4000, 16_000, 3200), 10_000);
+  assert.equal(leaseTtlMs(4000, 16_000, 30_000), 16_000);
+  assert.equal(leaseTtlMs(4000, 2000, 30_000), 4000, 'never below the configured TTL');
+});
+
+test('a leader whose renewals slow down stretches its lease and keeps its term; the TTL comes back after the window', async () => {
+  const backend = new SlowRenewals();
+  const { store, election, state, close } = await soleManager(backend, { ttlSeconds: 0.6, maxTtlSeconds: 3, marginMs: 50, strainWindowMs: 1000 });
+  const e = election as unknown as { lease?: string; ttlMs: number };
+  try {
+    await until(() => state.leading, 'a leader');
+    const term = store.meta(LEADER_KEY)!.createRevision;
+    const first = e.lease!;
+    assert.equal(e.ttlMs, 600);
+    // Renewals take 250 ms, within the 600 ms lease: 3 x 250 ms asks for 1 s.
+    backend.delayMs = 250;
+    await until(() => e.ttlMs === 1000, 'a 1 s lease');
+    assert.notEqual(e.lease, first, 'a new lease');
+    assert.equal(backend.holder(LEADER_KEY), e.lease, 'the leader key moved to it');
+    assert.equal(backend.holder(`${PRESENCE}m0`), e.lease, 'so did the presence key');
+    assert.equal(store.meta(LEADER_KEY)!.createRevision, term, 'same term: the fence still holds');
+    // Slower still: 3 x 400 ms asks for 2 s.
+    backend.delayMs = 400;
+    await until(() => e.ttlMs === 2000, 'a 2 s lease');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(state.leading, 'still leading');
+    assert.equal(state.terms, 1, 'one term all along');
+    // Calm again: once the hold-ups leave the window, the configured TTL is back.
+    backend.delayMs = 0;
+    await until(() => e.ttlMs === 600, 'the 600 ms lease again', 4000);
+    assert.ok(state.leading);
+    assert.equal(state.terms, 1);
+    assert.equal(store.meta(LEADER_KEY)!.createRevision, term);
+  } finally {
+    await close();
+  }
+});
+
+// One renewal at a time, a lease's age reached twice the round trip before a
+// renewal counted (the next was sent only when the one before was confirmed):
+// 350 ms renewals on a 100 ms timer lost a 600 ms lease (age up to 750 ms)
+// although etcd renewed it every 400 ms.
+test('renewals overlap: renewals slower than half the lease keep the term', async () => {
+  const backend = new SlowRenewals();
+  const { state, close } = await soleManager(backend, { renewMs: 100, ttlSeconds: 0.6, maxTtlSeconds: 0.6, marginMs: 50 });
+  try {
+    await until(() => state.leading, 'a leader');
+    backend.delayMs = 350;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(state.leading, 'still leading');
+    assert.equal(state.terms, 1, 'one term');
+  } finally {
+    await close();
   }
 });

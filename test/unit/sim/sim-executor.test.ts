@@ -26,3 +26,19 @@ test('simulated containers: create is idempotent per name and task, start runs, 
   assert.equal((await ex.describeNode()).Resources.NanoCPUs, 4e9);
   w.close();
 });
+
+test('simulated engines answer a bounded number of calls per event-loop turn, across all the nodes of a process', async () => {
+  const nodes = [1, 2, 3, 4].map((i) => new SimExecutor({ hostname: `sim-${i}`, nanoCPUs: 1e9, memoryBytes: 1024 ** 3 }));
+  let answered = 0;
+  const calls = Array.from({ length: 300 }, (_, i) => nodes[i % 4]!.inspect(`c${i}`).then(() => { answered++; }));
+  // What was answered at each turn of the loop (another callback's turn comes between the batches).
+  const seen: number[] = [0];
+  while (answered < 300 && seen.length < 50) {
+    await new Promise((resolve) => setImmediate(resolve));
+    seen.push(answered);
+  }
+  await Promise.all(calls);
+  assert.equal(answered, 300);
+  assert.ok(seen.length >= 5, `300 answers took ${seen.length} turns`);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! - seen[i - 1]! <= 64, `at most 64 per turn: ${seen.join(',')}`);
+});
