@@ -12,11 +12,13 @@ export interface ElectionOptions {
   store: Store;
   nodeId: string;
   log: Logger;
-  // Lease TTL. etcd's own floor with our tuning (election 500 ms, heartbeat 50 ms) is 1 s.
-  // 4 s: a leader placing thousands of tasks on a loaded two-core host could not
-  // renew a 2 s lease in time and lost its term over and over (bench/scale.ts);
-  // the leader role still fails over within about 5 s (Docker: 11-23 s), and the
-  // API's writes, which go to etcd from any manager, never wait for it.
+  // Lease TTL when the manager is not held up. etcd's own floor with our
+  // tuning (election 500 ms, heartbeat 50 ms) is 1 s. 4 s: a leader placing
+  // thousands of tasks on a loaded two-core host could not renew a 2 s lease
+  // in time and lost its term over and over (bench/scale.ts); an idle
+  // leader's role fails over within about 5 s (a held-up one's lease
+  // stretches, up to maxTtlSeconds; Docker: 11-23 s), and the API's writes,
+  // which go to etcd from any manager, never wait for it.
   ttlSeconds?: number;
   // The most the TTL stretches to under load (decide.ts leaseTtlMs); the
   // configured TTL when smaller.
@@ -29,7 +31,7 @@ export interface ElectionOptions {
 }
 
 export const DEFAULT_LEADER_TTL_S = 4;
-export const DEFAULT_MAX_LEADER_TTL_S = 16;
+const DEFAULT_MAX_LEADER_TTL_S = 16;
 // How long a hold-up keeps the lease stretched.
 const DEFAULT_STRAIN_WINDOW_MS = 60_000;
 const DEFAULT_RENEW_MS = 500;
