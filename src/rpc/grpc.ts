@@ -282,7 +282,9 @@ export class GrpcServer implements RpcServer {
     if (!servers) throw new Error('grpc-js internals changed: cannot refuse unverified client certificates');
     for (const s of servers.keys()) {
       // The connection's own window (the setting above is each stream's).
-      s.on('session', (session: Http2Session) => { session.setLocalWindowSize(FLOW_CONTROL_WINDOW); });
+      s.on('session', (session: Http2Session) => {
+        try { session.setLocalWindowSize(FLOW_CONTROL_WINDOW); } catch { /* already closed: nothing to widen */ }
+      });
       s.on('secureConnection', (socket: TLSSocket) => {
         if (socket.authorized) { this.remember(socket); return; }
         const cert = socket.getPeerCertificate();

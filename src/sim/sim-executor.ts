@@ -15,10 +15,9 @@ import { ExecutorError, type ContainerEvent, type ContainerInfo, type Executor }
 // turns, 45 in the same 80 s (bench/scale.ts).
 //
 // And at most ANSWERS_PER_TURN answers per turn, for all the nodes of the
-// process: the 37,500 tasks a process gets from one create were otherwise
-// all answered in the one turn after, their agents' work with them, and that
-// turn held the heartbeat timers of its 1,250 nodes for seconds. An engine
-// has a bounded rate too.
+// process: otherwise the 37,500 tasks a process gets from one create are all
+// answered in the one turn after, with their agents' work, while the
+// heartbeat timers of its 1,250 nodes wait. An engine has a bounded rate too.
 const ANSWERS_PER_TURN = 64;
 
 class EngineTurns {
