@@ -78,15 +78,14 @@ export class Election {
 
   // A renewal's round trip, or how late the renewal timer fired.
   private noteStrain(ms: number): void {
-    const at = this.now();
-    this.strain = this.strain.filter((s) => at - s.at < this.strainWindowMs);
-    if (ms > 0) this.strain.push({ at, ms });
+    if (ms > 0) this.strain.push({ at: this.now(), ms });
   }
 
+  // The TTL the hold-ups of the window ask for (older ones dropped here).
   private wantedTtlMs(): number {
     const at = this.now();
-    let worst = 0;
-    for (const s of this.strain) if (at - s.at < this.strainWindowMs && s.ms > worst) worst = s.ms;
+    this.strain = this.strain.filter((s) => at - s.at < this.strainWindowMs);
+    const worst = this.strain.reduce((w, s) => Math.max(w, s.ms), 0);
     return leaseTtlMs(this.baseTtlMs, this.maxTtlMs, worst);
   }
 
@@ -149,7 +148,10 @@ export class Election {
     else if (step === 'new-lease') await this.newLease();
     else if (step === 'campaign') await this.campaign();
     else if (step === 'clear-own') await this.clearOwnKey();
-    else if (this.wantedTtlMs() !== this.ttlMs) await this.moveLease(this.wantedTtlMs());
+    else {
+      const wanted = this.wantedTtlMs();
+      if (wanted !== this.ttlMs) await this.moveLease(wanted);
+    }
   }
 
   // Moves this manager's keys to a new lease with another TTL. A put keeps a

@@ -183,18 +183,23 @@ test('a raw TLS client with a forged self-signed manager certificate gets no ans
 test('the server lets a verified peer send 16 MiB before it must acknowledge, per stream and per connection', async () => {
   const [host, port] = address.split(':');
   const windows = await new Promise<{ stream: number; connection: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no settings within 5 s')), 5000);
+    const timer = setTimeout(() => { session.destroy(); reject(new Error('no settings, or no wider connection window, within 5 s')); }, 5000);
     const session = h2Connect(`https://${host}:${port}`, {
       createConnection: () => tlsConnect({ host, port: Number(port), cert: managerTls.certPem, key: managerTls.keyPem, ca: ca.certPem, rejectUnauthorized: false, servername: 'swarm-node', ALPNProtocols: ['h2'] }),
     });
     session.on('error', () => undefined);
     session.once('remoteSettings', (settings) => {
-      // The connection's window comes in a WINDOW_UPDATE right after the settings.
-      setTimeout(() => {
+      // The connection's window comes in a WINDOW_UPDATE after the settings:
+      // wait (within the deadline above) until it is past the default.
+      const check = (): void => {
+        if (session.destroyed) return;
+        const connection = session.state.remoteWindowSize ?? 0;
+        if (connection <= 65_535) { setTimeout(check, 10); return; }
         clearTimeout(timer);
-        resolve({ stream: settings.initialWindowSize ?? 0, connection: session.state.remoteWindowSize ?? 0 });
+        resolve({ stream: settings.initialWindowSize ?? 0, connection });
         session.destroy();
-      }, 100);
+      };
+      check();
     });
   });
   assert.equal(windows.stream, 16 * 1024 * 1024);
