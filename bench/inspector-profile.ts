@@ -1,12 +1,17 @@
-// A CPU profile of a running lab daemon, taken through its inspector, for the
-// benches' --leader-prof (why a manager is slow under load, from the process
-// that is). The daemon opens its inspector on SIGUSR1 (node's default, on
+// A CPU profile (or a sampling heap profile) of a running lab daemon, taken
+// through its inspector, for the benches' --leader-prof (why a manager is slow
+// or big under load, from the process that is). The daemon opens its inspector on SIGUSR1 (node's default, on
 // 127.0.0.1:9229 of its own network namespace); this module runs a small
 // client there (nsenter --net) that starts V8's profiler and, when told to
 // stop, writes the profile as a .cpuprofile file (Chrome DevTools' format).
 //
 // As a script (inside the namespace): node --experimental-websocket
-// dist/bench/inspector-profile.js OUT — starts at once, stops on SIGTERM.
+// dist/bench/inspector-profile.js OUT — starts at once, stops on SIGTERM. An OUT
+// ending in .heapprofile samples allocations instead (V8's sampling heap
+// profiler: what is still live when it stops, by the stack that allocated it,
+// after a full GC), in DevTools' format too; one ending in .allocprofile
+// counts every allocation, collected or not (where the garbage that the
+// collector must chase comes from).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { get } from 'node:http';
@@ -50,13 +55,26 @@ async function client(out: string): Promise<void> {
     pending.set(id, resolve);
     ws.send(JSON.stringify({ id, method, params }));
   });
-  await call('Profiler.enable');
-  await call('Profiler.setSamplingInterval', { interval: 1_000 });
-  await call('Profiler.start');
+  const all = out.endsWith('.allocprofile');
+  const heap = all || out.endsWith('.heapprofile');
+  if (heap) {
+    await call('HeapProfiler.enable');
+    await call('HeapProfiler.startSampling', { samplingInterval: 64 * 1024, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
+  } else {
+    await call('Profiler.enable');
+    await call('Profiler.setSamplingInterval', { interval: 1_000 });
+    await call('Profiler.start');
+  }
   process.stdout.write('started\n');
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-  const r = await call('Profiler.stop') as { profile: unknown };
-  writeFileSync(out, JSON.stringify(r.profile));
+  if (heap) {
+    if (!all) await call('HeapProfiler.collectGarbage'); // so that only what is live counts
+    const r = await call('HeapProfiler.stopSampling') as { profile: unknown };
+    writeFileSync(out, JSON.stringify(r.profile));
+  } else {
+    const r = await call('Profiler.stop') as { profile: unknown };
+    writeFileSync(out, JSON.stringify(r.profile));
+  }
   ws.close();
   process.exit(0);
 }

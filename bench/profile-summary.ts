@@ -4,7 +4,10 @@
 // profile from --leader-prof or --sim-prof can be read and quoted without
 // DevTools. `--stalls MS`: every stretch of at least MS without an idle
 // sample (the event loop held, or the process starved), with the Shoal
-// functions (innermost frame of ours) and GC that filled it.
+// functions (innermost frame of ours) and GC that filled it. A .heapprofile
+// (--leader-prof FILE.heapprofile): live bytes by allocating function, by
+// module and by the innermost Shoal frame on the allocating stack; an
+// .allocprofile: the same for every byte allocated, garbage included.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -104,11 +107,50 @@ export function stalls(p: Profile, minMs: number): Stall[] {
   return out;
 }
 
+interface HeapNode { callFrame: CallFrame; selfSize: number; children?: HeapNode[] }
+export interface HeapSummary { totalBytes: number; byFunction: Array<[string, number]>; byModule: Array<[string, number]>; byOurs: Array<[string, number]> }
+
+// Live bytes of a sampling heap profile, three ways; `byOurs` charges each
+// allocation to the innermost frame of Shoal's code above it (a JSON.parse or
+// a Map's growth counted where Shoal asked for it).
+export function summarizeHeap(head: HeapNode): HeapSummary {
+  const fn = new Map<string, number>();
+  const mod = new Map<string, number>();
+  const ours = new Map<string, number>();
+  let total = 0;
+  const add = (m: Map<string, number>, k: string, v: number): void => { m.set(k, (m.get(k) ?? 0) + v); };
+  const walk = (n: HeapNode, owner: string | undefined): void => {
+    const f = n.callFrame;
+    const o = /\/dist\/src\//.test(f.url) ? frameKey(f) : owner;
+    if (n.selfSize > 0) {
+      add(fn, frameKey(f), n.selfSize);
+      add(mod, moduleOf(f), n.selfSize);
+      add(ours, o ?? moduleOf(f), n.selfSize);
+      total += n.selfSize;
+    }
+    for (const c of n.children ?? []) walk(c, o);
+  };
+  walk(head, undefined);
+  const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1]);
+  return { totalBytes: total, byFunction: sorted(fn), byModule: sorted(mod), byOurs: sorted(ours) };
+}
+
+function mainHeap(file: string, top: number): void {
+  const s = summarizeHeap((JSON.parse(readFileSync(file, 'utf8')) as { head: HeapNode }).head);
+  const line = ([k, b]: [string, number]): string => `${(b / 2 ** 20).toFixed(1).padStart(8)} MB ${((100 * b) / s.totalBytes).toFixed(1).padStart(5)} %  ${k}`;
+  const what = file.endsWith('.allocprofile') ? 'allocated' : 'live';
+  process.stdout.write(`${file}: ${(s.totalBytes / 2 ** 20).toFixed(1)} MB ${what} (sampled)\n\nby module\n`);
+  process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby innermost Shoal frame\n');
+  process.stdout.write(s.byOurs.slice(0, top).map(line).join('\n') + '\n\nby function\n');
+  process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
+}
+
 function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, stalls: { type: 'string' } } });
   const file = positionals[0];
   if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
+  if (/\.(heap|alloc)profile$/.test(file)) { mainHeap(file, top); return; }
   const s = summarize(JSON.parse(readFileSync(file, 'utf8')) as Profile, values.callers);
   const busy = s.totalMs - (s.byModule.find(([m]) => m === '(idle)')?.[1] ?? 0);
   const line = ([k, ms]: [string, number]): string => `${ms.toFixed(0).padStart(8)} ms ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${k}`;

@@ -32,6 +32,9 @@
 // `service create` until every task runs (FILE-join-N, FILE-create-N; through
 // its inspector: bench/inspector-profile.ts); --leader-prof-phases create profiles only
 // the create (the profiler slows a starved leader: 5,000 joins no longer fit 420 s).
+// A FILE ending in .heapprofile samples the leader's heap instead: what the
+// phase allocated and is still live at its end (FILE-create-N.heapprofile);
+// one ending in .allocprofile counts all it allocated, garbage included.
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
@@ -195,7 +198,8 @@ class Cluster {
     const { leader } = await this.leader();
     const pid = await labDaemonPid(LAB, leader.name);
     if (!pid) return undefined;
-    return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile)?$/, `-${what}.cpuprofile`));
+    const ext = /\.(heap|alloc)profile$/.exec(o.leaderProf)?.[0] ?? '.cpuprofile';
+    return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile|\.heapprofile|\.allocprofile)?$/, `-${what}${ext}`));
   }
 
   private liveSimPids(): number[] {

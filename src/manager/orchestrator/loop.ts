@@ -72,6 +72,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
     if (t.Status?.State === 'running' && !runningSince.has(t.ID)) runningSince.set(t.ID, parseIsoMs(t.Status.Timestamp) || now());
   };
 
+  const nodeOf = (id: string): Node | undefined => store.get('nodes', id);
   const markAllServices = (): void => {
     for (const s of store.list('services')) dirty.add(s.ID);
   };
@@ -84,7 +85,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
           break;
         case 'tasks': {
           const t = (e.object ?? e.previous) as Task | undefined;
-          if (t?.ServiceID && taskChangeMatters(e.previous as Task | undefined, e.object as Task | undefined, store.get('services', t.ServiceID))) dirty.add(t.ServiceID);
+          if (t?.ServiceID && taskChangeMatters(e.previous as Task | undefined, e.object as Task | undefined, store.get('services', t.ServiceID), nodeOf)) dirty.add(t.ServiceID);
           if (e.object) observeTask(e.object as Task);
           else runningSince.delete(e.id);
           break;

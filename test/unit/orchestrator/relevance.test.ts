@@ -26,7 +26,7 @@ function walk(w: World, serviceId: string): number {
       const prev = w.tasks.get(t.ID)!;
       if (PROGRESS.indexOf(prev.Status.State) >= PROGRESS.indexOf(state) || prev.DesiredState === 'shutdown' || prev.DesiredState === 'remove') continue;
       const next = w.setState(t.ID, state, { node: prev.NodeID ?? 'a' });
-      if (taskChangeMatters(prev, next, w.services.get(serviceId))) { w.settle(serviceId); continue; }
+      if (taskChangeMatters(prev, next, w.services.get(serviceId), (id) => w.nodes.get(id))) { w.settle(serviceId); continue; }
       skipped++;
       const plan = w.plan(serviceId);
       assert.ok(plan.empty, `${t.ID} ${prev.Status.State} → ${state} was skipped, but a reconcile decides: ${plan.creates.length} creates, ${plan.updates.size} updates, ${plan.deletes.size} deletes`);
@@ -45,7 +45,7 @@ function settled(o: Parameters<World['addService']>[1]): World {
 
 test('relevance: agents\' progress on a replicated service\'s tasks needs no reconcile', () => {
   const w = settled({ replicas: 4, template: { ContainerSpec: { Image: 'img:1' }, RestartPolicy: { Delay: 0 } } });
-  assert.equal(walk(w, 's'), 4 * (PROGRESS.length - 1), 'every step after assignment is skipped');
+  assert.equal(walk(w, 's'), 4 * PROGRESS.length, 'every step is skipped, the assignment to a node that can hold the task included');
   assert.equal(w.of('s').filter((t) => t.Status.State === 'running').length, 4);
 });
 
@@ -81,6 +81,30 @@ test('relevance: progress during a rolling update matters, and a reconcile then 
   const running = w.setState(fresh.ID, 'running');
   assert.ok(taskChangeMatters(assigned, running, w.services.get('s')));
   assert.ok(!w.plan('s').empty, 'the next slot is updated once the new task runs');
+});
+
+test('relevance: an assignment matters when the node cannot hold the task, or when the node is not known', () => {
+  const w = new World();
+  w.addNode('a');
+  w.addNode('drained', { availability: 'drain' });
+  w.addNode('down', { state: 'down' });
+  w.addNode('mgr', { role: 'manager' });
+  w.addService('s', { replicas: 1, template: { ContainerSpec: { Image: 'img:1' }, Placement: { Constraints: ['node.role==worker'] } } });
+  w.settle('s');
+  const [t] = w.of('s');
+  const svc = w.services.get('s')!;
+  const nodeOf = (id: string): ReturnType<typeof w.nodes.get> => w.nodes.get(id);
+  const to = (node: string): Task => ({ ...t!, NodeID: node, Status: { ...t!.Status, State: 'assigned' } });
+  assert.equal(t!.NodeID, undefined);
+  assert.equal(taskChangeMatters(t, to('a'), svc, nodeOf), false, 'a node that can hold it');
+  for (const node of ['drained', 'down', 'mgr', 'gone']) {
+    assert.equal(taskChangeMatters(t, to(node), svc, nodeOf), true, node);
+    // and the reconcile it triggers does move the task
+    w.tasks.set(t!.ID, to(node));
+    assert.ok(!w.plan('s').empty, `a reconcile replaces a task assigned to ${node}`);
+    w.tasks.set(t!.ID, t!);
+  }
+  assert.equal(taskChangeMatters(t, to('a'), svc), true, 'no node lookup: every assignment matters');
 });
 
 test('relevance: what always matters', () => {
