@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stalls, summarize } from '../../../bench/profile-summary';
+import { stalls, summarize, summarizeHeap } from '../../../bench/profile-summary';
 
 // A hand-made profile: root → (idle), and root → main loop → a Shoal
 // function, plus GC, sampled every 100 ms.
@@ -33,4 +33,21 @@ test('summarize: self time by function and module', () => {
   const s = summarize(profile);
   assert.equal(s.totalMs, 1200);
   assert.deepEqual(s.byModule.find(([m]) => m === '(idle)'), ['(idle)', 400]);
+});
+
+test('summarizeHeap: bytes by allocating function, by module, and charged to the innermost Shoal frame above', () => {
+  const frame = (functionName: string, url: string, lineNumber = 0): { functionName: string; url: string; lineNumber: number } => ({ functionName, url, lineNumber });
+  const head = {
+    callFrame: frame('(root)', ''), selfSize: 0, children: [
+      { callFrame: frame('decode', 'file:///work/main/dist/src/store/store.js', 99), selfSize: 300, children: [
+        { callFrame: frame('parse', 'node:internal/json'), selfSize: 700 },
+      ] },
+      { callFrame: frame('(V8 API)', ''), selfSize: 50 },
+    ],
+  };
+  const s = summarizeHeap(head);
+  assert.equal(s.totalBytes, 1050);
+  assert.deepEqual(s.byOurs[0], ['decode src/store/store.js:100', 1000], 'the parse is charged to the Shoal function that called it');
+  assert.deepEqual(s.byFunction[0], ['parse node:internal:1', 700]);
+  assert.deepEqual(s.byModule.map(([m]) => m), ['node:internal', 'src/store/store.js', '(V8 API)']);
 });
