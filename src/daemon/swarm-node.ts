@@ -22,7 +22,7 @@ import type { ClusterObject } from '../store/objects';
 import { Store, type Fence } from '../store/store';
 import { resolveAdvertiseAddr } from './address';
 import { EtcdBackend as EtcdAdmin } from '../store/etcd-backend';
-import { GrpcServer, grpcChannel, MANAGER_KEEPALIVE, type NodeTls } from '../rpc/grpc';
+import { GrpcServer, grpcChannel, MANAGER_CHANNEL, type NodeTls } from '../rpc/grpc';
 import { registerCAServer } from '../manager/ca/ca-server';
 import { registerMembershipServer } from '../manager/leader/membership-server';
 import { startMemberUpkeep } from '../manager/leader/members';
@@ -1016,7 +1016,7 @@ export class SwarmNode implements SwarmMembership {
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
         server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
-        connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_KEEPALIVE),
+        connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_CHANNEL),
         // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
         // etcd member is gone); the version keeps an older session message from undoing a promotion.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),

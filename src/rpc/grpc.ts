@@ -49,17 +49,24 @@ const SERVER_KEEPALIVE_TIME_MS = 10_000;
 const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
 // A channel from one manager to another (the dispatcher's relay) pings as
 // servers do: a leader held up for seconds must not lose every follower's
-// channel, and the sessions relayed over it, at once.
-// HTTP/2 flow-control window, per stream and per connection, on both sides
-// (the default is 64 KiB). A receiver lets its peer send only that much
-// before it acknowledges, and it acknowledges from its event loop: under
-// load a turn takes 0.1-1 s, and a relay's one connection to the leader
-// carries the assignments of some 1,700 nodes (about 100 MB for 150,000
-// tasks) and their heartbeats, 64 KiB a turn at most. Memory is spent only
-// when the receiver does not read, and a Node peer reads as data comes.
+// channel, and the sessions relayed over it, at once (MANAGER_CHANNEL).
+
+// HTTP/2 flow-control window, per stream and per connection (the default is
+// 64 KiB), where a connection carries a crowd: a server's receive side, and a
+// manager's channel to another (the dispatcher's relay). A receiver lets its
+// peer send only that much before it acknowledges, and it acknowledges from
+// its event loop: under load a turn takes 0.1-1 s, and a relay's one
+// connection to the leader carries the assignments of some 1,700 nodes (about
+// 100 MB for 150,000 tasks) and their heartbeats, 64 KiB a turn at most.
+// A node's own channel keeps the default: with 16 MiB the leader wrote each
+// big assignment into its TLS and HTTP/2 buffers in one go, and kept that
+// memory: 490 KB per connection after one 256 KB message against 276 KB
+// with 64 KiB windows (a scratch benchmark of 1,000 connections to one
+// GrpcServer), some 200 KB more per node on a manager.
 const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
-export const MANAGER_KEEPALIVE: ChannelKeepalive = { timeMs: SERVER_KEEPALIVE_TIME_MS, timeoutMs: SERVER_KEEPALIVE_TIMEOUT_MS };
+// A manager's channel to another manager: pings as servers do, windows as above.
+export const MANAGER_CHANNEL: ChannelTuning = { keepalive: { timeMs: SERVER_KEEPALIVE_TIME_MS, timeoutMs: SERVER_KEEPALIVE_TIMEOUT_MS }, flowControlWindow: FLOW_CONTROL_WINDOW };
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
 const KIND_KEY = 'shoal-kind';
@@ -403,7 +410,6 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2000,
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
   // Our own connection per channel: channels with other certificates never share one.
   'grpc.use_local_subchannel_pool': 1,
 };
@@ -412,10 +418,12 @@ class GrpcChannel implements RpcChannel {
   private readonly client: grpc.Client;
   private closed = false;
 
-  constructor(readonly address: string, creds: grpc.ChannelCredentials, serverName: string, keepalive?: ChannelKeepalive) {
+  constructor(readonly address: string, creds: grpc.ChannelCredentials, serverName: string, tuning: ChannelTuning) {
+    const { keepalive, flowControlWindow } = tuning;
     this.client = new grpc.Client(address, creds, {
       ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': serverName,
       ...(keepalive ? { 'grpc.keepalive_time_ms': keepalive.timeMs, 'grpc.keepalive_timeout_ms': keepalive.timeoutMs } : {}),
+      ...(flowControlWindow ? { 'grpc-node.flow_control_window': flowControlWindow } : {}),
     });
   }
 
@@ -487,9 +495,11 @@ class GrpcChannel implements RpcChannel {
 // to the server. `expectNodeId` also requires the server's CN, `expectRole`
 // its role (OU): a node dialing a manager should ask for 'manager', so that a
 // worker's certificate cannot pose as one.
-// `keepalive`: other than KEEPALIVE_TIME_MS / KEEPALIVE_TIMEOUT_MS (`shoal sim`,
-// whose one event loop serves thousands of nodes' connections).
-export function grpcChannel(address: string, tls: ChannelTls, log?: Logger, keepalive?: ChannelKeepalive): RpcChannel {
+// `tuning.keepalive`: other than KEEPALIVE_TIME_MS / KEEPALIVE_TIMEOUT_MS
+// (`shoal sim`, whose one event loop serves thousands of nodes' connections;
+// MANAGER_CHANNEL); `tuning.flowControlWindow`: wider receive windows than
+// HTTP/2's 64 KiB (MANAGER_CHANNEL).
+export function grpcChannel(address: string, tls: ChannelTls, log?: Logger, tuning: ChannelTuning = {}): RpcChannel {
   if (log) routeGrpcLogs(log);
   const creds = grpc.credentials.createFromSecureContext(
     clientContext(tls),
@@ -505,10 +515,11 @@ export function grpcChannel(address: string, tls: ChannelTls, log?: Logger, keep
       },
     },
   );
-  return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME, keepalive);
+  return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME, tuning);
 }
 
 export interface ChannelKeepalive { timeMs: number; timeoutMs: number }
+export interface ChannelTuning { keepalive?: ChannelKeepalive; flowControlWindow?: number }
 type ChannelTls = { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' };
 
 // A context given a CA gets its own copy of node's whole bundled root store
@@ -550,7 +561,7 @@ let untrustedCreds: grpc.ChannelCredentials | undefined;
 
 export async function fetchRootCA(address: string, timeoutMs: number): Promise<string> {
   untrustedCreds ??= grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
-  const ch = new GrpcChannel(address, untrustedCreds, DEFAULT_SERVER_NAME);
+  const ch = new GrpcChannel(address, untrustedCreds, DEFAULT_SERVER_NAME, {});
   try {
     return (await ch.unary(GetRootCA, {}, { timeoutMs })).Certificate;
   } finally {

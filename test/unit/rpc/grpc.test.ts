@@ -2,11 +2,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, createServer as netServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { connect as h2Connect } from 'node:http2';
+import { connect as h2Connect, createSecureServer as h2SecureServer, type ServerHttp2Session } from 'node:http2';
 import { conflict, invalid, notFound } from '../../../src/common/errors';
 import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
-import { fetchRootCA, GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
+import { fetchRootCA, GrpcServer, grpcChannel, MANAGER_CHANNEL, type ChannelTuning, type NodeTls } from '../../../src/rpc/grpc';
 import { RpcError, type RpcChannel, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
 
 const isN = (v: unknown): { n: number } => {
@@ -204,6 +204,34 @@ test('the server lets a verified peer send 16 MiB before it must acknowledge, pe
   });
   assert.equal(windows.stream, 16 * 1024 * 1024);
   assert.equal(windows.connection, 16 * 1024 * 1024);
+});
+
+// The window a channel asks its server for, read by a bare HTTP/2 server from
+// the channel's SETTINGS (the call itself fails: nobody answers it).
+async function askedWindow(tuning: ChannelTuning): Promise<number> {
+  const h2 = h2SecureServer({ cert: serverTls.certPem, key: serverTls.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false });
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  const { port } = h2.address() as { port: number };
+  const ch = grpcChannel(`127.0.0.1:${port}`, workerTls, undefined, tuning);
+  try {
+    const asked = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no SETTINGS from the channel within 5 s')), 5000);
+      h2.once('session', (session: ServerHttp2Session) => session.once('remoteSettings', (settings) => { clearTimeout(timer); resolve(settings.initialWindowSize ?? 65_535); }));
+    });
+    void ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }).catch(() => undefined);
+    return await asked;
+  } finally {
+    ch.close();
+    await new Promise<void>((resolve) => h2.close(() => resolve()));
+  }
+}
+
+// A node's channel keeps HTTP/2's window: with 16 MiB the manager pushed each
+// big assignment into its buffers at once and kept the memory (about 200 KB
+// per node). A relay between managers carries a crowd and keeps 16 MiB.
+test('a node\'s channel asks for HTTP/2\'s default window, a manager\'s channel to another for 16 MiB', async () => {
+  assert.equal(await askedWindow({}), 65_535);
+  assert.equal(await askedWindow(MANAGER_CHANNEL), 16 * 1024 * 1024);
 });
 
 test('error kinds and messages round-trip; a bad request is invalid', async () => {
