@@ -59,11 +59,11 @@ const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
 // its event loop: under load a turn takes 0.1-1 s, and a relay's one
 // connection to the leader carries the assignments of some 1,700 nodes (about
 // 100 MB for 150,000 tasks) and their heartbeats, 64 KiB a turn at most.
-// A node's own channel keeps the default: with 16 MiB the leader wrote each
-// big assignment into its TLS and HTTP/2 buffers in one go, and kept that
-// memory: 490 KB per connection after one 256 KB message against 276 KB
-// with 64 KiB windows (a scratch benchmark of 1,000 connections to one
-// GrpcServer), some 200 KB more per node on a manager.
+// A node's own channel keeps the default: node sizes a TLS socket's write
+// buffer to its biggest write and never shrinks it, and with 16 MiB the
+// manager wrote each big assignment in one go. After one 256 KiB message
+// per stream: 412 KiB per connection against 204 KiB with 64 KiB windows
+// (glibc's count, a scratch benchmark of 500 connections to one GrpcServer).
 const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
 // A manager's channel to another manager: pings as servers do, windows as above.
