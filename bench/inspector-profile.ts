@@ -1,7 +1,7 @@
 // A CPU profile (or a sampling heap profile) of a running lab daemon, taken
 // through its inspector, for the benches' --leader-prof (why a manager is slow
-// or big under load, from the process that is). The daemon opens its inspector on SIGUSR1 (node's default, on
-// 127.0.0.1:9229 of its own network namespace); this module runs a small
+// or big under load, from the process that is). The daemon opens its
+// inspector on SIGUSR1 (node's default, on 127.0.0.1:9229 of its own network namespace); this module runs a small
 // client there (nsenter --net) that starts V8's profiler and, when told to
 // stop, writes the profile as a .cpuprofile file (Chrome DevTools' format).
 //
@@ -16,6 +16,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { sleep } from './util';
+
+// What a profile file holds, from its name (the one place that convention lives).
+export type ProfileKind = 'cpu' | 'heap' | 'alloc';
+const PROFILE_EXT = /\.(cpu|heap|alloc)profile$/;
+export const profileKind = (file: string): ProfileKind => (PROFILE_EXT.exec(file)?.[1] as ProfileKind | undefined) ?? 'cpu';
+// `base` (with or without an extension) for one phase: BASE-what.KINDprofile.
+export const profileFile = (base: string, what: string): string => `${base.replace(PROFILE_EXT, '')}-${what}.${profileKind(base)}profile`;
 
 function wsUrl(deadlineMs: number): Promise<string> {
   const until = Date.now() + deadlineMs;
@@ -55,26 +62,21 @@ async function client(out: string): Promise<void> {
     pending.set(id, resolve);
     ws.send(JSON.stringify({ id, method, params }));
   });
-  const all = out.endsWith('.allocprofile');
-  const heap = all || out.endsWith('.heapprofile');
-  if (heap) {
-    await call('HeapProfiler.enable');
-    await call('HeapProfiler.startSampling', { samplingInterval: 64 * 1024, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
-  } else {
+  const kind = profileKind(out);
+  if (kind === 'cpu') {
     await call('Profiler.enable');
     await call('Profiler.setSamplingInterval', { interval: 1_000 });
     await call('Profiler.start');
+  } else {
+    const all = kind === 'alloc';
+    await call('HeapProfiler.enable');
+    await call('HeapProfiler.startSampling', { samplingInterval: 64 * 1024, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
   }
   process.stdout.write('started\n');
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-  if (heap) {
-    if (!all) await call('HeapProfiler.collectGarbage'); // so that only what is live counts
-    const r = await call('HeapProfiler.stopSampling') as { profile: unknown };
-    writeFileSync(out, JSON.stringify(r.profile));
-  } else {
-    const r = await call('Profiler.stop') as { profile: unknown };
-    writeFileSync(out, JSON.stringify(r.profile));
-  }
+  if (kind === 'heap') await call('HeapProfiler.collectGarbage'); // so that only what is live counts
+  const r = await call(kind === 'cpu' ? 'Profiler.stop' : 'HeapProfiler.stopSampling') as { profile: unknown };
+  writeFileSync(out, JSON.stringify(r.profile));
   ws.close();
   process.exit(0);
 }

@@ -10,6 +10,7 @@
 // .allocprofile: the same for every byte allocated, garbage included.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { profileKind } from './inspector-profile';
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
 interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
@@ -26,6 +27,9 @@ export function moduleOf(f: CallFrame): string {
 }
 
 export interface Summary { totalMs: number; byFunction: Array<[string, number]>; byModule: Array<[string, number]>; callers: Array<[string, number]> }
+
+// A frame of Shoal's own code (not a package's, node's or V8's).
+const isOurs = (f: CallFrame): boolean => /\/dist\/src\//.test(f.url);
 
 const frameKey = (f: CallFrame): string => `${f.functionName || '(anonymous)'} ${moduleOf(f)}:${f.lineNumber + 1}`;
 
@@ -77,7 +81,7 @@ export function stalls(p: Profile, minMs: number): Stall[] {
     if (o !== undefined) return o;
     for (let q: number | undefined = id; q !== undefined; q = parent.get(q)) {
       const f = nodes.get(q)!.callFrame;
-      if (/\/dist\/src\//.test(f.url)) { o = frameKey(f); break; }
+      if (isOurs(f)) { o = frameKey(f); break; }
     }
     o ??= moduleOf(nodes.get(id)!.callFrame);
     owner.set(id, o);
@@ -121,7 +125,7 @@ export function summarizeHeap(head: HeapNode): HeapSummary {
   const add = (m: Map<string, number>, k: string, v: number): void => { m.set(k, (m.get(k) ?? 0) + v); };
   const walk = (n: HeapNode, owner: string | undefined): void => {
     const f = n.callFrame;
-    const o = /\/dist\/src\//.test(f.url) ? frameKey(f) : owner;
+    const o = isOurs(f) ? frameKey(f) : owner;
     if (n.selfSize > 0) {
       add(fn, frameKey(f), n.selfSize);
       add(mod, moduleOf(f), n.selfSize);
@@ -138,7 +142,7 @@ export function summarizeHeap(head: HeapNode): HeapSummary {
 function mainHeap(file: string, top: number): void {
   const s = summarizeHeap((JSON.parse(readFileSync(file, 'utf8')) as { head: HeapNode }).head);
   const line = ([k, b]: [string, number]): string => `${(b / 2 ** 20).toFixed(1).padStart(8)} MB ${((100 * b) / s.totalBytes).toFixed(1).padStart(5)} %  ${k}`;
-  const what = file.endsWith('.allocprofile') ? 'allocated' : 'live';
+  const what = profileKind(file) === 'alloc' ? 'allocated' : 'live';
   process.stdout.write(`${file}: ${(s.totalBytes / 2 ** 20).toFixed(1)} MB ${what} (sampled)\n\nby module\n`);
   process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby innermost Shoal frame\n');
   process.stdout.write(s.byOurs.slice(0, top).map(line).join('\n') + '\n\nby function\n');
@@ -150,7 +154,7 @@ function main(): void {
   const file = positionals[0];
   if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
-  if (/\.(heap|alloc)profile$/.test(file)) { mainHeap(file, top); return; }
+  if (profileKind(file) !== 'cpu') { mainHeap(file, top); return; }
   const s = summarize(JSON.parse(readFileSync(file, 'utf8')) as Profile, values.callers);
   const busy = s.totalMs - (s.byModule.find(([m]) => m === '(idle)')?.[1] ?? 0);
   const line = ([k, ms]: [string, number]): string => `${ms.toFixed(0).padStart(8)} ms ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${k}`;

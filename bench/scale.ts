@@ -50,7 +50,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
-import { startProfile } from './inspector-profile';
+import { profileFile, startProfile } from './inspector-profile';
 import { labDaemonPid, labHostMemory } from './lab-memory';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
@@ -198,8 +198,7 @@ class Cluster {
     const { leader } = await this.leader();
     const pid = await labDaemonPid(LAB, leader.name);
     if (!pid) return undefined;
-    const ext = /\.(heap|alloc)profile$/.exec(o.leaderProf)?.[0] ?? '.cpuprofile';
-    return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, o.leaderProf.replace(/(\.cpuprofile|\.heapprofile|\.allocprofile)?$/, `-${what}${ext}`));
+    return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, profileFile(o.leaderProf, what));
   }
 
   private liveSimPids(): number[] {

@@ -1,6 +1,6 @@
 import type { Node, Service, Task } from '../../model/types';
-import { matchesConstraints, parseConstraintsLenient } from '../../model/constraints';
-import { RANK, nodeIsInvalid, rank } from './task';
+import { nodeCanHold } from './restart';
+import { RANK, rank } from './task';
 import { updatePhase } from './update-state';
 
 // Whether a change to a task can change the orchestrator's decisions for its
@@ -28,7 +28,7 @@ import { updatePhase } from './update-state';
 // or job iteration; any change while the service updates or is gone.
 export function taskChangeMatters(prev: Task | undefined, next: Task | undefined, service: Service | undefined, nodeOf?: (id: string) => Node | undefined): boolean {
   if (!prev || !next || !service) return true;
-  if (prev.NodeID !== next.NodeID && !(!prev.NodeID && nodeOf && canHold(nodeOf(next.NodeID!), next))) return true;
+  if (prev.NodeID !== next.NodeID && !(!prev.NodeID && nodeOf && nodeCanHold(nodeOf(next.NodeID!), next))) return true;
   if (prev.ServiceID !== next.ServiceID || prev.DesiredState !== next.DesiredState
     || prev.Slot !== next.Slot || prev.Spec !== next.Spec || prev.CreatedAt !== next.CreatedAt
     || prev.JobIteration?.Index !== next.JobIteration?.Index) return true;
@@ -38,9 +38,4 @@ export function taskChangeMatters(prev: Task | undefined, next: Task | undefined
   // Stopped (failed, complete, rejected...): a restart, a job's progress.
   if (rank(prev.Status.State) > RANK.running || rank(next.Status.State) > RANK.running) return true;
   return updatePhase(service.UpdateStatus) === 'running';
-}
-
-// What superviseSlot checks before it moves a task off its node.
-function canHold(node: Node | undefined, t: Task): boolean {
-  return !nodeIsInvalid(node) && matchesConstraints(node!, parseConstraintsLenient(t.Spec?.Placement?.Constraints));
 }

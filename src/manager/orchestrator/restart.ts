@@ -119,6 +119,13 @@ export interface SuperviseContext {
   replaceOnBadNode?: boolean;
 }
 
+// The node is up, not drained, and meets the task's own constraints: a
+// runnable task there stays (and its assignment there needs no reconcile:
+// relevance.ts).
+export function nodeCanHold(node: Node | undefined, t: Task): boolean {
+  return !nodeIsInvalid(node) && matchesConstraints(node!, parseConstraintsLenient(t.Spec?.Placement?.Constraints));
+}
+
 // Restart supervision of one slot: restart what stopped, replace what is
 // stranded, start replacements whose delay is over. Updates `slot.tasks` to
 // the decided state so the caller's next steps (scale, update, reaper) see it.
@@ -141,7 +148,7 @@ export function superviseSlot(slot: Slot, ctx: SuperviseContext): void {
         if (plan.now < at) { plan.wake(at); continue; }
       }
       restart(slot, t, ctx, 'stopped');
-    } else if (ctx.replaceOnBadNode && t.NodeID && (nodeIsInvalid(node) || !matchesConstraints(node!, parseConstraintsLenient(t.Spec?.Placement?.Constraints)))) {
+    } else if (ctx.replaceOnBadNode && t.NodeID && !nodeCanHold(node, t)) {
       restart(slot, t, ctx, nodeIsDown(node) ? 'node-down' : 'moved');
     } else if (t.DesiredState === 'ready') {
       const { at, blockers } = readyStart(t, slot, nodes, job);

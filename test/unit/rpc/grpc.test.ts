@@ -213,15 +213,21 @@ async function askedWindow(tuning: ChannelTuning): Promise<number> {
   await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
   const { port } = h2.address() as { port: number };
   const ch = grpcChannel(`127.0.0.1:${port}`, workerTls, undefined, tuning);
+  const sessions: ServerHttp2Session[] = [];
   try {
     const asked = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no SETTINGS from the channel within 5 s')), 5000);
-      h2.once('session', (session: ServerHttp2Session) => session.once('remoteSettings', (settings) => { clearTimeout(timer); resolve(settings.initialWindowSize ?? 65_535); }));
+      h2.once('session', (session: ServerHttp2Session) => {
+        sessions.push(session);
+        session.once('remoteSettings', (settings) => { clearTimeout(timer); resolve(settings.initialWindowSize ?? 65_535); });
+      });
     });
     void ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }).catch(() => undefined);
     return await asked;
   } finally {
     ch.close();
+    // close() waits for open sessions: end ours rather than wait on the channel.
+    for (const s of sessions) s.destroy();
     await new Promise<void>((resolve) => h2.close(() => resolve()));
   }
 }
