@@ -1,6 +1,7 @@
 // Pure parts of bench/cluster.ts: its options, reading nodes and tasks as the
 // Engine API returns them, and the report.
 import { parseArgs } from 'node:util';
+import { floorReport, type FloorFigures } from './floor-stats';
 import { median, positiveOption } from './util';
 
 export type Kind = 'shoal' | 'docker';
@@ -91,10 +92,12 @@ export interface SideFigures {
   spread: number[];            // s, create N until N running
   spreadHosts?: string;        // tasks per host, last run
   memory: { manager: number[]; worker: number[]; engineUnder?: number[] }; // MB per host
+  floor?: FloorFigures;        // a manager's floor, measured beside the lab (bench/memory-floor.ts)
   error?: string;
 }
 
 const MB_DIGITS = 1;
+const MANAGER_GOAL_MB = 100; // issue 8: a manager's daemon + etcd, RSS idle
 const fmt = (n: number | undefined, unit: string, digits = 2): string => (n === undefined || Number.isNaN(n) ? '-' : `${n.toFixed(digits)} ${unit}`);
 
 export function clusterReport(o: ClusterOptions, s?: SideFigures, d?: SideFigures): string {
@@ -104,7 +107,7 @@ export function clusterReport(o: ClusterOptions, s?: SideFigures, d?: SideFigure
     ['leader off -> first write on another manager', med(s, (x) => x.failover), med(d, (x) => x.failover), 's', '< 2 s'],
     ['worker off -> its tasks running elsewhere', med(s, (x) => x.workerLoss), med(d, (x) => x.workerLoss), 's', '< 10 s'],
     [`create ${o.replicas} replicas -> all running`, med(s, (x) => x.spread), med(d, (x) => x.spread), 's', ''],
-    ['RSS idle, a manager', med(s, (x) => x.memory.manager), med(d, (x) => x.memory.manager), 'MB', '< 100 MB'],
+    ['RSS idle, a manager', med(s, (x) => x.memory.manager), med(d, (x) => x.memory.manager), 'MB', `< ${MANAGER_GOAL_MB} MB`],
     ['RSS idle, a worker', med(s, (x) => x.memory.worker), med(d, (x) => x.memory.worker), 'MB', '< 60 MB'],
     ['lab up --hosts 5 --managers 3 (with the joins)', s?.up, d?.up, 's', ''],
   ];
@@ -124,6 +127,7 @@ export function clusterReport(o: ClusterOptions, s?: SideFigures, d?: SideFigure
     const list = (a: number[]) => a.map((v) => v.toFixed(2)).join(', ') || '-';
     out.push(`${name} runs (s): failover ${list(x.failover)}; worker loss ${list(x.workerLoss)}; create ${o.replicas} ${list(x.spread)}${x.spreadHosts ? ` (per host: ${x.spreadHosts})` : ''}`);
     if (x.managerSplit) out.push(`${name} managers' daemon / etcd (MB): ${x.managerSplit.daemon.map((v, i) => `${v.toFixed(1)} / ${(x.managerSplit?.etcd[i] ?? 0).toFixed(1)}`).join(', ')}`);
+    if (x.floor) out.push(floorReport(x.floor, MANAGER_GOAL_MB, med(x, (y) => y.memory.manager)));
     out.push(`${name} RSS per host (MB): managers ${x.memory.manager.map((v) => v.toFixed(1)).join(', ') || '-'}; workers ${x.memory.worker.map((v) => v.toFixed(1)).join(', ') || '-'}${x.memory.engineUnder?.length ? `; the dockerd + containerd under Shoal (not counted) ${x.memory.engineUnder.map((v) => v.toFixed(1)).join(', ')}` : ''}`);
   }
   return out.join('\n');

@@ -33,6 +33,8 @@ import {
   type ClusterOptions, type Kind, type NodeView, type SideFigures,
 } from './cluster-stats';
 import { labHostMemory, type HostMemory } from './lab-memory';
+import { floorFigures } from './floor-stats';
+import { sampleFloor, startMemoryFloor } from './memory-floor';
 import { finishBench, http, installSignalCleanup, median, onCleanup, runBenchMain, sleep, until, type RssSplit } from './util';
 
 const IMAGE = 'shoal-test/busybox:1';
@@ -214,9 +216,19 @@ async function side(kind: Kind, o: ClusterOptions): Promise<SideFigures> {
     const t0 = performance.now();
     lab.hosts = (await labUp(kind, ['--hosts', '5', '--managers', '3', '--workers', '2'], o.deadlineMs + 120_000)).hosts;
     fig.up = (performance.now() - t0) / 1000;
-    say(`${kind}: the lab is up and joined after ${fig.up.toFixed(1)} s; idle ${o.settleMs / 1000} s`);
-    await sleep(o.settleMs);
-    await labMemory(lab, fig);
+    // Shoal's floor idles beside the lab, for as long, and is sampled with it.
+    const floor = kind === 'shoal' ? await startMemoryFloor() : undefined;
+    const unregisterFloor = floor ? onCleanup('memory floor', floor.stop) : () => undefined;
+    try {
+      say(`${kind}: the lab is up and joined after ${fig.up.toFixed(1)} s; idle ${o.settleMs / 1000} s${floor ? ' (beside it, the memory floor: bench/memory-floor.ts)' : ''}`);
+      await sleep(o.settleMs);
+      const floorSamples = floor ? sampleFloor(floor, MEMORY_SAMPLES, MEMORY_SAMPLE_MS) : undefined;
+      await labMemory(lab, fig);
+      if (floorSamples) fig.floor = floorFigures(await floorSamples);
+    } finally {
+      unregisterFloor();
+      await floor?.stop();
+    }
     say(`${kind}: RSS idle, managers ${fig.memory.manager.map((v) => v.toFixed(1)).join(' ')} MB, workers ${fig.memory.worker.map((v) => v.toFixed(1)).join(' ')} MB`);
     for (let i = 1; i <= o.rounds; i++) {
       fig.failover.push(await failover(lab, o, i));

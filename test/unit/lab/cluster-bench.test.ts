@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterOptions, clusterReport, clusterSettled, nodeViews, runningPerNode, taskViews } from '../../../bench/cluster-stats';
+import { floorFigures, type FloorSample } from '../../../bench/floor-stats';
 import { clusterTarget, parseHostLines } from '../../helpers/lab';
 
 test('cluster bench options: defaults, --only, bad values refused', () => {
@@ -49,6 +50,28 @@ test('the report: medians, ratios, and a failed side', () => {
   assert.match(r, /RSS idle, a worker\s+40\.0 MB\s+160\.0 MB\s+0\.25/);
   assert.match(r, /Docker: FAILED: x broke/);
   assert.match(clusterReport(o, undefined, docker), /leader off -> first write on another manager\s+-\s+12\.00 s\s+-/);
+});
+
+test('the memory floor: medians per process, the median etcd member, and the room under the goal', () => {
+  const p = (rss: number, anon: number, file: number) => ({ rss, split: { anon, file, pss: 0 } });
+  const samples: FloorSample[] = [
+    { etcd: [p(40, 20, 20), p(44, 24, 20), p(41, 21, 20)], node: p(39, 6, 33), nodeTls: p(43, 7, 36) },
+    { etcd: [p(42, 22, 20), p(46, 26, 20), p(39, 19, 20)], node: p(41, 8, 33), nodeTls: p(43, 7, 36) },
+    { etcd: [p(41, 21, 20), p(45, 25, 20), p(40, 20, 20)], node: p(40, 7, 33), nodeTls: p(45, 9, 36) },
+  ];
+  const f = floorFigures(samples);
+  // Members' medians 41, 45, 40: the middle one is 41.
+  assert.deepEqual(f.etcd, { rss: 41, anon: 21, file: 20 });
+  assert.deepEqual(f.node, { rss: 40, anon: 7, file: 33 });
+  assert.equal(f.nodeTls.rss, 43);
+  assert.ok(Number.isNaN(floorFigures([]).etcd.rss), 'no samples: no figure, not zero');
+
+  const o = clusterOptions(['--rounds', '0']);
+  if (o === 'help') throw new Error('options');
+  const r = clusterReport(o, { failover: [], workerLoss: [], spread: [], memory: { manager: [110, 115, 112], worker: [58] }, floor: f });
+  assert.match(r, /Floor of a manager, no Shoal code \(idle, RSS\): 81\.0 MB = an etcd member of three 41\.0 MB \(anon 21\.0, file 20\.0\) \+ node 40\.0 MB/);
+  assert.match(r, /room left for Shoal's manager daemon under the 100 MB goal: 19\.0 MB; Shoal's manager \(daemon \+ etcd\) is 31\.0 MB above the floor/);
+  assert.doesNotMatch(clusterReport(o, { failover: [], workerLoss: [], spread: [], memory: { manager: [], worker: [] } }), /Floor/);
 });
 
 test('lab helpers: the target from CLUSTER_TARGET, host lines with and without a role', () => {
