@@ -29,7 +29,7 @@ export function writeError(res: ServerResponse, err: unknown): void {
 
 export function writeJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) { res.destroy(); return; }
-  const text = (body instanceof JsonText ? body.text : JSON.stringify(body)) + '\n';
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+  const data = body instanceof JsonText ? body.bytes : `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) });
+  res.end(data);
 }

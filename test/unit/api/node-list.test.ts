@@ -24,3 +24,25 @@ test('node list JSON: a worker is serialised once per version, a manager every t
   assert.ok((list as unknown as { kept: Map<string, unknown> }).kept.size <= 1);
   assert.equal(list.render([]).text, '[]');
 });
+
+test('node list JSON: an unchanged list is sent again as the same bytes; any changed node makes new ones', () => {
+  const list = new NodeListJson();
+  const w = fakeNode('w1', 'host-w', 'worker');
+  const m = fakeNode('m1', 'host-m', 'manager');
+  const first = list.render([m, w]);
+  assert.equal(list.render([m, w]), first, 'nothing changed: the kept answer');
+  assert.equal(first.bytes.at(-1), 0x0a, 'the bytes end with the newline every answer has');
+  // A manager's liveness (serialised each time) changes the answer.
+  m.ManagerStatus = { Reachability: 'unreachable', Addr: '127.0.0.1:2377' };
+  const second = list.render([m, w]);
+  assert.notEqual(second, first);
+  assert.equal((JSON.parse(second.text) as Array<{ ManagerStatus?: { Reachability: string } }>)[0]!.ManagerStatus!.Reachability, 'unreachable');
+  // So does a worker's new version, a filtered list, and a node gone.
+  w.Version = { Index: 3 };
+  w.Spec.Availability = 'drain';
+  const third = list.render([m, w]);
+  assert.notEqual(third, second);
+  assert.equal((JSON.parse(third.text) as Array<{ Spec: { Availability: string } }>)[1]!.Spec.Availability, 'drain');
+  assert.deepEqual(JSON.parse(list.render([w]).text), [w]);
+  assert.deepEqual(JSON.parse(list.render([m]).text), [m]);
+});
