@@ -7,7 +7,9 @@
 //               every one shows Ready in `node ls`
 //   idle        each manager's RSS (daemon, etcd), etcd's file, `docker node ls`
 //               and `docker service ls` through the real CLI on the leader and
-//               on a follower (median of --samples)
+//               on a follower (median of --samples), and `docker node ls`
+//               against the leader's answers replayed by a stand-in engine
+//               (the CLI's own part: decoding and printing thousands of nodes)
 //   create      a service of the step's task count on the simulated nodes:
 //               time from `service create` to every task reported running,
 //               with `docker node ls` timed every few seconds meanwhile
@@ -50,6 +52,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
+import { startCannedEngine } from './canned-engine';
 import { profileFile, startProfile } from './inspector-profile';
 import { labDaemonPid, labHostMemory } from './lab-memory';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
@@ -63,7 +66,9 @@ const MB = 1024 * 1024;
 interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
-interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number }
+// nodeLsCli: `docker node ls` against the leader's own answers replayed by a
+// stand-in engine (bench/canned-engine.ts): the CLI's part of nodeLsLeader.
+interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number; nodeLsCli: number }
 interface StepFigures {
   nodes: number; tasks: number;
   joinSeconds?: number;
@@ -223,7 +228,7 @@ class Cluster {
   }
 
   // `docker ARGS` through the real CLI on a manager: seconds taken.
-  async cliSeconds(on: LabHost, args: string[]): Promise<number> {
+  async cliSeconds(on: Pick<LabHost, 'dockerHost'>, args: string[]): Promise<number> {
     const t0 = performance.now();
     const r = await exec('docker', args, { env: { ...process.env, DOCKER_HOST: on.dockerHost }, timeoutMs: 120_000 });
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr.trim()}`);
@@ -242,7 +247,21 @@ class Cluster {
       nodeLsFollower: await samples(() => this.cliSeconds(follower, ['node', 'ls'])),
       serviceLs: await samples(() => this.cliSeconds(follower, ['service', 'ls'])),
       nodeLsApi: await samples(async () => { const t0 = performance.now(); await this.nodes(follower); return (performance.now() - t0) / 1000; }),
+      nodeLsCli: await samples(() => this.cliAlone(leader, ['/nodes', '/info'], ['node', 'ls'])),
     };
+  }
+
+  // `docker ARGS` against the manager's answers for `paths`, recorded now and
+  // replayed by a stand-in engine: the CLI's own seconds for answers that size.
+  async cliAlone(on: LabHost, paths: string[], args: string[]): Promise<number> {
+    const answers = new Map<string, Buffer>();
+    for (const p of paths) {
+      const r = await http(this.socket(on), 'GET', `/v1.41${p}`, undefined, 60_000);
+      if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.text.trim()}`);
+      answers.set(p, Buffer.from(r.text));
+    }
+    const canned = await startCannedEngine(answers);
+    try { return await this.cliSeconds(canned, args); } finally { await canned.close(); }
   }
 
   async runningTasks(on: LabHost): Promise<number> {
@@ -349,15 +368,15 @@ function hostCpu(host: string, command?: string): number {
 
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
-    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}.`, '',
-    '| nodes | tasks | join | create → all running | node ls (leader / follower) idle | loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'];
+    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
+    '| nodes | tasks | join | create → all running | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {
     const worstMgr = s.loaded?.managers.reduce((w, m) => Math.max(w, m.daemonMB + m.etcdMB), 0);
     const file = s.loaded?.managers.reduce((w, m) => Math.max(w, m.etcdFileMB), 0);
     const during = s.nodeLsDuringCreate?.length ? Math.max(...s.nodeLsDuringCreate) : undefined;
     const f = (x: number | undefined, unit = ' s'): string => (x === undefined || Number.isNaN(x) ? '-' : `${x}${unit}`);
-    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
   }
   return lines.join('\n');
 }
