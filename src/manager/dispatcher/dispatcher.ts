@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Node, NodeDescription, NodeRole, Task, TaskStatus } from '../../model/types';
+import type { Node, NodeDescription, NodeRole, NodeSpec, Task, TaskStatus } from '../../model/types';
 import { taskStateRank } from '../../model/types';
 import { notFound, ShoalError, unavailable } from '../../common/errors';
 import type { Logger } from '../../common/log';
@@ -89,12 +89,18 @@ interface SessionState {
   tasks: Map<string, Task>;     // what the node has been told (the latest store version of each)
   secrets: Set<string>;
   configs: Set<string>;
-  settings: string;             // Node/Managers/HeartbeatMs as last sent
+  settings?: SentSettings;      // Node/Managers/HeartbeatMs/RootCA as last sent
   viewDigest: string;           // of the NetworkView last sent
   viewNets: Set<string>;        // the networks in it
   endpointNets: Set<string>;    // those where the node has endpoints (its view has every node's LB address there)
   certRole: NodeRole;           // the role in the node's certificate, should the store not know the node
 }
+
+// What a session's settings were judged on when last sent: the shared part's
+// key, and the node's role and availability (not its version: a status write
+// is no news to the agent). Kept apart, so that checking them for each batch
+// of status events builds no string.
+interface SentSettings { shared: string; role: NodeRole; availability: string }
 
 interface Queued { nodeId: string; status: TaskStatus; done: Array<(err?: unknown) => void> }
 
@@ -287,26 +293,30 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return shared;
   }
 
-  // The session's settings, and the key a change of them is judged on: not
-  // the node's version (a status write is no news to the agent).
-  function settingsOf(s: SessionState): { settings: Pick<SessionMessage, 'Node' | 'Managers' | 'HeartbeatMs' | 'RootCA'>; key: string } {
+  // The session's node settings. Never 'worker' for a node the mirror does
+  // not show (yet): a manager reads the role in its session as a demotion.
+  // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.
+  function nodeSettings(s: SessionState): { Role: NodeRole; Availability: NonNullable<NodeSpec['Availability']>; Version: number } {
     const n = store.get('nodes', s.nodeId);
-    const { part, key } = sharedSettings();
-    // Never 'worker' for a node the mirror does not show (yet): a manager reads
-    // the role in its session as a demotion.
-    // Version orders role notices on the node (node/role.ts): 0, unknown, for the certificate's role.
-    const node = { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 };
-    return { settings: { ...part, Node: node }, key: `${key} ${node.Role} ${node.Availability}` };
+    return { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 };
+  }
+
+  function settingsChanged(s: SessionState): boolean {
+    const node = nodeSettings(s);
+    const sent = s.settings;
+    return !sent || sent.shared !== sharedSettings().key || sent.role !== node.Role || sent.availability !== node.Availability;
   }
 
   function message(s: SessionState, part: Partial<SessionMessage>): SessionMessage {
-    const { settings, key } = settingsOf(s);
+    const shared = sharedSettings();
+    const node = nodeSettings(s);
     // The roots (a PEM bundle, most of a one-task message) only when they or
     // the other settings changed: every message of a busy session carried them.
-    if (key === s.settings) delete settings.RootCA;
-    s.settings = key;
+    const { RootCA, ...rest } = shared.part;
+    const settings = settingsChanged(s) ? { ...rest, ...(RootCA ? { RootCA } : {}) } : rest;
+    s.settings = { shared: shared.key, role: node.Role, availability: node.Availability };
     return {
-      SessionID: s.id, ...settings, Full: false, More: false, Tasks: [], Removed: [], Services: [],
+      SessionID: s.id, ...settings, Node: node, Full: false, More: false, Tasks: [], Removed: [], Services: [],
       Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [], ...part,
     };
   }
@@ -419,29 +429,29 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   }
 
   // What changed for one session in a batch of store events.
+  // Most batches are the agents' own status reports, news to no one: nothing
+  // is allocated for them (at 30,000 tasks this ran some 150,000 times).
   function sendChanges(s: SessionState, taskIds: Set<string>): void {
-    const changed: Task[] = [];
-    const removed: string[] = [];
+    let changed: Task[] | undefined;
+    let removed: string[] | undefined;
     let refs = false; // only tasks with secrets or configs can change what the node needs
     for (const id of taskIds) {
       const cur = store.get('tasks', id);
       const had = s.tasks.get(id);
       if (isAssignedTo(cur, s.nodeId)) {
         s.tasks.set(id, cur);
-        if (!had || !sameForAgent(had, cur)) changed.push(cur);
+        if (!had || !sameForAgent(had, cur)) (changed ??= []).push(cur);
       } else if (had) {
         s.tasks.delete(id);
-        removed.push(id);
+        (removed ??= []).push(id);
       } else continue;
       refs ||= hasRefs(had) || hasRefs(cur);
     }
-    const payloads = refs ? payloadDiff(s) : { Secrets: [], Configs: [], RemovedSecrets: [], RemovedConfigs: [] };
-    const settingsChanged = settingsOf(s).key !== s.settings;
-    const any = changed.length || removed.length || payloads.Secrets.length || payloads.Configs.length
-      || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length || settingsChanged;
-    if (!any) return;
-    const tasks = changed.map(prepareTask);
-    s.send(message(s, { Tasks: tasks, Removed: removed, Services: servicesOf(tasks), ...payloads }));
+    const payloads = refs ? payloadDiff(s) : undefined;
+    const payloadNews = !!payloads && (payloads.Secrets.length || payloads.Configs.length || payloads.RemovedSecrets.length || payloads.RemovedConfigs.length);
+    if (!changed && !removed && !payloadNews && !settingsChanged(s)) return;
+    const tasks = (changed ?? []).map(prepareTask);
+    s.send(message(s, { Tasks: tasks, Removed: removed ?? [], Services: servicesOf(tasks), ...payloads }));
   }
 
   // Which nodes' network views an event batch may change: the node's own
@@ -541,7 +551,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       end = reject;
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), settings: '', viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role };
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role };
     sessions.set(nodeId, s);
     heard(liveness, nodeId, now(), periodMs());
     armBy(nodeId);

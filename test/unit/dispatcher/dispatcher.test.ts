@@ -23,6 +23,7 @@ import { FIRST_MESSAGE_CALLS, MISSED_BEATS_TO_END, RemoteControlPlane } from '..
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import type { Assignments } from '../../../src/agent/control-plane';
 import { untilStore } from '../../helpers/store-wait';
+import { createRootCA } from '../../../src/manager/ca/ca';
 import { FakeExecutor, makeTask, waitFor } from '../agent/fakes';
 import { makeNode, makeService } from '../orchestrator/fixtures';
 
@@ -602,6 +603,39 @@ test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
     await waitFor('the new interval', () => raw.some((m) => m.HeartbeatMs === 1000));
     const res = await w.net.channel(peer('w1'), M1).unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 });
     assert.equal(res.PeriodMs, 1000);
+    stream.cancel();
+  } finally { await w.close(); }
+});
+
+test('a session hears only news: status reports of its tasks send nothing; settings send the roots again only when they change', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const root = (await createRootCA()).certPem;
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.TLSInfo = { TrustRoot: root, CertIssuerPublicKey: 'S0VZ' }; return c; });
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' }), makeTask('t2', { NodeID: 'w1' })]);
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('the first message', () => raw.some((m) => m.Full && !m.More));
+    assert.equal(raw[0]!.RootCA?.Bundle, root, 'the first message carries the roots');
+    const seen = raw.length;
+    // The agent's own reports, then a drain: only the drain is news.
+    const ch = w.net.channel(peer('w1'), M1);
+    await ch.unary(UpdateTaskStatus, { SessionID: 'raw', Updates: [{ TaskID: 't1', Status: status('running') }] }, { timeoutMs: 1000 });
+    await ch.unary(UpdateTaskStatus, { SessionID: 'raw', Updates: [{ TaskID: 't2', Status: status('starting') }] }, { timeoutMs: 1000 });
+    await untilStore(w.store, () => w.store.get('tasks', 't2')!.Status.State === 'starting', 't2 starting');
+    await w.store.mutate('nodes', 'w1', (n) => { n.Spec.Availability = 'drain'; return n; });
+    await waitFor('the drain', () => raw.some((m) => m.Node?.Availability === 'drain'));
+    const after = raw.slice(seen);
+    assert.equal(after.length, 1, `messages after the first: ${JSON.stringify(after.map((m) => ({ tasks: m.Tasks.length, node: m.Node })))}`);
+    assert.equal(after[0]!.Tasks.length, 0);
+    assert.equal(after[0]!.RootCA?.Bundle, root, 'changed settings carry the roots again');
+    // A task change with the same settings: the task, without the roots.
+    await w.store.mutate('tasks', 't1', (t) => { t.DesiredState = 'shutdown'; return t; });
+    await waitFor('the shutdown', () => raw.some((m) => m.Tasks.some((t) => t.ID === 't1' && t.DesiredState === 'shutdown')));
+    const last = raw[raw.length - 1]!;
+    assert.equal(last.RootCA, undefined, 'unchanged settings: no roots');
+    assert.equal(last.Node?.Availability, 'drain', 'the node\'s settings are in every message');
     stream.cancel();
   } finally { await w.close(); }
 });
