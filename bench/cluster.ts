@@ -15,7 +15,9 @@
 // and once, before the rounds, each host's RSS idle (--settle seconds after
 // the swarm formed, no services; the median of 5 samples 2 s apart): Shoal's
 // daemon (+ etcd on managers) vs dockerd + containerd in swarm mode; for
-// Shoal also each process's anon / file pages / PSS (in the log lines).
+// Shoal also each process's anon / file pages / PSS (in the log lines), and
+// a manager's floor measured beside the lab for as long: a bare three-member
+// etcd with Shoal's flags plus an idle node (bench/memory-floor.ts).
 // --rounds 0 runs only that memory step.
 //
 //   node dist/bench/cluster.js [--rounds 3] [--only shoal,docker] [--replicas 100] [--worker-tasks 10]
