@@ -8,16 +8,21 @@
 // only with room above this floor; bench/cluster.ts prints it beside the lab's
 // figures.
 //
-//   node dist/bench/memory-floor.js [--settle 60] [--json FILE]
+//   node dist/bench/memory-floor.js [--settle 60] [--members 3] [--json FILE]
+//
+// --members 1 shows what the peers cost: a one-member etcd holds far less.
+// etcd gets the daemon's environment (GOGC, GOMEMLIMIT, GOMAXPROCS), so
+// `GOGC=100 node dist/bench/memory-floor.js` measures Go's other settings.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../src/common/log';
 import { createRootCA, ETCD_CERT_NAME, issueEtcdCert } from '../src/manager/ca/ca';
-import { EtcdProcess, type EtcdTls } from '../src/store/etcd-process';
+import { EtcdProcess } from '../src/store/etcd-process';
 import { freePort } from '../test/helpers/daemon';
+import { writeEtcdTls } from '../test/helpers/etcd-tls';
 import { floorFigures, floorReport, type FloorSample, type ProcSample } from './floor-stats';
 import { finishBench, installSignalCleanup, onCleanup, positiveOption, rssBytes, rssSplit, runBenchMain, sleep } from './util';
 
@@ -29,32 +34,32 @@ export interface MemoryFloor { sample(): FloorSample; stop(): Promise<void> }
 const NODE_IDLE = 'setInterval(() => {}, 3600e3)';
 const NODE_TLS_IDLE = `require('node:tls'); require('node:http2'); require('node:crypto'); ${NODE_IDLE}`;
 
-// Starts the three etcd members (together: a new cluster has no leader until
+// Starts the etcd members (together: a new cluster has no leader until
 // a quorum runs) and the two idle node processes. Each start is bounded by
 // EtcdProcess itself (30 s).
-export async function startMemoryFloor(etcdBinary = '/usr/bin/etcd'): Promise<MemoryFloor> {
+export async function startMemoryFloor(members = 3, etcdBinary = '/usr/bin/etcd'): Promise<MemoryFloor> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-floor-'));
   const ca = await createRootCA();
-  const names = ['floor1', 'floor2', 'floor3'];
+  const names = Array.from({ length: members }, (_, i) => `floor${i + 1}`);
   const ports = await Promise.all(names.map(async () => ({ client: await freePort(), peer: await freePort() })));
   const initialCluster = names.map((n, i) => `${n}=https://127.0.0.1:${ports[i]!.peer}`).join(',');
-  const members: EtcdProcess[] = [];
+  const etcds: EtcdProcess[] = [];
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) c.kill('SIGKILL');
-    await Promise.all(members.map((m) => m.stop().catch(() => undefined)));
+    await Promise.all(etcds.map((m) => m.stop().catch(() => undefined)));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (const [i, name] of names.entries()) {
-      const tls = writeTls(join(dir, name), ca.certPem, await issueEtcdCert(ca, name, 'floor', Date.now(), ['127.0.0.1']));
-      members.push(new EtcdProcess({
+      const tls = writeEtcdTls(join(dir, name), ca.certPem, await issueEtcdCert(ca, name, 'floor', Date.now(), ['127.0.0.1']));
+      etcds.push(new EtcdProcess({
         binary: etcdBinary, dataDir: join(dir, name, 'etcd'), name, tls,
         clientUrl: `https://127.0.0.1:${ports[i]!.client}`, peerUrl: `https://127.0.0.1:${ports[i]!.peer}`,
         clusterToken: 'floor', allowedHostname: ETCD_CERT_NAME, initialCluster, clusterState: 'new', log: silentLogger,
       }));
     }
-    await Promise.all(members.map((m) => m.start()));
+    await Promise.all(etcds.map((m) => m.start()));
     for (const code of [NODE_IDLE, NODE_TLS_IDLE]) children.push(spawn(process.execPath, ['-e', code], { stdio: 'ignore' }));
   } catch (err) {
     await stop();
@@ -62,19 +67,11 @@ export async function startMemoryFloor(etcdBinary = '/usr/bin/etcd'): Promise<Me
   }
   const proc = (pid: number | undefined): ProcSample => (pid ? { rss: rssBytes(pid) / MB, split: rssSplit(pid) } : { rss: 0, split: { anon: 0, file: 0, pss: 0 } });
   return {
-    sample: () => ({ etcd: members.map((m) => proc(m.pid)), node: proc(children[0]?.pid), nodeTls: proc(children[1]?.pid) }),
+    sample: () => ({ etcd: etcds.map((m) => proc(m.pid)), node: proc(children[0]?.pid), nodeTls: proc(children[1]?.pid) }),
     stop,
   };
 }
 
-function writeTls(dir: string, caPem: string, cert: { certPem: string; keyPem: string }): EtcdTls {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tls = { caFile: join(dir, 'ca.crt'), certFile: join(dir, 'etcd.crt'), keyFile: join(dir, 'etcd.key') };
-  writeFileSync(tls.caFile, caPem);
-  writeFileSync(tls.certFile, cert.certPem);
-  writeFileSync(tls.keyFile, cert.keyPem, { mode: 0o600 });
-  return tls;
-}
 
 // Samples `count` times `everyMs` apart.
 export async function sampleFloor(f: MemoryFloor, count: number, everyMs: number): Promise<FloorSample[]> {
@@ -87,19 +84,20 @@ export async function sampleFloor(f: MemoryFloor, count: number, everyMs: number
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { settle: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) { process.stdout.write('usage: node dist/bench/memory-floor.js [--settle 60] [--json FILE]\n'); return 0; }
+  const { values } = parseArgs({ options: { settle: { type: 'string' }, members: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) { process.stdout.write('usage: node dist/bench/memory-floor.js [--settle 60] [--members 3] [--json FILE]\n'); return 0; }
   const settleMs = positiveOption(values.settle, 60, 'settle') * 1000;
+  const members = Math.round(positiveOption(values.members, 3, 'members'));
   installSignalCleanup();
-  say('starting three etcd members (Shoal\'s flags, mutual TLS, loopback) and two idle node processes');
-  const floor = await startMemoryFloor();
+  say(`starting ${members} etcd member(s) (Shoal's flags, mutual TLS, loopback) and two idle node processes`);
+  const floor = await startMemoryFloor(members);
   const unregister = onCleanup('memory floor', floor.stop);
   say(`idle ${settleMs / 1000} s`);
   await sleep(settleMs);
   const figures = floorFigures(await sampleFloor(floor, 5, 2_000));
   unregister();
   await floor.stop();
-  const data = { options: { settleMs }, floor: figures };
+  const data = { options: { settleMs, members }, floor: figures };
   return finishBench(floorReport(figures), values.json, data);
 }
 

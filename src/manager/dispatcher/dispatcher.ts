@@ -301,8 +301,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return { Role: n?.Spec.Role ?? s.certRole, Availability: n?.Spec.Availability ?? 'active', Version: n?.Version.Index ?? 0 };
   }
 
-  function settingsChanged(s: SessionState): boolean {
-    const node = nodeSettings(s);
+  function settingsChanged(s: SessionState, node = nodeSettings(s)): boolean {
     const sent = s.settings;
     return !sent || sent.shared !== sharedSettings().key || sent.role !== node.Role || sent.availability !== node.Availability;
   }
@@ -313,7 +312,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     // The roots (a PEM bundle, most of a one-task message) only when they or
     // the other settings changed: every message of a busy session carried them.
     const { RootCA, ...rest } = shared.part;
-    const settings = settingsChanged(s) ? { ...rest, ...(RootCA ? { RootCA } : {}) } : rest;
+    const settings = settingsChanged(s, node) ? { ...rest, ...(RootCA ? { RootCA } : {}) } : rest;
     s.settings = { shared: shared.key, role: node.Role, availability: node.Availability };
     return {
       SessionID: s.id, ...settings, Node: node, Full: false, More: false, Tasks: [], Removed: [], Services: [],

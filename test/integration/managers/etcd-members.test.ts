@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as join_ } from 'node:path';
-import { createRootCA, issueEtcdCert, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
+import { createRootCA, issueEtcdCert, issueNodeCert } from '../../../src/manager/ca/ca';
 import { ETCD_CERT_NAME } from '../../../src/manager/ca/ca';
 import { EtcdProcess, etcdClientOptions, type EtcdTls } from '../../../src/store/etcd-process';
 import { EtcdBackend } from '../../../src/store/etcd-backend';
@@ -11,18 +11,11 @@ import { initialCluster } from '../../../src/store/etcd-members';
 import { Store } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
 import { freePort, waitFor } from '../../helpers/daemon';
+import { writeEtcdTls } from '../../helpers/etcd-tls';
 import type { Service } from '../../../src/model/types';
 
 const svc = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
 
-function writeTls(dir: string, ca: RootCA, cert: { certPem: string; keyPem: string }): EtcdTls {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tls = { caFile: join_(dir, 'ca.crt'), certFile: join_(dir, 'etcd.crt'), keyFile: join_(dir, 'etcd.key') };
-  writeFileSync(tls.caFile, ca.certPem);
-  writeFileSync(tls.certFile, cert.certPem);
-  writeFileSync(tls.keyFile, cert.keyPem, { mode: 0o600 });
-  return tls;
-}
 
 // A raw TLS client on etcd's peer port: does etcd take this certificate?
 async function peerHandshake(url: string, tls: EtcdTls): Promise<'accepted' | 'refused'> {
@@ -55,7 +48,7 @@ test('three etcd members: learners join and are promoted, a node certificate is 
   const make = async (name: string, join?: (peerUrl: string) => Promise<string>): Promise<Member> => {
     const clientUrl = `https://127.0.0.1:${await freePort()}`;
     const peerUrl = `https://127.0.0.1:${await freePort()}`;
-    const tls = writeTls(join_(dir, name, 'certs'), ca, await issueEtcdCert(ca, name, 'c1', Date.now(), ['127.0.0.1']));
+    const tls = writeEtcdTls(join_(dir, name, 'certs'), ca.certPem, await issueEtcdCert(ca, name, 'c1', Date.now(), ['127.0.0.1']));
     const cluster = join ? await join(peerUrl) : undefined;
     const etcd = new EtcdProcess({
       binary: '/usr/bin/etcd', dataDir: join_(dir, name, 'etcd'), name, clientUrl, peerUrl, tls, log: silentLogger,
@@ -85,7 +78,7 @@ test('three etcd members: learners join and are promoted, a node certificate is 
   assert.ok(list.every((m) => !m.learner && m.name), JSON.stringify(list));
 
   // A node certificate from the same CA (no etcd name) is refused on the peer port.
-  const nodeTls = writeTls(join_(dir, 'node'), ca, await issueNodeCert(ca, 'w1', 'worker', 'c1', 3600e9));
+  const nodeTls = writeEtcdTls(join_(dir, 'node'), ca.certPem, await issueNodeCert(ca, 'w1', 'worker', 'c1', 3600e9));
   assert.equal(await peerHandshake(first.peerUrl, nodeTls), 'refused');
   assert.equal(await peerHandshake(first.peerUrl, first.tls), 'accepted');
 

@@ -62,6 +62,7 @@ test('the memory floor: medians per process, the median etcd member, and the roo
   const f = floorFigures(samples);
   // Members' medians 41, 45, 40: the middle one is 41.
   assert.deepEqual(f.etcd, { rss: 41, anon: 21, file: 20 });
+  assert.equal(f.members, 3);
   assert.deepEqual(f.node, { rss: 40, anon: 7, file: 33 });
   assert.equal(f.nodeTls.rss, 43);
   assert.ok(Number.isNaN(floorFigures([]).etcd.rss), 'no samples: no figure, not zero');
