@@ -87,10 +87,13 @@ interface WebSocketLike {
 
 // From the bench: opens the inspector of `pid` (in network namespace `netns`)
 // and starts profiling; the returned function stops and writes `out`.
-export async function startProfile(pid: number, netns: string, out: string): Promise<() => Promise<void>> {
+// netns undefined: a process of this machine's own namespace (a simulator).
+export async function startProfile(pid: number, netns: string | undefined, out: string): Promise<() => Promise<void>> {
   process.kill(pid, 'SIGUSR1');
-  const p: ChildProcess = spawn('nsenter', [`--net=/var/run/netns/${netns}`, process.execPath, '--experimental-websocket', '--no-warnings', __filename, out],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const client = [process.execPath, '--experimental-websocket', '--no-warnings', __filename, out];
+  const p: ChildProcess = netns === undefined
+    ? spawn(client[0]!, client.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...client], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('profiler did not start within 20 s')), 20_000);
     p.stdout!.on('data', (c: Buffer) => { if (c.toString().includes('started')) { clearTimeout(t); resolve(); } });

@@ -5,7 +5,9 @@
 //
 //   join        more simulated nodes started until the step's count; time until
 //               every one shows Ready in `node ls`
-//   idle        each manager's RSS (daemon, etcd), etcd's file, `docker node ls`
+//   idle        the CPU the joined nodes cost while nothing happens (cores:
+//               each manager's daemon and etcd, the simulators), then
+//               each manager's RSS (daemon, etcd), etcd's file, `docker node ls`
 //               and `docker service ls` through the real CLI on the leader and
 //               on a follower (median of --samples), and `docker node ls`
 //               against the leader's answers replayed by a stand-in engine
@@ -22,8 +24,8 @@
 //
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
-//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0]
+//                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
+//                            [--sim-nice 0] [--idle-only]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -32,11 +34,13 @@
 // process under `node --cpu-prof` (profiles written to DIR when it ends);
 // --leader-prof FILE profiles the leader's daemon while nodes join and from
 // `service create` until every task runs (FILE-join-N, FILE-create-N; through
-// its inspector: bench/inspector-profile.ts); --leader-prof-phases create profiles only
+// its inspector: bench/inspector-profile.ts); the phase `idle` (not among the
+// default phases) profiles the idle window (FILE-idle-N); --leader-prof-phases create profiles only
 // the create (the profiler slows a starved leader: 5,000 joins no longer fit 420 s).
 // A FILE ending in .heapprofile samples the leader's heap instead: what the
 // phase allocated and is still live at its end (FILE-create-N.heapprofile);
 // one ending in .allocprofile counts all it allocated, garbage included.
+// --idle-only stops each step after its idle figures (no service is created).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
@@ -63,15 +67,19 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
 // stand-in engine (bench/canned-engine.ts): the CLI's part of nodeLsLeader.
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number; nodeLsCli: number }
+// CPU-seconds per second (cores) while idle: each manager's daemon, its etcd
+// and the rest of its host (the engine), and the simulators together.
+interface IdleCpu { daemons: Record<string, number>; etcd: Record<string, number>; rest: Record<string, number>; sims: number }
 interface StepFigures {
   nodes: number; tasks: number;
   joinSeconds?: number;
+  idleCpu?: IdleCpu;
   idle?: { managers: ManagerFigures[]; latency: Latency };
   createSeconds?: number;
   firstRunningSeconds?: number;
@@ -98,7 +106,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -114,6 +122,7 @@ function options(argv: string[]): Options {
     nodes, tasks,
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
     simNice: niceOption(values['sim-nice']),
+    idleOnly: values['idle-only'] === true,
     samples: positiveOption(values.samples, 5, 'samples'),
     deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
     ...(values.json ? { json: values.json } : {}),
@@ -204,6 +213,18 @@ class Cluster {
     const pid = await labDaemonPid(LAB, leader.name);
     if (!pid) return undefined;
     return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, profileFile(o.leaderProf, what));
+  }
+
+  // The idle phase also profiles a follower and the first simulator (what one beat costs on each side).
+  async profileOthers(o: Options, what: string): Promise<Array<() => Promise<void>>> {
+    if (!o.leaderProf || !o.leaderProfPhases.some((p) => what.startsWith(p))) return [];
+    const { follower } = await this.leader();
+    const stops: Array<() => Promise<void>> = [];
+    const fpid = await labDaemonPid(LAB, follower.name);
+    if (fpid) stops.push(await startProfile(fpid, `shoal-lab${LAB}-${follower.name}`, profileFile(o.leaderProf, `${what}-follower`)));
+    const sim = this.liveSimPids()[0];
+    if (sim) stops.push(await startProfile(sim, undefined, profileFile(o.leaderProf, `${what}-sim`)));
+    return stops;
   }
 
   private liveSimPids(): number[] {
@@ -299,9 +320,12 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   fig.joinSeconds = round1((performance.now() - t0) / 1000);
   say(`  joined in ${fig.joinSeconds} s`);
   await sleep(10_000); // let the joins' writes and sessions settle before measuring
+  fig.idleCpu = await idleCpu(c, o, i);
+  say(`  idle CPU (cores): ${JSON.stringify(fig.idleCpu)}`);
   const { leader } = await c.leader();
   fig.idle = { managers: await c.managerFigures(leader.name), latency: await c.latency() };
   say(`  idle: ${JSON.stringify(fig.idle)}`);
+  if (o.idleOnly) return;
 
   // create: from the request to every task reported running
   const stopProfile = await c.profileLeader(o, `create-${i + 1}`);
@@ -358,6 +382,32 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
 
 // CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
 // `command`: only that process (etcd).
+// What the joined nodes cost while nothing happens (heartbeats, keepalives,
+// timers): CPU-seconds per second over IDLE_WINDOW_MS, before the latencies
+// are timed (the CLI's own CPU is not in it). --leader-prof-phases idle
+// profiles the leader, a follower and the first simulator over the same window
+// (FILE-idle-N, FILE-idle-N-follower, FILE-idle-N-sim).
+const IDLE_WINDOW_MS = 20_000;
+async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
+  const stopProfiles = [await c.profileLeader(o, `idle-${i + 1}`), ...await c.profileOthers(o, `idle-${i + 1}`)];
+  const cpu = (): Record<string, { daemon: number; etcd: number; all: number }> => Object.fromEntries(c.managers.map((m) => [m.name, { daemon: hostCpu(m.name, 'node'), etcd: hostCpu(m.name, 'etcd'), all: hostCpu(m.name) }]));
+  const before = cpu();
+  const sim0 = c.simCpuSeconds();
+  const t0 = performance.now();
+  let after: typeof before;
+  let s: number;
+  try {
+    await sleep(IDLE_WINDOW_MS);
+    after = cpu();
+    s = (performance.now() - t0) / 1000;
+  } finally {
+    for (const stop of stopProfiles) await stop?.(); // writing a profile is not idle work: after the reading
+  }
+  const rate = (x: number): number => Math.round((x / s) * 1000) / 1000;
+  const per = (f: (x: { daemon: number; etcd: number; all: number }) => number): Record<string, number> => Object.fromEntries(c.managers.map((m) => [m.name, rate(f(after[m.name]!) - f(before[m.name]!))]));
+  return { daemons: per((x) => x.daemon), etcd: per((x) => x.etcd), rest: per((x) => x.all - x.daemon - x.etcd), sims: rate(c.simCpuSeconds() - sim0) };
+}
+
 function hostCpu(host: string, command?: string): number {
   try {
     const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };

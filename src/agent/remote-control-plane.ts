@@ -2,10 +2,10 @@ import type { NodeDescription, Task, TaskStatus } from '../model/types';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
-import { answeredByPeer, stillConnecting, type RpcChannel, type RpcStream } from '../rpc/transport';
+import { answeredByPeer, stillConnecting, type RpcChannel, type RpcPipe, type RpcStream } from '../rpc/transport';
 import {
-  Heartbeat, Session, UpdateTaskStatus, isNotLeader, isSessionInvalid, leaderFromError,
-  type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
+  Heartbeat, Heartbeats, Session, UpdateTaskStatus, isNotLeader, isSessionInvalid, leaderFromError,
+  type HeartbeatRequest, type HeartbeatResponse, type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
 import { AttachNetwork, DetachNetwork, NameAttachment, type AttachNetworkRequest, type AttachNetworkResponse, type NameAttachmentRequest } from '../protocol/attachments';
@@ -74,6 +74,9 @@ const STOP_WAIT_MS = 2000;
 // Unanswered heartbeats in a row (each timed out after twice the interval)
 // that end the session: by then the manager has declared the node down.
 export const MISSED_BEATS_TO_END = 3;
+// A manager of an earlier release, without the heartbeats pipe (grpc-js's
+// and the in-memory transport's words for a method nobody serves).
+const NOT_SERVED = /does not implement the method|unknown method|is not served as a pipe/;
 // A new session's first message (its registration) may take this many call
 // bounds: a busy leader registers thousands of nodes in turn, and a session
 // given up sooner is only registered again, over a new connection. One given
@@ -82,7 +85,9 @@ export const FIRST_MESSAGE_CALLS = 3;
 
 // endedBy: why the agent ended the session (a failed heartbeat or call).
 // missedBeats: heartbeats in a row that timed out unanswered.
-interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown; missedBeats: number }
+// `beats`: the session's heartbeats pipe, opened by the first beat;
+// `unaryBeats`: the manager serves no pipe (an earlier release): unary beats.
+interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown; missedBeats: number; beats?: RpcPipe<HeartbeatRequest, HeartbeatResponse>; unaryBeats?: boolean }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
 interface FullSet { tasks: Map<string, Task>; services: ServiceInfo[]; secrets: WirePayload[]; configs: WirePayload[] }
 
@@ -355,6 +360,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     live?.stream.cancel();
+    live?.beats?.close();
   }
 
   // The next beat in `ms`; `intervalMs` bounds its wait (the interval the dispatcher asked).
@@ -372,7 +378,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       // Up to the heartbeat period (twice the interval; the manager's allowance
       // is 1.5 periods): one slow answer from a busy leader must not end the
       // session, as reconnecting thousands of nodes at once loads it more.
-      const res = await live.channel.unary(Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, 2 * intervalMs) });
+      const res = await this.sendBeat(live, { timeoutMs: Math.max(1000, 2 * intervalMs) });
       live.missedBeats = 0;
       if (this.live === live) this.scheduleHeartbeat(res.PeriodMs);
     } catch (err) {
@@ -386,6 +392,20 @@ export class RemoteControlPlane implements AgentControlPlane {
       this.opts.log.warn({ manager: live.addr, err: (err as Error).message }, 'heartbeat failed; reconnecting');
       if (leader) this.leader = leader;
       this.endSession(err);
+    }
+  }
+
+  // On the session's pipe; unary to a manager that serves no pipe.
+  private async sendBeat(live: Live, opts: { timeoutMs: number }): Promise<HeartbeatResponse> {
+    const req = { SessionID: live.id };
+    if (live.unaryBeats) return live.channel.unary(Heartbeat, req, opts);
+    live.beats ??= live.channel.pipe(Heartbeats);
+    try {
+      return await live.beats.call(req, opts);
+    } catch (err) {
+      if (!NOT_SERVED.test((err as Error).message)) throw err;
+      live.unaryBeats = true;
+      return live.channel.unary(Heartbeat, req, opts);
     }
   }
 

@@ -1004,12 +1004,19 @@ export class SwarmNode implements SwarmMembership {
       });
     }
     a.server = server;
+    // Worked out once per store revision: a follower's relay asks on every
+    // call it relays (1,000 heartbeats a second at 5,000 nodes), and the
+    // answer means a walk over every node.
+    let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
     const managers = (): { leaderAddr?: string; addrs: string[] } => {
-      const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
-      const leaderId = a.store.meta(LEADER_KEY)?.value;
-      // This manager first: its own agent talks to it unless told of the leader.
-      const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
-      return { leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+      if (known?.revision !== a.store.revision) {
+        const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
+        const leaderId = a.store.meta(LEADER_KEY)?.value;
+        // This manager first: its own agent talks to it unless told of the leader.
+        const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
+        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+      }
+      return { leaderAddr: known.leaderAddr, addrs: [...known.addrs] };
     };
     const log = this.opts.log;
     a.components = await this.opts.startComponents({

@@ -32,7 +32,7 @@ import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/er
 import type { Logger } from '../common/log';
 import {
   accessAllowed, RpcError,
-  type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
+  type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
 export interface NodeTls { caPem: string; certPem: string; keyPem: string }
@@ -255,6 +255,12 @@ interface Http2ServerLike {
 }
 
 interface Admitted { req: unknown; ctx: CallContext; abort(reason: () => unknown): void }
+type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+
+// A message from a caller, decoded and checked: anything wrong is `invalid`.
+function checked(check: (raw: unknown) => unknown, buf: Buffer): unknown {
+  try { return check(decode(buf)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
+}
 
 export class GrpcServer implements RpcServer {
   private readonly server: grpc.Server;
@@ -324,7 +330,7 @@ export class GrpcServer implements RpcServer {
     });
   }
 
-  private peerOfCall(call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>): Peer | undefined {
+  private peerOfCall(call: ServerCall): Peer | undefined {
     const set = this.connections.get(call.getPeer());
     if (set?.size === 1) {
       const [socket] = set;
@@ -339,21 +345,23 @@ export class GrpcServer implements RpcServer {
     return Promise.resolve();
   }
 
-  // Access and the request check, before the handler sees anything.
-  private admit(access: Access, name: string, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>, check: (raw: unknown) => unknown): Admitted {
+  // Access and the request check, before the handler sees anything. A
+  // pipe has no request of its own (`check` undefined): each of its calls is
+  // checked as it arrives.
+  private admit(access: Access, name: string, call: ServerCall, check: ((raw: unknown) => unknown) | undefined): Admitted {
     // Any new call is a chance to notice a renewed certificate.
     this.creds.context();
     const peer = this.peerOfCall(call);
     if (!accessAllowed(access, peer, this.clusterId())) throw new RpcError('permission', `permission denied for ${name}`);
     let req: unknown;
-    try { req = check(decode(call.request)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
+    if (check) req = checked(check, (call as grpc.ServerUnaryCall<Buffer, Buffer>).request);
     // The signal is made only for a handler that reads it: grpc-js reports
     // every call's end as 'cancelled', and an error (with its stack) per call
     // was a measurable share of a busy leader's time.
     let ac: AbortController | undefined;
     let reason: (() => unknown) | undefined;
     const abort = (why: () => unknown): void => { if (reason) return; reason = why; ac?.abort(why()); };
-    call.on('cancelled', () => abort(() => new RpcError('unavailable', 'call cancelled')));
+    (call as grpc.ServerUnaryCall<Buffer, Buffer>).on('cancelled', () => abort(() => new RpcError('unavailable', 'call cancelled')));
     const ctx: CallContext = {
       peer, remoteAddress: hostOf(call.getPeer()),
       get signal(): AbortSignal {
@@ -398,7 +406,37 @@ export class GrpcServer implements RpcServer {
     this.register(m.name, h, 'serverStream');
   }
 
-  private register(name: string, h: grpc.handleUnaryCall<Buffer, Buffer> | grpc.handleServerStreamingCall<Buffer, Buffer>, type: 'unary' | 'serverStream'): void {
+  // A bidirectional stream underneath: calls answered one at a time, in
+  // order; the first error (access, a bad message, the handler's) ends it.
+  pipe<Req, Res>(m: UnaryMethod<Req, Res>, handler: (req: Req, ctx: CallContext) => Promise<Res>): void {
+    const h: grpc.handleBidiStreamingCall<Buffer, Buffer> = (call) => {
+      let admitted: Admitted;
+      let ended = false;
+      const fail = (err: unknown): void => {
+        if (ended) return;
+        ended = true;
+        if (!isShoalError(err)) this.log.error({ err, method: m.name }, 'RPC pipe handler failed');
+        if (!call.cancelled) call.emit('error', toStatus(err));
+      };
+      try { admitted = this.admit(m.access, m.name, call, undefined); } catch (e) { fail(e); return; }
+      const waiting: Buffer[] = [];
+      let busy = false;
+      const next = (): void => {
+        const buf = waiting.shift();
+        if (ended || buf === undefined) { busy = false; return; }
+        busy = true;
+        Promise.resolve()
+          .then(() => handler(checked(m.request, buf) as Req, admitted.ctx))
+          .then((res) => { if (!ended && !call.cancelled) call.write(encode(res)); next(); }, fail);
+      };
+      call.on('data', (buf: Buffer) => { waiting.push(buf); if (!busy) next(); });
+      call.on('end', () => { if (!ended) { ended = true; if (!call.cancelled) call.end(); } });
+      call.on('close', () => { ended = true; admitted.abort(() => new Error('pipe ended')); });
+    };
+    this.register(m.name, h, 'bidi');
+  }
+
+  private register(name: string, h: grpc.handleUnaryCall<Buffer, Buffer> | grpc.handleServerStreamingCall<Buffer, Buffer> | grpc.handleBidiStreamingCall<Buffer, Buffer>, type: 'unary' | 'serverStream' | 'bidi'): void {
     const path = methodPath(name);
     this.server.unregister(path); // registering again replaces the handler
     this.server.register(path, h as grpc.handleUnaryCall<Buffer, Buffer>, identity, identity, type);
@@ -491,9 +529,67 @@ class GrpcChannel implements RpcChannel {
     };
   }
 
+  pipe<Req, Res>(m: UnaryMethod<Req, Res>): RpcPipe<Req, Res> {
+    return new GrpcPipe(this.client, m, this.address, () => this.closed);
+  }
+
   close(): void {
     this.closed = true;
     this.client.close();
+  }
+}
+
+// The client's end of a pipe (RpcPipe in transport.ts).
+class GrpcPipe<Req, Res> implements RpcPipe<Req, Res> {
+  private stream?: grpc.ClientDuplexStream<Buffer, Buffer>;
+  // The calls sent on `stream` and not yet answered, oldest first.
+  private waiting: Array<{ resolve: (res: Res) => void; reject: (err: RpcError) => void; timer: NodeJS.Timeout }> = [];
+  private closed = false;
+
+  constructor(private readonly client: grpc.Client, private readonly m: UnaryMethod<Req, Res>, private readonly address: string, private readonly channelClosed: () => boolean) {}
+
+  call(req: Req, opts: { timeoutMs: number }): Promise<Res> {
+    if (this.closed || this.channelClosed()) return Promise.reject(new RpcError('unavailable', 'channel closed'));
+    return new Promise<Res>((resolve, reject) => {
+      const call = this.stream ?? this.open();
+      const timer = setTimeout(() => this.end(call, new RpcError('unavailable', `deadline exceeded calling ${this.m.name} on ${this.address}`)), opts.timeoutMs);
+      this.waiting.push({ resolve, reject, timer });
+      call.write(encode(req));
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.stream) this.end(this.stream, new RpcError('unavailable', 'call cancelled'));
+  }
+
+  private open(): grpc.ClientDuplexStream<Buffer, Buffer> {
+    const call = this.client.makeBidiStreamRequest(methodPath(this.m.name), identity, identity, new grpc.Metadata(), {});
+    this.stream = call;
+    call.on('data', (buf: Buffer) => {
+      if (this.stream !== call) return;
+      const w = this.waiting.shift();
+      if (!w) { this.end(call, new RpcError('internal', `${this.m.name} on ${this.address}: an answer to no call`)); return; }
+      clearTimeout(w.timer);
+      try { w.resolve(this.m.response(decode(buf))); } catch (e) {
+        const err = new RpcError(isShoalError(e) ? e.kind as ErrorKind : 'invalid', `bad answer from ${this.address} to ${this.m.name}: ${(e as Error).message}`);
+        w.reject(err);
+        this.end(call, err);
+      }
+    });
+    call.on('error', (err: unknown) => this.end(call, fromServiceError(err, this.m.name, this.address)));
+    call.on('status', (st: grpc.StatusObject) => { if (st.code === grpc.status.OK) this.end(call, new RpcError('unavailable', `${this.m.name} on ${this.address}: the pipe ended`)); });
+    return call;
+  }
+
+  // The stream is over (or given up): the calls still waiting fail with `err`.
+  private end(call: grpc.ClientDuplexStream<Buffer, Buffer>, err: RpcError): void {
+    if (this.stream !== call) return;
+    this.stream = undefined;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) { clearTimeout(w.timer); w.reject(err); }
+    call.cancel();
   }
 }
 

@@ -5,7 +5,7 @@
 import { invalid, isShoalError } from '../common/errors';
 import {
   accessAllowed, RpcError,
-  type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
+  type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
 type UnaryHandler = (req: unknown, ctx: CallContext) => Promise<unknown>;
@@ -16,6 +16,7 @@ interface Registered {
   request: (raw: unknown) => unknown;
   unary?: UnaryHandler;
   stream?: StreamHandler;
+  pipe?: UnaryHandler;
 }
 
 export class MemoryServer implements RpcServer {
@@ -28,6 +29,10 @@ export class MemoryServer implements RpcServer {
 
   stream<Req, Msg>(m: StreamMethod<Req, Msg>, handler: (req: Req, ctx: CallContext, send: (msg: Msg) => void) => Promise<void>): void {
     this.methods.set(m.name, { access: m.access, request: m.request, stream: handler as StreamHandler });
+  }
+
+  pipe<Req, Res>(m: UnaryMethod<Req, Res>, handler: (req: Req, ctx: CallContext) => Promise<Res>): void {
+    this.methods.set(m.name, { access: m.access, request: m.request, pipe: handler as UnaryHandler });
   }
 }
 
@@ -103,9 +108,25 @@ class MemoryChannel implements RpcChannel {
   private closed = false;
   constructor(private readonly net: MemoryNetwork, private readonly self: Peer | undefined, readonly address: string, private readonly from?: string) {}
 
-  async unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res> {
+  unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Res> {
+    return this.call(m, req, opts, 'unary');
+  }
+
+  // Each call of a pipe as a unary call to the pipe's handler: with one
+  // process between them, no stream needs to be kept.
+  pipe<Req, Res>(m: UnaryMethod<Req, Res>): RpcPipe<Req, Res> {
+    let closed = false;
+    return {
+      call: (req, opts) => (closed ? Promise.reject(new RpcError('unavailable', 'call cancelled')) : this.call(m, req, opts, 'pipe')),
+      close: () => { closed = true; },
+    };
+  }
+
+  private async call<Req, Res>(m: UnaryMethod<Req, Res>, req: Req, opts: { timeoutMs: number; signal?: AbortSignal }, kind: 'unary' | 'pipe'): Promise<Res> {
     if (this.closed) throw new RpcError('unavailable', 'channel closed');
     const { reg } = this.net.route(this.self, this.address, m.name);
+    const handler = reg[kind];
+    if (!handler) throw new RpcError('internal', `${m.name} is not served as a ${kind}`);
     const ac = new AbortController();
     return new Promise<Res>((resolve, reject) => {
       const fail = (e: Error): void => { ac.abort(e); reject(e); };
@@ -118,7 +139,7 @@ class MemoryChannel implements RpcChannel {
         .then(() => {
           let checked: unknown;
           try { checked = reg.request(roundTrip(req)); } catch (e) { throw isShoalError(e) ? e : invalid(String(e)); }
-          return reg.unary!(checked, { peer: this.self, remoteAddress: this.from, signal: ac.signal });
+          return handler(checked, { peer: this.self, remoteAddress: this.from, signal: ac.signal });
         })
         .then((res) => m.response(roundTrip(res)))
         .then((res) => { finish(); resolve(res); }, (err: unknown) => { finish(); reject(asRpcError(err, true)); });

@@ -7,7 +7,7 @@ import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import type { CallContext, RpcChannel, RpcServer } from '../../rpc/transport';
 import {
-  Heartbeat, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, relayedError, SESSION_INVALID,
+  Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, relayedError, SESSION_INVALID,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedFor, type SessionMessage, type SessionRequest, type ServiceInfo,
   type StatusUpdate, type UpdateTaskStatusRequest, type UpdateTaskStatusResponse, type WirePayload,
 } from '../../protocol/dispatcher';
@@ -676,7 +676,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   // does not lead; a relayed call is never relayed again.
   const relaying = (): boolean => !leading && !stopped && relay?.available === true;
   server.stream(Session, (req, ctx, send) => (relaying() ? relay!.session(req, ctx, send) : session(req, ctx, send)));
-  server.unary(Heartbeat, async (req, ctx) => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx)));
+  const beat = async (req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx));
+  server.unary(Heartbeat, beat);
+  server.pipe(Heartbeats, beat);
   server.unary(UpdateTaskStatus, (req, ctx) => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx)));
   server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req.For, ctx), send));
   server.unary(RelayHeartbeats, async (req, ctx) => ({

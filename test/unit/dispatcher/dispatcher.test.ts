@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
-import { Heartbeat, RelayHeartbeats, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, Heartbeats, RelayHeartbeats, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -505,20 +505,52 @@ function probedChannel(inner: RpcChannel, probe: Probe): RpcChannel {
       if (m.name === Session.name) probe.sessions.push((req as { SessionID: string }).SessionID);
       return inner.stream(m, req, onMessage);
     },
-    unary: async (m, req, o) => {
-      if (m.name !== Heartbeat.name) return inner.unary(m, req, o);
-      if (probe.failBeats > 0) {
-        probe.failBeats--;
-        probe.beatsFailed++;
-        void inner.unary(m, req, o).catch(() => undefined);
-        throw new RpcError('unavailable', `deadline exceeded calling ${m.name}`);
-      }
-      const res = await inner.unary(m, req, o);
-      probe.beatsOk++;
-      return res;
+    unary: (m, req, o) => inner.unary(m, req, o),
+    pipe: (m) => {
+      const pipe = inner.pipe(m);
+      if (m.name !== Heartbeats.name) return pipe;
+      return {
+        close: () => pipe.close(),
+        call: async (req, o) => {
+          if (probe.failBeats > 0) {
+            probe.failBeats--;
+            probe.beatsFailed++;
+            void pipe.call(req, o).catch(() => undefined);
+            throw new RpcError('unavailable', `deadline exceeded calling ${m.name}`);
+          }
+          const res = await pipe.call(req, o);
+          probe.beatsOk++;
+          return res;
+        },
+      };
     },
   };
 }
+
+test('an agent whose manager serves no heartbeats pipe (an earlier release) beats with unary calls on the same session', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    let pipeCalls = 0;
+    let unaryBeats = 0;
+    const oldManager = (inner: RpcChannel): RpcChannel => ({
+      address: inner.address,
+      close: () => inner.close(),
+      stream: (m, req, onMessage) => inner.stream(m, req, onMessage),
+      unary: (m, req, o) => { if (m.name === Heartbeat.name) unaryBeats++; return inner.unary(m, req, o); },
+      pipe: (m) => ({
+        close: () => undefined,
+        call: async () => { pipeCalls++; throw new RpcError('internal', `${m.name} on ${inner.address}: The server does not implement the method /shoal.dispatcher/Heartbeats`); },
+      }),
+    });
+    const cp = w.plane('w1', [M1], 1000, { wrap: oldManager });
+    cp.watchAssignments('w1', () => undefined);
+    await waitFor('three unary beats', () => unaryBeats >= 3);
+    assert.equal(pipeCalls, 1, 'the pipe is tried once per session');
+    assert.equal(cp.connectedTo, M1);
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+  } finally { await w.close(); }
+});
 
 test('a heartbeat that times out is sent again on the same session; only MISSED_BEATS_TO_END in a row end it', async () => {
   const w = await world();

@@ -24,6 +24,7 @@ function fakeLeader(answer: (method: string, req: unknown) => unknown) {
         return m.response(answer(m.name, req));
       },
       stream<Req, Msg>(_m: StreamMethod<Req, Msg>): RpcStream { return { done: new Promise(() => undefined), cancel: () => undefined }; },
+      pipe: () => { throw new Error('the relay opens no pipe'); },
       close: () => { closed.push(address); },
     };
   };

@@ -22,6 +22,12 @@ const WhoAmI: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { 
 const Hello: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { name: 'test.Hello', access: 'anyone', request: anyObj, response: anyObj };
 const Slow: UnaryMethod<{ n: number }, { n: number }> = { name: 'test.Slow', access: 'node', request: isN, response: isN };
 const Count: StreamMethod<{ n: number }, { n: number }> = { name: 'test.Count', access: 'node', request: isN, message: isN };
+// Pipes (unary calls on one stream): the contexts their handler saw, one per stream.
+const DoublePipe: UnaryMethod<{ n: number }, { n: number }> = { ...Double, name: 'test.DoublePipe' };
+const SlowPipe: UnaryMethod<{ n: number }, { n: number }> = { ...Slow, name: 'test.SlowPipe' };
+const WhoAmIPipe: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { ...WhoAmI, name: 'test.WhoAmIPipe' };
+const pipeStreams = new Set<unknown>();
+let slowPipeAborted = 0;
 const GetRoot: UnaryMethod<Record<string, unknown>, { Certificate: string }> = {
   name: 'ca.GetRootCACertificate', access: 'anyone', request: anyObj, response: (v) => anyObj(v) as { Certificate: string },
 };
@@ -56,6 +62,28 @@ function serve(s: GrpcServer): void {
       const t = setTimeout(resolve, req.n);
       ctx.signal.addEventListener('abort', () => { slowAborted++; clearTimeout(t); resolve(); }, { once: true });
     });
+    return req;
+  });
+  s.pipe(DoublePipe, async (req, ctx) => {
+    pipeStreams.add(ctx);
+    if (req.n < 0) throw notFound(`no such number ${req.n}`);
+    // Later calls answered sooner if the pipe did not take them in turn.
+    await new Promise((r) => setTimeout(r, Math.max(0, 30 - req.n)));
+    return { n: req.n * 2 };
+  });
+  s.pipe(WhoAmIPipe, async (_req, ctx) => ({ ...ctx.peer }));
+  s.pipe(SlowPipe, async (req, ctx) => {
+    pipeStreams.add(ctx);
+    // The signal is the stream's, shared by its calls: each call drops its listener.
+    const onAbort = (): void => { slowPipeAborted++; clearTimeout(t); done(); };
+    let done!: () => void;
+    let t: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      done = resolve;
+      t = setTimeout(resolve, req.n);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    ctx.signal.removeEventListener('abort', onAbort);
     return req;
   });
   s.stream(Count, async (req, ctx, send) => {
@@ -247,6 +275,48 @@ test('error kinds and messages round-trip; a bad request is invalid', async () =
     await assert.rejects(ch.unary(Double, { n: 'x' } as never, { timeoutMs: 5000 }), (e: RpcError) => e.kind === 'invalid' && e.message === 'want {n: number}');
     const s = ch.stream(Count, { n: 0 }, () => undefined);
     await assert.rejects(s.done, (e: RpcError) => e.kind === 'not_found' && e.message === 'nothing to count');
+  });
+});
+
+test('a pipe answers its calls in turn on one stream, as the certificate\'s peer; an error fails that call and the next one opens a new stream', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    const pipe = ch.pipe(DoublePipe);
+    pipeStreams.clear();
+    for (let n = 1; n <= 5; n++) assert.deepEqual(await pipe.call({ n }, { timeoutMs: 5000 }), { n: 2 * n });
+    assert.deepEqual(await Promise.all([1, 10, 20].map((n) => pipe.call({ n }, { timeoutMs: 5000 }))), [{ n: 2 }, { n: 20 }, { n: 40 }]);
+    assert.equal(pipeStreams.size, 1, 'eight calls, one stream');
+    await assert.rejects(pipe.call({ n: -1 }, { timeoutMs: 5000 }), (e: RpcError) => e.kind === 'not_found' && e.message === 'no such number -1' && e.answered);
+    await assert.rejects(pipe.call({ n: 'x' } as never, { timeoutMs: 5000 }), (e: RpcError) => e.kind === 'invalid' && e.message === 'want {n: number}');
+    assert.deepEqual(await pipe.call({ n: 4 }, { timeoutMs: 5000 }), { n: 8 });
+    assert.equal(pipeStreams.size, 2, 'a new stream after the error');
+    const me = await ch.pipe(WhoAmIPipe).call({}, { timeoutMs: 5000 });
+    assert.equal(me.nodeId, 'manager00000000000000000a');
+    assert.equal(me.role, 'manager');
+    pipe.close();
+    await assert.rejects(pipe.call({ n: 1 }, { timeoutMs: 5000 }), kindOf('unavailable'));
+  });
+  await withChannel(grpcChannel(address, workerTls), async (ch) => {
+    await assert.rejects(ch.pipe(DoublePipe).call({ n: 1 }, { timeoutMs: 5000 }), kindOf('permission'));
+    // A method the server does not serve (a manager of an earlier release): the words the agent falls back on.
+    await assert.rejects(ch.pipe({ ...DoublePipe, name: 'test.Nowhere' }).call({ n: 1 }, { timeoutMs: 5000 }), (e: RpcError) => /does not implement the method/.test(e.message));
+  });
+});
+
+test('a pipe call that times out fails in time, ends the stream (its handler sees the abort), and the pipe goes on', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    const pipe = ch.pipe(SlowPipe);
+    assert.deepEqual(await pipe.call({ n: 1 }, { timeoutMs: 5000 }), { n: 1 });
+    const before = slowPipeAborted;
+    const t0 = Date.now();
+    const slow = pipe.call({ n: 10_000 }, { timeoutMs: 300 });
+    const queued = pipe.call({ n: 2 }, { timeoutMs: 5000 }); // behind the slow one: fails with it
+    await assert.rejects(slow, (e: RpcError) => e.rpcKind === 'unavailable' && /deadline exceeded/.test(e.message));
+    await assert.rejects(queued, kindOf('unavailable'));
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    const deadline = Date.now() + 3000;
+    while (slowPipeAborted === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(slowPipeAborted, before + 1);
+    assert.deepEqual(await pipe.call({ n: 3 }, { timeoutMs: 5000 }), { n: 3 });
   });
 });
 

@@ -9,6 +9,7 @@ const isObj = (v: unknown): { n: number } => {
   return v as { n: number };
 };
 const Double: UnaryMethod<{ n: number }, { n: number }> = { name: 'test.Double', access: 'manager', request: isObj, response: isObj };
+const DoublePipe: UnaryMethod<{ n: number }, { n: number }> = { ...Double, name: 'test.DoublePipe' };
 const Count: StreamMethod<{ n: number }, { n: number }> = { name: 'test.Count', access: 'node', request: isObj, message: isObj };
 const mgr: Peer = { nodeId: 'm1', role: 'manager', clusterId: 'c1', address: 'm1:2377' };
 const wkr: Peer = { nodeId: 'w1', role: 'worker', clusterId: 'c1', address: 'w1:2377' };
@@ -19,6 +20,10 @@ function setup(): MemoryNetwork {
   s.unary(Double, async (req, ctx) => {
     if (req.n < 0) throw notFound('no such number');
     return { n: req.n * 2 + (ctx.peer?.nodeId === 'm1' ? 0 : 1000) };
+  });
+  s.pipe(DoublePipe, async (req) => {
+    if (req.n < 0) throw notFound('no such number');
+    return { n: req.n * 2 };
   });
   s.stream(Count, async (req, ctx, send) => {
     for (let i = 0; i < req.n; i++) send({ n: i });
@@ -36,6 +41,19 @@ test('a unary call checks access, round-trips JSON and carries error kinds', asy
   await assert.rejects(net.channel(mgr, 'm1:2377').unary(Double, { n: -1 }, { timeoutMs: 1000 }), (e: RpcError) => e.kind === 'not_found' && e.message === 'no such number');
   await assert.rejects(net.channel(mgr, 'm1:2377').unary(Double, { n: 'x' } as never, { timeoutMs: 1000 }), (e: RpcError) => e.kind === 'invalid');
   await assert.rejects(net.channel(mgr, 'nowhere:2377').unary(Double, { n: 1 }, { timeoutMs: 1000 }), (e: RpcError) => e.kind === 'unavailable');
+});
+
+test('a pipe answers as its handler does, with the same access rules; a unary method is no pipe, nor a pipe unary', async () => {
+  const net = setup();
+  const pipe = net.channel(mgr, 'm1:2377').pipe(DoublePipe);
+  assert.deepEqual(await pipe.call({ n: 2 }, { timeoutMs: 1000 }), { n: 4 });
+  await assert.rejects(pipe.call({ n: -1 }, { timeoutMs: 1000 }), (e: RpcError) => e.kind === 'not_found' && e.answered);
+  assert.deepEqual(await pipe.call({ n: 3 }, { timeoutMs: 1000 }), { n: 6 });
+  await assert.rejects(net.channel(wkr, 'm1:2377').pipe(DoublePipe).call({ n: 2 }, { timeoutMs: 1000 }), (e: RpcError) => e.rpcKind === 'permission');
+  await assert.rejects(net.channel(mgr, 'm1:2377').pipe(Double).call({ n: 2 }, { timeoutMs: 1000 }), (e: RpcError) => /is not served as a pipe/.test(e.message));
+  await assert.rejects(net.channel(mgr, 'm1:2377').unary(DoublePipe, { n: 2 }, { timeoutMs: 1000 }), (e: RpcError) => /is not served as a unary/.test(e.message));
+  pipe.close();
+  await assert.rejects(pipe.call({ n: 2 }, { timeoutMs: 1000 }), (e: RpcError) => e.rpcKind === 'unavailable');
 });
 
 test('a stream delivers in order and ends with unavailable when the server is cut off', async () => {
