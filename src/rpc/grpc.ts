@@ -255,6 +255,8 @@ interface Http2ServerLike {
 }
 
 interface Admitted { req: unknown; ctx: CallContext; abort(reason: () => unknown): void }
+// Calls a pipe's server holds unanswered before it ends the pipe.
+const PIPE_BACKLOG = 64;
 type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 // A message from a caller, decoded and checked: anything wrong is `invalid`.
@@ -427,9 +429,16 @@ export class GrpcServer implements RpcServer {
         busy = true;
         Promise.resolve()
           .then(() => handler(checked(m.request, buf) as Req, admitted.ctx))
-          .then((res) => { if (!ended && !call.cancelled) call.write(encode(res)); next(); }, fail);
+          .then((res) => encode(res)) // a value JSON cannot hold ends the pipe, not the process
+          .then((out) => { if (!ended && !call.cancelled) call.write(out); next(); })
+          .catch(fail);
       };
-      call.on('data', (buf: Buffer) => { waiting.push(buf); if (!busy) next(); });
+      call.on('data', (buf: Buffer) => {
+        // A caller waits for its answers (an agent: one beat at a time); one that does not is cut off.
+        if (waiting.length >= PIPE_BACKLOG) { fail(invalid(`${m.name}: more than ${PIPE_BACKLOG} calls waiting on one pipe`)); return; }
+        waiting.push(buf);
+        if (!busy) next();
+      });
       call.on('end', () => { if (!ended) { ended = true; if (!call.cancelled) call.end(); } });
       call.on('close', () => { ended = true; admitted.abort(() => new Error('pipe ended')); });
     };
@@ -550,11 +559,13 @@ class GrpcPipe<Req, Res> implements RpcPipe<Req, Res> {
 
   call(req: Req, opts: { timeoutMs: number }): Promise<Res> {
     if (this.closed || this.channelClosed()) return Promise.reject(new RpcError('unavailable', 'channel closed'));
+    let buf: Buffer;
+    try { buf = encode(req); } catch (e) { return Promise.reject(e); } // a value JSON cannot hold fails this call alone
     return new Promise<Res>((resolve, reject) => {
       const call = this.stream ?? this.open();
       const timer = setTimeout(() => this.end(call, new RpcError('unavailable', `deadline exceeded calling ${this.m.name} on ${this.address}`)), opts.timeoutMs);
       this.waiting.push({ resolve, reject, timer });
-      call.write(encode(req));
+      call.write(buf);
     });
   }
 

@@ -320,6 +320,16 @@ test('a pipe call that times out fails in time, ends the stream (its handler see
   });
 });
 
+test('a caller that piles calls onto a pipe without waiting for answers is cut off; the next pipe works', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    const pipe = ch.pipe(SlowPipe);
+    const all = await Promise.allSettled(Array.from({ length: 100 }, () => pipe.call({ n: 20 }, { timeoutMs: 10_000 })));
+    const cut = all.filter((r) => r.status === 'rejected' && /more than 64 calls waiting on one pipe/.test((r.reason as Error).message));
+    assert.ok(cut.length > 0, `${cut.length} calls cut off`);
+    assert.deepEqual(await pipe.call({ n: 1 }, { timeoutMs: 5000 }), { n: 1 });
+  });
+});
+
 test('deadline honoured: the caller gets unavailable in time and the handler sees the abort', async () => {
   await withChannel(grpcChannel(address, managerTls), async (ch) => {
     await ch.unary(Double, { n: 1 }, { timeoutMs: 5000 }); // connected
