@@ -380,8 +380,6 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   say(`  removed in ${fig.removeSeconds} s`);
 }
 
-// CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
-// `command`: only that process (etcd).
 // What the joined nodes cost while nothing happens (heartbeats, keepalives,
 // timers): CPU-seconds per second over IDLE_WINDOW_MS, before the latencies
 // are timed (the CLI's own CPU is not in it). --leader-prof-phases idle
@@ -389,7 +387,11 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
 // (FILE-idle-N, FILE-idle-N-follower, FILE-idle-N-sim).
 const IDLE_WINDOW_MS = 20_000;
 async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
-  const stopProfiles = [await c.profileLeader(o, `idle-${i + 1}`), ...await c.profileOthers(o, `idle-${i + 1}`)];
+  const stopProfiles: Array<(() => Promise<void>) | undefined> = [await c.profileLeader(o, `idle-${i + 1}`)];
+  try { stopProfiles.push(...await c.profileOthers(o, `idle-${i + 1}`)); } catch (err) {
+    for (const stop of stopProfiles) await stop?.();
+    throw err;
+  }
   const cpu = (): Record<string, { daemon: number; etcd: number; all: number }> => Object.fromEntries(c.managers.map((m) => [m.name, { daemon: hostCpu(m.name, 'node'), etcd: hostCpu(m.name, 'etcd'), all: hostCpu(m.name) }]));
   const before = cpu();
   const sim0 = c.simCpuSeconds();
@@ -408,6 +410,8 @@ async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
   return { daemons: per((x) => x.daemon), etcd: per((x) => x.etcd), rest: per((x) => x.all - x.daemon - x.etcd), sims: rate(c.simCpuSeconds() - sim0) };
 }
 
+// CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
+// `command`: only that process (etcd).
 function hostCpu(host: string, command?: string): number {
   try {
     const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };
@@ -419,14 +423,16 @@ function hostCpu(host: string, command?: string): number {
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
     `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
-    '| nodes | tasks | join | create → all running | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
+    '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {
     const worstMgr = s.loaded?.managers.reduce((w, m) => Math.max(w, m.daemonMB + m.etcdMB), 0);
     const file = s.loaded?.managers.reduce((w, m) => Math.max(w, m.etcdFileMB), 0);
     const during = s.nodeLsDuringCreate?.length ? Math.max(...s.nodeLsDuringCreate) : undefined;
     const f = (x: number | undefined, unit = ' s'): string => (x === undefined || Number.isNaN(x) ? '-' : `${x}${unit}`);
-    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+    const idle = s.idleCpu ? `${round3(sum(s.idleCpu.daemons) + sum(s.idleCpu.etcd) + sum(s.idleCpu.rest))} / ${s.idleCpu.sims}` : undefined;
+    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${idle ?? '-'} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
   }
   return lines.join('\n');
 }

@@ -9,7 +9,7 @@
 //                    the heartbeat interval and its own role/availability.
 //   Heartbeat        unary: "still here"; answers when to beat next.
 //   Heartbeats       the same calls on a pipe (rpc/transport.ts): what agents
-//                    use, at a sixth of the CPU per beat (5,000 nodes beat
+//                    use, at a fifth of the CPU per beat (5,000 nodes beat
 //                    1,000 times a second at a 10 s period); the unary one
 //                    stays for agents of an earlier release.
 //   UpdateTaskStatus unary: a batch of observed task statuses.
