@@ -72,7 +72,6 @@ export async function startMemoryFloor(members = 3, etcdBinary = '/usr/bin/etcd'
   };
 }
 
-
 // Samples `count` times `everyMs` apart.
 export async function sampleFloor(f: MemoryFloor, count: number, everyMs: number): Promise<FloorSample[]> {
   const out: FloorSample[] = [];

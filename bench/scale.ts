@@ -135,6 +135,9 @@ function options(argv: string[]): Options {
   };
 }
 
+// --leader-prof asks for a profile of this phase (`what`: join-N, idle-N, create-N).
+const profiled = (o: Options, what: string): o is Options & { leaderProf: string } => !!o.leaderProf && o.leaderProfPhases.some((p) => what.startsWith(p));
+
 class Cluster {
   managers: LabHost[] = [];
   sims: ChildProcess[] = [];
@@ -208,7 +211,7 @@ class Cluster {
 
   // With --leader-prof: a CPU profile of the current leader's daemon until the returned function is called.
   async profileLeader(o: Options, what: string): Promise<(() => Promise<void>) | undefined> {
-    if (!o.leaderProf || !o.leaderProfPhases.some((p) => what.startsWith(p))) return undefined;
+    if (!profiled(o, what)) return undefined;
     const { leader } = await this.leader();
     const pid = await labDaemonPid(LAB, leader.name);
     if (!pid) return undefined;
@@ -217,7 +220,7 @@ class Cluster {
 
   // The idle phase also profiles a follower and the first simulator (what one beat costs on each side).
   async profileOthers(o: Options, what: string): Promise<Array<() => Promise<void>>> {
-    if (!o.leaderProf || !o.leaderProfPhases.some((p) => what.startsWith(p))) return [];
+    if (!profiled(o, what)) return [];
     const { follower } = await this.leader();
     const stops: Array<() => Promise<void>> = [];
     const fpid = await labDaemonPid(LAB, follower.name);

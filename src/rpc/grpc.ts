@@ -423,9 +423,11 @@ export class GrpcServer implements RpcServer {
       try { admitted = this.admit(m.access, m.name, call, undefined); } catch (e) { fail(e); return; }
       const waiting: Buffer[] = [];
       let busy = false;
+      let halfClosed = false; // the caller sends no more: answer what it sent, then end
+      const finish = (): void => { if (!ended) { ended = true; if (!call.cancelled) call.end(); } };
       const next = (): void => {
         const buf = waiting.shift();
-        if (ended || buf === undefined) { busy = false; return; }
+        if (ended || buf === undefined) { busy = false; if (halfClosed) finish(); return; }
         busy = true;
         Promise.resolve()
           .then(() => handler(checked(m.request, buf) as Req, admitted.ctx))
@@ -439,7 +441,7 @@ export class GrpcServer implements RpcServer {
         waiting.push(buf);
         if (!busy) next();
       });
-      call.on('end', () => { if (!ended) { ended = true; if (!call.cancelled) call.end(); } });
+      call.on('end', () => { halfClosed = true; if (!busy) finish(); });
       call.on('close', () => { ended = true; admitted.abort(() => new Error('pipe ended')); });
     };
     this.register(m.name, h, 'bidi');

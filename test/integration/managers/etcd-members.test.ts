@@ -16,7 +16,6 @@ import type { Service } from '../../../src/model/types';
 
 const svc = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
 
-
 // A raw TLS client on etcd's peer port: does etcd take this certificate?
 async function peerHandshake(url: string, tls: EtcdTls): Promise<'accepted' | 'refused'> {
   const { readFileSync } = await import('node:fs');

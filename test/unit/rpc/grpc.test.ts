@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, createServer as netServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as h2Connect, createSecureServer as h2SecureServer, type ServerHttp2Session } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
 import { conflict, invalid, notFound } from '../../../src/common/errors';
 import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
@@ -300,6 +301,25 @@ test('a pipe answers its calls in turn on one stream, as the certificate\'s peer
     // A method the server does not serve (a manager of an earlier release): the words the agent falls back on.
     await assert.rejects(ch.pipe({ ...DoublePipe, name: 'test.Nowhere' }).call({ n: 1 }, { timeoutMs: 5000 }), (e: RpcError) => /does not implement the method/.test(e.message));
   });
+});
+
+test('a pipe whose caller half-closes still answers what it sent, then ends cleanly', async () => {
+  // Raw grpc-js: Shoal's own client never half-closes a pipe (it cancels).
+  const creds = grpc.credentials.createSsl(Buffer.from(managerTls.caPem), Buffer.from(managerTls.keyPem), Buffer.from(managerTls.certPem), { checkServerIdentity: () => undefined });
+  const client = new grpc.Client(address, creds, { 'grpc.ssl_target_name_override': 'shoal-test' });
+  try {
+    const id = (b: Buffer): Buffer => b;
+    const call = client.makeBidiStreamRequest('/shoal.test/DoublePipe', id, id, new grpc.Metadata(), { deadline: Date.now() + 5000 });
+    const got: number[] = [];
+    const status = new Promise<number>((resolve) => call.on('status', (st: grpc.StatusObject) => resolve(st.code)));
+    call.on('data', (b: Buffer) => got.push((JSON.parse(b.toString()) as { n: number }).n));
+    call.on('error', () => undefined); // the status says it
+    call.write(Buffer.from('{"n":1}'));
+    call.write(Buffer.from('{"n":2}'));
+    call.end();
+    assert.equal(await status, grpc.status.OK);
+    assert.deepEqual(got, [2, 4]);
+  } finally { client.close(); }
 });
 
 test('a pipe call that times out fails in time, ends the stream (its handler sees the abort), and the pipe goes on', async () => {
