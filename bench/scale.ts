@@ -25,7 +25,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0] [--idle-only]
+//                            [--sim-nice 0] [--idle-only] [--prof-seconds N]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -37,6 +37,9 @@
 // its inspector: bench/inspector-profile.ts); the phase `idle` (not among the
 // default phases) profiles the idle window (FILE-idle-N); --leader-prof-phases create profiles only
 // the create (the profiler slows a starved leader: 5,000 joins no longer fit 420 s).
+// The idle and create phases also profile a follower and the first simulator
+// (FILE-create-N-follower, FILE-create-N-sim); --prof-seconds N stops the
+// create's profiles after N seconds.
 // A FILE ending in .heapprofile samples the leader's heap instead: what the
 // phase allocated and is still live at its end (FILE-create-N.heapprofile);
 // one ending in .allocprofile counts all it allocated, garbage included.
@@ -54,6 +57,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { daemonNodeFlags } from '../src/common/node-flags';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { startCannedEngine } from './canned-engine';
@@ -67,7 +71,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
@@ -106,7 +110,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -131,6 +135,7 @@ function options(argv: string[]): Options {
     ...(values['sim-prof'] ? { simProf: values['sim-prof'] } : {}),
     ...(values['leader-prof'] ? { leaderProf: values['leader-prof'] } : {}),
     leaderProfPhases: (values['leader-prof-phases'] ?? 'join,create').split(',').map((x) => x.trim()),
+    ...(values['prof-seconds'] ? { profSeconds: positiveOption(values['prof-seconds'], 0, 'prof-seconds') } : {}),
     ...(values.logs ? { logs: values.logs } : {}),
   };
 }
@@ -192,7 +197,8 @@ class Cluster {
       // host, their event loops fell 10-20 s behind after a create, and the
       // managers rightly found 2,500 of 5,000 nodes silent. They stand for
       // thousands of machines with CPUs of their own.
-      const p = spawn(process.execPath, [...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
+      // The agents they simulate run in daemons: node's flags as a daemon's.
+      const p = spawn(process.execPath, [...daemonNodeFlags(), ...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
         { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       p.stdout!.pipe(log);
       p.stderr!.pipe(log);
@@ -218,7 +224,7 @@ class Cluster {
     return await startProfile(pid, `shoal-lab${LAB}-${leader.name}`, profileFile(o.leaderProf, what));
   }
 
-  // The idle phase also profiles a follower and the first simulator (what one beat costs on each side).
+  // The idle and create phases also profile a follower and the first simulator (what one beat, one task costs on each side).
   async profileOthers(o: Options, what: string): Promise<Array<() => Promise<void>>> {
     if (!profiled(o, what)) return [];
     const { follower } = await this.leader();
@@ -331,7 +337,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   if (o.idleOnly) return;
 
   // create: from the request to every task reported running
-  const stopProfile = await c.profileLeader(o, `create-${i + 1}`);
+  const stopProfile = await profileCreate(c, o, `create-${i + 1}`);
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
@@ -381,6 +387,21 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   }, 2_000);
   fig.removeSeconds = round1((performance.now() - removed) / 1000);
   say(`  removed in ${fig.removeSeconds} s`);
+}
+
+// The create's profiles: the leader's, a follower's and the first simulator's,
+// stopped when the create ends or after --prof-seconds (the first minutes,
+// before a failing create's aftermath fills the profile).
+async function profileCreate(c: Cluster, o: Options, what: string): Promise<() => Promise<void>> {
+  const stops: Array<(() => Promise<void>) | undefined> = [await c.profileLeader(o, what)];
+  try { stops.push(...await c.profileOthers(o, what)); } catch (err) {
+    for (const stop of stops) await stop?.();
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  const stopAll = (): Promise<void> => (stopped ??= (async () => { for (const stop of stops) await stop?.(); })());
+  const timer = o.profSeconds ? setTimeout(() => { stopAll().catch((err: unknown) => say(`  profile: ${(err as Error).message}`)); }, o.profSeconds * 1000) : undefined;
+  return async () => { clearTimeout(timer); await stopAll(); };
 }
 
 // What the joined nodes cost while nothing happens (heartbeats, keepalives,

@@ -183,7 +183,7 @@ else
     stop_shoal
   fi
   log "starting the Shoal daemon on $SHOAL_SOCK (data root $SHOAL_DATA, log $SHOAL_LOG)"
-  # node's flags for the daemon (src/common/node-flags.ts: none by default; SHOAL_DAEMON_NODE_FLAGS sets them).
+  # node's flags for the daemon (src/common/node-flags.ts; SHOAL_DAEMON_NODE_FLAGS replaces them).
   read -r -a NODE_FLAGS <<<"$(node -p "require('$REPO/dist/src/common/node-flags').daemonNodeFlags().join(' ')")"
   setsid node "${NODE_FLAGS[@]}" "$REPO/dist/src/cli/main.js" daemon -H "unix://$SHOAL_SOCK" --data-root "$SHOAL_DATA" \
     --engine "unix://$ENGINE_SOCK" >>"$SHOAL_LOG" 2>&1 </dev/null &
