@@ -389,17 +389,22 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   say(`  removed in ${fig.removeSeconds} s`);
 }
 
-// The create's profiles: the leader's, a follower's and the first simulator's,
-// stopped when the create ends or after --prof-seconds (the first minutes,
-// before a failing create's aftermath fills the profile).
-async function profileCreate(c: Cluster, o: Options, what: string): Promise<() => Promise<void>> {
+// A phase's profiles (the leader's, a follower's, the first simulator's);
+// the returned function stops them all, once however often it is called.
+async function startProfiles(c: Cluster, o: Options, what: string): Promise<() => Promise<void>> {
   const stops: Array<(() => Promise<void>) | undefined> = [await c.profileLeader(o, what)];
   try { stops.push(...await c.profileOthers(o, what)); } catch (err) {
     for (const stop of stops) await stop?.();
     throw err;
   }
   let stopped: Promise<void> | undefined;
-  const stopAll = (): Promise<void> => (stopped ??= (async () => { for (const stop of stops) await stop?.(); })());
+  return () => (stopped ??= (async () => { for (const stop of stops) await stop?.(); })());
+}
+
+// The create's profiles stop when it ends or after --prof-seconds (the first
+// minutes, before a failing create's aftermath fills the profile).
+async function profileCreate(c: Cluster, o: Options, what: string): Promise<() => Promise<void>> {
+  const stopAll = await startProfiles(c, o, what);
   const timer = o.profSeconds ? setTimeout(() => { stopAll().catch((err: unknown) => say(`  profile: ${(err as Error).message}`)); }, o.profSeconds * 1000) : undefined;
   return async () => { clearTimeout(timer); await stopAll(); };
 }
@@ -411,11 +416,7 @@ async function profileCreate(c: Cluster, o: Options, what: string): Promise<() =
 // (FILE-idle-N, FILE-idle-N-follower, FILE-idle-N-sim).
 const IDLE_WINDOW_MS = 20_000;
 async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
-  const stopProfiles: Array<(() => Promise<void>) | undefined> = [await c.profileLeader(o, `idle-${i + 1}`)];
-  try { stopProfiles.push(...await c.profileOthers(o, `idle-${i + 1}`)); } catch (err) {
-    for (const stop of stopProfiles) await stop?.();
-    throw err;
-  }
+  const stopProfiles = await startProfiles(c, o, `idle-${i + 1}`);
   const cpu = (): Record<string, { daemon: number; etcd: number; all: number }> => Object.fromEntries(c.managers.map((m) => [m.name, { daemon: hostCpu(m.name, 'node'), etcd: hostCpu(m.name, 'etcd'), all: hostCpu(m.name) }]));
   const before = cpu();
   const sim0 = c.simCpuSeconds();
@@ -427,7 +428,7 @@ async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
     after = cpu();
     s = (performance.now() - t0) / 1000;
   } finally {
-    for (const stop of stopProfiles) await stop?.(); // writing a profile is not idle work: after the reading
+    await stopProfiles(); // writing a profile is not idle work: after the reading
   }
   const rate = (x: number): number => Math.round((x / s) * 1000) / 1000;
   const per = (f: (x: { daemon: number; etcd: number; all: number }) => number): Record<string, number> => Object.fromEntries(c.managers.map((m) => [m.name, rate(f(after[m.name]!) - f(before[m.name]!))]));

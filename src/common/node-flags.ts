@@ -7,8 +7,8 @@
 // watch event it decodes); with the small one, objects still in use at each
 // scavenge were copied and promoted to the old generation, whose collections
 // cost more. bench/scale.ts, 1,000 simulated nodes and 30,000 tasks: the
-// managers' daemons used 11 % less CPU and the create ended 11 % sooner (see
-// the README's figures). V8 grows the young generation only while allocation
+// managers' daemons used 12 % less CPU and the create ended 13 % sooner
+// (medians; the README's figures). V8 grows the young generation only while allocation
 // is fast, so an idle daemon keeps its small one (bench/cluster.ts,
 // --rounds 0: idle RSS unchanged).
 //
