@@ -1,6 +1,6 @@
 // The store's view of a replicated key-value engine. etcd is the real one
 // (etcd-backend.ts); memory-backend.ts serves unit tests. Keeping the surface
-// this small (range, get, transaction, watch) is what lets tests swap it.
+// this small (range, count, transaction, watch) is what lets tests swap it.
 
 export interface KeyValue {
   key: string;
@@ -58,6 +58,8 @@ export function hasLeases(b: Backend): b is Backend & LeaseBackend {
 
 export interface Backend {
   range(prefix: string, opts?: RangeOptions): Promise<RangeResult>;
+  // How many keys are under `prefix` at `revision` (0: now), without reading them.
+  count(prefix: string, revision?: number): Promise<number>;
   // timeoutMs: this call's deadline when shorter than the client's default.
   txn(compares: Compare[], ops: Op[], opts?: { timeoutMs?: number }): Promise<TxnResult>;
   // Watches every key (prefix '') or a prefix from `fromRevision` on.

@@ -117,6 +117,12 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
+  async count(prefix: string, revision = 0): Promise<number> {
+    const r = rangeOf(prefix);
+    const res = await this.client.kv.range({ key: r.key, range_end: r.range_end, revision, count_only: true });
+    return Number(res.count);
+  }
+
   async txn(compares: Compare[], ops: Op[], opts: { timeoutMs?: number } = {}): Promise<TxnResult> {
     const res = await this.client.kv.txn({
       compare: compares.map((c) => ('absent' in c
@@ -156,6 +162,25 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       return bounded(cancelled, WATCH_CANCEL_MS);
     };
     this.watchers.add(stop);
+    // The handlers go on before etcd answers: its "created" and the first
+    // events can arrive in one read, and a listener added after awaiting the
+    // creation would miss them.
+    let created = false;
+    watcher.on('data', (res) => {
+      if (done || res.events.length === 0) return;
+      const events: WatchEvent[] = res.events.map((e) => ({
+        type: e.type === 'Put' ? 'put' : 'delete',
+        kv: toKv(e.kv),
+      }));
+      cb.onEvents(events, { revision: Number(res.header.revision), clusterId: String(res.header.cluster_id) });
+    });
+    // etcd3 would resume a dropped stream by itself, from the header revision
+    // of the last response, which can be ahead of the events it delivered:
+    // events would be skipped. Drop this watcher instead; the store starts a
+    // new one from the revision its mirror has applied.
+    watcher.on('disconnected', (err: Error) => { if (created && !done) { void stop(); cb.onLost(err, false); } });
+    // A cancel from etcd (compacted start revision, or another reason): reload.
+    watcher.on('error', (err: Error) => { if (created && !done) { void stop(); cb.onLost(err, true); } });
     // Created (etcd answered), or refused, or the stream lost first: bounded.
     await new Promise<void>((resolve, reject) => {
       const settle = (err?: Error): void => {
@@ -164,7 +189,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         watcher.removeListener('connected', onCreated);
         watcher.removeListener('disconnected', settle);
         watcher.removeListener('error', settle);
-        if (!err) { resolve(); return; }
+        if (!err) { created = true; resolve(); return; }
         void stop();
         reject(err);
       };
@@ -178,21 +203,6 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       watcher.once('error', settle);
       abortCreate = settle;
     });
-    watcher.on('data', (res) => {
-      if (done || res.events.length === 0) return;
-      const events: WatchEvent[] = res.events.map((e) => ({
-        type: e.type === 'Put' ? 'put' : 'delete',
-        kv: toKv(e.kv),
-      }));
-      cb.onEvents(events, { revision: Number(res.header.revision), clusterId: String(res.header.cluster_id) });
-    });
-    // etcd3 would resume a dropped stream by itself, from the header revision
-    // of the last response, which can be ahead of the events it delivered:
-    // events would be skipped. Drop this watcher instead; the store starts a
-    // new one from the revision its mirror has applied.
-    watcher.on('disconnected', (err: Error) => { if (!done) { void stop(); cb.onLost(err, false); } });
-    // A cancel from etcd (compacted start revision, or another reason): reload.
-    watcher.on('error', (err: Error) => { if (!done) { void stop(); cb.onLost(err, true); } });
     return { close: () => stop() };
   }
 

@@ -25,6 +25,7 @@ export const isLeaseKey = (key: string): boolean => key === LEADER_KEY || key.st
 export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
+export const objectPrefix = (kind: Kind): string => `${OBJ}${kind}/`;
 export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;
 export const blobKey = (hash: string): string => `${BLOB}${hash}`;
 

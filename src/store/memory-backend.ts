@@ -46,6 +46,10 @@ export class MemoryBackend implements Backend, LeaseBackend {
     return { kvs: page, revision: this.revision, more: kvs.length > limit, clusterId: this.clusterId };
   }
 
+  async count(prefix: string, revision = 0): Promise<number> {
+    return (await this.range(prefix, { revision })).kvs.length;
+  }
+
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
     if (this.faults.txnBefore) { this.faults.txnBefore--; throw new Error('14 UNAVAILABLE: injected'); }

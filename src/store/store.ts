@@ -6,6 +6,7 @@ import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash }
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
+import { MirrorAudit, type AuditOptions, type MirrorView } from './mirror-audit';
 
 type Listener = (events: StoreEvent[]) => void;
 
@@ -53,6 +54,7 @@ const WATCH_STALL_MS = 3_000;
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
   watchStallMs?: number;    // tests shorten it
+  audit?: AuditOptions;     // tests shorten it
   // Why etcd cannot take writes now, when known (no leader: quorum lost).
   // A write that fails meanwhile says that instead of a timeout, and stops waiting.
   outage?: () => string | undefined;
@@ -90,6 +92,11 @@ export class Store {
   private readonly taskSpec = new Map<string, string>();
   private readonly specHashes = new WeakMap<object, string>();
   private readonly reported = new Set<string>();
+  // Object keys whose value the mirror could not decode (key -> its kind and
+  // mod revision): etcd holds them, the mirror does not, and the audit counts them.
+  private readonly undecodable = new Map<string, { kind: Kind; modRevision: number }>();
+  private audit?: MirrorAudit;
+  private divergedAt = 0;
   private watch?: WatchHandle;
   private watchGen = 0;
   private resyncing?: Promise<void>;
@@ -114,6 +121,8 @@ export class Store {
       store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }));
       store.maintenance.start();
     }
+    store.audit = new MirrorAudit(store.mirrorView(), backend, log, (why) => store.diverged(why), opts.audit);
+    store.audit.start();
     return store;
   }
 
@@ -212,8 +221,8 @@ export class Store {
   }
 
   /** @internal used by StoreTxn */
-  async commitOps(compares: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
-    if (fence) compares = [...compares, { key: fence.key, createRevision: fence.createRevision }];
+  async commitOps(own: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
+    const compares = fence ? [...own, { key: fence.key, createRevision: fence.createRevision }] : own;
     // A small write that gets no answer within a second was most likely
     // forwarded to an etcd leader that just died (etcd then never answers
     // it): find out whether it applied and, if not, send it again, within
@@ -249,6 +258,8 @@ export class Store {
         if (fence && !(await this.fenceHolds(fence))) { fence.onDeposed?.(); throw new DeposedError(); }
         // Let the mirror catch up to what beat us, so a retry reads it.
         await this.waitFor(res.revision).catch(() => undefined);
+        // Refused although the caught-up mirror says it would pass: the mirror may be wrong.
+        if (this.revision >= res.revision) void this.audit?.checkRefusal(own);
         throw onConflict();
       }
       await this.waitFor(res.revision);
@@ -343,6 +354,7 @@ export class Store {
     this.closed = true;
     this.watchGen++;
     this.maintenance?.stop();
+    this.audit?.stop();
     if (this.gcTimer) clearTimeout(this.gcTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     await this.watch?.close().catch(() => undefined);
@@ -384,6 +396,42 @@ export class Store {
     return { kvs: kvs.filter((kv) => !isLeaseKey(kv.key)).map((kv) => [kv.key, kv.value]), revision };
   }
 
+  // An object key of a kind the mirror keeps: that kind.
+  private objectKind(key: string): Kind | undefined {
+    const parsed = parseObjectKey(key);
+    return parsed && this.objects.has(parsed.kind) ? parsed.kind : undefined;
+  }
+
+  // What the audit (mirror-audit.ts) compares with etcd.
+  private mirrorView(): MirrorView {
+    return {
+      revision: () => this.revision,
+      modRevisionOf: (key) => {
+        if (key.startsWith(META)) return this.metaKeys.get(key)?.modRevision ?? 0;
+        const parsed = parseObjectKey(key);
+        if (!parsed || !this.objects.has(parsed.kind)) return undefined;
+        const obj = this.objects.get(parsed.kind)!.get(parsed.id) as Versioned | undefined;
+        return obj?.Version.Index ?? this.undecodable.get(key)?.modRevision ?? 0;
+      },
+      objectCount: (kind) => {
+        let n = this.objects.get(kind)!.size;
+        for (const u of this.undecodable.values()) if (u.kind === kind) n++;
+        return n;
+      },
+    };
+  }
+
+  // The audit found the mirror and etcd apart at one revision: reload (the
+  // diff tells every component what it missed). Said loudly: it means a
+  // change was lost on its way here, which should never happen.
+  private diverged(why: string): void {
+    if (this.closed) return;
+    const again = Date.now() - this.divergedAt < 10 * 60_000;
+    this.divergedAt = Date.now();
+    this.log.error({ why, again }, 'store mirror disagrees with etcd; reloading it');
+    this.resync('reload');
+  }
+
   private async load(): Promise<void> {
     const started = Date.now();
     const { kvs, revision, clusterId } = await this.readAll();
@@ -401,9 +449,11 @@ export class Store {
       blobs.set(hash, b);
     }
     const fresh = new Map<Kind, Map<string, Decoded>>(KINDS.map((k) => [k, new Map()]));
+    const undecodable = new Map<string, { kind: Kind; modRevision: number }>();
     for (const kv of kvs) {
       const d = this.decode(kv, blobs);
       if (d) fresh.get(d.kind)!.set(d.id, d);
+      else { const kind = this.objectKind(kv.key); if (kind) undecodable.set(kv.key, { kind, modRevision: kv.modRevision }); }
     }
     // Counts start from the tasks already in the mirror; the diff below moves them.
     this.blobs.clear();
@@ -427,6 +477,8 @@ export class Store {
     for (const c of changes) this.applyToMirror(c.e, c.specRef);
     this.metaKeys.clear();
     for (const kv of kvs) if (kv.key.startsWith(META)) this.metaKeys.set(kv.key, kv);
+    this.undecodable.clear();
+    for (const [k, u] of undecodable) this.undecodable.set(k, u);
     this.emitMeta();
     this.clusterId = clusterId;
     this.revision = otherCluster ? revision : Math.max(this.revision, revision);
@@ -469,7 +521,10 @@ export class Store {
       for (let attempt = 0; !this.closed; attempt++) {
         try {
           if (mode === 'reload') await this.load();
+          const fromRevision = this.revision + 1;
           await this.startWatch();
+          // A fault's aftermath is read from these lines: where the mirror picked up again.
+          this.log.info({ mode, fromRevision, attempts: attempt + 1 }, 'store watch restarted');
           return;
         } catch (err) {
           const delay = Math.min(1000, 50 * 2 ** attempt);
@@ -529,6 +584,8 @@ export class Store {
       const { kind, id } = parsed;
       const previous = this.objects.get(kind)!.get(id) as never | undefined;
       const d = e.type === 'put' ? this.decode(e.kv, this.blobs) : undefined;
+      if (e.type === 'put' && !d) this.undecodable.set(e.kv.key, { kind, modRevision: e.kv.modRevision });
+      else this.undecodable.delete(e.kv.key);
       if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
       // A delete, or a value the mirror cannot hold: the object is gone for the components.
       else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });

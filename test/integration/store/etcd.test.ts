@@ -125,3 +125,25 @@ test('a client whose watches wedge (every new watch waits for ever) is replaced 
   await until('the event on the new client', () => seen.includes('/wedge/b'), 10_000);
   await h.close();
 });
+
+test('etcd counts keys at a past revision, and a watch from an old revision delivers its whole backlog, each revision once', async (t) => {
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-count-');
+  const b = new EtcdBackend(etcdClientOptions(clientUrl, tls));
+  t.after(async () => { await b.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
+  let rev = 0;
+  for (let i = 0; i < 50; i++) rev = (await b.txn([], [{ put: `/shoal/v1/o/services/s${i}`, value: '{}' }, { put: `/other/${i}`, value: 'x' }])).revision;
+  const at = rev;
+  for (let i = 0; i < 10; i++) await b.txn([], [{ del: `/shoal/v1/o/services/s${i}` }]);
+  assert.equal(await b.count('/shoal/v1/o/services/'), 40);
+  assert.equal(await b.count('/shoal/v1/o/services/', at), 50, 'pinned at the revision asked for');
+  assert.equal(await b.count('/shoal/v1/o/nodes/', at), 0);
+  // The backlog comes right behind etcd's "created": every event of it reaches the callback.
+  const seen: number[] = [];
+  const w = await b.watch('', 1, { onEvents: (evs) => { for (const e of evs) seen.push(e.kv.modRevision); }, onLost: () => undefined });
+  t.after(() => w.close());
+  await until('the backlog', () => seen.length >= 110);
+  const revisions = [...new Set(seen)];
+  assert.equal(seen.length, 110, '50 revisions of two puts and 10 of one delete');
+  assert.deepEqual(revisions, revisions.slice().sort((x, y) => x - y), 'in order');
+  assert.equal(revisions.length, 60);
+});

@@ -262,6 +262,7 @@ test('tasks keep one shared spec: stored once in etcd, one object in the mirror,
 class MemoryBackendView {
   constructor(private readonly b: MemoryBackend) {}
   range(p: string, o?: RangeOptions): Promise<RangeResult> { return this.b.range(p, o); }
+  count(p: string, r?: number): Promise<number> { return this.b.count(p, r); }
   txn(c: Compare[], o: Op[]): Promise<TxnResult> { return MemoryBackend.prototype.txn.call(this.b, c, o); }
   watch(p: string, f: number, cb: WatchCallbacks): Promise<WatchHandle> { return MemoryBackend.prototype.watch.call(this.b, p, f, cb); }
   async close(): Promise<void> { /* shared */ }

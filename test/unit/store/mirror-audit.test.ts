@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { MemoryBackend } from '../../../src/store/memory-backend';
+import { Store } from '../../../src/store/store';
+import { MirrorAudit, type MirrorView } from '../../../src/store/mirror-audit';
+import type { Backend, WatchCallbacks, WatchEvent, WatchHandle } from '../../../src/store/backend';
+import { objectKey, ROOT } from '../../../src/store/keys';
+import { silentLogger } from '../../../src/common/log';
+import { ShoalError } from '../../../src/common/errors';
+import type { Service, Task } from '../../../src/model/types';
+import { waitFor } from '../../helpers/daemon';
+
+const service = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
+function task(id: string, serviceId: string): Task {
+  return { ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, Spec: { ContainerSpec: { Image: 'busybox' } }, ServiceID: serviceId, Status: { Timestamp: 't', State: 'new', Message: '' }, DesiredState: 'running' };
+}
+
+function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
+  return { log: pino({ level: 'debug' }, stream), lines };
+}
+const divergences = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> => lines.filter((l) => l.msg === 'store mirror disagrees with etcd; reloading it');
+
+// A stream that loses one event out of a revision that carried others: the
+// revisions still follow one by one, so the watch's own gap check cannot see it.
+class LossyBackend extends MemoryBackend {
+  lose?: (e: WatchEvent) => boolean;
+  override async watch(prefix: string, from: number, cb: WatchCallbacks): Promise<WatchHandle> {
+    return super.watch(prefix, from, {
+      onEvents: (evs, h) => {
+        const lose = this.lose;
+        const kept = lose ? evs.filter((e) => !lose(e)) : evs;
+        if (kept.length < evs.length) this.lose = undefined;
+        cb.onEvents(kept, h);
+      },
+      onLost: cb.onLost,
+    });
+  }
+}
+
+// A second client of the same backend, with a watch set of its own.
+async function writerOf(b: MemoryBackend): Promise<Store> {
+  const view: Backend = {
+    range: (p, o) => b.range(p, o),
+    count: (p, r) => b.count(p, r),
+    txn: (c, o) => b.txn(c, o),
+    watch: (p, f, cb) => MemoryBackend.prototype.watch.call(b, p, f, cb), // the plain stream, never the lossy one
+    close: async () => undefined,
+  };
+  return Store.open(view, silentLogger, { audit: { intervalMs: 3_600_000 } });
+}
+
+// A store whose stream lost the removal of service s1: the writer removed it
+// and created task t-s1 in the same revision, and only the task arrived.
+async function lostRemoval(auditEveryMs: number): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>>; deleted: string[] }> {
+  const b = new LossyBackend();
+  const { log, lines } = capturingLogger();
+  const store = await Store.open(b, log, { audit: { intervalMs: auditEveryMs } });
+  const writer = await writerOf(b);
+  await writer.txn().create('services', service('s1', 'web')).commit();
+  await waitFor('s1 in the mirror', async () => store.get('services', 's1') !== undefined, 2000);
+  b.lose = (e) => e.type === 'delete' && e.kv.key === objectKey('services', 's1');
+  const deleted: string[] = [];
+  store.subscribe((evs) => { for (const e of evs) if (e.action === 'delete') deleted.push(e.id); });
+  await writer.txn().delete('services', writer.get('services', 's1')!).create('tasks', task('t-s1', 'other')).commit();
+  await waitFor('the companion task', async () => store.get('tasks', 't-s1') !== undefined, 2000);
+  return { store, writer, lines, deleted };
+}
+
+test('the periodic count finds a delete the watch lost and reloads the mirror', async () => {
+  const { store, writer, lines, deleted } = await lostRemoval(50);
+  await waitFor('the audit to put the mirror right', async () => store.get('services', 's1') === undefined, 3000);
+  assert.ok(store.get('tasks', 't-s1'), 'the rest of that revision stays');
+  assert.deepEqual(deleted, ['s1'], 'components are told of the delete the stream lost');
+  const said = divergences(lines);
+  assert.ok(said.length >= 1);
+  assert.match(String(said[0]!.why), /services objects: 1 in the mirror, 0 in etcd/);
+  await writer.close(); await store.close();
+});
+
+test('a write refused although the mirror says it would pass puts the mirror right at once', async () => {
+  const { store, writer, lines } = await lostRemoval(3_600_000);
+  const stale = store.get('services', 's1');
+  assert.ok(stale, 'the mirror kept the removed service (the fault under test)');
+  await assert.rejects(store.txn().update('services', { ...stale, Spec: { Name: 'web', Labels: { a: '1' } } }).commit(),
+    (e: unknown) => e instanceof ShoalError && e.kind === 'sequence');
+  await waitFor('the reload', async () => store.get('services', 's1') === undefined, 3000);
+  assert.match(String(divergences(lines)[0]?.why), /services\/s1 mod revision: \d+ in the mirror, 0 in etcd/);
+  await writer.close(); await store.close();
+});
+
+test('no alarm on a healthy mirror: plain conflicts, names taken, and values the mirror cannot decode', async () => {
+  const b = new MemoryBackend();
+  const { log, lines } = capturingLogger();
+  const store = await Store.open(b, log, { audit: { intervalMs: 3_600_000 } });
+  const writer = await writerOf(b);
+  await writer.txn().create('services', service('s1', 'web')).commit();
+  await waitFor('s1', async () => store.get('services', 's1') !== undefined, 2000);
+  const old = store.get('services', 's1')!;
+  await writer.mutate('services', 's1', (s) => ({ ...s, Spec: { ...s.Spec, Labels: { by: 'writer' } } }));
+  // A stale version (the mirror has caught up: a plain conflict), and a name already taken.
+  await assert.rejects(store.txn().update('services', { ...old, Spec: { Name: 'web', Labels: { by: 'store' } } }).commit());
+  await assert.rejects(store.txn().create('services', service('s2', 'web')).commit());
+  // A value etcd holds that the mirror cannot decode is still counted.
+  await b.txn([], [{ put: objectKey('services', 'bad'), value: '{not json' }]);
+  await waitFor('the mirror at etcd\'s revision', async () => store.revision === b.currentRevision, 2000);
+  const audit = new MirrorAudit(mirrorViewOf(store), b, silentLogger, () => assert.fail('no divergence'));
+  assert.equal(await audit.countCheck(), true);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(divergences(lines), []);
+  await writer.close(); await store.close();
+});
+
+// The store's own view, reached as the audit reaches it.
+function mirrorViewOf(store: Store): MirrorView {
+  return (store as unknown as { mirrorView(): MirrorView }).mirrorView();
+}
+
+test('the checks compare at the mirror\'s revision, read pinned, and skip what the mirror cannot judge', async () => {
+  const b = new MemoryBackend();
+  const key = objectKey('services', 'x');
+  await b.txn([], [{ put: key, value: '{}' }]);           // revision 2
+  await b.txn([], [{ del: key }]);                        // revision 3
+  let held = 2;                                           // the mirror, still at revision 2, holds x at 2
+  const view: MirrorView = { revision: () => 2, modRevisionOf: (k) => (k === key ? held : k.startsWith(ROOT + 'n/') ? undefined : 0), objectCount: (k) => (k === 'services' ? 1 : 0) };
+  const why: string[] = [];
+  const audit = new MirrorAudit(view, b, silentLogger, (w) => why.push(w));
+  // At revision 2 etcd agrees with this mirror, though x is gone now.
+  assert.equal(await audit.countCheck(), true);
+  assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }]), true);
+  // Conditions it cannot judge (a name key, the leader's fence), or that fail in the mirror: not checked.
+  assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }, { key: ROOT + 'n/services/web', absent: true }]), undefined);
+  assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }, { key: ROOT + 'm/leader', createRevision: 5 }]), undefined);
+  assert.equal(await audit.checkRefusal([{ key, modRevision: 1 }]), undefined);
+  assert.deepEqual(why, []);
+  // A mirror that says x is absent at revision 2 is wrong.
+  held = 0;
+  assert.equal(await audit.checkRefusal([{ key, absent: true }]), false);
+  assert.match(why[0]!, /at revision 2, .*services\/x mod revision: 0 in the mirror, 2 in etcd/);
+  // A revision compacted away teaches nothing.
+  b.compact(3);
+  assert.equal(await audit.countCheck(), undefined);
+});
