@@ -200,7 +200,7 @@ function storeLines(file: string): string {
 function keepLogs(l: FaultLab, dir: string): void {
   mkdirSync(dir, { recursive: true });
   for (const h of l.hosts) {
-    for (const [from, to] of [[['shoal.log'], `${h}.log`], [['shoal', 'etcd', 'etcd.log'], `${h}-etcd.log`]] as const) {
+    for (const [from, to] of [[['shoal.log'], `${h}.log`], [['shoal', 'etcd.log'], `${h}-etcd.log`]] as const) {
       try { copyFileSync(join(hostDir(l, h), ...from), join(dir, to)); } catch { /* a host without one (a worker has no etcd) */ }
     }
   }
