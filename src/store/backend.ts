@@ -17,6 +17,7 @@ export interface RangeOptions {
   revision?: number;   // read the key space as it was at this revision (0/undefined: now)
   limit?: number;      // at most this many keys
   fromKey?: string;    // start at this key (inclusive) instead of the prefix
+  keysOnly?: boolean;  // values left out (empty)
 }
 
 export interface RangeResult { kvs: KeyValue[]; revision: number; more: boolean; clusterId?: string }

@@ -112,6 +112,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       key: opts.fromKey !== undefined ? Buffer.from(opts.fromKey) : r.key,
       range_end: r.range_end,
       limit: opts.limit ?? 0,
+      keys_only: opts.keysOnly ?? false,
       revision: opts.revision ?? 0,
     });
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };

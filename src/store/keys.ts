@@ -12,6 +12,7 @@ import type { Kind } from './objects';
 export const ROOT = '/shoal/v1/';
 const BLOB = ROOT + 'b/';
 const OBJ = ROOT + 'o/';
+export const OBJECTS = OBJ;
 const NAME = ROOT + 'n/';
 // Liveness keys, held under leases: the mirror keeps them as raw values.
 export const META = ROOT + 'm/';

@@ -36,7 +36,7 @@ export class MemoryBackend implements Backend, LeaseBackend {
       if (!key.startsWith(prefix) || key < from) continue;
       let kv: KeyValue | undefined;
       for (const v of vs) if (v.rev <= at) kv = v.kv;
-      if (kv) kvs.push({ ...kv });
+      if (kv) kvs.push({ ...kv, ...(opts.keysOnly ? { value: '' } : {}) });
     }
     kvs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const limit = opts.limit || kvs.length;

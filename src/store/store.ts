@@ -50,11 +50,15 @@ const BLOB_GC_DELAY_MS = 5_000;
 // etcd was killed during a bulk write: writes committed, the mirror never
 // moved again) would otherwise fail every write until the daemon restarts.
 const WATCH_STALL_MS = 3_000;
+// The whole mirror is checked against etcd this long after its watch was made
+// again: events lost by a restarted etcd member were seen within seconds.
+const DEEP_CHECK_DELAY_MS = 10_000;
 
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
   watchStallMs?: number;    // tests shorten it
   audit?: AuditOptions;     // tests shorten it
+  deepCheckDelayMs?: number; // tests shorten it
   // Why etcd cannot take writes now, when known (no leader: quorum lost).
   // A write that fails meanwhile says that instead of a timeout, and stops waiting.
   outage?: () => string | undefined;
@@ -97,6 +101,12 @@ export class Store {
   private readonly undecodable = new Map<string, { kind: Kind; modRevision: number }>();
   private audit?: MirrorAudit;
   private divergedAt = 0;
+  private deepCheckTimer?: NodeJS.Timeout;
+  // Spec blobs tasks referred to but the mirror lacked: collected while a
+  // batch of events (or a load) is decoded. After a load they are etcd's own
+  // state; from the watch, a blob written with or before its task was lost.
+  private missingSpecs?: Set<string>;
+  private missingAtLoad = new Set<string>();
   private watch?: WatchHandle;
   private watchGen = 0;
   private resyncing?: Promise<void>;
@@ -355,6 +365,7 @@ export class Store {
     this.watchGen++;
     this.maintenance?.stop();
     this.audit?.stop();
+    if (this.deepCheckTimer) clearTimeout(this.deepCheckTimer);
     if (this.gcTimer) clearTimeout(this.gcTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     await this.watch?.close().catch(() => undefined);
@@ -418,7 +429,13 @@ export class Store {
         for (const u of this.undecodable.values()) if (u.kind === kind) n++;
         return n;
       },
+      objectKeys: () => this.objectKeys(),
     };
+  }
+
+  private *objectKeys(): Generator<[string, number]> {
+    for (const [kind, table] of this.objects) for (const [id, o] of table) yield [objectKey(kind, id), (o as Versioned).Version.Index];
+    for (const [key, u] of this.undecodable) yield [key, u.modRevision];
   }
 
   // The audit found the mirror and etcd apart at one revision: reload (the
@@ -450,11 +467,14 @@ export class Store {
     }
     const fresh = new Map<Kind, Map<string, Decoded>>(KINDS.map((k) => [k, new Map()]));
     const undecodable = new Map<string, { kind: Kind; modRevision: number }>();
+    const missingSpecs = (this.missingSpecs = new Set());
     for (const kv of kvs) {
       const d = this.decode(kv, blobs);
       if (d) fresh.get(d.kind)!.set(d.id, d);
       else { const kind = this.objectKind(kv.key); if (kind) undecodable.set(kv.key, { kind, modRevision: kv.modRevision }); }
     }
+    this.missingSpecs = undefined;
+    this.missingAtLoad = missingSpecs;
     // Counts start from the tasks already in the mirror; the diff below moves them.
     this.blobs.clear();
     for (const [h, b] of blobs) this.blobs.set(h, { ...b, refs: 0 });
@@ -525,6 +545,7 @@ export class Store {
           await this.startWatch();
           // A fault's aftermath is read from these lines: where the mirror picked up again.
           this.log.info({ mode, fromRevision, attempts: attempt + 1 }, 'store watch restarted');
+          this.scheduleDeepCheck();
           return;
         } catch (err) {
           const delay = Math.min(1000, 50 * 2 ** attempt);
@@ -578,6 +599,7 @@ export class Store {
       if (e.type === 'delete') this.metaKeys.delete(e.kv.key); else this.metaKeys.set(e.kv.key, e.kv);
     }
     const out: Array<{ e: StoreEvent; specRef?: string }> = [];
+    const missingSpecs = (this.missingSpecs = new Set());
     for (const e of fresh) {
       const parsed = parseObjectKey(e.kv.key);
       if (!parsed || !this.objects.has(parsed.kind)) continue;
@@ -590,11 +612,22 @@ export class Store {
       // A delete, or a value the mirror cannot hold: the object is gone for the components.
       else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
     }
+    this.missingSpecs = undefined;
     for (const c of out) this.applyToMirror(c.e, c.specRef);
     this.revision = expect;
     if (out.length) this.emit(out.map((c) => c.e));
     if (metaChanged) this.emitMeta();
     this.releaseWaiters();
+    const lost = [...missingSpecs].filter((h) => !this.missingAtLoad.has(h));
+    if (lost.length) this.diverged(`tasks at revision ${expect} refer to spec(s) ${lost.join(', ')} the mirror lacks`);
+  }
+
+  // After the watch was made again (its etcd may have just restarted): the
+  // whole mirror against etcd, once the catching up is over.
+  private scheduleDeepCheck(): void {
+    if (this.deepCheckTimer || this.closed || !this.audit) return;
+    this.deepCheckTimer = setTimeout(() => { this.deepCheckTimer = undefined; void this.audit?.deepCheck(); }, this.opts.deepCheckDelayMs ?? DEEP_CHECK_DELAY_MS);
+    this.deepCheckTimer.unref();
   }
 
   // Once per key and revision: a bad value is reported, not repeated at
@@ -624,7 +657,7 @@ export class Store {
     if (parsed.kind === 'tasks' && isRecord(obj) && typeof obj.SpecRef === 'string') {
       specRef = obj.SpecRef;
       const blob = blobs.get(specRef);
-      if (!blob) { this.report(kv, `task spec ${specRef} missing`); return undefined; }
+      if (!blob) { this.report(kv, `task spec ${specRef} missing`); this.missingSpecs?.add(specRef); return undefined; }
       delete obj.SpecRef;
       obj.Spec = blob.spec;
     }

@@ -53,13 +53,18 @@ async function writerOf(b: MemoryBackend): Promise<Store> {
   return Store.open(view, silentLogger, { audit: { intervalMs: 3_600_000 } });
 }
 
+// A store on `b` with a log the test reads, and a writer with a stream of its own.
+async function storeAndWriter(b: MemoryBackend, opts: { auditEveryMs?: number; deepCheckDelayMs?: number } = {}): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>> }> {
+  const { log, lines } = capturingLogger();
+  const store = await Store.open(b, log, { audit: { intervalMs: opts.auditEveryMs ?? 3_600_000 }, ...(opts.deepCheckDelayMs ? { deepCheckDelayMs: opts.deepCheckDelayMs } : {}) });
+  return { store, writer: await writerOf(b), lines };
+}
+
 // A store whose stream lost the removal of service s1: the writer removed it
 // and created task t-s1 in the same revision, and only the task arrived.
 async function lostRemoval(auditEveryMs: number): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>>; deleted: string[] }> {
   const b = new LossyBackend();
-  const { log, lines } = capturingLogger();
-  const store = await Store.open(b, log, { audit: { intervalMs: auditEveryMs } });
-  const writer = await writerOf(b);
+  const { store, writer, lines } = await storeAndWriter(b, { auditEveryMs: auditEveryMs });
   await writer.txn().create('services', service('s1', 'web')).commit();
   await waitFor('s1 in the mirror', async () => store.get('services', 's1') !== undefined, 2000);
   b.lose = (e) => e.type === 'delete' && e.kv.key === objectKey('services', 's1');
@@ -94,9 +99,7 @@ test('a write refused although the mirror says it would pass puts the mirror rig
 
 test('no alarm on a healthy mirror: plain conflicts, names taken, and values the mirror cannot decode', async () => {
   const b = new MemoryBackend();
-  const { log, lines } = capturingLogger();
-  const store = await Store.open(b, log, { audit: { intervalMs: 3_600_000 } });
-  const writer = await writerOf(b);
+  const { store, writer, lines } = await storeAndWriter(b);
   await writer.txn().create('services', service('s1', 'web')).commit();
   await waitFor('s1', async () => store.get('services', 's1') !== undefined, 2000);
   const old = store.get('services', 's1')!;
@@ -125,12 +128,18 @@ test('the checks compare at the mirror\'s revision, read pinned, and skip what t
   await b.txn([], [{ put: key, value: '{}' }]);           // revision 2
   await b.txn([], [{ del: key }]);                        // revision 3
   let held = 2;                                           // the mirror, still at revision 2, holds x at 2
-  const view: MirrorView = { revision: () => 2, modRevisionOf: (k) => (k === key ? held : k.startsWith(ROOT + 'n/') ? undefined : 0), objectCount: (k) => (k === 'services' ? 1 : 0) };
+  const view: MirrorView = {
+    revision: () => 2,
+    modRevisionOf: (k) => (k === key ? held : k.startsWith(ROOT + 'n/') ? undefined : 0),
+    objectCount: (k) => (k === 'services' ? 1 : 0),
+    objectKeys: () => (held ? [[key, held]] : []),
+  };
   const why: string[] = [];
   const audit = new MirrorAudit(view, b, silentLogger, (w) => why.push(w));
   // At revision 2 etcd agrees with this mirror, though x is gone now.
   assert.equal(await audit.countCheck(), true);
   assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }]), true);
+  assert.equal(await audit.deepCheck(), true);
   // Conditions it cannot judge (a name key, the leader's fence), or that fail in the mirror: not checked.
   assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }, { key: ROOT + 'n/services/web', absent: true }]), undefined);
   assert.equal(await audit.checkRefusal([{ key, modRevision: 2 }, { key: ROOT + 'm/leader', createRevision: 5 }]), undefined);
@@ -143,4 +152,56 @@ test('the checks compare at the mirror\'s revision, read pinned, and skip what t
   // A revision compacted away teaches nothing.
   b.compact(3);
   assert.equal(await audit.countCheck(), undefined);
+});
+
+test('the deep check, read at the mirror\'s revision without values, finds lost updates and deletes and nothing else', async () => {
+  const b = new MemoryBackend();
+  const a = objectKey('services', 'a'); const d = objectKey('services', 'd'); const n = objectKey('services', 'n');
+  await b.txn([], [{ put: a, value: '{}' }, { put: d, value: '{}' }]); // 2
+  await b.txn([], [{ put: a, value: '{"v":2}' }]);                    // 3: an update the mirror lost
+  await b.txn([], [{ del: d }]);                                      // 4: a delete the mirror lost
+  await b.txn([], [{ put: n, value: '{}' }]);                         // 5: after the mirror's revision
+  const mirror = new Map<string, number>([[a, 2], [d, 2]]);
+  const view: MirrorView = { revision: () => 4, modRevisionOf: (k) => mirror.get(k) ?? 0, objectCount: () => 0, objectKeys: () => mirror };
+  const why: string[] = [];
+  const audit = new MirrorAudit(view, b, silentLogger, (w) => why.push(w));
+  assert.equal(await audit.deepCheck(), false);
+  assert.match(why[0]!, /at revision 4, 2 key\(s\) differ: .*services\/a: mod revision 2 in the mirror, 3 in etcd; .*services\/d: mod revision 2 in the mirror, none in etcd/);
+  // Caught up: a at 3, d gone, and n (created after revision 4, and a key changed after it) prove nothing.
+  mirror.set(a, 6); mirror.delete(d); mirror.set(n, 5);
+  assert.equal(await audit.deepCheck(), true);
+});
+
+test('after the watch is made again, the deep check finds an update the stream lost', async () => {
+  const b = new LossyBackend();
+  const { store, writer, lines } = await storeAndWriter(b, { deepCheckDelayMs: 20 });
+  await writer.txn().create('services', service('s1', 'web')).commit();
+  await waitFor('s1', async () => store.get('services', 's1') !== undefined, 2000);
+  b.lose = (e) => e.type === 'put' && e.kv.key === objectKey('services', 's1');
+  const s1 = writer.get('services', 's1')!;
+  await writer.txn().update('services', { ...s1, Spec: { Name: 'web', Labels: { v: '2' } } }).create('tasks', task('t1', 's1')).commit();
+  await waitFor('the companion task', async () => store.get('tasks', 't1') !== undefined, 2000);
+  assert.equal(store.get('services', 's1')?.Spec.Labels, undefined, 'the mirror missed the update (the fault under test)');
+  b.breakWatches();
+  await waitFor('the deep check to put the mirror right', async () => store.get('services', 's1')?.Spec.Labels?.v === '2', 3000);
+  assert.match(String(divergences(lines)[0]?.why), /1 key\(s\) differ: .*services\/s1: mod revision \d+ in the mirror, \d+ in etcd/);
+  await writer.close(); await store.close();
+});
+
+test('a task whose spec never arrived makes the store reload; a spec missing from etcd itself does not, again and again', async () => {
+  const b = new LossyBackend();
+  const { store, writer, lines } = await storeAndWriter(b);
+  b.lose = (e) => e.type === 'put' && e.kv.key.startsWith(ROOT + 'b/');
+  await writer.txn().create('tasks', task('t1', 's1')).commit();
+  await waitFor('the reload to bring t1 with its spec', async () => store.get('tasks', 't1')?.Spec.ContainerSpec?.Image === 'busybox', 3000);
+  assert.match(String(divergences(lines)[0]?.why), /tasks at revision \d+ refer to spec\(s\) \w+ the mirror lacks/);
+  // A task whose spec etcd does not hold (written around the store): reported, left out, no reload loop.
+  await b.txn([], [{ put: objectKey('tasks', 't2'), value: JSON.stringify({ ...task('t2', 's1'), Spec: undefined, SpecRef: 'nosuchspec' }) }]);
+  await waitFor('the reload', async () => divergences(lines).length === 2, 3000);
+  await b.txn([], [{ put: objectKey('tasks', 't2'), value: JSON.stringify({ ...task('t2', 's1'), Spec: undefined, SpecRef: 'nosuchspec', Labels: { again: '1' } }) }]);
+  await waitFor('the mirror at etcd\'s revision', async () => store.revision === b.currentRevision, 2000);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(divergences(lines).length, 2, 'known missing after the reload: not a divergence again');
+  assert.equal(store.get('tasks', 't2'), undefined);
+  await writer.close(); await store.close();
 });
