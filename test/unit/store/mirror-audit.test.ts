@@ -64,7 +64,7 @@ async function storeAndWriter(b: MemoryBackend, opts: { auditEveryMs?: number; d
 // and created task t-s1 in the same revision, and only the task arrived.
 async function lostRemoval(auditEveryMs: number): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>>; deleted: string[] }> {
   const b = new LossyBackend();
-  const { store, writer, lines } = await storeAndWriter(b, { auditEveryMs: auditEveryMs });
+  const { store, writer, lines } = await storeAndWriter(b, { auditEveryMs });
   await writer.txn().create('services', service('s1', 'web')).commit();
   await waitFor('s1 in the mirror', async () => store.get('services', 's1') !== undefined, 2000);
   b.lose = (e) => e.type === 'delete' && e.kv.key === objectKey('services', 's1');
