@@ -133,6 +133,9 @@ export class Store {
     }
     store.audit = new MirrorAudit(store.mirrorView(), backend, log, (why) => store.diverged(why), opts.audit);
     store.audit.start();
+    // The daemon opens its store right after starting its etcd member: the
+    // first watch runs on a member that may still be catching up.
+    store.scheduleDeepCheck();
     return store;
   }
 
@@ -622,8 +625,8 @@ export class Store {
     if (lost.length) this.diverged(`tasks at revision ${expect} refer to spec(s) ${lost.join(', ')} the mirror lacks`);
   }
 
-  // After the watch was made again (its etcd may have just restarted): the
-  // whole mirror against etcd, once the catching up is over.
+  // After the watch was made (again): its etcd member may have just
+  // restarted; the whole mirror against etcd, once the catching up is over.
   private scheduleDeepCheck(): void {
     if (this.deepCheckTimer || this.closed || !this.audit) return;
     this.deepCheckTimer = setTimeout(() => { this.deepCheckTimer = undefined; void this.audit?.deepCheck(); }, this.opts.deepCheckDelayMs ?? DEEP_CHECK_DELAY_MS);
