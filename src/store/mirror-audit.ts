@@ -4,19 +4,19 @@ import { OBJECTS, objectPrefix } from './keys';
 import { KINDS, type Kind } from './objects';
 
 // Finds a mirror that no longer matches etcd. The mirror follows one watch
-// and checks that revisions arrive one by one, but a change lost inside a
-// revision that also carried others (an engine or client fault) would leave
-// it wrong for good: every write through this manager refused "out of
-// sequence", a deleted service listed. Two checks, each comparing the mirror
-// and etcd at the same revision (the mirror's, read pinned), so neither can
-// be fooled by writes in flight:
+// and checks that revisions arrive one by one, but an event lost without a
+// gap in the revisions (seen from etcd 3.4.23 on a watch resumed after its
+// member restarted) would leave it wrong for good: every write through this
+// manager refused "out of sequence", a deleted service listed. Three checks,
+// each comparing the mirror and etcd at the same revision (the mirror's,
+// read pinned), so none can be fooled by writes in flight:
 //   - every `intervalMs`, the number of objects of each kind (count only,
 //     cheap for etcd even at 150,000 tasks);
 //   - after a write etcd refused although every one of its conditions held
 //     in the mirror, the keys it compared;
-//   - on demand (the store asks after its watch was resumed on an etcd that
-//     restarted: etcd 3.4.23 was seen losing events then), every object
+//   - on demand (the store asks 10 s after each new watch), every object
 //     key's mod revision, read without values in pages.
+// (The store itself adds a fourth: a task naming a spec blob it lacks.)
 // A disagreement calls `onDiverged`; the store then reloads.
 
 export interface MirrorView {

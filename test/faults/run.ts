@@ -196,7 +196,7 @@ function storeLines(file: string): string {
   return text.split('\n').filter((x) => /"component":"(store|etcd)/.test(x)).slice(-40).map((x) => `    ${x.slice(0, 400)}`).join('\n');
 }
 
-// Each host's daemon log and its etcd's (managers), copied for a run with anomalies.
+// Each host's daemon log and its etcd's (managers), copied for a run with anomalies or mirror reloads.
 function keepLogs(l: FaultLab, dir: string): void {
   mkdirSync(dir, { recursive: true });
   for (const h of l.hosts) {
