@@ -68,6 +68,28 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+// Every key under `prefix`, in pages of at most `pageKeys`, all read at one
+// revision: `opts.revision`, or the first page's. A page too big for one
+// answer (or too slow for the call's deadline) is asked again at half the size.
+export async function* rangePages(backend: Pick<Backend, 'range'>, prefix: string, pageKeys: number, opts: Pick<RangeOptions, 'revision' | 'keysOnly'> = {}): AsyncGenerator<RangeResult> {
+  let revision = opts.revision ?? 0;
+  let fromKey: string | undefined;
+  let limit = pageKeys;
+  for (;;) {
+    let page: RangeResult;
+    try {
+      page = await backend.range(prefix, { revision, limit, fromKey, keysOnly: opts.keysOnly });
+    } catch (e) {
+      if (/RESOURCE_EXHAUSTED|larger than max|DEADLINE_EXCEEDED/i.test((e as Error).message) && limit > 100) { limit = Math.ceil(limit / 2); continue; }
+      throw e;
+    }
+    if (!revision) revision = page.revision;
+    yield page;
+    if (!page.more || !page.kvs.length) return;
+    fromKey = page.kvs[page.kvs.length - 1]!.key + '\0';
+  }
+}
+
 // etcd refuses transactions with more operations than --max-txn-ops (default 128).
 export const MAX_TXN_OPS = 128;
 // ...and requests over --max-request-bytes (default 1.5 MiB). Keys, values and

@@ -11,8 +11,7 @@ import type { Kind } from './objects';
 // Blobs sort before objects, so a paged load meets a spec before its tasks.
 export const ROOT = '/shoal/v1/';
 const BLOB = ROOT + 'b/';
-const OBJ = ROOT + 'o/';
-export const OBJECTS = OBJ;
+export const OBJECTS = ROOT + 'o/';
 const NAME = ROOT + 'n/';
 // Liveness keys, held under leases: the mirror keeps them as raw values.
 export const META = ROOT + 'm/';
@@ -25,14 +24,14 @@ export const isLeaseKey = (key: string): boolean => key === LEADER_KEY || key.st
 // compares it, so a reference made on another manager meanwhile stops it.
 export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;
 
-export const objectKey = (kind: Kind, id: string): string => `${OBJ}${kind}/${id}`;
-export const objectPrefix = (kind: Kind): string => `${OBJ}${kind}/`;
+export const objectKey = (kind: Kind, id: string): string => `${OBJECTS}${kind}/${id}`;
+export const objectPrefix = (kind: Kind): string => `${OBJECTS}${kind}/`;
 export const nameKey = (kind: Kind, name: string): string => `${NAME}${kind}/${name}`;
 export const blobKey = (hash: string): string => `${BLOB}${hash}`;
 
 export function parseObjectKey(key: string): { kind: Kind; id: string } | undefined {
-  if (!key.startsWith(OBJ)) return undefined;
-  const rest = key.slice(OBJ.length);
+  if (!key.startsWith(OBJECTS)) return undefined;
+  const rest = key.slice(OBJECTS.length);
   const slash = rest.indexOf('/');
   if (slash < 0) return undefined;
   return { kind: rest.slice(0, slash) as Kind, id: rest.slice(slash + 1) };

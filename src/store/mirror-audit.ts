@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log';
-import type { Backend, Compare } from './backend';
+import { rangePages, type Backend, type Compare } from './backend';
 import { OBJECTS, objectPrefix } from './keys';
 import { KINDS, type Kind } from './objects';
 
@@ -111,12 +111,8 @@ export class MirrorAudit {
     const at = this.view.revision();
     const etcd = new Map<string, number>();
     try {
-      let fromKey: string | undefined;
-      for (;;) {
-        const page = await this.backend.range(OBJECTS, { revision: at, limit: DEEP_PAGE_KEYS, fromKey, keysOnly: true });
+      for await (const page of rangePages(this.backend, OBJECTS, DEEP_PAGE_KEYS, { revision: at, keysOnly: true })) {
         for (const kv of page.kvs) etcd.set(kv.key, kv.modRevision);
-        if (!page.more || !page.kvs.length) break;
-        fromKey = page.kvs[page.kvs.length - 1]!.key + '\0';
       }
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'mirror deep check skipped');
@@ -130,7 +126,7 @@ export class MirrorAudit {
     for (const [key, m] of this.view.objectKeys()) {
       if (m <= at && !etcd.has(key)) wrong.push(`${key}: mod revision ${m} in the mirror, none in etcd`);
     }
-    if (!wrong.length) return true;
+    if (!wrong.length) { this.log.debug({ keys: etcd.size, revision: at }, 'mirror deep check: the mirror agrees with etcd'); return true; }
     if (!this.stopped) this.onDiverged(`at revision ${at}, ${wrong.length} key(s) differ: ${wrong.slice(0, 5).join('; ')}`);
     return false;
   }

@@ -1,5 +1,5 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type LeaseBackend } from './backend';
+import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
 import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
@@ -102,10 +102,8 @@ export class Store {
   private audit?: MirrorAudit;
   private divergedAt = 0;
   private deepCheckTimer?: NodeJS.Timeout;
-  // Spec blobs tasks referred to but the mirror lacked: collected while a
-  // batch of events (or a load) is decoded. After a load they are etcd's own
-  // state; from the watch, a blob written with or before its task was lost.
-  private missingSpecs?: Set<string>;
+  // Spec blobs tasks referred to that the last load did not find: etcd's own
+  // state. One missing from a watch event otherwise means the event was lost.
   private missingAtLoad = new Set<string>();
   private watch?: WatchHandle;
   private watchGen = 0;
@@ -383,21 +381,9 @@ export class Store {
     const kvs: KeyValue[] = [];
     let revision = 0;
     let clusterId: string | undefined;
-    let fromKey: string | undefined;
-    let limit = PAGE_KEYS;
-    for (;;) {
-      let page;
-      try {
-        page = await this.backend.range(ROOT, { revision, limit, fromKey });
-      } catch (e) {
-        // Too big for one answer, or too slow for the call's deadline: smaller pages.
-        if (/RESOURCE_EXHAUSTED|larger than max|DEADLINE_EXCEEDED/i.test((e as Error).message) && limit > 100) { limit = Math.ceil(limit / 2); continue; }
-        throw e;
-      }
+    for await (const page of rangePages(this.backend, ROOT, PAGE_KEYS)) {
       if (!revision) { revision = page.revision; clusterId = page.clusterId; }
       for (const kv of page.kvs) kvs.push(kv);
-      if (!page.more || !page.kvs.length) break;
-      fromKey = page.kvs[page.kvs.length - 1]!.key + '\0';
     }
     return { kvs, revision, clusterId };
   }
@@ -470,13 +456,12 @@ export class Store {
     }
     const fresh = new Map<Kind, Map<string, Decoded>>(KINDS.map((k) => [k, new Map()]));
     const undecodable = new Map<string, { kind: Kind; modRevision: number }>();
-    const missingSpecs = (this.missingSpecs = new Set());
+    const missingSpecs = new Set<string>();
     for (const kv of kvs) {
-      const d = this.decode(kv, blobs);
+      const d = this.decode(kv, blobs, missingSpecs);
       if (d) fresh.get(d.kind)!.set(d.id, d);
       else { const kind = this.objectKind(kv.key); if (kind) undecodable.set(kv.key, { kind, modRevision: kv.modRevision }); }
     }
-    this.missingSpecs = undefined;
     this.missingAtLoad = missingSpecs;
     // Counts start from the tasks already in the mirror; the diff below moves them.
     this.blobs.clear();
@@ -602,20 +587,19 @@ export class Store {
       if (e.type === 'delete') this.metaKeys.delete(e.kv.key); else this.metaKeys.set(e.kv.key, e.kv);
     }
     const out: Array<{ e: StoreEvent; specRef?: string }> = [];
-    const missingSpecs = (this.missingSpecs = new Set());
+    const missingSpecs = new Set<string>();
     for (const e of fresh) {
       const parsed = parseObjectKey(e.kv.key);
       if (!parsed || !this.objects.has(parsed.kind)) continue;
       const { kind, id } = parsed;
       const previous = this.objects.get(kind)!.get(id) as never | undefined;
-      const d = e.type === 'put' ? this.decode(e.kv, this.blobs) : undefined;
+      const d = e.type === 'put' ? this.decode(e.kv, this.blobs, missingSpecs) : undefined;
       if (e.type === 'put' && !d) this.undecodable.set(e.kv.key, { kind, modRevision: e.kv.modRevision });
       else this.undecodable.delete(e.kv.key);
       if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
       // A delete, or a value the mirror cannot hold: the object is gone for the components.
       else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
     }
-    this.missingSpecs = undefined;
     for (const c of out) this.applyToMirror(c.e, c.specRef);
     this.revision = expect;
     if (out.length) this.emit(out.map((c) => c.e));
@@ -650,7 +634,8 @@ export class Store {
     return { spec: p.value, modRevision: kv.modRevision, refs: 0 };
   }
 
-  private decode(kv: KeyValue, blobs: Map<string, Blob>): Decoded | undefined {
+  // `missingSpecs` collects the spec blobs tasks refer to that `blobs` lacks.
+  private decode(kv: KeyValue, blobs: Map<string, Blob>, missingSpecs?: Set<string>): Decoded | undefined {
     const parsed = parseObjectKey(kv.key);
     if (!parsed || !this.objects.has(parsed.kind)) return undefined;
     const p = parseJson(kv.value);
@@ -660,7 +645,7 @@ export class Store {
     if (parsed.kind === 'tasks' && isRecord(obj) && typeof obj.SpecRef === 'string') {
       specRef = obj.SpecRef;
       const blob = blobs.get(specRef);
-      if (!blob) { this.report(kv, `task spec ${specRef} missing`); this.missingSpecs?.add(specRef); return undefined; }
+      if (!blob) { this.report(kv, `task spec ${specRef} missing`); missingSpecs?.add(specRef); return undefined; }
       delete obj.SpecRef;
       obj.Spec = blob.spec;
     }

@@ -137,7 +137,7 @@ test('etcd counts keys at a past revision, and a watch from an old revision deli
   assert.equal(await b.count('/shoal/v1/o/services/'), 40);
   assert.equal(await b.count('/shoal/v1/o/services/', at), 50, 'pinned at the revision asked for');
   assert.equal(await b.count('/shoal/v1/o/nodes/', at), 0);
-  // The backlog comes right behind etcd's "created": every event of it reaches the callback.
+  // The backlog follows etcd's "created" (the handlers are on before it): every event of it reaches the callback.
   const seen: number[] = [];
   const w = await b.watch('', 1, { onEvents: (evs) => { for (const e of evs) seen.push(e.kv.modRevision); }, onLost: () => undefined });
   t.after(() => w.close());

@@ -10,6 +10,7 @@ import { silentLogger } from '../../../src/common/log';
 import type { Service, Task } from '../../../src/model/types';
 import { ShoalError } from '../../../src/common/errors';
 import { waitFor } from '../../helpers/daemon';
+import { secondClient } from '../../helpers/memory-view';
 
 function task(id: string, serviceId: string, env: string[] = []): Task {
   return { ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, Spec: { ContainerSpec: { Image: 'busybox', Env: env } }, ServiceID: serviceId, Status: { Timestamp: 't', State: 'new', Message: '' }, DesiredState: 'running' };
@@ -111,7 +112,7 @@ class SkippingBackend extends MemoryBackend {
 test('a watch that skips revisions is detected and the mirror reloaded with a diff', async () => {
   const b = new SkippingBackend();
   const store = await Store.open(b, silentLogger);
-  const other = await Store.open(new MemoryBackendView(b), silentLogger);
+  const other = await Store.open(secondClient(b), silentLogger);
   const seen: string[] = [];
   store.subscribe((evs) => { for (const e of evs) seen.push(`${e.action}:${e.id}`); });
   await other.txn().create('tasks', task('a', 's1')).commit();
@@ -128,7 +129,7 @@ test('a watch that skips revisions is detected and the mirror reloaded with a di
 test('a broken watch is resumed by the store from its own revision; writes made meanwhile arrive', async () => {
   const b = new MemoryBackend();
   const store = await Store.open(b, silentLogger);
-  const other = await Store.open(new MemoryBackendView(b), silentLogger);
+  const other = await Store.open(secondClient(b), silentLogger);
   b.breakWatches();
   await other.txn().create('tasks', task('x', 's1')).commit();
   await other.txn().create('tasks', task('y', 's1')).commit();
@@ -165,7 +166,7 @@ test('a watch that goes silent without an error is resumed once a write waits on
 test('an etcd with another cluster ID is reloaded, not mixed into the mirror', async () => {
   const b = new MemoryBackend();
   const store = await Store.open(b, silentLogger);
-  const other = await Store.open(new MemoryBackendView(b), silentLogger);
+  const other = await Store.open(secondClient(b), silentLogger);
   await other.txn().create('tasks', task('a', 's1')).commit();
   await waitFor('a', async () => store.get('tasks', 'a') !== undefined, 2000);
   b.clusterId = '2';
@@ -258,12 +259,3 @@ test('tasks keep one shared spec: stored once in etcd, one object in the mirror,
   await again.close(); await store.close();
 });
 
-// A second client of the same backend (a second Store needs its own watch set).
-class MemoryBackendView {
-  constructor(private readonly b: MemoryBackend) {}
-  range(p: string, o?: RangeOptions): Promise<RangeResult> { return this.b.range(p, o); }
-  count(p: string, r?: number): Promise<number> { return this.b.count(p, r); }
-  txn(c: Compare[], o: Op[]): Promise<TxnResult> { return MemoryBackend.prototype.txn.call(this.b, c, o); }
-  watch(p: string, f: number, cb: WatchCallbacks): Promise<WatchHandle> { return MemoryBackend.prototype.watch.call(this.b, p, f, cb); }
-  async close(): Promise<void> { /* shared */ }
-}
