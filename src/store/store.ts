@@ -53,12 +53,20 @@ const WATCH_STALL_MS = 3_000;
 // The whole mirror is checked against etcd this long after its watch was made
 // again: events lost by a restarted etcd member were seen within seconds.
 const DEEP_CHECK_DELAY_MS = 10_000;
+// A divergence found again while the mirror has followed only the watch of
+// the reload made for the last one: that reload did not cure it (a fault of
+// Shoal's own, not a lost event), and reloading at once would repeat it
+// every check (a full load at 150,000 tasks takes seconds of the manager's
+// loop). Such reloads wait this long, doubled each time up to ten minutes.
+const DIVERGE_BACKOFF_MS = 10_000;
+const DIVERGE_BACKOFF_MAX_MS = 10 * 60_000;
 
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
   watchStallMs?: number;    // tests shorten it
   audit?: AuditOptions;     // tests shorten it
   deepCheckDelayMs?: number; // tests shorten it
+  divergeBackoffMs?: number; // tests shorten it
   // Why etcd cannot take writes now, when known (no leader: quorum lost).
   // A write that fails meanwhile says that instead of a timeout, and stops waiting.
   outage?: () => string | undefined;
@@ -101,6 +109,12 @@ export class Store {
   private readonly undecodable = new Map<string, { kind: Kind; modRevision: number }>();
   private audit?: MirrorAudit;
   private divergedAt = 0;
+  // Watch restarts (resync calls) so far, and their number right after the
+  // last divergence's reload: equal means no other restart since.
+  private restarts = 0;
+  private restartsAfterDivergence = -1;
+  private divergeStreak = 0;
+  private divergeTimer?: NodeJS.Timeout;
   private deepCheckTimer?: NodeJS.Timeout;
   // Spec blobs tasks referred to that the last load did not find: etcd's own
   // state. One missing from a watch event otherwise means the event was lost.
@@ -367,6 +381,7 @@ export class Store {
     this.maintenance?.stop();
     this.audit?.stop();
     if (this.deepCheckTimer) clearTimeout(this.deepCheckTimer);
+    if (this.divergeTimer) clearTimeout(this.divergeTimer);
     if (this.gcTimer) clearTimeout(this.gcTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     await this.watch?.close().catch(() => undefined);
@@ -429,13 +444,26 @@ export class Store {
 
   // The audit found the mirror and etcd apart at one revision: reload (the
   // diff tells every component what it missed). Said loudly: it means a
-  // change was lost on its way here, which should never happen.
+  // change was lost on its way here, which should never happen. At once,
+  // unless the reload for the last one did not cure it (DIVERGE_BACKOFF_MS).
   private diverged(why: string): void {
-    if (this.closed) return;
-    const again = Date.now() - this.divergedAt < 10 * 60_000;
-    this.divergedAt = Date.now();
-    this.log.error({ why, again }, 'store mirror disagrees with etcd; reloading it');
-    this.resync('reload');
+    if (this.closed || this.divergeTimer) return;
+    const now = Date.now();
+    const again = now - this.divergedAt < DIVERGE_BACKOFF_MAX_MS;
+    const uncured = again && this.restarts === this.restartsAfterDivergence;
+    this.divergeStreak = uncured ? this.divergeStreak + 1 : 0;
+    this.divergedAt = now;
+    const base = this.opts.divergeBackoffMs ?? DIVERGE_BACKOFF_MS;
+    const reloadInMs = this.divergeStreak ? Math.min(base * 2 ** (this.divergeStreak - 1), DIVERGE_BACKOFF_MAX_MS) : 0;
+    this.log.error({ why, again, ...(reloadInMs ? { reloadInMs } : {}) }, 'store mirror disagrees with etcd; reloading it');
+    const reload = (): void => {
+      this.divergeTimer = undefined;
+      this.resync('reload');
+      this.restartsAfterDivergence = this.restarts;
+    };
+    if (!reloadInMs) { reload(); return; }
+    this.divergeTimer = setTimeout(reload, reloadInMs);
+    this.divergeTimer.unref();
   }
 
   private async load(): Promise<void> {
@@ -520,6 +548,7 @@ export class Store {
   // until it works. One at a time; a request during one runs after it.
   private resync(mode: 'resume' | 'reload'): void {
     if (this.closed) return;
+    this.restarts++;
     this.watchGen++;
     const old = this.watch;
     this.watch = undefined;

@@ -6,7 +6,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { MirrorAudit, type MirrorView } from '../../../src/store/mirror-audit';
 import type { WatchCallbacks, WatchEvent, WatchHandle } from '../../../src/store/backend';
-import { objectKey, ROOT } from '../../../src/store/keys';
+import { objectKey, objectPrefix, ROOT } from '../../../src/store/keys';
 import { silentLogger } from '../../../src/common/log';
 import { ShoalError } from '../../../src/common/errors';
 import type { Service, Task } from '../../../src/model/types';
@@ -23,6 +23,7 @@ function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, unkn
   const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
   return { log: pino({ level: 'debug' }, stream), lines };
 }
+const loads = (lines: Array<Record<string, unknown>>): number => lines.filter((l) => l.msg === 'store loaded').length;
 const divergences = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> => lines.filter((l) => l.msg === 'store mirror disagrees with etcd; reloading it');
 
 // A stream that loses one event out of a revision that carried others: the
@@ -42,9 +43,13 @@ class LossyBackend extends MemoryBackend {
   }
 }
 
-async function storeAndWriter(b: MemoryBackend, opts: { auditEveryMs?: number; deepCheckDelayMs?: number } = {}): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>> }> {
+async function storeAndWriter(b: MemoryBackend, opts: { auditEveryMs?: number; deepCheckDelayMs?: number; divergeBackoffMs?: number } = {}): Promise<{ store: Store; writer: Store; lines: Array<Record<string, unknown>> }> {
   const { log, lines } = capturingLogger();
-  const store = await Store.open(b, log, { audit: { intervalMs: opts.auditEveryMs ?? 3_600_000 }, ...(opts.deepCheckDelayMs ? { deepCheckDelayMs: opts.deepCheckDelayMs } : {}) });
+  const store = await Store.open(b, log, {
+    audit: { intervalMs: opts.auditEveryMs ?? 3_600_000 },
+    ...(opts.deepCheckDelayMs ? { deepCheckDelayMs: opts.deepCheckDelayMs } : {}),
+    ...(opts.divergeBackoffMs ? { divergeBackoffMs: opts.divergeBackoffMs } : {}),
+  });
   return { store, writer: await Store.open(secondClient(b), silentLogger, { audit: { intervalMs: 3_600_000 } }), lines };
 }
 
@@ -180,18 +185,51 @@ test('after the watch is made again, the deep check finds an update the stream l
 
 test('a task whose spec never arrived makes the store reload; a spec missing from etcd itself does not, again and again', async () => {
   const b = new LossyBackend();
-  const { store, writer, lines } = await storeAndWriter(b);
+  const { store, writer, lines } = await storeAndWriter(b, { divergeBackoffMs: 20 });
   b.lose = (e) => e.type === 'put' && e.kv.key.startsWith(ROOT + 'b/');
   await writer.txn().create('tasks', task('t1', 's1')).commit();
   await waitFor('the reload to bring t1 with its spec', async () => store.get('tasks', 't1')?.Spec.ContainerSpec?.Image === 'busybox', 3000);
   assert.match(String(divergences(lines)[0]?.why), /tasks at revision \d+ refer to spec\(s\) \w+ the mirror lacks/);
   // A task whose spec etcd does not hold (written around the store): reported, left out, no reload loop.
   await b.txn([], [{ put: objectKey('tasks', 't2'), value: JSON.stringify({ ...task('t2', 's1'), Spec: undefined, SpecRef: 'nosuchspec' }) }]);
-  await waitFor('the reload', async () => divergences(lines).length === 2, 3000);
+  await waitFor('the second divergence', async () => divergences(lines).length === 2, 3000);
+  // Found with no watch restart since the first one's reload: that reload is held back a little.
+  assert.equal(divergences(lines)[1]?.reloadInMs, 20);
+  await waitFor('the reload', async () => loads(lines) === 3, 3000);
   await b.txn([], [{ put: objectKey('tasks', 't2'), value: JSON.stringify({ ...task('t2', 's1'), Spec: undefined, SpecRef: 'nosuchspec', Labels: { again: '1' } }) }]);
   // The spec check runs as the mirror applies the event.
   await waitFor('the mirror at etcd\'s revision', async () => store.revision === b.currentRevision, 2000);
   assert.equal(divergences(lines).length, 2, 'known missing after the reload: not a divergence again');
   assert.equal(store.get('tasks', 't2'), undefined);
+  await writer.close(); await store.close();
+});
+
+// A count etcd answers one higher than the mirror can hold, while `lie`: a
+// divergence no reload cures (as a fault of Shoal's own would be).
+class MiscountingBackend extends MemoryBackend {
+  lie = true;
+  override async count(prefix: string, revision = 0): Promise<number> {
+    return (await super.count(prefix, revision)) + (this.lie && prefix === objectPrefix('services') ? 1 : 0);
+  }
+}
+
+test('a divergence the reload did not cure is reloaded again later and later; one after a new watch at once', async () => {
+  const b = new MiscountingBackend();
+  const { store, writer, lines } = await storeAndWriter(b, { auditEveryMs: 10, divergeBackoffMs: 60 });
+  await waitFor('four divergences', async () => divergences(lines).length >= 4, 5000);
+  b.lie = false;
+  const said = divergences(lines).slice(0, 4);
+  assert.deepEqual(said.map((l) => l.reloadInMs), [undefined, 60, 120, 240], 'at once, then held back, doubling');
+  // While a reload is held back nothing else is said or done: the next divergence comes after it.
+  for (let k = 1; k < 3; k++) assert.ok(Number(said[k + 1]!.time) - Number(said[k]!.time) >= Number(said[k]!.reloadInMs), `divergence ${k + 1} after the held-back reload`);
+  // Every divergence gets its reload (one load at open besides).
+  await waitFor('the held-back reload', async () => loads(lines) === divergences(lines).length + 1, 3000);
+  // A watch made again for another reason (its etcd member restarted): the next divergence may be a new lost event.
+  b.breakWatches();
+  await waitFor('the watch resumed', async () => lines.some((l) => l.msg === 'store watch restarted' && l.mode === 'resume'), 3000);
+  const before = divergences(lines).length;
+  b.lie = true;
+  await waitFor('a divergence after the new watch', async () => divergences(lines).length > before, 3000);
+  assert.equal(divergences(lines)[before]?.reloadInMs, undefined, 'reloaded at once');
   await writer.close(); await store.close();
 });
