@@ -1,6 +1,8 @@
 // The store's view of a replicated key-value engine. etcd is the real one
 // (etcd-backend.ts); memory-backend.ts serves unit tests. Keeping the surface
 // this small (range, count, transaction, watch) is what lets tests swap it.
+import type { Logger } from '../common/log';
+import type { KeeperTiming, LeaseKeeper } from './lease-keeper';
 
 export interface KeyValue {
   key: string;
@@ -51,6 +53,8 @@ export interface LeaseBackend {
   // Renews once; rejects when the lease is gone (expired or revoked) or etcd does not answer.
   keepAliveOnce(lease: string): Promise<void>;
   revokeLease(lease: string): Promise<void>;
+  // A keeper that renews leases from a thread of its own (lease-keeper.ts), where the backend can have one.
+  leaseKeeper?(log: Logger, timing?: KeeperTiming): LeaseKeeper;
 }
 
 export function hasLeases(b: Backend): b is Backend & LeaseBackend {

@@ -4,6 +4,8 @@ import type { MaintenanceBackend } from './maintenance';
 import type { Backend, Compare, KeyValue, LeaseBackend, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import type { EtcdMember, EtcdMembers } from './etcd-members';
+import type { Logger } from '../common/log';
+import { WorkerLeaseKeeper, type KeeperTiming, type LeaseKeeper } from './lease-keeper';
 
 // etcd3's RPC layer directly: the store needs revisions on every answer, and
 // multi-key compare-and-swap transactions, which the fluent builders hide.
@@ -67,7 +69,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   private readonly watchers = new Set<() => Promise<void>>();
   private keepAlive?: KeepAlive;
 
-  constructor(options: IOptions) {
+  constructor(private readonly options: IOptions) {
     // etcd3 (with grpc-js and protobufjs parsing etcd's .proto files, about
     // 20 MB of RSS) is loaded only when a manager opens its store: a worker,
     // or a daemon not in a swarm, never does.
@@ -236,6 +238,14 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   async grantLease(ttlSeconds: number): Promise<string> {
     const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds });
     return String(res.ID);
+  }
+
+  // The keeper's thread reaches the first of the client's hosts with the
+  // client's own credentials (none: plain http, as tests' etcd).
+  leaseKeeper(log: Logger, timing?: KeeperTiming): LeaseKeeper {
+    const c = this.options.credentials;
+    const host = ([] as string[]).concat(this.options.hosts)[0]!;
+    return new WorkerLeaseKeeper({ url: host, ...(c ? { ca: c.rootCertificate, cert: c.certChain, key: c.privateKey } : {}) }, log, timing);
   }
 
   async revokeLease(lease: string): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Logger } from '../../common/log';
 import type { Backend, Compare, LeaseBackend, Op } from '../../store/backend';
 import { LEADER_KEY, presenceKey } from '../../store/keys';
+import type { LeaseKeeper } from '../../store/lease-keeper';
 import type { Fence, Store } from '../../store/store';
 import { electionStep, leaseAlive, leaseTtlMs, type ElectionView } from './decide';
 
@@ -28,6 +29,9 @@ export interface ElectionOptions {
   strainWindowMs?: number;
   lead(fence: Fence): Promise<LeaderComponents>;
   now?: () => number;
+  // Renews the lease off the main loop (store/lease-keeper.ts); by default
+  // the backend's, when it has one. The election's own renewals go on beside it.
+  keeper?: LeaseKeeper;
 }
 
 export const DEFAULT_LEADER_TTL_S = 4;
@@ -54,6 +58,7 @@ export class Election {
   private pending = false;
   private renewalsInFlight = 0;
   private stopped = false;
+  private keeper?: LeaseKeeper;
   private unsubscribe?: () => void;
   private readonly etcd: Backend & LeaseBackend;
   private readonly baseTtlMs: number;
@@ -93,10 +98,12 @@ export class Election {
 
   start(): void {
     this.unsubscribe = this.opts.store.subscribeMeta(() => this.kick());
+    this.keeper = this.opts.keeper ?? this.etcd.leaseKeeper?.(this.opts.log);
     const renewMs = this.opts.renewMs ?? DEFAULT_RENEW_MS;
     let last = this.now();
     this.timer = setInterval(() => {
       const at = this.now();
+      this.keeper?.beat(at);
       this.noteStrain(at - last - renewMs);
       last = at;
       this.renewSoon();
@@ -129,6 +136,19 @@ export class Election {
       });
   }
 
+  // The lease held now; the keeper renews that one.
+  private setLease(lease: string | undefined): void {
+    this.lease = lease;
+    this.keeper?.keep(lease);
+  }
+
+  // The latest confirmed renewal, the election's own or the keeper's.
+  private confirmed(): number | undefined {
+    const kept = this.lease ? this.keeper?.confirmedSentAt(this.lease) : undefined;
+    if (kept === undefined) return this.confirmedSentAt;
+    return Math.max(kept, this.confirmedSentAt ?? kept);
+  }
+
   private view(): ElectionView {
     const kv = this.opts.store.meta(LEADER_KEY);
     return {
@@ -136,7 +156,7 @@ export class Election {
       now: this.now(),
       ttlMs: this.ttlMs,
       marginMs: this.opts.marginMs ?? DEFAULT_MARGIN_MS,
-      leaseConfirmedSentAt: this.confirmedSentAt,
+      leaseConfirmedSentAt: this.confirmed(),
       leaderKey: kv ? { value: kv.value, createRevision: kv.createRevision } : undefined,
       term: this.term,
     };
@@ -178,7 +198,7 @@ export class Election {
       return;
     }
     const from = this.ttlMs;
-    this.lease = lease;
+    this.setLease(lease);
     this.ttlMs = ttlMs;
     this.confirmedSentAt = sent;
     void this.etcd.revokeLease(old).catch(() => undefined);
@@ -208,7 +228,7 @@ export class Election {
     } catch (err) {
       if (this.lease !== lease || leaseAlive(this.view())) return;
       this.opts.log.warn({ err: (err as Error).message, lease }, 'manager lease lost');
-      this.lease = undefined;
+      this.setLease(undefined);
       this.confirmedSentAt = undefined;
       this.kick();
     }
@@ -220,7 +240,7 @@ export class Election {
     const lease = await this.etcd.grantLease(Math.ceil(ttlMs / 1000));
     // Presence: this manager is up (reachability in `node ls`).
     await this.etcd.txn([], [{ put: presenceKey(this.opts.nodeId), value: String(sent), lease }]);
-    this.lease = lease;
+    this.setLease(lease);
     this.ttlMs = ttlMs;
     this.confirmedSentAt = sent;
   }
@@ -244,7 +264,8 @@ export class Election {
 
   private async stepDown(why: string): Promise<void> {
     if (this.term === undefined) return;
-    const renewedMsAgo = this.confirmedSentAt === undefined ? undefined : this.now() - this.confirmedSentAt;
+    const at = this.confirmed();
+    const renewedMsAgo = at === undefined ? undefined : this.now() - at;
     this.opts.log.warn({ term: this.term, why, renewedMsAgo }, 'no longer the leader');
     this.term = undefined;
     const running = this.running;
@@ -269,7 +290,8 @@ export class Election {
     while (this.stepping) await new Promise((r) => setTimeout(r, 10));
     await this.resign();
     if (this.lease) await this.etcd.revokeLease(this.lease).catch(() => undefined);
-    this.lease = undefined;
+    this.setLease(undefined);
+    await this.keeper?.close().catch(() => undefined);
   }
 
   // Resign but stay a candidate (a demoted leader hands over before leaving).

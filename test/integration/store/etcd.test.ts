@@ -147,3 +147,33 @@ test('etcd counts keys at a past revision, and a watch from an old revision deli
   assert.deepEqual(revisions, revisions.slice().sort((x, y) => x - y), 'in order');
   assert.equal(revisions.length, 60);
 });
+
+// The keeper's thread renews through etcd's gateway while this thread is held
+// up (a busy loop, as a leader's long pass): a kept lease outlives a hold-up
+// longer than its TTL. One whose keeper hears no beat for longer than its
+// maxStallMs (a stuck daemon) lapses like one nobody renews.
+test('a lease keeper thread renews a lease while the main loop is held up, and lets it go when the loop seems stuck', async (t) => {
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-keeper-');
+  const backend = new EtcdBackend(etcdClientOptions(clientUrl, tls));
+  const busy = backend.leaseKeeper(silentLogger, { renewMs: 200, maxStallMs: 30_000, timeoutMs: 2_000 });
+  const stuck = backend.leaseKeeper(silentLogger, { renewMs: 200, maxStallMs: 1_000, timeoutMs: 2_000 });
+  t.after(async () => { await busy.close(); await stuck.close(); await backend.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
+
+  const [kept, abandoned, alone] = [await backend.grantLease(2), await backend.grantLease(2), await backend.grantLease(2)];
+  busy.keep(kept);
+  stuck.keep(abandoned);
+  busy.beat(Date.now());
+  stuck.beat(Date.now());
+  // The keepers' first confirmations: their threads reach etcd.
+  await until('the keepers renew', () => busy.confirmedSentAt(kept) !== undefined && stuck.confirmedSentAt(abandoned) !== undefined, 10_000);
+  const heldFrom = Date.now();
+  while (Date.now() - heldFrom < 5_000) { /* held up: no timer, no I/O on this thread */ }
+  assert.ok(busy.confirmedSentAt(kept)! > heldFrom + 3_000, 'renewed during the hold-up');
+  await backend.keepAliveOnce(kept);
+  await assert.rejects(backend.keepAliveOnce(alone), /could not be renewed/, 'a lease nobody renews lapsed');
+  await assert.rejects(backend.keepAliveOnce(abandoned), /could not be renewed/, 'a stuck loop\'s lease lapsed');
+  // A confirmation counts only for the lease the keeper keeps now.
+  busy.keep(alone);
+  assert.equal(busy.confirmedSentAt(kept), undefined);
+  assert.equal(busy.confirmedSentAt(alone), undefined);
+});

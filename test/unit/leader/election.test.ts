@@ -7,6 +7,7 @@ import { Election } from '../../../src/manager/leader/election';
 import { electionStep, leaseTtlMs } from '../../../src/manager/leader/decide';
 import { LEADER_KEY, PRESENCE } from '../../../src/store/keys';
 import type { Service } from '../../../src/model/types';
+import type { LeaseKeeper } from '../../../src/store/lease-keeper';
 
 const service = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
 
@@ -225,5 +226,44 @@ test('renewals overlap: renewals slower than half the lease keep the term', asyn
     assert.equal(state.terms, 1, 'one term');
   } finally {
     await close();
+  }
+});
+
+// Stands for the keeper's thread: it confirms the lease it was told to keep
+// as renewed now, while `confirming`.
+class FakeKeeper implements LeaseKeeper {
+  kept?: string;
+  beats = 0;
+  closed = false;
+  confirming = true;
+  keep(lease: string | undefined): void { this.kept = lease; }
+  beat(): void { this.beats++; }
+  confirmedSentAt(lease: string): number | undefined { return this.confirming && lease === this.kept ? Date.now() : undefined; }
+  async close(): Promise<void> { this.closed = true; }
+}
+
+test('a lease the keeper thread renews keeps the term while the loop\'s own renewals come too late; without it the leader steps down', async () => {
+  const backend = new SlowRenewals();
+  const keeper = new FakeKeeper();
+  const { state, election, close } = await soleManager(backend, { ttlSeconds: 0.3, maxTtlSeconds: 0.3, marginMs: 50, keeper });
+  const e = election as unknown as { lease?: string };
+  let closed = false;
+  try {
+    await until(() => state.leading, 'a leader');
+    assert.equal(keeper.kept, e.lease, 'the keeper renews the lease the election holds');
+    // The election's own renewals take longer than the lease (the loop held up).
+    backend.delayMs = 400;
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.ok(state.leading, 'still leading');
+    assert.equal(state.terms, 1, 'one term');
+    assert.ok(keeper.beats > 0, 'the election tells the keeper its loop turns');
+    keeper.confirming = false;
+    await until(() => !state.leading, 'the step-down once nothing confirms the lease in time');
+    await close();
+    closed = true;
+    assert.equal(keeper.kept, undefined, 'nothing left to renew');
+    assert.ok(keeper.closed, 'the keeper closed with the election');
+  } finally {
+    if (!closed) await close();
   }
 });
