@@ -8,6 +8,7 @@ import { electionStep, leaseTtlMs } from '../../../src/manager/leader/decide';
 import { LEADER_KEY, PRESENCE } from '../../../src/store/keys';
 import type { Service } from '../../../src/model/types';
 import type { LeaseKeeper } from '../../../src/store/lease-keeper';
+import type { Compare, Op, TxnResult } from '../../../src/store/backend';
 
 const service = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
 
@@ -92,6 +93,16 @@ test('decide: a leader key naming this manager while it does not lead is cleared
 // A backend whose renewals take as long as the test says.
 class SlowRenewals extends MemoryBackend {
   delayMs = 0;
+  // The next transaction that puts the leader key on a lease is applied, and then reported as failed (an answer lost).
+  loseNextMoveAnswer = false;
+  override async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    const res = await super.txn(compares, ops);
+    if (this.loseNextMoveAnswer && ops.some((o) => 'put' in o && o.put === LEADER_KEY && o.lease)) {
+      this.loseNextMoveAnswer = false;
+      throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded');
+    }
+    return res;
+  }
   override async keepAliveOnce(lease: string): Promise<void> {
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     return super.keepAliveOnce(lease);
@@ -265,5 +276,28 @@ test('a lease the keeper thread renews keeps the term while the loop\'s own rene
     assert.ok(keeper.closed, 'the keeper closed with the election');
   } finally {
     if (!closed) await close();
+  }
+});
+
+// Seen at 5,000 nodes: a move to a longer lease applied, its answer timed
+// out, and the election revoked the new lease, deleting the leader key.
+test('a move to another lease whose answer is lost keeps the leader key and the term', async () => {
+  const backend = new SlowRenewals();
+  const { store, election, state, close } = await soleManager(backend, { ttlSeconds: 0.6, maxTtlSeconds: 3, marginMs: 50, strainWindowMs: 1000 });
+  const e = election as unknown as { lease?: string; ttlMs: number };
+  try {
+    await until(() => state.leading, 'a leader');
+    const term = store.meta(LEADER_KEY)!.createRevision;
+    backend.loseNextMoveAnswer = true;
+    backend.delayMs = 250; // asks for a 1 s lease
+    await until(() => e.ttlMs === 1000, 'the move to a 1 s lease');
+    assert.equal(backend.loseNextMoveAnswer, false, 'the move\'s answer was lost');
+    assert.equal(backend.holder(LEADER_KEY), e.lease, 'the leader key is on the lease the election holds');
+    assert.equal(store.meta(LEADER_KEY)?.createRevision, term, 'same term');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(state.leading, 'still leading');
+    assert.equal(state.terms, 1, 'one term');
+  } finally {
+    await close();
   }
 });
