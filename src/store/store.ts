@@ -131,6 +131,8 @@ export class Store {
   // reads it while writes wait on the mirror.
   private watchHeardAt = Date.now();
   private stallTimer?: NodeJS.Timeout;
+  // The mirror's revision when the stall check last restarted the watch.
+  private stalledAt = -1;
   revision = 0;
 
   private constructor(private readonly backend: Backend, private readonly log: Logger, private readonly opts: StoreOptions) {}
@@ -216,9 +218,17 @@ export class Store {
       const silentMs = Date.now() - this.watchHeardAt;
       if (silentMs >= stallMs && !this.resyncing) {
         const awaited = this.waiters.reduce((m, w) => Math.min(m, w.revision), Infinity);
-        this.log.warn({ revision: this.revision, awaited, silentMs }, 'store watch silent while writes wait for it; resuming');
+        // Silent again at the same revision: the resumed watch has not caught
+        // up either. At 5,000 nodes a loaded etcd took longer than the stall
+        // check to send a backlog of hundreds of big revisions, and each
+        // resume asked for the whole backlog again: a leader's mirror stayed
+        // 400 revisions behind for six minutes. A reload reads the state as it
+        // is now and watches from there, with no backlog.
+        const mode = this.revision === this.stalledAt ? 'reload' : 'resume';
+        this.stalledAt = this.revision;
+        this.log.warn({ revision: this.revision, awaited, silentMs, mode }, mode === 'resume' ? 'store watch silent while writes wait for it; resuming' : 'store watch silent again without catching up; reloading');
         this.watchHeardAt = Date.now();
-        this.resync('resume');
+        this.resync(mode);
       }
       this.armStallCheck();
     }, stallMs);
