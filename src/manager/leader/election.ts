@@ -59,6 +59,7 @@ export class Election {
   private renewalsInFlight = 0;
   private stopped = false;
   private keeper?: LeaseKeeper;
+  private deposedTerm?: number;
   private unsubscribe?: () => void;
   private readonly etcd: Backend & LeaseBackend;
   private readonly baseTtlMs: number;
@@ -162,7 +163,23 @@ export class Election {
     };
   }
 
+  // etcd refused a write of this term, and a read from etcd showed the leader
+  // key gone or another term's (Store.fenceHolds): step down now, whatever
+  // the mirror says. A mirror behind etcd (its watch stalled under load)
+  // went on showing this manager's key, so a deposed leader kept its
+  // dispatcher serving nodes whose reports it could no longer write.
+  private deposed(term: number): void {
+    if (this.term !== term) return;
+    this.deposedTerm = term;
+    this.kick();
+  }
+
   private async step(): Promise<void> {
+    if (this.deposedTerm !== undefined) {
+      const term = this.deposedTerm;
+      this.deposedTerm = undefined;
+      if (this.term === term) { await this.stepDown('etcd refused a write of this term: the leader key has gone or changed'); return; }
+    }
     const step = electionStep(this.view());
     if (step === 'step-down') await this.stepDown('lease or leader key lost');
     else if (step === 'new-lease') await this.newLease();
@@ -262,7 +279,7 @@ export class Election {
     this.term = term;
     this.opts.log.info({ term }, 'this manager is now the leader');
     try {
-      this.running = await this.opts.lead({ key: LEADER_KEY, createRevision: term, onDeposed: () => this.kick() });
+      this.running = await this.opts.lead({ key: LEADER_KEY, createRevision: term, onDeposed: () => this.deposed(term) });
     } catch (err) {
       this.opts.log.error({ err }, 'leader components failed to start; resigning');
       await this.resign();

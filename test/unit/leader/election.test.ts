@@ -189,13 +189,17 @@ test('decide: the lease TTL follows the worst recent hold-up, between the config
   assert.equal(leaseTtlMs(4000, 2000, 30_000), 4000, 'never below the configured TTL');
 });
 
-test('a leader whose renewals slow down stretches its lease and keeps its term; the TTL comes back after the window', async () => {
+// A sole manager whose lease may stretch from 0.6 s to 3 s, once it leads.
+async function stretchingLeader() {
   const backend = new SlowRenewals();
-  const { store, election, state, close } = await soleManager(backend, { ttlSeconds: 0.6, maxTtlSeconds: 3, marginMs: 50, strainWindowMs: 1000 });
-  const e = election as unknown as { lease?: string; ttlMs: number };
+  const m = await soleManager(backend, { ttlSeconds: 0.6, maxTtlSeconds: 3, marginMs: 50, strainWindowMs: 1000 });
+  await until(() => m.state.leading, 'a leader');
+  return { ...m, backend, e: m.election as unknown as { lease?: string; ttlMs: number }, term: m.store.meta(LEADER_KEY)!.createRevision };
+}
+
+test('a leader whose renewals slow down stretches its lease and keeps its term; the TTL comes back after the window', async () => {
+  const { backend, store, e, state, close, term } = await stretchingLeader();
   try {
-    await until(() => state.leading, 'a leader');
-    const term = store.meta(LEADER_KEY)!.createRevision;
     const first = e.lease!;
     assert.equal(e.ttlMs, 600);
     // Renewals take 250 ms, within the 600 ms lease: 3 x 250 ms asks for 1 s.
@@ -282,12 +286,8 @@ test('a lease the keeper thread renews keeps the term while the loop\'s own rene
 // Seen at 5,000 nodes: a move to a longer lease applied, its answer timed
 // out, and the election revoked the new lease, deleting the leader key.
 test('a move to another lease whose answer is lost keeps the leader key and the term', async () => {
-  const backend = new SlowRenewals();
-  const { store, election, state, close } = await soleManager(backend, { ttlSeconds: 0.6, maxTtlSeconds: 3, marginMs: 50, strainWindowMs: 1000 });
-  const e = election as unknown as { lease?: string; ttlMs: number };
+  const { backend, store, e, state, close, term } = await stretchingLeader();
   try {
-    await until(() => state.leading, 'a leader');
-    const term = store.meta(LEADER_KEY)!.createRevision;
     backend.loseNextMoveAnswer = true;
     backend.delayMs = 250; // asks for a 1 s lease
     await until(() => e.ttlMs === 1000, 'the move to a 1 s lease');
@@ -299,5 +299,32 @@ test('a move to another lease whose answer is lost keeps the leader key and the 
     assert.equal(state.terms, 1, 'one term');
   } finally {
     await close();
+  }
+});
+
+// A leader whose mirror stopped following etcd (its watch stalled) went on
+// seeing its own leader key: refused writes must end its term anyway.
+test('a leader whose fenced write etcd refuses steps down at once, even while its mirror still shows its key', async () => {
+  const backend = new MemoryBackend();
+  const store = await Store.open(backend, silentLogger);
+  let fence: Fence | undefined;
+  let leading = false;
+  const election = new Election({
+    store, nodeId: 'm0', log: silentLogger, renewMs: 20,
+    lead: async (f) => { fence = f; leading = true; return { stop: async () => { leading = false; } }; },
+  });
+  election.start();
+  try {
+    await until(() => leading, 'a leader');
+    backend.muteWatches();
+    // Another term in etcd; this manager's mirror does not see it.
+    await backend.txn([], [{ del: LEADER_KEY }]);
+    await backend.txn([], [{ put: LEADER_KEY, value: 'm9' }]);
+    assert.equal(store.meta(LEADER_KEY)?.value, 'm0', 'the mirror still shows this manager leading');
+    await assert.rejects(store.fenced(fence!).txn().create('services', service('s1', 'web')).commit(), (e: unknown) => isDeposed(e));
+    await until(() => !leading, 'the step-down');
+  } finally {
+    await election.stop();
+    await store.close();
   }
 });
