@@ -62,6 +62,7 @@ import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { startCannedEngine } from './canned-engine';
 import { profileFile, startProfile } from './inspector-profile';
+import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
 import { labDaemonPid, labHostMemory } from './lab-memory';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
@@ -92,6 +93,11 @@ interface StepFigures {
   etcdCpuSecondsDuringCreate?: Record<string, number>;
   // The simulated nodes' processes, together (they share the managers' cores).
   simCpuSecondsDuringCreate?: number;
+  // Writes the create cost, from the leader's etcd (every member applies the
+  // same), and the bytes each member sent its clients (mostly its daemon's watch).
+  etcdDuringCreate?: EtcdCounters;
+  etcdSentBytesDuringCreate?: Record<string, number>;
+  runningAtEnd?: number;
   loaded?: { managers: ManagerFigures[]; latency: Latency };
   removeSeconds?: number;
   simRssMB?: number;
@@ -341,6 +347,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
+  const etcd0 = Object.fromEntries(c.managers.map((m) => [m.name, etcdCounters(m.name)]));
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
@@ -353,6 +360,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     let lastLs = 0;
     await until(`${tasks} tasks running`, o.deadlineMs, async () => {
       const running = await c.runningTasks(leader);
+      fig.runningAtEnd = running;
       if (running > 0 && fig.firstRunningSeconds === undefined) fig.firstRunningSeconds = round1((performance.now() - created) / 1000);
       if (running >= tasks) return true;
       if (performance.now() - lastLs > 5_000) {
@@ -370,6 +378,19 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
     fig.etcdCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name, 'etcd') - etcdCpu0[m.name]!)]));
     fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
+    const etcd1 = Object.fromEntries(c.managers.map((m) => [m.name, etcdCounters(m.name)]));
+    const deltas = Object.fromEntries(c.managers.flatMap((m) => {
+      const [a, b] = [etcd0[m.name], etcd1[m.name]];
+      return a && b ? [[m.name, counterDelta(a, b)]] : [];
+    }));
+    fig.etcdDuringCreate = deltas[leader.name];
+    fig.etcdSentBytesDuringCreate = Object.fromEntries(Object.entries(deltas).map(([h, d]) => [h, d.sentBytes]));
+    const w = fig.etcdDuringCreate;
+    const per = Math.max(1, fig.runningAtEnd ?? 0);
+    if (w) {
+      say(`  etcd during the create: ${w.puts} keys written in ${w.txns} transactions (${(w.puts / per).toFixed(2)} per running task), ${round1(w.putBytes / MB)} MB (${Math.round(w.putBytes / Math.max(1, w.puts))} bytes per key); `
+        + `sent to clients ${JSON.stringify(Object.fromEntries(Object.entries(fig.etcdSentBytesDuringCreate).map(([h, b]) => [h, round1(b / MB)])))} MB`);
+    }
     say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, of which etcd ${JSON.stringify(fig.etcdCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
   }
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
@@ -437,6 +458,10 @@ async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
 
 // CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
 // `command`: only that process (etcd).
+function etcdCounters(host: string): EtcdCounters | undefined {
+  return readEtcdCounters(`/var/lib/shoal-lab${LAB}`, `shoal-lab${LAB}-${host}`, host);
+}
+
 function hostCpu(host: string, command?: string): number {
   try {
     const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };

@@ -1,14 +1,26 @@
-import type { TaskStatus } from '../model/types';
+import type { TaskState, TaskStatus } from '../model/types';
+import { taskStateRank } from '../model/types';
 import type { Logger } from '../common/log';
 import type { AgentControlPlane } from './control-plane';
 
 export interface RetryOptions { minMs: number; maxMs: number }
 export const DEFAULT_RETRY: RetryOptions = { minMs: 200, maxMs: 5000 };
 
+// How long a task's way to its container (accepted, preparing, ready,
+// starting) may go unreported, in the hope that `running` or an end replaces
+// it: each report is a store write that every manager applies, and a
+// container that starts within the hold costs one instead of two or three.
+// A long pull still shows `preparing` after this long.
+export const TRANSITIONAL_HOLD_MS = 1000;
+const ACCEPTED = taskStateRank('accepted');
+const STARTING = taskStateRank('starting');
+const isTransitional = (s: TaskState): boolean => { const r = taskStateRank(s); return r >= ACCEPTED && r <= STARTING; };
+
 interface Entry {
   pending?: TaskStatus;
   sending?: Promise<void>;
   backoff: number;
+  holdUntil?: number; // when a held transitional status goes out anyway
   wake?: () => void;
 }
 
@@ -16,12 +28,13 @@ interface Entry {
 // slow or failing write for one task never holds up another; within a task
 // only the newest unsent status is kept (states only move forward, so a
 // skipped intermediate one loses nothing) and a failed write is retried until
-// a newer status replaces it.
+// a newer status replaces it. Transitional states wait up to holdMs first.
 export class StatusReporter {
   private readonly entries = new Map<string, Entry>();
   private closing = false;
 
-  constructor(private readonly cp: AgentControlPlane, private readonly log: Logger, private readonly retry: RetryOptions = DEFAULT_RETRY) {}
+  constructor(private readonly cp: AgentControlPlane, private readonly log: Logger, private readonly retry: RetryOptions = DEFAULT_RETRY,
+    private readonly holdMs = TRANSITIONAL_HOLD_MS) {}
 
   report(taskId: string, status: TaskStatus): void {
     let e = this.entries.get(taskId);
@@ -55,6 +68,12 @@ export class StatusReporter {
 
   private async drain(taskId: string, e: Entry): Promise<void> {
     while (e.pending) {
+      if (isTransitional(e.pending.State) && this.holdMs > 0 && !this.closing) {
+        e.holdUntil ??= Date.now() + this.holdMs;
+        const left = e.holdUntil - Date.now();
+        if (left > 0) { await this.pause(e, left); continue; } // woken by a newer status, or the hold is over
+      }
+      e.holdUntil = undefined;
       const status = e.pending;
       e.pending = undefined;
       try {
@@ -65,14 +84,20 @@ export class StatusReporter {
         if (this.closing || this.entries.get(taskId) !== e) return;
         this.log.warn({ err: (err as Error).message, task: taskId, state: status.State, retryMs: e.backoff }, 'task status report failed; retrying');
         e.pending ??= status;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, e.backoff);
-          e.wake = () => { clearTimeout(timer); resolve(); };
-        });
-        e.wake = undefined;
+        e.holdUntil = 0; // already held once: a retry only backs off
+        await this.pause(e, e.backoff);
         e.backoff = Math.min(this.retry.maxMs, e.backoff * 2);
         if (this.closing) return;
       }
     }
+  }
+
+  // Waits `ms`, or less when report(), forget() or close() wakes the entry.
+  private async pause(e: Entry, ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      e.wake = () => { clearTimeout(timer); resolve(); };
+    });
+    e.wake = undefined;
   }
 }

@@ -45,6 +45,14 @@ export function networkConfigs(spec: Task['Spec'] | undefined, service: Service 
   return service?.Spec.TaskTemplate?.Networks?.length ? service.Spec.TaskTemplate.Networks : service?.Spec.Networks ?? [];
 }
 
+// A task the allocator would only move to `pending`: no network to attach
+// it to, no port to publish (ingress or host mode), so nothing to allocate.
+// The orchestrator creates such tasks `pending` at once, which spares each a
+// store write that every manager's mirror and etcd member would apply.
+export function nothingToAllocate(spec: Task['Spec'] | undefined, service: Service): boolean {
+  return networkConfigs(spec, service).length === 0 && !service.Spec.EndpointSpec?.Ports?.length && !service.Endpoint?.Ports?.length;
+}
+
 const owners = {
   task: (id: string) => `task:${id}`,
   vip: (id: string) => `vip:${id}`,

@@ -1,6 +1,7 @@
 import type { Node, Service, Task, TaskSpec, TaskState } from '../../model/types';
 import { TASK_STATES } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
+import { ALLOCATED_MESSAGE, nothingToAllocate } from '../allocator/core';
 
 // When the loop saw tasks reach running. A task's status keeps only its latest
 // state, so how long a failed task had been running is only known to whoever
@@ -128,18 +129,22 @@ export interface NewTaskOptions {
 // A fresh task for `service` (orchestrator.NewTask): Spec is a deep copy of the
 // template (or `spec`, one such copy shared by the tasks of a pass: stored
 // specs are shared and never changed), Labels stay empty as Docker keeps them,
-// Slot is omitted when 0 as Docker's JSON omits it.
+// Slot is omitted when 0 as Docker's JSON omits it. A task with nothing for
+// the allocator to do starts `pending`, as the allocator would leave it.
 export function makeTask(service: Service, id: string, now: number, o: NewTaskOptions, spec?: TaskSpec): Task {
   const ts = nowIso(now);
+  const taskSpec = spec ?? structuredClone(service.Spec.TaskTemplate ?? {});
   const t: Task = {
     ID: id,
     Version: { Index: 0 },
     CreatedAt: ts,
     UpdatedAt: ts,
     Labels: {},
-    Spec: spec ?? structuredClone(service.Spec.TaskTemplate ?? {}),
+    Spec: taskSpec,
     ServiceID: service.ID,
-    Status: { Timestamp: ts, State: 'new', Message: 'created' },
+    Status: nothingToAllocate(taskSpec, service)
+      ? { Timestamp: ts, State: 'pending', Message: ALLOCATED_MESSAGE }
+      : { Timestamp: ts, State: 'new', Message: 'created' },
     DesiredState: o.desired,
   };
   if (o.slot) t.Slot = o.slot;

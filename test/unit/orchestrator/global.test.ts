@@ -15,7 +15,7 @@ test('global: one task per node that is up, not drained and not paused; NodeID p
   for (const t of plan.creates) {
     assert.equal(t.Slot, undefined, 'Docker omits Slot 0');
     assert.equal(t.DesiredState, 'running');
-    assert.equal(t.Status.State, 'new');
+    assert.equal(t.Status.State, 'pending', 'nothing to allocate');
   }
   assert.ok(w.plan('g').empty);
 });

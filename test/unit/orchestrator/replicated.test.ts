@@ -15,7 +15,8 @@ test('a new replicated service gets one task per slot, shaped as Docker shapes i
     assert.equal(t.ServiceID, 's');
     assert.equal(t.DesiredState, 'running');
     assert.deepEqual(t.Labels, {});
-    assert.deepEqual(t.Status, { Timestamp: nowIso(T0), State: 'new', Message: 'created' });
+    // No network and no port: nothing for the allocator, so `pending` at once.
+    assert.deepEqual(t.Status, { Timestamp: nowIso(T0), State: 'pending', Message: 'pending task scheduling' });
     assert.deepEqual(t.Spec, s.Spec.TaskTemplate);
     assert.notEqual(t.Spec, s.Spec.TaskTemplate, 'the spec is a copy');
     assert.equal(t.NodeID, undefined);
@@ -23,6 +24,21 @@ test('a new replicated service gets one task per slot, shaped as Docker shapes i
     assert.deepEqual(t.Version, { Index: 0 });
   }
   assert.ok(w.plan('s').empty, 'a second pass changes nothing');
+});
+
+test('a task with a network or a published port to allocate starts `new`, for the allocator', () => {
+  const w = new World();
+  w.addService('net', { template: { ContainerSpec: { Image: 'nginx:1' }, Networks: [{ Target: 'backend' }] } });
+  const ports = w.addService('ports', {});
+  ports.Spec.EndpointSpec = { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }] };
+  const legacy = w.addService('legacy', {});
+  legacy.Spec.Networks = [{ Target: 'backend' }];
+  const allocated = w.addService('allocated', {});
+  allocated.Endpoint = { Spec: {}, Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 30000, PublishMode: 'ingress' }] };
+  for (const id of ['net', 'ports', 'legacy', 'allocated']) {
+    const [t] = w.run(id).creates;
+    assert.deepEqual(t?.Status, { Timestamp: nowIso(T0), State: 'new', Message: 'created' }, id);
+  }
 });
 
 test('scaling: up fills the next slots, down removes the highest on one node, then the reaper deletes them', () => {
