@@ -12,6 +12,7 @@ export const DEFAULT_RETRY: RetryOptions = { minMs: 200, maxMs: 5000 };
 // container that starts within the hold costs one instead of two or three.
 // A long pull still shows `preparing` after this long.
 export const TRANSITIONAL_HOLD_MS = 1000;
+const FAILURE_LOG_MS = 10_000;
 const ACCEPTED = taskStateRank('accepted');
 const STARTING = taskStateRank('starting');
 const isTransitional = (s: TaskState): boolean => { const r = taskStateRank(s); return r >= ACCEPTED && r <= STARTING; };
@@ -32,6 +33,8 @@ interface Entry {
 export class StatusReporter {
   private readonly entries = new Map<string, Entry>();
   private closing = false;
+  private failed = 0;          // failed reports since the last warning
+  private failureLoggedAt = -Infinity;
 
   constructor(private readonly cp: AgentControlPlane, private readonly log: Logger, private readonly retry: RetryOptions = DEFAULT_RETRY,
     private readonly holdMs = TRANSITIONAL_HOLD_MS) {}
@@ -82,7 +85,7 @@ export class StatusReporter {
         e.backoff = this.retry.minMs;
       } catch (err) {
         if (this.closing || this.entries.get(taskId) !== e) return;
-        this.log.warn({ err: (err as Error).message, task: taskId, state: status.State, retryMs: e.backoff }, 'task status report failed; retrying');
+        this.noteFailure(taskId, status.State, err, e.backoff);
         e.pending ??= status;
         e.holdUntil = 0; // already held once: a retry only backs off
         await this.pause(e, e.backoff);
@@ -90,6 +93,18 @@ export class StatusReporter {
         if (this.closing) return;
       }
     }
+  }
+
+  // One warning per FAILURE_LOG_MS with the count since the last: a call that
+  // fails fails for all the tasks in it (1,000 at a time), and a line per task
+  // buried the log of a busy node.
+  private noteFailure(taskId: string, state: TaskState, err: unknown, retryMs: number): void {
+    this.failed++;
+    const now = Date.now();
+    if (now - this.failureLoggedAt < FAILURE_LOG_MS) return;
+    this.log.warn({ err: (err as Error).message, task: taskId, state, retryMs, failed: this.failed }, 'task status reports failed; retrying');
+    this.failed = 0;
+    this.failureLoggedAt = now;
   }
 
   // Waits `ms`, or less when report(), forget() or close() wakes the entry.

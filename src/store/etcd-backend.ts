@@ -12,6 +12,29 @@ import { WorkerLeaseKeeper, type KeeperTiming, type LeaseKeeper } from './lease-
 
 // Every unary call has a deadline; the store decides what to do on failure.
 export const CALL_TIMEOUT_MS = 5000;
+// That deadline is our own (soft): the caller stops waiting, the call goes on
+// until grpc-js's own deadline, HARD_CALL_TIMEOUT_MS. etcd3 takes a call's
+// DEADLINE_EXCEEDED for a broken connection and closes every client of the
+// host, so the next calls dial and handshake again: on a loaded leader at
+// 5,000 nodes each slow write did that (5.4 s of a 300 s profile in making
+// channels, more in TLS), and failed the other calls in flight with it. A
+// connection that is really gone is found by grpc's keep-alive pings.
+export const HARD_CALL_TIMEOUT_MS = 60_000;
+const KEEPALIVE_MS = 10_000;          // etcd refuses pings more often than every 5 s
+const KEEPALIVE_TIMEOUT_MS = 5_000;
+
+export class SoftDeadlineError extends Error {
+  constructor(what: string, ms: number) { super(`4 DEADLINE_EXCEEDED: etcd did not answer ${what} within ${ms} ms`); }
+}
+
+// The call's answer, or a SoftDeadlineError after `ms`; the call itself is
+// left to finish (its late answer or error is dropped).
+function soft<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new SoftDeadlineError(what, ms)), ms);
+    call.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+  });
+}
 
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
@@ -76,7 +99,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     const { Etcd3: Client } = require('etcd3') as typeof import('etcd3');
     this.makeClient = () => new Client({
       dialTimeout: 5000,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + HARD_CALL_TIMEOUT_MS }),
       ...options,
       // etcd3's defaults (a circuit breaker open for 5 s after 3 failures, and
       // 3 blind retries) kept the store closed for seconds after etcd was back
@@ -94,6 +117,9 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
         'grpc.initial_reconnect_backoff_ms': 50,
         'grpc.max_reconnect_backoff_ms': 500,
+        // Pings only while calls are open (etcd refuses them otherwise).
+        'grpc.keepalive_time_ms': KEEPALIVE_MS,
+        'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
         ...options.grpcOptions,
       },
     });
@@ -110,24 +136,24 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
     const r = rangeOf(prefix);
-    const res = await this.client.kv.range({
+    const res = await soft(this.client.kv.range({
       key: opts.fromKey !== undefined ? Buffer.from(opts.fromKey) : r.key,
       range_end: r.range_end,
       limit: opts.limit ?? 0,
       keys_only: opts.keysOnly ?? false,
       revision: opts.revision ?? 0,
-    });
+    }), CALL_TIMEOUT_MS, 'a read');
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
   async count(prefix: string, revision = 0): Promise<number> {
     const r = rangeOf(prefix);
-    const res = await this.client.kv.range({ key: r.key, range_end: r.range_end, revision, count_only: true });
+    const res = await soft(this.client.kv.range({ key: r.key, range_end: r.range_end, revision, count_only: true }), CALL_TIMEOUT_MS, 'a count');
     return Number(res.count);
   }
 
   async txn(compares: Compare[], ops: Op[], opts: { timeoutMs?: number } = {}): Promise<TxnResult> {
-    const res = await this.client.kv.txn({
+    const res = await soft(this.client.kv.txn({
       compare: compares.map((c) => ('absent' in c
         ? { key: Buffer.from(c.key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
         : 'createRevision' in c
@@ -137,7 +163,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
         : { request_delete_range: { key: Buffer.from(op.del) } })),
       failure: [],
-    }, opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : undefined);
+    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a write');
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
 
@@ -210,17 +236,17 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async status(): Promise<{ dbSize: number; dbSizeInUse: number }> {
-    const s = await this.client.maintenance.status();
+    const s = await soft(this.client.maintenance.status(), CALL_TIMEOUT_MS, 'a status request');
     return { dbSize: Number(s.dbSize), dbSizeInUse: Number(s.dbSizeInUse) };
   }
 
   async alarms(): Promise<string[]> {
-    const res = await this.client.maintenance.alarm({ action: 'Get' });
+    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms');
     return res.alarms.map((a) => String(a.alarm));
   }
 
   async compact(revision: number): Promise<void> {
-    await this.client.kv.compact({ revision, physical: false });
+    await soft(this.client.kv.compact({ revision, physical: false }), CALL_TIMEOUT_MS, 'a compaction');
   }
 
   async defragment(): Promise<void> {
@@ -228,15 +254,15 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async disarm(): Promise<void> {
-    const res = await this.client.maintenance.alarm({ action: 'Get' });
+    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms');
     for (const a of res.alarms) {
-      if (String(a.alarm) === 'Nospace') await this.client.maintenance.alarm({ action: 'Deactivate', memberID: a.memberID, alarm: 'Nospace' });
+      if (String(a.alarm) === 'Nospace') await soft(this.client.maintenance.alarm({ action: 'Deactivate', memberID: a.memberID, alarm: 'Nospace' }), CALL_TIMEOUT_MS, 'a disarm');
     }
   }
 
   // ---------- leases ----------
   async grantLease(ttlSeconds: number): Promise<string> {
-    const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds });
+    const res = await soft(this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }), CALL_TIMEOUT_MS, 'a lease grant');
     return String(res.ID);
   }
 
@@ -249,7 +275,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async revokeLease(lease: string): Promise<void> {
-    await this.client.leaseClient.leaseRevoke({ ID: lease });
+    await soft(this.client.leaseClient.leaseRevoke({ ID: lease }), CALL_TIMEOUT_MS, 'a lease revocation');
   }
 
   // One keep-alive stream shared by every renewal (etcd answers each request
@@ -299,18 +325,18 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
 
   // ---------- members ----------
   async memberList(): Promise<EtcdMember[]> {
-    const res = await this.client.cluster.memberList({ linearizable: true });
+    const res = await soft(this.client.cluster.memberList({ linearizable: true }), CALL_TIMEOUT_MS, 'a member list');
     return res.members.map(toMember);
   }
 
   async memberAdd(peerUrl: string, learner: boolean): Promise<{ added: EtcdMember; members: EtcdMember[] }> {
-    const res = await this.client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: learner });
+    const res = await soft(this.client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: learner }), CALL_TIMEOUT_MS, 'a member add');
     return { added: toMember(res.member), members: res.members.map(toMember) };
   }
 
-  async memberPromote(id: string): Promise<void> { await this.client.cluster.memberPromote({ ID: id }); }
+  async memberPromote(id: string): Promise<void> { await soft(this.client.cluster.memberPromote({ ID: id }), CALL_TIMEOUT_MS, 'a member promotion'); }
 
-  async memberRemove(id: string): Promise<void> { await this.client.cluster.memberRemove({ ID: id }); }
+  async memberRemove(id: string): Promise<void> { await soft(this.client.cluster.memberRemove({ ID: id }), CALL_TIMEOUT_MS, 'a member removal'); }
 
   // Watchers first (etcd3's watch manager retries for as long as one is
   // attached, even after the client is closed), then the lease stream, then

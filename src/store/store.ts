@@ -7,6 +7,7 @@ import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } f
 import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
 import { MirrorAudit, type AuditOptions, type MirrorView } from './mirror-audit';
+import { WriteLatency } from './write-latency';
 
 type Listener = (events: StoreEvent[]) => void;
 
@@ -38,10 +39,9 @@ const PAGE_KEYS = 10_000;
 // unknown write outcome is looked for, before the store says it is unavailable.
 export const WAIT_TIMEOUT_MS = 10_000;
 const OUTCOME_TIMEOUT_MS = 15_000;
-// Writes of at most QUICK_TXN_BYTES wait QUICK_TXN_TIMEOUT_MS for an answer
-// before their outcome is checked and they are resent (commitOps).
+// Writes of at most QUICK_TXN_BYTES wait a second or more (write-latency.ts)
+// for an answer before their outcome is checked and they are resent (commitOps).
 const QUICK_TXN_BYTES = 64 * 1024;
-const QUICK_TXN_TIMEOUT_MS = 1_000;
 const WRITE_RETRY_MS = 10_000;
 // Blobs no task uses any more are deleted after this delay (batched).
 const BLOB_GC_DELAY_MS = 5_000;
@@ -108,6 +108,7 @@ export class Store {
   // mod revision): etcd holds them, the mirror does not, and the audit counts them.
   private readonly undecodable = new Map<string, { kind: Kind; modRevision: number }>();
   private audit?: MirrorAudit;
+  private readonly writeLatency = new WriteLatency();
   private divergedAt = 0;
   // Watch restarts (resync calls) so far, and their number right after the
   // last divergence's reload: equal means no other restart since.
@@ -258,18 +259,20 @@ export class Store {
   /** @internal used by StoreTxn */
   async commitOps(own: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
     const compares = fence ? [...own, { key: fence.key, createRevision: fence.createRevision }] : own;
-    // A small write that gets no answer within a second was most likely
-    // forwarded to an etcd leader that just died (etcd then never answers
-    // it): find out whether it applied and, if not, send it again, within
-    // WRITE_RETRY_MS. Large ones get the client's full deadline.
+    // A small write that gets no answer within a second (more while writes
+    // are slow) was most likely forwarded to an etcd leader that just died
+    // (etcd then never answers it): find out whether it applied and, if not,
+    // send it again, within WRITE_RETRY_MS. Large ones get the client's full deadline.
     const bytes = ops.reduce((n, op) => n + opBytes(op), 0);
-    const timeoutMs = bytes <= QUICK_TXN_BYTES ? QUICK_TXN_TIMEOUT_MS : undefined;
+    const timeoutMs = bytes <= QUICK_TXN_BYTES ? this.writeLatency.quickTimeoutMs() : undefined;
     const deadline = Date.now() + WRITE_RETRY_MS;
     let resent = false;
     for (;;) {
       let res;
+      const sentAt = Date.now();
       try {
         res = await this.backend.txn(compares, ops, { timeoutMs });
+        this.writeLatency.note(Date.now() - sentAt);
       } catch (e) {
         if (NO_SPACE.test((e as Error).message)) { this.maintenance?.nudge(); throw storeError(e); }
         const outage = this.opts.outage?.();
@@ -279,7 +282,7 @@ export class Store {
         // rather than report a failure (or, on a retry, a conflict) for a write
         // that happened.
         const outcome = await this.resolveOutcome(compares, ops, e as Error);
-        if (outcome !== 'not-applied') { await this.waitFor(outcome); return outcome; }
+        if (outcome !== 'not-applied') { this.writeLatency.note(Date.now() - sentAt); await this.waitFor(outcome); return outcome; }
         if (Date.now() > deadline) throw storeError(e);
         resent = true;
         continue;

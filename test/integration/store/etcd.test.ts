@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { getPriority } from 'node:os';
 import { ETCD_NICE_BELOW_DAEMON, etcdClientOptions, EtcdProcess } from '../../../src/store/etcd-process';
 import { makeEtcdTls } from '../../helpers/etcd-tls';
-import { EtcdBackend } from '../../../src/store/etcd-backend';
+import { EtcdBackend, SoftDeadlineError } from '../../../src/store/etcd-backend';
 import { Store } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
 import type { Service } from '../../../src/model/types';
@@ -83,6 +83,31 @@ test('store on a real etcd: CAS, names, and a watch that survives kill -9 of etc
 // etcd3's watch manager retries a dead endpoint for as long as a watcher is
 // attached, even after its client is closed (issue 8): a process whose store
 // was closed after its etcd died must still end by itself.
+test('a write etcd answers late fails alone: the client keeps its connection, the watch its stream, and the write still lands', async (t) => {
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-soft-');
+  const backend = new EtcdBackend(etcdClientOptions(clientUrl, tls));
+  t.after(async () => { try { process.kill(etcd.pid!, 'SIGCONT'); } catch { /* gone */ } await backend.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
+  // etcd3 keeps one gRPC client per service and host, and throws them all
+  // away (closing their channels; the next call makes new ones) when a call
+  // fails with a "recoverable" error, a call deadline among them.
+  const kvClient = (): unknown => (backend.client as unknown as { pool: { hosts: Array<{ cachedServices: Record<string, unknown> }> } }).pool.hosts[0]!.cachedServices.KV;
+  const { revision } = await backend.range('/t/');
+  const before = kvClient();
+  assert.ok(before, 'a KV client after the first call');
+  const seen: string[] = [];
+  const lost: string[] = [];
+  await backend.watch('/t/', revision + 1, { onEvents: (evs) => { for (const e of evs) seen.push(e.kv.key); }, onLost: (err) => { lost.push(err.message); } });
+
+  // etcd held: the write's answer cannot come within its 300 ms.
+  process.kill(etcd.pid!, 'SIGSTOP');
+  await assert.rejects(backend.txn([{ key: '/t/a', absent: true }], [{ put: '/t/a', value: '1' }], { timeoutMs: 300 }), SoftDeadlineError);
+  process.kill(etcd.pid!, 'SIGCONT');
+  await backend.txn([], [{ put: '/t/b', value: '2' }]);
+  assert.equal(kvClient(), before, 'the same client (and channel) after the late answer');
+  await until('both writes seen by the watch, the late one too', () => seen.includes('/t/a') && seen.includes('/t/b'), 10_000);
+  assert.deepEqual(lost, [], 'the watch was never lost');
+});
+
 test('a store closed after its etcd died leaves nothing running: its process ends', async (t) => {
   const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-close-');
   const src = join(__dirname, '../../../src');

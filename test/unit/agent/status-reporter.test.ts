@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { silentLogger } from '../../../src/common/log';
 import type { TaskState, TaskStatus } from '../../../src/model/types';
 import type { AgentControlPlane } from '../../../src/agent/control-plane';
@@ -62,4 +64,18 @@ test('close sends what is held instead of waiting out the hold', async () => {
   rep.report('c', st('preparing'));
   await rep.close(2000);
   assert.deepEqual(r.states('c'), ['preparing']);
+});
+
+test('a failed call for many tasks is one warning, not one per task', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
+  const r = new Recorder();
+  r.failNext = 50;
+  const rep = new StatusReporter(r.cp, pino({ level: 'info' }, stream), RETRY, 0);
+  for (let i = 0; i < 50; i++) rep.report(`t${i}`, st('running'));
+  await waitFor('every report sent after its failure', () => r.sent.length === 50, 3000);
+  const warned = lines.filter((l) => l.msg === 'task status reports failed; retrying');
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!.err, 'manager unavailable');
+  await rep.close();
 });
