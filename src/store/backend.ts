@@ -20,6 +20,7 @@ export interface RangeOptions {
   limit?: number;      // at most this many keys
   fromKey?: string;    // start at this key (inclusive) instead of the prefix
   keysOnly?: boolean;  // values left out (empty)
+  timeoutMs?: number;  // how long to wait for the answer (the client's default otherwise)
 }
 
 export interface RangeResult { kvs: KeyValue[]; revision: number; more: boolean; clusterId?: string }
@@ -74,7 +75,10 @@ export interface Backend {
 
 // Every key under `prefix`, in pages of at most `pageKeys`, all read at one
 // revision: `opts.revision`, or the first page's. A page too big for one
-// answer (or too slow for the call's deadline) is asked again at half the size.
+// answer (or too slow for PAGE_TIMEOUT_MS) is asked again at half the size.
+// A page of 10,000 tasks is 5 MB: a loaded etcd took more than the usual 5 s
+// for it, and a leader reloading its mirror that way never finished.
+export const PAGE_TIMEOUT_MS = 20_000;
 export async function* rangePages(backend: Pick<Backend, 'range'>, prefix: string, pageKeys: number, opts: Pick<RangeOptions, 'revision' | 'keysOnly'> = {}): AsyncGenerator<RangeResult> {
   let revision = opts.revision ?? 0;
   let fromKey: string | undefined;
@@ -82,7 +86,7 @@ export async function* rangePages(backend: Pick<Backend, 'range'>, prefix: strin
   for (;;) {
     let page: RangeResult;
     try {
-      page = await backend.range(prefix, { revision, limit, fromKey, keysOnly: opts.keysOnly });
+      page = await backend.range(prefix, { revision, limit, fromKey, keysOnly: opts.keysOnly, timeoutMs: PAGE_TIMEOUT_MS });
     } catch (e) {
       if (/RESOURCE_EXHAUSTED|larger than max|DEADLINE_EXCEEDED/i.test((e as Error).message) && limit > 100) { limit = Math.ceil(limit / 2); continue; }
       throw e;

@@ -27,11 +27,24 @@ export class SoftDeadlineError extends Error {
   constructor(what: string, ms: number) { super(`4 DEADLINE_EXCEEDED: etcd did not answer ${what} within ${ms} ms`); }
 }
 
+// After an event-loop hold-up, timers run before the I/O that arrived
+// meanwhile: a deadline that fires more than STALL_MS late waits GRACE_MS
+// more, so an answer already in the socket is read before the call is given
+// up (a leader held 13 s had every call in flight time out at once).
+const STALL_MS = 100;
+const GRACE_MS = 250;
+
 // The call's answer, or a SoftDeadlineError after `ms`; the call itself is
 // left to finish (its late answer or error is dropped).
-function soft<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+export function soft<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new SoftDeadlineError(what, ms)), ms);
+    const due = Date.now() + ms;
+    let graced = false;
+    const expire = (): void => {
+      if (!graced && Date.now() - due > STALL_MS) { graced = true; timer = setTimeout(expire, GRACE_MS); return; }
+      reject(new SoftDeadlineError(what, ms));
+    };
+    let timer = setTimeout(expire, ms);
     call.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
   });
 }
@@ -142,7 +155,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       limit: opts.limit ?? 0,
       keys_only: opts.keysOnly ?? false,
       revision: opts.revision ?? 0,
-    }), CALL_TIMEOUT_MS, 'a read');
+    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a read');
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
