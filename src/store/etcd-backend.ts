@@ -17,11 +17,11 @@ export const CALL_TIMEOUT_MS = 5000;
 // DEADLINE_EXCEEDED for a broken connection and closes every client of the
 // host, so the next calls dial and handshake again: on a loaded leader at
 // 5,000 nodes each slow write did that (5.4 s of a 300 s profile in making
-// channels, more in TLS), and failed the other calls in flight with it. A
-// connection that is really gone is found by grpc's keep-alive pings.
+// channels, more in TLS), and failed the other calls in flight with it. The
+// daemon's etcd is its own host's (a dead one closes the socket), so no
+// keep-alive pings: a leader held up longer than their timeout had its
+// connection dropped with every read of a reload in flight.
 export const HARD_CALL_TIMEOUT_MS = 60_000;
-const KEEPALIVE_MS = 10_000;          // etcd refuses pings more often than every 5 s
-const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 export class SoftDeadlineError extends Error {
   constructor(what: string, ms: number) { super(`4 DEADLINE_EXCEEDED: etcd did not answer ${what} within ${ms} ms`); }
@@ -130,9 +130,6 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
         'grpc.initial_reconnect_backoff_ms': 50,
         'grpc.max_reconnect_backoff_ms': 500,
-        // Pings only while calls are open (etcd refuses them otherwise).
-        'grpc.keepalive_time_ms': KEEPALIVE_MS,
-        'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
         ...options.grpcOptions,
       },
     });
