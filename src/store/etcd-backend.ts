@@ -94,11 +94,14 @@ interface KeepAlive { stream: KeepAliveStream; waiting: Map<string, Array<(ok: b
 
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
   readonly client: Etcd3;
-  // Watches run on a client of their own once the shared one failed to
-  // create a watch in time: etcd3's watch manager can wedge (seen twice in
-  // CI, in the test that kills etcd: every new watch waited for ever while
-  // reads and writes on the same client worked), and only a new client recovers.
-  private watchClient?: Etcd3;
+  // Streams (watches, lease keep-alives) run on a client of their own. etcd3
+  // closes every service of a client when one of its streams ends with an
+  // error, a cancel included, so each watch restart failed the reads and
+  // writes starting at that moment ("Channel closed before call started").
+  // A new one replaces it when a watch is not created in time: etcd3's watch
+  // manager can wedge (seen twice in CI, in the test that kills etcd: every
+  // new watch waited for ever while reads and writes worked).
+  private watchClient: Etcd3;
   private readonly makeClient: () => Etcd3;
   private closed = false;
   // Every live watcher's stop, so that close() can cancel them all.
@@ -134,6 +137,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       },
     });
     this.client = this.makeClient();
+    this.watchClient = this.makeClient();
   }
 
   // A new client for watches (the old one closed): see watchClient.
@@ -141,7 +145,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     if (this.closed) return;
     const old = this.watchClient;
     this.watchClient = this.makeClient();
-    old?.close();
+    old.close();
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
@@ -181,7 +185,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     if (this.closed) throw new Error('etcd client closed');
     const r = rangeOf(prefix);
     // No previous values: the mirror has them, and the stream stays half the size.
-    const builder = (this.watchClient ?? this.client).watch().startRevision(String(fromRevision));
+    const builder = this.watchClient.watch().startRevision(String(fromRevision));
     // watcher(), not create(): create() waits for etcd's answer for ever and
     // hands nothing back meanwhile, so nothing could stop the watch manager
     // retrying a dead endpoint. Here every watcher is known from the start.
@@ -293,7 +297,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   // overlap (manager/leader/election.ts). Bounded by the call deadline.
   async keepAliveOnce(lease: string): Promise<void> {
     if (!this.keepAlive) {
-      const stream = await this.client.leaseClient.leaseKeepAlive();
+      const stream = await this.watchClient.leaseClient.leaseKeepAlive();
       // Another renewal may have opened one meanwhile.
       if (this.keepAlive) stream.cancel();
       else this.keepAlive = this.keepAliveOn(stream);
@@ -358,7 +362,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     this.watchers.clear();
     try { this.keepAlive?.stream.cancel(); } catch { /* gone */ }
     this.keepAlive = undefined;
-    this.watchClient?.close();
+    this.watchClient.close();
     this.client.close();
   }
 }

@@ -145,7 +145,7 @@ test('a client whose watches wedge (every new watch waits for ever) is replaced 
   const backend = new EtcdBackend(etcdClientOptions(clientUrl, tls));
   t.after(async () => { await backend.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
   // etcd3's watch manager stuck "connecting", as seen in CI after a kill -9 of etcd: reads and writes still work.
-  (backend.client as unknown as { watchManager: { state: number } }).watchManager.state = 1;
+  (backend as unknown as { watchClient: { watchManager: { state: number } } }).watchClient.watchManager.state = 1;
   const { revision } = await backend.txn([], [{ put: '/wedge/a', value: '1' }]);
   await assert.rejects(backend.watch('/wedge/', revision + 1, { onEvents: () => undefined, onLost: () => undefined }), /did not create the watch/);
   const seen: string[] = [];
