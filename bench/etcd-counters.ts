@@ -2,7 +2,8 @@
 // inside the host's network namespace, with the member's own certificate):
 // how many writes a phase cost and how many bytes they carried, which no
 // process's CPU figure shows (bench/scale.ts: writes and bytes per task).
-import { execFileSync } from 'node:child_process';
+import { DEFAULTS } from '../src/daemon/options';
+import { exec } from './util';
 
 export interface EtcdCounters {
   puts: number;       // keys written (each put of a txn counts)
@@ -36,14 +37,11 @@ export function parseEtcdCounters(text: string): EtcdCounters | undefined {
 }
 
 // undefined when the member does not answer within 10 s (the figure is left out).
-export function readEtcdCounters(labDir: string, netns: string, host: string, clientUrl = 'https://127.0.0.1:4379'): EtcdCounters | undefined {
+export async function readEtcdCounters(labDir: string, netns: string, host: string, clientUrl = DEFAULTS.etcdClientUrl): Promise<EtcdCounters | undefined> {
   const certs = `${labDir}/hosts/${host}/shoal/certificates`;
-  try {
-    const text = execFileSync('nsenter', [`--net=/var/run/netns/${netns}`, 'curl', '-sS', '--max-time', '10',
-      '--cacert', `${certs}/etcd-ca.crt`, '--cert', `${certs}/etcd.crt`, '--key', `${certs}/etcd.key`, `${clientUrl}/metrics`],
-    { encoding: 'utf8', timeout: 12_000, maxBuffer: 16 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] });
-    return parseEtcdCounters(text);
-  } catch { return undefined; }
+  const r = await exec('nsenter', [`--net=/var/run/netns/${netns}`, 'curl', '-sS', '--max-time', '10',
+    '--cacert', `${certs}/etcd-ca.crt`, '--cert', `${certs}/etcd.crt`, '--key', `${certs}/etcd.key`, `${clientUrl}/metrics`], { timeoutMs: 12_000 }).catch(() => undefined);
+  return r?.code === 0 ? parseEtcdCounters(r.stdout) : undefined;
 }
 
 export function counterDelta(a: EtcdCounters, b: EtcdCounters): EtcdCounters {

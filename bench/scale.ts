@@ -347,7 +347,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
-  const etcd0 = Object.fromEntries(c.managers.map((m) => [m.name, etcdCounters(m.name)]));
+  const etcd0 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
@@ -378,7 +378,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
     fig.etcdCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name, 'etcd') - etcdCpu0[m.name]!)]));
     fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
-    const etcd1 = Object.fromEntries(c.managers.map((m) => [m.name, etcdCounters(m.name)]));
+    const etcd1 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
     const deltas = Object.fromEntries(c.managers.flatMap((m) => {
       const [a, b] = [etcd0[m.name], etcd1[m.name]];
       return a && b ? [[m.name, counterDelta(a, b)]] : [];
@@ -456,12 +456,12 @@ async function idleCpu(c: Cluster, o: Options, i: number): Promise<IdleCpu> {
   return { daemons: per((x) => x.daemon), etcd: per((x) => x.etcd), rest: per((x) => x.all - x.daemon - x.etcd), sims: rate(c.simCpuSeconds() - sim0) };
 }
 
-// CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
-// `command`: only that process (etcd).
-function etcdCounters(host: string): EtcdCounters | undefined {
+function etcdCounters(host: string): Promise<EtcdCounters | undefined> {
   return readEtcdCounters(`/var/lib/shoal-lab${LAB}`, `shoal-lab${LAB}-${host}`, host);
 }
 
+// CPU seconds used so far by a lab host's processes (daemon, etcd, engine).
+// `command`: only that process (etcd).
 function hostCpu(host: string, command?: string): number {
   try {
     const state = JSON.parse(readFileSync(`/var/lib/shoal-lab${LAB}/lab.json`, 'utf8')) as { hosts: Array<{ name: string; initPid: number }> };

@@ -1,4 +1,4 @@
-import type { EndpointVirtualIP, Network, NetworkAttachment, NetworkAttachmentConfig, Node, Service, Task } from '../../model/types';
+import type { EndpointVirtualIP, Network, NetworkAttachment, NetworkAttachmentConfig, Node, Service, Task, TaskStatus } from '../../model/types';
 import { taskStateRank, VXLAN_ID_OPTION } from '../../model/types';
 import { deepEqual } from '../../common/deep-equal';
 import { type Cidr, addrOf, formatCidr, formatIp, overlaps, parseCidr, parseIp, withPrefix } from './ipv4';
@@ -44,6 +44,9 @@ export function networkConfigs(spec: Task['Spec'] | undefined, service: Service 
   if (spec?.Networks?.length) return spec.Networks;
   return service?.Spec.TaskTemplate?.Networks?.length ? service.Spec.TaskTemplate.Networks : service?.Spec.Networks ?? [];
 }
+
+// The status of a task whose allocation is done: the scheduler's to place.
+export const allocatedStatus = (ts: string): TaskStatus => ({ Timestamp: ts, State: 'pending', Message: ALLOCATED_MESSAGE });
 
 // A task the allocator would only move to `pending`: no network to attach
 // it to, no port to publish (ingress or host mode), so nothing to allocate.
@@ -360,7 +363,7 @@ export class AllocatorCore {
       attachments.push({ Network: structuredClone(st.network), Addresses: [withPrefix(addr, st.subnet)], ...(aliases ? { Aliases: aliases } : {}) });
     }
     this.setClaims(owner, claims);
-    const next: Task = { ...t, UpdatedAt: now, Status: { Timestamp: now, State: 'pending', Message: ALLOCATED_MESSAGE } };
+    const next: Task = { ...t, UpdatedAt: now, Status: allocatedStatus(now) };
     if (attachments.length) next.NetworksAttachments = attachments; else delete next.NetworksAttachments;
     // The node publishes host-mode ports from the task's own copy of the endpoint (SwarmKit's Task.Endpoint).
     if (service?.Endpoint.Ports?.length) next.Endpoint = { Spec: structuredClone(service.Endpoint.Spec), Ports: structuredClone(service.Endpoint.Ports) };

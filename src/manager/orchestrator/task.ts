@@ -1,7 +1,7 @@
 import type { Node, Service, Task, TaskSpec, TaskState } from '../../model/types';
 import { TASK_STATES } from '../../model/types';
 import { nowIso, parseIsoMs } from '../../common/time';
-import { ALLOCATED_MESSAGE, nothingToAllocate } from '../allocator/core';
+import { allocatedStatus, nothingToAllocate } from '../allocator/core';
 
 // When the loop saw tasks reach running. A task's status keeps only its latest
 // state, so how long a failed task had been running is only known to whoever
@@ -143,7 +143,7 @@ export function makeTask(service: Service, id: string, now: number, o: NewTaskOp
     Spec: taskSpec,
     ServiceID: service.ID,
     Status: nothingToAllocate(taskSpec, service)
-      ? { Timestamp: ts, State: 'pending', Message: ALLOCATED_MESSAGE }
+      ? allocatedStatus(ts)
       : { Timestamp: ts, State: 'new', Message: 'created' },
     DesiredState: o.desired,
   };

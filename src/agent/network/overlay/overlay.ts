@@ -61,9 +61,9 @@ export class Overlay implements NetworkComponent {
   private readonly cmd: NodeCommands;
   private keptRetry?: NodeJS.Timeout;
   private keptInUse = false;           // the last round kept a network no longer wanted (in use)
-  private inRound = false;
   private lastDesired?: Desired;       // what the last round's last pass aimed at
-  private settled?: Desired;           // what the node has, as far as the last whole round knows
+  // What the node has, as far as the last whole round knows; cleared while a round runs.
+  private settled?: Desired;
   private keptDelay = KEPT_RETRY_MS;
   private readonly tunnel = new Tunnel((name) => {
     if (this.closed) return; // a swarm leave's own overlay took it down
@@ -91,7 +91,7 @@ export class Overlay implements NetworkComponent {
   // at 5,000 nodes views changed every few seconds: spawning them from a
   // manager's big process took 9 s of a 300 s profile of its event loop.
   private nothingNew(): boolean {
-    if (!this.settled || this.next || this.inRound) return false;
+    if (!this.settled || this.next) return false;
     return deepEqual(desiredOverlays({ nodeId: this.opts.nodeId, nodeAddr: this.opts.nodeAddr, view: this.view, pinned: this.pinned() }), this.settled);
   }
 
@@ -130,7 +130,6 @@ export class Overlay implements NetworkComponent {
       this.next = undefined;
       if (this.closed) return;
       this.roundError = undefined;
-      this.inRound = true;
       this.settled = undefined;
       this.running = this.reconcile().then(() => {
         // Whole: every network made, none kept back.
@@ -139,7 +138,7 @@ export class Overlay implements NetworkComponent {
         this.roundError = (err as Error).message;
         this.made.clear();
         this.opts.log.warn({ err: this.roundError }, 'overlay round failed');
-      }).finally(() => { this.inRound = false; });
+      });
       return this.running;
     });
     return this.next;
