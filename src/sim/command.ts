@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/log';
 import { makeCsrsInProcess } from '../common/x509';
@@ -59,7 +60,14 @@ export async function runSim(argv: string[]): Promise<number> {
     nodeLog: createLogger(values['log-level'] ?? 'warn'),
   });
   const started = Date.now();
-  const progress = setInterval(() => log.info({ ...fleet.stats(), seconds: Math.round((Date.now() - started) / 1000) }, 'simulated nodes'), 5000);
+  // The worst event-loop delay since the last line: a simulator held up
+  // this long delays its nodes' beats by as much (the managers see silence).
+  const lag = monitorEventLoopDelay({ resolution: 50 });
+  lag.enable();
+  const progress = setInterval(() => {
+    log.info({ ...fleet.stats(), maxLoopDelayMs: Math.round(lag.max / 1e6), seconds: Math.round((Date.now() - started) / 1000) }, 'simulated nodes');
+    lag.reset();
+  }, 5000);
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {
     stopping ??= (async () => {

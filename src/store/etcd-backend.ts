@@ -20,8 +20,15 @@ export const CALL_TIMEOUT_MS = 5000;
 // channels, more in TLS), and failed the other calls in flight with it. The
 // daemon's etcd is its own host's (a dead one closes the socket), so no
 // keep-alive pings: a leader held up longer than their timeout had its
-// connection dropped with every read of a reload in flight.
-export const HARD_CALL_TIMEOUT_MS = 60_000;
+// connection dropped with every read of a reload in flight. The hard
+// deadline only frees a call etcd never answers on a live connection (a
+// stopped member): at 60 s, one write left unanswered by a swamped member
+// closed the client under the reload that was to cure the mirror, which
+// then stayed stale for minutes (bench/scale.ts at 5,000 nodes).
+export const HARD_CALL_TIMEOUT_MS = 10 * 60_000;
+
+// The daemon's receive window on its etcd connections (grpcOptions below).
+export const ETCD_FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
 export class SoftDeadlineError extends Error {
   constructor(what: string, ms: number) { super(`4 DEADLINE_EXCEEDED: etcd did not answer ${what} within ${ms} ms`); }
@@ -131,6 +138,13 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       grpcOptions: {
         // Pages of the initial load can be big; the store pages by key count.
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // HTTP/2 lets etcd send only this much before the daemon acknowledges,
+        // and it acknowledges from its event loop: with the default 64 KiB a
+        // loaded leader (turns of 0.1-1 s) took the watch's events a
+        // transaction or two per turn, fell seconds behind, found the watch
+        // "silent" and reloaded, and each 5 MB page of that reload needed
+        // some 80 turns: minutes without a mirror at 5,000 nodes.
+        'grpc-node.flow_control_window': ETCD_FLOW_CONTROL_WINDOW,
         'grpc.initial_reconnect_backoff_ms': 50,
         'grpc.max_reconnect_backoff_ms': 500,
         ...options.grpcOptions,

@@ -50,6 +50,13 @@ const BLOB_GC_DELAY_MS = 5_000;
 // etcd was killed during a bulk write: writes committed, the mirror never
 // moved again) would otherwise fail every write until the daemon restarts.
 const WATCH_STALL_MS = 3_000;
+// A resumed watch sends the backlog since the mirror's revision first: a
+// loaded etcd took more than the stall check to gather hundreds of big
+// revisions, and reloading then (a full read of the cluster, through the
+// same loaded etcd) left a 5,000-node leader without a mirror for minutes.
+// So a resumed watch that is silent is reloaded only after this long
+// (default: ten stall checks).
+const RELOAD_STALL_FACTOR = 10;
 // The whole mirror is checked against etcd this long after its watch was made
 // again: events lost by a restarted etcd member were seen within seconds.
 const DEEP_CHECK_DELAY_MS = 10_000;
@@ -64,6 +71,7 @@ const DIVERGE_BACKOFF_MAX_MS = 10 * 60_000;
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
   watchStallMs?: number;    // tests shorten it
+  reloadStallMs?: number;   // default RELOAD_STALL_FACTOR × watchStallMs
   audit?: AuditOptions;     // tests shorten it
   deepCheckDelayMs?: number; // tests shorten it
   divergeBackoffMs?: number; // tests shorten it
@@ -217,15 +225,17 @@ export class Store {
       this.stallTimer = undefined;
       if (this.closed || !this.waiters.length) return;
       const silentMs = Date.now() - this.watchHeardAt;
-      if (silentMs >= stallMs && !this.resyncing) {
+      // Silent again at the same revision: the resumed watch has not caught
+      // up either. At 5,000 nodes a loaded etcd took longer than the stall
+      // check to send a backlog of hundreds of big revisions, and each
+      // resume asked for the whole backlog again: a leader's mirror stayed
+      // 400 revisions behind for six minutes. It is not resumed again; after
+      // reloadStallMs of silence it is reloaded (the state as it is now, and
+      // a watch from there, with no backlog).
+      const mode = this.revision === this.stalledAt ? 'reload' : 'resume';
+      const needMs = mode === 'reload' ? this.opts.reloadStallMs ?? RELOAD_STALL_FACTOR * stallMs : stallMs;
+      if (silentMs >= needMs && !this.resyncing) {
         const awaited = this.waiters.reduce((m, w) => Math.min(m, w.revision), Infinity);
-        // Silent again at the same revision: the resumed watch has not caught
-        // up either. At 5,000 nodes a loaded etcd took longer than the stall
-        // check to send a backlog of hundreds of big revisions, and each
-        // resume asked for the whole backlog again: a leader's mirror stayed
-        // 400 revisions behind for six minutes. A reload reads the state as it
-        // is now and watches from there, with no backlog.
-        const mode = this.revision === this.stalledAt ? 'reload' : 'resume';
         this.stalledAt = this.revision;
         this.log.warn({ revision: this.revision, awaited, silentMs, mode }, mode === 'resume' ? 'store watch silent while writes wait for it; resuming' : 'store watch silent again without catching up; reloading');
         this.watchHeardAt = Date.now();

@@ -22,7 +22,7 @@ import { isAttachmentTask } from '../../protocol/attachments';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, relayHeldUp, relayStallMs, RELAY_STALL_MIN_MS, startLeading, takeExpired, type DownMarks, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -94,6 +94,7 @@ interface SessionState {
   viewNets: Set<string>;        // the networks in it
   endpointNets: Set<string>;    // those where the node has endpoints (its view has every node's LB address there)
   certRole: NodeRole;           // the role in the node's certificate, should the store not know the node
+  via?: string;                 // the manager relaying the session (relay.ts), if not direct
 }
 
 // What a session's settings were judged on when last sent: the shared part's
@@ -205,22 +206,61 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   // Event-loop stalls, seen by a ticker; checked again before any expiry is
   // acted on (an overdue expiry timer can run before the overdue tick).
   let lastTick = now();
+  let ownStallsMs = 0; // all this manager's stalls forgiven so far (relayedBeats)
   function noticeStall(): void {
     const t = now();
     const stalled = t - lastTick - STALL_TICK_MS;
     lastTick = t;
     if (stalled < STALL_MIN_MS || !leading) return;
     forgive(liveness, stalled);
+    ownStallsMs += stalled;
     log.warn({ stalledMs: Math.round(stalled) }, 'dispatcher was held up: heartbeat allowances extended by the delay');
     armTimer();
   }
   const stallTicker = setInterval(noticeStall, STALL_TICK_MS);
   stallTicker.unref?.();
 
+  // When each relaying manager's last batch of beats came (liveness.ts
+  // relayStallMs): a long silence before the next is that manager's stall.
+  const relayBeats = new Map<string, { at: number; ownStallsMs: number }>();
+  function relayedBeats(manager: string): void {
+    noticeStall();
+    const t = now();
+    const last = relayBeats.get(manager);
+    relayBeats.set(manager, { at: t, ownStallsMs });
+    // The common case (batches ms apart) walks no sessions.
+    if (!last || !leading || t - last.at - (ownStallsMs - last.ownStallsMs) < RELAY_STALL_MIN_MS) return;
+    const relayed = [...sessions.values()].filter((s) => s.via === manager).map((s) => s.nodeId);
+    const ms = relayStallMs(t - last.at, ownStallsMs - last.ownStallsMs, relayed.length, periodMs());
+    if (!ms) return;
+    forgiveSome(liveness, relayed, ms);
+    log.warn({ relay: manager, stalledMs: Math.round(ms), nodes: relayed.length }, 'relayed heartbeats were held up: those nodes\' allowances extended by the delay');
+    armTimer();
+  }
+
+  // The relays in a silence now, with when it began: their nodes alive then are not judged yet.
+  function heldUpRelays(): Map<string, number> | undefined {
+    const t = now();
+    let silent: Array<[string, { at: number; ownStallsMs: number }]> | undefined;
+    for (const [m, last] of relayBeats) if (t - last.at - (ownStallsMs - last.ownStallsMs) >= RELAY_STALL_MIN_MS) (silent ??= []).push([m, last]);
+    if (!silent) return undefined;
+    const counts = new Map<string, number>();
+    for (const s of sessions.values()) if (s.via) counts.set(s.via, (counts.get(s.via) ?? 0) + 1);
+    const held = new Map<string, number>();
+    for (const [m, last] of silent) if (relayHeldUp(t - last.at, ownStallsMs - last.ownStallsMs, counts.get(m) ?? 0, periodMs())) held.set(m, last.at);
+    return held.size ? held : undefined;
+  }
+
   function checkLiveness(): void {
     if (!leading) return;
     noticeStall();
-    const { down, deferred, disrupted, limit } = takeExpired(liveness, downMarks, now(), periodMs());
+    const held = heldUpRelays();
+    const pending = held && ((id: string, at: number): boolean => {
+      const via = sessions.get(id)?.via;
+      const since = via === undefined ? undefined : held.get(via);
+      return since !== undefined && at >= since;
+    });
+    const { down, deferred, disrupted, limit, pending: waiting } = takeExpired(liveness, downMarks, now(), periodMs(), pending);
     if (deferred && now() - lastBurstLog >= BURST_LOG_MS) {
       lastBurstLog = now();
       log.warn({ deferred, disrupted, limit, windowMs: allowanceMs(periodMs()) },
@@ -231,7 +271,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       log.debug({ node: id }, 'heartbeat allowance ran out');
       void markDown(id);
     }
-    armTimer();
+    // Nodes left waiting for their relay are overdue: look again a tick later, not at once.
+    if (waiting) setTimer(Math.max(nextExpiry(liveness) ?? Infinity, now() + STALL_TICK_MS));
+    else armTimer();
   }
 
   // A node's status writes (ready at registration, down at expiry) run one at
@@ -253,6 +295,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const seen = registrations.get(nodeId);
     // A session still open without heartbeats is a dead connection: end it.
     const s = sessions.get(nodeId);
+    const via = s?.via ?? (s ? 'direct' : 'no session');
     if (s) { sessions.delete(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
     try {
       const written = await nodeWrite(nodeId, () => writer().mutate('nodes', nodeId, (n) => {
@@ -261,7 +304,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
         n.Status = { State: 'down', Message: HEARTBEAT_FAILURE, Addr: n.Status.Addr };
         return n;
       }));
-      if (written) log.warn({ node: nodeId, allowanceMs: allowanceMs(periodMs()) }, 'node marked down: heartbeat failure');
+      if (written) log.warn({ node: nodeId, via, allowanceMs: allowanceMs(periodMs()) }, 'node marked down: heartbeat failure');
       else log.debug({ node: nodeId }, 'node not marked down: already down, or it registered again');
     } catch (err) {
       if (!leading) return;
@@ -532,7 +575,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     });
   }
 
-  async function session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
+  async function session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void, via?: string): Promise<void> {
     if (!leading) refuse();
     const peer = ctx.peer!;
     const nodeId = peer.nodeId;
@@ -550,7 +593,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       end = reject;
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role };
+    const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role, ...(via ? { via } : {}) };
     sessions.set(nodeId, s);
     heard(liveness, nodeId, now(), periodMs());
     armBy(nodeId);
@@ -680,12 +723,15 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   server.unary(Heartbeat, beat);
   server.pipe(Heartbeats, beat);
   server.unary(UpdateTaskStatus, (req, ctx) => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx)));
-  server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req.For, ctx), send));
-  server.unary(RelayHeartbeats, async (req, ctx) => ({
-    Results: req.Beats.map((b) => {
-      try { return heartbeat({ SessionID: b.SessionID }, relayedContext(b.For, ctx)); } catch (err) { return { Error: relayedError(err) }; }
-    }),
-  }));
+  server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req.For, ctx), send, ctx.peer!.nodeId));
+  server.unary(RelayHeartbeats, async (req, ctx) => {
+    if (leading) relayedBeats(ctx.peer!.nodeId);
+    return {
+      Results: req.Beats.map((b) => {
+        try { return heartbeat({ SessionID: b.SessionID }, relayedContext(b.For, ctx)); } catch (err) { return { Error: relayedError(err) }; }
+      }),
+    };
+  });
   server.unary(RelayUpdateTaskStatus, async (req, ctx) => ({
     Results: await Promise.all(req.Reports.map((r) => taskStatus(r, relayedContext(r.For, ctx)).then(() => ({}), (err: unknown) => ({ Error: relayedError(err) })))),
   }));
@@ -715,6 +761,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       if (next) {
         liveness = startLeading(store.list('nodes'), now(), periodMs());
         downMarks = [];
+        relayBeats.clear();
         netIndex = new NetworkIndex(store);
         unsubscribe = store.subscribe(onEvents);
         log.info({ nodes: liveness.size, periodMs: periodMs() }, 'dispatcher leading');

@@ -78,11 +78,15 @@ export const disrupted = (watched: number, due: number): boolean => watched >= D
 // again): returns the nodes to mark down now
 // (recorded in `marks`), how many expired nodes were put off, whether most
 // were overdue at once (`disrupted`), and the limit that applied.
-export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number): { down: string[]; deferred: number; disrupted: boolean; limit: number } {
+// `pending` (id, expiry): whether a node is not to be judged now (its relay is
+// held up); such nodes are left as they are and counted in `pending`.
+export function takeExpired(state: Liveness, marks: DownMarks, now: number, periodMs: number, pending?: (id: string, at: number) => boolean):
+  { down: string[]; deferred: number; disrupted: boolean; limit: number; pending: number } {
   const window = allowanceMs(periodMs);
   while (marks.length && marks[0]! <= now - window) marks.shift();
   const watched = state.size + marks.length;
-  const due = [...state].filter(([, at]) => at <= now).sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
+  let held = 0;
+  const due = [...state].filter(([id, at]) => at <= now && !(pending?.(id, at) && ++held)).sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
   const isDisrupted = disrupted(watched, due.length + marks.length);
   const limit = isDisrupted ? DOWN_BURST_MIN : downBurst(watched);
   const room = Math.max(0, limit - marks.length);
@@ -91,7 +95,7 @@ export function takeExpired(state: Liveness, marks: DownMarks, now: number, peri
   // The rest wait until the oldest mark leaves the window (at least a beat's interval).
   const later = Math.max(marks.length ? marks[0]! + window : now, now + heartbeatIntervalMs(periodMs));
   for (const [id] of due.slice(room)) state.set(id, later);
-  return { down: down.sort(), deferred: due.length - down.length, disrupted: isDisrupted, limit };
+  return { down: down.sort(), deferred: due.length - down.length, disrupted: isDisrupted, limit, pending: held };
 }
 
 // The manager's own stall (its event loop held up by a long batch or GC for
@@ -99,6 +103,34 @@ export function takeExpired(state: Liveness, marks: DownMarks, now: number, peri
 // that time back rather than being declared down for the manager's delay.
 export function forgive(state: Liveness, ms: number): void {
   for (const [id, at] of state) state.set(id, at + ms);
+}
+
+// The same for the nodes a follower relays (relay.ts): their beats reach the
+// leader in that manager's batches, one every few milliseconds while it
+// relays many nodes. A longer silence of the batches is that manager's
+// stall (its loop held up, its connection to the leader backed up), not its
+// nodes'. While it lasts, those of its nodes that were alive when it began
+// are not judged (takeExpired's `pending`); when the next batch comes, they
+// get the silence back, less what the leader's own stalls gave every node
+// meanwhile. Up to one allowance: a relay silent longer is as good as gone,
+// and its nodes are judged as any. With few nodes behind a relay, silences
+// between batches are normal, and nothing is excused.
+export const RELAY_MIN_NODES = 20;
+export const RELAY_STALL_MIN_MS = 1000;
+export function relayStallMs(silenceMs: number, ownStallsMs: number, relayedNodes: number, periodMs: number): number {
+  if (relayedNodes < RELAY_MIN_NODES) return 0;
+  const ms = silenceMs - ownStallsMs;
+  return ms >= RELAY_STALL_MIN_MS ? Math.min(ms, allowanceMs(periodMs)) : 0;
+}
+// Whether a relay is in such a silence now (its nodes wait to be judged).
+export const relayHeldUp = (silenceMs: number, ownStallsMs: number, relayedNodes: number, periodMs: number): boolean =>
+  relayStallMs(silenceMs, ownStallsMs, relayedNodes, periodMs) > 0 && silenceMs - ownStallsMs < allowanceMs(periodMs);
+
+export function forgiveSome(state: Liveness, nodeIds: Iterable<string>, ms: number): void {
+  for (const id of nodeIds) {
+    const at = state.get(id);
+    if (at !== undefined) state.set(id, at + ms);
+  }
 }
 
 // When the next node may expire (for the caller's timer).

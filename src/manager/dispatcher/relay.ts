@@ -107,7 +107,11 @@ class Batcher<Entry, Res> {
 }
 
 export class LeaderRelay {
+  // Sessions and reports on one channel, heartbeats on one of their own: a
+  // beat must not queue behind thousands of status reports on the same
+  // connection, or the leader finds this manager's nodes silent.
   private channel?: RpcChannel;
+  private beatChannel?: RpcChannel;
   private readonly streams = new Set<RpcStream>();
   private closed = false;
   private readonly beats: Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>;
@@ -116,7 +120,7 @@ export class LeaderRelay {
   constructor(private readonly opts: RelayOptions) {
     const delay = opts.batchMs ?? BATCH_MS;
     this.beats = new Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>(async (Beats) => {
-      const res = await this.upstream().unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
+      const res = await this.upstream('beats').unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r) => (r.Error ? { Error: r.Error } : { PeriodMs: r.PeriodMs! }));
     }, delay);
     this.reports = new Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>(async (Reports) => {
@@ -128,17 +132,19 @@ export class LeaderRelay {
   // Whether there is a leader to relay to.
   get available(): boolean { return !this.closed && this.opts.leaderAddr() !== undefined; }
 
-  // One channel, to the current leader; a new leader gets a new one (the
-  // streams on the old one end, and their nodes open their sessions again).
-  private upstream(): RpcChannel {
+  // The channel (of two) to the current leader; a new leader gets new ones
+  // (the streams on the old one end, and their nodes open their sessions again).
+  private upstream(purpose: 'beats' | 'rest' = 'rest'): RpcChannel {
     const addr = this.opts.leaderAddr();
     if (this.closed || !addr) throw new NoLeader('no leader is known');
     if (this.channel?.address !== addr) {
       this.channel?.close();
+      this.beatChannel?.close();
       this.channel = this.opts.connect(addr);
+      this.beatChannel = this.opts.connect(addr);
       this.opts.log.info({ leader: addr }, 'relaying node sessions to the leader');
     }
-    return this.channel;
+    return purpose === 'beats' ? this.beatChannel! : this.channel;
   }
 
   async session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
@@ -174,6 +180,8 @@ export class LeaderRelay {
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.channel?.close();
+    this.beatChannel?.close();
     this.channel = undefined;
+    this.beatChannel = undefined;
   }
 }

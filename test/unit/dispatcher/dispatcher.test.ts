@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
-import { Heartbeat, Heartbeats, RelayHeartbeats, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -879,4 +879,43 @@ test('network views: the encrypted overlays\' keys go to the nodes on an encrypt
     allocator.stop();
     await w.close();
   }
+});
+
+test('a follower\'s relay held up: the nodes it relays are not marked down for its silence; a direct node and a relayed node silent while the relay speaks are', async () => {
+  // Period 2 s: beats every 1 s, down after 3 s. 22 nodes behind the relay
+  // (RELAY_MIN_NODES is 20), one direct.
+  const relayed = Array.from({ length: 22 }, (_, i) => `r${i + 1}`);
+  const w = await world({ periodMs: 2000, nodes: [...relayed, 'd1'] });
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const relay = w.net.channel(peer('mgr-m2', 'manager'), M1);
+    const direct = w.net.channel(peer('d1'), M1);
+    const For = (id: string) => ({ NodeID: id, Role: 'worker' as const, Addr: `${id}:2377` });
+    const streams = relayed.map((id) => relay.stream(RelaySession, { For: For(id), Req: { SessionID: `s-${id}`, Description: describe(id) } }, () => undefined));
+    streams.push(direct.stream(Session, { SessionID: 's-d1', Description: describe('d1') }, () => undefined));
+    await untilStore(w.store, () => [...relayed, 'd1'].every((id) => w.store.get('nodes', id)!.Status.State === 'ready'), 'every node registered');
+    const t0 = Date.now();
+    const at = (): number => Date.now() - t0;
+    // r21 never beats (down at ~3 s, its relay speaking); r1 and d1 beat until 2 s;
+    // the relay falls silent from 3.5 s to 6 s, then sends what it held.
+    const beating = (id: string): boolean => id !== 'r21' && ((id !== 'r1' && id !== 'd1') || at() < 2000);
+    const relaySilent = (): boolean => at() >= 3500 && at() < 6000;
+    const ticker = setInterval(() => {
+      if (beating('d1')) void direct.unary(Heartbeat, { SessionID: 's-d1' }, { timeoutMs: 1000 }).catch(() => undefined);
+      if (relaySilent()) return;
+      const Beats = relayed.filter((id) => beating(id) || (id === 'r1' && at() >= 6000)).map((id) => ({ For: For(id), SessionID: `s-${id}` }));
+      void relay.unary(RelayHeartbeats, { Beats }, { timeoutMs: 1000 }).catch(() => undefined);
+    }, 100);
+    try {
+      await untilStore(w.store, () => w.store.get('nodes', 'r21')!.Status.State === 'down', 'r21 down: silent while its relay spoke', 10_000);
+      assert.ok(at() < 3500, `r21 down at ${at()} ms, before the relay's silence`);
+      await untilStore(w.store, () => w.store.get('nodes', 'd1')!.Status.State === 'down', 'd1 down: a direct node has no relay to wait for', 10_000);
+      await waitFor('the relay speaking again', () => at() >= 6500, 10_000);
+      assert.equal(w.store.get('nodes', 'r1')!.Status.State, 'ready', 'r1 was due at ~5 s, in its relay\'s silence, and waited for it');
+      assert.deepEqual(relayed.filter((id) => w.store.get('nodes', id)!.Status.State === 'down'), ['r21']);
+    } finally {
+      clearInterval(ticker);
+      for (const s of streams) s.cancel();
+    }
+  } finally { await w.close(); }
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, DISRUPTION_MIN_NODES, DOWN_BURST_MIN, downBurst, expect, forgive, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, DISRUPTION_MIN_NODES, DOWN_BURST_MIN, downBurst, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, RELAY_MIN_NODES, relayHeldUp, relayStallMs, startLeading, takeExpired, type DownMarks, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
@@ -61,6 +61,33 @@ test('a stall of the manager itself gives every node its time back', () => {
   forgive(state, 8000);
   assert.deepEqual(expired(state, 8500), [], 'nobody is down for the manager\'s own delay');
   assert.deepEqual(expired(state, 9000), ['a']);
+});
+
+test('a relaying manager\'s silence is excused to the nodes it relays, less the leader\'s own stalls meanwhile, up to an allowance, and only when it relays many', () => {
+  const P = 10_000; // allowance 15 s
+  assert.equal(relayStallMs(300, 0, 1000, P), 0, 'batches a few hundred ms apart: nothing');
+  assert.equal(relayStallMs(6000, 0, 1000, P), 6000);
+  assert.equal(relayStallMs(6000, 5500, 1000, P), 0, 'the leader\'s own stall already gave everyone that time');
+  assert.equal(relayStallMs(6000, 2000, 1000, P), 4000);
+  assert.equal(relayStallMs(60_000, 0, 1000, P), 15_000, 'at most an allowance');
+  assert.equal(relayStallMs(6000, 0, RELAY_MIN_NODES - 1, P), 0, 'a few relayed nodes beat seconds apart anyway');
+  assert.equal(relayHeldUp(6000, 0, 1000, P), true);
+  assert.equal(relayHeldUp(16_000, 0, 1000, P), false, 'silent past an allowance: as good as gone');
+  assert.equal(relayHeldUp(900, 0, 1000, P), false);
+  const state: Liveness = new Map([['a', 1000], ['b', 2500], ['c', 1000]]);
+  forgiveSome(state, ['a', 'b', 'gone'], 4000);
+  assert.deepEqual([...state], [['a', 5000], ['b', 6500], ['c', 1000]], 'only the named nodes, and no entry for one not watched');
+});
+
+test('nodes waiting for their relay are not judged: left as they are, counted, and outside the burst count', () => {
+  const state: Liveness = new Map([['direct', 1000], ['relayed-old', 1500], ['relayed-new', 4000]]);
+  const marks: DownMarks = [];
+  // The relay went silent at 3000: a node due before that was overdue already.
+  const pending = (id: string, at: number): boolean => id.startsWith('relayed') && at >= 3000;
+  const r = takeExpired(state, marks, 5000, 5000, pending);
+  assert.deepEqual(r.down, ['direct', 'relayed-old']);
+  assert.equal(r.pending, 1);
+  assert.equal(state.get('relayed-new'), 4000, 'its expiry untouched: the relay\'s next batch excuses the silence');
 });
 
 test('many nodes silent at once: at most a tenth of the watched nodes (at least 10) go down per allowance; the rest get more time, and a beat saves them', () => {
@@ -124,5 +151,5 @@ test('a few nodes lost at once in a small swarm all go down at once', () => {
   for (const id of ['a', 'b', 'c', 'd', 'e']) heard(s, id, T, 5000);
   heard(s, 'e', T + 5000, 5000);
   const r = takeExpired(s, [], T + 7500, 5000);
-  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0, disrupted: false, limit: DOWN_BURST_MIN }, 'four of five: below DISRUPTION_MIN_NODES, no disruption');
+  assert.deepEqual(r, { down: ['a', 'b', 'c', 'd'], deferred: 0, disrupted: false, limit: DOWN_BURST_MIN, pending: 0 }, 'four of five: below DISRUPTION_MIN_NODES, no disruption');
 });

@@ -9,19 +9,20 @@ import { LeaderRelay, RELAY_LEADER_CHANGED } from '../../../src/manager/dispatch
 // The follower's half of the relay against a fake leader channel: what it
 // sends in one call, and how each answer reaches its own node.
 
-interface Call { method: string; req: unknown }
+interface Call { method: string; req: unknown; channel: number }
 
+// `answer` may return a promise (a call the leader holds).
 function fakeLeader(answer: (method: string, req: unknown) => unknown) {
   const calls: Call[] = [];
   const opened: string[] = [];
   const closed: string[] = [];
   const connect = (address: string): RpcChannel => {
-    opened.push(address);
+    const channel = opened.push(address) - 1;
     return {
       address,
       async unary<Req, Res>(m: UnaryMethod<Req, Res>, req: Req): Promise<Res> {
-        calls.push({ method: m.name, req });
-        return m.response(answer(m.name, req));
+        calls.push({ method: m.name, req, channel });
+        return m.response(await answer(m.name, req));
       },
       stream<Req, Msg>(_m: StreamMethod<Req, Msg>): RpcStream { return { done: new Promise(() => undefined), cancel: () => undefined }; },
       pipe: () => { throw new Error('the relay opens no pipe'); },
@@ -72,12 +73,29 @@ test('status reports are batched up to a bound on the updates per call; a new le
   ]);
   const sizes = leader.calls.map((c) => (c.req as RelayUpdateTaskStatusRequest).Reports.map((r) => r.Updates.length));
   assert.deepEqual(sizes, [[1500], [1500, 10]], 'no call over 2,000 updates; nothing lost or split');
-  assert.deepEqual(leader.opened, ['m1:2377']);
+  assert.deepEqual(leader.opened, ['m1:2377', 'm1:2377'], 'a channel for reports and sessions, one for heartbeats');
 
   addr = 'm2:2377';
   await relay.heartbeat({ SessionID: 'x' }, ctxOf('n1')).catch(() => undefined);
-  assert.deepEqual(leader.opened, ['m1:2377', 'm2:2377']);
-  assert.deepEqual(leader.closed, ['m1:2377'], 'the old leader\'s channel closed');
+  assert.deepEqual(leader.opened, ['m1:2377', 'm1:2377', 'm2:2377', 'm2:2377']);
+  assert.deepEqual(leader.closed, ['m1:2377', 'm1:2377'], 'the old leader\'s channels closed');
   relay.close();
   await assert.rejects(relay.heartbeat({ SessionID: 'y' }, ctxOf('n1')), /no leader is known|stopped/);
+});
+
+test('heartbeats go on a channel of their own: a beat is answered while status reports wait on the leader', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => { release = resolve; });
+  const leader = fakeLeader(async (m, req) => {
+    if (m === 'dispatcher.RelayUpdateTaskStatus') { await held; return { Results: (req as RelayUpdateTaskStatusRequest).Reports.map(() => ({})) }; }
+    return { Results: (req as RelayHeartbeatsRequest).Beats.map(() => ({ PeriodMs: 2500 })) };
+  });
+  const relay = new LeaderRelay({ connect: leader.connect, leaderAddr: () => 'm1:2377', log: silentLogger, batchMs: 5 });
+  const report = relay.updateTaskStatus({ SessionID: 's1', Updates: [update(1)] }, ctxOf('n1'));
+  assert.deepEqual(await relay.heartbeat({ SessionID: 's2' }, ctxOf('n2')), { PeriodMs: 2500 });
+  const channelOf = (method: string): number => leader.calls.find((c) => c.method === method)!.channel;
+  assert.notEqual(channelOf('dispatcher.RelayHeartbeats'), channelOf('dispatcher.RelayUpdateTaskStatus'));
+  release();
+  await report;
+  relay.close();
 });

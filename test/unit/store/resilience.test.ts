@@ -188,6 +188,33 @@ test('a resumed watch silent again at the same revision is not resumed again but
   await store.close();
 });
 
+// A resumed watch whose backlog comes late (a loaded etcd gathering it).
+class LateCatchUp extends MemoryBackend {
+  lateMs = 0;
+  override async watch(prefix: string, from: number, cb: WatchCallbacks): Promise<WatchHandle> {
+    if (!this.lateMs || from > this.currentRevision) return super.watch(prefix, from, cb);
+    let inner: WatchHandle | undefined;
+    let closed = false;
+    const timer = setTimeout(() => { void super.watch(prefix, from, cb).then((h) => { if (closed) void h.close(); else inner = h; }); }, this.lateMs);
+    return { close: async () => { closed = true; clearTimeout(timer); await inner?.close(); } };
+  }
+}
+
+test('a resumed watch slower than the stall check to send its backlog is waited for, not reloaded', async () => {
+  const b = new LateCatchUp();
+  const { log, lines } = capturingLogger();
+  // Stall check 100 ms; a resumed watch silent for 1 s (ten checks) would be reloaded.
+  const store = await Store.open(b, log, { watchStallMs: 100 });
+  await store.txn().create('tasks', task('before', 's1')).commit();
+  b.lateMs = 500;
+  b.muteWatches();
+  await store.txn().create('tasks', task('after', 's1')).commit();
+  assert.ok(store.get('tasks', 'after'), 'the mirror shows the write it waited for');
+  assert.equal(lines.filter((l) => l.msg === 'store watch silent while writes wait for it; resuming').length, 1);
+  assert.equal(lines.filter((l) => l.msg === 'store watch silent again without catching up; reloading').length, 0);
+  await store.close();
+});
+
 test('an etcd with another cluster ID is reloaded, not mixed into the mirror', async () => {
   const b = new MemoryBackend();
   const store = await Store.open(b, silentLogger);
