@@ -71,7 +71,6 @@ const DIVERGE_BACKOFF_MAX_MS = 10 * 60_000;
 export interface StoreOptions {
   blobGcDelayMs?: number;   // tests shorten it
   watchStallMs?: number;    // tests shorten it
-  reloadStallMs?: number;   // default RELOAD_STALL_FACTOR × watchStallMs
   audit?: AuditOptions;     // tests shorten it
   deepCheckDelayMs?: number; // tests shorten it
   divergeBackoffMs?: number; // tests shorten it
@@ -230,10 +229,10 @@ export class Store {
       // check to send a backlog of hundreds of big revisions, and each
       // resume asked for the whole backlog again: a leader's mirror stayed
       // 400 revisions behind for six minutes. It is not resumed again; after
-      // reloadStallMs of silence it is reloaded (the state as it is now, and
+      // RELOAD_STALL_FACTOR stall checks of silence it is reloaded (the state as it is now, and
       // a watch from there, with no backlog).
       const mode = this.revision === this.stalledAt ? 'reload' : 'resume';
-      const needMs = mode === 'reload' ? this.opts.reloadStallMs ?? RELOAD_STALL_FACTOR * stallMs : stallMs;
+      const needMs = mode === 'reload' ? RELOAD_STALL_FACTOR * stallMs : stallMs;
       if (silentMs >= needMs && !this.resyncing) {
         const awaited = this.waiters.reduce((m, w) => Math.min(m, w.revision), Infinity);
         this.stalledAt = this.revision;

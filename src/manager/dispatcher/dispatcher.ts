@@ -223,13 +223,15 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   // When each relaying manager's last batch of beats came (liveness.ts
   // relayStallMs): a long silence before the next is that manager's stall.
   const relayBeats = new Map<string, { at: number; ownStallsMs: number }>();
+  // A relay's silence since its last batch, less this manager's own stalls meanwhile.
+  const netSilence = (last: { at: number; ownStallsMs: number }, t: number): number => t - last.at - (ownStallsMs - last.ownStallsMs);
   function relayedBeats(manager: string): void {
     noticeStall();
     const t = now();
     const last = relayBeats.get(manager);
     relayBeats.set(manager, { at: t, ownStallsMs });
     // The common case (batches ms apart) walks no sessions.
-    if (!last || !leading || t - last.at - (ownStallsMs - last.ownStallsMs) < RELAY_STALL_MIN_MS) return;
+    if (!last || !leading || netSilence(last, t) < RELAY_STALL_MIN_MS) return;
     const relayed = [...sessions.values()].filter((s) => s.via === manager).map((s) => s.nodeId);
     const ms = relayStallMs(t - last.at, ownStallsMs - last.ownStallsMs, relayed.length, periodMs());
     if (!ms) return;
@@ -242,7 +244,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function heldUpRelays(): Map<string, number> | undefined {
     const t = now();
     let silent: Array<[string, { at: number; ownStallsMs: number }]> | undefined;
-    for (const [m, last] of relayBeats) if (t - last.at - (ownStallsMs - last.ownStallsMs) >= RELAY_STALL_MIN_MS) (silent ??= []).push([m, last]);
+    for (const [m, last] of relayBeats) if (netSilence(last, t) >= RELAY_STALL_MIN_MS) (silent ??= []).push([m, last]);
     if (!silent) return undefined;
     const counts = new Map<string, number>();
     for (const s of sessions.values()) if (s.via) counts.set(s.via, (counts.get(s.via) ?? 0) + 1);
