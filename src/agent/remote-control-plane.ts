@@ -4,7 +4,7 @@ import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
 import { answeredByPeer, stillConnecting, type RpcChannel, type RpcPipe, type RpcStream } from '../rpc/transport';
 import {
-  Heartbeat, Heartbeats, Session, UpdateTaskStatus, isNotLeader, isSessionInvalid, leaderFromError,
+  Heartbeat, Heartbeats, Session, UpdateTaskStatus, isNotLeader, isRelayedBeatMissed, isSessionInvalid, leaderFromError,
   type HeartbeatRequest, type HeartbeatResponse, type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
@@ -20,7 +20,8 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 // - Heartbeats at the interval the dispatcher asks. A beat the dispatcher
 //   refuses (session invalid, not the leader) ends the session, and the agent
 //   opens a new one. A beat that times out while the session's stream is up
-//   is sent again at once, up to MISSED_BEATS_TO_END in a row: a busy leader
+//   (or that a relaying manager says its leader left unanswered) is sent
+//   again at once, up to MISSED_BEATS_TO_END in a row: a busy leader
 //   answers late, and ending thousands of sessions for that (each a new
 //   registration and a whole task set) loads it far more than the beats. A
 //   dead connection ends the stream through the transport's keepalive.
@@ -384,7 +385,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     } catch (err) {
       if (this.live !== live) return;
       const leader = leaderFromError(err);
-      if (!leader && !answeredByPeer(err) && ++live.missedBeats < MISSED_BEATS_TO_END) {
+      if (!leader && (!answeredByPeer(err) || isRelayedBeatMissed(err)) && ++live.missedBeats < MISSED_BEATS_TO_END) {
         this.opts.log.warn({ manager: live.addr, err: (err as Error).message, missed: live.missedBeats }, 'heartbeat not answered; beating again on the same session');
         this.scheduleHeartbeat(0, intervalMs);
         return;

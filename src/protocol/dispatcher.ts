@@ -339,6 +339,14 @@ export function notLeader(leaderAddr: string | undefined): ShoalError {
 export function leaderUnreachable(detail: string): ShoalError {
   return unavailable(`${NOT_LEADER}, and cannot reach the leader: ${detail}`);
 }
+// A relaying manager whose leader did not answer a batch of beats (a
+// deadline, a dropped connection): to the node a missed beat, as if its own
+// call had gone unanswered, so it beats again on the same session.
+const BEAT_NOT_RELAYED = 'dispatcher: the leader did not answer the relayed heartbeat';
+export function relayedBeatMissed(detail: string): ShoalError {
+  return unavailable(`${BEAT_NOT_RELAYED}: ${detail}`);
+}
+export const isRelayedBeatMissed = (err: unknown): boolean => ((err as Error)?.message ?? '').startsWith(BEAT_NOT_RELAYED);
 export const isNotLeader = (err: unknown): boolean => ((err as Error)?.message ?? '').startsWith(NOT_LEADER);
 export function leaderFromError(err: unknown): string | undefined {
   const m = /this manager is not the leader; the leader is at (\S+)$/.exec((err as Error)?.message ?? '');

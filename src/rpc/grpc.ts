@@ -46,11 +46,15 @@ export const KEEPALIVE_TIMEOUT_MS = 2000;
 // a node is gone from its heartbeats, not from pings. Tight pings here closed
 // every connection of a busy node (or of one `shoal sim` process holding
 // hundreds) in one go, and their reconnections loaded the leader further.
-const SERVER_KEEPALIVE_TIME_MS = 10_000;
+// Once a minute: at 5,000 nodes every 10 s was 500 pings a second to send
+// and time on managers already short of CPU.
+const SERVER_KEEPALIVE_TIME_MS = 60_000;
 const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
-// A channel from one manager to another (the dispatcher's relay) pings as
-// servers do: a leader held up for seconds must not lose every follower's
-// channel, and the sessions relayed over it, at once (MANAGER_CHANNEL).
+// A channel from one manager to another (the dispatcher's relay) pings every
+// 10 s with 20 s to answer: a leader held up for seconds must not lose every
+// follower's channel at once, and a follower cut off from the leader (whose
+// sessions it relays) should learn it within half a minute (MANAGER_CHANNEL).
+const MANAGER_KEEPALIVE = { timeMs: 10_000, timeoutMs: 20_000 };
 
 // HTTP/2 flow-control window, per stream and per connection (the default is
 // 64 KiB), where a connection carries a crowd: a server's receive side, and a
@@ -66,8 +70,8 @@ const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
 // (glibc's count, a scratch benchmark of 500 connections to one GrpcServer).
 const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
-// A manager's channel to another manager: pings as servers do, windows as above.
-export const MANAGER_CHANNEL: ChannelTuning = { keepalive: { timeMs: SERVER_KEEPALIVE_TIME_MS, timeoutMs: SERVER_KEEPALIVE_TIMEOUT_MS }, flowControlWindow: FLOW_CONTROL_WINDOW };
+// A manager's channel to another manager: its own pings, windows as above.
+export const MANAGER_CHANNEL: ChannelTuning = { keepalive: MANAGER_KEEPALIVE, flowControlWindow: FLOW_CONTROL_WINDOW };
 // The TLS server name our clients send (never an IP: see DEP0123).
 const DEFAULT_SERVER_NAME = 'swarm-node';
 const KIND_KEY = 'shoal-kind';

@@ -2,7 +2,7 @@ import type { Logger } from '../../common/log';
 import { ShoalError, unavailable } from '../../common/errors';
 import { RpcError, type CallContext, type RpcChannel, type RpcStream } from '../../rpc/transport';
 import {
-  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, leaderUnreachable, raiseRelayed,
+  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, leaderUnreachable, raiseRelayed, relayedBeatMissed,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedError, type RelayedFor, type SessionMessage, type SessionRequest,
   type UpdateTaskStatusRequest, type UpdateTaskStatusResponse,
 } from '../../protocol/dispatcher';
@@ -15,6 +15,14 @@ import {
 // back unchanged, except that "not the leader" becomes "open the session
 // again": the node should come back here, not move to the leader and pile
 // onto it. A leader this manager cannot reach sends the node elsewhere.
+// A relayed session the leader had taken whose connection then drops (the
+// leader unchanged) is "open the session again" too: the node comes back
+// here over the connection it has, and a leader really gone fails that
+// second try within the connect timeout. A batch of beats the leader did not
+// answer is a missed beat to each node, not a lost session. Either way, a
+// leader held up for some seconds no longer sends every node of this manager
+// to make a new connection elsewhere at once (a storm of TLS handshakes onto
+// managers that are busy already).
 
 export interface RelayOptions {
   connect(addr: string): RpcChannel;
@@ -30,6 +38,7 @@ const CALL_TIMEOUT_MS = 10_000;
 // Entries (heartbeats) or status updates per call: well inside a message.
 const MAX_BATCH_WEIGHT = 2000;
 export const RELAY_LEADER_CHANGED = 'dispatcher: the leader changed; open the session again';
+export const RELAY_CONNECTION_LOST = 'dispatcher: the connection to the leader was lost; open the session again';
 
 // No leader to relay to, said here (not by a leader): goes to the node as is.
 class NoLeader extends ShoalError {
@@ -48,6 +57,9 @@ function relayError(err: unknown): Error {
   return leaderUnreachable((err as Error)?.message ?? String(err));
 }
 
+// The leader did not answer: the connection failed or the call's deadline passed.
+const transportFailure = (err: unknown): boolean => err instanceof RpcError && !err.answered && err.kind === 'unavailable';
+
 function forOf(ctx: CallContext): RelayedFor {
   const p = ctx.peer!;
   return { NodeID: p.nodeId, Role: p.role, Addr: p.address };
@@ -63,6 +75,7 @@ class Batcher<Entry, Res> {
     private readonly send: (entries: Entry[]) => Promise<Array<Res | { Error: RelayedError }>>,
     private readonly delayMs: number,
     private readonly weigh: (e: Entry) => number = () => 1,
+    private readonly failed: (err: unknown) => Error = relayError,
   ) {}
 
   add(entry: Entry): Promise<Res> {
@@ -93,7 +106,7 @@ class Batcher<Entry, Res> {
         else b.resolve(r as Res);
       });
     }).catch((err: unknown) => {
-      const e = relayError(err);
+      const e = this.failed(err);
       for (const b of batch) b.reject(e);
     });
   }
@@ -122,7 +135,7 @@ export class LeaderRelay {
     this.beats = new Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>(async (Beats) => {
       const res = await this.upstream('beats').unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r) => (r.Error ? { Error: r.Error } : { PeriodMs: r.PeriodMs! }));
-    }, delay);
+    }, delay, undefined, (err) => (transportFailure(err) ? relayedBeatMissed((err as Error).message) : relayError(err)));
     this.reports = new Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>(async (Reports) => {
       const res = await this.upstream().unary(RelayUpdateTaskStatus, { Reports }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r): UpdateTaskStatusResponse | { Error: RelayedError } => (r.Error ? { Error: r.Error } : {}));
@@ -149,14 +162,19 @@ export class LeaderRelay {
 
   async session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
     const channel = this.upstream();
+    let taken = false; // the leader's first message came: it has the session
     return await new Promise<void>((resolve, reject) => {
-      const stream = channel.stream(RelaySession, { For: forOf(ctx), Req: req }, send);
+      const stream = channel.stream(RelaySession, { For: forOf(ctx), Req: req }, (m) => { taken = true; send(m); });
       this.streams.add(stream);
       const onAbort = (): void => stream.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       stream.done.then(
         () => { if (ctx.signal.aborted) resolve(); else reject(unavailable(RELAY_LEADER_CHANGED)); },
-        (err: unknown) => { if (ctx.signal.aborted) resolve(); else reject(relayError(err)); },
+        (err: unknown) => {
+          if (ctx.signal.aborted) resolve();
+          else if (taken && transportFailure(err) && !this.closed && this.channel === channel) reject(unavailable(RELAY_CONNECTION_LOST));
+          else reject(relayError(err));
+        },
       ).finally(() => {
         this.streams.delete(stream);
         ctx.signal.removeEventListener('abort', onAbort);

@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
-import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, relayedBeatMissed, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -482,7 +482,8 @@ test('a session the leader\'s dispatcher ends is opened again with it over the s
 // heartbeats time out (answered meanwhile by the dispatcher, as a late answer
 // would be) or its sessions give up on a connection still being set up.
 // `silent`: sessions that get no message at all (a leader too busy to register the node).
-type Probe = { failBeats: number; beatsFailed: number; beatsOk: number; sessions: string[]; connecting: number; closed: number; silent?: number };
+// `relayedMiss`: a failed beat is a relaying manager's "the leader did not answer" (answered by that manager).
+type Probe = { failBeats: number; beatsFailed: number; beatsOk: number; sessions: string[]; connecting: number; closed: number; silent?: number; relayedMiss?: boolean };
 function probedChannel(inner: RpcChannel, probe: Probe): RpcChannel {
   return {
     address: inner.address,
@@ -516,6 +517,7 @@ function probedChannel(inner: RpcChannel, probe: Probe): RpcChannel {
             probe.failBeats--;
             probe.beatsFailed++;
             void pipe.call(req, o).catch(() => undefined);
+            if (probe.relayedMiss) throw new RpcError('unavailable', relayedBeatMissed(`deadline exceeded calling ${m.name}`).message, { answered: true });
             throw new RpcError('unavailable', `deadline exceeded calling ${m.name}`);
           }
           const res = await pipe.call(req, o);
@@ -552,7 +554,7 @@ test('an agent whose manager serves no heartbeats pipe (an earlier release) beat
   } finally { await w.close(); }
 });
 
-test('a heartbeat that times out is sent again on the same session; only MISSED_BEATS_TO_END in a row end it', async () => {
+test('a heartbeat that times out (or that a relaying manager says its leader left unanswered) is sent again on the same session; only MISSED_BEATS_TO_END in a row end it', async () => {
   const w = await world();
   try {
     w.dispatcher(M1).setLeading(w.store);
@@ -570,11 +572,18 @@ test('a heartbeat that times out is sent again on the same session; only MISSED_
       assert.equal(agentLog.lines.filter((l) => l.msg === 'heartbeat not answered; beating again on the same session').length, MISSED_BEATS_TO_END - 1);
       assert.equal(cp.connectedTo, M1);
       assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+      // The same from a relaying manager whose leader did not answer (an answer, but not the leader's).
+      probe.relayedMiss = true;
+      probe.failBeats = MISSED_BEATS_TO_END - 1;
+      const okAfter = probe.beatsOk;
+      await waitFor('the relayed beats failed, then one answered', () => probe.beatsFailed === 2 * (MISSED_BEATS_TO_END - 1) && probe.beatsOk > okAfter);
+      assert.equal(probe.sessions.length, 1, 'still the same session');
+      probe.relayedMiss = false;
       // The limit in a row: the agent opens a new session.
       probe.failBeats = MISSED_BEATS_TO_END;
       // (The dispatcher's managers' list names M2 as well, which the agent may try on the way: nothing listens there.)
       await waitFor('a new session', () => agentLog.lines.filter((l) => l.msg === 'session with the dispatcher established').length === 2 && cp.connectedTo === M1);
-      assert.equal(probe.beatsFailed, 2 * MISSED_BEATS_TO_END - 1);
+      assert.equal(probe.beatsFailed, 3 * MISSED_BEATS_TO_END - 2);
     }
   } finally { await w.close(); }
 });

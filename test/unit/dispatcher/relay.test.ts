@@ -2,17 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/common/log';
 import { ShoalError } from '../../../src/common/errors';
-import type { CallContext, RpcChannel, RpcStream, StreamMethod, UnaryMethod } from '../../../src/rpc/transport';
-import { notLeader, type RelayHeartbeatsRequest, type RelayUpdateTaskStatusRequest, type StatusUpdate } from '../../../src/protocol/dispatcher';
-import { LeaderRelay, RELAY_LEADER_CHANGED } from '../../../src/manager/dispatcher/relay';
+import { RpcError, type CallContext, type RpcChannel, type RpcStream, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
+import { isNotLeader, isRelayedBeatMissed, leaderFromError, notLeader, type RelayHeartbeatsRequest, type RelayUpdateTaskStatusRequest, type SessionMessage, type StatusUpdate } from '../../../src/protocol/dispatcher';
+import { LeaderRelay, RELAY_CONNECTION_LOST, RELAY_LEADER_CHANGED } from '../../../src/manager/dispatcher/relay';
 
 // The follower's half of the relay against a fake leader channel: what it
 // sends in one call, and how each answer reaches its own node.
 
 interface Call { method: string; req: unknown; channel: number }
 
+// A relayed session the test drives: `first` is the leader's first message,
+// `end` ends the stream as the transport would.
+interface FakeStream { req: unknown; first(msg: unknown): void; end(err?: Error): void }
+
 // `answer` may return a promise (a call the leader holds).
 function fakeLeader(answer: (method: string, req: unknown) => unknown) {
+  const streams: FakeStream[] = [];
   const calls: Call[] = [];
   const opened: string[] = [];
   const closed: string[] = [];
@@ -24,12 +29,17 @@ function fakeLeader(answer: (method: string, req: unknown) => unknown) {
         calls.push({ method: m.name, req, channel });
         return m.response(await answer(m.name, req));
       },
-      stream<Req, Msg>(_m: StreamMethod<Req, Msg>): RpcStream { return { done: new Promise(() => undefined), cancel: () => undefined }; },
+      stream<Req, Msg>(_m: StreamMethod<Req, Msg>, req: Req, onMessage: (msg: Msg) => void): RpcStream {
+        let settle!: (err?: Error) => void;
+        const done = new Promise<void>((resolve, reject) => { settle = (err) => (err ? reject(err) : resolve()); });
+        streams.push({ req, first: (msg) => onMessage(msg as Msg), end: settle });
+        return { done, cancel: () => settle(new RpcError('unavailable', 'call cancelled')) };
+      },
       pipe: () => { throw new Error('the relay opens no pipe'); },
       close: () => { closed.push(address); },
     };
   };
-  return { calls, opened, closed, connect };
+  return { calls, opened, closed, connect, streams };
 }
 
 const ctxOf = (nodeId: string): CallContext => ({ peer: { nodeId, role: 'worker', clusterId: 'c', address: `${nodeId}:1` }, signal: new AbortController().signal });
@@ -97,5 +107,40 @@ test('heartbeats go on a channel of their own: a beat is answered while status r
   assert.notEqual(channelOf('dispatcher.RelayHeartbeats'), channelOf('dispatcher.RelayUpdateTaskStatus'));
   release();
   await report;
+  relay.close();
+});
+
+test('a lost connection to the same leader: a session it had taken is opened again here, one it never took goes elsewhere; unanswered beats are missed beats', async () => {
+  const dropped = (): RpcError => new RpcError('unavailable', 'dispatcher.RelaySession on m1:2377: Connection dropped');
+  const leader = fakeLeader(() => { throw new RpcError('unavailable', 'deadline exceeded calling dispatcher.RelayHeartbeats on m1:2377'); });
+  let addr = 'm1:2377';
+  const relay = new LeaderRelay({ connect: leader.connect, leaderAddr: () => addr, log: silentLogger, batchMs: 5 });
+  const got: SessionMessage[] = [];
+  const msg = { SessionID: 's1' } as unknown as SessionMessage;
+  const session = (id: string): Promise<void> => relay.session({ SessionID: id, Description: {} as never }, ctxOf(id), (m) => got.push(m));
+
+  const taken = session('n1');
+  const never = session('n2');
+  leader.streams[0]!.first(msg);
+  assert.equal(got.length, 1, 'the leader\'s message reaches the node');
+  leader.streams[0]!.end(dropped());
+  leader.streams[1]!.end(dropped());
+  const a = await taken.then(() => undefined, (e: unknown) => e as ShoalError);
+  assert.equal(a?.message, RELAY_CONNECTION_LOST, 'a session the leader had: the node comes back here');
+  assert.ok(!isNotLeader(a), 'not "not the leader": the node keeps this manager');
+  const b = await never.then(() => undefined, (e: unknown) => e as ShoalError);
+  assert.ok(isNotLeader(b) && leaderFromError(b) === undefined, `a session the leader never took: the node tries another manager (${b?.message})`);
+
+  // The leader changed meanwhile: its old connection's loss says nothing of the new one.
+  const old = session('n3');
+  leader.streams[2]!.first(msg);
+  addr = 'm2:2377';
+  await relay.heartbeat({ SessionID: 'x' }, ctxOf('n9')).catch(() => undefined); // moves the relay to m2
+  leader.streams[2]!.end(dropped());
+  const c = await old.then(() => undefined, (e: unknown) => e as ShoalError);
+  assert.notEqual(c?.message, RELAY_CONNECTION_LOST);
+
+  const beat = await relay.heartbeat({ SessionID: 'y' }, ctxOf('n4')).then(() => undefined, (e: unknown) => e as ShoalError);
+  assert.ok(isRelayedBeatMissed(beat), `a beat the leader left unanswered is a missed beat (${beat?.message})`);
   relay.close();
 });
