@@ -47,14 +47,20 @@ export const KEEPALIVE_TIMEOUT_MS = 2000;
 // every connection of a busy node (or of one `shoal sim` process holding
 // hundreds) in one go, and their reconnections loaded the leader further.
 // Once a minute: at 5,000 nodes every 10 s was 500 pings a second to send
-// and time on managers already short of CPU.
+// and time on managers already short of CPU. A minute to answer: a ping's
+// answer waits behind whatever the connection carries already (up to 16 MiB
+// windows, below), see MANAGER_KEEPALIVE.
 const SERVER_KEEPALIVE_TIME_MS = 60_000;
-const SERVER_KEEPALIVE_TIMEOUT_MS = 20_000;
+const SERVER_KEEPALIVE_TIMEOUT_MS = 60_000;
 // A channel from one manager to another (the dispatcher's relay) pings every
-// 10 s with 20 s to answer: a leader held up for seconds must not lose every
-// follower's channel at once, and a follower cut off from the leader (whose
-// sessions it relays) should learn it within half a minute (MANAGER_CHANNEL).
-const MANAGER_KEEPALIVE = { timeMs: 10_000, timeoutMs: 20_000 };
+// 30 s with a minute to answer. A leader held up for seconds must not lose
+// every follower's channel at once, and the answer to a ping queues behind
+// the assignments the leader is sending the follower's nodes: with 20 s to
+// answer, a follower relaying 1,667 nodes lost its connection twice in 30 s
+// while 5,000 nodes were being given 150,000 tasks (bench/scale.ts). A leader
+// that is gone is found by the election (a new leader address closes these
+// channels), not by pings.
+const MANAGER_KEEPALIVE = { timeMs: 30_000, timeoutMs: 60_000 };
 
 // HTTP/2 flow-control window, per stream and per connection (the default is
 // 64 KiB), where a connection carries a crowd: a server's receive side, and a
