@@ -46,10 +46,9 @@ export const KEEPALIVE_TIMEOUT_MS = 2000;
 // a node is gone from its heartbeats, not from pings. Tight pings here closed
 // every connection of a busy node (or of one `shoal sim` process holding
 // hundreds) in one go, and their reconnections loaded the leader further.
-// Once a minute: at 5,000 nodes every 10 s was 500 pings a second to send
-// and time on managers already short of CPU. A minute to answer: a ping's
-// answer waits behind whatever the connection carries already (up to 16 MiB
-// windows, below), see MANAGER_KEEPALIVE.
+// Once a minute, with a minute to answer: a ping's answer waits behind
+// whatever the connection carries already (up to 16 MiB windows, below; see
+// MANAGER_KEEPALIVE), and a dropped connection costs a node its session.
 const SERVER_KEEPALIVE_TIME_MS = 60_000;
 const SERVER_KEEPALIVE_TIMEOUT_MS = 60_000;
 // A channel from one manager to another (the dispatcher's relay) pings every
