@@ -71,12 +71,19 @@ class Batcher<Entry, Res> {
   private weight = 0;
   private timer?: NodeJS.Timeout;
 
+  private readonly weigh: (e: Entry) => number;
+  private readonly failed: (err: unknown) => Error;
+
+  // `weigh`: an entry's share of MAX_BATCH_WEIGHT (1 by default); `failed`:
+  // what each node is told when the whole call fails (relayError by default).
   constructor(
     private readonly send: (entries: Entry[]) => Promise<Array<Res | { Error: RelayedError }>>,
     private readonly delayMs: number,
-    private readonly weigh: (e: Entry) => number = () => 1,
-    private readonly failed: (err: unknown) => Error = relayError,
-  ) {}
+    opts: { weigh?: (e: Entry) => number; failed?: (err: unknown) => Error } = {},
+  ) {
+    this.weigh = opts.weigh ?? (() => 1);
+    this.failed = opts.failed ?? relayError;
+  }
 
   add(entry: Entry): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
@@ -135,11 +142,11 @@ export class LeaderRelay {
     this.beats = new Batcher<{ For: RelayedFor; SessionID: string }, HeartbeatResponse>(async (Beats) => {
       const res = await this.upstream('beats').unary(RelayHeartbeats, { Beats }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r) => (r.Error ? { Error: r.Error } : { PeriodMs: r.PeriodMs! }));
-    }, delay, undefined, (err) => (transportFailure(err) ? relayedBeatMissed((err as Error).message) : relayError(err)));
+    }, delay, { failed: (err) => (transportFailure(err) ? relayedBeatMissed((err as Error).message) : relayError(err)) });
     this.reports = new Batcher<{ For: RelayedFor; SessionID: string; Updates: UpdateTaskStatusRequest['Updates'] }, UpdateTaskStatusResponse>(async (Reports) => {
       const res = await this.upstream().unary(RelayUpdateTaskStatus, { Reports }, { timeoutMs: CALL_TIMEOUT_MS });
       return res.Results.map((r): UpdateTaskStatusResponse | { Error: RelayedError } => (r.Error ? { Error: r.Error } : {}));
-    }, delay, (r) => 1 + r.Updates.length);
+    }, delay, { weigh: (r) => 1 + r.Updates.length });
   }
 
   // Whether there is a leader to relay to.
