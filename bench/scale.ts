@@ -16,6 +16,9 @@
 //               time from `service create` to every task reported running,
 //               with `docker node ls` timed every few seconds meanwhile
 //   loaded      the same figures as idle, with the service in place
+//   held        with --hold S: each manager's memory sampled every 10 s for S
+//               seconds more, the service still in place (a create's garbage
+//               not yet collected, against what holding the tasks costs)
 //   remove      `service rm`; time until the simulated nodes run nothing
 //
 // Goals (issue 10): 5,000 nodes and 150,000 tasks on three managers, all
@@ -25,7 +28,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0] [--idle-only] [--prof-seconds N]
+//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold 0]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -44,6 +47,8 @@
 // phase allocated and is still live at its end (FILE-create-N.heapprofile);
 // one ending in .allocprofile counts all it allocated, garbage included.
 // --idle-only stops each step after its idle figures (no service is created).
+// --hold S keeps the service S seconds after the loaded figures, sampling
+// the managers' memory (see held, above).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
@@ -72,9 +77,9 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number }
 
-interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number }
+interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB?: number; etcdAnonMB?: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
 // stand-in engine (bench/canned-engine.ts): the CLI's part of nodeLsLeader.
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number; nodeLsCli: number }
@@ -99,10 +104,14 @@ interface StepFigures {
   etcdSentBytesDuringCreate?: Record<string, number>;
   runningAtEnd?: number;
   loaded?: { managers: ManagerFigures[]; latency: Latency };
+  held?: Array<{ seconds: number; managers: ManagerFigures[] }>;
   removeSeconds?: number;
   simRssMB?: number;
   error?: string;
 }
+
+// --hold: how often the held service's managers are sampled.
+const HOLD_SAMPLE_MS = 10_000;
 
 // --sim-nice: the nice value of each simulator's CPU group (autogroup; -20..19; 0: a host's share).
 const DEFAULT_SIM_NICE = 0;
@@ -116,7 +125,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -143,6 +152,7 @@ function options(argv: string[]): Options {
     leaderProfPhases: (values['leader-prof-phases'] ?? 'join,create').split(',').map((x) => x.trim()),
     ...(values['prof-seconds'] ? { profSeconds: positiveOption(values['prof-seconds'], 0, 'prof-seconds') } : {}),
     ...(values.logs ? { logs: values.logs } : {}),
+    holdSeconds: positiveOption(values.hold, 0, 'hold'),
   };
 }
 
@@ -258,7 +268,7 @@ class Cluster {
     const out: ManagerFigures[] = [];
     for (const m of this.managers) {
       const mem = await labHostMemory(LAB, m.name);
-      out.push({ host: m.name, leader: m.name === leaderName, daemonMB: round1(mem.daemon), etcdMB: round1(mem.etcd), etcdFileMB: round1(etcdFileBytes(m.name) / MB) });
+      out.push({ host: m.name, leader: m.name === leaderName, daemonMB: round1(mem.daemon), etcdMB: round1(mem.etcd), etcdFileMB: round1(etcdFileBytes(m.name) / MB), daemonAnonMB: round1(mem.daemonSplit?.anon ?? 0), etcdAnonMB: round1(mem.etcdSplit?.anon ?? 0) });
     }
     return out;
   }
@@ -398,6 +408,16 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   fig.loaded = { managers: await c.managerFigures(l2.name), latency: await c.latency() };
   fig.simRssMB = round1(c.simRssMB());
   say(`  loaded: ${JSON.stringify(fig.loaded)}, sim processes ${fig.simRssMB} MB`);
+  if (o.holdSeconds > 0) {
+    fig.held = [];
+    const since = performance.now();
+    for (let t = HOLD_SAMPLE_MS; t <= o.holdSeconds * 1000; t += HOLD_SAMPLE_MS) {
+      await sleep(Math.max(0, since + t - performance.now()));
+      const managers = await c.managerFigures((await c.leader()).leader.name);
+      fig.held.push({ seconds: round1((performance.now() - since) / 1000), managers });
+      say(`  held ${fig.held.at(-1)!.seconds} s: ${managers.map((m) => `${m.host}${m.leader ? ' (leader)' : ''} ${m.daemonMB} + ${m.etcdMB} MB (anon ${m.daemonAnonMB} + ${m.etcdAnonMB})`).join(', ')}`);
+    }
+  }
 
   const removed = performance.now();
   const rm = await http(c.socket(l2), 'DELETE', `/v1.41/services/${SERVICE}`, undefined, 120_000);
