@@ -944,7 +944,7 @@ export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, it
 // raft round and one disk write, and each commit also waits for the watch to
 // bring its revision back, so one batch at a time left both mostly waiting
 // (the scheduler's and the dispatcher's writes for 150,000 tasks).
-export const BATCHES_IN_FLIGHT = 4;
+export const BATCHES_IN_FLIGHT = 8;
 
 
 export function* eachBatch<T>(store: Store, items: Iterable<T>, add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {

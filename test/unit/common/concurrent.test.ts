@@ -52,20 +52,3 @@ test('the first failure stops new calls and is thrown after those in flight end'
   assert.ok(slowEnded, 'the call in flight was waited for');
   assert.deepEqual(started, [1, 2], 'nothing started after the failure');
 });
-
-test('an item is taken from the iterable only when its call can start (a generator builds it late)', async () => {
-  const g = gate();
-  const taken: number[] = [];
-  function* items(): Generator<number> { for (let i = 1; i <= 4; i++) { taken.push(i); yield i; } }
-  const done = eachConcurrently(items(), 2, g.fn);
-  await turn();
-  assert.deepEqual(taken, [1, 2], 'the third waits for a free slot before it is made');
-  g.calls.get(1)!();
-  await turn();
-  assert.deepEqual(taken, [1, 2, 3]);
-  for (const i of [2, 3]) g.calls.get(i)!();
-  await turn();
-  g.calls.get(4)!();
-  await done;
-  assert.deepEqual(taken, [1, 2, 3, 4]);
-});
