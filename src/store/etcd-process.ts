@@ -212,10 +212,9 @@ export class EtcdProcess {
       // History is compacted by the daemon (store/maintenance.ts), behind
       // the mirror's revision. etcd 3.4 keeps its raft log in memory from
       // 5,000 entries (fixed) before its last snapshot: up to 5,000 + this
-      // count entries, each a transaction (of at most 16 KiB from a bulk
-      // writer: BULK_TXN_BYTES, store/backend.ts). At 10,000, with entries
-      // of up to 128 writes (~70 KB), that was 880 MB per member after a
-      // 150,000-task create (bench/scale.ts); the default (100,000) costs more still.
+      // count entries, each a transaction of up to 128 writes (~70 KB of
+      // tasks). At 10,000 that was 880 MB per member after a 150,000-task
+      // create (bench/scale.ts); the default (100,000) costs more still.
       '--snapshot-count', String(ETCD_SNAPSHOT_COUNT),
       '--quota-backend-bytes', String(2 * 1024 ** 3),
       '--logger', 'zap',

@@ -24,8 +24,8 @@ export interface MaintenanceOptions {
   defragMinBytes: number;    // ...and the file is at least this big
 }
 
-// A revision is a transaction (up to 16 KiB of writes in a bulk create, BULK_TXN_BYTES): 2,000 of
-// them behind the mirror is still tens of seconds of the busiest writing,
+// A revision is a transaction (up to 128 writes in a bulk create): 2,000 of
+// them behind the mirror is still a minute or more of the busiest writing,
 // far more than a watch resume needs; 10,000 kept a whole 150,000-task create
 // (and its file pages, resident in etcd) until the next look.
 export const DEFAULT_MAINTENANCE: MaintenanceOptions = {

@@ -266,17 +266,14 @@ export class Store {
   }
 
   /** @internal used by StoreTxn */
-  async commitOps(own: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence, quick = true): Promise<number> {
+  async commitOps(own: Compare[], ops: Op[], onConflict: () => ShoalError, fence?: Fence): Promise<number> {
     const compares = fence ? [...own, { key: fence.key, createRevision: fence.createRevision }] : own;
     // A small write that gets no answer within a second (more while writes
     // are slow) was most likely forwarded to an etcd leader that just died
     // (etcd then never answers it): find out whether it applied and, if not,
-    // send it again, within WRITE_RETRY_MS. Large ones, and bulk batches
-    // (`quick` false: BATCHES_IN_FLIGHT of them queue together, and a quick
-    // deadline made hundreds of them outcome reads and resends at 5,000
-    // nodes), get the client's full deadline.
+    // send it again, within WRITE_RETRY_MS. Large ones get the client's full deadline.
     const bytes = ops.reduce((n, op) => n + opBytes(op), 0);
-    const timeoutMs = quick && bytes <= QUICK_TXN_BYTES ? this.writeLatency.quickTimeoutMs() : undefined;
+    const timeoutMs = bytes <= QUICK_TXN_BYTES ? this.writeLatency.quickTimeoutMs() : undefined;
     const deadline = Date.now() + WRITE_RETRY_MS;
     let resent = false;
     for (;;) {
@@ -801,9 +798,6 @@ export class StoreTxn {
   private written: Array<{ Version: { Index: number } }> = [];
   private conflictError: () => ShoalError = outOfSequence;
   private opBytes = 0;
-  // A batch of eachBatch: committed side by side with others, so its answer
-  // waits behind theirs and it gets the client's full deadline (commitOps).
-  /** @internal */ bulk = false;
 
   constructor(private readonly store: Store, private readonly fence?: Fence) {}
 
@@ -918,7 +912,7 @@ export class StoreTxn {
     if (bytes > MAX_TXN_BYTES) throw invalid(`object too large for the cluster store: the write takes ${bytes} bytes, more than the ${MAX_TXN_BYTES} a transaction may hold`);
     // Spec blobs first: the tasks after them refer to them.
     const ops: Op[] = [...[...this.blobs].map(([k, v]) => ({ put: k, value: v })), ...this.ops];
-    const revision = await this.store.commitOps(this.compares, ops, this.conflictError, this.fence, !this.bulk);
+    const revision = await this.store.commitOps(this.compares, ops, this.conflictError, this.fence);
     for (const w of this.written) w.Version = { Index: revision };
     return revision;
   }
@@ -947,7 +941,7 @@ export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, it
 export const BATCHES_IN_FLIGHT = 8;
 
 
-export function* eachBatch<T>(store: Store, items: Iterable<T>, add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {
+export function* eachBatch<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {
   let cur: { txn: StoreTxn; items: T[] } | undefined;
   for (const item of items) {
     const one = store.txn();
@@ -958,7 +952,7 @@ export function* eachBatch<T>(store: Store, items: Iterable<T>, add: (txn: Store
       continue;
     }
     if (cur && !cur.txn.fits(one, BULK_TXN_BYTES)) { yield cur; cur = undefined; }
-    if (!cur) { cur = { txn: store.txn(), items: [] }; cur.txn.bulk = true; }
+    cur ??= { txn: store.txn(), items: [] };
     cur.txn.absorb(one);
     cur.items.push(item);
   }

@@ -669,23 +669,18 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const items = [...queue.entries()];
     queue.clear();
     const stamp = nowIso(now());
+    const writes: Array<{ taskId: string; q: Queued; next: Task }> = [];
+    for (const [taskId, q] of items) {
+      const cur = store.get('tasks', taskId);
+      const next = cur && cur.NodeID === q.nodeId ? withStatus(cur, q.status, stamp) : undefined;
+      if (next) writes.push({ taskId, q, next });
+      else for (const d of q.done) d();
+    }
     const finish = (q: Queued, err?: unknown): void => { for (const d of q.done) d(err); };
     let fenced: Store;
-    try { fenced = writer(); } catch (err) { for (const [, q] of items) finish(q, err); return; }
-    // Each task's new version is made as its batch is built, from the mirror
-    // as it is then: a backlog of 100,000 reports (a swamped leader) held as
-    // many new task objects until the last batch was written, and the later
-    // batches were built from versions the orchestrator had replaced since.
-    function* writes(): Generator<{ taskId: string; q: Queued; next: Task }> {
-      for (const [taskId, q] of items) {
-        const cur = store.get('tasks', taskId);
-        const next = cur && cur.NodeID === q.nodeId ? withStatus(cur, q.status, stamp) : undefined;
-        if (next) yield { taskId, q, next };
-        else finish(q);
-      }
-    }
+    try { fenced = writer(); } catch (err) { for (const w of writes) finish(w.q, err); return; }
     // Each task once (the queue is keyed by task): the batches are independent. Never rejects.
-    await eachConcurrently(eachBatch(fenced, writes(), (txn, w) => txn.update('tasks', w.next), (w, error) => finish(w.q, error)), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
+    await eachConcurrently(eachBatch(fenced, writes, (txn, w) => txn.update('tasks', w.next), (w, error) => finish(w.q, error)), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
       try {
         await txn.commit();
         for (const w of chunk) finish(w.q);

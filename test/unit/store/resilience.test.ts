@@ -97,19 +97,6 @@ test('bulk writes of small objects go in transactions of at most BULK_TXN_BYTES 
   assert.ok(batches.length > 1 && bytes.slice(0, -1).every((b) => b > BULK_TXN_BYTES - 4 * one), `txn bytes ${bytes.join(',')}`);
 });
 
-test('a small single write gets the quick deadline; bulk batches (side by side) the client\'s full one', async () => {
-  const b = new MemoryBackend();
-  const deadlines: Array<number | undefined> = [];
-  const realTxn = b.txn.bind(b);
-  b.txn = async (c: Compare[], ops: Op[], opts?: { timeoutMs?: number }): Promise<TxnResult> => { deadlines.push(opts?.timeoutMs); return realTxn(c, ops); };
-  const store = await Store.open(b, silentLogger);
-  await store.txn().create('tasks', task('one', 's1', [])).commit();
-  assert.equal(typeof deadlines.at(-1), 'number', 'a single small write: quick');
-  deadlines.length = 0;
-  await commitInBatches(store, Array.from({ length: 100 }, (_, i) => (t: import('../../../src/store/store').StoreTxn) => { t.create('tasks', task(`b${i}`, 's1', [])); }));
-  assert.ok(deadlines.length > 1 && deadlines.every((d) => d === undefined), `bulk deadlines ${deadlines.join(',')}`);
-});
-
 test('planBatches keeps op counts under etcd\'s --max-txn-ops', async () => {
   const store = await Store.open(new MemoryBackend(), silentLogger);
   const { batches } = planBatches(store, Array.from({ length: 1000 }, (_, i) => service(`s${i}`, `n${i}`)), (t, s) => t.create('services', s));
