@@ -103,14 +103,6 @@ export const MAX_TXN_OPS = 128;
 // ...and requests over --max-request-bytes (default 1.5 MiB). Keys, values and
 // the protobuf framing count; a margin keeps us clear of it.
 export const MAX_TXN_BYTES = 1024 * 1024;
-// A batch of bulk writes grows to at most this many bytes (a write larger
-// than that goes alone, up to MAX_TXN_BYTES). Each transaction is one raft
-// entry, and etcd 3.4 keeps in memory every entry since 5,000 before its last
-// snapshot (up to 5,000 + --snapshot-count, etcd-process.ts): the size of an
-// entry is what that costs. At 32 tasks a transaction, each etcd member of a
-// 150,000-task create held about 190 MB less than at 60 (a standalone
-// three-member etcd, same flags), for about a quarter more etcd CPU.
-export const BULK_TXN_BYTES = 16 * 1024;
 
 export function opBytes(op: Op): number {
   return 'put' in op ? Buffer.byteLength(op.put) + Buffer.byteLength(op.value) + 16 : Buffer.byteLength(op.del) + 8;

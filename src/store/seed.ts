@@ -3,12 +3,11 @@
 // key gets a new revision; objects' versions follow (Version.Index is the
 // mod revision), so nothing in a value refers to the old revisions.
 import type { Backend, Op } from './backend';
-import { BULK_TXN_BYTES, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes } from './backend';
+import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes } from './backend';
 import { isLeaseKey, ROOT } from './keys';
 import { invalid } from '../common/errors';
 
-// The batches (pure): at most MAX_TXN_OPS puts and BULK_TXN_BYTES each (a
-// bigger value alone, up to MAX_TXN_BYTES), keys outside ROOT refused.
+// The batches (pure): at most MAX_TXN_OPS puts and MAX_TXN_BYTES each, keys outside ROOT refused.
 export function seedBatches(kvs: Array<[string, string]>): Op[][] {
   const batches: Op[][] = [];
   let cur: Op[] = [];
@@ -19,7 +18,7 @@ export function seedBatches(kvs: Array<[string, string]>): Op[][] {
     const op: Op = { put: key, value };
     const b = opBytes(op);
     if (b > MAX_TXN_BYTES) throw invalid(`invalid backup file: key ${key} holds ${b} bytes, more than one transaction takes`);
-    if (cur.length && (cur.length >= MAX_TXN_OPS || bytes + b > BULK_TXN_BYTES)) { batches.push(cur); cur = []; bytes = 0; }
+    if (cur.length >= MAX_TXN_OPS || bytes + b > MAX_TXN_BYTES) { batches.push(cur); cur = []; bytes = 0; }
     cur.push(op);
     bytes += b;
   }

@@ -1,5 +1,5 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { BULK_TXN_BYTES, hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
+import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
 import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
@@ -884,13 +884,13 @@ export class StoreTxn {
   putMeta(key: string, value: string): this { this.put(key, value); return this; }
   deleteMeta(key: string): this { this.del(key); return this; }
 
-  /** @internal whether `other`'s writes can join this transaction within etcd's limits (and `maxBytes`). */
-  fits(other: StoreTxn, maxBytes = MAX_TXN_BYTES): boolean {
+  /** @internal whether `other`'s writes can join this transaction within etcd's limits. */
+  fits(other: StoreTxn): boolean {
     let blobBytes = 0;
     let newBlobs = 0;
     for (const [k, v] of other.blobs) if (!this.blobs.has(k)) { newBlobs++; blobBytes += opBytes({ put: k, value: v }); }
     return this.ops.length + this.blobs.size + other.ops.length + newBlobs <= MAX_TXN_OPS
-      && this.bytes + other.opBytes + blobBytes <= Math.min(maxBytes, MAX_TXN_BYTES);
+      && this.bytes + other.opBytes + blobBytes <= MAX_TXN_BYTES;
   }
 
   /** @internal moves `other`'s writes into this transaction. */
@@ -938,8 +938,7 @@ export function planBatches<T>(store: Store, items: T[], add: (txn: StoreTxn, it
 // raft round and one disk write, and each commit also waits for the watch to
 // bring its revision back, so one batch at a time left both mostly waiting
 // (the scheduler's and the dispatcher's writes for 150,000 tasks).
-export const BATCHES_IN_FLIGHT = 8;
-
+export const BATCHES_IN_FLIGHT = 4;
 
 export function* eachBatch<T>(store: Store, items: T[], add: (txn: StoreTxn, item: T) => void, tooBig: (item: T, error: ShoalError) => void): Generator<{ txn: StoreTxn; items: T[] }> {
   let cur: { txn: StoreTxn; items: T[] } | undefined;
@@ -951,7 +950,7 @@ export function* eachBatch<T>(store: Store, items: T[], add: (txn: StoreTxn, ite
       tooBig(item, invalid(`object too large for the cluster store: its write takes ${one.bytes} bytes in ${one.size} operations, more than a transaction may hold (${MAX_TXN_BYTES} bytes, ${MAX_TXN_OPS} operations)`));
       continue;
     }
-    if (cur && !cur.txn.fits(one, BULK_TXN_BYTES)) { yield cur; cur = undefined; }
+    if (cur && !cur.txn.fits(one)) { yield cur; cur = undefined; }
     cur ??= { txn: store.txn(), items: [] };
     cur.txn.absorb(one);
     cur.items.push(item);

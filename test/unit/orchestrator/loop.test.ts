@@ -103,15 +103,14 @@ test('loop: a task no node can take waits as pending with the reason, and is pla
   }
 });
 
-test('loop: 100 replicas are written in a few transactions (bulk batches, not one per task)', async () => {
+test('loop: 100 replicas are written in at most two transactions', async () => {
   const { store, stop } = await cluster();
   try {
     const revisions = new Set<number>();
     store.subscribe((evs) => { for (const e of evs) if (e.kind === 'tasks' && e.action === 'create') revisions.add(e.revision); });
     await store.txn().create('services', makeService('svc3', { replicas: 100 })).commit();
     await until(store, () => tasksOf(store, 'svc3').length === 100 && tasksOf(store, 'svc3').every((t) => t.Status.State === 'assigned'), '100 assigned tasks');
-    // A batch holds up to BULK_TXN_BYTES (about 30 of these tasks).
-    assert.ok(revisions.size <= 5, `${revisions.size} transactions`);
+    assert.ok(revisions.size <= 2, `${revisions.size} transactions`);
   } finally {
     await stop();
   }

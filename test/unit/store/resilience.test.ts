@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store, commitInBatches, planBatches } from '../../../src/store/store';
-import { BULK_TXN_BYTES, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type Compare, type Op, type RangeOptions, type RangeResult, type TxnResult, type WatchCallbacks, type WatchHandle } from '../../../src/store/backend';
+import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type Compare, type Op, type RangeOptions, type RangeResult, type TxnResult, type WatchCallbacks, type WatchHandle } from '../../../src/store/backend';
 import { ROOT, objectKey } from '../../../src/store/keys';
 import { silentLogger } from '../../../src/common/log';
 import type { Service, Task } from '../../../src/model/types';
@@ -84,17 +84,6 @@ test('bulk writes are split by bytes under etcd\'s request limit; one object too
   // A single commit of it is refused with the same clear error, before reaching etcd.
   await assert.rejects(store.txn().create('tasks', task('huge', 's1', [`H=${'h'.repeat(MAX_TXN_BYTES + 10)}`])).commit(),
     (e: unknown) => e instanceof ShoalError && e.kind === 'invalid');
-});
-
-test('bulk writes of small objects go in transactions of at most BULK_TXN_BYTES (one raft entry each)', async () => {
-  const store = await Store.open(new MemoryBackend(), silentLogger);
-  const { batches } = planBatches(store, Array.from({ length: 1000 }, (_, i) => task(`t${i}`, 's1', [`SLOT=${i % 3}`])), (t, x) => t.create('tasks', x));
-  const bytes = batches.map((x) => x.txn.bytes);
-  assert.equal(batches.reduce((n, x) => n + x.items.length, 0), 1000);
-  assert.ok(Math.max(...bytes) <= BULK_TXN_BYTES, `txn bytes ${bytes.join(',')}`);
-  // Full batches, not one write each: all but the last within a write of the budget.
-  const one = bytes.at(-1)! / batches.at(-1)!.items.length;
-  assert.ok(batches.length > 1 && bytes.slice(0, -1).every((b) => b > BULK_TXN_BYTES - 4 * one), `txn bytes ${bytes.join(',')}`);
 });
 
 test('planBatches keeps op counts under etcd\'s --max-txn-ops', async () => {
