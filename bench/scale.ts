@@ -28,7 +28,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold 0]
+//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -48,7 +48,7 @@
 // one ending in .allocprofile counts all it allocated, garbage included.
 // --idle-only stops each step after its idle figures (no service is created).
 // --hold S keeps the service S seconds after the loaded figures, sampling
-// the managers' memory (see held, above).
+// the managers' memory every 10 s (see held, above; off unless given).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
