@@ -16,8 +16,8 @@
 //               time from `service create` to every task reported running,
 //               with `docker node ls` timed every few seconds meanwhile
 //   loaded      the same figures as idle, with the service in place
-//   held        with --hold S: each manager's memory sampled every 10 s for S
-//               seconds more, the service still in place (a create's garbage
+//   held        with --hold S: each manager's memory sampled every 10 s (and at
+//               the end) for S seconds more, the service still in place (a create's garbage
 //               not yet collected, against what holding the tasks costs)
 //   remove      `service rm`; time until the simulated nodes run nothing
 //
@@ -48,7 +48,7 @@
 // one ending in .allocprofile counts all it allocated, garbage included.
 // --idle-only stops each step after its idle figures (no service is created).
 // --hold S keeps the service S seconds after the loaded figures, sampling
-// the managers' memory every 10 s (see held, above; off unless given).
+// the managers' memory every 10 s and at its end (see held, above; off unless given).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
@@ -79,7 +79,7 @@ const MB = 1024 * 1024;
 
 interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number }
 
-interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB?: number; etcdAnonMB?: number }
+interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
 // stand-in engine (bench/canned-engine.ts): the CLI's part of nodeLsLeader.
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number; nodeLsCli: number }
@@ -112,6 +112,14 @@ interface StepFigures {
 
 // --hold: how often the held service's managers are sampled.
 const HOLD_SAMPLE_MS = 10_000;
+// When (ms into the hold) to sample: every HOLD_SAMPLE_MS, and at its end
+// (a hold shorter than one period still gives one sample).
+function holdSampleTimes(holdMs: number): number[] {
+  const out: number[] = [];
+  for (let t = HOLD_SAMPLE_MS; t < holdMs; t += HOLD_SAMPLE_MS) out.push(t);
+  if (holdMs > 0) out.push(holdMs);
+  return out;
+}
 
 // --sim-nice: the nice value of each simulator's CPU group (autogroup; -20..19; 0: a host's share).
 const DEFAULT_SIM_NICE = 0;
@@ -411,7 +419,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   if (o.holdSeconds > 0) {
     fig.held = [];
     const since = performance.now();
-    for (let t = HOLD_SAMPLE_MS; t <= o.holdSeconds * 1000; t += HOLD_SAMPLE_MS) {
+    for (const t of holdSampleTimes(o.holdSeconds * 1000)) {
       await sleep(Math.max(0, since + t - performance.now()));
       const managers = await c.managerFigures((await c.leader()).leader.name);
       fig.held.push({ seconds: round1((performance.now() - since) / 1000), managers });
