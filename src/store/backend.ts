@@ -9,6 +9,9 @@ export interface KeyValue {
   value: string;
   createRevision: number;
   modRevision: number;
+  // Set when the stored bytes could not be read as text (value is then
+  // empty): that key is reported and skipped, as one that is not JSON.
+  problem?: string;
 }
 
 // Who answered: a different cluster ID means a different etcd (wiped data,

@@ -26,6 +26,11 @@ export function parseJson(value: string): { ok: true; value: unknown } | { ok: f
   try { return { ok: true, value: JSON.parse(value) as unknown }; } catch (e) { return { ok: false, problem: `not JSON: ${(e as Error).message}` }; }
 }
 
+// A stored value's JSON; a value the backend could not read has its problem.
+export function parseValue(kv: { value: string; problem?: string }): ReturnType<typeof parseJson> {
+  return kv.problem !== undefined ? { ok: false, problem: kv.problem } : parseJson(kv.value);
+}
+
 // The least every component relies on; returns what is wrong, if anything.
 export function shapeProblem(kind: Kind, id: string, obj: unknown): string | undefined {
   if (!isRecord(obj)) return 'not an object';

@@ -6,6 +6,7 @@ import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } f
 import type { EtcdMember, EtcdMembers } from './etcd-members';
 import type { Logger } from '../common/log';
 import { WorkerLeaseKeeper, type KeeperTiming, type LeaseKeeper } from './lease-keeper';
+import { packValue, unpackValue } from './value-packing';
 
 // etcd3's RPC layer directly: the store needs revisions on every answer, and
 // multi-key compare-and-swap transactions, which the fluent builders hide.
@@ -68,12 +69,15 @@ function prefixEnd(prefix: string): Buffer {
 const rangeOf = (prefix: string): { key: Buffer; range_end: Buffer } =>
   (prefix === '' ? { key: Buffer.from([0]), range_end: Buffer.from([0]) } : { key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
 
+// Values are packed on the way in and unpacked on the way out (value-packing.ts).
 function toKv(kv: { key: Buffer; value: Buffer; create_revision: string; mod_revision: string }): KeyValue {
+  const v = unpackValue(kv.value);
   return {
     key: kv.key.toString(),
-    value: kv.value.toString(),
+    value: v.ok ? v.value : '',
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),
+    ...(v.ok ? {} : { problem: v.problem }),
   };
 }
 
@@ -188,7 +192,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
           ? { key: Buffer.from(c.key), target: 'Create' as const, result: 'Equal' as const, create_revision: c.createRevision }
           : { key: Buffer.from(c.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: c.modRevision })),
       success: ops.map((op) => ('put' in op
-        ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
+        ? { request_put: { key: Buffer.from(op.put), value: packValue(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
         : { request_delete_range: { key: Buffer.from(op.del) } })),
       failure: [],
     }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a write');

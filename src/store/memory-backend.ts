@@ -1,4 +1,5 @@
 import type { Backend, Compare, KeyValue, LeaseBackend, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import { unpackValue } from './value-packing';
 
 // An in-process stand-in for etcd with the same revision semantics (MVCC
 // reads at a past revision, compaction, a revision only for changes), for
@@ -18,6 +19,8 @@ export class MemoryBackend implements Backend, LeaseBackend {
   private nextLease = 1;
   // While true, every call fails as an unreachable etcd would (a partitioned manager).
   down = false;
+  // The problem of the value putStored is writing.
+  private unreadable?: string;
 
   private current(key: string): KeyValue | undefined {
     const v = this.versions.get(key);
@@ -50,6 +53,17 @@ export class MemoryBackend implements Backend, LeaseBackend {
     return (await this.range(prefix, { revision })).kvs.length;
   }
 
+  // Puts these bytes as etcd would store them and the etcd backend read them
+  // back (store/value-packing.ts), e.g. a packed value that does not inflate.
+  // This backend otherwise keeps values as the text they were written as.
+  async putStored(key: string, stored: Buffer): Promise<number> {
+    const read = unpackValue(stored);
+    // txn applies before its first await: nothing else runs in between.
+    this.unreadable = read.ok ? undefined : read.problem;
+    try { await this.txn([], [{ put: key, value: read.ok ? read.value : '' }]); } finally { this.unreadable = undefined; }
+    return this.revision;
+  }
+
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
     if (this.faults.txnBefore) { this.faults.txnBefore--; throw new Error('14 UNAVAILABLE: injected'); }
@@ -72,7 +86,7 @@ export class MemoryBackend implements Backend, LeaseBackend {
       let vs = this.versions.get(key);
       if (!vs) this.versions.set(key, (vs = []));
       if ('put' in op) {
-        const kv: KeyValue = { key, value: op.value, createRevision: prev?.createRevision ?? rev, modRevision: rev };
+        const kv: KeyValue = { key, value: op.value, createRevision: prev?.createRevision ?? rev, modRevision: rev, ...(this.unreadable !== undefined ? { problem: this.unreadable } : {}) };
         vs.push({ rev, kv });
         events.push({ type: 'put', kv: { ...kv }, prevValue: prev?.value });
         for (const keys of this.leases.values()) keys.delete(key);

@@ -2,7 +2,7 @@ import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } 
 import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
 import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
-import { encodeObject, encodeTask, isRecord, parseJson, shapeProblem, specHash } from './codec';
+import { encodeObject, encodeTask, isRecord, parseValue, shapeProblem, specHash } from './codec';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
@@ -428,9 +428,16 @@ export class Store {
   // Every durable key under ROOT as etcd held it at one revision (`shoal
   // backup`): keys held under leases (leader, presence) belong to running
   // processes and are left out.
+  // A value that cannot be read (kv.problem) is left out, and said so.
   async snapshot(): Promise<{ kvs: Array<[string, string]>; revision: number }> {
     const { kvs, revision } = await this.readAll();
-    return { kvs: kvs.filter((kv) => !isLeaseKey(kv.key)).map((kv) => [kv.key, kv.value]), revision };
+    const out: Array<[string, string]> = [];
+    for (const kv of kvs) {
+      if (isLeaseKey(kv.key)) continue;
+      if (kv.problem) { this.log.warn({ key: kv.key, modRevision: kv.modRevision, problem: kv.problem }, 'backup: leaving out a value that cannot be read'); continue; }
+      out.push([kv.key, kv.value]);
+    }
+    return { kvs: out, revision };
   }
 
   // An object key of a kind the mirror keeps: that kind.
@@ -679,7 +686,7 @@ export class Store {
   }
 
   private decodeBlob(kv: KeyValue): Blob | undefined {
-    const p = parseJson(kv.value);
+    const p = parseValue(kv);
     if (!p.ok || !isRecord(p.value)) { this.report(kv, p.ok ? 'spec blob not an object' : p.problem); return undefined; }
     this.specHashes.set(p.value, parseBlobKey(kv.key)!);
     return { spec: p.value, modRevision: kv.modRevision, refs: 0 };
@@ -689,7 +696,7 @@ export class Store {
   private decode(kv: KeyValue, blobs: Map<string, Blob>, missingSpecs?: Set<string>): Decoded | undefined {
     const parsed = parseObjectKey(kv.key);
     if (!parsed || !this.objects.has(parsed.kind)) return undefined;
-    const p = parseJson(kv.value);
+    const p = parseValue(kv);
     if (!p.ok) { this.report(kv, p.problem); return undefined; }
     const obj = p.value;
     let specRef: string | undefined;

@@ -7,6 +7,7 @@ import { startShoal, type ShoalHandle } from '../../helpers/daemon';
 import { SecretBox } from '../../../src/manager/controlapi/secret-box';
 import { openCAKey } from '../../../src/manager/ca/ca-key';
 import type { ClusterObject } from '../../../src/store/objects';
+import { unpackValue } from '../../../src/store/value-packing';
 
 interface Run { code: number; out: string }
 
@@ -47,10 +48,18 @@ describe('etcd and the keys are root-only', () => {
     return r.stdout;
   };
   const certs = () => join(shoal.dataRoot, 'certificates');
+  // etcd's values as stored (packed, store/value-packing.ts), and as text.
+  const storedValues = async (prefix: string): Promise<Array<{ key: string; stored: Buffer; text: string }>> => {
+    const kvs = await shoal.etcdClient().getAll().prefix(prefix).buffers();
+    return Object.entries(kvs).map(([key, stored]) => {
+      const r = unpackValue(stored);
+      assert.ok(r.ok, `${key}: ${r.ok ? '' : r.problem}`);
+      return { key, stored, text: r.value };
+    });
+  };
   const clusterKey = async (): Promise<{ key: string; cluster: ClusterObject }> => {
-    const kvs = await shoal.etcdClient().getAll().prefix('/shoal/v1/o/cluster/').strings();
-    const [key, value] = Object.entries(kvs)[0]!;
-    return { key, cluster: JSON.parse(value) as ClusterObject };
+    const [{ key, text }] = await storedValues('/shoal/v1/o/cluster/');
+    return { key: key!, cluster: JSON.parse(text!) as ClusterObject };
   };
 
   before(async () => {
@@ -118,9 +127,13 @@ describe('etcd and the keys are root-only', () => {
   });
 
   test('no private key is readable in etcd\'s values; the CA key is sealed', async () => {
-    const all = await shoal.etcdClient().getAll().prefix('/').strings();
-    assert.ok(Object.keys(all).length > 3, 'the dump does read the state');
-    for (const [k, v] of Object.entries(all)) assert.doesNotMatch(v, /BEGIN (EC )?PRIVATE KEY|hunter2/, k);
+    const all = await storedValues('/');
+    assert.ok(all.length > 3, 'the dump does read the state');
+    // Packed on the way in: the big values (the cluster object's certificates) are not kept as text.
+    const stored = all.find((kv) => kv.key.startsWith('/shoal/v1/o/cluster/'))!;
+    assert.deepEqual([stored.stored[0], stored.stored[1]], [0x00, 0x01]);
+    assert.ok(stored.stored.length < Buffer.byteLength(stored.text), `cluster object stored in ${stored.stored.length} of ${Buffer.byteLength(stored.text)} bytes`);
+    for (const { key, text } of all) assert.doesNotMatch(text, /BEGIN (EC )?PRIVATE KEY|hunter2/, key);
     const { cluster } = await clusterKey();
     assert.match(cluster.SealedCAKey ?? '', /^v1:/);
     assert.equal(cluster.CAKey, undefined);

@@ -240,13 +240,21 @@ test('garbage values under the prefix are logged once and left out; the store ke
     // Plausible, from another cluster: a task of a service nobody knows. Valid in shape: kept.
     { put: objectKey('tasks', 'foreign'), value: JSON.stringify({ ...task('foreign', 'unknown-service'), Version: undefined }) },
   ]);
+  // Stored bytes that read as a packed value but do not inflate (store/value-packing.ts).
+  await b.putStored(objectKey('tasks', 'unreadable'), Buffer.from([0x00, 0x01, 0xff, 0xff, 0xff]));
   const { log, lines } = capturingLogger();
   const store = await Store.open(b, log);
   assert.deepEqual(store.list('tasks').map((t) => t.ID), ['foreign']);
   assert.equal(store.count('nodes'), 0);
   assert.equal(store.get('services', 's1')?.Spec.Name, 'web');
   const bad = lines.filter((l) => l.msg === 'store: ignoring a value that is not a valid object');
-  assert.equal(bad.length, 5);
+  assert.equal(bad.length, 6);
+  assert.match(String(bad.find((l) => l.key === objectKey('tasks', 'unreadable'))?.problem), /packed value that does not inflate/);
+  // A backup leaves the unreadable value out, and says so; the rest is in it.
+  const snap = await store.snapshot();
+  assert.ok(snap.kvs.some(([k]) => k === objectKey('tasks', 'junk')));
+  assert.ok(!snap.kvs.some(([k]) => k === objectKey('tasks', 'unreadable')));
+  assert.ok(lines.some((l) => l.msg === 'backup: leaving out a value that cannot be read' && l.key === objectKey('tasks', 'unreadable')));
   // Through the watch too, and a good object turned bad leaves the mirror.
   await w.txn().create('tasks', task('good', 's1')).commit();
   await waitFor('good', async () => store.get('tasks', 'good') !== undefined, 2000);
@@ -257,7 +265,7 @@ test('garbage values under the prefix are logged once and left out; the store ke
   b.compact(b.currentRevision); b.breakWatches();
   await w.txn().create('services', service('s2', 'db')).commit();
   await waitFor('s2', async () => store.get('services', 's2') !== undefined, 3000);
-  assert.equal(lines.filter((l) => l.msg === 'store: ignoring a value that is not a valid object').length, 6);
+  assert.equal(lines.filter((l) => l.msg === 'store: ignoring a value that is not a valid object').length, 7);
 });
 
 test('a write whose answer is lost after it applied is reported as written, not as a conflict', async () => {

@@ -1,0 +1,89 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+// Values as etcd holds them. etcd 3.4 keeps its last 5,000 to 7,000 raft
+// entries in memory (etcd-process.ts), each a transaction of up to 128 of our
+// JSON values: after 150,000 tasks were created, placed and started, that log
+// was most of each member's 650 MB. Deflated with a dictionary of Shoal's own
+// JSON, a task's 560 bytes become about 180, and a member holding the same
+// writes stays near 220 MB (README, "Scale"). The store above never sees a
+// packed value: the etcd backend packs on write and unpacks on read.
+//
+// A packed value is the byte 0x00, the dictionary's version, then raw deflate.
+// JSON never starts with 0x00, and a value that does is packed whatever its
+// size, so a stored value starting 0x00 0x01 is always a packed one.
+
+const PACKED = 0x00;
+const DICTIONARY_V1 = 0x01;
+
+// Below this the two header bytes and deflate's framing win little.
+export const PACK_MIN_BYTES = 96;
+
+// A value inflating past this is refused (a hostile or corrupt value must not
+// exhaust memory); etcd itself takes requests of at most 1.5 MiB.
+export const MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
+
+// What deflate may refer back to. Never change it: values written with it
+// stay in etcd for as long as the swarm lives. A better one gets a new version
+// byte, and unpackValue keeps reading this one. The most common text (a
+// task's) comes last, where references to it are shortest.
+const DICTIONARY_V1_TEXT = [
+  '{"Spec":{"Name":"","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"","Labels":{},"Command":[],"Args":[],"Env":[],',
+  '"Init":false,"StopGracePeriod":10000000000,"DNSConfig":{},"Isolation":"default"},"Resources":{"Limits":{},"Reservations":{}},',
+  '"RestartPolicy":{"Condition":"any","Delay":5000000000,"MaxAttempts":0},"Placement":{"Constraints":["node.role==worker"],',
+  '"Platforms":[{"Architecture":"amd64","OS":"linux"}]},"Networks":[{"Target":"","Aliases":[]}],"ForceUpdate":0,"Runtime":"container"},',
+  '"Mode":{"Replicated":{"Replicas":1}},"UpdateConfig":{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,',
+  '"MaxFailureRatio":0,"Order":"stop-first"},"RollbackConfig":{"Parallelism":1,"FailureAction":"pause","Monitor":5000000000,',
+  '"MaxFailureRatio":0,"Order":"stop-first"},"EndpointSpec":{"Mode":"vip","Ports":[{"Protocol":"tcp","TargetPort":80,',
+  '"PublishedPort":8080,"PublishMode":"ingress"}]}},"PreviousSpec":{},"Endpoint":{"Spec":{"Mode":"vip"},"VirtualIPs":[{"NetworkID":"","Addr":"10.0.0.2/24"}]},',
+  '"UpdateStatus":{"State":"completed","StartedAt":"","CompletedAt":"","Message":"update completed"}}',
+  '{"Network":{"ID":"","Spec":{"Name":"ingress","Labels":{},"DriverConfiguration":{"Name":"overlay"},"Ingress":true,"Scope":"swarm",',
+  '"IPAMOptions":{"Driver":{"Name":"default"},"Configs":[{"Subnet":"10.0.0.0/24","Gateway":"10.0.0.1"}]}},',
+  '"DriverState":{"Name":"overlay","Options":{"com.docker.network.driver.overlay.vxlanid_list":"4096"}}},"Addresses":["10.0.0.3/24"]}',
+  '{"ID":"","Spec":{"Labels":{},"Role":"worker","Availability":"active"},"Description":{"Hostname":"",',
+  '"Platform":{"Architecture":"x86_64","OS":"linux"},"Resources":{"NanoCPUs":2000000000,"MemoryBytes":8000000000},',
+  '"Engine":{"EngineVersion":"","Labels":{},"Plugins":[{"Type":"Log","Name":"json-file"},{"Type":"Network","Name":"overlay"},',
+  '{"Type":"Volume","Name":"local"}]},"TLSInfo":{"TrustRoot":"-----BEGIN CERTIFICATE-----\\n","CertIssuerSubject":"",',
+  '"CertIssuerPublicKey":""}},"Status":{"State":"ready","Message":"","Addr":"10.0.0.1"},',
+  '"ManagerStatus":{"Leader":true,"Reachability":"reachable","Addr":"10.0.0.1:2377"},"Attachments":[]}',
+  '"Status":{"Timestamp":"","State":"shutdown","Message":"shutdown","Err":"task: non-zero exit (1)"}',
+  '"State":"failed","State":"complete","State":"rejected","State":"orphaned","State":"remove","Message":"finished"',
+  '"State":"accepted","Message":"accepted","State":"preparing","Message":"preparing","State":"starting","Message":"starting"',
+  '"State":"new","Message":"created","State":"pending","Message":"pending task scheduling"',
+  '"State":"assigned","Message":"scheduler assigned task to node"',
+  '{"ID":"","CreatedAt":"2026-01-01T00:00:00.000000000Z","UpdatedAt":"2026-01-01T00:00:00.000000000Z","Labels":{},',
+  '"ServiceID":"","Slot":1,"NodeID":"","Status":{"Timestamp":"2026-01-01T00:00:00.000000000Z","State":"running",',
+  '"Message":"started","ContainerStatus":{"ContainerID":"","PID":1,"ExitCode":0},"PortStatus":{}},',
+  '"DesiredState":"running","SpecRef":""}',
+].join('');
+const DICTIONARY_V1_BYTES = Buffer.from(DICTIONARY_V1_TEXT);
+
+// The bytes to store for `value`: packed when that is smaller (or when the
+// value starts with 0x00, which would read as packed), else the text itself.
+export function packValue(value: string): Buffer {
+  const plain = Buffer.from(value);
+  const lead = plain.length > 0 && plain[0] === PACKED;
+  if (plain.length < PACK_MIN_BYTES && !lead) return plain;
+  const packed = deflateRawSync(plain, { dictionary: DICTIONARY_V1_BYTES });
+  if (packed.length + 2 >= plain.length && !lead) return plain;
+  const out = Buffer.allocUnsafe(packed.length + 2);
+  out[0] = PACKED;
+  out[1] = DICTIONARY_V1;
+  packed.copy(out, 2);
+  return out;
+}
+
+export type Unpacked = { ok: true; value: string } | { ok: false; problem: string };
+
+// The text of a stored value: plain values as they are, packed ones inflated.
+// A packed value that does not inflate is a problem of its own key only.
+export function unpackValue(stored: Buffer): Unpacked {
+  if (stored.length < 2 || stored[0] !== PACKED || stored[1] !== DICTIONARY_V1) {
+    if (stored.length >= 2 && stored[0] === PACKED) return { ok: false, problem: `packed with an unknown dictionary (version ${stored[1]}): written by a newer Shoal?` };
+    return { ok: true, value: stored.toString() };
+  }
+  try {
+    return { ok: true, value: inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES }).toString() };
+  } catch (e) {
+    return { ok: false, problem: `a packed value that does not inflate: ${(e as Error).message}` };
+  }
+}
