@@ -57,13 +57,22 @@ const DICTIONARY_V1_TEXT = [
 ].join('');
 const DICTIONARY_V1_BYTES = Buffer.from(DICTIONARY_V1_TEXT);
 
+// A copy, for the bench's reference runs.
+export const packingDictionary = (): Buffer => Buffer.from(DICTIONARY_V1_BYTES);
+
+// zlib's output buffer, sized to what is expected rather than its default
+// 16 KiB a call for values of a few hundred bytes: packing a task takes about
+// a fifth less time, unpacking a quarter less (bench/value-packing.ts), and
+// the garbage is less. Larger output just takes more chunks.
+const chunkFor = (expected: number): number => Math.min(16 * 1024, Math.max(256, expected));
+
 // The bytes to store for `value`: packed when that is smaller (or when the
 // value starts with 0x00, which would read as packed), else the text itself.
 export function packValue(value: string): Buffer {
   const plain = Buffer.from(value);
   const lead = plain.length > 0 && plain[0] === PACKED;
   if (plain.length < PACK_MIN_BYTES && !lead) return plain;
-  const packed = deflateRawSync(plain, { dictionary: DICTIONARY_V1_BYTES });
+  const packed = deflateRawSync(plain, { dictionary: DICTIONARY_V1_BYTES, chunkSize: chunkFor(plain.length) });
   if (packed.length + 2 >= plain.length && !lead) return plain;
   const out = Buffer.allocUnsafe(packed.length + 2);
   out[0] = PACKED;
@@ -82,7 +91,8 @@ export function unpackValue(stored: Buffer): Unpacked {
     return { ok: true, value: stored.toString() };
   }
   try {
-    return { ok: true, value: inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES }).toString() };
+    const text = inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) });
+    return { ok: true, value: text.toString() };
   } catch (e) {
     return { ok: false, problem: `a packed value that does not inflate: ${(e as Error).message}` };
   }

@@ -33,6 +33,7 @@ function remove(ix: Index, key: string, id: string): void {
 
 const taskNets = (t: Task | undefined): string[] =>
   t && holdsAddresses(t) ? [...new Set((t.NetworksAttachments ?? []).map((a) => a.Network?.ID).filter((x): x is string => !!x))] : [];
+const onNoNetwork = (t: Task | undefined): boolean => !t?.NetworksAttachments?.length;
 const nodeNets = (n: Node | undefined): string[] => (n?.Attachments ?? []).map((a) => a.Network?.ID).filter((x): x is string => !!x);
 
 // What of a task the views read.
@@ -101,6 +102,7 @@ export class NetworkIndex implements NetworkSnapshot {
         case 'tasks': {
           const t = e.object as Task | undefined;
           const p = e.previous as Task | undefined;
+          if (onNoNetwork(p) && onNoNetwork(t)) break; // in no view (most tasks, on every status report)
           if (deepEqual(taskFace(p), taskFace(t))) break;
           const before = taskNets(p);
           const after = taskNets(t);
