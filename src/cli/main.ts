@@ -5,6 +5,7 @@ import { startDaemon, type Daemon } from '../daemon/daemon';
 import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { optimizeWhenBusy } from '../daemon/tiering';
+import { useSmallBufferPool } from '../common/buffer-pool';
 import { createLogger } from '../common/log';
 
 const USAGE = `Usage: shoal COMMAND
@@ -31,6 +32,7 @@ Commands:
 `;
 
 async function main(argv: string[]): Promise<number> {
+  useSmallBufferPool();
   const [cmd, ...rest] = argv;
   if (cmd === 'daemon') {
     const opts = parseDaemonOptions(rest);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { StringInterner } from './interner';
 import type { Kind } from './objects';
 
 // What goes into etcd and what comes out of it. Values come from outside the
@@ -45,3 +46,28 @@ export function shapeProblem(kind: Kind, id: string, obj: unknown): string | und
   if (kind === 'nodes' && obj.Status !== undefined && !isRecord(obj.Status)) return 'node Status not an object';
   return undefined;
 }
+
+// What a task repeats, shared as the mirror takes it in (the task has passed
+// shapeProblem): the strings through the interner, and one frozen object for
+// every empty Labels, another for every empty PortStatus (mirror objects are
+// never changed in place: Store.mutate clones). Two, not one: structuredClone
+// keeps aliases, so a clone's Labels and PortStatus would be one object. At
+// 150,000 tasks the copies were a fifth of a leader's live heap.
+const EMPTY_LABELS: Record<string, never> = Object.freeze({});
+const EMPTY_PORT_STATUS: Record<string, never> = Object.freeze({});
+const TASK_STRINGS = ['ServiceID', 'NodeID', 'DesiredState', 'CreatedAt', 'UpdatedAt'] as const;
+const STATUS_STRINGS = ['State', 'Message', 'Timestamp', 'Err'] as const;
+
+export function compactTask(task: Record<string, unknown>, strings: StringInterner): void {
+  for (const f of TASK_STRINGS) { const v = task[f]; if (typeof v === 'string') task[f] = strings.intern(v); }
+  if (isEmptyObject(task.Labels)) task.Labels = EMPTY_LABELS;
+  const status = task.Status as Record<string, unknown>;
+  for (const f of STATUS_STRINGS) { const v = status[f]; if (typeof v === 'string') status[f] = strings.intern(v); }
+  if (isEmptyObject(status.PortStatus)) status.PortStatus = EMPTY_PORT_STATUS;
+}
+
+const isEmptyObject = (v: unknown): boolean => {
+  if (!isRecord(v)) return false;
+  for (const _ in v) return false;
+  return true;
+};

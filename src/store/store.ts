@@ -2,7 +2,8 @@ import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } 
 import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
 import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
-import { encodeObject, encodeTask, isRecord, parseValue, shapeProblem, specHash } from './codec';
+import { compactTask, encodeObject, encodeTask, isRecord, parseValue, shapeProblem, specHash } from './codec';
+import { StringInterner } from './interner';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
@@ -109,6 +110,8 @@ export class Store {
   // Task specs by hash, and which blob each task of the mirror uses.
   private readonly blobs = new Map<string, Blob>();
   private readonly taskSpec = new Map<string, string>();
+  // Decoded tasks share their repeated strings (codec.compactTask).
+  private readonly strings = new StringInterner();
   private readonly specHashes = new WeakMap<object, string>();
   private readonly reported = new Set<string>();
   // Object keys whose value the mirror could not decode (key -> its kind and
@@ -656,7 +659,7 @@ export class Store {
       const d = e.type === 'put' ? this.decode(e.kv, this.blobs, missingSpecs) : undefined;
       if (e.type === 'put' && !d) this.undecodable.set(e.kv.key, { kind, modRevision: e.kv.modRevision });
       else this.undecodable.delete(e.kv.key);
-      if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
+      if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id: d.id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
       // A delete, or a value the mirror cannot hold: the object is gone for the components.
       else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
     }
@@ -703,7 +706,7 @@ export class Store {
     const obj = p.value;
     let specRef: string | undefined;
     if (parsed.kind === 'tasks' && isRecord(obj) && typeof obj.SpecRef === 'string') {
-      specRef = obj.SpecRef;
+      specRef = this.strings.intern(obj.SpecRef);
       const blob = blobs.get(specRef);
       if (!blob) { this.report(kv, `task spec ${specRef} missing`); missingSpecs?.add(specRef); return undefined; }
       delete obj.SpecRef;
@@ -711,8 +714,11 @@ export class Store {
     }
     const problem = shapeProblem(parsed.kind, parsed.id, obj);
     if (problem) { this.report(kv, problem); return undefined; }
+    if (parsed.kind === 'tasks') compactTask(obj as Record<string, unknown>, this.strings);
     (obj as Versioned).Version = { Index: kv.modRevision };
-    return { kind: parsed.kind, id: parsed.id, object: obj, specRef };
+    // The object's own ID (checked equal to the key's) names it in the mirror:
+    // the key's slice would keep the whole key string alive with it.
+    return { kind: parsed.kind, id: (obj as { ID: string }).ID, object: obj, specRef };
   }
 
   private applyToMirror(e: StoreEvent, specRef?: string): void {
