@@ -44,18 +44,33 @@ const GRACE_MS = 250;
 
 // The call's answer, or a SoftDeadlineError after `ms`; the call itself is
 // left to finish (its late answer or error is dropped).
-export function soft<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+// `calls` hears whether etcd answered (a value or an error of its own) or
+// the deadline came first.
+export interface CallWatch { answered(): void; unanswered(): void }
+
+export function soft<T>(call: Promise<T>, ms: number, what: string, calls?: CallWatch): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const due = Date.now() + ms;
     let graced = false;
     const expire = (): void => {
       if (!graced && Date.now() - due > STALL_MS) { graced = true; timer = setTimeout(expire, GRACE_MS); return; }
+      calls?.unanswered();
       reject(new SoftDeadlineError(what, ms));
     };
     let timer = setTimeout(expire, ms);
-    call.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+    call.then((v) => { clearTimeout(timer); calls?.answered(); resolve(v); }, (e: unknown) => { clearTimeout(timer); calls?.answered(); reject(e); });
   });
 }
+
+// The unary client is replaced when it seems wedged: a call went unanswered
+// and none has been answered for this long. Seen in CI and then on demand
+// (store recovery test, etcd killed while the daemon was starting): after
+// etcd's restart no read or write of this client got an answer for minutes,
+// while the watch client, the lease keeper and other clients were served.
+export const UNARY_WEDGED_MS = 15_000;
+// A replaced client is closed this much later, not at once: closing fails the
+// calls still in flight on it, and their callers stopped waiting long before.
+const RETIRED_CLOSE_DELAY_MS = 60_000;
 
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
@@ -104,7 +119,14 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
 interface KeepAlive { stream: KeepAliveStream; waiting: Map<string, Array<(ok: boolean) => void>> }
 
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
-  readonly client: Etcd3;
+  // Reads, writes and the other unary calls; replaced when wedged (UNARY_WEDGED_MS).
+  client: Etcd3;
+  private lastAnswerAt = Date.now();
+  private readonly retired = new Set<Etcd3>();
+  private readonly calls: CallWatch = {
+    answered: () => { this.lastAnswerAt = Date.now(); },
+    unanswered: () => { if (Date.now() - this.lastAnswerAt >= UNARY_WEDGED_MS) this.renewClient(); },
+  };
   // Streams (watches, lease keep-alives) run on a client of their own. etcd3
   // closes every service of a client when one of its streams ends with an
   // error, a cancel included, so each watch restart failed the reads and
@@ -158,6 +180,20 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     this.watchClient = this.makeClient();
   }
 
+  // A new client for unary calls; the wedged one is closed later.
+  private renewClient(): void {
+    if (this.closed) return;
+    const old = this.client;
+    this.client = this.makeClient();
+    this.lastAnswerAt = Date.now();
+    this.retired.add(old);
+    setTimeout(() => { this.retired.delete(old); old.close(); }, RETIRED_CLOSE_DELAY_MS).unref();
+    this.onClientRenewed?.();
+  }
+
+  // Told when the unary client was replaced (the store logs it).
+  onClientRenewed?: () => void;
+
   // A new client for watches (the old one closed): see watchClient.
   private renewWatchClient(): void {
     if (this.closed) return;
@@ -174,13 +210,13 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
       limit: opts.limit ?? 0,
       keys_only: opts.keysOnly ?? false,
       revision: opts.revision ?? 0,
-    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a read');
+    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a read', this.calls);
     return { kvs: res.kvs.map(toKv), revision: Number(res.header.revision), more: res.more, clusterId: String(res.header.cluster_id) };
   }
 
   async count(prefix: string, revision = 0): Promise<number> {
     const r = rangeOf(prefix);
-    const res = await soft(this.client.kv.range({ key: r.key, range_end: r.range_end, revision, count_only: true }), CALL_TIMEOUT_MS, 'a count');
+    const res = await soft(this.client.kv.range({ key: r.key, range_end: r.range_end, revision, count_only: true }), CALL_TIMEOUT_MS, 'a count', this.calls);
     return Number(res.count);
   }
 
@@ -195,7 +231,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
         ? { request_put: { key: Buffer.from(op.put), value: packValue(op.value), ...(op.lease ? { lease: op.lease } : {}) } }
         : { request_delete_range: { key: Buffer.from(op.del) } })),
       failure: [],
-    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a write');
+    }), opts.timeoutMs ?? CALL_TIMEOUT_MS, 'a write', this.calls);
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
 
@@ -268,17 +304,17 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async status(): Promise<{ dbSize: number; dbSizeInUse: number }> {
-    const s = await soft(this.client.maintenance.status(), CALL_TIMEOUT_MS, 'a status request');
+    const s = await soft(this.client.maintenance.status(), CALL_TIMEOUT_MS, 'a status request', this.calls);
     return { dbSize: Number(s.dbSize), dbSizeInUse: Number(s.dbSizeInUse) };
   }
 
   async alarms(): Promise<string[]> {
-    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms');
+    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms', this.calls);
     return res.alarms.map((a) => String(a.alarm));
   }
 
   async compact(revision: number): Promise<void> {
-    await soft(this.client.kv.compact({ revision, physical: false }), CALL_TIMEOUT_MS, 'a compaction');
+    await soft(this.client.kv.compact({ revision, physical: false }), CALL_TIMEOUT_MS, 'a compaction', this.calls);
   }
 
   async defragment(): Promise<void> {
@@ -286,15 +322,15 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async disarm(): Promise<void> {
-    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms');
+    const res = await soft(this.client.maintenance.alarm({ action: 'Get' }), CALL_TIMEOUT_MS, 'a request for its alarms', this.calls);
     for (const a of res.alarms) {
-      if (String(a.alarm) === 'Nospace') await soft(this.client.maintenance.alarm({ action: 'Deactivate', memberID: a.memberID, alarm: 'Nospace' }), CALL_TIMEOUT_MS, 'a disarm');
+      if (String(a.alarm) === 'Nospace') await soft(this.client.maintenance.alarm({ action: 'Deactivate', memberID: a.memberID, alarm: 'Nospace' }), CALL_TIMEOUT_MS, 'a disarm', this.calls);
     }
   }
 
   // ---------- leases ----------
   async grantLease(ttlSeconds: number): Promise<string> {
-    const res = await soft(this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }), CALL_TIMEOUT_MS, 'a lease grant');
+    const res = await soft(this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }), CALL_TIMEOUT_MS, 'a lease grant', this.calls);
     return String(res.ID);
   }
 
@@ -307,7 +343,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   }
 
   async revokeLease(lease: string): Promise<void> {
-    await soft(this.client.leaseClient.leaseRevoke({ ID: lease }), CALL_TIMEOUT_MS, 'a lease revocation');
+    await soft(this.client.leaseClient.leaseRevoke({ ID: lease }), CALL_TIMEOUT_MS, 'a lease revocation', this.calls);
   }
 
   // One keep-alive stream shared by every renewal (etcd answers each request
@@ -357,18 +393,18 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
 
   // ---------- members ----------
   async memberList(): Promise<EtcdMember[]> {
-    const res = await soft(this.client.cluster.memberList({ linearizable: true }), CALL_TIMEOUT_MS, 'a member list');
+    const res = await soft(this.client.cluster.memberList({ linearizable: true }), CALL_TIMEOUT_MS, 'a member list', this.calls);
     return res.members.map(toMember);
   }
 
   async memberAdd(peerUrl: string, learner: boolean): Promise<{ added: EtcdMember; members: EtcdMember[] }> {
-    const res = await soft(this.client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: learner }), CALL_TIMEOUT_MS, 'a member add');
+    const res = await soft(this.client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: learner }), CALL_TIMEOUT_MS, 'a member add', this.calls);
     return { added: toMember(res.member), members: res.members.map(toMember) };
   }
 
-  async memberPromote(id: string): Promise<void> { await soft(this.client.cluster.memberPromote({ ID: id }), CALL_TIMEOUT_MS, 'a member promotion'); }
+  async memberPromote(id: string): Promise<void> { await soft(this.client.cluster.memberPromote({ ID: id }), CALL_TIMEOUT_MS, 'a member promotion', this.calls); }
 
-  async memberRemove(id: string): Promise<void> { await soft(this.client.cluster.memberRemove({ ID: id }), CALL_TIMEOUT_MS, 'a member removal'); }
+  async memberRemove(id: string): Promise<void> { await soft(this.client.cluster.memberRemove({ ID: id }), CALL_TIMEOUT_MS, 'a member removal', this.calls); }
 
   // Watchers first (etcd3's watch manager retries for as long as one is
   // attached, even after the client is closed), then the lease stream, then
@@ -382,5 +418,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     this.keepAlive = undefined;
     this.watchClient.close();
     this.client.close();
+    for (const c of this.retired) c.close();
+    this.retired.clear();
   }
 }

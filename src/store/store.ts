@@ -150,6 +150,9 @@ export class Store {
 
   static async open(backend: Backend, log: Logger, opts: StoreOptions = {}): Promise<Store> {
     const store = new Store(backend, log, opts);
+    // The etcd backend replaces a wedged client (etcd-backend.ts, UNARY_WEDGED_MS): said once each time.
+    const renewable = backend as { onClientRenewed?: () => void; client?: unknown };
+    if (renewable.client !== undefined) renewable.onClientRenewed = () => log.warn('store: etcd answered none of this client\'s reads and writes for 15 s; replaced it with a new client');
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {

@@ -28,3 +28,12 @@ test('an answer that arrived while the event loop was held is read before the de
   });
   assert.equal(await p, 'answer');
 });
+
+test('soft tells its watcher whether etcd answered (a value or an error) or the deadline came first', async () => {
+  const heard: string[] = [];
+  const calls = { answered: () => heard.push('answered'), unanswered: () => heard.push('unanswered') };
+  assert.equal(await soft(Promise.resolve(1), 1000, 'a read', calls), 1);
+  await assert.rejects(soft(Promise.reject(new Error('9 FAILED_PRECONDITION')), 1000, 'a write', calls), /FAILED_PRECONDITION/);
+  await assert.rejects(soft(new Promise(() => {}), 20, 'a write', calls), SoftDeadlineError);
+  assert.deepEqual(heard, ['answered', 'answered', 'unanswered']);
+});
