@@ -44,8 +44,8 @@ const GRACE_MS = 250;
 
 // The call's answer, or a SoftDeadlineError after `ms`; the call itself is
 // left to finish (its late answer or error is dropped).
-// `calls` hears whether etcd answered (a value or an error of its own) or
-// the deadline came first.
+// `calls` hears whether the call settled (a value or any error: the client
+// is not silent) or the deadline came first.
 export interface CallWatch { answered(): void; unanswered(): void }
 
 export function soft<T>(call: Promise<T>, ms: number, what: string, calls?: CallWatch): Promise<T> {

@@ -5,8 +5,8 @@
 // "Scale"). The mirror keeps the first copy it saw and lets the others go.
 //
 // The table is bounded: when it is full it starts again empty, so at worst a
-// value has one copy per generation of the table, never more memory than
-// without it.
+// value has one copy per generation of the table: never more copies than
+// without it, and a table of at most `limit` entries.
 export class StringInterner {
   private readonly table = new Map<string, string>();
 
