@@ -110,3 +110,8 @@ export const MAX_TXN_BYTES = 1024 * 1024;
 export function opBytes(op: Op): number {
   return 'put' in op ? Buffer.byteLength(op.put) + Buffer.byteLength(op.value) + 16 : Buffer.byteLength(op.del) + 8;
 }
+
+// A backend that can replace a client of its own that stopped answering
+// (etcd-backend.ts, UNARY_WEDGED_MS) and says so, for the store to log.
+export interface RenewsClient { onClientRenewed: ((silentMs: number) => void) | undefined }
+export const renewsClient = (b: object): b is RenewsClient => 'onClientRenewed' in b;

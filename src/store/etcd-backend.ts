@@ -1,7 +1,7 @@
 import type { Etcd3, IOptions } from 'etcd3';
 import { ExponentialBackoff, noop, type IBackoff } from 'cockatiel';
 import type { MaintenanceBackend } from './maintenance';
-import type { Backend, Compare, KeyValue, LeaseBackend, Op, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
+import type { Backend, Compare, KeyValue, LeaseBackend, Op, RenewsClient, RangeOptions, RangeResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from './backend';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import type { EtcdMember, EtcdMembers } from './etcd-members';
 import type { Logger } from '../common/log';
@@ -118,7 +118,7 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
 // The lease keep-alive stream, and per lease the renewals waiting for etcd's answer.
 interface KeepAlive { stream: KeepAliveStream; waiting: Map<string, Array<(ok: boolean) => void>> }
 
-export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers {
+export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers, RenewsClient {
   // Reads, writes and the other unary calls; replaced when wedged (UNARY_WEDGED_MS).
   client: Etcd3;
   private lastAnswerAt = Date.now();
@@ -184,15 +184,16 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   private renewClient(): void {
     if (this.closed) return;
     const old = this.client;
+    const silentMs = Date.now() - this.lastAnswerAt;
     this.client = this.makeClient();
     this.lastAnswerAt = Date.now();
     this.retired.add(old);
     setTimeout(() => { this.retired.delete(old); old.close(); }, RETIRED_CLOSE_DELAY_MS).unref();
-    this.onClientRenewed?.();
+    this.onClientRenewed?.(silentMs);
   }
 
   // Told when the unary client was replaced (the store logs it).
-  onClientRenewed?: () => void;
+  onClientRenewed: ((silentMs: number) => void) | undefined = undefined;
 
   // A new client for watches (the old one closed): see watchClient.
   private renewWatchClient(): void {

@@ -1,5 +1,5 @@
 import type { Backend, Compare, Header, KeyValue, Op, WatchEvent, WatchHandle } from './backend';
-import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, type LeaseBackend } from './backend';
+import { hasLeases, MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, rangePages, renewsClient, type LeaseBackend } from './backend';
 import { blobKey, isLeaseKey, META, nameKey, objectKey, parseBlobKey, parseObjectKey, ROOT } from './keys';
 import { KINDS, NAMED_KINDS, type Kind, type Objects, type StoreEvent } from './objects';
 import { compactTask, encodeObject, encodeTask, isRecord, parseValue, shapeProblem, specHash } from './codec';
@@ -150,9 +150,7 @@ export class Store {
 
   static async open(backend: Backend, log: Logger, opts: StoreOptions = {}): Promise<Store> {
     const store = new Store(backend, log, opts);
-    // The etcd backend replaces a wedged client (etcd-backend.ts, UNARY_WEDGED_MS): said once each time.
-    const renewable = backend as { onClientRenewed?: () => void; client?: unknown };
-    if (renewable.client !== undefined) renewable.onClientRenewed = () => log.warn('store: etcd answered none of this client\'s reads and writes for 15 s; replaced it with a new client');
+    if (renewsClient(backend)) backend.onClientRenewed = (silentMs) => log.warn({ silentMs }, 'store: etcd answered none of this client\'s reads and writes; replaced it with a new client');
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {

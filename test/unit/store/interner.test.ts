@@ -16,7 +16,7 @@ test('the interner gives back equal values and starts again empty when full', ()
   assert.equal(strings.size, 1, 'a full table is cleared, not grown');
 });
 
-test('compactTask keeps every value and shares one frozen object for empty Labels and PortStatus', () => {
+test('compactTask keeps every value and shares a frozen object for empty Labels, another for empty PortStatus', () => {
   const strings = new StringInterner();
   const parse = (): Record<string, unknown> => JSON.parse(JSON.stringify({
     ID: 't1', Labels: {}, ServiceID: 's1', NodeID: 'n1', DesiredState: 'running', CreatedAt: 'c', UpdatedAt: 'u',
@@ -30,6 +30,7 @@ test('compactTask keeps every value and shares one frozen object for empty Label
   assert.ok(Object.isFrozen(a.Labels));
   const sa = a.Status as Record<string, unknown>; const sb = b.Status as Record<string, unknown>;
   assert.equal(sa.PortStatus, sb.PortStatus);
+  assert.notEqual(a.Labels, sa.PortStatus, 'two objects: a clone must not make Labels and PortStatus one');
   assert.notEqual(sa.ContainerStatus, sb.ContainerStatus, 'objects with content stay the task\'s own');
   const labelled = parse(); labelled.Labels = { k: 'v' };
   compactTask(labelled, strings);

@@ -29,7 +29,7 @@ test('an answer that arrived while the event loop was held is read before the de
   assert.equal(await p, 'answer');
 });
 
-test('soft tells its watcher whether etcd answered (a value or an error) or the deadline came first', async () => {
+test('soft tells its watcher whether the call settled (a value or an error) or the deadline came first', async () => {
   const heard: string[] = [];
   const calls = { answered: () => heard.push('answered'), unanswered: () => heard.push('unanswered') };
   assert.equal(await soft(Promise.resolve(1), 1000, 'a read', calls), 1);
