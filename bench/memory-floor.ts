@@ -14,15 +14,8 @@
 // etcd gets the daemon's environment (GOGC, GOMEMLIMIT, GOMAXPROCS), so
 // `GOGC=100 node dist/bench/memory-floor.js` measures Go's other settings.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { silentLogger } from '../src/common/log';
-import { createRootCA, ETCD_CERT_NAME, issueEtcdCert } from '../src/manager/ca/ca';
-import { EtcdProcess } from '../src/store/etcd-process';
-import { freePort } from '../test/helpers/daemon';
-import { writeEtcdTls } from '../test/helpers/etcd-tls';
+import { startBareEtcd } from './bare-etcd';
 import { floorFigures, floorReport, type FloorSample, type ProcSample } from './floor-stats';
 import { finishBench, installSignalCleanup, onCleanup, positiveOption, rssBytes, rssSplit, runBenchMain, sleep } from './util';
 
@@ -34,40 +27,18 @@ export interface MemoryFloor { sample(): FloorSample; stop(): Promise<void> }
 const NODE_IDLE = 'setInterval(() => {}, 3600e3)';
 const NODE_TLS_IDLE = `require('node:tls'); require('node:http2'); require('node:crypto'); ${NODE_IDLE}`;
 
-// Starts the etcd members (together: a new cluster has no leader until
-// a quorum runs) and the two idle node processes. Each start is bounded by
-// EtcdProcess itself (30 s).
+// Starts the etcd members (bench/bare-etcd.ts) and the two idle node processes.
 export async function startMemoryFloor(members = 3, etcdBinary = '/usr/bin/etcd'): Promise<MemoryFloor> {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-floor-'));
-  const ca = await createRootCA();
-  const names = Array.from({ length: members }, (_, i) => `floor${i + 1}`);
-  const ports = await Promise.all(names.map(async () => ({ client: await freePort(), peer: await freePort() })));
-  const initialCluster = names.map((n, i) => `${n}=https://127.0.0.1:${ports[i]!.peer}`).join(',');
-  const etcds: EtcdProcess[] = [];
+  const etcd = await startBareEtcd(members, etcdBinary, 'floor');
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) c.kill('SIGKILL');
-    await Promise.all(etcds.map((m) => m.stop().catch(() => undefined)));
-    rmSync(dir, { recursive: true, force: true });
+    await etcd.stop();
   };
-  try {
-    for (const [i, name] of names.entries()) {
-      const tls = writeEtcdTls(join(dir, name), ca.certPem, await issueEtcdCert(ca, name, 'floor', Date.now(), ['127.0.0.1']));
-      etcds.push(new EtcdProcess({
-        binary: etcdBinary, dataDir: join(dir, name, 'etcd'), name, tls,
-        clientUrl: `https://127.0.0.1:${ports[i]!.client}`, peerUrl: `https://127.0.0.1:${ports[i]!.peer}`,
-        clusterToken: 'floor', allowedHostname: ETCD_CERT_NAME, initialCluster, clusterState: 'new', log: silentLogger,
-      }));
-    }
-    await Promise.all(etcds.map((m) => m.start()));
-    for (const code of [NODE_IDLE, NODE_TLS_IDLE]) children.push(spawn(process.execPath, ['-e', code], { stdio: 'ignore' }));
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  for (const code of [NODE_IDLE, NODE_TLS_IDLE]) children.push(spawn(process.execPath, ['-e', code], { stdio: 'ignore' }));
   const proc = (pid: number | undefined): ProcSample => (pid ? { rss: rssBytes(pid) / MB, split: rssSplit(pid) } : { rss: 0, split: { anon: 0, file: 0, pss: 0 } });
   return {
-    sample: () => ({ etcd: etcds.map((m) => proc(m.pid)), node: proc(children[0]?.pid), nodeTls: proc(children[1]?.pid) }),
+    sample: () => ({ etcd: etcd.members.map((m) => proc(m.pid)), node: proc(children[0]?.pid), nodeTls: proc(children[1]?.pid) }),
     stop,
   };
 }

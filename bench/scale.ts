@@ -20,6 +20,10 @@
 //               the end) for S seconds more, the service still in place (a create's garbage
 //               not yet collected, against what holding the tasks costs)
 //   remove      `service rm`; time until the simulated nodes run nothing
+//   limit       once the lab is gone: the same writes (puts, bytes,
+//               transactions) through three bare etcd members with a watcher
+//               on each, no Shoal code (bench/etcd-limit.ts): the physical
+//               limit under "create → all running" on this machine
 //
 // Goals (issue 10): 5,000 nodes and 150,000 tasks on three managers, all
 // running within 60 s, `node ls` under 1 s, each manager under 1 GiB.
@@ -28,7 +32,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S]
+//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S] [--limit-runs 1]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -50,6 +54,7 @@
 // --hold S keeps the service S seconds after the loaded figures, sampling
 // the managers' memory every 10 s and at its end (see held, above; off unless given).
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
+// --limit-runs N measures the etcd limit N times per step (median; 0: not at all).
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
 // P = 10s a silent node is down after 15 s, SwarmKit's own default detection
 // time (its period 5 s times 3), and the leader reads half as many beats.
@@ -68,8 +73,9 @@ import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { startCannedEngine } from './canned-engine';
 import { profileFile, startProfile } from './inspector-profile';
 import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
+import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit';
 import { labDaemonPid, labHostMemory } from './lab-memory';
-import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
+import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, runCleanup, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
 const LAB = process.env.SHOAL_LAB_INDEX || '40';
 const IMAGE = 'shoal-test/sim:1'; // never pulled: simulated nodes start nothing
@@ -77,7 +83,7 @@ const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
@@ -107,6 +113,8 @@ interface StepFigures {
   held?: Array<{ seconds: number; managers: ManagerFigures[] }>;
   removeSeconds?: number;
   simRssMB?: number;
+  // The create's writes through bare etcd members (measured after the lab is gone).
+  limit?: LimitFigures;
   error?: string;
 }
 
@@ -133,7 +141,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -161,6 +169,7 @@ function options(argv: string[]): Options {
     ...(values['prof-seconds'] ? { profSeconds: positiveOption(values['prof-seconds'], 0, 'prof-seconds') } : {}),
     ...(values.logs ? { logs: values.logs } : {}),
     holdSeconds: positiveOption(values.hold, 0, 'hold'),
+    limitRuns: values['limit-runs'] === '0' ? 0 : Math.round(positiveOption(values['limit-runs'], 1, 'limit-runs')),
   };
 }
 
@@ -498,11 +507,18 @@ function hostCpu(host: string, command?: string): number {
   } catch { return NaN; }
 }
 
+// The etcd limit's median and how many times longer the create took.
+function limitCell(s: StepFigures): string {
+  const l = s.limit ? limitSummary(s.limit) : undefined;
+  if (!l) return s.limit ? 'failed' : '-';
+  return s.createSeconds ? `${l.watchedSeconds} s (${round1(s.createSeconds / l.watchedSeconds)}×)` : `${l.watchedSeconds} s`;
+}
+
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
     `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
-    '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
+    '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | the etcd limit (×) | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {
     const worstMgr = s.loaded?.managers.reduce((w, m) => Math.max(w, m.daemonMB + m.etcdMB), 0);
     const file = s.loaded?.managers.reduce((w, m) => Math.max(w, m.etcdFileMB), 0);
@@ -510,7 +526,19 @@ function report(o: Options, steps: StepFigures[]): string {
     const f = (x: number | undefined, unit = ' s'): string => (x === undefined || Number.isNaN(x) ? '-' : `${x}${unit}`);
     const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
     const idle = s.idleCpu ? `${round3(sum(s.idleCpu.daemons) + sum(s.idleCpu.etcd) + sum(s.idleCpu.rest))} / ${s.idleCpu.sims}` : undefined;
-    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${idle ?? '-'} | ${f(s.createSeconds)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${idle ?? '-'} | ${f(s.createSeconds)} | ${limitCell(s)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+  }
+  const limits = steps.filter((s) => s.limit);
+  if (limits.length) {
+    lines.push('', 'The etcd limit (bench/etcd-limit.ts): each create\'s writes through three bare etcd members, a watcher on each, no Shoal code, after the lab was gone; medians.', '',
+      '| nodes | puts | transactions | all watchers have every event | last write acknowledged | etcd CPU-s | client CPU-s | largest member RSS |', '|---|---|---|---|---|---|---|---|');
+    for (const s of limits) {
+      const l = limitSummary(s.limit!);
+      const err = s.limit!.runs.find((r) => r.error)?.error;
+      lines.push(l
+        ? `| ${s.nodes} | ${s.limit!.shape.puts} | ${s.limit!.shape.txns} | ${l.watchedSeconds} s | ${l.ackedSeconds} s | ${l.etcdCpuSeconds} | ${l.clientCpuSeconds} | ${l.etcdMB} MB |${err ? ` a run failed: ${err}` : ''}`
+        : `| ${s.nodes} | ${s.limit!.shape.puts} | ${s.limit!.shape.txns} | failed: ${err ?? '-'} | | | | |`);
+    }
   }
   return lines.join('\n');
 }
@@ -545,6 +573,13 @@ async function main(): Promise<number> {
       try { await step(c, o, i, token, s); } catch (err) { s.error = (err as Error).message; error = s.error; say(`step ${i + 1} failed: ${s.error}`); break; }
     }
   } catch (err) { error = (err as Error).message; }
+  // The limit runs alone: the lab and the simulators are gone first.
+  await runCleanup();
+  for (const s of steps) {
+    if (!o.limitRuns || !s.etcdDuringCreate) continue;
+    say(`the etcd limit for step ${s.nodes}: the create's writes through three bare members`);
+    s.limit = await measureEtcdLimit({ ...s.etcdDuringCreate, keys: s.tasks }, 4, o.limitRuns);
+  }
   return finishBench(report(o, steps), o.json, { options: o, shoal: { ...(error ? { error } : {}), steps } as { error?: string } });
 }
 

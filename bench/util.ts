@@ -145,6 +145,7 @@ export function onCleanup(name: string, fn: () => Promise<void>): () => void {
   return () => { const i = steps.indexOf(step); if (i >= 0) steps.splice(i, 1); };
 }
 
+// Steps registered after a cleanup ran are run by the next call.
 export function runCleanup(): Promise<void> {
   cleaning ??= (async () => {
     while (steps.length) {
@@ -157,7 +158,7 @@ export function runCleanup(): Promise<void> {
         process.stderr.write(`[bench] cleanup "${s.name}" failed: ${(err as Error).message}\n`);
       }
     }
-  })();
+  })().finally(() => { cleaning = undefined; });
   return cleaning;
 }
 

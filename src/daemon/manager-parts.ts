@@ -16,9 +16,9 @@ export { NetworkKeyReader } from '../manager/netkeys/reader';
 
 // On the leader only (swarm-node.ts runs the election), with a fenced store.
 export async function startLeaderComponents(store: Store, log: Logger, sealer: Sealer): Promise<RunningComponents> {
-  const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }) });
-  const allocator = startAllocator({ store, log: log.child({ component: 'allocator' }) });
   const scheduler = startScheduler({ store, log: log.child({ component: 'scheduler' }) });
+  const orchestrator = startOrchestrator({ store, log: log.child({ component: 'orchestrator' }), placer: scheduler });
+  const allocator = startAllocator({ store, log: log.child({ component: 'allocator' }) });
   const networkKeys = startNetworkKeys({ store, log: log.child({ component: 'netkeys' }), sealer, timing: keyTimingFromEnv(process.env) });
   return { stop: async () => { orchestrator.stop(); allocator.stop(); scheduler.stop(); networkKeys.stop(); } };
 }

@@ -25,6 +25,16 @@ import type { TaskObservations } from './task';
 export type OrchestratorHandle = LeaderComponentHandle;
 export interface OrchestratorOptions extends LeaderComponentOptions {
   newId?: () => string;
+  // The scheduler's placement of new tasks (scheduler/loop.ts placeNew): a
+  // task it places is created `assigned`, one write instead of two. Without
+  // it (or for what it leaves out) tasks are created as reconcile made them.
+  placer?: Placer;
+}
+
+// What the orchestrator asks of the scheduler; the two meet nowhere else.
+export interface Placer {
+  placeNew(tasks: readonly Task[]): ReadonlyMap<string, Task>;
+  release(ids: Iterable<string>): void;
 }
 
 type Op =
@@ -206,6 +216,25 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // Writes in chunks; a chunk refused because an object changed under it is
   // redone op by op (see `fallback`). Returns the services to reconcile again.
   async function write(ops: Op[]): Promise<Set<string>> {
+    const placed = placeCreates(ops);
+    try {
+      return await writeOps(ops);
+    } finally {
+      if (placed.length) opts.placer?.release(placed);
+    }
+  }
+
+  // The scheduler places the new tasks among ops (replaced in place); the IDs it placed.
+  function placeCreates(ops: Op[]): string[] {
+    if (!opts.placer) return [];
+    const creates = ops.filter((op): op is Extract<Op, { kind: 'create' }> => op.kind === 'create');
+    if (!creates.length) return [];
+    const placed = opts.placer.placeNew(creates.map((op) => op.task));
+    for (const op of creates) op.task = placed.get(op.task.ID) ?? op.task;
+    return [...placed.keys()];
+  }
+
+  async function writeOps(ops: Op[]): Promise<Set<string>> {
     const redo = new Set<string>();
     const refused = (op: Op, error: Error): void => log.error({ service: op.serviceId, kind: op.kind, err: error.message }, 'orchestrator write refused');
     // Batches of new tasks only go side by side; any other waits for those

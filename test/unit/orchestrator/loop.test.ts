@@ -13,15 +13,18 @@ import { makeNode, makeService } from './fixtures';
 import { untilStore as until } from '../../helpers/store-wait';
 
 
-async function cluster() {
+// As the daemon wires them (daemon/manager-parts.ts): the scheduler places
+// new tasks for the orchestrator; { placer: false } leaves that out.
+async function cluster(o: { placer?: boolean } = {}) {
   const store = await Store.open(new MemoryBackend(), silentLogger);
   await store.txn().create('cluster', {
     ID: 'cluster1', Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't',
     Spec: { Orchestration: { TaskHistoryRetentionLimit: 5 } }, TLSInfo: {}, RootRotationInProgress: false,
     DefaultAddrPool: [], SubnetSize: 24, DataPathPort: 4789, JoinTokens: { Worker: 'w', Manager: 'm' },
   }).create('nodes', makeNode('node1', { labels: { zone: 'a' } })).commit();
-  const orchestrator = startOrchestrator({ store, log: silentLogger });
   const scheduler = startScheduler({ store, log: silentLogger });
+  await scheduler.settled();
+  const orchestrator = startOrchestrator({ store, log: silentLogger, ...(o.placer === false ? {} : { placer: scheduler }) });
   const allocator = startAllocator({ store, log: silentLogger });
   const stop = async (): Promise<void> => {
     orchestrator.stop();
@@ -115,6 +118,30 @@ test('loop: 100 replicas are written in at most two transactions', async () => {
     await stop();
   }
 });
+
+for (const placer of [true, false]) {
+  test(`loop: ${placer ? 'a new task is created assigned: one write, the scheduler placed it first' : 'without the placer a new task is created pending, then assigned: two writes'}`, async () => {
+    const { store, stop } = await cluster({ placer });
+    try {
+      const created: string[] = [];
+      let writes = 0;
+      store.subscribe((evs) => {
+        for (const e of evs) {
+          if (e.kind !== 'tasks') continue;
+          writes++;
+          if (e.action === 'create') created.push((e.object as Task).Status.State);
+        }
+      });
+      await store.txn().create('services', makeService('svc5', { replicas: 10 })).commit();
+      await until(store, () => tasksOf(store, 'svc5').length === 10 && tasksOf(store, 'svc5').every((t) => t.Status.State === 'assigned' && t.NodeID === 'node1'), '10 assigned tasks');
+      assert.deepEqual(new Set(created), new Set([placer ? 'assigned' : 'pending']));
+      assert.equal(writes, placer ? 10 : 20);
+      assert.ok(tasksOf(store, 'svc5').every((t) => t.Status.Message === 'scheduler assigned task to node'));
+    } finally {
+      await stop();
+    }
+  });
+}
 
 test('loop: a restart delay is honoured through a timer, then the replacement is started', async () => {
   const { store, stop } = await cluster();
