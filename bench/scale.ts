@@ -578,6 +578,8 @@ async function main(): Promise<number> {
   for (const s of steps) {
     if (!o.limitRuns || !s.etcdDuringCreate) continue;
     say(`the etcd limit for step ${s.nodes}: the create's writes through three bare members`);
+    // What the lab left in the page cache goes to disk first: etcd's fsyncs would wait behind it.
+    await exec('sync', [], { timeoutMs: 120_000 });
     s.limit = await measureEtcdLimit({ ...s.etcdDuringCreate, keys: s.tasks }, 4, o.limitRuns);
   }
   return finishBench(report(o, steps), o.json, { options: o, shoal: { ...(error ? { error } : {}), steps } as { error?: string } });
