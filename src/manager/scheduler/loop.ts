@@ -17,8 +17,8 @@ import { type NodeLoad, failingKey, needsScheduling, schedule } from './schedule
 export interface SchedulerHandle extends LeaderComponentHandle {
   // Places tasks about to be created (the orchestrator's, before its write),
   // so that each is written once, already `assigned`, not `pending` first and
-  // `assigned` by a pass after: a third of what a 150,000-task create wrote
-  // to etcd and every manager's mirror decoded (docs/ARCHITECTURE.md,
+  // `assigned` by a pass after: 30 % of what a 150,000-task create wrote to
+  // etcd and every manager's mirror decoded (docs/ARCHITECTURE.md,
   // "Placing new tasks"). Gives the placed copies by ID, reserved at once on
   // their nodes; tasks left out (no node fits, or the scheduler is starting
   // or in a pass of its own) are written as they are and placed by a pass.
@@ -183,9 +183,14 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     else notifyIdle();
   }
 
+  // The pure placement against the nodes and loads as they are now.
+  function decide(tasks: readonly Task[]): ReturnType<typeof schedule> {
+    return schedule({ nodes: store.list('nodes'), load: loads, tasks, failing: failingSet() });
+  }
+
   async function place(tasks: Task[]): Promise<void> {
     const started = Date.now();
-    const result = schedule({ nodes: store.list('nodes'), load: loads, tasks, failing: failingSet() });
+    const result = decide(tasks);
     const ts = nowIso(now());
     const writes: Array<{ read: Task; next: Task }> = [];
     const decided = new Set<string>();
@@ -250,7 +255,7 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     const wanted = tasks.filter(needsScheduling);
     if (!wanted.length) return out;
     try {
-      const result = schedule({ nodes: store.list('nodes'), load: loads, tasks: wanted, failing: failingSet() });
+      const result = decide(wanted);
       const ts = nowIso(now());
       const byId = new Map(wanted.map((t) => [t.ID, t]));
       for (const a of result.assignments) {

@@ -73,3 +73,30 @@ test('placeNew: nothing while the scheduler is stopped', async () => {
   assert.equal(sched.placeNew([fresh('t1', 0)]).size, 0);
   await stop();
 });
+
+test('placeNew: nothing while the scheduler reads its loads at start, nor while a pass of its own is being written', async () => {
+  const b = new MemoryBackend();
+  const store = await Store.open(b, silentLogger);
+  await store.txn().create('nodes', makeNode('a', { memory: 2 * GB })).create('tasks', fresh('p1', 1)).commit();
+  // The pass's write waits until the test lets it go.
+  let letGo: () => void = () => undefined;
+  const held = new Promise<void>((r) => { letGo = r; });
+  let passWriting: () => void = () => undefined;
+  const writing = new Promise<void>((r) => { passWriting = r; });
+  const realTxn = b.txn.bind(b);
+  b.txn = async (c, ops) => { passWriting(); await held; return realTxn(c, ops); };
+  const sched = startScheduler({ store, log: silentLogger });
+  try {
+    assert.equal(sched.placeNew([fresh('t1', 0)]).size, 0, 'still reading its loads');
+    await writing;
+    assert.equal(sched.placeNew([fresh('t2', 0)]).size, 0, 'its pass placing p1 is not counted yet');
+    letGo();
+    await sched.settled();
+    assert.equal(store.get('tasks', 'p1')?.Status.State, 'assigned');
+    assert.equal(sched.placeNew([fresh('t3', 0)]).size, 1);
+  } finally {
+    letGo();
+    sched.stop();
+    await store.close();
+  }
+});
