@@ -5,6 +5,7 @@ import { startDaemon, type Daemon } from '../daemon/daemon';
 import { exitOnFatalErrors } from '../daemon/fatal';
 import { parseDaemonOptions } from '../daemon/options';
 import { optimizeWhenBusy } from '../daemon/tiering';
+import { compactWhenQuiet } from '../daemon/heap-compaction';
 import { useSmallBufferPool } from '../common/buffer-pool';
 import { createLogger } from '../common/log';
 
@@ -42,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     const daemon = await startDaemon(opts, log);
     running = daemon;
     optimizeWhenBusy(log.child({ component: 'tiering' }));
+    // SHOAL_HEAP_COMPACTION=0 leaves V8 alone, to compare in a bench.
+    if (process.env.SHOAL_HEAP_COMPACTION !== '0') compactWhenQuiet(log.child({ component: 'heap' }));
     if (process.env.SHOAL_MEMORY_REPORT === '1') reportMemory(log);
     let stopping = false;
     const stop = (signal: string): void => {

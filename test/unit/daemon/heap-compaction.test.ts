@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compactHeap, DEFAULT_COMPACTION_POLICY as P, oldSpace, shouldCompact, type HeapSample } from '../../../src/daemon/heap-compaction';
+
+const MB = 1024 * 1024;
+const quiet = (n: number, last: Partial<HeapSample> = {}): HeapSample[] =>
+  Array.from({ length: n }, (_, i) => ({ utilization: 0.1, oldSize: 400 * MB, oldUsed: 200 * MB, ...(i === n - 1 ? last : {}) }));
+
+test('heap compaction: only after the loop was quiet for the whole span, with much of the old space free, and not again too soon', () => {
+  assert.equal(shouldCompact(quiet(P.quietWindows), Infinity, P), true);
+  assert.equal(shouldCompact(quiet(P.quietWindows - 1), Infinity, P), false, 'not quiet for long enough yet');
+  const busyOnce = quiet(P.quietWindows);
+  busyOnce[2] = { ...busyOnce[2]!, utilization: 0.9 };
+  assert.equal(shouldCompact(busyOnce, Infinity, P), false, 'a busy window in the span');
+  assert.equal(shouldCompact(quiet(P.quietWindows), P.minIntervalMs - 1, P), false, 'too soon after the last');
+  assert.equal(shouldCompact(quiet(P.quietWindows), P.minIntervalMs, P), true);
+  // A small heap, or one mostly in use, never qualifies.
+  assert.equal(shouldCompact(quiet(P.quietWindows, { oldSize: 120 * MB, oldUsed: 40 * MB }), Infinity, P), false, 'under minFreeBytes free');
+  assert.equal(shouldCompact(quiet(P.quietWindows, { oldSize: 1000 * MB, oldUsed: 700 * MB }), Infinity, P), false, 'under minFreeShare free');
+});
+
+test('heap compaction: a fragmented old space is given back, what is live stays', () => {
+  // A third of some 100 MB of small objects kept, spread over every page.
+  const keep: Array<{ id: string; n: number[] }> = [];
+  let junk: Array<{ id: string; n: number[] }> = [];
+  for (let i = 0; i < 1_200_000; i++) {
+    const o = { id: `task-${i}`, n: [i, i + 1, i + 2] };
+    if (i % 3 === 0) keep.push(o); else junk.push(o);
+    if (junk.length > 50_000) junk = [];
+  }
+  junk = [];
+  const grown = oldSpace();
+  const r = compactHeap();
+  assert.ok(r.after.size < grown.size * 0.75, `old space ${Math.round(grown.size / MB)} MB before, ${Math.round(r.after.size / MB)} MB after`);
+  assert.equal(keep.length, 400_000);
+  assert.equal(keep[399_999]!.id, 'task-1199997');
+});
