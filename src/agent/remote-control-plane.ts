@@ -4,7 +4,7 @@ import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
 import { answeredByPeer, stillConnecting, type RpcChannel, type RpcPipe, type RpcStream } from '../rpc/transport';
 import {
-  Heartbeat, Heartbeats, Session, UpdateTaskStatus, handedOffTo, isNotLeader, isRelayedBeatMissed, isSessionInvalid, leaderFromError,
+  Heartbeat, Heartbeats, Session, UpdateTaskStatus, isNotLeader, isRelayedBeatMissed, isSessionInvalid, leaderFromError,
   type HeartbeatRequest, type HeartbeatResponse, type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
 } from '../protocol/dispatcher';
 import type { NodeNetworkView } from '../protocol/network-view';
@@ -37,10 +37,6 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   connection: it answered, so it is reachable. Under load, thousands of
 //   nodes making new TLS connections at once (to a follower that redirects
 //   them back) would load the leader more than anything else.
-// - A leader holding many sessions already hands a new one to another manager
-//   (manager/dispatcher/handoff.ts): the agent opens it there at once. Should
-//   that fail, its next session says it takes no hand-off, so a leader keeps
-//   it rather than send it round again; an established session clears that.
 // - Meanwhile nothing happens to the tasks: the agent keeps what it runs and
 //   learns what changed from the next session's whole set.
 // - Status reports are merged per task (the newest wins) and sent in batches
@@ -284,15 +280,13 @@ export class RemoteControlPlane implements AgentControlPlane {
     let redirected = false;
     let failed: string | undefined;
     let again: string | undefined; // the manager that answered: asked again first
-    let handedTo: string | undefined; // the manager a leader handed the last session to
-    let acceptsHandoff = true;
     while (!this.stopped) {
       const addr = again ?? this.pickManager(failed);
       let established = false;
       let err: unknown;
       if (addr) {
         try {
-          established = await this.runSession(addr, acceptsHandoff);
+          established = await this.runSession(addr);
         } catch (e) {
           err = e;
           established = (e as { established?: boolean }).established === true;
@@ -300,18 +294,6 @@ export class RemoteControlPlane implements AgentControlPlane {
       }
       if (this.stopped) break;
       if (established) backoff = this.backoff.minMs;
-      // A hand-off followed that led nowhere: leaders keep this node until it has a session again.
-      if (established) acceptsHandoff = true;
-      else if (addr !== undefined && addr === handedTo) acceptsHandoff = false;
-      handedTo = handedOffTo(err);
-      if (handedTo !== undefined && addr !== undefined) {
-        this.opts.log.info({ manager: addr, to: handedTo }, 'the leader handed the session to another manager; opening it there');
-        // Its connection goes too: an idle one held open is the memory the hand-off saves the leader.
-        this.dropChannel(addr);
-        again = handedTo;
-        failed = undefined;
-        continue;
-      }
       const leader = leaderFromError(err);
       // The manager's dispatcher ended the session (not a lost connection, not a redirect).
       const answered = answeredByPeer(err) && !isNotLeader(err);
@@ -335,7 +317,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   // when it ends; returns whether it was ever established. `keepChannel` on
   // the error: the connection was up or still being set up, only slow (the
   // session gave up waiting for it or for the first message), so it is kept.
-  private async runSession(addr: string, acceptsHandoff: boolean): Promise<boolean> {
+  private async runSession(addr: string): Promise<boolean> {
     const description = await this.opts.describe();
     if (this.stopped) return false;
     const channel = this.channel(addr);
@@ -346,7 +328,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     const firstMs = FIRST_MESSAGE_CALLS * this.callTimeoutMs;
     let slowFirst = false;
     const firstTimer = setTimeout(() => { if (!established) { slowFirst = true; stream?.cancel(); } }, firstMs);
-    stream = channel.stream(Session, { SessionID: id, Description: description, ...(acceptsHandoff ? { AcceptsHandoff: true } : {}) }, (msg) => {
+    stream = channel.stream(Session, { SessionID: id, Description: description }, (msg) => {
       if (this.stopped || msg.SessionID !== id) return;
       if (!established) {
         established = true;

@@ -93,7 +93,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
       const dispatcher = manager.startDispatcher({
         store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: logs.rpc.managers, networkKeys,
-        connect: logs.rpc.connectManager ?? logs.rpc.connect, handoffTargets: logs.rpc.otherManagersUp,
+        connect: logs.rpc.connectManager ?? logs.rpc.connect,
       });
       const running = startManagerComponents(dispatcher, nodeId, logs.rpc, executor, log, opts.hostname, attacher);
       return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };

@@ -97,7 +97,6 @@ export interface NodeRpc {
   // relay channel at the 2 s client keepalive, and with it every relayed node's session.
   connectManager?(addr: string): RpcChannel;
   managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
-  otherManagersUp?(): string[];                            // the other managers with a live presence key (the leader's hand-off targets)
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
   onRootCA?(want: WantedTrust): void;                      // the roots to trust and the CA to be certified by (root rotation)
@@ -1008,27 +1007,22 @@ export class SwarmNode implements SwarmMembership {
     // Worked out once per store revision: a follower's relay asks on every
     // call it relays (1,000 heartbeats a second at 5,000 nodes), and the
     // answer means a walk over every node.
-    let known: { revision: number; leaderAddr?: string; addrs: string[]; othersUp: string[] } | undefined;
-    const learn = (): NonNullable<typeof known> => {
+    let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
+    const managers = (): { leaderAddr?: string; addrs: string[] } => {
       if (known?.revision !== a.store.revision) {
         const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
         const leaderId = a.store.meta(LEADER_KEY)?.value;
         // This manager first: its own agent talks to it unless told of the leader.
         const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
-        const othersUp = list.filter((n) => n.ID !== a.nodeId && a.store.meta(presenceKey(n.ID))).map((n) => n.ManagerStatus!.Addr);
-        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs, othersUp };
+        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
       }
-      return known;
-    };
-    const managers = (): { leaderAddr?: string; addrs: string[] } => {
-      const k = learn();
-      return { leaderAddr: k.leaderAddr, addrs: [...k.addrs] };
+      return { leaderAddr: known.leaderAddr, addrs: [...known.addrs] };
     };
     const log = this.opts.log;
     a.components = await this.opts.startComponents({
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
-        server, connect: (addr) => grpcChannel(addr, a.tls, log), managers, otherManagersUp: () => [...learn().othersUp],
+        server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
         connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_CHANNEL),
         // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
         // etcd member is gone); the version keeps an older session message from undoing a promotion.

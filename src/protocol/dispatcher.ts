@@ -36,10 +36,6 @@ export interface SessionRequest {
   // new leader) is refused and the agent opens a new one.
   SessionID: string;
   Description: NodeDescription;
-  // The agent follows a hand-off (handedOff below): a leader may send this
-  // session to another manager. Absent from agents of earlier releases, and
-  // from an agent whose last hand-off led nowhere: the leader then keeps it.
-  AcceptsHandoff?: boolean;
 }
 
 // A secret's or config's value as it travels (Data is base64).
@@ -178,9 +174,7 @@ const ids = (v: unknown, what: string): string[] => arr(v, what).map((x, i) => i
 
 export function checkSessionRequest(raw: unknown): SessionRequest {
   const r = rec(raw, 'session request');
-  const out: SessionRequest = { SessionID: id(r.SessionID, 'SessionID'), Description: checkDescription(r.Description) };
-  if (r.AcceptsHandoff !== undefined) out.AcceptsHandoff = bool(r.AcceptsHandoff, 'AcceptsHandoff');
-  return out;
+  return { SessionID: id(r.SessionID, 'SessionID'), Description: checkDescription(r.Description) };
 }
 
 export function checkSessionMessage(raw: unknown): SessionMessage {
@@ -344,20 +338,6 @@ export function notLeader(leaderAddr: string | undefined): ShoalError {
 // another manager (it is "not the leader" with no leader named).
 export function leaderUnreachable(detail: string): ShoalError {
   return unavailable(`${NOT_LEADER}, and cannot reach the leader: ${detail}`);
-}
-// A leader with many direct sessions sends a new one to another manager,
-// which relays it (manager/dispatcher/handoff.ts): the agent opens the session
-// there, at once. The leader does the cluster's work; the other managers hold
-// the nodes' connections (TLS and HTTP/2 state, about 120 KiB each).
-const HANDED_OFF = 'dispatcher: the leader hands new sessions to the other managers; open the session with ';
-export function handedOff(addr: string): ShoalError {
-  return unavailable(`${HANDED_OFF}${addr}`);
-}
-export function handedOffTo(err: unknown): string | undefined {
-  const m = (err as Error)?.message ?? '';
-  if (!m.startsWith(HANDED_OFF)) return undefined;
-  const addr = m.slice(HANDED_OFF.length);
-  return /^\S+$/.test(addr) ? addr : undefined;
 }
 // A relaying manager whose leader did not answer a batch of beats (a
 // deadline, a dropped connection): to the node a missed beat, as if its own

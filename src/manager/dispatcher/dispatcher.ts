@@ -7,12 +7,11 @@ import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import type { CallContext, RpcChannel, RpcServer } from '../../rpc/transport';
 import {
-  Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, handedOff, notLeader, relayedError, SESSION_INVALID,
+  Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, relayedError, SESSION_INVALID,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedFor, type SessionMessage, type SessionRequest, type ServiceInfo,
   type StatusUpdate, type UpdateTaskStatusRequest, type UpdateTaskStatusResponse, type WirePayload,
 } from '../../protocol/dispatcher';
 import { LeaderRelay, RELAY_LEADER_CHANGED } from './relay';
-import { DIRECT_SESSIONS_KEPT, handoffTarget } from './handoff';
 import type { ClusterObject, StoreEvent } from '../../store/objects';
 import { BATCHES_IN_FLIGHT, eachBatch, type Store } from '../../store/store';
 import { eachConcurrently } from '../../common/concurrent';
@@ -59,11 +58,6 @@ export interface DispatcherOptions {
   // Channels to other managers: with it, a manager that does not lead relays
   // its nodes' sessions to the leader (relay.ts) instead of sending them there.
   connect?: (addr: string) => RpcChannel;
-  // The other managers that are up (host:port), for the leader to hand new
-  // direct sessions to (handoff.ts); without it the leader keeps them all.
-  handoffTargets?: () => string[];
-  // Direct worker sessions the leader keeps before handing off (handoff.ts DIRECT_SESSIONS_KEPT).
-  directSessionsKept?: number;
 }
 
 export interface Dispatcher {
@@ -158,9 +152,6 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   let timer: NodeJS.Timeout | undefined;
   let timerAt = Infinity;
   const sessions = new Map<string, SessionState>();
-  // The nodes of `sessions` that are workers connected here directly (handoff.ts).
-  const directWorkers = new Set<string>();
-  let handoffTurn = 0;
   const queue = new Map<string, Queued>();
   let flushing: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -307,7 +298,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     // A session still open without heartbeats is a dead connection: end it.
     const s = sessions.get(nodeId);
     const via = s?.via ?? (s ? 'direct' : 'no session');
-    if (s) { dropSession(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
+    if (s) { sessions.delete(nodeId); s.end(unavailable('dispatcher: no heartbeat within the allowance; register again')); }
     try {
       const written = await nodeWrite(nodeId, () => writer().mutate('nodes', nodeId, (n) => {
         if (registrations.get(nodeId) !== seen) return undefined; // it registered again meanwhile
@@ -548,7 +539,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
           registrations.delete(e.id);
           void dropNodeAttachments(store, writer(), e.id).catch((err: unknown) => log.warn({ err: (err as Error).message, node: e.id }, 'removing a removed node\'s network attachments failed'));
           const s = sessions.get(e.id);
-          if (s) { dropSession(e.id); s.end(notFound(`node ${e.id} not found`)); }
+          if (s) { sessions.delete(e.id); s.end(notFound(`node ${e.id} not found`)); }
         } else {
           if (e.action === 'create' && (e.object as Node).Status?.State !== 'down') { expect(liveness, e.id, now(), periodMs()); armBy(e.id); }
           touch(e.id);
@@ -586,25 +577,11 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     });
   }
 
-  function dropSession(nodeId: string): void {
-    sessions.delete(nodeId);
-    directWorkers.delete(nodeId);
-  }
-
   async function session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void, via?: string): Promise<void> {
     if (!leading) refuse();
     const peer = ctx.peer!;
     const nodeId = peer.nodeId;
     if (!store.get('nodes', nodeId)) throw notFound(`node ${nodeId} not found`);
-    const to = handoffTarget({
-      role: peer.role, relayed: via !== undefined, acceptsHandoff: req.AcceptsHandoff === true,
-      directWorkers: directWorkers.size - (directWorkers.has(nodeId) ? 1 : 0), keep: opts.directSessionsKept ?? DIRECT_SESSIONS_KEPT,
-      targets: opts.handoffTargets?.() ?? [], turn: handoffTurn,
-    });
-    if (to !== undefined) {
-      handoffTurn++;
-      throw handedOff(to);
-    }
     await register(nodeId, req.Description, peer.address);
     // Looked at again after the write: the node may have been removed, or
     // leadership lost, meanwhile (from here to `await ended` nothing yields).
@@ -620,7 +597,6 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     });
     const s: SessionState = { id: req.SessionID, nodeId, send, end, tasks: new Map(), secrets: new Set(), configs: new Set(), viewDigest: '', viewNets: new Set(), endpointNets: new Set(), certRole: peer.role, ...(via ? { via } : {}) };
     sessions.set(nodeId, s);
-    if (!via && peer.role === 'worker') directWorkers.add(nodeId); else directWorkers.delete(nodeId);
     heard(liveness, nodeId, now(), periodMs());
     armBy(nodeId);
     log.info({ node: nodeId, addr: peer.address, session: s.id }, 'node registered');
@@ -628,7 +604,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
       sendFull(s);
       await ended;
     } finally {
-      if (sessions.get(nodeId) === s) dropSession(nodeId);
+      if (sessions.get(nodeId) === s) sessions.delete(nodeId);
     }
   }
 
@@ -774,7 +750,6 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function endAll(err: Error): void {
     const all = [...sessions.values()];
     sessions.clear();
-    directWorkers.clear();
     for (const s of all) s.end(err);
   }
 
