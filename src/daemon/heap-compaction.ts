@@ -17,17 +17,14 @@ import type { Logger } from '../common/log';
 // logs, "heap compacted while quiet"). Quiet means little waits on it; the
 // dispatcher gives the nodes back any stall of its own loop, and the
 // manager's lease is renewed from a thread of its own (store/lease-keeper.ts).
+//
+// Tried and left out: a lean old generation while quiet (--heap-growing-percent
+// 20, set at run time). The compacted leader grew back all the same (711 to
+// 775 MB in two minutes, against 681 to 751 MB in six without it: what grows
+// back is not the old generation), and with followers counted quiet now and
+// then in a create it took 430 s against 268-304 s (bench/scale.ts).
 // A small heap never qualifies (minFreeBytes), so a worker or a small swarm
 // never pays for it.
-//
-// And while the loop stays quiet, the old generation may grow by at most
-// quietGrowingPercent over what each collection leaves live (V8's
-// --heap-growing-percent, read at every collection, so it can change at run
-// time); once busy again, V8's own factor, up to about twice what is live.
-// Without this the compacted 5,000-node leader grew back from 700 to 750 MB
-// in six quiet minutes. It costs more frequent collections, which a quiet
-// loop has the time for; on a busy one it would cost throughput (tried from
-// the start in an earlier stop: 12-22 % more CPU).
 
 export interface CompactionPolicy {
   windowMs: number;        // one sample per window
@@ -36,11 +33,10 @@ export interface CompactionPolicy {
   minFreeBytes: number;    // old space not in use, at least this
   minFreeShare: number;    // and at least this share of the old space
   minIntervalMs: number;   // between two compactions
-  quietGrowingPercent: number; // the old generation's growth over live while quiet
 }
 
 export const DEFAULT_COMPACTION_POLICY: CompactionPolicy = {
-  windowMs: 1_000, quietWindows: 10, maxUtilization: 0.3, minFreeBytes: 96 * 1024 * 1024, minFreeShare: 0.35, minIntervalMs: 300_000, quietGrowingPercent: 20,
+  windowMs: 1_000, quietWindows: 10, maxUtilization: 0.3, minFreeBytes: 96 * 1024 * 1024, minFreeShare: 0.35, minIntervalMs: 300_000,
 };
 
 export interface HeapSample {
@@ -49,19 +45,15 @@ export interface HeapSample {
   oldUsed: number;     // of which in use (live, or garbage not yet collected)
 }
 
-// Pure: whether the loop has been quiet over the last samples (oldest first).
-// On average: a 5,000-node leader, its create over, still had a busy second
-// now and then (a relay's batch, a `node ls`) and went two minutes without
-// ten quiet ones in a row (bench/scale.ts).
-export function isQuiet(samples: readonly HeapSample[], p: CompactionPolicy): boolean {
-  if (samples.length < p.quietWindows) return false;
-  const span = samples.slice(-p.quietWindows);
-  return span.reduce((sum, s) => sum + s.utilization, 0) / span.length <= p.maxUtilization;
-}
-
-// Pure: the last samples and the time since the last compaction say whether to compact now.
+// Pure: the last samples (oldest first) and the time since the last
+// compaction say whether to compact now.
 export function shouldCompact(samples: readonly HeapSample[], msSinceLast: number, p: CompactionPolicy): boolean {
-  if (msSinceLast < p.minIntervalMs || !isQuiet(samples, p)) return false;
+  if (samples.length < p.quietWindows || msSinceLast < p.minIntervalMs) return false;
+  // On average: a 5,000-node leader, its create over, still had a busy second
+  // now and then (a relay's batch, a `node ls`) and went two minutes without
+  // ten quiet ones in a row (bench/scale.ts).
+  const span = samples.slice(-p.quietWindows);
+  if (span.reduce((sum, s) => sum + s.utilization, 0) / span.length > p.maxUtilization) return false;
   const last = samples[samples.length - 1]!;
   const free = last.oldSize - last.oldUsed;
   return free >= p.minFreeBytes && free >= p.minFreeShare * last.oldSize;
@@ -88,33 +80,21 @@ export function compactHeap(): { before: { size: number; used: number }; after: 
   return { before, after: oldSpace(), ms: performance.now() - t };
 }
 
-// Whether node was started with its own heap growing factor (left alone then).
-function growingFactorGiven(): boolean {
-  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--heap[-_]growing[-_]percent/.test(a));
-}
-
-// Samples the loop and the heap, keeps the heap lean while quiet and compacts
-// when the policy says; returns a stop function.
+// Samples the loop and the heap and compacts when the policy says; returns a stop function.
 export function compactWhenQuiet(log: Logger, p: CompactionPolicy = DEFAULT_COMPACTION_POLICY): () => void {
   let lastLoop: EventLoopUtilization = performance.eventLoopUtilization();
   let lastAt = -Infinity;
   const samples: HeapSample[] = [];
-  const steerGrowth = !growingFactorGiven();
-  let lean = false;
   const t = setInterval(() => {
     const loop = performance.eventLoopUtilization();
     const { size, used } = oldSpace();
     samples.push({ utilization: performance.eventLoopUtilization(loop, lastLoop).utilization, oldSize: size, oldUsed: used });
     lastLoop = loop;
     if (samples.length > p.quietWindows) samples.shift();
-    const quiet = isQuiet(samples, p);
-    if (steerGrowth && quiet !== lean) {
-      lean = quiet;
-      setFlagsFromString(`--heap-growing-percent=${lean ? p.quietGrowingPercent : 0}`); // 0: V8's own factor
-    }
     const now = performance.now();
     if (!shouldCompact(samples, now - lastAt, p)) return;
     lastAt = now;
+    samples.length = 0;
     try {
       const r = compactHeap();
       const MB = (b: number): number => Math.round(b / 1048576);
@@ -125,8 +105,5 @@ export function compactWhenQuiet(log: Logger, p: CompactionPolicy = DEFAULT_COMP
     lastLoop = performance.eventLoopUtilization(); // the pause is not the loop's work
   }, p.windowMs);
   t.unref();
-  return () => {
-    clearInterval(t);
-    if (lean) setFlagsFromString('--heap-growing-percent=0');
-  };
+  return () => clearInterval(t);
 }
