@@ -17,18 +17,18 @@ import type { Logger } from '../common/log';
 // logs, "heap compacted while quiet"). Quiet means little waits on it; the
 // dispatcher gives the nodes back any stall of its own loop, and the
 // manager's lease is renewed from a thread of its own (store/lease-keeper.ts).
+// A small heap never qualifies (minFreeBytes), so a worker or a small swarm
+// never pays for it.
 //
 // Tried and left out: a lean old generation while quiet (--heap-growing-percent
 // 20, set at run time). The compacted leader grew back all the same (711 to
 // 775 MB in two minutes, against 681 to 751 MB in six without it: what grows
 // back is not the old generation), and with followers counted quiet now and
 // then in a create it took 430 s against 268-304 s (bench/scale.ts).
-// A small heap never qualifies (minFreeBytes), so a worker or a small swarm
-// never pays for it.
 
 export interface CompactionPolicy {
   windowMs: number;        // one sample per window
-  quietWindows: number;    // the loop quiet over this many windows in a row
+  quietWindows: number;    // the loop judged over this many windows, the last ones
   maxUtilization: number;  // quiet: event-loop utilization at most this over them, on average (0..1)
   minFreeBytes: number;    // old space not in use, at least this
   minFreeShare: number;    // and at least this share of the old space
