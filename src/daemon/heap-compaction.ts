@@ -7,7 +7,7 @@ import type { Logger } from '../common/log';
 // grows to about twice what is live during a burst (a manager's create of
 // 150,000 tasks), and its collections afterwards free objects but not the
 // pages they sat on: a 5,000-node leader held 435 MB of old space with 212 MB
-// in use two minutes after its create (bench/scale.ts, read through the
+// in use 100 s after its create (bench/scale.ts, read through the
 // inspector). V8's memory reducer compacts only the most fragmented pages.
 //
 // So, once the loop has been quiet for a while after the heap grew, the
