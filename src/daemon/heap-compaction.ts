@@ -1,7 +1,8 @@
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../common/log';
+import { loopSampler } from './loop-sampler';
 
 // A daemon that was busy keeps the heap it grew to. V8's old generation
 // grows to about twice what is live during a burst (a manager's create of
@@ -82,14 +83,12 @@ export function compactHeap(): { before: { size: number; used: number }; after: 
 
 // Samples the loop and the heap and compacts when the policy says; returns a stop function.
 export function compactWhenQuiet(log: Logger, p: CompactionPolicy = DEFAULT_COMPACTION_POLICY): () => void {
-  let lastLoop: EventLoopUtilization = performance.eventLoopUtilization();
+  const loopSince = loopSampler();
   let lastAt = -Infinity;
   const samples: HeapSample[] = [];
   const t = setInterval(() => {
-    const loop = performance.eventLoopUtilization();
     const { size, used } = oldSpace();
-    samples.push({ utilization: performance.eventLoopUtilization(loop, lastLoop).utilization, oldSize: size, oldUsed: used });
-    lastLoop = loop;
+    samples.push({ utilization: loopSince(), oldSize: size, oldUsed: used });
     if (samples.length > p.quietWindows) samples.shift();
     const now = performance.now();
     if (!shouldCompact(samples, now - lastAt, p)) return;
@@ -102,7 +101,7 @@ export function compactWhenQuiet(log: Logger, p: CompactionPolicy = DEFAULT_COMP
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'heap compaction failed');
     }
-    lastLoop = performance.eventLoopUtilization(); // the pause is not the loop's work
+    loopSince(); // the pause is not the loop's work
   }, p.windowMs);
   t.unref();
   return () => clearInterval(t);

@@ -1,4 +1,4 @@
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { loopSampler } from './loop-sampler';
 import { setFlagsFromString } from 'node:v8';
 import type { Logger } from '../common/log';
 
@@ -89,15 +89,13 @@ export function turbofanOn(log: Logger, why: string, detail: Record<string, unkn
 // Watches the event loop and turns TurboFan on once it is busy; returns a stop function.
 export function optimizeWhenBusy(log: Logger, p: BusyPolicy = DEFAULT_BUSY_POLICY): () => void {
   if (!deferred) return () => undefined;
-  let lastLoop: EventLoopUtilization = performance.eventLoopUtilization();
+  const loopSince = loopSampler();
   let lastCpu = process.cpuUsage();
   const samples: BusySample[] = [];
   const t = setInterval(() => {
     if (!deferred) { clearInterval(t); return; } // a manager now
-    const loop = performance.eventLoopUtilization();
     const cpu = process.cpuUsage(lastCpu);
-    samples.push({ utilization: performance.eventLoopUtilization(loop, lastLoop).utilization, cpuMs: (cpu.user + cpu.system) / 1000 });
-    lastLoop = loop;
+    samples.push({ utilization: loopSince(), cpuMs: (cpu.user + cpu.system) / 1000 });
     lastCpu = process.cpuUsage();
     if (samples.length > p.windows) samples.shift();
     if (!isBusy(samples, p)) return;

@@ -74,7 +74,8 @@ test('placeNew: nothing while the scheduler is stopped', async () => {
   await stop();
 });
 
-test('placeNew: nothing while the scheduler reads its loads at start, nor while a pass of its own is being written', async () => {
+// Bounded: the pass's write and the scheduler's settling are awaited below.
+test('placeNew: nothing while the scheduler reads its loads at start, nor while a pass of its own is being written', { timeout: 10_000 }, async () => {
   const b = new MemoryBackend();
   const store = await Store.open(b, silentLogger);
   await store.txn().create('nodes', makeNode('a', { memory: 2 * GB })).create('tasks', fresh('p1', 1)).commit();
