@@ -17,7 +17,14 @@ export interface AgentOptions {
   taskFiles?: TaskFiles; // where tasks' secrets and configs go on the host (a tmpfs per task)
   startConcurrency?: number; // container creates and starts in flight at once (START_CONCURRENCY)
   networks?: TaskNetworks; // makes a task's networks on this node before its container (agent/network/)
+  sweepMs?: number;      // how often leftover task containers are looked for (SWEEP_MS; 0: never)
 }
+
+// How often the agent lists its task containers for any whose task it no
+// longer has: a removal the engine failed or timed out on, or a create that
+// finished after its task was gone, would otherwise stay until the agent's
+// next start. One engine call per node and period.
+export const SWEEP_MS = 30_000;
 
 export interface RunningAgent {
   // Resolves once the agent has adopted the containers it found and follows its assignments.
@@ -28,7 +35,8 @@ export interface RunningAgent {
 
 // The node's worker: follows the tasks assigned to this node, runs one
 // TaskRunner per task, routes engine events to them, and removes the
-// containers of tasks that no longer exist.
+// containers of tasks that no longer exist (at once, and by a sweep every
+// SWEEP_MS for any a removal missed).
 //
 // Start-up order matters: the engine event stream is connected first, then the
 // existing task containers are listed, then assignments are followed, so that
@@ -45,6 +53,8 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   let unwatch: (() => void) | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let wakeRetry: (() => void) | undefined;
+  let current: Assignments | undefined; // the assignments last delivered
+  let sweepTimer: NodeJS.Timeout | undefined;
 
   const onEvent = (e: ContainerEvent): void => {
     if (e.type === 'resync') { for (const r of runners.values()) r.onEvent(e); return; }
@@ -84,10 +94,31 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     r.start();
   };
 
+  // Leftovers: compared with the assignments as they are once the list is in,
+  // so a task assigned meanwhile keeps the container its runner just made.
+  const sweep = async (): Promise<void> => {
+    const found = await executor.listTaskContainers(nodeId);
+    if (stopped || !current) return;
+    for (const c of found) {
+      if (!current.tasks.has(c.taskId) && !runners.has(c.taskId)) removeContainer(c, 'removing container of a task that no longer exists');
+    }
+  };
+  const scheduleSweep = (): void => {
+    const every = opts.sweepMs ?? SWEEP_MS;
+    if (stopped || every <= 0) return;
+    sweepTimer = setTimeout(() => {
+      void sweep()
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'looking for leftover task containers failed'))
+        .finally(scheduleSweep);
+    }, every);
+    sweepTimer.unref();
+  };
+
   const follow = (found: ContainerInfo[]): void => {
     let first = true;
     unwatch = controlPlane.watchAssignments(nodeId, (a) => {
       if (stopped) return;
+      current = a;
       if (first) {
         first = false;
         // Adoption: a container whose task still exists is picked up as it is
@@ -109,6 +140,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
         if (opts.taskFiles) track(opts.taskFiles.sweep(new Set(a.tasks.keys())).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping secrets tmpfs failed')));
         for (const id of a.tasks.keys()) newRunner(id, a, byTask.get(id));
         if (byTask.size) log.info({ adopted: byTask.size }, 'adopted task containers');
+        scheduleSweep();
         return;
       }
       for (const id of a.removed) {
@@ -159,6 +191,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       if (stopped) return;
       stopped = true;
       if (retryTimer) clearTimeout(retryTimer);
+      if (sweepTimer) clearTimeout(sweepTimer);
       wakeRetry?.();
       unwatch?.();
       events.close();

@@ -72,7 +72,8 @@ async function main(): Promise<number> {
   const r = rng(seed);
   const clients = values.clients !== undefined ? Number(values.clients) : r.int(2, 4);
   if (!Number.isInteger(clients) || clients < 1 || clients > 8) throw new Error(`--clients wants 1..8, got "${values.clients}"`);
-  const replay = `npm run faults -- --rounds ${rounds} --seed ${seed}${values.cycle ? ' --cycle' : ''}${values.kinds !== undefined ? ` --kinds ${kinds.join(',')}` : ''}`;
+  // Every option that changes what the run does, so the line replays it (the CI test passes --clients).
+  const replay = `npm run faults -- --rounds ${rounds} --seed ${seed}${values.cycle ? ' --cycle' : ''}${values.clients !== undefined ? ` --clients ${clients}` : ''}${values.kinds !== undefined ? ` --kinds ${kinds.join(',')}` : ''}`;
   say(`seed ${seed}, ${rounds} rounds, ${clients} clients, lab index ${index} (replay: ${replay})`);
 
   await runLab(index, ['down']);

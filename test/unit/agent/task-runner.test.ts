@@ -8,11 +8,11 @@ import { FakeControlPlane, FakeExecutor, makeTask, NODE_ID, waitFor } from './fa
 
 const RETRY = { minMs: 5, maxMs: 20 };
 
-async function harness(setup?: (cp: FakeControlPlane, ex: FakeExecutor) => void) {
+async function harness(setup?: (cp: FakeControlPlane, ex: FakeExecutor) => void, sweepMs?: number) {
   const cp = new FakeControlPlane();
   const ex = new FakeExecutor();
   setup?.(cp, ex);
-  const agent = startAgent({ nodeId: NODE_ID, controlPlane: cp, executor: ex, log: silentLogger, retry: RETRY });
+  const agent = startAgent({ nodeId: NODE_ID, controlPlane: cp, executor: ex, log: silentLogger, retry: RETRY, ...(sweepMs !== undefined ? { sweepMs } : {}) });
   await agent.ready;
   const reach = (id: string, state: string, ms = 3000) => waitFor(`${id} ${state} (now ${cp.state(id)})`, () => cp.state(id) === state && cp.status(id), ms);
   return { cp, ex, agent, reach };
@@ -261,6 +261,26 @@ test('adoption: running containers are kept as they are, leftovers removed, lost
     assert.ok(!ex.calls.some((c) => c.startsWith('create')), `no container created: ${ex.calls.join(', ')}`);
     assert.ok(!ex.calls.includes('start old1'), 'the running container is not restarted');
     assert.ok(!ex.calls.some((c) => c.startsWith('stop')), 'nothing stopped');
+  } finally { await agent.stop(); }
+});
+
+test('the sweep removes what a failed removal left, and a container made after its task was gone', async () => {
+  const { cp, ex, agent, reach } = await harness((cp) => { cp.put(makeTask('t1')); cp.put(makeTask('t2', { Slot: 2 })); }, 20);
+  try {
+    await reach('t1', 'running');
+    await reach('t2', 'running');
+    const id = ex.byTask('t1')[0]!.id;
+    cp.setDesired('t1', 'remove');
+    await reach('t1', 'shutdown');
+    // The engine fails the removal of the deleted task's container.
+    ex.failNext('remove', new ExecutorError('context deadline exceeded', true));
+    cp.remove('t1');
+    await waitFor('the failed removal', () => ex.failures.get('remove')?.length === 0);
+    // A create that finished after its task was deleted (no runner, no assignment).
+    const late = ex.addContainer({ taskId: 'deleted-task', name: 'web.9.deleted-task', running: false, pid: 0, exitCode: 0 });
+    await waitFor('both leftovers removed', () => !ex.containers.has(id) && !ex.containers.has(late));
+    assert.equal(ex.byTask('t2').length, 1, 'the assigned task keeps its container');
+    assert.equal(cp.state('t2'), 'running');
   } finally { await agent.stop(); }
 });
 
