@@ -551,7 +551,16 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     if (everyone) for (const id of sessions.keys()) touch(id);
     for (const [nodeId, taskIds] of dirty) {
       const s = sessions.get(nodeId);
-      if (s) sendChanges(s, taskIds);
+      if (!s) continue;
+      try {
+        sendChanges(s, taskIds);
+      } catch (err) {
+        // What this node holds is no longer known here: its session starts
+        // again (a whole set), and the other nodes still get this batch.
+        log.error({ err, node: nodeId }, 'changes for a session not sent; ending it');
+        sessions.delete(nodeId);
+        s.end(unavailable('dispatcher: changes for this session could not be sent; open the session again'));
+      }
     }
   }
 

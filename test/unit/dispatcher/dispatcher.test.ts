@@ -681,6 +681,21 @@ test('a session hears only news: status reports of its tasks send nothing; setti
   } finally { await w.close(); }
 });
 
+test('a batch that cannot be sent to one session ends that session only; the other nodes still get it', async () => {
+  const w = await world({ prepareTask: (t) => { if (t.Labels.unsendable) throw new Error('cannot prepare'); return t; } });
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const raw = new Map<string, SessionMessage[]>([['w1', []], ['w2', []]]);
+    const streams = ['w1', 'w2'].map((n) => w.net.channel(peer(n), M1).stream(Session, { SessionID: `raw-${n}`, Description: describe(n) }, (m) => raw.get(n)!.push(m)));
+    await waitFor('both first messages', () => raw.get('w1')!.length > 0 && raw.get('w2')!.length > 0);
+    // One batch: w1's task fails to go out (first in the batch), w2's must still go.
+    await addSecretsAndTasks(w.store, [makeTask('bad', { NodeID: 'w1', Labels: { unsendable: 'yes' } }), makeTask('t2', { NodeID: 'w2' })]);
+    await waitFor('t2 sent to w2', () => raw.get('w2')!.some((m) => m.Tasks.some((t) => t.ID === 't2')));
+    await assert.rejects(streams[0]!.done, (e: RpcError) => e.kind === 'unavailable' && /open the session again/.test(e.message));
+    streams[1]!.cancel();
+  } finally { await w.close(); }
+});
+
 test('a node removed from the swarm loses its session and cannot register', async () => {
   const w = await world();
   try {
