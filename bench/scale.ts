@@ -75,6 +75,8 @@ import { profileFile, startProfile } from './inspector-profile';
 import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
 import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit';
 import { labDaemonPid, labHostMemory } from './lab-memory';
+import { heldRanges, type HeldRange } from './held-summary';
+import { compactionsIn, linesIn, type Compaction } from './daemon-log';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, runCleanup, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
 const LAB = process.env.SHOAL_LAB_INDEX || '40';
@@ -111,6 +113,11 @@ interface StepFigures {
   runningAtEnd?: number;
   loaded?: { managers: ManagerFigures[]; latency: Latency };
   held?: Array<{ seconds: number; managers: ManagerFigures[] }>;
+  heldSummary?: { fromSeconds: number; ranges: HeldRange[]; compactions: Record<string, Compaction[]> };
+  // From the managers' logs over the create (also one that did not finish):
+  // nodes the leaders marked down (a collapse shows here first) and heap compactions.
+  markedDownDuringCreate?: number;
+  compactionsDuringCreate?: Record<string, number>;
   removeSeconds?: number;
   simRssMB?: number;
   // The create's writes through bare etcd members (measured after the lab is gone).
@@ -118,6 +125,9 @@ interface StepFigures {
   error?: string;
 }
 
+// --hold: the summary's ranges start this far into the hold (a create's
+// garbage has had its chance to go), or cover it all when it is shorter.
+const HELD_FROM_S = 120;
 // --hold: how often the held service's managers are sampled.
 const HOLD_SAMPLE_MS = 10_000;
 // When (ms into the hold) to sample: every HOLD_SAMPLE_MS, and at its end
@@ -183,6 +193,10 @@ class Cluster {
   constructor(private readonly o: Options) {}
 
   socket(h: LabHost): string { return h.dockerHost.replace(/^unix:\/\//, ''); }
+  // A manager's daemon log as it is now ('' when it cannot be read: nothing counted).
+  managerLog(name: string): string {
+    try { return readFileSync(join(`/var/lib/shoal-lab${LAB}`, 'hosts', name, 'shoal.log'), 'utf8'); } catch { return ''; }
+  }
 
   async up(): Promise<void> {
     await runLab(LAB, ['down'], 120_000);
@@ -375,6 +389,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
   const etcd0 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
+  const createdWall = Date.now();
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
@@ -405,6 +420,10 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
     fig.etcdCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name, 'etcd') - etcdCpu0[m.name]!)]));
     fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
+    const logs = Object.fromEntries(c.managers.map((m) => [m.name, c.managerLog(m.name)]));
+    fig.markedDownDuringCreate = Object.values(logs).reduce((n, text) => n + linesIn(text, 'node marked down: heartbeat failure', createdWall, Date.now()).length, 0);
+    fig.compactionsDuringCreate = Object.fromEntries(Object.entries(logs).map(([h, text]) => [h, compactionsIn(text, createdWall, Date.now()).length]));
+    say(`  during the create: ${fig.markedDownDuringCreate} nodes marked down, heap compactions ${JSON.stringify(fig.compactionsDuringCreate)}`);
     const etcd1 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
     const deltas = Object.fromEntries(c.managers.flatMap((m) => {
       const [a, b] = [etcd0[m.name], etcd1[m.name]];
@@ -428,12 +447,14 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   if (o.holdSeconds > 0) {
     fig.held = [];
     const since = performance.now();
+    const sinceWall = Date.now();
     for (const t of holdSampleTimes(o.holdSeconds * 1000)) {
       await sleep(Math.max(0, since + t - performance.now()));
       const managers = await c.managerFigures((await c.leader()).leader.name);
       fig.held.push({ seconds: round1((performance.now() - since) / 1000), managers });
       say(`  held ${fig.held.at(-1)!.seconds} s: ${managers.map((m) => `${m.host}${m.leader ? ' (leader)' : ''} ${m.daemonMB} + ${m.etcdMB} MB (anon ${m.daemonAnonMB} + ${m.etcdAnonMB})`).join(', ')}`);
     }
+    fig.heldSummary = heldSummary(c, fig.held, sinceWall, Date.now());
   }
 
   const removed = performance.now();
@@ -445,6 +466,18 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   }, 2_000);
   fig.removeSeconds = round1((performance.now() - removed) / 1000);
   say(`  removed in ${fig.removeSeconds} s`);
+}
+
+// The hold in brief: each manager's range (daemon + etcd) from HELD_FROM_S
+// on, and the heap compactions its log records during the hold.
+function heldSummary(c: Cluster, held: NonNullable<StepFigures['held']>, fromMs: number, toMs: number): NonNullable<StepFigures['heldSummary']> {
+  const ranges = heldRanges(held, HELD_FROM_S);
+  const compactions: Record<string, Compaction[]> = {};
+  for (const m of c.managers) compactions[m.name] = compactionsIn(c.managerLog(m.name), fromMs, toMs);
+  const fromSeconds = held.some((h) => h.seconds >= HELD_FROM_S) ? HELD_FROM_S : 0;
+  say(`  held from ${fromSeconds} s, daemon + etcd: ${ranges.map((r) => `${r.host}${r.leader ? ' (leader)' : ''} ${r.minMB}-${r.maxMB} MB (median ${r.medianMB}, ${r.samples} samples)`).join(', ')}`);
+  say(`  heap compactions during the hold: ${Object.entries(compactions).map(([h, cs]) => `${h} ${cs.length}${cs.length ? ` (${cs.map((x) => `old space ${x.oldSpaceMB[0]}->${x.oldSpaceMB[1]} MB in ${(x.ms / 1000).toFixed(2)} s`).join('; ')})` : ''}`).join(', ')}`);
+  return { fromSeconds, ranges, compactions };
 }
 
 // A phase's profiles (the leader's, a follower's, the first simulator's);
