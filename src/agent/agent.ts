@@ -48,6 +48,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   const reporter = new StatusReporter(controlPlane, log, retry);
   const runners = new Map<string, TaskRunner>();
   const disposing = new Set<Promise<void>>();
+  const leaving = new Set<string>(); // tasks whose runner is disposing (it waits out a stop's grace first)
   let node: { hostname?: string; platform?: Platform } = {};
   let stopped = false;
   let unwatch: (() => void) | undefined;
@@ -100,7 +101,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     const found = await executor.listTaskContainers(nodeId);
     if (stopped || !current) return;
     for (const c of found) {
-      if (!current.tasks.has(c.taskId) && !runners.has(c.taskId)) removeContainer(c, 'removing container of a task that no longer exists');
+      if (!current.tasks.has(c.taskId) && !runners.has(c.taskId) && !leaving.has(c.taskId)) removeContainer(c, 'removing container of a task that no longer exists');
     }
   };
   const scheduleSweep = (): void => {
@@ -147,7 +148,12 @@ export function startAgent(opts: AgentOptions): RunningAgent {
         const r = runners.get(id);
         runners.delete(id);
         reporter.forget(id);
-        if (r) track(r.dispose().catch((err: unknown) => log.warn({ err: (err as Error).message, task: id }, 'removing task container failed')));
+        if (r) {
+          leaving.add(id);
+          track(r.dispose()
+            .catch((err: unknown) => log.warn({ err: (err as Error).message, task: id }, 'removing task container failed'))
+            .finally(() => leaving.delete(id)));
+        }
       }
       for (const id of a.changed) {
         const task = a.tasks.get(id);

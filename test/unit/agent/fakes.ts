@@ -47,6 +47,8 @@ export class FakeExecutor implements Executor {
   private seq = 0;
   exitOnStop = 143;
   startHook?: (c: FakeContainer) => void;
+  stopHook?: () => Promise<void>; // awaited by stop (a grace period)
+  lists = 0;
 
   failNext(verb: string, err: Error): void {
     const list = this.failures.get(verb) ?? [];
@@ -97,6 +99,7 @@ export class FakeExecutor implements Executor {
   async stop(id: string, grace: number): Promise<void> {
     this.maybeFail('stop');
     this.calls.push(`stop ${id} ${grace}`);
+    await this.stopHook?.();
     const c = this.containers.get(id);
     if (c?.running) this.exit(id, this.exitOnStop);
   }
@@ -121,6 +124,7 @@ export class FakeExecutor implements Executor {
 
   async listTaskContainers(): Promise<ContainerInfo[]> {
     this.maybeFail('list');
+    this.lists++;
     return [...this.containers.values()].map(({ config: _c, ...info }) => ({ ...info }));
   }
 

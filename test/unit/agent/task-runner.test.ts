@@ -284,6 +284,24 @@ test('the sweep removes what a failed removal left, and a container made after i
   } finally { await agent.stop(); }
 });
 
+test('the sweep leaves alone the container of a task whose runner is still stopping it (its grace period)', async () => {
+  let release!: () => void;
+  const { cp, ex, agent, reach } = await harness((cp) => cp.put(makeTask('t1')), 20);
+  try {
+    await reach('t1', 'running');
+    const id = ex.byTask('t1')[0]!.id;
+    ex.stopHook = () => new Promise<void>((r) => { release = r; });
+    cp.setDesired('t1', 'shutdown');
+    await waitFor('the stop under way', () => ex.calls.some((c) => c.startsWith(`stop ${id}`)));
+    cp.remove('t1');
+    const lists = ex.lists;
+    await waitFor('three sweeps meanwhile', () => ex.lists >= lists + 3);
+    assert.ok(ex.containers.has(id) && !ex.calls.includes(`remove ${id}`), 'not removed while its stop waits');
+    release();
+    await waitFor('removed once stopped', () => !ex.containers.has(id));
+  } finally { release?.(); await agent.stop(); }
+});
+
 test('a slow status write for one task does not hold up another', async () => {
   let release!: () => void;
   const { cp, agent, reach } = await harness((cp) => {
