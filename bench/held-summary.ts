@@ -5,9 +5,9 @@
 export interface HeldSample { seconds: number; managers: Array<{ host: string; leader: boolean; daemonMB: number; etcdMB: number }> }
 export interface HeldRange { host: string; leader: boolean; samples: number; minMB: number; medianMB: number; maxMB: number }
 
-// The samples at or after `fromSeconds`; all of them when none is that late
-// (a hold shorter than that).
-export function heldRanges(held: HeldSample[], fromSeconds: number): HeldRange[] {
+// The samples at or after `fromSeconds`; all of them (from 0) when none is
+// that late (a hold shorter than that). Says which it used.
+export function heldRanges(held: HeldSample[], fromSeconds: number): { fromSeconds: number; ranges: HeldRange[] } {
   const late = held.filter((s) => s.seconds >= fromSeconds);
   const use = late.length ? late : held;
   const byHost = new Map<string, { leader: boolean; totals: number[] }>();
@@ -19,8 +19,9 @@ export function heldRanges(held: HeldSample[], fromSeconds: number): HeldRange[]
       byHost.set(m.host, h);
     }
   }
-  return [...byHost].map(([host, h]) => {
+  const ranges = [...byHost].map(([host, h]) => {
     const sorted = [...h.totals].sort((a, b) => a - b);
     return { host, leader: h.leader, samples: sorted.length, minMB: sorted[0]!, medianMB: sorted[Math.floor((sorted.length - 1) / 2)]!, maxMB: sorted[sorted.length - 1]! };
   });
+  return { fromSeconds: late.length ? fromSeconds : 0, ranges };
 }

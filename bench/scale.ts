@@ -471,10 +471,9 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
 // The hold in brief: each manager's range (daemon + etcd) from HELD_FROM_S
 // on, and the heap compactions its log records during the hold.
 function heldSummary(c: Cluster, held: NonNullable<StepFigures['held']>, fromMs: number, toMs: number): NonNullable<StepFigures['heldSummary']> {
-  const ranges = heldRanges(held, HELD_FROM_S);
+  const { fromSeconds, ranges } = heldRanges(held, HELD_FROM_S);
   const compactions: Record<string, Compaction[]> = {};
   for (const m of c.managers) compactions[m.name] = compactionsIn(c.managerLog(m.name), fromMs, toMs);
-  const fromSeconds = held.some((h) => h.seconds >= HELD_FROM_S) ? HELD_FROM_S : 0;
   say(`  held from ${fromSeconds} s, daemon + etcd: ${ranges.map((r) => `${r.host}${r.leader ? ' (leader)' : ''} ${r.minMB}-${r.maxMB} MB (median ${r.medianMB}, ${r.samples} samples)`).join(', ')}`);
   say(`  heap compactions during the hold: ${Object.entries(compactions).map(([h, cs]) => `${h} ${cs.length}${cs.length ? ` (${cs.map((x) => `old space ${x.oldSpaceMB[0]}->${x.oldSpaceMB[1]} MB in ${(x.ms / 1000).toFixed(2)} s`).join('; ')})` : ''}`).join(', ')}`);
   return { fromSeconds, ranges, compactions };

@@ -54,7 +54,6 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   let unwatch: (() => void) | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let wakeRetry: (() => void) | undefined;
-  let current: Assignments | undefined; // the assignments last delivered
   let sweepTimer: NodeJS.Timeout | undefined;
 
   const onEvent = (e: ContainerEvent): void => {
@@ -95,13 +94,14 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     r.start();
   };
 
-  // Leftovers: compared with the assignments as they are once the list is in,
-  // so a task assigned meanwhile keeps the container its runner just made.
+  // Leftovers: every assigned task has a runner (from the first assignments
+  // on, when the sweeps start), and `runners` is read once the list is in, so
+  // a task assigned meanwhile keeps the container its runner just made.
   const sweep = async (): Promise<void> => {
     const found = await executor.listTaskContainers(nodeId);
-    if (stopped || !current) return;
+    if (stopped) return;
     for (const c of found) {
-      if (!current.tasks.has(c.taskId) && !runners.has(c.taskId) && !leaving.has(c.taskId)) removeContainer(c, 'removing container of a task that no longer exists');
+      if (!runners.has(c.taskId) && !leaving.has(c.taskId)) removeContainer(c, 'removing container of a task that no longer exists');
     }
   };
   const scheduleSweep = (): void => {
@@ -119,7 +119,6 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     let first = true;
     unwatch = controlPlane.watchAssignments(nodeId, (a) => {
       if (stopped) return;
-      current = a;
       if (first) {
         first = false;
         // Adoption: a container whose task still exists is picked up as it is

@@ -14,6 +14,9 @@ test('heap compaction: only after the loop was quiet over the span, with much of
   assert.equal(shouldCompact(busyOnce, Infinity, P), true, 'one busy second in a quiet span');
   const busy = quiet(P.quietWindows).map((x, i) => (i % 2 ? x : { ...x, utilization: 0.6 }));
   assert.equal(shouldCompact(busy, Infinity, P), false, 'busy half the time');
+  // Judged on the last span only.
+  assert.equal(shouldCompact([...busy, ...quiet(P.quietWindows)], Infinity, P), true);
+  assert.equal(shouldCompact([...quiet(P.quietWindows), ...busy], Infinity, P), false);
   assert.equal(shouldCompact(quiet(P.quietWindows), P.minIntervalMs - 1, P), false, 'too soon after the last');
   assert.equal(shouldCompact(quiet(P.quietWindows), P.minIntervalMs, P), true);
   // A small heap, or one mostly in use, never qualifies.

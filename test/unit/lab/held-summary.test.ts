@@ -13,15 +13,16 @@ const sample = (seconds: number, leaderMB: number, followerMB: number, leader = 
 
 test('held ranges: daemon plus etcd per manager, from the given second on; the leader as of the last sample', () => {
   const held = [sample(10, 900, 700), sample(120, 720, 560), sample(130, 700, 540), sample(140, 760, 580, 'host2')];
-  assert.deepEqual(heldRanges(held, 120), [
+  assert.deepEqual(heldRanges(held, 120), { fromSeconds: 120, ranges: [
     { host: 'host1', leader: false, samples: 3, minMB: 1000, medianMB: 1020, maxMB: 1060 },
     { host: 'host2', leader: true, samples: 3, minMB: 840.4, medianMB: 860.4, maxMB: 880.4 },
-  ]);
+  ] });
 });
 
 test('held ranges: a hold shorter than the start covers every sample', () => {
   const r = heldRanges([sample(10, 900, 700), sample(20, 800, 600)], 120);
-  assert.deepEqual(r.map((x) => [x.host, x.samples, x.minMB, x.maxMB]), [['host1', 2, 1100, 1200], ['host2', 2, 900.4, 1000.4]]);
+  assert.equal(r.fromSeconds, 0);
+  assert.deepEqual(r.ranges.map((x) => [x.host, x.samples, x.minMB, x.maxMB]), [['host1', 2, 1100, 1200], ['host2', 2, 900.4, 1000.4]]);
 });
 
 test('compactions: only the daemon\'s "heap compacted while quiet" lines within the hold, malformed ones skipped', () => {
