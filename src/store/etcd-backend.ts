@@ -7,6 +7,7 @@ import type { EtcdMember, EtcdMembers } from './etcd-members';
 import type { Logger } from '../common/log';
 import { WorkerLeaseKeeper, type KeeperTiming, type LeaseKeeper } from './lease-keeper';
 import { packValue, unpackValue } from './value-packing';
+import { NOOP_KEY } from './keys';
 
 // etcd3's RPC layer directly: the store needs revisions on every answer, and
 // multi-key compare-and-swap transactions, which the fluent builders hide.
@@ -304,9 +305,15 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
     return { close: () => stop() };
   }
 
-  async status(): Promise<{ dbSize: number; dbSizeInUse: number }> {
+  async status(): Promise<{ dbSize: number; dbSizeInUse: number; leads: boolean }> {
     const s = await soft(this.client.maintenance.status(), CALL_TIMEOUT_MS, 'a status request', this.calls);
-    return { dbSize: Number(s.dbSize), dbSizeInUse: Number(s.dbSizeInUse) };
+    return { dbSize: Number(s.dbSize), dbSizeInUse: Number(s.dbSizeInUse), leads: s.leader !== '0' && s.leader === s.header.member_id };
+  }
+
+  // A delete of a key that never exists: a raft entry on every member, but no
+  // revision, no watch event, nothing in the database.
+  async noopEntry(): Promise<void> {
+    await soft(this.client.kv.txn({ compare: [], success: [{ request_delete_range: { key: Buffer.from(NOOP_KEY) } }], failure: [] }), CALL_TIMEOUT_MS, 'a no-op entry', this.calls);
   }
 
   async alarms(): Promise<string[]> {

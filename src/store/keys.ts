@@ -8,6 +8,7 @@ import type { Kind } from './objects';
 //   /shoal/v1/m/leader              the leading manager's node ID, under its lease
 //   /shoal/v1/m/presence/<nodeId>   a manager that is up, under its lease (reachability)
 //   /shoal/v1/m/refs/<kind>/<id>    touched by service writes that reference a secret/config/network
+//   /shoal/v1/m/noop                never written: deleting it is a raft entry that changes nothing
 // Blobs sort before objects, so a paged load meets a spec before its tasks.
 export const ROOT = '/shoal/v1/';
 const BLOB = ROOT + 'b/';
@@ -22,6 +23,7 @@ export const presenceKey = (nodeId: string): string => PRESENCE + nodeId;
 export const isLeaseKey = (key: string): boolean => key === LEADER_KEY || key.startsWith(PRESENCE);
 // Touched by every service write that references the secret/config/network: a removal
 // compares it, so a reference made on another manager meanwhile stops it.
+export const NOOP_KEY = META + 'noop';
 export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJECTS}${kind}/${id}`;

@@ -177,6 +177,25 @@ test('etcd counts keys at a past revision, and a watch from an old revision deli
   assert.equal(revisions.length, 60);
 });
 
+test('a no-op entry moves etcd\'s raft log on and nothing else: no revision, no watch event; a lone member leads', async (t) => {
+  const { dir, clientUrl, tls, etcd } = await startEtcd('shoal-etcd-noop-');
+  const b = new EtcdBackend(etcdClientOptions(clientUrl, tls));
+  t.after(async () => { await b.close(); await etcd.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const rev = (await b.txn([], [{ put: '/shoal/v1/o/services/s', value: '{}' }])).revision;
+  const seen: string[] = [];
+  const w = await b.watch('', rev + 1, { onEvents: (evs) => { for (const e of evs) seen.push(`${e.type} ${e.kv.key}`); }, onLost: () => undefined });
+  t.after(() => w.close());
+  const before = Number((await b.client.maintenance.status()).raftIndex);
+  for (let i = 0; i < 20; i++) await b.noopEntry();
+  const after = Number((await b.client.maintenance.status()).raftIndex);
+  assert.ok(after >= before + 20, `raft index ${before} -> ${after}`);
+  const next = (await b.txn([], [{ put: '/shoal/v1/o/services/t', value: '{}' }])).revision;
+  assert.equal(next, rev + 1, 'no revision in between');
+  await until('the put after them', () => seen.length >= 1);
+  assert.deepEqual(seen, ['put /shoal/v1/o/services/t']);
+  assert.equal((await b.status()).leads, true);
+});
+
 // The keeper's thread renews through etcd's gateway while this thread is held
 // up (a busy loop, as a leader's long pass): a kept lease outlives a hold-up
 // longer than its TTL. One whose keeper hears no beat for longer than its
