@@ -5,6 +5,18 @@
 export interface HeldSample { seconds: number; managers: Array<{ host: string; leader: boolean; daemonMB: number; etcdMB: number }> }
 export interface HeldRange { host: string; leader: boolean; samples: number; minMB: number; medianMB: number; maxMB: number }
 
+// How often a held service's managers are sampled.
+export const HOLD_SAMPLE_MS = 10_000;
+
+// When (ms into a hold) to sample: every HOLD_SAMPLE_MS, and at its end
+// (a hold shorter than one period still gives one sample; none without a hold).
+export function holdSampleTimes(holdMs: number): number[] {
+  const out: number[] = [];
+  for (let t = HOLD_SAMPLE_MS; t < holdMs; t += HOLD_SAMPLE_MS) out.push(t);
+  if (holdMs > 0) out.push(holdMs);
+  return out;
+}
+
 // The samples at or after `fromSeconds`; all of them (from 0) when none is
 // that late (a hold shorter than that). Says which it used.
 export function heldRanges(held: HeldSample[], fromSeconds: number): { fromSeconds: number; ranges: HeldRange[] } {

@@ -75,7 +75,7 @@ import { profileFile, startProfile } from './inspector-profile';
 import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
 import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit';
 import { labDaemonPid, labHostMemory } from './lab-memory';
-import { heldRanges, type HeldRange } from './held-summary';
+import { heldRanges, holdSampleTimes, type HeldRange } from './held-summary';
 import { compactionsIn, linesIn, type Compaction } from './daemon-log';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, runCleanup, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
@@ -128,16 +128,6 @@ interface StepFigures {
 // --hold: the summary's ranges start this far into the hold (a create's
 // garbage has had its chance to go), or cover it all when it is shorter.
 const HELD_FROM_S = 120;
-// --hold: how often the held service's managers are sampled.
-const HOLD_SAMPLE_MS = 10_000;
-// When (ms into the hold) to sample: every HOLD_SAMPLE_MS, and at its end
-// (a hold shorter than one period still gives one sample).
-function holdSampleTimes(holdMs: number): number[] {
-  const out: number[] = [];
-  for (let t = HOLD_SAMPLE_MS; t < holdMs; t += HOLD_SAMPLE_MS) out.push(t);
-  if (holdMs > 0) out.push(holdMs);
-  return out;
-}
 
 // --sim-nice: the nice value of each simulator's CPU group (autogroup; -20..19; 0: a host's share).
 const DEFAULT_SIM_NICE = 0;
@@ -613,6 +603,9 @@ async function main(): Promise<number> {
     // What the lab left in the page cache goes to disk first: etcd's fsyncs would wait behind it.
     await exec('sync', [], { timeoutMs: 120_000 });
     s.limit = await measureEtcdLimit({ ...s.etcdDuringCreate, keys: s.tasks }, 4, o.limitRuns);
+    // A limit that could not be measured fails the bench, as a failed step does.
+    const failed = s.limit.runs.find((r) => r.error)?.error;
+    if (failed) error ??= `step ${s.nodes}: the etcd limit failed: ${failed}`;
   }
   return finishBench(report(o, steps), o.json, { options: o, shoal: { ...(error ? { error } : {}), steps } as { error?: string } });
 }

@@ -18,6 +18,7 @@ import { check, failover, quorumAnomalies, quorumRecovery, type FaultMark } from
 import { runClient } from './clients';
 import { type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
 import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, unhealthy, type FaultLab } from './lab';
+import { linesNaming, storeLines } from './host-logs';
 import { FAULTS, planRound, runRound, type FaultKind } from './nemesis';
 import { rng } from './prng';
 
@@ -177,11 +178,12 @@ async function main(): Promise<number> {
     if (anomalies.length || repaired) { keepLogs(l, logs); console.log(`each host's shoal.log and etcd.log kept in ${logs}`); }
     if (anomalies.length === 0) { console.log(`${ran} rounds, 0 anomalies`); return 0; }
     // CI keeps only its output: each manager's store and etcd-supervisor lines say how its mirror followed etcd.
-    for (const h of l.managers) console.log(`${h}'s store and etcd lines (last 40):\n${storeLines(join(hostDir(l, h), 'shoal.log'))}`);
+    const hostLogs = new Map(l.hosts.flatMap((h): Array<[string, string]> => { const text = readLog(join(hostDir(l, h), 'shoal.log')); return text === undefined ? [] : [[h, text]]; }));
+    for (const h of l.managers) { const text = hostLogs.get(h); console.log(`${h}'s store and etcd lines (last 40):\n${text === undefined ? '    (no log)' : storeLines(text)}`); }
     // And what every host logged about the objects an anomaly names (a task, a container): why it is where it is.
     for (const a of anomalies) {
       const ids = a.objects.map((o) => o.slice(o.lastIndexOf('/') + 1)).filter((id) => id.length >= 12);
-      if (ids.length) console.log(`lines naming ${ids.join(', ')} (last 30):\n${linesNaming(l.hosts.map((h) => [h, join(hostDir(l, h), 'shoal.log')]), ids)}`);
+      if (ids.length) console.log(`lines naming ${ids.join(', ')} (last 30):\n${linesNaming([...hostLogs], ids)}`);
     }
     // The same seed plans the same rounds: replaying the ones that ran needs no time bound.
     console.log(`${ran} rounds, ${anomalies.length} anomalies (seed ${seed}: ${ran < rounds ? replay.replace(`--rounds ${rounds}`, `--rounds ${ran}`) : replay})`);
@@ -196,23 +198,9 @@ function mirrorRepairs(file: string): string[] {
   try { return readFileSync(file, 'utf8').split('\n').filter((x) => x.includes('store mirror disagrees with etcd')); } catch { return []; }
 }
 
-function storeLines(file: string): string {
-  let text = '';
-  try { text = readFileSync(file, 'utf8'); } catch { return '    (no log)'; }
-  return text.split('\n').filter((x) => /"component":"(store|etcd)/.test(x)).slice(-40).map((x) => `    ${x.slice(0, 400)}`).join('\n');
-}
-
-function linesNaming(files: Array<[string, string]>, ids: string[]): string {
-  const out: Array<{ at: string; line: string }> = [];
-  for (const [host, file] of files) {
-    let text = '';
-    try { text = readFileSync(file, 'utf8'); } catch { continue; }
-    for (const x of text.split('\n')) {
-      if (ids.some((id) => x.includes(id))) out.push({ at: /"time":"([^"]+)"/.exec(x)?.[1] ?? '', line: `    ${host}: ${x.slice(0, 400)}` });
-    }
-  }
-  // In time order across the hosts (pino's ISO times sort as text).
-  return out.sort((a, b) => a.at.localeCompare(b.at)).slice(-30).map((o) => o.line).join('\n') || '    (none)';
+// A host's log, or undefined if it has none (a host never started).
+function readLog(file: string): string | undefined {
+  try { return readFileSync(file, 'utf8'); } catch { return undefined; }
 }
 
 // Each host's daemon log and its etcd's (managers), copied for a run with anomalies or mirror reloads.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { heldRanges, type HeldSample } from '../../../bench/held-summary';
+import { heldRanges, holdSampleTimes, type HeldSample } from '../../../bench/held-summary';
 import { compactionsIn, linesIn } from '../../../bench/daemon-log';
 
 const sample = (seconds: number, leaderMB: number, followerMB: number, leader = 'host1'): HeldSample => ({
@@ -46,4 +46,11 @@ test('log lines: by exact message and time span; the node marked down lines of a
     JSON.stringify({ level: 40, time: '2026-12-06T10:00:07.000Z', msg: 'node marked down: heartbeat failure (again)' })].join('\n');
   const got = linesIn(text, 'node marked down: heartbeat failure', Date.parse('2026-12-06T10:00:00.000Z'), Date.parse('2026-12-06T10:05:00.000Z'));
   assert.deepEqual(got.map((r) => r.node), ['a', 'b']);
+});
+
+test('hold samples: every 10 s and at the end, one for a short hold, none without one', () => {
+  assert.deepEqual(holdSampleTimes(35_000), [10_000, 20_000, 30_000, 35_000]);
+  assert.deepEqual(holdSampleTimes(30_000), [10_000, 20_000, 30_000]);
+  assert.deepEqual(holdSampleTimes(4_000), [4_000]);
+  assert.deepEqual(holdSampleTimes(0), []);
 });
