@@ -21,9 +21,10 @@ export const PRESENCE = META + 'presence/';
 export const presenceKey = (nodeId: string): string => PRESENCE + nodeId;
 // Keys that live only as long as a process's lease (never backed up or restored).
 export const isLeaseKey = (key: string): boolean => key === LEADER_KEY || key.startsWith(PRESENCE);
+// Never written: maintenance deletes it for a raft entry that changes nothing.
+export const NOOP_KEY = META + 'noop';
 // Touched by every service write that references the secret/config/network: a removal
 // compares it, so a reference made on another manager meanwhile stops it.
-export const NOOP_KEY = META + 'noop';
 export const referenceKey = (kind: 'secrets' | 'configs' | 'networks', id: string): string => `${META}refs/${kind}/${id}`;
 
 export const objectKey = (kind: Kind, id: string): string => `${OBJECTS}${kind}/${id}`;

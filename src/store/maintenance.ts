@@ -41,8 +41,8 @@ export interface MaintenanceOptions {
 // (and its file pages, resident in etcd) until the next look.
 //
 // The trim: a 150,000-task create leaves its last 7,000 transactions, some
-// 60 MB packed, in each member's memory; 7,000 empty entries took three bare
-// members from 229-236 to 177-185 MB RSS each, for about 8 s of two cores
+// 60 MB packed, in each member's memory; 7,100 empty entries took three bare
+// members from 230-236 to 179-185 MB RSS each in 7 s, 8.7 CPU-seconds of etcd
 // (the mirror counts values unpacked, about 2.6 times their packed size).
 // A store taking 10 writes a second turns the window over within 12 minutes
 // anyway: not quiet.
