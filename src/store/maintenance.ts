@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log';
-import type { RaftLogWindow } from './raft-log-window';
+import { ETCD_HELD_ENTRIES, RaftLogWindow } from './raft-log-window';
 
 // Keeps etcd's database small and writable: compacts history older than a
 // retention window behind the mirror, defragments when most of the file is
@@ -41,9 +41,10 @@ export interface MaintenanceOptions {
 // (and its file pages, resident in etcd) until the next look.
 //
 // The trim: a 150,000-task create leaves its last 7,000 transactions, some
-// 60 MB packed, in each member's memory; 7,100 empty entries took three bare
-// members from 230-236 to 179-185 MB RSS each in 7 s, 8.7 CPU-seconds of etcd
-// (the mirror counts values unpacked, about 2.6 times their packed size).
+// 60 MB packed, in each member's memory; the trim took three bare members
+// from 227-238 to 145-153 MB RSS each in about 6 s, 8 CPU-seconds of etcd
+// (bench/etcd-trim.ts; the mirror counts values unpacked, about 2.6 times
+// their packed size).
 // A store taking 10 writes a second turns the window over within 12 minutes
 // anyway: not quiet.
 export const DEFAULT_MAINTENANCE: MaintenanceOptions = {
@@ -67,8 +68,12 @@ export class Maintenance {
     private readonly revision: () => number,
     private readonly log: Logger,
     private readonly opts: MaintenanceOptions = DEFAULT_MAINTENANCE,
-    private readonly raftLog?: RaftLogWindow,
+    private readonly raftLog: RaftLogWindow = new RaftLogWindow(ETCD_HELD_ENTRIES),
   ) {}
+
+  // One event the store heard, of `revision`, weighing `bytes`: what etcd's
+  // raft log holds of recent writes (the trim below).
+  noteWritten(revision: number, bytes: number): void { this.raftLog.note(revision, bytes); }
 
   start(): void { this.arm(this.opts.intervalMs); }
 
@@ -116,7 +121,7 @@ export class Maintenance {
     }
     // One manager does it (the others' members drop the same entries), and
     // never while the store is busy.
-    if (leads && quiet && this.raftLog && this.raftLog.heldBytes > this.opts.trimAboveBytes) await this.trimRaftLog(this.raftLog);
+    if (leads && quiet && this.raftLog.heldBytes > this.opts.trimAboveBytes) await this.trimRaftLog(this.raftLog);
   }
 
   // Sends as many no-op entries as there are entries behind the newest heavy

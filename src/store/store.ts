@@ -9,7 +9,6 @@ import type { Logger } from '../common/log';
 import { Maintenance, isMaintainable } from './maintenance';
 import { MirrorAudit, type AuditOptions, type MirrorView } from './mirror-audit';
 import { WriteLatency } from './write-latency';
-import { ETCD_HELD_ENTRIES, RaftLogWindow } from './raft-log-window';
 
 type Listener = (events: StoreEvent[]) => void;
 
@@ -137,8 +136,6 @@ export class Store {
   private resyncAgain: 'resume' | 'reload' | undefined;
   private gcTimer?: NodeJS.Timeout;
   private maintenance?: Maintenance;
-  // What etcd's in-memory raft log holds of recent writes (maintenance trims it).
-  private raftLog?: RaftLogWindow;
   private clusterId?: string;
   private closed = false;
   // When the watch last delivered anything (or was made), and the check that
@@ -157,8 +154,7 @@ export class Store {
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {
-      store.raftLog = new RaftLogWindow(ETCD_HELD_ENTRIES);
-      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }), undefined, store.raftLog);
+      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }));
       store.maintenance.start();
     }
     store.audit = new MirrorAudit(store.mirrorView(), backend, log, (why) => store.diverged(why), opts.audit);
@@ -637,7 +633,8 @@ export class Store {
       expect = e.kv.modRevision;
     }
     if (!fresh.length) return;
-    if (this.raftLog) for (const e of fresh) this.raftLog.note(e.kv.modRevision, e.kv.key.length + e.kv.value.length);
+    // What etcd holds of recent writes in its raft log (maintenance trims it after a burst).
+    if (this.maintenance) for (const e of fresh) this.maintenance.noteWritten(e.kv.modRevision, e.kv.key.length + e.kv.value.length);
     // Blobs of a revision first: its tasks refer to them.
     for (const e of fresh) {
       const hash = parseBlobKey(e.kv.key);

@@ -38,5 +38,4 @@ test('heap compaction: a fragmented old space is given back, what is live stays'
   assert.ok(r.after.size < grown.size * 0.75, `old space ${Math.round(grown.size / MB)} MB before, ${Math.round(r.after.size / MB)} MB after`);
   assert.equal(keep.length, 400_000);
   assert.equal(keep[399_999]!.id, 'task-1199997');
-  assert.equal(all.length, 0);
 });
