@@ -13,6 +13,10 @@
 //                    1,000 times a second at a 10 s period); the unary one
 //                    stays for agents of an earlier release.
 //   UpdateTaskStatus unary: a batch of observed task statuses.
+//   UpdateTaskStatuses
+//                    the same calls on a pipe: what agents use (a node
+//                    reports several batches for each set of tasks it is
+//                    given); the unary one stays for agents of an earlier release.
 //
 // A manager that does not lead relays its nodes' three calls to the leader
 // (Relay*, managers only), naming the node its own TLS check verified: the
@@ -255,6 +259,7 @@ export const UpdateTaskStatus: UnaryMethod<UpdateTaskStatusRequest, UpdateTaskSt
   name: 'dispatcher.UpdateTaskStatus', access: 'node', request: checkUpdateTaskStatusRequest,
   response: (raw) => { rec(raw, 'status response'); return {}; },
 };
+export const UpdateTaskStatuses: UnaryMethod<UpdateTaskStatusRequest, UpdateTaskStatusResponse> = { ...UpdateTaskStatus, name: 'dispatcher.UpdateTaskStatuses' };
 
 // The node a relaying manager verified (its certificate's ID and role, the
 // address it called from).

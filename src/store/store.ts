@@ -6,7 +6,7 @@ import { compactTask, encodeObject, encodeTask, isRecord, parseValue, shapeProbl
 import { StringInterner } from './interner';
 import { invalid, conflict, notFound, outOfSequence, unavailable, ShoalError } from '../common/errors';
 import type { Logger } from '../common/log';
-import { Maintenance, isMaintainable } from './maintenance';
+import { DEFAULT_MAINTENANCE, Maintenance, isMaintainable, type MaintenanceOptions } from './maintenance';
 import { MirrorAudit, type AuditOptions, type MirrorView } from './mirror-audit';
 import { WriteLatency } from './write-latency';
 
@@ -75,6 +75,7 @@ export interface StoreOptions {
   audit?: AuditOptions;     // tests shorten it
   deepCheckDelayMs?: number; // tests shorten it
   divergeBackoffMs?: number; // tests shorten it
+  maintenance?: Partial<MaintenanceOptions>; // tests shorten it
   // Why etcd cannot take writes now, when known (no leader: quorum lost).
   // A write that fails meanwhile says that instead of a timeout, and stops waiting.
   outage?: () => string | undefined;
@@ -154,7 +155,7 @@ export class Store {
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {
-      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }));
+      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }), { ...DEFAULT_MAINTENANCE, ...opts.maintenance });
       store.maintenance.start();
     }
     store.audit = new MirrorAudit(store.mirrorView(), backend, log, (why) => store.diverged(why), opts.audit);

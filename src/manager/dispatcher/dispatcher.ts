@@ -7,7 +7,7 @@ import { nowIso } from '../../common/time';
 import { deepEqual } from '../../common/deep-equal';
 import type { CallContext, RpcChannel, RpcServer } from '../../rpc/transport';
 import {
-  Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, notLeader, relayedError, SESSION_INVALID,
+  Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, Session, UpdateTaskStatus, UpdateTaskStatuses, notLeader, relayedError, SESSION_INVALID,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedFor, type SessionMessage, type SessionRequest, type ServiceInfo,
   type StatusUpdate, type UpdateTaskStatusRequest, type UpdateTaskStatusResponse, type WirePayload,
 } from '../../protocol/dispatcher';
@@ -733,7 +733,9 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   const beat = async (req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatResponse> => (relaying() ? relay!.heartbeat(req, ctx) : heartbeat(req, ctx));
   server.unary(Heartbeat, beat);
   server.pipe(Heartbeats, beat);
-  server.unary(UpdateTaskStatus, (req, ctx) => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx)));
+  const statuses = (req: UpdateTaskStatusRequest, ctx: CallContext): Promise<UpdateTaskStatusResponse> => (relaying() ? relay!.updateTaskStatus(req, ctx) : taskStatus(req, ctx));
+  server.unary(UpdateTaskStatus, statuses);
+  server.pipe(UpdateTaskStatuses, statuses);
   server.stream(RelaySession, (req, ctx, send) => session(req.Req, relayedContext(req.For, ctx), send, ctx.peer!.nodeId));
   server.unary(RelayHeartbeats, async (req, ctx) => {
     if (leading) relayedBeats(ctx.peer!.nodeId);

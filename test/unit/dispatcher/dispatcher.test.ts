@@ -10,7 +10,7 @@ import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
-import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, relayedBeatMissed, type SessionMessage } from '../../../src/protocol/dispatcher';
+import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, UpdateTaskStatuses, relayedBeatMissed, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
 import { startScheduler } from '../../../src/manager/scheduler/loop';
@@ -535,11 +535,12 @@ test('an agent whose manager serves no heartbeats pipe (an earlier release) beat
     w.dispatcher(M1).setLeading(w.store);
     let pipeCalls = 0;
     let unaryBeats = 0;
+    let unaryReports = 0;
     const oldManager = (inner: RpcChannel): RpcChannel => ({
       address: inner.address,
       close: () => inner.close(),
       stream: (m, req, onMessage) => inner.stream(m, req, onMessage),
-      unary: (m, req, o) => { if (m.name === Heartbeat.name) unaryBeats++; return inner.unary(m, req, o); },
+      unary: (m, req, o) => { if (m.name === Heartbeat.name) unaryBeats++; if (m.name === UpdateTaskStatus.name) unaryReports++; return inner.unary(m, req, o); },
       pipe: (m) => ({
         close: () => undefined,
         call: async () => { pipeCalls++; throw new RpcError('internal', `${m.name} on ${inner.address}: The server does not implement the method /shoal.dispatcher/Heartbeats`); },
@@ -551,6 +552,56 @@ test('an agent whose manager serves no heartbeats pipe (an earlier release) beat
     assert.equal(pipeCalls, 1, 'the pipe is tried once per session');
     assert.equal(cp.connectedTo, M1);
     assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+    // Status reports the same way: the pipe tried once, then unary calls.
+    const tasks = [makeTask('t1', { NodeID: 'w1', Slot: 1 }), makeTask('t2', { NodeID: 'w1', Slot: 2 })];
+    await addSecretsAndTasks(w.store, tasks);
+    await cp.updateTaskStatus('t1', status('running'));
+    await cp.updateTaskStatus('t2', status('running'));
+    assert.ok(tasks.every((t) => w.store.get('tasks', t.ID)!.Status.State === 'running'));
+    assert.equal(unaryReports, 2);
+    assert.equal(pipeCalls, 2, 'the status pipe too is tried once per session');
+  } finally { await w.close(); }
+});
+
+test('status reports go on the session\'s pipe; a report the pipe fails is failed to its caller, and the session stays', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const calls = { unary: 0, piped: 0, pipes: 0, failNext: false };
+    const counting = (inner: RpcChannel): RpcChannel => ({
+      address: inner.address,
+      close: () => inner.close(),
+      stream: (m, req, onMessage) => inner.stream(m, req, onMessage),
+      unary: (m, req, o) => { if (m.name === UpdateTaskStatus.name) calls.unary++; return inner.unary(m, req, o); },
+      pipe: (m) => {
+        const pipe = inner.pipe(m);
+        if (m.name !== UpdateTaskStatuses.name) return pipe;
+        calls.pipes++;
+        return {
+          close: () => pipe.close(),
+          call: async (req, o) => {
+            calls.piped++;
+            if (calls.failNext) { calls.failNext = false; throw new RpcError('unavailable', `deadline exceeded calling ${m.name}`); }
+            return pipe.call(req, o);
+          },
+        };
+      },
+    });
+    const tasks = Array.from({ length: 3 }, (_, i) => makeTask(`t${i}`, { NodeID: 'w1', Slot: i + 1 }));
+    await addSecretsAndTasks(w.store, tasks);
+    const cp = w.plane('w1', [M1], 1000, { wrap: counting });
+    cp.watchAssignments('w1', () => undefined);
+    await cp.updateTaskStatus('t0', status('running'));
+    await cp.updateTaskStatus('t1', status('running'));
+    assert.equal(w.store.get('tasks', 't0')!.Status.State, 'running');
+    assert.equal(w.store.get('tasks', 't1')!.Status.State, 'running');
+    assert.deepEqual({ unary: calls.unary, piped: calls.piped, pipes: calls.pipes }, { unary: 0, piped: 2, pipes: 1 });
+    calls.failNext = true;
+    await assert.rejects(cp.updateTaskStatus('t2', status('running')), /deadline exceeded/);
+    assert.equal(cp.connectedTo, M1, 'a failed report does not end the session');
+    await cp.updateTaskStatus('t2', status('running'));
+    assert.equal(w.store.get('tasks', 't2')!.Status.State, 'running', 'sent again, it lands');
+    assert.deepEqual({ unary: calls.unary, piped: calls.piped }, { unary: 0, piped: 4 });
   } finally { await w.close(); }
 });
 

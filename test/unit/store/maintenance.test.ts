@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Maintenance, type MaintenanceBackend } from '../../../src/store/maintenance';
 import { MemoryBackend } from '../../../src/store/memory-backend';
-import { RaftLogWindow } from '../../../src/store/raft-log-window';
+import { ETCD_HELD_ENTRIES, RaftLogWindow } from '../../../src/store/raft-log-window';
 import { Store } from '../../../src/store/store';
 import { silentLogger } from '../../../src/common/log';
 import { ShoalError } from '../../../src/common/errors';
 import type { Compare, Op, TxnResult } from '../../../src/store/backend';
+import { untilStore } from '../../helpers/store-wait';
 
 class FakeEtcd implements MaintenanceBackend {
   calls: string[] = [];
@@ -140,4 +141,41 @@ test('a write refused for space is a clear unavailable error', async () => {
   await assert.rejects(store.txn().create('services', { ID: 's', Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: 'x' }, Endpoint: { Spec: {} } }).commit(),
     (err: unknown) => err instanceof ShoalError && err.kind === 'unavailable' && /cluster store is out of space/.test(err.message));
   await store.close();
+});
+
+// The memory backend with etcd's maintenance calls, its member leading: a
+// store over it runs a Maintenance, as over etcd.
+class MaintainableMemory extends MemoryBackend implements MaintenanceBackend {
+  passes = 0;
+  noops = 0;
+  async status() { this.passes++; return { dbSize: 1024, dbSizeInUse: 1024, leads: true }; }
+  async noopEntry() { this.noops++; }
+  async alarms() { return []; }
+  override async compact(rev: number) { super.compact(rev); }
+  async defragment() {}
+  async disarm() {}
+}
+
+test('the store tells its maintenance what it writes: a burst written through it is pushed out of the raft log once quiet', async () => {
+  const b = new MaintainableMemory();
+  const store = await Store.open(b, silentLogger, { maintenance: { intervalMs: 10, trimAboveBytes: 20_000, quietRevisions: 5 } });
+  try {
+    await untilStore(store, () => b.passes >= 3, 'three maintenance passes');
+    assert.equal(b.noops, 0, 'nothing written: nothing to push out');
+    // One transaction (one raft entry, so no pass can find it half-written) of 30 KB.
+    const big = 'x'.repeat(1500);
+    const burst = store.txn();
+    for (let i = 0; i < 20; i++) burst.create('services', { ID: `s${i}`, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: `svc${i}`, Labels: { big } }, Endpoint: { Spec: {} } });
+    await burst.commit();
+    await untilStore(store, () => b.noops > 0, 'the burst pushed out', 10_000);
+    const passes = b.passes;
+    await untilStore(store, () => b.passes >= passes + 3, 'three passes more');
+    // As many no-ops as etcd holds entries (the burst is the newest entry),
+    // and not again once done.
+    const sent = b.noops;
+    assert.equal(sent, ETCD_HELD_ENTRIES);
+    const later = b.passes;
+    await untilStore(store, () => b.passes >= later + 3, 'three passes more');
+    assert.equal(b.noops, sent, 'pushed out once');
+  } finally { await store.close(); }
 });
