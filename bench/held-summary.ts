@@ -6,7 +6,7 @@ export interface HeldSample { seconds: number; managers: Array<{ host: string; l
 export interface HeldRange { host: string; leader: boolean; samples: number; minMB: number; medianMB: number; maxMB: number }
 
 // How often a held service's managers are sampled.
-export const HOLD_SAMPLE_MS = 10_000;
+const HOLD_SAMPLE_MS = 10_000;
 
 // When (ms into a hold) to sample: every HOLD_SAMPLE_MS, and at its end
 // (a hold shorter than one period still gives one sample; none without a hold).

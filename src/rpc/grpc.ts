@@ -156,7 +156,7 @@ let grpcLogsRouted = false;
 function routeGrpcLogs(log: Logger): void {
   if (grpcLogsRouted) return;
   grpcLogsRouted = true;
-  const l = log.child({ component: 'grpc' });
+  const l = log.child({ part: 'grpc-js' });
   const text = (m: unknown, rest: unknown[]): string => [m, ...rest].map(String).join(' ');
   grpc.setLogger({
     error: (m?: unknown, ...rest: unknown[]) => l.warn(text(m, rest)),

@@ -155,7 +155,7 @@ export class Store {
     await store.load();
     await store.startWatch();
     if (isMaintainable(backend)) {
-      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ component: 'store-maintenance' }), { ...DEFAULT_MAINTENANCE, ...opts.maintenance });
+      store.maintenance = new Maintenance(backend, () => store.revision, log.child({ part: 'maintenance' }), { ...DEFAULT_MAINTENANCE, ...opts.maintenance });
       store.maintenance.start();
     }
     store.audit = new MirrorAudit(store.mirrorView(), backend, log, (why) => store.diverged(why), opts.audit);

@@ -35,7 +35,7 @@ export class NetworkHost implements TaskNetworks {
 
   constructor(private readonly opts: NetworkHostOptions, more: (base: { nodeId: string; nodeAddr?: string; log: Logger }) => NetworkComponent[] = () => []) {
     const base = { nodeId: opts.nodeId, ...(opts.nodeAddr ? { nodeAddr: opts.nodeAddr } : {}) };
-    this.overlay = new Overlay({ ...base, engine: opts.engine, log: opts.log.child({ component: 'overlay' }) });
+    this.overlay = new Overlay({ ...base, engine: opts.engine, log: opts.log.child({ part: 'overlay' }) });
     // The integrator adds the load balancer and DNS components here (same shape).
     this.components = [this.overlay, ...more({ ...base, log: opts.log })];
     const every = opts.resyncMs ?? DEFAULT_RESYNC_MS;

@@ -62,7 +62,7 @@ export class DnsServer {
   private readonly abort = new AbortController();
 
   constructor(private readonly opts: DnsServerOptions) {
-    this.log = opts.log.child({ component: 'dns' });
+    this.log = opts.log.child({ part: 'dns' });
     this.addr = opts.addr ?? SHOAL_DNS_ADDR;
     this.link = opts.link === undefined ? DNS_LINK : opts.link;
     this.forwardTimeoutMs = opts.forwardTimeoutMs ?? FORWARD_TIMEOUT_MS;

@@ -39,7 +39,7 @@ export class LoadBalancer {
 
   constructor(private readonly opts: LoadBalancerOptions) {
     this.exec = opts.exec ?? run;
-    this.log = opts.log.child({ component: 'loadbalancer' });
+    this.log = opts.log.child({ part: 'loadbalancer' });
   }
 
   // The whole desired state each time; never throws (errors are logged, the next update retries).
