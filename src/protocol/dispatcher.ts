@@ -14,8 +14,8 @@
 //                    stays for agents of an earlier release.
 //   UpdateTaskStatus unary: a batch of observed task statuses.
 //   UpdateTaskStatuses
-//                    the same calls on a pipe: what agents use (a node
-//                    reports several batches for each set of tasks it is
+//                    the same calls on a pipe: what agents use (in a create
+//                    a node reports about once per batch of tasks it is
 //                    given); the unary one stays for agents of an earlier release.
 //
 // A manager that does not lead relays its nodes' three calls to the leader
