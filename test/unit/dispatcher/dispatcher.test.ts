@@ -543,7 +543,7 @@ test('an agent whose manager serves no heartbeats pipe (an earlier release) beat
       unary: (m, req, o) => { if (m.name === Heartbeat.name) unaryBeats++; if (m.name === UpdateTaskStatus.name) unaryReports++; return inner.unary(m, req, o); },
       pipe: (m) => ({
         close: () => undefined,
-        call: async () => { pipeCalls++; throw new RpcError('internal', `${m.name} on ${inner.address}: The server does not implement the method /shoal.dispatcher/Heartbeats`); },
+        call: async () => { pipeCalls++; throw new RpcError('internal', `${m.name} on ${inner.address}: The server does not implement the method /shoal.${m.name.replace('.', '/')}`); },
       }),
     });
     const cp = w.plane('w1', [M1], 1000, { wrap: oldManager });
