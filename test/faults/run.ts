@@ -195,7 +195,7 @@ async function main(): Promise<number> {
 }
 
 function mirrorRepairs(file: string): string[] {
-  try { return readFileSync(file, 'utf8').split('\n').filter((x) => x.includes('store mirror disagrees with etcd')); } catch { return []; }
+  return (readLog(file) ?? '').split('\n').filter((x) => x.includes('store mirror disagrees with etcd'));
 }
 
 // A host's log, or undefined if it has none (a host never started).
