@@ -60,7 +60,12 @@ const WATCH_STALL_MS = 3_000;
 const RELOAD_STALL_FACTOR = 10;
 // The whole mirror is checked against etcd this long after its watch was made
 // again: events lost by a restarted etcd member were seen within seconds.
+// A check etcd did not answer (the member restarted into a partition, or
+// lost its quorum next) is tried again, as many times, this long apart: a
+// 200-round fault run once had its check skipped so, and the lost event
+// waited for the next count check.
 const DEEP_CHECK_DELAY_MS = 10_000;
+const DEEP_CHECK_TRIES = 6;
 // A divergence found again while the mirror has followed only the watch of
 // the reload made for the last one: that reload did not cure it (a fault of
 // Shoal's own, not a lost event), and reloading at once would repeat it
@@ -128,6 +133,7 @@ export class Store {
   private divergeStreak = 0;
   private divergeTimer?: NodeJS.Timeout;
   private deepCheckTimer?: NodeJS.Timeout;
+  private deepCheckTries = 0;
   // Spec blobs tasks referred to that the last load did not find: etcd's own
   // state. One missing from a watch event otherwise means the event was lost.
   private missingAtLoad = new Set<string>();
@@ -678,9 +684,18 @@ export class Store {
 
   // After the watch was made (again): its etcd member may have just
   // restarted; the whole mirror against etcd, once the catching up is over.
-  private scheduleDeepCheck(): void {
+  // A new watch while a check is pending (or being retried) starts its count again.
+  private scheduleDeepCheck(retry = false): void {
+    if (!retry) this.deepCheckTries = 0;
     if (this.deepCheckTimer || this.closed || !this.audit) return;
-    this.deepCheckTimer = setTimeout(() => { this.deepCheckTimer = undefined; void this.audit?.deepCheck(); }, this.opts.deepCheckDelayMs ?? DEEP_CHECK_DELAY_MS);
+    this.deepCheckTimer = setTimeout(() => {
+      this.deepCheckTimer = undefined;
+      void this.audit?.deepCheck().then((verdict) => {
+        if (verdict !== undefined || this.closed) return;
+        if (++this.deepCheckTries < DEEP_CHECK_TRIES) { this.scheduleDeepCheck(true); return; }
+        this.log.warn({ tries: this.deepCheckTries }, 'mirror deep check: etcd never answered; the count check goes on');
+      });
+    }, this.opts.deepCheckDelayMs ?? DEEP_CHECK_DELAY_MS);
     this.deepCheckTimer.unref();
   }
 

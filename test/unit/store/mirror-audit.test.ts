@@ -183,6 +183,32 @@ test('after the watch is made again, the deep check finds an update the stream l
   await writer.close(); await store.close();
 });
 
+test('a deep check etcd does not answer is tried again, and then finds the update the stream lost', async () => {
+  // Keys-only reads are the deep check's alone: the first ones fail, as on a member that lost its quorum.
+  class Unanswering extends LossyBackend {
+    failKeysOnly = 0;
+    override async range(...args: Parameters<MemoryBackend['range']>): ReturnType<MemoryBackend['range']> {
+      if (args[1]?.keysOnly && this.failKeysOnly > 0) { this.failKeysOnly--; throw new Error('14 UNAVAILABLE: no leader'); }
+      return super.range(...args);
+    }
+  }
+  const b = new Unanswering();
+  const { store, writer, lines } = await storeAndWriter(b, { deepCheckDelayMs: 20 });
+  await writer.txn().create('services', service('s1', 'web')).commit();
+  await waitFor('the deep check after open', async () => lines.some((l) => l.msg === 'mirror deep check: the mirror agrees with etcd'), 2000);
+  b.lose = (e) => e.type === 'put' && e.kv.key === objectKey('services', 's1');
+  const s1 = writer.get('services', 's1')!;
+  await writer.txn().update('services', { ...s1, Spec: { Name: 'web', Labels: { v: '2' } } }).create('tasks', task('t1', 's1')).commit();
+  await waitFor('the companion task', async () => store.get('tasks', 't1') !== undefined, 2000);
+  b.failKeysOnly = 3;
+  b.breakWatches();
+  await waitFor('a later deep check to put the mirror right', async () => store.get('services', 's1')?.Spec.Labels?.v === '2', 3000);
+  assert.equal(b.failKeysOnly, 0, 'three checks were skipped first');
+  assert.equal(lines.filter((l) => l.msg === 'mirror deep check skipped').length, 3);
+  assert.match(String(divergences(lines)[0]?.why), /1 key\(s\) differ: .*services\/s1/);
+  await writer.close(); await store.close();
+});
+
 test('a task whose spec never arrived makes the store reload; a spec missing from etcd itself does not, again and again', async () => {
   const b = new LossyBackend();
   const { store, writer, lines } = await storeAndWriter(b, { divergeBackoffMs: 20 });
