@@ -45,7 +45,20 @@ function wsUrl(deadlineMs: number): Promise<string> {
   })();
 }
 
-// The client, inside the daemon's namespace.
+// What the daemon itself says of its memory (bytes), read once through the
+// same inspector: V8's heap (its old space held and in use) and what lives
+// outside it (external, of which array buffers). RSS less the heap and the
+// external memory is code, stacks and malloc's own arenas.
+export interface MemorySplit { rss: number; heapTotal: number; heapUsed: number; oldSize: number; oldUsed: number; external: number; arrayBuffers: number }
+const MEMORY_SPLIT_EXPR = `(() => {
+  const m = process.memoryUsage();
+  const o = process.getBuiltinModule('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'old_space');
+  return JSON.stringify({ rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, oldSize: o.space_size, oldUsed: o.space_used_size, external: m.external, arrayBuffers: m.arrayBuffers });
+})()`;
+const MEMORY_FLAG = '--memory';
+
+// The client, inside the daemon's namespace. OUT `--memory`: prints the
+// daemon's MemorySplit as JSON and exits.
 async function client(out: string): Promise<void> {
   const WS = (globalThis as unknown as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
   if (!WS) throw new Error('run with --experimental-websocket');
@@ -62,6 +75,12 @@ async function client(out: string): Promise<void> {
     pending.set(id, resolve);
     ws.send(JSON.stringify({ id, method, params }));
   });
+  if (out === MEMORY_FLAG) {
+    const r = await call('Runtime.evaluate', { expression: MEMORY_SPLIT_EXPR, returnByValue: true }) as { result?: { value?: unknown } };
+    process.stdout.write(`${String(r.result?.value)}\n`);
+    ws.close();
+    process.exit(0);
+  }
   const kind = profileKind(out);
   if (kind === 'cpu') {
     await call('Profiler.enable');
@@ -85,15 +104,32 @@ interface WebSocketLike {
   send(s: string): void; close(): void;
 }
 
+// The client for `pid`, its inspector opened (SIGUSR1), run in `netns`.
+function spawnClient(pid: number, netns: string | undefined, out: string): ChildProcess {
+  process.kill(pid, 'SIGUSR1');
+  const client = [process.execPath, '--experimental-websocket', '--no-warnings', __filename, out];
+  return netns === undefined
+    ? spawn(client[0]!, client.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...client], { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+// From the bench: the daemon `pid`'s MemorySplit (bounded: 20 s).
+export async function memorySplit(pid: number, netns: string | undefined): Promise<MemorySplit> {
+  const p = spawnClient(pid, netns, MEMORY_FLAG);
+  let text = '';
+  p.stdout!.setEncoding('utf8').on('data', (c: string) => { text += c; });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error('no memory figures within 20 s')); }, 20_000);
+    p.once('exit', (code) => { clearTimeout(t); if (code === 0) resolve(); else reject(new Error(`memory client exited ${code}`)); });
+  });
+  return JSON.parse(text) as MemorySplit;
+}
+
 // From the bench: opens the inspector of `pid` (in network namespace `netns`)
 // and starts profiling; the returned function stops and writes `out`.
 // netns undefined: a process of this machine's own namespace (a simulator).
 export async function startProfile(pid: number, netns: string | undefined, out: string): Promise<() => Promise<void>> {
-  process.kill(pid, 'SIGUSR1');
-  const client = [process.execPath, '--experimental-websocket', '--no-warnings', __filename, out];
-  const p: ChildProcess = netns === undefined
-    ? spawn(client[0]!, client.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...client], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawnClient(pid, netns, out);
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('profiler did not start within 20 s')), 20_000);
     p.stdout!.on('data', (c: Buffer) => { if (c.toString().includes('started')) { clearTimeout(t); resolve(); } });

@@ -32,7 +32,7 @@
 //   node dist/bench/scale.js [--nodes 1000,5000] [--tasks 30000,150000] [--sim-procs 4]
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
-//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S] [--limit-runs 1]
+//                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S] [--limit-runs 1] [--memory-split]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -53,6 +53,10 @@
 // --idle-only stops each step after its idle figures (no service is created).
 // --hold S keeps the service S seconds after the loaded figures, sampling
 // the managers' memory every 10 s and at its end (see held, above; off unless given).
+// --memory-split adds each daemon's own view of its memory to the loaded and
+// held figures (V8's heap and old space, external memory; read through its
+// inspector: bench/inspector-profile.ts): what of the RSS is heap, and how
+// much of the heap is in use.
 // --logs DIR copies each manager's shoal.log to DIR before the lab goes.
 // --limit-runs N measures the etcd limit N times per step (median; 0: not at all).
 // --heartbeat P runs `docker swarm update --dispatcher-heartbeat P` first: with
@@ -71,7 +75,7 @@ import { daemonNodeFlags } from '../src/common/node-flags';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
 import { startCannedEngine } from './canned-engine';
-import { profileFile, startProfile } from './inspector-profile';
+import { memorySplit, profileFile, startProfile } from './inspector-profile';
 import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
 import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit';
 import { labDaemonPid, labHostMemory } from './lab-memory';
@@ -83,11 +87,15 @@ const LAB = process.env.SHOAL_LAB_INDEX || '40';
 const IMAGE = 'shoal-test/sim:1'; // never pulled: simulated nodes start nothing
 const SERVICE = 'scale';
 const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().toISOString().slice(11, 19)} ${s}\n`); };
+const splitText = (d: DaemonSplit | undefined): string => (d ? `; heap ${d.heapUsedMB}/${d.heapMB}, old ${d.oldUsedMB}/${d.oldMB}, external ${d.externalMB} (buffers ${d.arrayBuffersMB})` : '');
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number; memorySplit: boolean }
 
-interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number }
+interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number; daemonSplit?: DaemonSplit }
+// With --memory-split, MB: V8's heap held and in use, its old space held and
+// in use, and memory outside the heap (external, of which array buffers).
+interface DaemonSplit { heapMB: number; heapUsedMB: number; oldMB: number; oldUsedMB: number; externalMB: number; arrayBuffersMB: number }
 // nodeLsCli: `docker node ls` against the leader's own answers replayed by a
 // stand-in engine (bench/canned-engine.ts): the CLI's part of nodeLsLeader.
 interface Latency { nodeLsLeader: number; nodeLsFollower: number; serviceLs: number; nodeLsApi: number; nodeLsCli: number }
@@ -141,7 +149,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' }, 'memory-split': { type: 'boolean' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -158,6 +166,7 @@ function options(argv: string[]): Options {
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
     simNice: niceOption(values['sim-nice']),
     idleOnly: values['idle-only'] === true,
+    memorySplit: values['memory-split'] === true,
     samples: positiveOption(values.samples, 5, 'samples'),
     deadlineMs: positiveOption(values.deadline, 900, 'deadline') * 1000,
     ...(values.json ? { json: values.json } : {}),
@@ -285,13 +294,27 @@ class Cluster {
     return this.liveSimPids().reduce((s, pid) => s + rssOf(pid), 0) / MB;
   }
 
-  async managerFigures(leaderName: string): Promise<ManagerFigures[]> {
+  async managerFigures(leaderName: string, split = false): Promise<ManagerFigures[]> {
     const out: ManagerFigures[] = [];
     for (const m of this.managers) {
       const mem = await labHostMemory(LAB, m.name);
-      out.push({ host: m.name, leader: m.name === leaderName, daemonMB: round1(mem.daemon), etcdMB: round1(mem.etcd), etcdFileMB: round1(etcdFileBytes(m.name) / MB), daemonAnonMB: round1(mem.daemonSplit?.anon ?? 0), etcdAnonMB: round1(mem.etcdSplit?.anon ?? 0) });
+      const daemonSplit = split ? await this.daemonSplit(m.name) : undefined;
+      out.push({ host: m.name, leader: m.name === leaderName, daemonMB: round1(mem.daemon), etcdMB: round1(mem.etcd), etcdFileMB: round1(etcdFileBytes(m.name) / MB), daemonAnonMB: round1(mem.daemonSplit?.anon ?? 0), etcdAnonMB: round1(mem.etcdSplit?.anon ?? 0), ...(daemonSplit ? { daemonSplit } : {}) });
     }
     return out;
+  }
+
+  // A failure to read it is said, not fatal: the figures stand without it.
+  private async daemonSplit(host: string): Promise<DaemonSplit | undefined> {
+    const pid = await labDaemonPid(LAB, host);
+    if (!pid) return undefined;
+    try {
+      const m = await memorySplit(pid, `shoal-lab${LAB}-${host}`);
+      return { heapMB: round1(m.heapTotal / MB), heapUsedMB: round1(m.heapUsed / MB), oldMB: round1(m.oldSize / MB), oldUsedMB: round1(m.oldUsed / MB), externalMB: round1(m.external / MB), arrayBuffersMB: round1(m.arrayBuffers / MB) };
+    } catch (err) {
+      say(`  ${host}: no memory split (${(err as Error).message})`);
+      return undefined;
+    }
   }
 
   // `docker ARGS` through the real CLI on a manager: seconds taken.
@@ -431,7 +454,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   }
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
   const { leader: l2 } = await c.leader();
-  fig.loaded = { managers: await c.managerFigures(l2.name), latency: await c.latency() };
+  fig.loaded = { managers: await c.managerFigures(l2.name, o.memorySplit), latency: await c.latency() };
   fig.simRssMB = round1(c.simRssMB());
   say(`  loaded: ${JSON.stringify(fig.loaded)}, sim processes ${fig.simRssMB} MB`);
   if (o.holdSeconds > 0) {
@@ -440,9 +463,9 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     const sinceWall = Date.now();
     for (const t of holdSampleTimes(o.holdSeconds * 1000)) {
       await sleep(Math.max(0, since + t - performance.now()));
-      const managers = await c.managerFigures((await c.leader()).leader.name);
+      const managers = await c.managerFigures((await c.leader()).leader.name, o.memorySplit);
       fig.held.push({ seconds: round1((performance.now() - since) / 1000), managers });
-      say(`  held ${fig.held.at(-1)!.seconds} s: ${managers.map((m) => `${m.host}${m.leader ? ' (leader)' : ''} ${m.daemonMB} + ${m.etcdMB} MB (anon ${m.daemonAnonMB} + ${m.etcdAnonMB})`).join(', ')}`);
+      say(`  held ${fig.held.at(-1)!.seconds} s: ${managers.map((m) => `${m.host}${m.leader ? ' (leader)' : ''} ${m.daemonMB} + ${m.etcdMB} MB (anon ${m.daemonAnonMB} + ${m.etcdAnonMB}${splitText(m.daemonSplit)})`).join(', ')}`);
     }
     fig.heldSummary = heldSummary(c, fig.held, sinceWall, Date.now());
   }
