@@ -174,11 +174,10 @@ export class MemoryBackend implements Backend, LeaseBackend {
       return { close: async () => undefined };
     }
     const w: { prefix: string; cb: WatchCallbacks; muted?: boolean } = { prefix, cb };
-    for (const h of this.history) {
-      if (h.revision < fromRevision) continue;
-      const mine = h.events.filter((e) => e.kv.key.startsWith(prefix));
-      if (mine.length) cb.onEvents(mine, { revision: this.revision, clusterId: this.clusterId });
-    }
+    // The backlog in one response of many revisions, as etcd sends a watch
+    // that starts in the past (up to 1,000 revisions each).
+    const backlog = this.history.filter((h) => h.revision >= fromRevision).flatMap((h) => h.events.filter((e) => e.kv.key.startsWith(prefix)));
+    if (backlog.length) cb.onEvents(backlog, { revision: this.revision, clusterId: this.clusterId });
     this.watchers.add(w);
     return { close: async () => { this.watchers.delete(w); } };
   }

@@ -642,8 +642,36 @@ export class Store {
     if (!fresh.length) return;
     // What etcd holds of recent writes in its raft log (maintenance trims it after a burst).
     if (this.maintenance) for (const e of fresh) this.maintenance.noteWritten(e.kv.modRevision, e.kv.key.length + e.kv.value.length);
-    // Blobs of a revision first: its tasks refer to them.
-    for (const e of fresh) {
+    // One revision at a time, each applied before the next is read: a batch
+    // can hold many (a resumed watch's backlog came in 1,000-revision
+    // responses), among them an object's create and its delete, or a spec
+    // blob's put, its last task's delete and the blob's collection. Read
+    // against the mirror as the batch found it, the delete saw no object
+    // (which then stayed: "in the mirror, none in etcd") and the task no
+    // blob (a needless reload); 33 times in 100 etcd kills.
+    const out: StoreEvent[] = [];
+    const missingSpecs = new Set<string>();
+    let metaChanged = false;
+    for (let from = 0; from < fresh.length;) {
+      let to = from + 1;
+      while (to < fresh.length && fresh[to]!.kv.modRevision === fresh[from]!.kv.modRevision) to++;
+      if (this.applyRevision(fresh, from, to, out, missingSpecs)) metaChanged = true;
+      from = to;
+    }
+    this.revision = expect;
+    if (out.length) this.emit(out);
+    if (metaChanged) this.emitMeta();
+    this.releaseWaiters();
+    const lost = [...missingSpecs].filter((h) => !this.missingAtLoad.has(h));
+    if (lost.length) this.diverged(`tasks at revision ${expect} refer to spec(s) ${lost.join(', ')} the mirror lacks`);
+  }
+
+  // The events of one revision, fresh[from..to), into the mirror; what they
+  // change for the components is added to `out`. Says whether a meta key changed.
+  private applyRevision(fresh: WatchEvent[], from: number, to: number, out: StoreEvent[], missingSpecs: Set<string>): boolean {
+    // Blobs first: the revision's tasks refer to them.
+    for (let i = from; i < to; i++) {
+      const e = fresh[i]!;
       const hash = parseBlobKey(e.kv.key);
       if (hash === undefined) continue;
       if (e.type === 'delete') { const b = this.blobs.get(hash); if (b && b.refs === 0) this.blobs.delete(hash); continue; }
@@ -654,14 +682,15 @@ export class Store {
       if (had) had.modRevision = b.modRevision; else this.blobs.set(hash, b);
     }
     let metaChanged = false;
-    for (const e of fresh) {
+    for (let i = from; i < to; i++) {
+      const e = fresh[i]!;
       if (!e.kv.key.startsWith(META)) continue;
       metaChanged = true;
       if (e.type === 'delete') this.metaKeys.delete(e.kv.key); else this.metaKeys.set(e.kv.key, e.kv);
     }
-    const out: Array<{ e: StoreEvent; specRef?: string }> = [];
-    const missingSpecs = new Set<string>();
-    for (const e of fresh) {
+    const changes: Array<{ e: StoreEvent; specRef?: string }> = [];
+    for (let i = from; i < to; i++) {
+      const e = fresh[i]!;
       const parsed = parseObjectKey(e.kv.key);
       if (!parsed || !this.objects.has(parsed.kind)) continue;
       const { kind, id } = parsed;
@@ -669,17 +698,12 @@ export class Store {
       const d = e.type === 'put' ? this.decode(e.kv, this.blobs, missingSpecs) : undefined;
       if (e.type === 'put' && !d) this.undecodable.set(e.kv.key, { kind, modRevision: e.kv.modRevision });
       else this.undecodable.delete(e.kv.key);
-      if (d) out.push({ e: { kind, action: previous ? 'update' : 'create', id: d.id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
+      if (d) changes.push({ e: { kind, action: previous ? 'update' : 'create', id: d.id, object: d.object as never, previous, revision: e.kv.modRevision }, specRef: d.specRef });
       // A delete, or a value the mirror cannot hold: the object is gone for the components.
-      else if (previous) out.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
+      else if (previous) changes.push({ e: { kind, action: 'delete', id, previous, revision: e.kv.modRevision } });
     }
-    for (const c of out) this.applyToMirror(c.e, c.specRef);
-    this.revision = expect;
-    if (out.length) this.emit(out.map((c) => c.e));
-    if (metaChanged) this.emitMeta();
-    this.releaseWaiters();
-    const lost = [...missingSpecs].filter((h) => !this.missingAtLoad.has(h));
-    if (lost.length) this.diverged(`tasks at revision ${expect} refer to spec(s) ${lost.join(', ')} the mirror lacks`);
+    for (const c of changes) { this.applyToMirror(c.e, c.specRef); out.push(c.e); }
+    return metaChanged;
   }
 
   // After the watch was made (again): its etcd member may have just

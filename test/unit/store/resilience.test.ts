@@ -319,3 +319,57 @@ test('tasks keep one shared spec: stored once in etcd, one object in the mirror,
   await again.close(); await store.close();
 });
 
+
+// A watch the backend will not make while `refuse` is set: the store retries,
+// and what was written meanwhile comes as one backlog of many revisions.
+class RefusingBackend extends MemoryBackend {
+  refuse = false;
+  override async watch(prefix: string, from: number, cb: WatchCallbacks): Promise<WatchHandle> {
+    if (this.refuse) throw new Error('14 UNAVAILABLE: No connection established');
+    return super.watch(prefix, from, cb);
+  }
+}
+
+// The store's mirror and a writer on one backend; the store's watch broken and
+// not made again until `write` is done: what it wrote comes as one backlog.
+async function backlogAfter(write: (other: Store, b: MemoryBackend) => Promise<void>): Promise<{ store: Store; seen: string[]; reloads: number; b: MemoryBackend }> {
+  const b = new RefusingBackend();
+  const { log, lines } = capturingLogger();
+  const store = await Store.open(b, log);
+  const other = await Store.open(secondClient(b), silentLogger, { blobGcDelayMs: 10 });
+  const seen: string[] = [];
+  store.subscribe((evs) => { for (const e of evs) seen.push(`${e.action}:${e.id}`); });
+  await other.txn().create('services', service('s0', 'kept')).commit();
+  await waitFor('s0', async () => store.get('services', 's0') !== undefined, 2000);
+  b.refuse = true;
+  b.breakWatches();
+  await write(other, b);
+  b.refuse = false;
+  await waitFor('the backlog', async () => store.revision === b.currentRevision, 5000);
+  await other.close();
+  return { store, seen: seen.filter((x) => x !== 'create:s0'), reloads: lines.filter((l) => l.msg === 'store loaded').length - 1, b };
+}
+
+test('a backlog of many revisions is applied one revision at a time: an object made and removed meanwhile is gone', async () => {
+  const { store, seen, reloads, b } = await backlogAfter(async (other) => {
+    await other.txn().create('services', service('s1', 'short-lived')).commit();
+    await other.txn().delete('services', other.get('services', 's1')!).commit();
+  });
+  assert.equal(store.get('services', 's1'), undefined, 'the delete in the backlog removed what its create had added');
+  assert.deepEqual(seen, ['create:s1', 'delete:s1']);
+  assert.equal(reloads, 0);
+  assert.deepEqual(mirrorObjects(store), await backendObjects(b, store));
+  await store.close();
+});
+
+test('a backlog of many revisions: a task whose spec was collected after the task went is no alarm', async () => {
+  const { store, seen, reloads, b } = await backlogAfter(async (other, backend) => {
+    await other.txn().create('tasks', task('t1', 's0', ['ONLY=t1'])).commit();
+    await other.txn().delete('tasks', other.get('tasks', 't1')!).commit();
+    await waitFor('the writer to collect the spec', async () => (await backend.range(ROOT + 'b/')).kvs.length === 0, 3000);
+  });
+  assert.deepEqual(seen, ['create:t1', 'delete:t1']);
+  assert.equal(reloads, 0, 'no divergence, no reload');
+  assert.deepEqual(mirrorObjects(store), await backendObjects(b, store));
+  await store.close();
+});
