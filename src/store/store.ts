@@ -59,7 +59,7 @@ const WATCH_STALL_MS = 3_000;
 // (default: ten stall checks).
 const RELOAD_STALL_FACTOR = 10;
 // The whole mirror is checked against etcd this long after its watch was made
-// again: events lost by a restarted etcd member were seen within seconds.
+// again (its member may have just restarted, and a resumed watch sends a backlog).
 // A check etcd did not answer (the member restarted into a partition, or
 // lost its quorum next) is tried again, as many times, this long apart: a
 // 200-round fault run once had its check skipped so, and the lost event
