@@ -15,8 +15,9 @@ import { FakeExecutor, makeTask } from '../agent/fakes';
 import { makeNode, makeService } from '../orchestrator/fixtures';
 
 // The relay over the real node-to-node transport (mutual TLS, gRPC): a worker
-// connected to a manager that does not lead is served by the leader, and the
-// leader takes relayed calls only from a manager's certificate.
+// connected to a manager that does not lead is served by the leader (its task
+// statuses sent on the status pipe), and the leader takes relayed calls only
+// from a manager's certificate.
 
 const CLUSTER = 'clus0000000000000000000001';
 const DAY_NS = 24 * 3600e9;
@@ -41,6 +42,14 @@ test('over mutual TLS: a worker on a follower is served by the leader through th
     .commit();
   const servers = [new GrpcServer({ tls: () => m1, clusterId: () => CLUSTER, log: silentLogger }), new GrpcServer({ tls: () => m2, clusterId: () => CLUSTER, log: silentLogger })];
   const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen('127.0.0.1', 0)}`));
+  // How the worker's status reports reach the follower: calls on the pipe, or unary calls.
+  const reports = { pipe: 0, unary: 0 };
+  const follower = servers[1]!;
+  const countCalls = (kind: 'pipe' | 'unary', register: GrpcServer['unary']): GrpcServer['unary'] => (m, handler) => register(m, m.name.startsWith('dispatcher.UpdateTaskStatus')
+    ? (req, ctx) => { reports[kind]++; return handler(req, ctx); }
+    : handler);
+  follower.unary = countCalls('unary', follower.unary.bind(follower));
+  follower.pipe = countCalls('pipe', follower.pipe.bind(follower));
   const managers = () => ({ leaderAddr: addrs[0], addrs });
   const d1 = startDispatcher({ store, server: servers[0]!, log: silentLogger, managers, connect: (a) => grpcChannel(a, m1) });
   const d2 = startDispatcher({ store, server: servers[1]!, log: silentLogger, managers, connect: (a) => grpcChannel(a, m2) });
@@ -54,6 +63,8 @@ test('over mutual TLS: a worker on a follower is served by the leader through th
   try {
     await untilStore(store, () => store.get('tasks', 't1')!.Status.State === 'running', 't1 running, reported through the follower', 10_000);
     assert.equal(cp.connectedTo, addrs[1]);
+    assert.ok(reports.pipe >= 1, 'the worker reported on the status pipe');
+    assert.equal(reports.unary, 0, 'and never with a unary call');
     const node = store.get('nodes', 'w1')!;
     assert.equal(node.Status.State, 'ready');
     assert.equal(node.Status.Addr, '127.0.0.1', 'the worker\'s own address, as the follower saw it');
