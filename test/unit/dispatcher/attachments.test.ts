@@ -117,3 +117,22 @@ test('naming an attachment (its container\'s name and short ID, set after the en
   assert.equal(quiet.networks.size, 0);
   await store.close();
 });
+
+test('a task on no network, before and after, touches no view; one that leaves its network does', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  const net: Network = { ...makeNetwork('netapp', { subnet: '10.0.1.0/24', name: 'app' }), IPAM: { Configs: [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }] } };
+  const bare: Task = { ...attachment('t1', 'netapp', 'n1'), NetworksAttachments: undefined, Status: { Timestamp: 't', State: 'running', Message: '' } };
+  const onNet: Task = { ...bare, ID: 't2', NetworksAttachments: [{ Network: net, Addresses: ['10.0.1.7/24'] }] };
+  await store.txn().create('networks', net).create('tasks', bare).create('tasks', onNet).commit();
+  const index = new NetworkIndex(store);
+  assert.deepEqual([...index.tasksOnNetwork('netapp')].map((t) => t.ID), ['t2']);
+  // A status report of a task on no network (most reports): nothing to compute again.
+  const quiet = index.apply([{ kind: 'tasks', action: 'update', id: 't1', object: { ...bare, Status: { ...bare.Status, State: 'complete' } }, previous: bare, revision: 2 }]);
+  assert.deepEqual([quiet.networks.size, quiet.nodes.size, quiet.all], [0, 0, false]);
+  // A task whose attachments are gone is no longer on its network (the shortcut looks at both sides).
+  const left = index.apply([{ kind: 'tasks', action: 'update', id: 't2', object: { ...onNet, NetworksAttachments: [] }, previous: onNet, revision: 3 }]);
+  assert.deepEqual([...left.networks], ['netapp']);
+  assert.deepEqual([...left.nodes], ['n1']);
+  assert.deepEqual([...index.tasksOnNetwork('netapp')], []);
+  await store.close();
+});
