@@ -48,7 +48,8 @@ function wsUrl(deadlineMs: number): Promise<string> {
 // What the daemon itself says of its memory (bytes), read once through the
 // same inspector: V8's heap (its old space held and in use) and what lives
 // outside it (external, of which array buffers). RSS less the heap and the
-// external memory is code, stacks and malloc's own arenas.
+// external memory is native: malloc's (TLS and HTTP/2 state per connection,
+// zlib, V8's own zones), thread stacks, the binary's pages.
 export interface MemorySplit { rss: number; heapTotal: number; heapUsed: number; oldSize: number; oldUsed: number; external: number; arrayBuffers: number }
 const MEMORY_SPLIT_EXPR = `(() => {
   const m = process.memoryUsage();
