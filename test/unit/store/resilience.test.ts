@@ -319,7 +319,6 @@ test('tasks keep one shared spec: stored once in etcd, one object in the mirror,
   await again.close(); await store.close();
 });
 
-
 // A watch the backend will not make while `refuse` is set: the store retries,
 // and what was written meanwhile comes as one backlog of many revisions.
 class RefusingBackend extends MemoryBackend {
