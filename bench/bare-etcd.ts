@@ -14,7 +14,9 @@ import { writeEtcdTls } from '../test/helpers/etcd-tls';
 // One member: its process, where its clients reach it, and a certificate
 // etcd accepts from a client (its own: the test helpers' way too).
 export interface BareMember { pid: number | undefined; clientUrl: string; tls: EtcdTls }
-export interface BareEtcd { members: BareMember[]; stop(): Promise<void> }
+// kill(i): member i's process killed (SIGKILL); resolves once its supervisor
+// (EtcdProcess, as in a manager) has it answering again (bounded: 30 s).
+export interface BareEtcd { members: BareMember[]; stop(): Promise<void>; kill(i: number): Promise<void> }
 
 // The members start together (a new cluster has no leader until a quorum
 // runs); each start is bounded by EtcdProcess itself (30 s).
@@ -47,5 +49,17 @@ export async function startBareEtcd(members = 3, etcdBinary = '/usr/bin/etcd', t
     throw err;
   }
   etcds.forEach((m, i) => { out[i]!.pid = m.pid; });
-  return { members: out, stop };
+  const kill = async (i: number): Promise<void> => {
+    const m = etcds[i]!;
+    const old = m.pid;
+    if (old === undefined) throw new Error(`member ${i} has no process`);
+    process.kill(old, 'SIGKILL');
+    const until = Date.now() + 30_000;
+    while (m.pid === old || !m.health().ok) {
+      if (Date.now() > until) throw new Error(`member ${i} not back within 30 s of its kill`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    out[i]!.pid = m.pid;
+  };
+  return { members: out, stop, kill };
 }

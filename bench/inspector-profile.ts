@@ -77,9 +77,10 @@ async function client(out: string): Promise<void> {
     ws.send(JSON.stringify({ id, method, params }));
   });
   if (out === MEMORY_FLAG) {
-    const r = await call('Runtime.evaluate', { expression: MEMORY_SPLIT_EXPR, returnByValue: true }) as { result?: { value?: unknown } };
-    process.stdout.write(`${String(r.result?.value)}\n`);
+    const r = await call('Runtime.evaluate', { expression: MEMORY_SPLIT_EXPR, returnByValue: true }) as { result?: { value?: unknown }; exceptionDetails?: { text?: string } };
     ws.close();
+    if (typeof r.result?.value !== 'string') throw new Error(`the daemon did not give its memory figures: ${r.exceptionDetails?.text ?? 'no value'}`);
+    process.stdout.write(`${r.result.value}\n`);
     process.exit(0);
   }
   const kind = profileKind(out);
