@@ -134,6 +134,8 @@ export class Store {
   private divergeTimer?: NodeJS.Timeout;
   private deepCheckTimer?: NodeJS.Timeout;
   private deepCheckTries = 0;
+  private deepCheckRunning = false;
+  private deepCheckAgain = false; // a new watch came while a check ran
   // Spec blobs tasks referred to that the last load did not find: etcd's own
   // state. One missing from a watch event otherwise means the event was lost.
   private missingAtLoad = new Set<string>();
@@ -709,14 +711,27 @@ export class Store {
 
   // After the watch was made (again): its etcd member may have just
   // restarted; the whole mirror against etcd, once the catching up is over.
-  // A new watch while a check is pending (or being retried) starts its count again.
+  // A new watch while a check is pending (or being retried) starts its count
+  // again; one while a check is running (pages of every key: seconds on a big
+  // store) gets its own check after it, never one alongside.
   private scheduleDeepCheck(retry = false): void {
     if (!retry) this.deepCheckTries = 0;
-    if (this.deepCheckTimer || this.closed || !this.audit) return;
+    if (this.closed || !this.audit) return;
+    if (this.deepCheckRunning) { if (!retry) this.deepCheckAgain = true; return; }
+    if (this.deepCheckTimer) return;
     this.deepCheckTimer = setTimeout(() => {
       this.deepCheckTimer = undefined;
-      void this.audit?.deepCheck().then((verdict) => {
-        if (verdict !== undefined || this.closed) return;
+      const audit = this.audit;
+      if (!audit || this.closed) return;
+      this.deepCheckRunning = true;
+      void audit.deepCheck().catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'mirror deep check failed');
+        return undefined;
+      }).then((verdict) => {
+        this.deepCheckRunning = false;
+        if (this.closed) return;
+        if (this.deepCheckAgain) { this.deepCheckAgain = false; this.scheduleDeepCheck(); return; }
+        if (verdict !== undefined) return;
         if (++this.deepCheckTries < DEEP_CHECK_TRIES) { this.scheduleDeepCheck(true); return; }
         this.log.warn({ tries: this.deepCheckTries }, 'mirror deep check: etcd never answered; the count check goes on');
       });

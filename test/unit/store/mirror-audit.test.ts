@@ -209,6 +209,48 @@ test('a deep check etcd does not answer is tried again, and then finds the updat
   await writer.close(); await store.close();
 });
 
+test('a new watch while a deep check runs gets its own check after it, never one alongside', async () => {
+  // Keys-only reads are the deep check's alone: held on a gate while `hold`.
+  class Gated extends LossyBackend {
+    hold = false;
+    running = 0;
+    mostAtOnce = 0;
+    started = 0;
+    private release: Array<() => void> = [];
+    open(): void { this.hold = false; for (const r of this.release.splice(0)) r(); }
+    override async range(...args: Parameters<MemoryBackend['range']>): ReturnType<MemoryBackend['range']> {
+      if (!args[1]?.keysOnly) return super.range(...args);
+      this.started++;
+      this.mostAtOnce = Math.max(this.mostAtOnce, ++this.running);
+      try {
+        if (this.hold) await new Promise<void>((r) => this.release.push(r));
+        return await super.range(...args);
+      } finally {
+        this.running--;
+      }
+    }
+  }
+  const b = new Gated();
+  const { store, writer, lines } = await storeAndWriter(b, { deepCheckDelayMs: 20 });
+  const agreed = (): number => lines.filter((l) => l.msg === 'mirror deep check: the mirror agrees with etcd').length;
+  await waitFor('the deep check after open', async () => agreed() === 1, 2000);
+  const restarts = (): number => lines.filter((l) => l.msg === 'store watch restarted').length;
+  const before = restarts();
+  b.hold = true;
+  b.breakWatches();
+  await waitFor('a second check, held', async () => b.started === 2, 2000);
+  b.breakWatches();
+  await waitFor('the new watch', async () => restarts() === before + 2, 2000);
+  // Ten times the delay after which a check alongside would have started.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(b.started, 2, 'no check started while one ran');
+  b.open();
+  await waitFor('the held check and then the new watch\'s own', async () => agreed() === 3, 2000);
+  assert.equal(b.started, 3);
+  assert.equal(b.mostAtOnce, 1);
+  await writer.close(); await store.close();
+});
+
 test('a task whose spec never arrived makes the store reload; a spec missing from etcd itself does not, again and again', async () => {
   const b = new LossyBackend();
   const { store, writer, lines } = await storeAndWriter(b, { divergeBackoffMs: 20 });
