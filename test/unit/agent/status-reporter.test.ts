@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { silentLogger } from '../../../src/common/log';
 import type { TaskState, TaskStatus } from '../../../src/model/types';
 import type { AgentControlPlane } from '../../../src/agent/control-plane';
 import { StatusReporter } from '../../../src/agent/status-reporter';
 import { waitFor } from './fakes';
+import { capturingLogger } from '../../helpers/capturing-logger';
 
 // Records what reached the managers, and when (ms after the test's start).
 class Recorder {
@@ -69,11 +68,10 @@ test('close sends what is held instead of waiting out the hold', async () => {
 });
 
 test('a failed call for many tasks is one warning, not one per task', async () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
+  const { log, lines } = capturingLogger('info');
   const r = new Recorder();
   r.failNext = 50;
-  const rep = new StatusReporter(r.cp, pino({ level: 'info' }, stream), RETRY, 0);
+  const rep = new StatusReporter(r.cp, log, RETRY, 0);
   for (let i = 0; i < 50; i++) rep.report(`t${i}`, st('running'));
   await waitFor('every report sent after its failure', () => r.sent.length === 50, 3000);
   const warned = lines.filter((l) => l.msg === 'task status reports failed; retrying');

@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeDescription, Task, TaskStatus } from '../../../src/model/types';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { silentLogger, type Logger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';
 import { MemoryBackend } from '../../../src/store/memory-backend';
@@ -26,6 +24,7 @@ import { untilStore } from '../../helpers/store-wait';
 import { createRootCA } from '../../../src/manager/ca/ca';
 import { FakeExecutor, makeTask, waitFor } from '../agent/fakes';
 import { makeNode, makeService } from '../orchestrator/fixtures';
+import { capturingLogger } from '../../helpers/capturing-logger';
 
 // The dispatcher and the agents' remote control planes over the in-memory
 // transport and a memory store: registration, liveness, assignments, secrets,
@@ -52,11 +51,6 @@ class CountingBackend extends MemoryBackend {
   override async txn(compares: Compare[], ops: Op[]) { this.txns++; if (this.gate) await this.gate; return super.txn(compares, ops); }
 }
 
-function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 interface WorldOptions { asIo?: boolean; nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
 

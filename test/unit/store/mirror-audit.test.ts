@@ -1,7 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { MirrorAudit, type MirrorView } from '../../../src/store/mirror-audit';
@@ -12,17 +10,13 @@ import { ShoalError } from '../../../src/common/errors';
 import type { Service, Task } from '../../../src/model/types';
 import { waitFor } from '../../helpers/daemon';
 import { secondClient } from '../../helpers/memory-view';
+import { capturingLogger } from '../../helpers/capturing-logger';
 
 const service = (id: string, name: string): Service => ({ ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: { Name: name }, Endpoint: { Spec: {} } });
 function task(id: string, serviceId: string): Task {
   return { ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, Spec: { ContainerSpec: { Image: 'busybox' } }, ServiceID: serviceId, Status: { Timestamp: 't', State: 'new', Message: '' }, DesiredState: 'running' };
 }
 
-function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 const loads = (lines: Array<Record<string, unknown>>): number => lines.filter((l) => l.msg === 'store loaded').length;
 const divergences = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> => lines.filter((l) => l.msg === 'store mirror disagrees with etcd; reloading it');
 

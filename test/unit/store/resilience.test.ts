@@ -1,7 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store, commitInBatches, planBatches } from '../../../src/store/store';
 import { MAX_TXN_BYTES, MAX_TXN_OPS, opBytes, type Compare, type Op, type RangeOptions, type RangeResult, type TxnResult, type WatchCallbacks, type WatchHandle } from '../../../src/store/backend';
@@ -11,6 +9,7 @@ import type { Service, Task } from '../../../src/model/types';
 import { ShoalError } from '../../../src/common/errors';
 import { waitFor } from '../../helpers/daemon';
 import { secondClient } from '../../helpers/memory-view';
+import { capturingLogger } from '../../helpers/capturing-logger';
 
 function task(id: string, serviceId: string, env: string[] = []): Task {
   return { ID: id, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Labels: {}, Spec: { ContainerSpec: { Image: 'busybox', Env: env } }, ServiceID: serviceId, Status: { Timestamp: 't', State: 'new', Message: '' }, DesiredState: 'running' };
@@ -29,11 +28,6 @@ function mirrorObjects(store: Store): Map<string, number> {
   return m;
 }
 
-function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 test('a load bigger than one answer may be is read in pages, all at the revision of the first', async () => {
   const b = new MemoryBackend();
