@@ -126,7 +126,7 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   private readonly retired = new Set<Etcd3>();
   private readonly calls: CallWatch = {
     answered: () => { this.lastAnswerAt = Date.now(); },
-    unanswered: () => { if (Date.now() - this.lastAnswerAt >= UNARY_WEDGED_MS) this.renewClient(); },
+    unanswered: () => { if (Date.now() - this.lastAnswerAt >= this.wedgedMs) this.renewClient(); },
   };
   // Streams (watches, lease keep-alives) run on a client of their own. etcd3
   // closes every service of a client when one of its streams ends with an
@@ -142,7 +142,8 @@ export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, E
   private readonly watchers = new Set<() => Promise<void>>();
   private keepAlive?: KeepAlive;
 
-  constructor(private readonly options: IOptions) {
+  // wedgedMs: UNARY_WEDGED_MS but in tests.
+  constructor(private readonly options: IOptions, private readonly wedgedMs = UNARY_WEDGED_MS) {
     // etcd3 (with grpc-js and protobufjs parsing etcd's .proto files, about
     // 20 MB of RSS) is loaded only when a manager opens its store: a worker,
     // or a daemon not in a swarm, never does.
