@@ -15,8 +15,8 @@ export const CREATE_LABEL = 'faults.create';
 export const WRITER_LABEL = 'faults.req';
 
 export interface Entry {
-  id: string;                 // request id, unique in the run (c<client>-<n>)
-  client: number;
+  id: string;                 // request id, unique in the run (c<client>-<n>; the failover probe's p<round>-<n>)
+  client: number;             // 0: the failover probe (probe.ts)
   op: Op;
   kind: Kind;
   name: string;

@@ -29,10 +29,12 @@ export function planRound(rng: Rng, l: Pick<FaultLab, 'hosts' | 'managers'>, rou
 }
 
 // Applies the fault, holds it, heals it. Returns the fault's mark (when it
-// hit, whether it hit the leader's host).
-export async function runRound(l: FaultLab, r: Round, say: (s: string) => void): Promise<FaultMark> {
+// hit, whether it hit the leader's host). `onLeaderHit` runs once a fault on
+// the leader's host is in place (run.ts starts its failover probe).
+export async function runRound(l: FaultLab, r: Round, say: (s: string) => void, onLeaderHit?: () => void): Promise<FaultMark> {
   const leader = await leaderOf(l);
   const hitLeader = leader === r.target;
+  const hit = (): void => { if (hitLeader) onLeaderHit?.(); };
   const at = performance.now();
   say(`round ${r.round}: ${r.kind} ${r.target}${r.second ? ` and ${r.second} (${r.how})` : ''}${hitLeader ? ' (the leader)' : ''} for ${r.holdMs} ms`);
   switch (r.kind) {
@@ -56,11 +58,13 @@ export async function runRound(l: FaultLab, r: Round, say: (s: string) => void):
     }
     case 'kill-host':
       await lab(l, ['kill', r.target]);
+      hit();
       await sleep(r.holdMs);
       await lab(l, ['start', r.target]);
       break;
     case 'partition':
       await lab(l, ['partition', r.target]);
+      hit();
       await sleep(r.holdMs);
       await lab(l, ['heal', r.target]);
       break;
@@ -68,6 +72,7 @@ export async function runRound(l: FaultLab, r: Round, say: (s: string) => void):
       const pid = daemonPid(l, r.target);
       if (!pid) throw new Error(`${r.target}: no daemon to pause`);
       killPid(pid, 'SIGSTOP');
+      hit();
       try { await sleep(r.holdMs); } finally { killPid(pid, 'SIGCONT'); }
       break;
     }
@@ -75,6 +80,7 @@ export async function runRound(l: FaultLab, r: Round, say: (s: string) => void):
       const pid = daemonPid(l, r.target);
       if (!pid) throw new Error(`${r.target}: no daemon to kill`);
       killPid(pid, 'SIGKILL');
+      hit();
       await sleep(r.holdMs);
       await restartDaemon(l, r.target);
       break;
@@ -84,6 +90,7 @@ export async function runRound(l: FaultLab, r: Round, say: (s: string) => void):
       const pid = etcdPid(l, r.target);
       if (!pid) throw new Error(`${r.target}: no etcd to kill`);
       killPid(pid, 'SIGKILL');
+      hit();
       await sleep(r.holdMs);
       break;
     }

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseHostLines, runLab } from '../helpers/lab';
 import { check, failover, quorumAnomalies, quorumRecovery, type FaultMark } from './checker';
 import { runClient } from './clients';
+import { probeFailover } from './probe';
 import { type Anomaly, type AnomalyKind, type Entry, type FinalState } from './history';
 import { daemonPid, finalState, healthy, hostDir, lab, labState, pings, restartDaemon, shoalSocket, unhealthy, type FaultLab } from './lab';
 import { linesNaming, storeLines } from './host-logs';
@@ -96,9 +97,10 @@ async function main(): Promise<number> {
   const extra: Anomaly[] = [];
   let stop = false;
   try {
+    const managers = l.managers.map((h) => ({ host: h, socket: shoalSocket(l, h) }));
     const running = Array.from({ length: clients }, (_, i) => runClient({
       client: i + 1, rng: rng((seed ^ (0x9e3779b9 * (i + 1))) >>> 0),
-      managers: l.managers.map((h) => ({ host: h, socket: shoalSocket(l, h) })),
+      managers,
       record: (e) => { history.push(e); }, stopped: () => stop, now: () => performance.now() - t0,
     }));
     const clientsDone = Promise.all(running);
@@ -107,8 +109,11 @@ async function main(): Promise<number> {
         if (minutes !== undefined && performance.now() - t0 > minutes * 60_000) { say(`time bound (${minutes} min) reached: ${ran} of ${rounds} rounds ran`); break; }
         ran = i;
         const round = planRound(r, l, i, values.cycle ? kinds[(i - 1) % kinds.length] : kinds.length === FAULTS.length ? undefined : r.pick(kinds));
+        let probe: Promise<void> | undefined;
         try {
-          const mark = await runRound(l, round, say);
+          const mark = await runRound(l, round, say, () => {
+            probe = probeFailover({ managers, avoid: round.target, round: i, record: (e) => { history.push(e); }, now: () => performance.now() - t0 });
+          });
           marks.push({ ...mark, at: mark.at - t0, ...(mark.quorumLost ? { quorumLost: { from: mark.quorumLost.from - t0, to: mark.quorumLost.to - t0 } } : {}) });
         } catch (err) {
           // A heal that did not work is a finding, not the end of the run: say why, power-cycle the host.
@@ -117,6 +122,7 @@ async function main(): Promise<number> {
           extra.push({ kind: 'not-recovered', objects: [`host/${round.target}`], requests: [], detail: `round ${i} (${round.kind} ${round.target}): ${(err as Error).message}` });
           for (const h of [round.target, ...(round.second ? [round.second] : [])]) await lab(l, ['start', h]).catch((e: Error) => say(`lab start ${h}: ${e.message}`));
         }
+        await probe;
         let issue: string | undefined;
         const ok = await until(`round ${i}: cluster healthy after the heal`, async () => (issue = await unhealthy(l)) === undefined, ROUND_RECOVER_MS);
         if (!ok) {
@@ -168,7 +174,7 @@ async function main(): Promise<number> {
     const f = failover(history, marks);
     console.log(`history: ${history.length} writes (${count('ok')} ok, ${count('fail')} failed, ${count('unknown')} unknown); final: ${final.managers[0]?.services.length ?? 0} services, ${final.managers[0]?.secrets.length ?? 0} secrets, ${final.managers[0]?.configs.length ?? 0} configs, ${final.containers.filter((c) => c.running).length} running task containers; saved in ${out}`);
     console.log(`faults: ${FAULTS.map((k) => `${k} ${marks.filter((m) => m.kind === k).length}`).join(', ')}; on the leader's host: ${marks.filter((m) => m.hitLeader).length}`);
-    console.log(`failover (fault on the leader's host -> first acknowledged write sent after it): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
+    console.log(`failover (fault on the leader's host -> first acknowledged write sent after it, the probe's through the other managers included): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
     const q = quorumRecovery(history, marks).sort((x, y) => x - y);
     if (q.length) console.log(`after a quorum loss (heal -> first acknowledged write sent after it): median ${Math.round(q[Math.floor((q.length - 1) / 2)]!)} ms, worst ${Math.round(q[q.length - 1]!)} ms over ${q.length}`);
     for (const a of anomalies) console.log(describe(a));
