@@ -34,7 +34,9 @@ export function planRound(rng: Rng, l: Pick<FaultLab, 'hosts' | 'managers'>, rou
 export async function runRound(l: FaultLab, r: Round, say: (s: string) => void, onLeaderHit?: () => void): Promise<FaultMark> {
   const leader = await leaderOf(l);
   const hitLeader = leader === r.target;
-  const hit = (): void => { if (hitLeader) onLeaderHit?.(); };
+  // When the fault was in place (its command done): failover counts from there.
+  let inPlace: number | undefined;
+  const hit = (): void => { inPlace = performance.now(); if (hitLeader) onLeaderHit?.(); };
   const at = performance.now();
   say(`round ${r.round}: ${r.kind} ${r.target}${r.second ? ` and ${r.second} (${r.how})` : ''}${hitLeader ? ' (the leader)' : ''} for ${r.holdMs} ms`);
   switch (r.kind) {
@@ -95,5 +97,5 @@ export async function runRound(l: FaultLab, r: Round, say: (s: string) => void, 
       break;
     }
   }
-  return { round: r.round, kind: r.kind, target: r.target, hitLeader, at };
+  return { round: r.round, kind: r.kind, target: r.target, hitLeader, at, ...(inPlace !== undefined ? { inPlace } : {}) };
 }

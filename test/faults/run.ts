@@ -114,7 +114,7 @@ async function main(): Promise<number> {
           const mark = await runRound(l, round, say, () => {
             probe = probeFailover({ managers, avoid: round.target, round: i, record: (e) => { history.push(e); }, now: () => performance.now() - t0 });
           });
-          marks.push({ ...mark, at: mark.at - t0, ...(mark.quorumLost ? { quorumLost: { from: mark.quorumLost.from - t0, to: mark.quorumLost.to - t0 } } : {}) });
+          marks.push({ ...mark, at: mark.at - t0, ...(mark.inPlace !== undefined ? { inPlace: mark.inPlace - t0 } : {}), ...(mark.quorumLost ? { quorumLost: { from: mark.quorumLost.from - t0, to: mark.quorumLost.to - t0 } } : {}) });
         } catch (err) {
           // A heal that did not work is a finding, not the end of the run: say why, power-cycle the host.
           const log = tailOf(join(hostDir(l, round.target), 'shoal.log'));
@@ -174,7 +174,7 @@ async function main(): Promise<number> {
     const f = failover(history, marks);
     console.log(`history: ${history.length} writes (${count('ok')} ok, ${count('fail')} failed, ${count('unknown')} unknown); final: ${final.managers[0]?.services.length ?? 0} services, ${final.managers[0]?.secrets.length ?? 0} secrets, ${final.managers[0]?.configs.length ?? 0} configs, ${final.containers.filter((c) => c.running).length} running task containers; saved in ${out}`);
     console.log(`faults: ${FAULTS.map((k) => `${k} ${marks.filter((m) => m.kind === k).length}`).join(', ')}; on the leader's host: ${marks.filter((m) => m.hitLeader).length}`);
-    console.log(`failover (fault on the leader's host -> first acknowledged write sent after it, the probe's through the other managers included): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
+    console.log(`failover (fault on the leader's host in place -> first acknowledged write sent after it, the probe's through the other managers included): ${f.samples.length ? `median ${Math.round(f.median!)} ms, worst ${Math.round(f.worst!)} ms over ${f.samples.length}` : 'no sample'}; unknown outcomes: ${f.unknowns}`);
     const q = quorumRecovery(history, marks).sort((x, y) => x - y);
     if (q.length) console.log(`after a quorum loss (heal -> first acknowledged write sent after it): median ${Math.round(q[Math.floor((q.length - 1) / 2)]!)} ms, worst ${Math.round(q[q.length - 1]!)} ms over ${q.length}`);
     for (const a of anomalies) console.log(describe(a));

@@ -176,6 +176,9 @@ describe('fault checker', () => {
     assert.equal(f.median, 120);
     assert.equal(f.worst, 250);
     assert.equal(f.unknowns, 1);
+    // Counted from the fault in place when the mark says: a write sent while the power-off ran is no sample.
+    const g = failover(h, [{ round: 1, kind: 'kill-host', target: 'host1', hitLeader: true, at: 100, inPlace: 310 }]);
+    assert.deepEqual(g.samples, [810]);
   });
 
   test('ack-without-quorum: an acknowledged write sent and answered inside a quorum loss', () => {
