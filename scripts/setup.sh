@@ -185,7 +185,9 @@ else
   log "starting the Shoal daemon on $SHOAL_SOCK (data root $SHOAL_DATA, log $SHOAL_LOG)"
   # node's flags for the daemon (src/common/node-flags.ts; SHOAL_DAEMON_NODE_FLAGS replaces them).
   read -r -a NODE_FLAGS <<<"$(node -p "require('$REPO/dist/src/common/node-flags').daemonNodeFlags().join(' ')")"
-  setsid node "${NODE_FLAGS[@]}" "$REPO/dist/src/cli/main.js" daemon -H "unix://$SHOAL_SOCK" --data-root "$SHOAL_DATA" \
+  # and its malloc settings (GLIBC_TUNABLES; the same file, daemonEnv).
+  read -r -a NODE_ENV <<<"$(node -p "Object.entries(require('$REPO/dist/src/common/node-flags').daemonEnv()).map(([k, v]) => k + '=' + v).join(' ')")"
+  setsid env "${NODE_ENV[@]}" node "${NODE_FLAGS[@]}" "$REPO/dist/src/cli/main.js" daemon -H "unix://$SHOAL_SOCK" --data-root "$SHOAL_DATA" \
     --engine "unix://$ENGINE_SOCK" >>"$SHOAL_LOG" 2>&1 </dev/null &
   echo $! >"$SHOAL_PIDFILE"
   deadline=$((SECONDS + 60))

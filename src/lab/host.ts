@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { bridgeAddress, registryAddress, type HostLayout } from './layout';
 import { namespacePids } from './network';
 import type { LabEngine } from './state';
-import { DAEMON_NODE_FLAGS, daemonNodeFlags } from '../common/node-flags';
+import { DAEMON_NODE_FLAGS, daemonEnv, daemonNodeFlags } from '../common/node-flags';
 import { alive, cmdline, getStatus, killPid, sleep, until } from './sys';
 
 export const DOCKER_INIT = '/usr/bin/docker-init';
@@ -23,7 +23,7 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export const dockerHostOf = (h: HostLayout, engine: LabEngine): string => `unix://${engine === 'docker' ? h.dockerSocket : h.shoalSocket}`;
 
 // The script the host's pid 1 runs (pure). A Docker Swarm lab's host runs dockerd alone.
-export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN, engine: LabEngine = 'shoal', nodeFlags: readonly string[] = DAEMON_NODE_FLAGS): string {
+export function initScript(h: HostLayout, node: string = process.execPath, main: string = SHOAL_MAIN, engine: LabEngine = 'shoal', nodeFlags: readonly string[] = DAEMON_NODE_FLAGS, nodeEnv: Record<string, string> = daemonEnv({})): string {
   const dockerd = [
     'dockerd',
     '--data-root', h.dockerData, '--exec-root', h.dockerExec, '--pidfile', h.dockerPidfile,
@@ -47,7 +47,7 @@ export function initScript(h: HostLayout, node: string = process.execPath, main:
     '# A power cut leaves pid files that make dockerd wait for a containerd that is gone.',
     `rm -f ${q(h.dockerPidfile)} ${q(`${h.dockerExec}/containerd/containerd.pid`)}`,
     `${dockerd.map(q).join(' ')} >>${q(h.dockerLog)} 2>&1 &`,
-    ...(engine === 'shoal' ? [`${shoal.map(q).join(' ')} >>${q(h.shoalLog)} 2>&1 &`] : []),
+    ...(engine === 'shoal' ? [`${[...Object.entries(nodeEnv).map(([k, v]) => `${k}=${q(v)}`), ...shoal.map(q)].join(' ')} >>${q(h.shoalLog)} 2>&1 &`] : []),
     'wait',
     '',
   ].join('\n');
@@ -56,7 +56,7 @@ export function initScript(h: HostLayout, node: string = process.execPath, main:
 // Starts the host's processes; returns the pid of its `unshare` (whose child is the host's pid 1).
 export function powerOn(h: HostLayout, engine: LabEngine): number {
   for (const d of [h.dir, h.dockerData, h.dockerExec, ...(engine === 'shoal' ? [h.shoalData] : [])]) mkdirSync(d, { recursive: true, mode: 0o700 });
-  writeFileSync(h.initScript, initScript(h, process.execPath, SHOAL_MAIN, engine, daemonNodeFlags()), { mode: 0o700 });
+  writeFileSync(h.initScript, initScript(h, process.execPath, SHOAL_MAIN, engine, daemonNodeFlags(), daemonEnv()), { mode: 0o700 });
   const fd = openSync(h.dockerLog, 'a');
   try {
     const child = spawn('nsenter', [

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { alive } from '../../src/common/proc';
-import { daemonNodeFlags } from '../../src/common/node-flags';
+import { daemonEnv, daemonNodeFlags } from '../../src/common/node-flags';
 
 export const HOST_ENGINE_SOCKET = '/var/run/docker.sock';
 export const DOCKER_CLIS = ['/usr/bin/docker', '/usr/local/bin/docker'] as const;
@@ -287,7 +287,7 @@ class Handle implements ShoalHandle {
     const fd = openSync(this.logPath, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: process.env });
+      child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...daemonEnv() } });
     } finally {
       closeSync(fd);
     }
