@@ -44,14 +44,14 @@ export function daemonNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] 
 // the process starts, so every launcher sets it). glibc hands freed memory
 // back to the system only from the top of its heap; what a daemon frees
 // between blocks still in use stays in its RSS for good. A burst of sending
-// (a leader's assignments at 5,000 nodes) queues its TLS output in buffers of
-// 16 KiB, and once it was delivered the process kept the peak:
+// (a leader's assignments at 5,000 nodes) queues its output in buffers of
+// 16 to 32 KiB, and once it was delivered the process kept the peak:
 // bench/send-burst-memory.ts, 429 MB sent at once over 150 streams, left
 // 512 MB of native memory (malloc_trim gave back 452 MB of 465, so it was free
 // memory, not data). Blocks of 16 KiB and up mapped of their own (and
 // unmapped when freed): 59 MB, for about 45 % more CPU for that burst
-// (mapping and faulting each buffer in). 32 KiB is too high: the buffers are
-// just over 16 KiB.
+// (mapping and faulting each buffer in). A threshold of 32 KiB changed
+// nothing: the buffers are smaller.
 export const DAEMON_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=16384';
 
 // The daemon's extra environment. SHOAL_DAEMON_GLIBC_TUNABLES replaces the
