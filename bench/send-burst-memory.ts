@@ -6,23 +6,26 @@
 // them all. Then, after three forced GCs, the server's RSS less its V8 heap
 // and external memory: native memory. Run once with glibc's defaults and once
 // with each --tunables setting (GLIBC_TUNABLES, in the server's environment
-// only), side by side, with the server's CPU for the burst.
+// only), side by side, with the server's CPU for the burst. --malloc-trim
+// then calls glibc's malloc_trim(0) in the server through gdb and measures
+// again: what it gives back was free memory malloc kept, not data.
 //
 //   node dist/bench/send-burst-memory.js [--streams 150] [--messages 100] [--bytes 30000]
-//                                        [--tunables glibc.malloc.mmap_threshold=16384,...]
+//                                        [--tunables glibc.malloc.mmap_threshold=16384,...] [--malloc-trim]
 import { fork, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../src/common/log';
 import { createRootCA, issueNodeCert } from '../src/manager/ca/ca';
 import { GrpcServer, grpcChannel, MANAGER_CHANNEL, type NodeTls } from '../src/rpc/grpc';
 import type { RpcStream, StreamMethod } from '../src/rpc/transport';
-import { positiveOption, runBenchMain, sleep } from './util';
+import { mustExec, positiveOption, runBenchMain, sleep } from './util';
 
 const CLUSTER = 'benchcluster0000000000000';
 const DAY_NS = 24 * 3600e9;
 const MB = 1024 * 1024;
 const DELIVERY_MS = 120_000;
 const ANSWER_MS = 30_000;
+const GDB_MS = 60_000;
 
 interface Hold { i: number }
 interface Msg { Data: string; k: number }
@@ -66,9 +69,9 @@ async function child(tlsJson: string): Promise<void> {
   tell({ port });
 }
 
-interface Figures { tunables: string; nativeBeforeMB: number; nativeAfterMB: number; rssAfterMB: number; serverCpuS: number }
+interface Figures { tunables: string; nativeBeforeMB: number; nativeAfterMB: number; rssAfterMB: number; serverCpuS: number; nativeTrimmedMB?: number }
 
-async function oneRun(tunables: string, streams: number, messages: number, bytes: number, serverTls: NodeTls, clientTls: NodeTls): Promise<Figures> {
+async function oneRun(tunables: string, streams: number, messages: number, bytes: number, serverTls: NodeTls, clientTls: NodeTls, mallocTrim: boolean): Promise<Figures> {
   const env = { ...process.env };
   if (tunables) env.GLIBC_TUNABLES = tunables; else delete env.GLIBC_TUNABLES;
   const proc: ChildProcess = fork(__filename, ['--child', JSON.stringify(serverTls)], { env, execArgv: ['--expose-gc', '--max-semi-space-size=32'] });
@@ -96,7 +99,15 @@ async function oneRun(tunables: string, streams: number, messages: number, bytes
     await next<{ sent: true }>('burst');
     await until(streams * (messages + 1));
     const after = await measure();
-    return { tunables: tunables || '(glibc defaults)', nativeBeforeMB: native(before), nativeAfterMB: native(after), rssAfterMB: after.rss / MB, serverCpuS: (after.cpuMs - before.cpuMs) / 1000 };
+    let nativeTrimmedMB: number | undefined;
+    if (mallocTrim) {
+      await mustExec('gdb', ['-p', String(proc.pid), '-batch', '-ex', 'call (int)malloc_trim(0)'], { timeoutMs: GDB_MS });
+      nativeTrimmedMB = native(await measure());
+    }
+    return {
+      tunables: tunables || '(glibc defaults)', nativeBeforeMB: native(before), nativeAfterMB: native(after), rssAfterMB: after.rss / MB,
+      serverCpuS: (after.cpuMs - before.cpuMs) / 1000, ...(nativeTrimmedMB !== undefined ? { nativeTrimmedMB } : {}),
+    };
   } finally {
     for (const s of streamsOpen) s.cancel();
     ch.close();
@@ -106,8 +117,8 @@ async function oneRun(tunables: string, streams: number, messages: number, bytes
 
 async function main(): Promise<number> {
   if (process.argv[2] === '--child') { await child(process.argv[3]!); return -1; }
-  const { values } = parseArgs({ options: { streams: { type: 'string' }, messages: { type: 'string' }, bytes: { type: 'string' }, tunables: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) { process.stdout.write('usage: node dist/bench/send-burst-memory.js [--streams 150] [--messages 100] [--bytes 30000] [--tunables T1,T2]\n'); return 0; }
+  const { values } = parseArgs({ options: { streams: { type: 'string' }, messages: { type: 'string' }, bytes: { type: 'string' }, tunables: { type: 'string' }, 'malloc-trim': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) { process.stdout.write('usage: node dist/bench/send-burst-memory.js [--streams 150] [--messages 100] [--bytes 30000] [--tunables T1,T2] [--malloc-trim]\n'); return 0; }
   const streams = Math.round(positiveOption(values.streams, 150, 'streams'));
   const messages = Math.round(positiveOption(values.messages, 100, 'messages'));
   const bytes = Math.round(positiveOption(values.bytes, 30_000, 'bytes'));
@@ -122,15 +133,15 @@ async function main(): Promise<number> {
   const clientTls = await tls('benchmanager0000000000001');
   const rows: Figures[] = [];
   for (const t of tunables) {
-    rows.push(await oneRun(t, streams, messages, bytes, serverTls, clientTls));
+    rows.push(await oneRun(t, streams, messages, bytes, serverTls, clientTls, values['malloc-trim'] === true));
     process.stderr.write(`[burst] ${rows.at(-1)!.tunables}: native ${rows.at(-1)!.nativeAfterMB.toFixed(1)} MB after the burst\n`);
   }
   const sentMB = (streams * messages * bytes) / MB;
   process.stdout.write([
     `# Native memory a server keeps after a burst of sending (${streams} streams on one channel, ${messages} messages of ${bytes} bytes each at once: ${sentMB.toFixed(0)} MB), delivered, three GCs later`, '',
-    '| glibc tunables (server only) | native before, MB | native after, MB | RSS after, MB | server CPU, burst to delivered, s |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.tunables} | ${r.nativeBeforeMB.toFixed(1)} | ${r.nativeAfterMB.toFixed(1)} | ${r.rssAfterMB.toFixed(1)} | ${r.serverCpuS.toFixed(2)} |`),
+    `| glibc tunables (server only) | native before, MB | native after, MB | RSS after, MB | server CPU, burst to delivered, s |${values['malloc-trim'] ? ' native after malloc_trim(0), MB |' : ''}`,
+    `|---|---|---|---|---|${values['malloc-trim'] ? '---|' : ''}`,
+    ...rows.map((r) => `| ${r.tunables} | ${r.nativeBeforeMB.toFixed(1)} | ${r.nativeAfterMB.toFixed(1)} | ${r.rssAfterMB.toFixed(1)} | ${r.serverCpuS.toFixed(2)} |${r.nativeTrimmedMB !== undefined ? ` ${r.nativeTrimmedMB.toFixed(1)} |` : ''}`),
     '',
   ].join('\n'));
   return 0;

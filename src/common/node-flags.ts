@@ -47,8 +47,8 @@ export function daemonNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] 
 // (a leader's assignments at 5,000 nodes) queues its output in buffers of
 // 16 to 32 KiB, and once it was delivered the process kept the peak:
 // bench/send-burst-memory.ts, 429 MB sent at once over 150 streams, left
-// 512 MB of native memory (malloc_trim gave back 452 MB of 465, so it was free
-// memory, not data). Blocks of 16 KiB and up mapped of their own (and
+// 512 MB of native memory (503 MB in a --malloc-trim run, 53 MB after
+// malloc_trim: free memory, not data). Blocks of 16 KiB and up mapped of their own (and
 // unmapped when freed): 59 MB, for about 45 % more CPU for that burst
 // (mapping and faulting each buffer in). A threshold of 32 KiB changed
 // nothing: the buffers are smaller.

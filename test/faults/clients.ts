@@ -4,7 +4,7 @@
 // pools so that clients race on the same objects.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { call, json, outcomeOf, type HttpResult } from './http';
+import { answerOf, call, json } from './http';
 import { CREATE_LABEL, WRITER_LABEL, type Entry, type Kind, type Op } from './history';
 import type { Rng } from './prng';
 
@@ -45,8 +45,6 @@ function choose(rng: Rng): Plan {
   for (const [w, p] of PLANS) { if ((x -= w) < 0) return p; }
   return PLANS[0]![1];
 }
-
-const trim = (r: HttpResult): string => (r.error ?? r.body).trim().slice(0, 300);
 
 export async function runClient(o: ClientOptions): Promise<void> {
   const now = o.now ?? (() => performance.now());
@@ -95,15 +93,7 @@ export async function runClient(o: ClientOptions): Promise<void> {
     const send = async (entry: typeof base, sentBody: unknown, more: Partial<Entry>): Promise<Entry> => {
       const start = now();
       const r = await call(m.socket, method, path, sentBody, REQUEST_MS);
-      const end = now();
-      const outcome = outcomeOf(r);
-      const createdId = plan.op === 'create' && outcome === 'ok' ? json(r)?.ID : undefined;
-      const e: Entry = {
-        ...entry, ...more, start, end, outcome,
-        ...(r.status !== undefined ? { status: r.status } : {}),
-        body: trim(r),
-        ...(typeof createdId === 'string' ? { createdId } : {}),
-      };
+      const e: Entry = { ...entry, ...more, start, end: now(), ...answerOf(r, plan.op === 'create') };
       o.record(e);
       return e;
     };

@@ -1,7 +1,7 @@
 // One bounded HTTP request over a unix socket (a host's shoal.sock or
 // docker.sock); never rejects: a time-out or a connection error is a result.
 import { request } from 'node:http';
-import type { Outcome } from './history';
+import type { Entry, Outcome } from './history';
 
 export interface HttpResult { status?: number; body: string; error?: string }
 
@@ -41,4 +41,18 @@ export function outcomeOf(r: HttpResult): Outcome {
 
 export function json(r: HttpResult): any {
   try { return JSON.parse(r.body); } catch { return undefined; }
+}
+
+// What a write's answer puts in its history entry (clients.ts, probe.ts):
+// the outcome, the status when one came, the body or error trimmed, and the
+// new object's ID from an acknowledged create.
+export function answerOf(r: HttpResult, create: boolean): Pick<Entry, 'outcome' | 'status' | 'body' | 'createdId'> {
+  const outcome = outcomeOf(r);
+  const createdId = create && outcome === 'ok' ? json(r)?.ID : undefined;
+  return {
+    outcome,
+    ...(r.status !== undefined ? { status: r.status } : {}),
+    body: (r.error ?? r.body).trim().slice(0, 300),
+    ...(typeof createdId === 'string' ? { createdId } : {}),
+  };
 }

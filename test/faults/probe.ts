@@ -8,7 +8,7 @@
 // names of its own, recorded like every other write, so the checker proves
 // them too.
 import { CREATE_LABEL, type Entry } from './history';
-import { call, json, outcomeOf } from './http';
+import { answerOf, call } from './http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 // Each attempt's bound, the pause after a failed one, and the probe's own bound.
@@ -34,15 +34,9 @@ export async function probeFailover(o: ProbeOptions): Promise<void> {
     const name = `probe-${o.round}-${n}`;
     const start = o.now();
     const r = await call(m.socket, 'POST', '/configs/create', { Name: name, Labels: { [CREATE_LABEL]: id }, Data: Buffer.from(`${id}\n`).toString('base64') }, PROBE_REQUEST_MS);
-    const outcome = outcomeOf(r);
-    const createdId = outcome === 'ok' ? json(r)?.ID : undefined;
-    o.record({
-      id, client: 0, op: 'create', kind: 'config', name, manager: m.host, start, end: o.now(), outcome,
-      ...(r.status !== undefined ? { status: r.status } : {}),
-      body: (r.error ?? r.body).trim().slice(0, 300),
-      ...(typeof createdId === 'string' ? { createdId } : {}),
-    });
-    if (outcome === 'ok') return;
+    const e: Entry = { id, client: 0, op: 'create', kind: 'config', name, manager: m.host, start, end: o.now(), ...answerOf(r, true) };
+    o.record(e);
+    if (e.outcome === 'ok') return;
     await sleep(PROBE_PAUSE_MS);
   }
 }
