@@ -4,13 +4,16 @@ import { bool, decodeGo, map, slice, str } from './go/go-json';
 // Docker's filter argument (moby filters.FromJSON): {"key":{"value":true}},
 // what the CLI sends, where every value named counts whatever its boolean; or
 // the legacy {"key":["value"]}. A body of neither form is refused with the
-// first form's decoding error, an unknown key with "Invalid filter 'key'".
+// first form's decoding error, an unknown key with "Invalid filter 'key'"
+// (unless any key is allowed, as on /events). Text that is no JSON is a 400:
+// dockerd 20.10 answers 500 with Go's decoder error, but the fault is the
+// client's, and Shoal answers it alike on every route.
 export type Filters = Map<string, string[]>;
 
 const CURRENT_FORM = map(map(bool));
 const LEGACY_FORM = map(slice(str()));
 
-export function parseFilters(raw: string | null, allowed: readonly string[]): Filters {
+export function parseFilters(raw: string | null, allowed: readonly string[] | 'any'): Filters {
   const out: Filters = new Map();
   if (!raw) return out;
   let parsed: unknown;
@@ -23,7 +26,7 @@ export function parseFilters(raw: string | null, allowed: readonly string[]): Fi
     try { fields = decodeGo<Record<string, string[] | null> | null>(parsed, LEGACY_FORM) ?? {}; } catch { throw first; }
   }
   for (const [key, values] of Object.entries(fields)) {
-    if (!allowed.includes(key)) throw invalid(`Invalid filter '${key}'`);
+    if (allowed !== 'any' && !allowed.includes(key)) throw invalid(`Invalid filter '${key}'`);
     out.set(key, values ?? []);
   }
   return out;

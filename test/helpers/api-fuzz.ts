@@ -174,11 +174,10 @@ export interface Answer { method: string; status: number; contentType?: string; 
 // 500s that dockerd itself answers for the same request, kept for fidelity:
 // a stale Version.Index ("update out of sequence", moby maps that gRPC error
 // to 500); on /events a since/until that is no timestamp (dockerd's strconv
-// error) and filters that are not JSON (dockerd: 500 "invalid character ...").
+// error). Filters that are no JSON are a 400 on every route.
 const DOCKER_OWN_500S: Array<{ route?: string; message: RegExp }> = [
   { message: /update out of sequence/ },
   { route: 'GET /events', message: /^strconv\.Parse(Int|Float): parsing / },
-  { route: 'GET /events', message: /is not valid JSON|^Unexpected (token|end of JSON)|^Bad control character|^Expected / },
 ];
 
 // The checks every answer must pass; returns what is wrong, if anything.
