@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
-import { MAX_UNPACKED_BYTES, PACK_MIN_BYTES, packValue, unpackValue } from '../../../src/store/value-packing';
+import { MAX_UNPACKED_BYTES, PACK_MIN_BYTES, packingDictionary, packValue, unpackValue } from '../../../src/store/value-packing';
 
 const task = JSON.stringify({
   ID: '3c9yqz0n1k5x8w2v7u4t6s0r1', CreatedAt: '2026-12-05T22:47:38.313000000Z', UpdatedAt: '2026-12-05T22:47:41.002000000Z', Labels: {},
@@ -44,6 +44,21 @@ test('any text survives, multi-byte characters and a leading NUL included', () =
   // A leading NUL is always packed, so a stored 0x00 0x01 is never plain text.
   assert.equal(packValue('\u0000\u0001x')[0], 0x00);
   assert.notDeepEqual(packValue('\u0000\u0001x'), Buffer.from('\u0000\u0001x'));
+});
+
+test('values packed with zlib\'s default window (as before the small one) read back the same; values of any size round-trip', () => {
+  // Around the small state's bound, and repeats further back than its window.
+  const spec = (n: number): string => JSON.stringify({ Env: Array.from({ length: n }, (_, i) => `VAR_${i}=${'v'.repeat(i % 40)}`) });
+  const dictionary = packingDictionary();
+  for (const v of [task, spec(5000)]) {
+    const old = Buffer.concat([Buffer.from([0x00, 0x01]), deflateRawSync(Buffer.from(v), { dictionary })]);
+    assert.deepEqual(unpackValue(old), { ok: true, value: v });
+  }
+  for (const v of [spec(120), spec(160), spec(5000), task.repeat(10)]) {
+    const stored = packValue(v);
+    assert.equal(stored[0], 0x00, `${v.length} bytes packed`);
+    assert.equal(roundTrip(v), v);
+  }
 });
 
 test('values written before packing (plain JSON) read as they are', () => {
