@@ -69,12 +69,14 @@ const chunkFor = (expected: number): number => Math.min(16 * 1024, Math.max(256,
 // deflate's state for most values: a 4 KiB window (the dictionary is 2.9 KB)
 // and memLevel 4, so each of its buffers is at most 8 KiB. zlib's defaults
 // make four of 64 KiB, and the daemon's malloc maps every block of 16 KiB and
-// up on its own (common/node-flags.ts): a mapping and its page faults per
-// buffer per value, 141 against 26 us to pack a task, for the same bytes out
-// (bench/value-packing.ts). Larger values, rare, keep the default window,
-// where their repeats may lie further back.
+// up on its own (common/node-flags.ts): a mapping and fresh pages per buffer
+// per value, for the same bytes out (bench/value-packing.ts side by side;
+// docs/ARCHITECTURE.md, "The daemon's malloc setting"). Larger values, rare,
+// keep the default window, where their repeats may lie further back.
 const SMALL_STATE_MAX_BYTES = 4096;
 const SMALL_STATE = { windowBits: 12, memLevel: 4 } as const;
+// Stored values up to this are inflated with the small window first.
+const SMALL_INFLATE_MAX_STORED = 2048;
 
 // The bytes to store for `value`: packed when that is smaller (or when the
 // value starts with 0x00, which would read as packed), else the text itself.
@@ -101,9 +103,20 @@ export function unpackValue(stored: Buffer): Unpacked {
     if (stored.length >= 2 && stored[0] === PACKED) return { ok: false, problem: `packed with an unknown dictionary (version ${stored[1]}): written by a newer Shoal?` };
     return { ok: true, value: stored.toString() };
   }
+  const raw = stored.subarray(2);
+  const options = { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) };
+  // Most values were packed with the small window: inflate sizes its window
+  // to windowBits (32 KiB by default, a mapping per value under the daemon's
+  // malloc). A value that refers further back than 4 KiB (packed larger, or
+  // by a Shoal before the small window) fails on it, never inflates wrongly,
+  // and is inflated again with the full window.
+  if (stored.length <= SMALL_INFLATE_MAX_STORED) {
+    try {
+      return { ok: true, value: inflateRawSync(raw, { ...options, windowBits: SMALL_STATE.windowBits }).toString() };
+    } catch { /* again below, with the full window */ }
+  }
   try {
-    const text = inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) });
-    return { ok: true, value: text.toString() };
+    return { ok: true, value: inflateRawSync(raw, options).toString() };
   } catch (e) {
     return { ok: false, problem: `a packed value that does not inflate: ${(e as Error).message}` };
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { MAX_UNPACKED_BYTES, PACK_MIN_BYTES, packingDictionary, packValue, unpackValue } from '../../../src/store/value-packing';
 
 const task = JSON.stringify({
@@ -50,9 +50,20 @@ test('values packed with zlib\'s default window (as before the small one) read b
   // Around the small state's bound, and repeats further back than its window.
   const spec = (n: number): string => JSON.stringify({ Env: Array.from({ length: n }, (_, i) => `VAR_${i}=${'v'.repeat(i % 40)}`) });
   const dictionary = packingDictionary();
-  for (const v of [task, spec(5000)]) {
-    const old = Buffer.concat([Buffer.from([0x00, 0x01]), deflateRawSync(Buffer.from(v), { dictionary })]);
+  // A short stored value that refers 5 KB back: inflated in small pieces, as
+  // unpackValue does, the small window refuses it (never inflates it wrongly);
+  // unpackValue reads it again with the full one.
+  let x = 7;
+  const unique = Array.from({ length: 900 }, () => { x = (x * 1103515245 + 12345) % 2147483648; return String.fromCharCode(97 + ((x >> 8) % 26)); }).join('');
+  const farBack = `{"a":"${unique}","b":"${'y'.repeat(5000)}","c":"${unique}"}`;
+  for (const v of [task, spec(5000), farBack]) {
+    const deflated = deflateRawSync(Buffer.from(v), { dictionary });
+    const old = Buffer.concat([Buffer.from([0x00, 0x01]), deflated]);
     assert.deepEqual(unpackValue(old), { ok: true, value: v });
+    if (v === farBack) {
+      assert.ok(old.length < 1200, `${old.length} bytes stored`);
+      assert.throws(() => inflateRawSync(deflated, { dictionary, windowBits: 12, chunkSize: 1024 }), /invalid distance too far back/);
+    }
   }
   for (const v of [spec(120), spec(160), spec(5000), task.repeat(10)]) {
     const stored = packValue(v);
