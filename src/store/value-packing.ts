@@ -75,8 +75,6 @@ const chunkFor = (expected: number): number => Math.min(16 * 1024, Math.max(256,
 // keep the default window, where their repeats may lie further back.
 const SMALL_STATE_MAX_BYTES = 4096;
 const SMALL_STATE = { windowBits: 12, memLevel: 4 } as const;
-// Stored values up to this are inflated with the small window first.
-const SMALL_INFLATE_MAX_STORED = 2048;
 
 // The bytes to store for `value`: packed when that is smaller (or when the
 // value starts with 0x00, which would read as packed), else the text itself.
@@ -105,22 +103,12 @@ export function unpackValue(stored: Buffer): Unpacked {
     if (stored.length >= 2 && stored[0] === PACKED) return { ok: false, problem: `packed with an unknown dictionary (version ${stored[1]}): written by a newer Shoal?` };
     return { ok: true, value: stored.toString() };
   }
-  const raw = stored.subarray(2);
+  // The full window: values packed before the small state, or larger, may
+  // refer back further than 4 KiB (a small window first paid nothing, measured).
   // Options as literals, never spread copies: a spread made inflating a task
   // twice as slow under the daemon's malloc (measured, not explained).
-  const chunkSize = chunkFor(stored.length * 4);
-  // Most values were packed with the small window: inflate sizes its window
-  // to windowBits (32 KiB by default, a mapping per value under the daemon's
-  // malloc). A value that refers further back than 4 KiB (packed larger, or
-  // by a Shoal before the small window) fails on it, never inflates wrongly,
-  // and is inflated again with the full window.
-  if (stored.length <= SMALL_INFLATE_MAX_STORED) {
-    try {
-      return { ok: true, value: inflateRawSync(raw, { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize, windowBits: SMALL_STATE.windowBits }).toString() };
-    } catch { /* again below, with the full window */ }
-  }
   try {
-    return { ok: true, value: inflateRawSync(raw, { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize }).toString() };
+    return { ok: true, value: inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) }).toString() };
   } catch (e) {
     return { ok: false, problem: `a packed value that does not inflate: ${(e as Error).message}` };
   }

@@ -50,9 +50,8 @@ test('values packed with zlib\'s default window (as before the small one) read b
   // Around the small state's bound, and repeats further back than its window.
   const spec = (n: number): string => JSON.stringify({ Env: Array.from({ length: n }, (_, i) => `VAR_${i}=${'v'.repeat(i % 40)}`) });
   const dictionary = packingDictionary();
-  // A short stored value that refers 5 KB back: inflated in small pieces, as
-  // unpackValue does, the small window refuses it (never inflates it wrongly);
-  // unpackValue reads it again with the full one.
+  // A short stored value that refers 5 KB back: why inflating keeps the full
+  // window (inflated in small pieces, as unpackValue does, a 4 KiB one refuses it).
   let x = 7;
   const unique = Array.from({ length: 900 }, () => { x = (x * 1103515245 + 12345) % 2147483648; return String.fromCharCode(97 + ((x >> 8) % 26)); }).join('');
   const farBack = `{"a":"${unique}","b":"${'y'.repeat(5000)}","c":"${unique}"}`;
