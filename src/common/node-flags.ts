@@ -51,7 +51,9 @@ export function daemonNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] 
 // malloc_trim: free memory, not data). Blocks of 16 KiB and up mapped of their own (and
 // unmapped when freed): 59 MB, for about 45 % more CPU for that burst
 // (mapping and faulting each buffer in). A threshold of 32 KiB changed
-// nothing: the buffers are smaller.
+// nothing: the buffers are smaller. Its cost: a block of that size made and
+// freed per operation is mapped each time, so hot paths keep theirs smaller
+// (store/value-packing.ts, zlib's deflate state).
 export const DAEMON_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=16384';
 
 // The daemon's extra environment. SHOAL_DAEMON_GLIBC_TUNABLES replaces the

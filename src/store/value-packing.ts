@@ -106,7 +106,8 @@ export function unpackValue(stored: Buffer): Unpacked {
   // The full window: values packed before the small state, or larger, may
   // refer back further than 4 KiB (a small window first paid nothing, measured).
   // Options as literals, never spread copies: a spread made inflating a task
-  // twice as slow under the daemon's malloc (measured, not explained).
+  // twice as slow under the daemon's malloc (a scratch measurement, not kept;
+  // not explained).
   try {
     return { ok: true, value: inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) }).toString() };
   } catch (e) {
