@@ -243,11 +243,18 @@ export class RemoteControlPlane implements AgentControlPlane {
     }
   }
 
-  private waitSession(): Promise<Live | undefined> {
+  // Whether a session with the leader's dispatcher is established within
+  // `timeoutMs`: the dispatcher wrote the node's registration before its first
+  // message. `swarm init` and `join` return after it, as Docker's do.
+  async whenSession(timeoutMs: number): Promise<boolean> {
+    return (await this.waitSession(timeoutMs)) !== undefined;
+  }
+
+  private waitSession(timeoutMs = SESSION_WAIT_MS): Promise<Live | undefined> {
     if (this.live || this.stopped) return Promise.resolve(this.live);
     return new Promise((resolve) => {
       const done = (): void => { clearTimeout(timer); this.sessionWaiters.delete(done); resolve(this.live); };
-      const timer = setTimeout(done, SESSION_WAIT_MS);
+      const timer = setTimeout(done, timeoutMs);
       this.sessionWaiters.add(done);
     });
   }

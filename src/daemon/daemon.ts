@@ -96,14 +96,14 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
         connect: logs.rpc.connectManager ?? logs.rpc.connect,
       });
       const running = startManagerComponents(dispatcher, nodeId, logs.rpc, executor, log, opts.hostname, attacher);
-      return { setLeading: running.setLeading, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
+      return { setLeading: running.setLeading, registered: running.registered, stop: async () => { detach(); logBroker = undefined; await running.stop(); await logs.stop(); } };
     },
     // The leader's components write through the fenced store (a deposed leader's writes are refused).
     startLeaderComponents: async ({ store }) => (await managerParts()).startLeaderComponents(store, log, sealer),
     startWorkerComponents: async ({ nodeId, rpc }) => {
       const logs = startNodeLogs(nodeId, rpc, engineClient, log);
       const agent = startAgentWithSession(nodeId, logs.rpc, executor, log, opts.hostname, attacher, 'spread');
-      return { stop: async () => { await agent.stop(); await logs.stop(); } };
+      return { registered: agent.registered, stop: async () => { await agent.stop(); await logs.stop(); } };
     },
     removeTaskContainers: async (nodeId) => {
       await executor.removeNodeContainers(nodeId);
@@ -160,6 +160,7 @@ function startManagerComponents(dispatcher: Dispatcher, nodeId: string, rpc: Nod
   const agent = startAgentWithSession(nodeId, rpc, executor, log, hostname, attacher, 'first');
   return {
     setLeading: (fenced) => dispatcher.setLeading(fenced),
+    registered: agent.registered,
     stop: async () => { await agent.stop(); await dispatcher.stop(); },
   };
 }
@@ -169,7 +170,7 @@ function startManagerComponents(dispatcher: Dispatcher, nodeId: string, rpc: Nod
 interface AttacherSlot { current?: SwarmAttacher }
 
 // A manager's own agent starts with itself; a worker with any manager.
-function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot, firstManager: 'first' | 'spread'): RunningComponents {
+function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, executor: DockerExecutor, log: Logger, hostname: string | undefined, attacher: AttacherSlot, firstManager: 'first' | 'spread'): RunningComponents & { registered(timeoutMs: number): Promise<boolean> } {
   const agentLog = log.child({ component: 'agent' });
   // The node's network components: the overlay first, then the load balancer
   // and the DNS server, which build on its bridges.
@@ -190,6 +191,7 @@ function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, exe
     networks,
   });
   return {
+    registered: (ms) => controlPlane.whenSession(ms),
     stop: async () => {
       if (attacher.current === attachments) delete attacher.current;
       attachments.close();

@@ -50,6 +50,11 @@ import { INVALID_UNLOCK_KEY, LEAVE_LOCKED, SWARM_LOCKED, leaveManagerMessage, NO
 
 // How long a starting manager waits for its store to take a write (a leader).
 const ACTIVATE_STORE_WAIT_MS = 60_000;
+// How long `swarm init` and `join` wait for this node's agent to register
+// with the leader's dispatcher (Docker's join gives up after as long).
+const REGISTER_WAIT_MS = 20_000;
+// dockerd's words when a join is not done within its bound.
+export const JOIN_TIMEOUT = 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the "docker info" command to see the current swarm status of your node.';
 
 // How long a demoted or leaving manager tries to remove its own etcd member.
 const LEAVE_ETCD_MS = 8_000;
@@ -84,6 +89,9 @@ export interface SwarmNodeOptions {
 
 export interface RunningComponents {
   stop(): Promise<void>;
+  // Whether this node's agent holds a session with the leader's dispatcher
+  // (its registration written) within `timeoutMs`.
+  registered?(timeoutMs: number): Promise<boolean>;
   // Told when this manager starts leading (the fenced store of its term) and stops (undefined).
   setLeading?(fenced: Store | undefined): void;
 }
@@ -390,6 +398,7 @@ export class SwarmNode implements SwarmMembership {
         throw e;
       }
       await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, etcd, store, admin, dataKey, tls: { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem }, control: this.newControl(store, admin, nodeId, ca, box) }, state);
+      await this.awaitRegistered('init');
       this.opts.log.info({ nodeId, clusterId, addr: advertise.ip }, 'swarm initialised');
       return nodeId;
     });
@@ -425,6 +434,7 @@ export class SwarmNode implements SwarmMembership {
       this.opts.log.warn({ err: (err as Error).message }, 'force-new-cluster: the lost managers\' leases could not be removed; they expire by themselves');
     }
     await this.activate({ nodeId, clusterId, ca, addr: a.addr, ...opened, dataKey, tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, new SecretBox(dataKey)) }, state);
+    await this.awaitRegistered('init');
     this.opts.log.info({ nodeId, clusterId }, 'force-new-cluster: this manager is now the only etcd member');
     return nodeId;
   }
@@ -502,6 +512,7 @@ export class SwarmNode implements SwarmMembership {
       }
       const tls = { caPem: ca.certPem, certPem: nodeCert.certPem, keyPem: nodeCert.keyPem };
       await this.activate({ nodeId, clusterId, ca, addr: advertise.ip, ...opened, dataKey, tls, control: this.newControl(opened.store, opened.admin, nodeId, ca, box) }, state);
+      await this.awaitRegistered('init');
       this.opts.log.info({ nodeId, clusterId, revision: b.revision, keys: b.kvs.length }, 'swarm restored from a backup');
       return nodeId;
     });
@@ -509,8 +520,8 @@ export class SwarmNode implements SwarmMembership {
 
   // docker swarm join: a certificate from a manager (CA protocol, with the
   // token), then for a manager an etcd member (membership.JoinManager), the
-  // store, the API and the election; for a worker its identity only (the
-  // worker's agent session is not wired in this daemon yet).
+  // store, the API and the election; for a worker its identity and agent.
+  // Either returns once its agent has registered with the leader.
   join(req: Record<string, unknown>): Promise<void> {
     return this.exclusive(async () => {
       if (this.active || this.worker || this.locked) throw unavailable(ALREADY_IN_SWARM);
@@ -530,13 +541,26 @@ export class SwarmNode implements SwarmMembership {
         writeSwarmState(this.opts.dataRoot, state);
         writeIdentity(this.opts.dataRoot, membership.tls);
         await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state);
+        await this.awaitRegistered('join');
         this.opts.log.info({ nodeId: membership.nodeId }, 'joined the swarm as a worker');
         return;
       }
       // A manager: an etcd member, then everything a manager runs.
       await this.becomeManager(membership.nodeId, membership.clusterId, membership.tls, state);
+      await this.awaitRegistered('join');
       this.opts.log.info({ nodeId: membership.nodeId, clusterId: membership.clusterId, addr: advertise.ip }, 'joined the swarm as a manager');
     });
+  }
+
+  // Docker's init and join return once the node's agent has registered (its
+  // node then ready and written); a script's next `node update` must not race
+  // that write. A join not registered in time fails as dockerd's does, and
+  // goes on in the background; an init only says so in the log.
+  private async awaitRegistered(op: 'init' | 'join'): Promise<void> {
+    const components = this.active?.components ?? this.worker?.components;
+    if (!components?.registered || await components.registered(REGISTER_WAIT_MS)) return;
+    this.opts.log.warn({ waitedMs: REGISTER_WAIT_MS }, `the agent has not registered with the leader; ${op} goes on in the background`);
+    if (op === 'join') throw unavailable(JOIN_TIMEOUT);
   }
 
   // A worker runs its agent only: a session with the leader's dispatcher through any manager.

@@ -41,6 +41,9 @@ describe('a one-node swarm driven by the docker CLI', () => {
     const m = /Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\./.exec(out);
     assert.ok(m, out);
     nodeId = m[1]!;
+    // As Docker's, init returns once the node's agent has registered with the
+    // dispatcher: a script's next `node update` does not race that write.
+    assert.match(shoal.logs(), /session with the dispatcher established/);
     assert.match(out, /docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} [\d.]+:2377/);
     const again = await fails(['swarm', 'init']);
     assert.match(again, /This node is already part of a swarm/);

@@ -156,6 +156,10 @@ describe(`five-host swarm (${TARGET})`, { concurrency: 1 }, () => {
 
     for (const h of ['host2', 'host3']) assert.match(await ok(h, ['swarm', 'join', ...join2.manager]), /joined a swarm as a manager/);
     for (const h of ['host4', 'host5']) assert.match(await ok(h, ['swarm', 'join', ...join2.worker]), /joined a swarm as a worker/);
+    // As Docker's, a join returns once the node's agent has registered with
+    // the leader: the leader lists every node Ready at once, no wait.
+    const atOnce = await nodes('host1');
+    assert.deepEqual(atOnce.filter((n) => n.status === 'Ready').map((n) => n.hostname).sort(), HOSTS, JSON.stringify(atOnce));
 
     const rows = await waitFor('five Ready nodes, one Leader, two Reachable', async () => {
       const r = await nodes('host1');
