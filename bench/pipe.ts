@@ -9,14 +9,14 @@
 //   node dist/bench/pipe.js [--calls 5000] [--rounds 5]
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../src/common/log';
-import { createRootCA, issueNodeCert } from '../src/manager/ca/ca';
+import { createRootCA } from '../src/manager/ca/ca';
+import { nodeTlsFrom } from '../test/helpers/node-tls';
 import { GrpcServer, grpcChannel, type NodeTls } from '../src/rpc/grpc';
 import { Heartbeat, Heartbeats, type HeartbeatRequest, type HeartbeatResponse } from '../src/protocol/dispatcher';
 import type { RpcChannel } from '../src/rpc/transport';
 import { median, positiveOption, runBenchMain } from './util';
 
 const CLUSTER = 'benchcluster0000000000000';
-const DAY_NS = 24 * 3600e9;
 const WARMUP_CALLS = 500;
 const CALL_TIMEOUT_MS = 5_000;
 
@@ -37,10 +37,7 @@ async function main(): Promise<number> {
   const rounds = positiveOption(values.rounds, 5, 'rounds');
 
   const ca = await createRootCA();
-  const tls = async (id: string, role: 'manager' | 'worker'): Promise<NodeTls> => {
-    const c = await issueNodeCert(ca, id, role, CLUSTER, DAY_NS);
-    return { caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem };
-  };
+  const tls = (id: string, role: 'manager' | 'worker'): Promise<NodeTls> => nodeTlsFrom(ca, id, role, CLUSTER);
   const serverTls = await tls('benchmanager0000000000000', 'manager');
   const clientTls = await tls('benchworker00000000000000', 'worker');
   const server = new GrpcServer({ tls: () => serverTls, clusterId: () => CLUSTER, log: silentLogger });

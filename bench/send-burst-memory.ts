@@ -15,13 +15,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../src/common/log';
-import { createRootCA, issueNodeCert } from '../src/manager/ca/ca';
+import { createRootCA } from '../src/manager/ca/ca';
+import { nodeTlsFrom } from '../test/helpers/node-tls';
 import { GrpcServer, grpcChannel, MANAGER_CHANNEL, type NodeTls } from '../src/rpc/grpc';
 import type { RpcStream, StreamMethod } from '../src/rpc/transport';
 import { mustExec, positiveOption, runBenchMain, sleep } from './util';
 
 const CLUSTER = 'benchcluster0000000000000';
-const DAY_NS = 24 * 3600e9;
 const MB = 1024 * 1024;
 const DELIVERY_MS = 120_000;
 const ANSWER_MS = 30_000;
@@ -125,10 +125,7 @@ async function main(): Promise<number> {
   const tunables = ['', ...(values.tunables ?? 'glibc.malloc.mmap_threshold=16384').split(',').filter((t) => t !== '')];
 
   const ca = await createRootCA();
-  const tls = async (id: string): Promise<NodeTls> => {
-    const c = await issueNodeCert(ca, id, 'manager', CLUSTER, DAY_NS);
-    return { caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem };
-  };
+  const tls = (id: string): Promise<NodeTls> => nodeTlsFrom(ca, id, 'manager', CLUSTER);
   const serverTls = await tls('benchmanager0000000000000');
   const clientTls = await tls('benchmanager0000000000001');
   const rows: Figures[] = [];

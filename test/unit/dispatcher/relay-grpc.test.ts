@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/common/log';
-import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
+import { createRootCA, type RootCA } from '../../../src/manager/ca/ca';
+import { nodeTlsFrom } from '../../helpers/node-tls';
 import { GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
 import { RpcError } from '../../../src/rpc/transport';
 import { MemoryBackend } from '../../../src/store/memory-backend';
@@ -20,12 +21,8 @@ import { makeNode, makeService } from '../orchestrator/fixtures';
 // from a manager's certificate.
 
 const CLUSTER = 'clus0000000000000000000001';
-const DAY_NS = 24 * 3600e9;
 
-async function tlsFor(ca: RootCA, id: string, role: 'manager' | 'worker'): Promise<NodeTls> {
-  const c = await issueNodeCert(ca, id, role, CLUSTER, DAY_NS);
-  return { caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem };
-}
+const tlsFor = (ca: RootCA, id: string, role: 'manager' | 'worker'): Promise<NodeTls> => nodeTlsFrom(ca, id, role, CLUSTER);
 
 test('over mutual TLS: a worker on a follower is served by the leader through the relay; a worker\'s certificate cannot relay', async () => {
   const ca = await createRootCA();

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { conflict, invalid, notFound } from '../../../src/common/errors';
 import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
+import { nodeTlsFrom } from '../../helpers/node-tls';
 import { fetchRootCA, GrpcServer, grpcChannel, MANAGER_CHANNEL, type ChannelTuning, type NodeTls } from '../../../src/rpc/grpc';
 import { RpcError, type RpcChannel, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
 
@@ -45,10 +46,7 @@ let slowAborted = 0;
 const warnings: Error[] = [];
 const onWarning = (w: Error): void => { warnings.push(w); };
 
-async function nodeTls(root: RootCA, id: string, role: 'manager' | 'worker', cluster = CLUSTER): Promise<NodeTls> {
-  const c = await issueNodeCert(root, id, role, cluster, DAY_NS);
-  return { caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem };
-}
+const nodeTls = (root: RootCA, id: string, role: 'manager' | 'worker', cluster = CLUSTER): Promise<NodeTls> => nodeTlsFrom(root, id, role, cluster);
 
 function serve(s: GrpcServer): void {
   s.unary(Double, async (req) => {
