@@ -24,6 +24,17 @@ test('heap compaction: only after the loop was quiet over the span, with much of
   assert.equal(shouldCompact(quiet(P.quietWindows, { oldSize: 1000 * MB, oldUsed: 700 * MB }), Infinity, P), false, 'under minFreeShare free');
 });
 
+test('heap compaction: garbage V8 has not marked yet counts by the old space in use after its last full collection', () => {
+  // Right after a burst: nearly all "in use", but 150 MB live when V8 last collected.
+  const unmarked = quiet(P.quietWindows, { oldSize: 420 * MB, oldUsed: 400 * MB });
+  assert.equal(shouldCompact(unmarked, Infinity, P), false, 'no full collection seen: nothing known to be free');
+  assert.equal(shouldCompact(unmarked.map((x) => ({ ...x, oldLive: 150 * MB })), Infinity, P), true);
+  // A live set grown since (its last collection long ago) is not taken for garbage.
+  assert.equal(shouldCompact(quiet(P.quietWindows, { oldSize: 420 * MB, oldUsed: 300 * MB, oldLive: 350 * MB }), Infinity, P), false);
+  // Still only when quiet.
+  assert.equal(shouldCompact(unmarked.map((x) => ({ ...x, utilization: 0.9, oldLive: 150 * MB })), Infinity, P), false);
+});
+
 test('heap compaction: a fragmented old space is given back, what is live stays', () => {
   // Some 100 MB of small objects, all live while they are made (so no
   // collection meanwhile can free or move any: the old space holds them all,
