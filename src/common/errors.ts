@@ -38,6 +38,8 @@ export const NOT_A_MANAGER =
   'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
 export const ALREADY_IN_SWARM =
   'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.';
+// dockerd's words when a join is not done within its bound (20 s).
+export const JOIN_TIMEOUT = 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the "docker info" command to see the current swarm status of your node.';
 // moby's errSwarmNotManager (e.g. `swarm init --force-new-cluster` on a worker).
 export const SWARM_NOT_MANAGER =
   "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";

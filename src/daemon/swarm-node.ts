@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { InitRequest, Node, NodeDescription, NodeRole, SwarmInfo } from '../model/types';
 import type { SwarmMembership } from '../api/routes/membership';
-import { ALREADY_IN_SWARM, SWARM_NOT_MANAGER, conflict, internal, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unauthorized, unavailable } from '../common/errors';
+import { ALREADY_IN_SWARM, JOIN_TIMEOUT, SWARM_NOT_MANAGER, conflict, internal, invalid, isShoalError, LEAVE_LAST_MANAGER, NOT_A_MANAGER, NOT_IN_SWARM, unauthorized, unavailable } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { nowIso } from '../common/time';
@@ -53,8 +53,6 @@ const ACTIVATE_STORE_WAIT_MS = 60_000;
 // How long `swarm init` and `join` wait for this node's agent to register
 // with the leader's dispatcher (Docker's join gives up after as long).
 const REGISTER_WAIT_MS = 20_000;
-// dockerd's words when a join is not done within its bound.
-export const JOIN_TIMEOUT = 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the "docker info" command to see the current swarm status of your node.';
 
 // How long a demoted or leaving manager tries to remove its own etcd member.
 const LEAVE_ETCD_MS = 8_000;

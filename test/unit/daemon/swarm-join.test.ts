@@ -3,15 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JOIN_TIMEOUT } from '../../../src/common/errors';
 import { silentLogger } from '../../../src/common/log';
-import { JOIN_TIMEOUT, SwarmNode, type RunningComponents } from '../../../src/daemon/swarm-node';
-import { createRootCA, newJoinToken } from '../../../src/manager/ca/ca';
-import { registerCAServer } from '../../../src/manager/ca/ca-server';
-import { defaultSwarmSpec } from '../../../src/manager/controlapi/cluster';
-import { GrpcServer } from '../../../src/rpc/grpc';
-import { MemoryBackend } from '../../../src/store/memory-backend';
-import { Store } from '../../../src/store/store';
-import { nodeTlsFrom } from '../../helpers/node-tls';
+import { SwarmNode, type RunningComponents } from '../../../src/daemon/swarm-node';
+import { startCAServer, type CAServerFixture } from '../../helpers/ca-server-fixture';
+import { waitFor } from '../../helpers/daemon';
 
 // `swarm join` of a worker answers once the node's agent has registered with
 // the leader's dispatcher, as Docker's does; one that has not within the
@@ -19,28 +15,12 @@ import { nodeTlsFrom } from '../../helpers/node-tls';
 // is a stand-in that says whether (and when) it registered; the CA is a real
 // one on loopback.
 
-const CLUSTER = 'clus0000000000000000000001';
-let server: GrpcServer;
-let address = '';
-let workerToken = '';
+let manager: CAServerFixture;
 const dirs: string[] = [];
 
-before(async () => {
-  const ca = await createRootCA();
-  const store = await Store.open(new MemoryBackend(), silentLogger);
-  workerToken = newJoinToken(ca);
-  await store.txn().create('cluster', {
-    ID: CLUSTER, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: defaultSwarmSpec(), TLSInfo: {},
-    RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
-    JoinTokens: { Worker: workerToken, Manager: newJoinToken(ca) },
-  }).commit();
-  const tls = await nodeTlsFrom(ca, 'manager00000000000000000a', 'manager', CLUSTER);
-  server = new GrpcServer({ tls: () => tls, clusterId: () => CLUSTER, log: silentLogger });
-  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => Date.now() });
-  address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
-});
+before(async () => { manager = await startCAServer('clus0000000000000000000001'); });
 after(async () => {
-  await server?.close();
+  await manager?.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -57,7 +37,7 @@ function workerNode(registered: (ms: number) => Promise<boolean>): SwarmNode {
   });
 }
 
-const joinRequest = () => ({ RemoteAddrs: [address], JoinToken: workerToken, AdvertiseAddr: '127.0.0.1', ListenAddr: '127.0.0.1:2377' });
+const joinRequest = () => ({ RemoteAddrs: [manager.address], JoinToken: manager.tokens().Worker, AdvertiseAddr: '127.0.0.1', ListenAddr: '127.0.0.1:2377' });
 
 test('a worker\'s join answers only after its agent has registered', async () => {
   let register!: (ok: boolean) => void;
@@ -65,7 +45,7 @@ test('a worker\'s join answers only after its agent has registered', async () =>
   const node = workerNode(() => { asked++; return new Promise((resolve) => { register = resolve; }); });
   let answered = false;
   const joined = node.join(joinRequest()).then(() => { answered = true; });
-  await waitUntil(() => asked === 1);
+  await waitFor('the join to ask the agent', async () => asked === 1, 10_000, 10);
   // Registration pending: the join has not answered (the rest of join is synchronous from here).
   await new Promise((r) => setImmediate(r));
   assert.equal(answered, false);
@@ -87,11 +67,3 @@ test('a worker\'s join not registered within the bound fails with dockerd\'s wor
   await assert.rejects(node.join(joinRequest()), /already part of a swarm/);
   await node.stop();
 });
-
-async function waitUntil(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

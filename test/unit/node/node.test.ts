@@ -5,50 +5,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, newJoinToken, type RootCA } from '../../../src/manager/ca/ca';
-import { registerCAServer } from '../../../src/manager/ca/ca-server';
-import { defaultSwarmSpec } from '../../../src/manager/controlapi/cluster';
 import { requestMembership, withDefaultPort } from '../../../src/node/join';
 import { describeCert, identityPaths, LocalIdentity, readIdentity, writeIdentity } from '../../../src/node/identity';
 import { renewalDelayMs, startCertRenewal } from '../../../src/node/renewal';
-import { GrpcServer, grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
+import { grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
 import type { RpcChannel } from '../../../src/rpc/transport';
-import { MemoryBackend } from '../../../src/store/memory-backend';
-import { Store } from '../../../src/store/store';
+import type { Store } from '../../../src/store/store';
+import { startCAServer, type CAServerFixture } from '../../helpers/ca-server-fixture';
 
 const CLUSTER = 'clus000000000000000000001';
 const HOUR_NS = 3600e9;
 
 let ca: RootCA;
 let store: Store;
-let server: GrpcServer;
 let address: string;
-let managerTls: NodeTls;
+let fixture: CAServerFixture;
 const tmp = mkdtempSync(join(tmpdir(), 'shoal-node-'));
 
 before(async () => {
-  ca = await createRootCA();
-  store = await Store.open(new MemoryBackend(), silentLogger);
-  const spec = defaultSwarmSpec();
-  spec.CAConfig = { NodeCertExpiry: 2 * HOUR_NS };
-  await store.txn().create('cluster', {
-    ID: CLUSTER, Version: { Index: 0 }, CreatedAt: 't', UpdatedAt: 't', Spec: spec, TLSInfo: {},
-    RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
-    JoinTokens: { Worker: newJoinToken(ca), Manager: newJoinToken(ca) },
-  }).commit();
-  const m = await issueNodeCert(ca, 'manager000000000000000001', 'manager', CLUSTER, 24 * HOUR_NS);
-  managerTls = { caPem: ca.certPem, certPem: m.certPem, keyPem: m.keyPem };
-  server = new GrpcServer({ tls: () => managerTls, clusterId: () => CLUSTER, log: silentLogger });
-  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => Date.now() });
-  address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+  fixture = await startCAServer(CLUSTER, { nodeCertExpiryNs: 2 * HOUR_NS });
+  ({ ca, store, address } = fixture);
 });
 
 after(async () => {
-  await server.close();
-  await store.close();
+  await fixture.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const tokens = () => store.list('cluster')[0].JoinTokens;
+const tokens = (): { Worker: string; Manager: string } => fixture.tokens();
 
 test('join over mutual TLS: CA checked against the token, certificate for our key, node in the store; then it is a node to the server', async () => {
   const m = await requestMembership({ remoteAddrs: ['127.0.0.1:1', address], token: tokens().Worker, advertiseAddr: '10.9.8.7', hostname: 'w9', availability: 'pause', timeoutMs: 10_000, log: silentLogger });
