@@ -1,6 +1,7 @@
 // How the etcd backend stores values (src/store/value-packing.ts): bytes per
 // task as stored, and the time to pack and unpack one, beside the text as it
-// was stored before, and the same deflate with zlib's defaults (a 32 KiB
+// was stored before, the same deflate with a new zlib stream a value (as
+// before store/reusable-zlib.ts), and with zlib's defaults (a 32 KiB
 // window, memLevel 8, a 16 KiB output buffer a call). Pure CPU, no daemon.
 // Each malloc setting runs in a process of its own, side by side: the
 // daemon's (common/node-flags.ts, blocks of 16 KiB and up mapped on their
@@ -40,7 +41,7 @@ function timeEach<T>(values: readonly T[], fn: (v: T) => unknown): number {
   return Number(process.hrtime.bigint() - t0) / values.length / 1000;
 }
 
-interface Run { plainBytes: number; packedBytes: number; packUs: number; unpackUs: number; defaultChunkPackUs: number; defaultChunkUnpackUs: number }
+interface Run { plainBytes: number; packedBytes: number; packUs: number; unpackUs: number; oneShotPackUs: number; oneShotUnpackUs: number; defaultChunkPackUs: number; defaultChunkUnpackUs: number }
 
 function oneRun(count: number): Run {
   const texts = Array.from({ length: count }, (_, i) => taskValue(i, Date.now()));
@@ -57,6 +58,10 @@ function oneRun(count: number): Run {
     packedBytes: packed.reduce((n, p) => n + p.length, 0) / count,
     packUs: timeEach(texts, (t) => packValue(t)),
     unpackUs: timeEach(packed, (p) => unpackValue(p)),
+    // As packValue and unpackValue did before they kept their streams
+    // (store/reusable-zlib.ts): a new zlib stream a value, the same options.
+    oneShotPackUs: timeEach(texts, (t) => { const b = Buffer.from(t); return deflateRawSync(b, { dictionary, chunkSize: Math.min(16 * 1024, Math.max(256, b.length)), windowBits: 12, memLevel: 4 }); }),
+    oneShotUnpackUs: timeEach(raw, (p) => inflateRawSync(p, { dictionary, chunkSize: Math.min(16 * 1024, Math.max(256, p.length * 4)) }).toString()),
     defaultChunkPackUs: timeEach(texts, (t) => deflateRawSync(t, { dictionary })),
     defaultChunkUnpackUs: timeEach(raw, (p) => inflateRawSync(p, { dictionary }).toString()),
   };
@@ -97,6 +102,7 @@ async function main(): Promise<number> {
     '|---|---|---|---|',
     `| JSON as is (before packing) | ${m(mine, 'plainBytes').toFixed(0)} | - | - |`,
     `| packed (value-packing.ts) | ${m(mine, 'packedBytes').toFixed(0)} (${(m(mine, 'packedBytes') / m(mine, 'plainBytes') * 100).toFixed(0)} %) | ${us('packUs')} | ${us('unpackUs')} |`,
+    `| the same, a new zlib stream a value (before reusable-zlib.ts) | = | ${us('oneShotPackUs')} | ${us('oneShotUnpackUs')} |`,
     `| the same with zlib's default state and buffers | = | ${us('defaultChunkPackUs')} | ${us('defaultChunkUnpackUs')} |`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
