@@ -53,6 +53,8 @@ export class ReusableZlib {
   // valid (a corrupt packed value), and the next call starts a new stream.
   run<T>(input: Buffer, read: (out: Buffer, length: number) => T): T | undefined {
     if (this.unsupported) return undefined;
+    // A stream that failed (at a write or a reset) is closed: never written again.
+    if (this.engine?.stream.destroyed) this.engine = undefined;
     const e = this.engine ??= open(this.make());
     if (!e) { this.unsupported = true; return undefined; }
     e.handle.writeSync(constants.Z_FINISH, input, 0, input.length, this.out, 0, this.out.length);

@@ -62,7 +62,12 @@ export function startAllocator(opts: AllocatorOptions): AllocatorHandle {
     let freed = false;
     const held = (x: Task | undefined): boolean => !!x && holdsAddresses(x) && !!x.NetworksAttachments?.length;
     if (held(prev) && !held(t)) freed = true;
-    if (held(prev) !== held(t) || prev?.NodeID !== t?.NodeID || !deepEqual(prev?.NetworksAttachments, t?.NetworksAttachments)) {
+    // A node's load-balancer addresses follow the networks its tasks hold
+    // addresses on: a task holding none, before or after, changes nothing
+    // there (a 150,000-task create without networks had every node decided
+    // again, and a node the ingress has no address for tried again, for each
+    // batch of its tasks).
+    if ((held(prev) || held(t)) && (held(prev) !== held(t) || prev?.NodeID !== t?.NodeID || !deepEqual(prev?.NetworksAttachments, t?.NetworksAttachments))) {
       if (prev?.NodeID) dirty.nodes.add(prev.NodeID);
       if (t?.NodeID) dirty.nodes.add(t.NodeID);
     }

@@ -4,6 +4,7 @@ import { silentLogger } from '../../../src/common/log';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import { Store } from '../../../src/store/store';
 import { startAllocator } from '../../../src/manager/allocator/loop';
+import { AllocatorCore } from '../../../src/manager/allocator/core';
 import { makeNode } from '../orchestrator/fixtures';
 import { untilStore as until } from '../../helpers/store-wait';
 import { addrs, makeNetwork, svc, task } from './fixtures';
@@ -65,6 +66,50 @@ test('loop: the ingress network gives every node a load-balancer address, and a 
     assert.equal(web.Endpoint.VirtualIPs?.[0]?.NetworkID, 'ing');
     assert.match(web.Endpoint.VirtualIPs?.[0]?.Addr ?? '', /^10\.0\.0\.\d+\/24$/);
   } finally {
+    alloc.stop();
+    await store.close();
+  }
+});
+
+test('loop: tasks holding no network address never send their node to be decided again; a task on a network sends its node', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  // Which nodes the allocator decides, by a spy on its core.
+  const decided: string[] = [];
+  const allocateNode = AllocatorCore.prototype.allocateNode;
+  AllocatorCore.prototype.allocateNode = function (this: AllocatorCore, n) { decided.push(n.ID); return allocateNode.call(this, n); };
+  const alloc = startAllocator({ store, log: silentLogger });
+  try {
+    // An ingress of one address: n1 takes it, n2 gets none (parked, as at
+    // 5,000 nodes on Docker's /24).
+    await store.txn().create('networks', makeNetwork('ing', { ingress: true, name: 'ingress', subnet: '10.9.0.0/30' })).create('networks', makeNetwork('app', { subnet: '10.8.0.0/24' })).commit();
+    await store.txn().create('nodes', makeNode('n1')).commit();
+    await until(store, () => store.get('nodes', 'n1')!.Attachments?.length === 1, 'n1 on ingress');
+    await store.txn().create('nodes', makeNode('n2')).commit();
+    await alloc.settled();
+    assert.equal(store.get('nodes', 'n2')!.Attachments, undefined, 'the ingress is full');
+    decided.length = 0;
+
+    const plain = svc('plain');
+    await store.txn().create('services', plain).commit();
+    for (let round = 0; round < 3; round++) {
+      const txn = store.txn();
+      for (const node of ['n1', 'n2']) for (let i = 0; i < 5; i++) txn.create('tasks', task(plain, { node, state: 'assigned' }));
+      await txn.commit();
+      await alloc.settled();
+    }
+    for (const t of store.list('tasks')) await store.mutate('tasks', t.ID, (x) => { x.Status = { ...x.Status, State: 'running' }; return x; });
+    await alloc.settled();
+    assert.equal(decided.length, 0, `no node decided again for tasks without networks: ${decided.join(' ')}`);
+
+    const onApp = svc('onapp', { networks: ['app'] });
+    await store.txn().create('services', onApp).commit();
+    const t = task(onApp, { node: 'n1' });
+    await store.txn().create('tasks', t).commit();
+    await until(store, () => store.get('nodes', 'n1')!.Attachments?.some((a) => a.Network.ID === 'app') ?? false, 'n1 given an address on app');
+    assert.ok(decided.includes('n1'));
+    assert.ok(!decided.includes('n2'), 'n2 has no task on app');
+  } finally {
+    AllocatorCore.prototype.allocateNode = allocateNode;
     alloc.stop();
     await store.close();
   }
