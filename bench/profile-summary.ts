@@ -1,8 +1,8 @@
-// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN] [--stalls MS]`: where a
+// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN] [--inclusive FN,FN] [--stalls MS]`: where a
 // CPU profile's time went, as text: self time by function and by module (an
 // npm package, a Shoal source file, node's own code, V8's GC and idle), so a
 // profile from --leader-prof or --sim-prof can be read and quoted without
-// DevTools. `--stalls MS`: every stretch of at least MS without an idle
+// DevTools. `--inclusive FN,FN`: each function's time with all it called. `--stalls MS`: every stretch of at least MS without an idle
 // sample (the event loop held, or the process starved), with the Shoal
 // functions (innermost frame of ours) and GC that filled it. A .heapprofile
 // (--leader-prof FILE.heapprofile): live bytes by allocating function, by
@@ -67,6 +67,24 @@ export function summarize(p: Profile, callersOf?: string): Summary {
   }
   const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].map(([k, v]): [string, number] => [k, v / 1000]).sort((a, b) => b[1] - a[1]);
   return { totalMs: total / 1000, byFunction: sorted(fn), byModule: sorted(mod), callers: sorted(callers) };
+}
+
+// Milliseconds of samples with a frame named `name` anywhere on their stack
+// (the function and all it called), counted once however deep it recurses.
+export function inclusiveMs(p: Profile, name: string): number {
+  const { nodes, parent } = tree(p);
+  const within = new Map<number, boolean>();
+  const under = (id: number): boolean => {
+    let w = within.get(id);
+    if (w !== undefined) return w;
+    const q = parent.get(id);
+    w = nodes.get(id)!.callFrame.functionName === name || (q !== undefined && under(q));
+    within.set(id, w);
+    return w;
+  };
+  let us = 0;
+  for (let i = 0; i < p.samples.length; i++) if (under(p.samples[i]!)) us += p.timeDeltas[i] ?? 0;
+  return us / 1000;
 }
 
 export interface Stall { startMs: number; ms: number; top: Array<[string, number]> }
@@ -150,7 +168,9 @@ function mainHeap(file: string, top: number): void {
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, stalls: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, stalls: { type: 'string' }, inclusive: { type: 'string' } } });
+  // Read through `head`: a reader that has seen enough is no error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
   const file = positionals[0];
   if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
@@ -162,6 +182,10 @@ function main(): void {
   process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby function\n');
   process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
   if (values.callers) process.stdout.write(`\ncallers of ${values.callers}\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
+  if (values.inclusive) {
+    const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+    process.stdout.write('\ninclusive (the function and what it called)\n' + values.inclusive.split(',').map((n): [string, number] => [n, inclusiveMs(p, n)]).map(line).join('\n') + '\n');
+  }
   if (values.stalls) {
     const found = stalls(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(values.stalls));
     process.stdout.write(`\n${found.length} stretches of ${values.stalls} ms or more without an idle sample\n`);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stalls, summarize, summarizeHeap } from '../../../bench/profile-summary';
+import { inclusiveMs, stalls, summarize, summarizeHeap } from '../../../bench/profile-summary';
 
 // A hand-made profile: root → (idle), and root → main loop → a Shoal
 // function, plus GC, sampled every 100 ms.
@@ -33,6 +33,13 @@ test('summarize: self time by function and module', () => {
   const s = summarize(profile);
   assert.equal(s.totalMs, 1200);
   assert.deepEqual(s.byModule.find(([m]) => m === '(idle)'), ['(idle)', 400]);
+});
+
+test('inclusiveMs: a function with all it called; nothing for one never sampled', () => {
+  assert.equal(inclusiveMs(profile, 'decide'), 700, 'decide ×5 and parse ×2 under it');
+  assert.equal(inclusiveMs(profile, 'parse'), 200);
+  assert.equal(inclusiveMs(profile, 'processImmediate'), 700);
+  assert.equal(inclusiveMs(profile, 'nodesPhase'), 0);
 });
 
 test('summarizeHeap: bytes by allocating function, by module, and charged to the innermost Shoal frame above', () => {

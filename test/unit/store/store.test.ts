@@ -72,6 +72,15 @@ test('task indexes follow service and node changes', async () => {
   await store.txn().delete('tasks', store.get('tasks', 't2')!).commit();
   assert.deepEqual(store.tasksOfNode('n1'), []);
   assert.deepEqual(store.tasksOfService('s1').map((t) => t.ID), ['t1']);
+  // An update under the same service and node: listed once, as it now is.
+  await store.mutate('tasks', 't1', (t) => { t.Status = { ...t.Status, State: 'running' }; return t; });
+  assert.deepEqual(store.tasksOfNode('n2').map((t) => [t.ID, t.Status.State]), [['t1', 'running']]);
+  assert.deepEqual(store.tasksOfService('s1').map((t) => [t.ID, t.Status.State]), [['t1', 'running']]);
+  await store.mutate('tasks', 't1', (t) => { t.NodeID = 'n3'; return t; });
+  assert.deepEqual(store.tasksOfNode('n2'), []);
+  assert.deepEqual(store.tasksOfNode('n3').map((t) => t.ID), ['t1']);
+  await store.txn().delete('tasks', store.get('tasks', 't1')!).commit();
+  assert.deepEqual([store.tasksOfNode('n3'), store.tasksOfService('s1')], [[], []]);
 });
 
 test('mutate retries when another writer changed the object in between', async () => {
