@@ -79,10 +79,11 @@ const SMALL_STATE = { windowBits: 12, memLevel: 4 } as const;
 
 // One deflate and one inflate stream kept for the process's small values
 // (reusable-zlib.ts): a task packed in about four fifths of the time and
-// unpacked in two fifths (bench/value-packing.ts), the same bytes either
-// way; a 1,000-node create's leader spent 1.9 s in zlib instead of 3.4 s. A small value's deflate output always fits (deflate's worst case is
-// its input plus a few bytes per 16 KiB); what inflates past the inflate
-// buffer is inflated again by the one-shot call.
+// unpacked in two fifths (bench/value-packing.ts), the same bytes either way;
+// a 1,000-node create's leader spent 1.9 s in zlib instead of 3.4 s. A small
+// value's deflate output always fits (deflate's worst case is its input plus
+// a few bytes per 16 KiB); what inflates past the inflate buffer is inflated
+// again by the one-shot call.
 const ZLIB_MIN_CHUNK = 64; // the stream's own output buffer, never used here
 const smallDeflate = new ReusableZlib(() => createDeflateRaw({ dictionary: DICTIONARY_V1_BYTES, chunkSize: ZLIB_MIN_CHUNK, windowBits: SMALL_STATE.windowBits, memLevel: SMALL_STATE.memLevel }), 2 * SMALL_STATE_MAX_BYTES);
 const inflate = new ReusableZlib(() => createInflateRaw({ dictionary: DICTIONARY_V1_BYTES, chunkSize: ZLIB_MIN_CHUNK }), 64 * 1024);
