@@ -18,7 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { newId } from '../src/common/ids';
 import { nowIso } from '../src/common/time';
 import { DAEMON_GLIBC_TUNABLES } from '../src/common/node-flags';
-import { packingDictionary, packValue, unpackValue } from '../src/store/value-packing';
+import { deflateOneShot, inflateOneShot, packingDictionary, packValue, unpackValue } from '../src/store/value-packing';
 import { median, positiveOption, runBenchMain } from './util';
 
 function taskValue(i: number, base: number): string {
@@ -60,8 +60,8 @@ function oneRun(count: number): Run {
     unpackUs: timeEach(packed, (p) => unpackValue(p)),
     // As packValue and unpackValue did before they kept their streams
     // (store/reusable-zlib.ts): a new zlib stream a value, the same options.
-    oneShotPackUs: timeEach(texts, (t) => { const b = Buffer.from(t); return deflateRawSync(b, { dictionary, chunkSize: Math.min(16 * 1024, Math.max(256, b.length)), windowBits: 12, memLevel: 4 }); }),
-    oneShotUnpackUs: timeEach(raw, (p) => inflateRawSync(p, { dictionary, chunkSize: Math.min(16 * 1024, Math.max(256, p.length * 4)) }).toString()),
+    oneShotPackUs: timeEach(texts, (t) => deflateOneShot(Buffer.from(t))),
+    oneShotUnpackUs: timeEach(raw, (p) => inflateOneShot(p)),
     defaultChunkPackUs: timeEach(texts, (t) => deflateRawSync(t, { dictionary })),
     defaultChunkUnpackUs: timeEach(raw, (p) => inflateRawSync(p, { dictionary }).toString()),
   };

@@ -108,11 +108,28 @@ export function packValue(value: string): Buffer {
     const packed = smallDeflate.run(plain, (out, n) => (keep(n) ? framed(out, n) : plain));
     if (packed) return packed;
   }
+  const packed = deflateOneShot(plain);
+  return keep(packed.length) ? framed(packed, packed.length) : plain;
+}
+
+// Raw deflate of `plain` through a zlib stream of its own: values past the
+// small state, and every value where the kept stream is not available
+// (bench/value-packing.ts times it beside the kept one).
+export function deflateOneShot(plain: Buffer): Buffer {
   const chunkSize = chunkFor(plain.length);
-  const packed = plain.length <= SMALL_STATE_MAX_BYTES
+  return plain.length <= SMALL_STATE_MAX_BYTES
     ? deflateRawSync(plain, { dictionary: DICTIONARY_V1_BYTES, chunkSize, windowBits: SMALL_STATE.windowBits, memLevel: SMALL_STATE.memLevel })
     : deflateRawSync(plain, { dictionary: DICTIONARY_V1_BYTES, chunkSize });
-  return keep(packed.length) ? framed(packed, packed.length) : plain;
+}
+
+// The text of a packed value's raw deflate (`body`, after the two header
+// bytes) through a zlib stream of its own: values past the kept buffer, and
+// every value where the kept stream is not available. Throws as zlib does.
+// Options as literals, never spread copies: a spread made inflating a task
+// twice as slow under the daemon's malloc (a scratch measurement, not kept;
+// not explained).
+export function inflateOneShot(body: Buffer): string {
+  return inflateRawSync(body, { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor((body.length + 2) * 4) }).toString();
 }
 
 export type Unpacked = { ok: true; value: string } | { ok: false; problem: string };
@@ -126,13 +143,9 @@ export function unpackValue(stored: Buffer): Unpacked {
   }
   // The full window: values packed before the small state, or larger, may
   // refer back further than 4 KiB (a small window first paid nothing, measured).
-  // Options as literals, never spread copies: a spread made inflating a task
-  // twice as slow under the daemon's malloc (a scratch measurement, not kept;
-  // not explained).
   try {
     const body = stored.subarray(2);
-    const value = inflate.run(body, (out, n) => out.toString('utf8', 0, n))
-      ?? inflateRawSync(body, { dictionary: DICTIONARY_V1_BYTES, maxOutputLength: MAX_UNPACKED_BYTES, chunkSize: chunkFor(stored.length * 4) }).toString();
+    const value = inflate.run(body, (out, n) => out.toString('utf8', 0, n)) ?? inflateOneShot(body);
     return { ok: true, value };
   } catch (e) {
     return { ok: false, problem: `a packed value that does not inflate: ${(e as Error).message}` };
