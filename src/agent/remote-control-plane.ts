@@ -26,7 +26,9 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   registration and a whole task set) loads it far more than the beats. A
 //   dead connection ends the stream through the transport's keepalive.
 // - The first manager is any of the list (the managers relay sessions to the
-//   leader). A manager that cannot relay names the leader: the agent goes there.
+//   leader), a manager that does not lead more likely than the leader
+//   (LEADER_WEIGHT). A manager that cannot relay names the leader: the agent
+//   goes there.
 //   A lost manager: the next one in the list, with a bounded back-off. A
 //   connection still being set up when the session gave up waiting is kept
 //   for the next try: under load, a handshake thrown away after 5 s and begun
@@ -60,12 +62,24 @@ export interface RemoteControlPlaneOptions {
   // agent, whose list starts with itself), or any ('spread', the default):
   // nodes spread their sessions over the managers, which relay them to the leader.
   firstManager?: 'first' | 'spread';
+  // The leader's address as the managers last said (the join's answer), until a session message says.
+  leaderAddr?: string;
+  random?: () => number;              // in [0, 1): which manager a spread session picks (tests fix it)
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
 }
 
 const DEFAULT_BACKOFF = { minMs: 100, maxMs: 5000 };
+// How likely a spread session is to go to the leader, against 1 for each
+// manager that does not lead. A follower relays its nodes' calls to the
+// leader in batches, while the leader's one thread also runs the
+// orchestrators, the scheduler and the allocator, and holds more memory for
+// them: each node's connection is about 140 KB of TLS and HTTP/2 state
+// wherever it lands (bench/scale.ts, README "Scale"). Not 0: when a follower
+// goes, some of its nodes go to the leader rather than all of them to the
+// one follower left.
+export const LEADER_WEIGHT = 0.1;
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 // Reports per UpdateTaskStatus call (the protocol takes up to 10,000).
 const STATUS_BATCH = 1000;
@@ -99,8 +113,11 @@ export class RemoteControlPlane implements AgentControlPlane {
   private readonly secrets = new Map<string, WirePayload>();
   private readonly configs = new Map<string, WirePayload>();
   private managers: string[];
-  private leader?: string;
+  private leader?: string;       // where a manager that could not relay sent us
+  private leaderHint?: string;   // the leader as the managers last said (spread sessions avoid it)
   private nextManager = 0;
+  private readonly spread: boolean;
+  private readonly random: () => number;
   private readonly channels = new Map<string, RpcChannel>();
   private live?: Live;
   private sessionWaiters = new Set<() => void>();
@@ -118,7 +135,9 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   constructor(private readonly opts: RemoteControlPlaneOptions) {
     this.managers = [...opts.managers];
-    if (opts.firstManager !== 'first') this.nextManager = Math.floor(Math.random() * Math.max(1, this.managers.length));
+    this.spread = opts.firstManager !== 'first';
+    this.random = opts.random ?? Math.random;
+    this.leaderHint = opts.leaderAddr;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
@@ -261,10 +280,19 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   // ---------- the session ----------
 
-  // The leader when known; otherwise the managers in turn, skipping the one that just failed.
+  // The leader a manager sent us to; otherwise, skipping the one that just
+  // failed, any manager ('spread': at random, the leader less likely) or the
+  // managers in turn ('first').
   private pickManager(failed?: string): string | undefined {
     if (this.leader) return this.leader;
     const n = this.managers.length;
+    if (this.spread && n > 1) {
+      const candidates = this.managers.filter((a) => a !== failed);
+      const weight = (a: string): number => (a === this.leaderHint ? LEADER_WEIGHT : 1);
+      let r = this.random() * candidates.reduce((sum, a) => sum + weight(a), 0);
+      for (const a of candidates) if ((r -= weight(a)) < 0) return a;
+      return candidates.at(-1);
+    }
     for (let i = 0; i < n; i++) {
       const addr = this.managers[this.nextManager++ % n]!;
       if (addr !== failed || n === 1) return addr;
@@ -440,6 +468,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     this.opts.onRole?.(msg.Node.Role, msg.Node.Version); // [managers helper]
     if (msg.RootCA) this.opts.onRootCA?.({ bundle: msg.RootCA.Bundle, issuerPublicKey: msg.RootCA.IssuerPublicKey });
     this.applyNetworkView(msg);
+    this.leaderHint = msg.Managers.LeaderAddr;
     if (msg.Managers.Addrs.length && msg.Managers.Addrs.join() !== this.managers.join()) {
       this.managers = [...msg.Managers.Addrs];
       this.opts.onManagers?.([...this.managers]);

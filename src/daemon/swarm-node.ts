@@ -28,7 +28,7 @@ import { registerMembershipServer } from '../manager/leader/membership-server';
 import { startMemberUpkeep } from '../manager/leader/members';
 import { Election, type LeaderComponents } from '../manager/leader/election';
 import { JoinManager } from '../protocol/membership';
-import { requestMembership, withDefaultPort } from '../node/join';
+import { joinedManagers, requestMembership } from '../node/join';
 import { peekIdentity, readIdentity, writeIdentity } from '../node/identity';
 import { isKeyLockError, writeKeyFiles } from '../node/key-lock';
 import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '../manager/ca/unlock-key';
@@ -533,12 +533,12 @@ export class SwarmNode implements SwarmMembership {
         remoteAddrs, token: str('JoinToken'), advertiseAddr: `${advertise.ip}:${advertise.port}`, listenAddr: `${listen.host}:${listen.port}`,
         dataPathAddr, availability: str('Availability') || undefined, hostname: this.opts.hostname, timeoutMs: 20_000, log: this.opts.log,
       });
-      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: remoteAddrs.map(withDefaultPort) };
+      const state: SwarmState = { listenAddr: `${listen.host}:${listen.port}`, listenExplicit: !!(reqListen || this.opts.listenAddr), advertiseAddr: `${advertise.ip}:${advertise.port}`, dataPathAddr, remoteManagers: joinedManagers(membership.managers?.addrs, remoteAddrs) };
       rmSync(this.etcdDir, { recursive: true, force: true });
       if (membership.role === 'worker') {
         writeSwarmState(this.opts.dataRoot, state);
         writeIdentity(this.opts.dataRoot, membership.tls);
-        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state);
+        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state, membership.managers?.leaderAddr);
         await this.awaitRegistered('join');
         this.opts.log.info({ nodeId: membership.nodeId }, 'joined the swarm as a worker');
         return;
@@ -562,7 +562,8 @@ export class SwarmNode implements SwarmMembership {
   }
 
   // A worker runs its agent only: a session with the leader's dispatcher through any manager.
-  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined): Promise<void> {
+  // `leaderAddr`: the leader as the join's answer named it (the first session goes elsewhere if it can).
+  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined, leaderAddr?: string): Promise<void> {
     const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, tls, state };
     this.worker = w;
     const log = this.opts.log;
@@ -576,7 +577,7 @@ export class SwarmNode implements SwarmMembership {
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
         onRootCA: (want) => w.trust?.note(want),
-        managers: () => ({ addrs: w.state?.remoteManagers ?? [] }),
+        managers: () => ({ ...(leaderAddr ? { leaderAddr } : {}), addrs: w.state?.remoteManagers ?? [] }),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
           w.state = { ...w.state, remoteManagers: addrs };
@@ -993,11 +994,25 @@ export class SwarmNode implements SwarmMembership {
         await new Promise((r) => setTimeout(r, 1_000));
       }
     }
+    // Worked out once per store revision: a follower's relay asks on every
+    // call it relays (1,000 heartbeats a second at 5,000 nodes), and the
+    // answer means a walk over every node.
+    let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
+    const managers = (): { leaderAddr?: string; addrs: string[] } => {
+      if (known?.revision !== a.store.revision) {
+        const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
+        const leaderId = a.store.meta(LEADER_KEY)?.value;
+        // This manager first: its own agent talks to it unless told of the leader.
+        const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
+        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+      }
+      return { leaderAddr: known.leaderAddr, addrs: [...known.addrs] };
+    };
     // The node-to-node channel: the CA and membership services on the listen address.
     const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
     const newServer = (): GrpcServer => {
       const srv = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
-      registerCAServer(srv, { store: a.store, ca: () => a.ca, signing: () => this.signingOf(a), log: this.opts.log.child({ component: 'ca' }), now: () => Date.now() });
+      registerCAServer(srv, { store: a.store, ca: () => a.ca, signing: () => this.signingOf(a), log: this.opts.log.child({ component: 'ca' }), now: () => Date.now(), managers });
       registerMembershipServer(srv, {
         store: () => this.active?.store, members: () => this.active?.admin,
         caKeyPem: () => this.signingOf(a).root.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
@@ -1026,20 +1041,6 @@ export class SwarmNode implements SwarmMembership {
       });
     }
     a.server = server;
-    // Worked out once per store revision: a follower's relay asks on every
-    // call it relays (1,000 heartbeats a second at 5,000 nodes), and the
-    // answer means a walk over every node.
-    let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
-    const managers = (): { leaderAddr?: string; addrs: string[] } => {
-      if (known?.revision !== a.store.revision) {
-        const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
-        const leaderId = a.store.meta(LEADER_KEY)?.value;
-        // This manager first: its own agent talks to it unless told of the leader.
-        const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
-        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
-      }
-      return { leaderAddr: known.leaderAddr, addrs: [...known.addrs] };
-    };
     const log = this.opts.log;
     a.components = await this.opts.startComponents({
       store: a.store, nodeId: a.nodeId, log,

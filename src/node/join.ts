@@ -24,7 +24,8 @@ export interface MembershipRequest {
   log: Logger;
 }
 
-export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls }
+// managers: where the managers are and which leads, as the answering manager said (absent from an older one).
+export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls; managers?: { leaderAddr?: string; addrs: string[] } }
 
 // 'host' → 'host:2377'; 'host:port' and '[v6]:port' as given.
 export function withDefaultPort(addr: string): string {
@@ -32,6 +33,14 @@ export function withDefaultPort(addr: string): string {
   if (/^\[[^\]]+\]$/.test(addr)) return `${addr}:${DEFAULT_SWARM_PORT}`;
   if (addr.includes(':')) return `[${addr}]:${DEFAULT_SWARM_PORT}`; // a bare IPv6 address
   return `${addr}:${DEFAULT_SWARM_PORT}`;
+}
+
+// Where a new node's agent looks for the managers: those the join's answer
+// named (their advertised addresses, as every session message lists them),
+// and the addresses joined through, which may be the only ones that reach a
+// manager until the first session says otherwise.
+export function joinedManagers(answered: string[] | undefined, joinedThrough: string[]): string[] {
+  return [...new Set([...(answered ?? []), ...joinedThrough.map(withDefaultPort)])];
 }
 
 // Tries the managers in order; a refusal (wrong token, CA not the token's) is
@@ -66,7 +75,8 @@ export async function requestMembership(opts: MembershipRequest): Promise<Member
       const tls: NodeTls = { caPem, certPem: res.Certificate, keyPem };
       checkIssued(tls, res);
       opts.log.info({ nodeId: res.NodeID, role: res.Role, clusterId: res.ClusterID, manager: addr }, 'joined the swarm: node certificate issued');
-      return { nodeId: res.NodeID, clusterId: res.ClusterID, role: res.Role, tls };
+      const managers = res.Managers?.Addrs.length ? { managers: { ...(res.Managers.LeaderAddr ? { leaderAddr: res.Managers.LeaderAddr } : {}), addrs: res.Managers.Addrs } } : {};
+      return { nodeId: res.NodeID, clusterId: res.ClusterID, role: res.Role, tls, ...managers };
     } catch (err) {
       lastError = err;
       if (isShoalError(err) && err.kind !== 'unavailable' && !(err instanceof RpcError && err.rpcKind === 'internal')) throw err;

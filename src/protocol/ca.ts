@@ -4,7 +4,7 @@
 // (manager/ca) and the side that reads them (node/join).
 import { createHash } from 'node:crypto';
 import { invalid } from '../common/errors';
-import { version } from './checks';
+import { managerList, version, type ManagerList } from './checks';
 import type { UnaryMethod } from '../rpc/transport';
 
 export type Role = 'manager' | 'worker';
@@ -28,6 +28,10 @@ export interface IssueNodeCertificateResponse {
   ClusterID: string;
   Certificate: string; // PEM chain, the node's certificate first
   CACertificate: string;
+  // The managers and which of them leads, as the answering manager knows them
+  // (absent from an older manager): a new node's first session goes to one
+  // that does not lead (agent/remote-control-plane.ts).
+  Managers?: ManagerList;
 }
 
 export interface RenewNodeCertificateRequest { CSR: string }
@@ -131,6 +135,7 @@ export function checkIssueResponse(raw: unknown): IssueNodeCertificateResponse {
     ClusterID: id(o, 'ClusterID', what),
     Certificate: certificates(o, 'Certificate', what),
     CACertificate: certificates(o, 'CACertificate', what),
+    ...(o.Managers !== undefined ? { Managers: managerList(o.Managers, `${what}: Managers`) } : {}),
   };
 }
 

@@ -49,6 +49,16 @@ export function arr(v: unknown, what: string, max = 1_000_000): unknown[] {
   if (v.length > max) throw invalid(`${what}: more than ${max} items`);
   return v;
 }
+// Where the managers are (host:port each) and which of them leads, as a
+// manager tells a node: in every session message and in the answer to a join.
+export interface ManagerList { LeaderAddr?: string; Addrs: string[] }
+const MAX_MANAGERS = 100;
+const MAX_ADDR = 300;
+export function managerList(v: unknown, what: string): ManagerList {
+  const r = rec(v, what);
+  const leader = optStr(r.LeaderAddr, `${what}.LeaderAddr`, MAX_ADDR);
+  return { ...(leader !== undefined ? { LeaderAddr: leader } : {}), Addrs: arr(r.Addrs, `${what}.Addrs`, MAX_MANAGERS).map((a, i) => str(a, `${what}.Addrs[${i}]`, MAX_ADDR)) };
+}
 export function labels(v: unknown, what: string): Labels | undefined {
   if (v === undefined || v === null) return undefined;
   const r = rec(v, what);

@@ -25,7 +25,7 @@
 // work is spread over every manager. SwarmKit's managers proxy the same way.
 import type { NodeNetworkView } from './network-view';
 import { ERROR_KINDS, ShoalError, invalid, isShoalError, unavailable, type ErrorKind } from '../common/errors';
-import { arr, bool, id, labels, num, oneOf, optNum, optStr, rec, str, version, type Rec } from './checks';
+import { arr, bool, id, labels, managerList, num, oneOf, optNum, optStr, rec, str, version, type ManagerList, type Rec } from './checks';
 import { checkNodeNetworkView } from './network-view';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
 import { TASK_STATES } from '../model/types';
@@ -53,7 +53,7 @@ export interface SessionMessage {
   // the role was read from (node/role.ts orders role notices by it; absent: unknown).
   Node: { Role: NodeRole; Availability: NodeAvailability; Version?: number };
   // Where the managers are, for reconnecting (Addrs: host:port of each).
-  Managers: { LeaderAddr?: string; Addrs: string[] };
+  Managers: ManagerList;
   // How often the agent heartbeats (ms).
   HeartbeatMs: number;
   // The roots to trust and the CA key certificates should come from (a root
@@ -184,7 +184,6 @@ export function checkSessionRequest(raw: unknown): SessionRequest {
 export function checkSessionMessage(raw: unknown): SessionMessage {
   const m = rec(raw, 'session message');
   const node = rec(m.Node, 'Node');
-  const mg = rec(m.Managers, 'Managers');
   const hb = num(m.HeartbeatMs, 'HeartbeatMs');
   if (hb <= 0) throw invalid('HeartbeatMs: must be positive');
   return {
@@ -193,7 +192,7 @@ export function checkSessionMessage(raw: unknown): SessionMessage {
       Role: oneOf(node.Role, ['manager', 'worker'] as const, 'Node.Role'), Availability: oneOf(node.Availability, ['active', 'pause', 'drain'] as const, 'Node.Availability'),
       ...(node.Version !== undefined ? { Version: version(node.Version, 'Node.Version') } : {}),
     },
-    Managers: { ...(mg.LeaderAddr !== undefined ? { LeaderAddr: str(mg.LeaderAddr, 'Managers.LeaderAddr', 300) } : {}), Addrs: arr(mg.Addrs, 'Managers.Addrs', 100).map((a, i) => str(a, `Managers.Addrs[${i}]`, 300)) },
+    Managers: managerList(m.Managers, 'Managers'),
     HeartbeatMs: hb,
     ...(m.RootCA !== undefined ? { RootCA: rootCAField(m.RootCA) } : {}),
     Full: bool(m.Full, 'Full'),

@@ -79,7 +79,7 @@ export class Fleet {
     const log = opts.nodeLog.child({ node: hostname });
     const executor = new SimExecutor({ hostname, nanoCPUs: opts.nanoCPUs, memoryBytes: opts.memoryBytes });
     const controlPlane = new RemoteControlPlane({
-      connect: (addr) => grpcChannel(addr, m.tls, log, { keepalive: SIM_KEEPALIVE }), managers: opts.managers, log,
+      connect: (addr) => grpcChannel(addr, m.tls, log, { keepalive: SIM_KEEPALIVE }), managers: m.managers?.addrs ?? opts.managers, leaderAddr: m.managers?.leaderAddr, log,
       describe: () => executor.describeNode(),
     });
     const agent = startAgent({ nodeId: m.nodeId, controlPlane, executor, log, hostname });

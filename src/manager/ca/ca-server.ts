@@ -29,6 +29,9 @@ export interface CAServerDeps {
   signing?: () => Signing;
   log: Logger;
   now: () => number;
+  // The managers (host:port) and the leader's address, told to a node that
+  // joins so that its first session can go to a manager that does not lead.
+  managers?: () => { leaderAddr?: string; addrs: string[] };
 }
 
 const DEFAULT_PORT = 2377;
@@ -65,7 +68,9 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     await store.txn().create('nodes', node).commit();
     log.info({ nodeId, role, addr: node.Status.Addr, hostname: req.Hostname }, 'node joined');
     // The root the token names; during a root rotation the node learns both roots from its first renewal.
-    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem };
+    const m = deps.managers?.();
+    const managers = m && m.addrs.length ? { Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs } } : {};
+    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem, ...managers };
   });
 
   server.unary(RenewNodeCertificate, async (req, ctx) => {

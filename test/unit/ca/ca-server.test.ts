@@ -17,7 +17,7 @@ const CLUSTER = 'clus0000000000000000000001';
 const MGR = 'mgr:2377';
 const NOW = Date.parse('2026-11-23T00:00:00Z');
 
-async function setup(expiryNs = 7_776_000_000_000_000) {
+async function setup(expiryNs = 7_776_000_000_000_000, managers?: () => { leaderAddr?: string; addrs: string[] }) {
   const ca = await createRootCA(NOW);
   const store = await Store.open(new MemoryBackend(), silentLogger);
   const spec = defaultSwarmSpec();
@@ -29,7 +29,7 @@ async function setup(expiryNs = 7_776_000_000_000_000) {
   }).commit();
   const net = new MemoryNetwork();
   const server = net.listen(MGR, () => CLUSTER);
-  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => NOW });
+  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => NOW, ...(managers ? { managers } : {}) });
   const tokens = () => store.list('cluster')[0].JoinTokens;
   return { ca, store, net, tokens };
 }
@@ -54,6 +54,18 @@ test('anyone gets the root CA; a worker token makes a worker node with a certifi
   assert.deepEqual(node.Status, { State: 'unknown', Addr: '10.0.0.7' });
   assert.equal(node.Description.Hostname, 'w1');
   assert.equal(node.ManagerStatus, undefined);
+});
+
+test('the join\'s answer names the managers and the leader as the answering manager knows them now, and leaves them out when it knows none', async () => {
+  let known: { leaderAddr?: string; addrs: string[] } = { leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] };
+  const { net, tokens } = await setup(undefined, () => known);
+  const anon = net.channel(undefined, MGR, '10.0.0.9');
+  const join = async () => anon.unary(IssueNodeCertificate, { Token: tokens().Worker, CSR: (await newKeyAndCSR()).csrPem }, { timeoutMs: 5000 });
+  assert.deepEqual((await join()).Managers, { LeaderAddr: '10.0.0.1:2377', Addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] });
+  known = { addrs: ['10.0.0.2:2377'] }; // no leader known (an election under way)
+  assert.deepEqual((await join()).Managers, { Addrs: ['10.0.0.2:2377'] });
+  known = { addrs: [] };
+  assert.equal((await join()).Managers, undefined);
 });
 
 test('a manager token makes a manager; without an advertise address the caller\'s address is used', async () => {

@@ -17,7 +17,7 @@ import { startNetworkKeys } from '../../../src/manager/netkeys/loop';
 import { NetworkKeyReader } from '../../../src/manager/netkeys/reader';
 import { SecretBox } from '../../../src/manager/controlapi/secret-box';
 import type { ViewKey } from '../../../src/protocol/network-view';
-import { FIRST_MESSAGE_CALLS, MISSED_BEATS_TO_END, RemoteControlPlane } from '../../../src/agent/remote-control-plane';
+import { FIRST_MESSAGE_CALLS, LEADER_WEIGHT, MISSED_BEATS_TO_END, RemoteControlPlane } from '../../../src/agent/remote-control-plane';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import type { Assignments } from '../../../src/agent/control-plane';
 import { untilStore } from '../../helpers/store-wait';
@@ -34,6 +34,7 @@ import { capturingLogger } from '../../helpers/capturing-logger';
 const CLUSTER = 'clus0000000000000000000001';
 const M1 = 'm1:2377';
 const M2 = 'm2:2377';
+const M3 = 'm3:2377';
 const PERIOD_MS = 600;
 const RETRY = { minMs: 10, maxMs: 100 };
 
@@ -52,7 +53,7 @@ class CountingBackend extends MemoryBackend {
 }
 
 
-interface WorldOptions { asIo?: boolean; nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
+interface WorldOptions { addrs?: string[]; asIo?: boolean; nodes?: string[]; now?: () => number; periodMs?: number; prepareTask?: (t: Task) => Task; networkKeys?: () => ViewKey[] | undefined; log?: Logger }
 
 async function world(o: WorldOptions = {}) {
   const backend = new CountingBackend();
@@ -74,7 +75,7 @@ async function world(o: WorldOptions = {}) {
     const d = startDispatcher({
       store, server: net.listen(addr, () => CLUSTER), log: o.log ?? silentLogger, now: o.now, prepareTask: o.prepareTask, networkKeys: o.networkKeys,
       ...(relay ? { connect: (to: string) => net.channel(self, to) } : {}),
-      managers: () => ({ leaderAddr: leader.addr, addrs: [M1, M2] }),
+      managers: () => ({ leaderAddr: leader.addr, addrs: o.addrs ?? [M1, M2] }),
       payloads: {
         revealSecret: (id) => { revealed.push(id); return Buffer.from(`secret-${id}`); },
         revealConfig: (id) => Buffer.from(`config-${id}`),
@@ -417,6 +418,66 @@ test('a manager that does not lead relays its nodes\' sessions, beats and report
       assert.deepEqual(dialled, [M2], 'still one connection, to M2: no redirect to either leader');
       assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
       assert.ok(!a.executor.calls.some((c) => c.startsWith('stop') || c.startsWith('remove')), 'nothing was stopped on the way');
+    } finally { await cp.stop(); }
+  } finally { await w.close(); }
+});
+
+test('spread sessions go to a manager that does not lead more often: told of the leader at the start, fewer nodes open theirs there (LEADER_WEIGHT), half when not told', async () => {
+  const told = Array.from({ length: 10 }, (_, i) => `t${i}`);
+  const untold = Array.from({ length: 10 }, (_, i) => `u${i}`);
+  const w = await world({ nodes: [...told, ...untold] });
+  try {
+    const d1 = w.dispatcher(M1, true);
+    w.dispatcher(M2, true);
+    d1.setLeading(w.store);
+    await addSecretsAndTasks(w.store, [...told, ...untold].map((n) => makeTask(`task-${n}`, { NodeID: n })));
+    // The same ten draws for both groups, spread evenly over [0, 1).
+    const plane = (nodeId: string, i: number, leaderAddr?: string): RemoteControlPlane => {
+      const cp = new RemoteControlPlane({
+        connect: (addr) => w.net.channel(peer(nodeId), addr), managers: [M1, M2], firstManager: 'spread', ...(leaderAddr ? { leaderAddr } : {}),
+        random: () => (i + 0.5) / 10, describe: async () => describe(nodeId), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+      });
+      w.agent(nodeId, cp);
+      return cp;
+    };
+    const toldPlanes = told.map((n, i) => plane(n, i, M1));
+    const untoldPlanes = untold.map((n, i) => plane(n, i));
+    try {
+      await untilStore(w.store, () => [...told, ...untold].every((n) => w.store.get('tasks', `task-${n}`)!.Status.State === 'running'), 'every task running');
+      const onLeader = (planes: RemoteControlPlane[]): number => planes.filter((cp) => cp.connectedTo === M1).length;
+      // Draw d picks the leader when d * (1 + LEADER_WEIGHT) < LEADER_WEIGHT once told (0.1: d < 0.09), when d < 0.5 otherwise.
+      const expected = told.filter((_, i) => ((i + 0.5) / 10) * (1 + LEADER_WEIGHT) < LEADER_WEIGHT).length;
+      assert.ok(expected >= 1 && expected < 5, `${expected} of 10 expected on the leader`);
+      assert.equal(onLeader(toldPlanes), expected, toldPlanes.map((cp) => cp.connectedTo).join(' '));
+      assert.equal(onLeader(untoldPlanes), 5, untoldPlanes.map((cp) => cp.connectedTo).join(' '));
+      assert.ok([...toldPlanes, ...untoldPlanes].every((cp) => cp.connectedTo === M1 || cp.connectedTo === M2));
+    } finally { for (const cp of [...toldPlanes, ...untoldPlanes]) await cp.stop(); }
+  } finally { await w.close(); }
+});
+
+test('the leader a session message names is avoided next time: a node that loses its follower moves to the other follower, not the leader', async () => {
+  const w = await world({ addrs: [M1, M2, M3] });
+  try {
+    const d1 = w.dispatcher(M1, true);
+    w.dispatcher(M2, true);
+    w.dispatcher(M3, true);
+    d1.setLeading(w.store);
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' })]);
+    // It knows only M2 at first, and nothing of the leader; its session messages list all three and name M1.
+    // The draw 0.3 picks M1 of [M1, M3] with equal weights, M3 once M1 is known to lead (for a LEADER_WEIGHT up to 0.42).
+    const cp = new RemoteControlPlane({
+      connect: (addr) => w.net.channel(peer('w1'), addr), managers: [M2], firstManager: 'spread', random: () => 0.3,
+      describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+    });
+    const a = w.agent('w1', cp);
+    try {
+      await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'running', 't1 running through M2');
+      assert.equal(cp.connectedTo, M2);
+      w.net.partition(M2);
+      await waitFor('the node on another manager', () => cp.connectedTo !== undefined && cp.connectedTo !== M2, 5000);
+      assert.equal(cp.connectedTo, M3);
+      a.executor.exit(a.executor.byTask('t1')[0]!.id, 3);
+      await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'failed', 'the failure reported through M3');
     } finally { await cp.stop(); }
   } finally { await w.close(); }
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, newJoinToken, type RootCA } from '../../../src/manager/ca/ca';
-import { requestMembership, withDefaultPort } from '../../../src/node/join';
+import { joinedManagers, requestMembership, withDefaultPort } from '../../../src/node/join';
 import { describeCert, identityPaths, LocalIdentity, readIdentity, writeIdentity } from '../../../src/node/identity';
 import { renewalDelayMs, startCertRenewal } from '../../../src/node/renewal';
 import { grpcChannel, type NodeTls } from '../../../src/rpc/grpc';
@@ -23,7 +23,7 @@ let fixture: CAServerFixture;
 const tmp = mkdtempSync(join(tmpdir(), 'shoal-node-'));
 
 before(async () => {
-  fixture = await startCAServer(CLUSTER, { nodeCertExpiryNs: 2 * HOUR_NS });
+  fixture = await startCAServer(CLUSTER, { nodeCertExpiryNs: 2 * HOUR_NS, managers: () => ({ leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] }) });
   ({ ca, store, address } = fixture);
 });
 
@@ -45,6 +45,8 @@ test('join over mutual TLS: CA checked against the token, certificate for our ke
   assert.equal(node.Status.Addr, '10.9.8.7');
   assert.equal(node.Spec.Availability, 'pause');
   assert.equal(node.Description.Hostname, 'w9');
+  // The managers the answer named, for the agent's first session.
+  assert.deepEqual(m.managers, { leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] });
 
   // On disk, then read back.
   const root = join(tmp, 'a');
@@ -67,6 +69,12 @@ test('join refusals: Docker\'s texts for a malformed token, a wrong secret and a
   const otherToken = newJoinToken(other);
   await assert.rejects(requestMembership({ ...base, token: otherToken }), (e: Error) => /^remote CA does not match fingerprint\. Expected: [0-9a-f]{64}$/.test(e.message));
   await assert.rejects(requestMembership({ ...base, remoteAddrs: ['127.0.0.1:1'], token: t, timeoutMs: 2000 }), (e: Error & { kind?: string }) => e.kind === 'unavailable');
+});
+
+test('a new node looks for the managers the join named, and where it joined through when that is another address', () => {
+  assert.deepEqual(joinedManagers(['10.0.0.2:2377', '10.0.0.1:2377'], ['10.0.0.1']), ['10.0.0.2:2377', '10.0.0.1:2377']);
+  assert.deepEqual(joinedManagers(['10.0.0.2:2377'], ['swarm.example:2377']), ['10.0.0.2:2377', 'swarm.example:2377']);
+  assert.deepEqual(joinedManagers(undefined, ['10.0.0.1', '10.0.0.3:4000']), ['10.0.0.1:2377', '10.0.0.3:4000']);
 });
 
 test('withDefaultPort', () => {

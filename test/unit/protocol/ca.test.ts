@@ -58,4 +58,12 @@ test('message checks are strict', () => {
   assert.deepEqual(checkIssueResponse(ok), ok);
   assert.throws(() => checkIssueResponse({ ...ok, Role: 'boss' }), /Role/);
   assert.throws(() => checkIssueResponse({ ...ok, NodeID: '../x' }), /NodeID/);
+  // The managers' list is optional (an older manager leaves it out), and checked when there.
+  const managers = { LeaderAddr: '10.0.0.1:2377', Addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] };
+  assert.deepEqual(checkIssueResponse({ ...ok, Managers: managers }), { ...ok, Managers: managers });
+  assert.deepEqual(checkIssueResponse({ ...ok, Managers: { Addrs: [] } }), { ...ok, Managers: { Addrs: [] } });
+  assert.throws(() => checkIssueResponse({ ...ok, Managers: { Addrs: 'a:1' } }), /Managers\.Addrs: want an array/);
+  assert.throws(() => checkIssueResponse({ ...ok, Managers: { Addrs: [7] } }), /Managers\.Addrs\[0\]: want a string/);
+  assert.throws(() => checkIssueResponse({ ...ok, Managers: { LeaderAddr: 1, Addrs: [] } }), /Managers\.LeaderAddr/);
+  assert.throws(() => checkIssueResponse({ ...ok, Managers: { Addrs: Array(101).fill('a:1') } }), /more than 100/);
 });
