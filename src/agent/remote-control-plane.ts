@@ -29,7 +29,7 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   leader), a manager that does not lead more likely than the leader
 //   (LEADER_WEIGHT). A manager that cannot relay names the leader: the agent
 //   goes there.
-//   A lost manager: the next one in the list, with a bounded back-off. A
+//   A lost manager: another one (spread: each once a round), with a bounded back-off. A
 //   connection still being set up when the session gave up waiting is kept
 //   for the next try: under load, a handshake thrown away after 5 s and begun
 //   again elsewhere is work the managers did for nothing, and thousands of
@@ -118,6 +118,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   private nextManager = 0;
   private readonly spread: boolean;
   private readonly random: () => number;
+  private tried = new Set<string>(); // managers that failed since the last session (spread: each once a round)
   private readonly channels = new Map<string, RpcChannel>();
   private live?: Live;
   private sessionWaiters = new Set<() => void>();
@@ -287,7 +288,14 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (this.leader) return this.leader;
     const n = this.managers.length;
     if (this.spread && n > 1) {
-      const candidates = this.managers.filter((a) => a !== failed);
+      // Every manager once before any again, the leader among them: managers
+      // that do not answer cost one attempt each a round, whatever the draws.
+      if (failed) this.tried.add(failed);
+      let candidates = this.managers.filter((a) => !this.tried.has(a));
+      if (!candidates.length) {
+        this.tried = new Set(failed ? [failed] : []);
+        candidates = this.managers.filter((a) => a !== failed);
+      }
       const weight = (a: string): number => (a === this.leaderHint ? LEADER_WEIGHT : 1);
       let r = this.random() * candidates.reduce((sum, a) => sum + weight(a), 0);
       for (const a of candidates) if ((r -= weight(a)) < 0) return a;
@@ -329,7 +337,7 @@ export class RemoteControlPlane implements AgentControlPlane {
         }
       }
       if (this.stopped) break;
-      if (established) backoff = this.backoff.minMs;
+      if (established) { backoff = this.backoff.minMs; this.tried.clear(); }
       const leader = leaderFromError(err);
       // The manager's dispatcher ended the session (not a lost connection, not a redirect).
       const answered = answeredByPeer(err) && !isNotLeader(err);

@@ -29,6 +29,7 @@ import { startMemberUpkeep } from '../manager/leader/members';
 import { Election, type LeaderComponents } from '../manager/leader/election';
 import { JoinManager } from '../protocol/membership';
 import { joinedManagers, requestMembership } from '../node/join';
+import { managerList } from './manager-list';
 import { peekIdentity, readIdentity, writeIdentity } from '../node/identity';
 import { isKeyLockError, writeKeyFiles } from '../node/key-lock';
 import { newUnlockKey, parseUnlockKey, sealUnlockKey, wantedUnlockKey } from '../manager/ca/unlock-key';
@@ -1000,11 +1001,7 @@ export class SwarmNode implements SwarmMembership {
     let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
     const managers = (): { leaderAddr?: string; addrs: string[] } => {
       if (known?.revision !== a.store.revision) {
-        const list = a.store.list('nodes').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr);
-        const leaderId = a.store.meta(LEADER_KEY)?.value;
-        // This manager first: its own agent talks to it unless told of the leader.
-        const addrs = list.sort((x, y) => (x.ID === a.nodeId ? -1 : y.ID === a.nodeId ? 1 : 0)).map((n) => n.ManagerStatus!.Addr);
-        known = { revision: a.store.revision, leaderAddr: list.find((n) => n.ID === leaderId)?.ManagerStatus?.Addr, addrs };
+        known = { revision: a.store.revision, ...managerList(a.store.list('nodes'), a.store.meta(LEADER_KEY)?.value, a.nodeId) };
       }
       return { leaderAddr: known.leaderAddr, addrs: [...known.addrs] };
     };

@@ -455,6 +455,25 @@ test('spread sessions go to a manager that does not lead more often: told of the
   } finally { await w.close(); }
 });
 
+test('managers that do not answer cost one attempt each a round: whatever the draws, the node reaches the leader after trying each of them once', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const dead = ['d1:2377', 'd2:2377']; // nothing listens there (the old managers after a restore)
+    const dialled: string[] = [];
+    // The draw 0.99 takes the last of the managers left: with only the last failed one skipped, d2 and d1 in turn for ever.
+    const cp = new RemoteControlPlane({
+      connect: (addr) => { dialled.push(addr); return w.net.channel(peer('w1'), addr); }, managers: [M1, ...dead], firstManager: 'spread', leaderAddr: M1,
+      random: () => 0.99, describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, callTimeoutMs: 1000,
+    });
+    cp.watchAssignments('w1', () => undefined);
+    try {
+      await waitFor('a session with the leader', () => cp.connectedTo === M1, 5000);
+      assert.deepEqual(dialled, ['d2:2377', 'd1:2377', M1]);
+    } finally { await cp.stop(); }
+  } finally { await w.close(); }
+});
+
 test('the leader a session message names is avoided next time: a node that loses its follower moves to the other follower, not the leader', async () => {
   const w = await world({ addrs: [M1, M2, M3] });
   try {
