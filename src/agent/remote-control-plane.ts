@@ -281,9 +281,9 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   // ---------- the session ----------
 
-  // The leader a manager sent us to; otherwise, skipping the one that just
-  // failed, any manager ('spread': at random, the leader less likely) or the
-  // managers in turn ('first').
+  // The leader a manager sent us to; otherwise any manager ('spread': at
+  // random, the leader less likely, none that failed this round) or the
+  // managers in turn, skipping the one that just failed ('first').
   private pickManager(failed?: string): string | undefined {
     if (this.leader) return this.leader;
     const n = this.managers.length;
