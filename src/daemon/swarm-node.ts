@@ -42,6 +42,7 @@ import { ClusterSigner, type Signing } from '../manager/ca/signer';
 import { wantedTrust } from '../manager/ca/rotation';
 import { startRotationLoop } from '../manager/ca/rotation-loop';
 import type { WantedTrust } from '../protocol/ca';
+import type { KnownManagers } from '../protocol/checks';
 import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
@@ -103,7 +104,7 @@ export interface NodeRpc {
   // A leader held up for 2 s (a big batch, GC on a starved host) dropped every follower's
   // relay channel at the 2 s client keepalive, and with it every relayed node's session.
   connectManager?(addr: string): RpcChannel;
-  managers(): { leaderAddr?: string; addrs: string[] };    // host:port of the managers
+  managers(): KnownManagers;    // host:port of the managers
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
   onRootCA?(want: WantedTrust): void;                      // the roots to trust and the CA to be certified by (root rotation)
@@ -998,8 +999,8 @@ export class SwarmNode implements SwarmMembership {
     // Worked out once per store revision: a follower's relay asks on every
     // call it relays (1,000 heartbeats a second at 5,000 nodes), and the
     // answer means a walk over every node.
-    let known: { revision: number; leaderAddr?: string; addrs: string[] } | undefined;
-    const managers = (): { leaderAddr?: string; addrs: string[] } => {
+    let known: KnownManagers & { revision: number } | undefined;
+    const managers = (): KnownManagers => {
       if (known?.revision !== a.store.revision) {
         known = { revision: a.store.revision, ...managerList(a.store.list('nodes'), a.store.meta(LEADER_KEY)?.value, a.nodeId) };
       }

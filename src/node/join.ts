@@ -6,6 +6,7 @@ import { invalid, isShoalError, unavailable } from '../common/errors';
 import type { Logger } from '../common/log';
 import { newKeyAndCSR } from '../common/x509';
 import { caMismatch, IssueNodeCertificate, parseJoinToken, tokenMatchesCA, type Availability, type IssueNodeCertificateRequest } from '../protocol/ca';
+import type { KnownManagers } from '../protocol/checks';
 import { fetchRootCA, grpcChannel, type NodeTls } from '../rpc/grpc';
 import { RpcError } from '../rpc/transport';
 import { describeCert, keyMatchesCert, signedBy } from './identity';
@@ -25,7 +26,7 @@ export interface MembershipRequest {
 }
 
 // managers: where the managers are and which leads, as the answering manager said (absent from an older one).
-export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls; managers?: { leaderAddr?: string; addrs: string[] } }
+export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls; managers?: KnownManagers }
 
 // 'host' → 'host:2377'; 'host:port' and '[v6]:port' as given.
 export function withDefaultPort(addr: string): string {

@@ -54,6 +54,11 @@ export function arr(v: unknown, what: string, max = 1_000_000): unknown[] {
 export interface ManagerList { LeaderAddr?: string; Addrs: string[] }
 const MAX_MANAGERS = 100;
 const MAX_ADDR = 300;
+// The same inside a process (a manager's view of its peers, a joined node's).
+export interface KnownManagers { leaderAddr?: string; addrs: string[] }
+export function toManagerList(m: KnownManagers): ManagerList {
+  return { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs };
+}
 export function managerList(v: unknown, what: string): ManagerList {
   const r = rec(v, what);
   const leader = optStr(r.LeaderAddr, `${what}.LeaderAddr`, MAX_ADDR);

@@ -15,6 +15,7 @@ import {
   GetRootCACertificate, IssueNodeCertificate, RenewNodeCertificate, WRONG_JOIN_TOKEN,
   type IssueNodeCertificateRequest, type Role,
 } from '../../protocol/ca';
+import { toManagerList, type KnownManagers } from '../../protocol/checks';
 import type { RpcServer } from '../../rpc/transport';
 import type { ClusterObject } from '../../store/objects';
 import type { Store } from '../../store/store';
@@ -31,7 +32,7 @@ export interface CAServerDeps {
   now: () => number;
   // The managers (host:port) and the leader's address, told to a node that
   // joins so that its first session can go to a manager that does not lead.
-  managers?: () => { leaderAddr?: string; addrs: string[] };
+  managers?: () => KnownManagers;
 }
 
 const DEFAULT_PORT = 2377;
@@ -69,7 +70,7 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     log.info({ nodeId, role, addr: node.Status.Addr, hostname: req.Hostname }, 'node joined');
     // The root the token names; during a root rotation the node learns both roots from its first renewal.
     const m = deps.managers?.();
-    const managers = m && m.addrs.length ? { Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs } } : {};
+    const managers = m && m.addrs.length ? { Managers: toManagerList(m) } : {};
     return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem, ...managers };
   });
 

@@ -19,6 +19,7 @@ import type { NodeNetworkView, ViewKey } from '../../protocol/network-view';
 import { NetworkIndex } from './network-index';
 import { dropNodeAttachments, registerAttachmentHandlers } from './attachments';
 import { isAttachmentTask } from '../../protocol/attachments';
+import { toManagerList, type KnownManagers } from '../../protocol/checks';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
@@ -49,7 +50,7 @@ export interface DispatcherOptions {
   // Applied to every task sent to a node (e.g. opening sealed registry auth).
   prepareTask?: (t: Task) => Task;
   // The managers' addresses (host:port) and the leader's, for agents to reconnect.
-  managers?: () => { leaderAddr?: string; addrs: string[] };
+  managers?: () => KnownManagers;
   // Secret and config values; without it tasks get none (and reject when they need any).
   payloads?: PayloadSource;
   // The encrypted overlays' data-path keys, opened (manager/netkeys/reader.ts);
@@ -138,7 +139,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   const { store, server, log } = opts;
   const now = opts.now ?? Date.now;
   const prepareTask = opts.prepareTask ?? ((t: Task) => t);
-  const managers: () => { leaderAddr?: string; addrs: string[] } = opts.managers ?? (() => ({ addrs: [] }));
+  const managers: () => KnownManagers = opts.managers ?? (() => ({ addrs: [] }));
 
   let leading = false;
   let term: Store | undefined; // the fenced store, while leading
@@ -330,7 +331,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     const trust = cluster?.TLSInfo.TrustRoot ? wantedTrust(cluster) : undefined;
     const part = {
       ...(trust ? { RootCA: { Bundle: trust.bundle, IssuerPublicKey: trust.issuerPublicKey } } : {}),
-      Managers: { ...(m.leaderAddr ? { LeaderAddr: m.leaderAddr } : {}), Addrs: m.addrs },
+      Managers: toManagerList(m),
       HeartbeatMs: heartbeatIntervalMs(periodMs()),
     };
     shared = { part, key: JSON.stringify(part) };
