@@ -7,7 +7,7 @@
 //
 // Why: on a real leader a hold past the lease's margin (about 3.5 s) loses
 // the leadership, and the next leader meets the same work (bench/scale.ts,
-// README "Scale"). The dispatcher marks at most a tenth of the nodes down per
+// docs/SCALE.md). The dispatcher marks at most a tenth of the nodes down per
 // allowance (dispatcher/liveness.ts takeExpired), so D = N/10 is what a
 // leader meets at once; larger D shows what is left to make yield.
 // The memory store applies its watch synchronously, so the hold includes the

@@ -175,7 +175,9 @@ function main(): void {
   if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
   if (profileKind(file) !== 'cpu') { mainHeap(file, top); return; }
-  const s = summarize(JSON.parse(readFileSync(file, 'utf8')) as Profile, values.callers);
+  // Read once: the summaries below only read it.
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const s = summarize(profile, values.callers);
   const busy = s.totalMs - (s.byModule.find(([m]) => m === '(idle)')?.[1] ?? 0);
   const line = ([k, ms]: [string, number]): string => `${ms.toFixed(0).padStart(8)} ms ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${k}`;
   process.stdout.write(`${file}: ${(s.totalMs / 1000).toFixed(1)} s profiled, ${(busy / 1000).toFixed(1)} s not idle (percentages of that)\n\nby module\n`);
@@ -183,11 +185,10 @@ function main(): void {
   process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
   if (values.callers) process.stdout.write(`\ncallers of ${values.callers}\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
   if (values.inclusive) {
-    const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-    process.stdout.write('\ninclusive (the function and what it called)\n' + values.inclusive.split(',').map((n): [string, number] => [n, inclusiveMs(p, n)]).map(line).join('\n') + '\n');
+    process.stdout.write('\ninclusive (the function and what it called)\n' + values.inclusive.split(',').map((n): [string, number] => [n, inclusiveMs(profile, n)]).map(line).join('\n') + '\n');
   }
   if (values.stalls) {
-    const found = stalls(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(values.stalls));
+    const found = stalls(profile, Number(values.stalls));
     process.stdout.write(`\n${found.length} stretches of ${values.stalls} ms or more without an idle sample\n`);
     for (const st of found) process.stdout.write(`${(st.startMs / 1000).toFixed(1).padStart(7)} s  ${st.ms.toFixed(0).padStart(6)} ms  ${st.top.map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(' | ')}\n`);
   }

@@ -76,7 +76,7 @@ const DEFAULT_BACKOFF = { minMs: 100, maxMs: 5000 };
 // leader in batches, while the leader's one thread also runs the
 // orchestrators, the scheduler and the allocator, and holds more memory for
 // them: each node's connection is about 140 KB of TLS and HTTP/2 state
-// wherever it lands (bench/scale.ts, README "Scale"). Not 0: when a follower
+// wherever it lands (bench/scale.ts, docs/SCALE.md). Not 0: when a follower
 // goes, some of its nodes go to the leader rather than all of them to the
 // one follower left.
 export const LEADER_WEIGHT = 0.1;

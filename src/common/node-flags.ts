@@ -8,7 +8,7 @@
 // scavenge were copied and promoted to the old generation, whose collections
 // cost more. bench/scale.ts, 1,000 simulated nodes and 30,000 tasks: the
 // managers' daemons used 12 % less CPU and the create ended 13 % sooner
-// (medians; the README's figures). V8 grows the young generation only while
+// (medians; docs/SCALE.md). V8 grows the young generation only while
 // allocation is fast, so a daemon that was never busy keeps a small one
 // (bench/cluster.ts --rounds 0: idle RSS within 3 MB of node's defaults);
 // one that was busy keeps the grown one (a leader after 1,000 joins: +30 MB).

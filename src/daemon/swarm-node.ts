@@ -104,7 +104,10 @@ export interface NodeRpc {
   // A leader held up for 2 s (a big batch, GC on a starved host) dropped every follower's
   // relay channel at the 2 s client keepalive, and with it every relayed node's session.
   connectManager?(addr: string): RpcChannel;
-  managers(): KnownManagers;    // host:port of the managers
+  // host:port of the managers known now. A manager's come from its store (its dispatcher
+  // reads them for session messages). A worker's are its saved list and the leader the
+  // join's answer named, read once as its agent starts; session messages keep both after.
+  managers(): KnownManagers;
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
   onRootCA?(want: WantedTrust): void;                      // the roots to trust and the CA to be certified by (root rotation)

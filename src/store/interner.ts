@@ -1,8 +1,8 @@
 // One string per value for what many objects repeat. JSON.parse gives every
 // decoded task its own copy of its service's ID, its node's ID, its states and
 // the timestamps it shares with the rest of its batch: at 150,000 tasks those
-// copies were 89 MB of a leader's 446 MB of live heap (a heap snapshot, README
-// "Scale"). The mirror keeps the first copy it saw and lets the others go.
+// copies were 89 MB of a leader's 446 MB of live heap (a heap snapshot,
+// docs/SCALE.md). The mirror keeps the first copy it saw and lets the others go.
 //
 // The table is bounded: when it is full it starts again empty, so at worst a
 // value has one copy per generation of the table: never more copies than

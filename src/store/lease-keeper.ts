@@ -7,7 +7,7 @@ import type { Logger } from '../common/log';
 // At 5,000 nodes a leader taking over (or placing tens of thousands of tasks)
 // held its loop 5-25 s at a time; renewals waited behind that, the lease
 // lapsed, the next leader took over into the same load and lost it too: the
-// role moved five times in three minutes (README, scale figures). The fence
+// role moved five times in three minutes (docs/SCALE.md). The fence
 // on the leader's writes (its key's create revision) keeps a held-up leader
 // safe, so only its liveness needs this thread: a daemon that dies loses its
 // lease after the TTL as before, and one whose loop has not turned for

@@ -6,7 +6,7 @@ import { ReusableZlib } from './reusable-zlib';
 // JSON values: after 150,000 tasks were created, placed and started, that log
 // was most of each member's 650 MB. Deflated with a dictionary of Shoal's own
 // JSON a task's 441 bytes become 167 (bench/value-packing.ts), and a member
-// holds about 380 MB after the same create (README, "Scale"). The store above
+// holds about 380 MB after the same create (docs/SCALE.md). The store above
 // never sees a packed value: the etcd backend packs on write and unpacks on read.
 //
 // A packed value is the byte 0x00, the dictionary's version, then raw deflate.
