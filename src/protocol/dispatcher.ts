@@ -29,7 +29,7 @@ import { arr, bool, id, labels, managerList, num, oneOf, optNum, optStr, rec, st
 import { checkNodeNetworkView } from './network-view';
 import type { Driver, Labels, NodeAvailability, NodeDescription, NodeRole, Task, TaskStatus } from '../model/types';
 import { TASK_STATES } from '../model/types';
-import type { StreamMethod, UnaryMethod } from '../rpc/transport';
+import { passedOn, type Passed, type StreamMethod, type UnaryMethod } from '../rpc/transport';
 
 // Bounds on what a peer may send: a bad message fails its call alone.
 export const MAX_STATUS_UPDATES = 10_000;
@@ -297,6 +297,9 @@ export const RelaySession: StreamMethod<Relayed<SessionRequest>, SessionMessage>
   name: 'dispatcher.RelaySession', access: 'manager', message: checkSessionMessage,
   request: (raw) => { const r = rec(raw, 'relayed session'); return { For: checkFor(r.For, 'For'), Req: checkSessionRequest(r.Req) }; },
 };
+// The same call as the relaying manager makes it: the leader's messages come
+// as bytes, handed to the node unread (the node's own Session check reads them).
+export const RelaySessionPassed: StreamMethod<Relayed<SessionRequest>, Passed<SessionMessage>> = { ...RelaySession, message: passedOn<SessionMessage>() };
 export const RelayHeartbeats: UnaryMethod<RelayHeartbeatsRequest, RelayHeartbeatsResponse> = {
   name: 'dispatcher.RelayHeartbeats', access: 'manager',
   request: (raw) => ({

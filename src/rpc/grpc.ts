@@ -31,7 +31,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
-  accessAllowed, RpcError,
+  accessAllowed, isPassedOn, Passed, RpcError,
   type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
@@ -398,13 +398,13 @@ export class GrpcServer implements RpcServer {
     this.register(m.name, h, 'unary');
   }
 
-  stream<Req, Msg>(m: StreamMethod<Req, Msg>, handler: (req: Req, ctx: CallContext, send: (msg: Msg) => void) => Promise<void>): void {
+  stream<Req, Msg>(m: StreamMethod<Req, Msg>, handler: (req: Req, ctx: CallContext, send: (msg: Msg | Passed<Msg>) => void) => Promise<void>): void {
     const h: grpc.handleServerStreamingCall<Buffer, Buffer> = (call) => {
       let admitted: ReturnType<GrpcServer['admit']>;
       const fail = (err: unknown): void => { call.emit('error', toStatus(err)); };
       try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { fail(e); return; }
       let ended = false;
-      const send = (msg: Msg): void => { if (!ended && !call.cancelled) call.write(encode(msg)); };
+      const send = (msg: Msg | Passed<Msg>): void => { if (!ended && !call.cancelled) call.write(msg instanceof Passed ? msg.bytes : encode(msg)); };
       Promise.resolve()
         .then(() => handler(admitted.req as Req, admitted.ctx, send))
         .then(() => { ended = true; if (!call.cancelled) call.end(); }, (err: unknown) => {
@@ -522,8 +522,11 @@ class GrpcChannel implements RpcChannel {
         settled = true;
         if (err) reject(err); else resolve();
       };
+      const passOn = isPassedOn(m.message);
       call.on('data', (buf: Buffer) => {
         if (settled || cancelReason) return;
+        // The method's check is passedOn(): Msg is a Passed.
+        if (passOn) { onMessage(new Passed(buf) as unknown as Msg); return; }
         let msg: Msg;
         try { msg = m.message(decode(buf)); } catch (e) {
           cancelReason = new RpcError(isShoalError(e) ? e.kind as ErrorKind : 'invalid', `bad message from ${this.address} on ${m.name}: ${(e as Error).message}`);

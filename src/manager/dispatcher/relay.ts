@@ -1,8 +1,8 @@
 import type { Logger } from '../../common/log';
 import { ShoalError, unavailable } from '../../common/errors';
-import { RpcError, type CallContext, type RpcChannel, type RpcStream } from '../../rpc/transport';
+import { RpcError, type CallContext, type Passed, type RpcChannel, type RpcStream } from '../../rpc/transport';
 import {
-  RelayHeartbeats, RelaySession, RelayUpdateTaskStatus, isNotLeader, leaderUnreachable, raiseRelayed, relayedBeatMissed,
+  RelayHeartbeats, RelaySessionPassed, RelayUpdateTaskStatus, isNotLeader, leaderUnreachable, raiseRelayed, relayedBeatMissed,
   type HeartbeatRequest, type HeartbeatResponse, type RelayedError, type RelayedFor, type SessionMessage, type SessionRequest,
   type UpdateTaskStatusRequest, type UpdateTaskStatusResponse,
 } from '../../protocol/dispatcher';
@@ -11,10 +11,11 @@ import {
 // sessions, heartbeats and status reports of the nodes connected here go to
 // the leader's dispatcher over one channel, each named as the node this
 // manager's TLS check verified. Heartbeats and reports wait up to
-// BATCH_MS to go in one call with the others'. The leader's answers come
-// back unchanged, except that "not the leader" becomes "open the session
-// again": the node should come back here, not move to the leader and pile
-// onto it. A leader this manager cannot reach sends the node elsewhere.
+// BATCH_MS to go in one call with the others'. The leader's session
+// messages go to the node as the bytes the leader wrote, never read here
+// (the node checks each). Its answers come back unchanged, except that
+// "not the leader" becomes "open the session again": the node should come
+// back here, not move to the leader and pile onto it. A leader this manager cannot reach sends the node elsewhere.
 // A relayed session the leader had taken whose connection then drops (the
 // leader unchanged) is "open the session again" too: the node comes back
 // here over the connection it has, and a leader really gone fails that
@@ -167,11 +168,11 @@ export class LeaderRelay {
     return purpose === 'beats' ? this.beatChannel! : this.channel;
   }
 
-  async session(req: SessionRequest, ctx: CallContext, send: (m: SessionMessage) => void): Promise<void> {
+  async session(req: SessionRequest, ctx: CallContext, send: (m: Passed<SessionMessage>) => void): Promise<void> {
     const channel = this.upstream();
     let taken = false; // the leader's first message came: it has the session
     return await new Promise<void>((resolve, reject) => {
-      const stream = channel.stream(RelaySession, { For: forOf(ctx), Req: req }, (m) => { taken = true; send(m); });
+      const stream = channel.stream(RelaySessionPassed, { For: forOf(ctx), Req: req }, (m) => { taken = true; send(m); });
       this.streams.add(stream);
       const onAbort = (): void => stream.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/common/log';
 import { ShoalError } from '../../../src/common/errors';
-import { RpcError, type CallContext, type RpcChannel, type RpcStream, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
+import { RpcError, type CallContext, type Passed, type RpcChannel, type RpcStream, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
 import { isNotLeader, isRelayedBeatMissed, leaderFromError, notLeader, type RelayHeartbeatsRequest, type RelayUpdateTaskStatusRequest, type SessionMessage, type StatusUpdate } from '../../../src/protocol/dispatcher';
 import { LeaderRelay, RELAY_CONNECTION_LOST, RELAY_LEADER_CHANGED } from '../../../src/manager/dispatcher/relay';
 
@@ -29,10 +29,11 @@ function fakeLeader(answer: (method: string, req: unknown) => unknown) {
         calls.push({ method: m.name, req, channel });
         return m.response(await answer(m.name, req));
       },
-      stream<Req, Msg>(_m: StreamMethod<Req, Msg>, req: Req, onMessage: (msg: Msg) => void): RpcStream {
+      stream<Req, Msg>(m: StreamMethod<Req, Msg>, req: Req, onMessage: (msg: Msg) => void): RpcStream {
         let settle!: (err?: Error) => void;
         const done = new Promise<void>((resolve, reject) => { settle = (err) => (err ? reject(err) : resolve()); });
-        streams.push({ req, first: (msg) => onMessage(msg as Msg), end: settle });
+        // Through the method's check, as a transport would.
+        streams.push({ req, first: (msg) => onMessage(m.message(msg)), end: settle });
         return { done, cancel: () => settle(new RpcError('unavailable', 'call cancelled')) };
       },
       pipe: () => { throw new Error('the relay opens no pipe'); },
@@ -115,7 +116,7 @@ test('a lost connection to the same leader: a session it had taken is opened aga
   const leader = fakeLeader(() => { throw new RpcError('unavailable', 'deadline exceeded calling dispatcher.RelayHeartbeats on m1:2377'); });
   let addr = 'm1:2377';
   const relay = new LeaderRelay({ connect: leader.connect, leaderAddr: () => addr, log: silentLogger, batchMs: 5 });
-  const got: SessionMessage[] = [];
+  const got: Array<Passed<SessionMessage>> = [];
   const msg = { SessionID: 's1' } as unknown as SessionMessage;
   const session = (id: string): Promise<void> => relay.session({ SessionID: id, Description: {} as never }, ctxOf(id), (m) => got.push(m));
 
@@ -123,6 +124,7 @@ test('a lost connection to the same leader: a session it had taken is opened aga
   const never = session('n2');
   leader.streams[0]!.first(msg);
   assert.equal(got.length, 1, 'the leader\'s message reaches the node');
+  assert.deepEqual(JSON.parse(got[0]!.bytes.toString('utf8')), msg, 'as the bytes the leader sent, unread');
   leader.streams[0]!.end(dropped());
   leader.streams[1]!.end(dropped());
   const a = await taken.then(() => undefined, (e: unknown) => e as ShoalError);

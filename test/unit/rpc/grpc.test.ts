@@ -9,7 +9,7 @@ import { silentLogger } from '../../../src/common/log';
 import { createRootCA, issueNodeCert, type RootCA } from '../../../src/manager/ca/ca';
 import { nodeTlsFrom } from '../../helpers/node-tls';
 import { fetchRootCA, GrpcServer, grpcChannel, MANAGER_CHANNEL, type ChannelTuning, type NodeTls } from '../../../src/rpc/grpc';
-import { RpcError, type RpcChannel, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
+import { Passed, passedOn, RpcError, type RpcChannel, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
 
 const isN = (v: unknown): { n: number } => {
   if (typeof v !== 'object' || v === null || typeof (v as { n?: unknown }).n !== 'number') throw invalid('want {n: number}');
@@ -24,6 +24,10 @@ const WhoAmI: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { 
 const Hello: UnaryMethod<Record<string, unknown>, Record<string, unknown>> = { name: 'test.Hello', access: 'anyone', request: anyObj, response: anyObj };
 const Slow: UnaryMethod<{ n: number }, { n: number }> = { name: 'test.Slow', access: 'node', request: isN, response: isN };
 const Count: StreamMethod<{ n: number }, { n: number }> = { name: 'test.Count', access: 'node', request: isN, message: isN };
+// Count as a relaying manager reads it (messages as bytes), and the stream
+// that relays it: the dispatcher's RelaySession and Session in small.
+const CountPassed: StreamMethod<{ n: number }, Passed<{ n: number }>> = { ...Count, message: passedOn<{ n: number }>() };
+const Relay: StreamMethod<{ n: number }, { n: number }> = { ...Count, name: 'test.Relay' };
 // Pipes (unary calls on one stream): the contexts their handler saw, one per stream.
 const DoublePipe: UnaryMethod<{ n: number }, { n: number }> = { ...Double, name: 'test.DoublePipe' };
 const SlowPipe: UnaryMethod<{ n: number }, { n: number }> = { ...Slow, name: 'test.SlowPipe' };
@@ -88,7 +92,18 @@ function serve(s: GrpcServer): void {
   s.stream(Count, async (req, ctx, send) => {
     for (let i = 0; i < req.n; i++) send({ n: i });
     if (req.n === 0) throw notFound('nothing to count');
+    // Bytes of the handler's own, written as they are: not JSON at all, and JSON as no encoder writes it.
+    if (req.n === -1) send(new Passed(Buffer.from('not JSON')));
+    if (req.n === -2) send(new Passed(Buffer.from('{ "n" : 7 }')));
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+  });
+  s.stream(Relay, async (req, ctx, send) => {
+    const up = grpcChannel(address, managerTls);
+    try {
+      const st = up.stream(CountPassed, req, (m) => send(m));
+      ctx.signal.addEventListener('abort', () => st.cancel(), { once: true });
+      await st.done.catch(() => undefined);
+    } finally { up.close(); }
   });
 }
 
@@ -134,6 +149,36 @@ test('unary and stream round trip with the peer taken from the certificate', asy
     assert.deepEqual(got, [0, 1, 2]);
     s.cancel();
     await assert.rejects(s.done, kindOf('unavailable'));
+  });
+});
+
+test('a stream read as bytes (passedOn) gets the bytes the server wrote, and sending them on writes them unchanged: the reader at the end checks them', async () => {
+  await withChannel(grpcChannel(address, managerTls), async (ch) => {
+    const passed: string[] = [];
+    let two!: () => void;
+    const twoCame = new Promise<void>((r) => { two = r; });
+    const direct = ch.stream(CountPassed, { n: 2 }, (m) => { passed.push(m.bytes.toString('utf8')); if (passed.length === 2) two(); });
+    await twoCame;
+    direct.cancel();
+    assert.deepEqual(passed, ['{"n":0}', '{"n":1}']);
+    let odd!: (s: string) => void;
+    const oddCame = new Promise<string>((r) => { odd = r; });
+    const verbatim = ch.stream(CountPassed, { n: -2 }, (m) => odd(m.bytes.toString('utf8')));
+    assert.equal(await oddCame, '{ "n" : 7 }', 'the bytes as written, not decoded and encoded again');
+    verbatim.cancel();
+
+    const got: number[] = [];
+    let three!: () => void;
+    const threeCame = new Promise<void>((r) => { three = r; });
+    const relayed = ch.stream(Relay, { n: 3 }, (m) => { got.push(m.n); if (got.length === 3) three(); });
+    await threeCame;
+    assert.deepEqual(got, [0, 1, 2], 'relayed as they came, checked here');
+    relayed.cancel();
+    await assert.rejects(relayed.done, kindOf('unavailable'));
+
+    // The relay does not read what it passes on: bytes that are not JSON fail only at the end.
+    const bad = ch.stream(Relay, { n: -1 }, () => assert.fail('a bad message reached the handler'));
+    await assert.rejects(bad.done, (e: unknown) => kindOf('invalid')(e) && /bad message .* on test\.Relay: message is not JSON/.test((e as Error).message));
   });
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { invalid, notFound } from '../../../src/common/errors';
 import { MemoryNetwork } from '../../../src/rpc/memory';
-import { RpcError, type Peer, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
+import { Passed, passedOn, RpcError, type Peer, type StreamMethod, type UnaryMethod } from '../../../src/rpc/transport';
 
 const isObj = (v: unknown): { n: number } => {
   if (typeof v !== 'object' || v === null || typeof (v as { n?: unknown }).n !== 'number') throw invalid('want {n: number}');
@@ -27,6 +27,8 @@ function setup(): MemoryNetwork {
   });
   s.stream(Count, async (req, ctx, send) => {
     for (let i = 0; i < req.n; i++) send({ n: i });
+    if (req.n === -1) send(new Passed(Buffer.from('{ "n" : 7 }'))); // bytes passed on: their value arrives
+    if (req.n === -2) send(new Passed(Buffer.from('not JSON')));
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
   });
   return net;
@@ -70,4 +72,20 @@ test('a stream delivers in order and ends with unavailable when the server is cu
   const again = net.channel(wkr, 'm1:2377').stream(Count, { n: 1 }, () => undefined);
   again.cancel();
   await assert.rejects(again.done, (e: RpcError) => e.kind === 'unavailable');
+});
+
+test('passed-on messages: a passedOn() reader gets the JSON bytes, bytes sent on arrive as their checked value, bytes that are not JSON end the stream as invalid', async () => {
+  const net = setup();
+  const ch = net.channel(mgr, 'm1:2377');
+  const CountPassed: StreamMethod<{ n: number }, Passed<{ n: number }>> = { ...Count, message: passedOn<{ n: number }>() };
+  const bytes: string[] = [];
+  const a = ch.stream(CountPassed, { n: 2 }, (m) => bytes.push(m.bytes.toString('utf8')));
+  const got: number[] = [];
+  const b = ch.stream(Count, { n: -1 }, (m) => got.push(m.n));
+  const c = ch.stream(Count, { n: -2 }, () => assert.fail('not JSON reached the reader'));
+  await assert.rejects(c.done, (e: RpcError) => e.rpcKind === 'invalid');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(bytes, ['{"n":0}', '{"n":1}']);
+  assert.deepEqual(got, [7]);
+  a.cancel(); b.cancel();
 });
