@@ -152,7 +152,7 @@ test('unary and stream round trip with the peer taken from the certificate', asy
   });
 });
 
-test('a stream read as bytes (passedOn) gets the bytes the server wrote, and sending them on writes them unchanged: the reader at the end checks them', async () => {
+test('a stream read as bytes (passedOn) gets the bytes the server wrote, and sending them on writes them unchanged: the reader at the end checks them', { timeout: 15_000 }, async () => {
   await withChannel(grpcChannel(address, managerTls), async (ch) => {
     const passed: string[] = [];
     let two!: () => void;
