@@ -31,7 +31,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
-  accessAllowed, isPassedOn, Passed, RpcError,
+  accessAllowed, decodeMessage, encodeMessage, isPassedOn, Passed, RpcError,
   type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
@@ -104,12 +104,7 @@ export const methodPath = (name: string): string => {
   return `/shoal.${name.slice(0, dot)}/${name.slice(dot + 1)}`;
 };
 
-const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v ?? null), 'utf8');
 const identity = (b: Buffer): Buffer => b;
-
-function decode(buf: Buffer): unknown {
-  try { return JSON.parse(buf.toString('utf8')); } catch { throw invalid('message is not JSON'); }
-}
 
 // ---------------------------------------------------------------------------
 // Errors on the wire: the kind travels in the trailers, the message as the
@@ -270,7 +265,7 @@ type ServerCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStre
 
 // A message from a caller, decoded and checked: anything wrong is `invalid`.
 function checked(check: (raw: unknown) => unknown, buf: Buffer): unknown {
-  try { return check(decode(buf)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
+  try { return check(decodeMessage(buf)); } catch (e) { throw isShoalError(e) ? e : invalid(String((e as Error)?.message ?? e)); }
 }
 
 export class GrpcServer implements RpcServer {
@@ -389,7 +384,7 @@ export class GrpcServer implements RpcServer {
       try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { callback(toStatus(e)); return; }
       Promise.resolve()
         .then(() => handler(admitted.req as Req, admitted.ctx))
-        .then((res) => encode(res)) // a value JSON cannot hold fails the call, not the process
+        .then((res) => encodeMessage(res)) // a value JSON cannot hold fails the call, not the process
         .then((buf) => callback(null, buf), (err: unknown) => {
           if (!isShoalError(err)) this.log.error({ err, method: m.name }, 'RPC handler failed');
           callback(toStatus(err));
@@ -404,7 +399,7 @@ export class GrpcServer implements RpcServer {
       const fail = (err: unknown): void => { call.emit('error', toStatus(err)); };
       try { admitted = this.admit(m.access, m.name, call, m.request); } catch (e) { fail(e); return; }
       let ended = false;
-      const send = (msg: Msg | Passed<Msg>): void => { if (!ended && !call.cancelled) call.write(msg instanceof Passed ? msg.bytes : encode(msg)); };
+      const send = (msg: Msg | Passed<Msg>): void => { if (!ended && !call.cancelled) call.write(msg instanceof Passed ? msg.bytes : encodeMessage(msg)); };
       Promise.resolve()
         .then(() => handler(admitted.req as Req, admitted.ctx, send))
         .then(() => { ended = true; if (!call.cancelled) call.end(); }, (err: unknown) => {
@@ -440,7 +435,7 @@ export class GrpcServer implements RpcServer {
         busy = true;
         Promise.resolve()
           .then(() => handler(checked(m.request, buf) as Req, admitted.ctx))
-          .then((res) => encode(res)) // a value JSON cannot hold ends the pipe, not the process
+          .then((res) => encodeMessage(res)) // a value JSON cannot hold ends the pipe, not the process
           .then((out) => { if (!ended && !call.cancelled) call.write(out); next(); })
           .catch(fail);
       };
@@ -495,11 +490,11 @@ class GrpcChannel implements RpcChannel {
     if (this.closed) return Promise.reject(new RpcError('unavailable', 'channel closed'));
     if (opts.signal?.aborted) return Promise.reject(new RpcError('unavailable', 'call cancelled'));
     return new Promise<Res>((resolve, reject) => {
-      const call = this.client.makeUnaryRequest(methodPath(m.name), identity, identity, encode(req), new grpc.Metadata(), { deadline: Date.now() + opts.timeoutMs },
+      const call = this.client.makeUnaryRequest(methodPath(m.name), identity, identity, encodeMessage(req), new grpc.Metadata(), { deadline: Date.now() + opts.timeoutMs },
         (err, res) => {
           opts.signal?.removeEventListener('abort', onAbort);
           if (err) { reject(cancelledByUs ? new RpcError('unavailable', 'call cancelled') : fromServiceError(err, m.name, this.address)); return; }
-          try { resolve(m.response(decode(res ?? Buffer.alloc(0)))); } catch (e) { reject(new RpcError(isShoalError(e) ? e.kind : 'invalid', `bad answer from ${this.address} to ${m.name}: ${(e as Error).message}`)); }
+          try { resolve(m.response(decodeMessage(res ?? Buffer.alloc(0)))); } catch (e) { reject(new RpcError(isShoalError(e) ? e.kind : 'invalid', `bad answer from ${this.address} to ${m.name}: ${(e as Error).message}`)); }
         });
       let cancelledByUs = false;
       const onAbort = (): void => { cancelledByUs = true; call.cancel(); };
@@ -513,7 +508,7 @@ class GrpcChannel implements RpcChannel {
       done.catch(() => undefined);
       return { done, cancel: () => undefined };
     }
-    const call = this.client.makeServerStreamRequest(methodPath(m.name), identity, identity, encode(req), new grpc.Metadata(), {});
+    const call = this.client.makeServerStreamRequest(methodPath(m.name), identity, identity, encodeMessage(req), new grpc.Metadata(), {});
     let settled = false;
     let cancelReason: RpcError | undefined;
     const done = new Promise<void>((resolve, reject) => {
@@ -528,7 +523,7 @@ class GrpcChannel implements RpcChannel {
         // The method's check is passedOn(): Msg is a Passed.
         if (passOn) { onMessage(new Passed(buf) as unknown as Msg); return; }
         let msg: Msg;
-        try { msg = m.message(decode(buf)); } catch (e) {
+        try { msg = m.message(decodeMessage(buf)); } catch (e) {
           cancelReason = new RpcError(isShoalError(e) ? e.kind as ErrorKind : 'invalid', `bad message from ${this.address} on ${m.name}: ${(e as Error).message}`);
           call.cancel();
           return;
@@ -574,7 +569,7 @@ class GrpcPipe<Req, Res> implements RpcPipe<Req, Res> {
   call(req: Req, opts: { timeoutMs: number }): Promise<Res> {
     if (this.closed || this.channelClosed()) return Promise.reject(new RpcError('unavailable', 'channel closed'));
     let buf: Buffer;
-    try { buf = encode(req); } catch (e) { return Promise.reject(e); } // a value JSON cannot hold fails this call alone
+    try { buf = encodeMessage(req); } catch (e) { return Promise.reject(e); } // a value JSON cannot hold fails this call alone
     return new Promise<Res>((resolve, reject) => {
       const call = this.stream ?? this.open();
       const timer = setTimeout(() => this.end(call, new RpcError('unavailable', `deadline exceeded calling ${this.m.name} on ${this.address}`)), opts.timeoutMs);
@@ -596,7 +591,7 @@ class GrpcPipe<Req, Res> implements RpcPipe<Req, Res> {
       const w = this.waiting.shift();
       if (!w) { this.end(call, new RpcError('internal', `${this.m.name} on ${this.address}: an answer to no call`)); return; }
       clearTimeout(w.timer);
-      try { w.resolve(this.m.response(decode(buf))); } catch (e) {
+      try { w.resolve(this.m.response(decodeMessage(buf))); } catch (e) {
         const err = new RpcError(isShoalError(e) ? e.kind as ErrorKind : 'invalid', `bad answer from ${this.address} to ${this.m.name}: ${(e as Error).message}`);
         w.reject(err);
         this.end(call, err);

@@ -4,7 +4,7 @@
 // (partition) to test what happens when a peer goes silent.
 import { invalid, isShoalError } from '../common/errors';
 import {
-  accessAllowed, Passed, RpcError,
+  accessAllowed, decodeMessage, Passed, RpcError,
   type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
@@ -95,10 +95,6 @@ export class MemoryNetwork {
 }
 
 const roundTrip = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
-// A message sent as bytes (Passed), read as the TLS transport reads one.
-function fromBytes(b: Buffer): unknown {
-  try { return JSON.parse(b.toString('utf8')); } catch { throw invalid('message is not JSON'); }
-}
 
 // An error as the caller sees it: kind and message survive, the rest does
 // not. `answered`: the handler raised it (as a status from the peer would be).
@@ -171,7 +167,7 @@ class MemoryChannel implements RpcChannel {
         if (ended) return;
         let checked: Msg;
         // A Passed is its bytes on the wire; a passedOn() check makes one again.
-        try { checked = m.message(msg instanceof Passed ? fromBytes(msg.bytes) : roundTrip(msg)); } catch (e) { end(asRpcError(e)); return; }
+        try { checked = m.message(msg instanceof Passed ? decodeMessage(msg.bytes) : roundTrip(msg)); } catch (e) { end(asRpcError(e)); return; }
         // Delivered asynchronously, in order, as a socket would.
         queueMicrotask(() => { if (!ended) onMessage(checked); });
       };

@@ -11,7 +11,7 @@
 // the client; one passed on unread, `Passed`, where it is read at last). A
 // message that fails its check fails that call alone (on a pipe, that call
 // and the pipe's stream).
-import { ShoalError, type ErrorKind } from '../common/errors';
+import { invalid, ShoalError, type ErrorKind } from '../common/errors';
 
 export type NodeRole = 'manager' | 'worker';
 
@@ -47,6 +47,12 @@ export interface StreamMethod<Req, Msg> {
   message: Check<Msg>;
 }
 
+// A message as it crosses the wire, for every transport: UTF-8 JSON.
+export const encodeMessage = (v: unknown): Buffer => Buffer.from(JSON.stringify(v ?? null), 'utf8');
+export function decodeMessage(buf: Buffer): unknown {
+  try { return JSON.parse(buf.toString('utf8')); } catch { throw invalid('message is not JSON'); }
+}
+
 // A stream's message handed on as it came, unread: a manager relaying a
 // node's session passes the leader's messages to the node as bytes (the
 // node checks each where it enters). Reading, checking and writing them
@@ -62,7 +68,7 @@ const PASS_ON: unique symbol = Symbol('pass on');
 // The check of such a method. A transport that does not know the mark
 // (it decoded the message) gets the same bytes back from the value.
 export function passedOn<T>(): Check<Passed<T>> {
-  const check = (raw: unknown): Passed<T> => new Passed<T>(Buffer.from(JSON.stringify(raw ?? null), 'utf8'));
+  const check = (raw: unknown): Passed<T> => new Passed<T>(encodeMessage(raw));
   return Object.assign(check, { [PASS_ON]: true as const });
 }
 export const isPassedOn = (check: Check<unknown>): boolean => (check as { [PASS_ON]?: true })[PASS_ON] === true;

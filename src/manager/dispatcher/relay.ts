@@ -15,7 +15,8 @@ import {
 // messages go to the node as the bytes the leader wrote, never read here
 // (the node checks each). Its answers come back unchanged, except that
 // "not the leader" becomes "open the session again": the node should come
-// back here, not move to the leader and pile onto it. A leader this manager cannot reach sends the node elsewhere.
+// back here, not move to the leader and pile onto it. A leader this manager
+// cannot reach sends the node elsewhere.
 // A relayed session the leader had taken whose connection then drops (the
 // leader unchanged) is "open the session again" too: the node comes back
 // here over the connection it has, and a leader really gone fails that
