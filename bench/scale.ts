@@ -14,7 +14,10 @@
 //               (the CLI's own part: decoding and printing thousands of nodes)
 //   create      a service of the step's task count on the simulated nodes:
 //               time from `service create` to every task reported running,
-//               with `docker node ls` timed every few seconds meanwhile
+//               with `docker node ls` on a follower timed every few seconds
+//               meanwhile, each time beside the follower's `GET /nodes` and the
+//               CLI against that answer replayed (the CLI alone, on the loaded
+//               machine)
 //   loaded      the same figures as idle, with the service in place
 //   held        with --hold S: each manager's memory sampled every 10 s (and at
 //               the end) for S seconds more, the service still in place (a create's garbage
@@ -33,6 +36,7 @@
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
 //                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S] [--limit-runs 1] [--memory-split]
+//                            [--sims-to all|followers]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -65,6 +69,9 @@
 // Each simulator process runs in a CPU group of its own, as each lab host
 // does (see growTo); --sim-nice N sets its nice value (default 0).
 //
+// --sims-to followers gives the simulators only the followers' addresses to
+// join and open their sessions with (default all three managers; a node still
+// learns every manager from its session and may move to any of them).
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -74,7 +81,7 @@ import { parseArgs } from 'node:util';
 import { daemonNodeFlags } from '../src/common/node-flags';
 import { SHOAL_MAIN } from '../test/helpers/daemon';
 import { parseHostLines, runLab, type LabHost } from '../test/helpers/lab';
-import { startCannedEngine } from './canned-engine';
+import { startCannedEngine, type CannedEngine } from './canned-engine';
 import { memorySplit, profileFile, startProfile } from './inspector-profile';
 import { counterDelta, readEtcdCounters, type EtcdCounters } from './etcd-counters';
 import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit';
@@ -90,7 +97,7 @@ const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().to
 const splitText = (d: DaemonSplit | undefined): string => (d ? `; heap ${d.heapUsedMB}/${d.heapMB}, old ${d.oldUsedMB}/${d.oldMB}, external ${d.externalMB} (buffers ${d.arrayBuffersMB})` : '');
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number; memorySplit: boolean }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number; memorySplit: boolean; simsToFollowers: boolean }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number; daemonSplit?: DaemonSplit }
 // With --memory-split, MB: V8's heap held and in use, its old space held and
@@ -110,6 +117,11 @@ interface StepFigures {
   createSeconds?: number;
   firstRunningSeconds?: number;
   nodeLsDuringCreate?: number[];   // CLI seconds, sampled while tasks were being placed
+  // Beside each of those samples: the follower's own answer to `GET /nodes`
+  // (its loop's wait included), and the CLI against that answer replayed
+  // (canned) on the loaded machine: where the CLI's seconds go.
+  nodeLsApiDuringCreate?: number[];
+  nodeLsCliAloneDuringCreate?: number[];
   managerCpuSecondsDuringCreate?: Record<string, number>;
   etcdCpuSecondsDuringCreate?: Record<string, number>;
   // The simulated nodes' processes, together (they share the managers' cores).
@@ -149,7 +161,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' }, 'memory-split': { type: 'boolean' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' }, 'memory-split': { type: 'boolean' }, 'sims-to': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -161,8 +173,11 @@ function options(argv: string[]): Options {
   const tasks = list(values.tasks, nodes.map((n) => n * 30), 'tasks');
   if (tasks.length !== nodes.length) throw new Error('--tasks wants one count for each step of --nodes');
   if (nodes.some((n, i) => i > 0 && n < nodes[i - 1]!)) throw new Error('--nodes wants growing steps');
+  const simsTo = values['sims-to'] ?? 'all';
+  if (simsTo !== 'all' && simsTo !== 'followers') throw new Error(`--sims-to wants all or followers, got "${simsTo}"`);
   return {
     nodes, tasks,
+    simsToFollowers: simsTo === 'followers',
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
     simNice: niceOption(values['sim-nice']),
     idleOnly: values['idle-only'] === true,
@@ -230,7 +245,8 @@ class Cluster {
     const more = total - this.simCount;
     if (more <= 0) return;
     const procs = Math.min(this.o.simProcs, more);
-    const addrs = this.managers.flatMap((m) => ['--manager', m.address]);
+    const leaderName = this.o.simsToFollowers ? (await this.leader()).leader.name : undefined;
+    const addrs = this.managers.filter((m) => m.name !== leaderName).flatMap((m) => ['--manager', m.address]);
     for (let i = 0; i < procs; i++) {
       const n = Math.floor(more / procs) + (i < more % procs ? 1 : 0);
       const prefix = `sim${this.sims.length + 1}`;
@@ -344,14 +360,27 @@ class Cluster {
   // `docker ARGS` against the manager's answers for `paths`, recorded now and
   // replayed by a stand-in engine: the CLI's own seconds for answers that size.
   async cliAlone(on: LabHost, paths: string[], args: string[]): Promise<number> {
+    const canned = await this.canned(on, paths);
+    try { return await this.cliSeconds(canned, args); } finally { await canned.close(); }
+  }
+
+  // A stand-in engine answering `paths` as the manager answers them now.
+  async canned(on: LabHost, paths: string[]): Promise<CannedEngine> {
     const answers = new Map<string, Buffer>();
     for (const p of paths) {
       const r = await http(this.socket(on), 'GET', `/v1.41${p}`, undefined, 60_000);
       if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.text.trim()}`);
       answers.set(p, Buffer.from(r.text));
     }
-    const canned = await startCannedEngine(answers);
-    try { return await this.cliSeconds(canned, args); } finally { await canned.close(); }
+    return startCannedEngine(answers);
+  }
+
+  // `GET /nodes` on a manager: seconds to its whole answer.
+  async nodesApiSeconds(on: LabHost): Promise<number> {
+    const t0 = performance.now();
+    const r = await http(this.socket(on), 'GET', '/v1.41/nodes', undefined, 60_000);
+    if (r.status !== 200) throw new Error(`GET /nodes: ${r.status} ${r.text.trim()}`);
+    return (performance.now() - t0) / 1000;
   }
 
   async runningTasks(on: LabHost): Promise<number> {
@@ -403,6 +432,8 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   const simCpu0 = c.simCpuSeconds();
   const etcd0 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
   const createdWall = Date.now();
+  // Recorded before the create: the node list does not change during it.
+  const canned = await c.canned((await c.leader()).follower, ['/nodes', '/info']);
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
@@ -412,6 +443,8 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     }, 120_000);
     if (r.status !== 201) throw new Error(`service create: ${r.status} ${r.text.trim()}`);
     fig.nodeLsDuringCreate = [];
+    fig.nodeLsApiDuringCreate = [];
+    fig.nodeLsCliAloneDuringCreate = [];
     let lastLs = 0;
     await until(`${tasks} tasks running`, o.deadlineMs, async () => {
       const running = await c.runningTasks(leader);
@@ -422,12 +455,15 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
         lastLs = performance.now();
         const { follower } = await c.leader();
         fig.nodeLsDuringCreate!.push(round3(await c.cliSeconds(follower, ['node', 'ls'])));
+        fig.nodeLsApiDuringCreate!.push(round3(await c.nodesApiSeconds(follower)));
+        fig.nodeLsCliAloneDuringCreate!.push(round3(await c.cliSeconds(canned, ['node', 'ls'])));
       }
       say(`  ${running} of ${tasks} running (${((performance.now() - created) / 1000).toFixed(0)} s)`);
       return false;
     }, 1_000);
     fig.createSeconds = round1((performance.now() - created) / 1000);
   } finally {
+    await canned.close();
     await stopProfile?.();
     // Also when the create did not finish: where the two cores went.
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
@@ -453,6 +489,7 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, of which etcd ${JSON.stringify(fig.etcdCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
   }
   say(`  all ${tasks} running in ${fig.createSeconds} s`);
+  if (fig.nodeLsDuringCreate?.length) say(`  node ls on a follower during the create: ${duringText(fig)}`);
   const { leader: l2 } = await c.leader();
   fig.loaded = { managers: await c.managerFigures(l2.name, o.memorySplit), latency: await c.latency() };
   fig.simRssMB = round1(c.simRssMB());
@@ -553,6 +590,12 @@ function hostCpu(host: string, command?: string): number {
 }
 
 // The etcd limit's median and how many times longer the create took.
+// Median (worst) of each series sampled during the create.
+function duringText(s: StepFigures): string {
+  const m = (xs: number[] | undefined): string => (xs?.length ? `${round3(median(xs))} s (${Math.max(...xs)} s)` : '-');
+  return `the CLI ${m(s.nodeLsDuringCreate)}, its GET /nodes ${m(s.nodeLsApiDuringCreate)}, the CLI alone ${m(s.nodeLsCliAloneDuringCreate)}; median (worst) of ${s.nodeLsDuringCreate?.length ?? 0}`;
+}
+
 function limitCell(s: StepFigures): string {
   const l = s.limit ? limitSummary(s.limit) : undefined;
   if (!l) return s.limit ? 'failed' : '-';
@@ -562,16 +605,15 @@ function limitCell(s: StepFigures): string {
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
     `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
-    '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | the etcd limit (×) | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls during create (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
+    '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | the etcd limit (×) | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls on a follower during the create: CLI, GET /nodes, CLI alone, median (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {
     const worstMgr = s.loaded?.managers.reduce((w, m) => Math.max(w, m.daemonMB + m.etcdMB), 0);
     const file = s.loaded?.managers.reduce((w, m) => Math.max(w, m.etcdFileMB), 0);
-    const during = s.nodeLsDuringCreate?.length ? Math.max(...s.nodeLsDuringCreate) : undefined;
     const f = (x: number | undefined, unit = ' s'): string => (x === undefined || Number.isNaN(x) ? '-' : `${x}${unit}`);
     const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
     const idle = s.idleCpu ? `${round3(sum(s.idleCpu.daemons) + sum(s.idleCpu.etcd) + sum(s.idleCpu.rest))} / ${s.idleCpu.sims}` : undefined;
-    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${idle ?? '-'} | ${f(s.createSeconds)} | ${limitCell(s)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${f(during)} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
+    lines.push(`| ${s.nodes} | ${s.tasks} | ${f(s.joinSeconds)} | ${idle ?? '-'} | ${f(s.createSeconds)} | ${limitCell(s)} | ${f(s.idle?.latency.nodeLsLeader)} / ${f(s.idle?.latency.nodeLsFollower)} | ${f(s.idle?.latency.nodeLsCli)} | ${f(s.loaded?.latency.nodeLsLeader)} / ${f(s.loaded?.latency.nodeLsFollower)} | ${f(s.loaded?.latency.nodeLsCli)} | ${f(s.loaded?.latency.serviceLs)} | ${s.nodeLsDuringCreate?.length ? duringText(s) : '-'} | ${f(worstMgr === undefined ? undefined : round1(worstMgr), ' MB')} | ${f(file, ' MB')} | ${f(s.removeSeconds)} |${s.error ? ` failed: ${s.error}` : ''}`);
   }
   const limits = steps.filter((s) => s.limit);
   if (limits.length) {

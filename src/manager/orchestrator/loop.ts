@@ -10,6 +10,7 @@ import { deepEqual } from '../../common/deep-equal';
 import { clusterRetention } from './reaper';
 import { reconcileDeletedService, reconcileServiceSteps } from './reconcile';
 import { taskChangeMatters } from './relevance';
+import { dispatchOrder } from '../loop/write-order';
 import { type Plan, serviceMode, isGlobalMode } from './task';
 import type { TaskObservations } from './task';
 
@@ -37,8 +38,9 @@ export interface Placer {
   release(ids: Iterable<string>): void;
 }
 
+type CreateOp = { kind: 'create'; serviceId: string; task: Task };
 type Op =
-  | { kind: 'create'; serviceId: string; task: Task }
+  | CreateOp
   | { kind: 'update'; serviceId: string; task: Task; read: Task }
   | { kind: 'delete'; serviceId: string; task: Task }
   | { kind: 'service'; serviceId: string; service: Service };
@@ -227,11 +229,25 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   // The scheduler places the new tasks among ops (replaced in place); the IDs it placed.
   function placeCreates(ops: Op[]): string[] {
     if (!opts.placer) return [];
-    const creates = ops.filter((op): op is Extract<Op, { kind: 'create' }> => op.kind === 'create');
+    const creates = ops.filter((op): op is CreateOp => op.kind === 'create');
     if (!creates.length) return [];
     const placed = opts.placer.placeNew(creates.map((op) => op.task));
     for (const op of creates) op.task = placed.get(op.task.ID) ?? op.task;
+    groupCreatesByNode(ops);
     return [...placed.keys()];
+  }
+
+  // Each run of consecutive creates put in dispatch order (write-order.ts);
+  // every other op keeps its place, so what waits for what is unchanged.
+  function groupCreatesByNode(ops: Op[]): void {
+    for (let i = 0; i < ops.length;) {
+      if (ops[i]!.kind !== 'create') { i++; continue; }
+      let j = i;
+      while (j < ops.length && ops[j]!.kind === 'create') j++;
+      const run = dispatchOrder(ops.slice(i, j) as CreateOp[], (op) => op.task.NodeID || undefined);
+      for (let k = 0; k < run.length; k++) ops[i + k] = run[k]!;
+      i = j;
+    }
   }
 
   async function writeOps(ops: Op[]): Promise<Set<string>> {

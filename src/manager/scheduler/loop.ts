@@ -1,5 +1,6 @@
 import type { Task } from '../../model/types';
 import { type LeaderComponentHandle, type LeaderComponentOptions, DEFAULT_SLICE_MS, Slicer } from '../loop/component';
+import { dispatchOrder } from '../loop/write-order';
 import { taskStateRank } from '../../model/types';
 import { ShoalError } from '../../common/errors';
 import { nowIso } from '../../common/time';
@@ -215,8 +216,9 @@ export function startScheduler(opts: SchedulerOptions): SchedulerHandle {
     log.debug({ tasks: tasks.length, assigned: result.assignments.length, unplaced: result.failures.length, ms: Date.now() - started }, 'scheduling pass');
 
     const refused = (w: (typeof writes)[number], error: Error): void => log.error({ task: w.read.ID, err: error.message }, 'scheduler write refused');
-    // Each task once: the batches are independent.
-    await eachConcurrently(eachBatch(store, writes, (txn, w) => txn.update('tasks', w.next), refused), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
+    // Each task once: the batches are independent. A node's tasks together (loop/write-order.ts).
+    const ordered = dispatchOrder(writes, (w) => w.next.NodeID || undefined);
+    await eachConcurrently(eachBatch(store, ordered, (txn, w) => txn.update('tasks', w.next), refused), BATCHES_IN_FLIGHT, async ({ txn, items: chunk }) => {
       try {
         await txn.commit();
       } catch (e) {

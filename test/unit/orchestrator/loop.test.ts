@@ -143,6 +143,45 @@ for (const placer of [true, false]) {
   });
 }
 
+// The dispatcher sends a node its new tasks once per batch of store events:
+// written in slot order, spread placement gave each node one task per
+// transaction (write-order.ts).
+for (const placer of [true, false]) {
+  test(`loop: a big service's new tasks are written a node's tasks together, in few transactions each (${placer ? 'placed at creation' : 'placed by a scheduler pass'})`, async () => {
+    const { store, stop } = await cluster({ placer });
+    try {
+      const nodes = Array.from({ length: 199 }, (_, i) => makeNode(`n${String(i).padStart(3, '0')}`));
+      for (let i = 0; i < nodes.length; i += 50) {
+        const txn = store.txn();
+        for (const n of nodes.slice(i, i + 50)) txn.create('nodes', n);
+        await txn.commit();
+      }
+      // 1,600 tasks over 200 nodes: 8 each, about 13 transactions.
+      const revisions = new Map<string, Set<number>>();
+      store.subscribe((evs) => {
+        for (const e of evs) {
+          // The write that placed it: the create (placed at creation) or the pass's update.
+          if (e.kind !== 'tasks' || (e.object as Task | undefined)?.Status.State !== 'assigned' || (e.previous as Task | undefined)?.Status.State === 'assigned') continue;
+          const node = (e.object as Task).NodeID ?? '';
+          let set = revisions.get(node);
+          if (!set) revisions.set(node, (set = new Set()));
+          set.add(e.revision);
+        }
+      });
+      await store.txn().create('services', makeService('big', { replicas: 1600 })).commit();
+      await until(store, () => tasksOf(store, 'big').filter((t) => t.Status.State === 'assigned').length === 1600, '1,600 assigned tasks');
+      assert.equal(revisions.size, 200, 'spread over every node');
+      const all = new Set([...revisions.values()].flatMap((s) => [...s]));
+      assert.ok(all.size >= 10, `written in ${all.size} transactions`);
+      // Each node's 8 in one transaction, or two where a transaction ends among them (slot order: 8).
+      const worst = Math.max(...[...revisions.values()].map((s) => s.size));
+      assert.ok(worst <= 2, `a node's tasks came in ${worst} transactions`);
+    } finally {
+      await stop();
+    }
+  });
+}
+
 test('loop: a restart delay is honoured through a timer, then the replacement is started', async () => {
   const { store, stop } = await cluster();
   try {
