@@ -426,14 +426,14 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   if (o.idleOnly) return;
 
   // create: from the request to every task reported running
+  // Recorded before the create (and its CPU counts): the node list does not change during it.
+  const canned = await c.canned((await c.leader()).follower, ['/nodes', '/info']);
   const stopProfile = await profileCreate(c, o, `create-${i + 1}`);
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
   const etcd0 = Object.fromEntries(await Promise.all(c.managers.map(async (m) => [m.name, await etcdCounters(m.name)] as const)));
   const createdWall = Date.now();
-  // Recorded before the create: the node list does not change during it.
-  const canned = await c.canned((await c.leader()).follower, ['/nodes', '/info']);
   try {
     const created = performance.now();
     const r = await http(c.socket(leader), 'POST', '/v1.41/services/create', {
