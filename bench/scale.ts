@@ -352,7 +352,7 @@ class Cluster {
       nodeLsLeader: await samples(() => this.cliSeconds(leader, ['node', 'ls'])),
       nodeLsFollower: await samples(() => this.cliSeconds(follower, ['node', 'ls'])),
       serviceLs: await samples(() => this.cliSeconds(follower, ['service', 'ls'])),
-      nodeLsApi: await samples(async () => { const t0 = performance.now(); await this.nodes(follower); return (performance.now() - t0) / 1000; }),
+      nodeLsApi: await samples(() => this.nodesApiSeconds(follower)),
       nodeLsCli: await samples(() => this.cliAlone(leader, ['/nodes', '/info'], ['node', 'ls'])),
     };
   }
