@@ -88,6 +88,7 @@ import { limitSummary, measureEtcdLimit, type LimitFigures } from './etcd-limit'
 import { labDaemonPid, labHostMemory } from './lab-memory';
 import { heldRanges, holdSampleTimes, type HeldRange } from './held-summary';
 import { compactionsIn, linesIn, type Compaction } from './daemon-log';
+import { SimCounter, type SimCounts, type SimProc } from './sim-counts';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, runCleanup, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
 const LAB = process.env.SHOAL_LAB_INDEX || '40';
@@ -126,6 +127,9 @@ interface StepFigures {
   etcdCpuSecondsDuringCreate?: Record<string, number>;
   // The simulated nodes' processes, together (they share the managers' cores).
   simCpuSecondsDuringCreate?: number;
+  // Session messages the simulated nodes received from the create's request
+  // until all its tasks ran, and the tasks they carried.
+  sessionMessagesDuringCreate?: SimCounts;
   // Writes the create cost, from the leader's etcd (every member applies the
   // same), and the bytes each member sent its clients (mostly its daemon's watch).
   etcdDuringCreate?: EtcdCounters;
@@ -203,6 +207,8 @@ const profiled = (o: Options, what: string): o is Options & { leaderProf: string
 class Cluster {
   managers: LabHost[] = [];
   sims: ChildProcess[] = [];
+  private readonly simLogs = new Map<ChildProcess, string>();
+  readonly simCounter = new SimCounter();
   private simCount = 0;
   constructor(private readonly o: Options) {}
 
@@ -250,7 +256,8 @@ class Cluster {
     for (let i = 0; i < procs; i++) {
       const n = Math.floor(more / procs) + (i < more % procs ? 1 : 0);
       const prefix = `sim${this.sims.length + 1}`;
-      const log = createWriteStream(`/tmp/shoal-scale-${prefix}.log`);
+      const logPath = `/tmp/shoal-scale-${prefix}.log`;
+      const log = createWriteStream(logPath);
       const prof = this.o.simProf ? ['--cpu-prof', '--cpu-prof-dir', this.o.simProf] : [];
       // Each simulator in a session of its own (`detached`), so in a CPU
       // group of its own: the kernel shares the CPU between sessions first
@@ -266,6 +273,7 @@ class Cluster {
       p.stderr!.pipe(log);
       if (p.pid !== undefined && this.o.simNice !== 0) writeFileSync(`/proc/${p.pid}/autogroup`, String(this.o.simNice));
       this.sims.push(p);
+      this.simLogs.set(p, logPath);
       onCleanup(`sim ${prefix}`, async () => {
         if (p.exitCode !== null) return;
         const gone = new Promise<void>((resolve) => p.once('exit', () => resolve()));
@@ -296,6 +304,11 @@ class Cluster {
     const sim = this.liveSimPids()[0];
     if (sim) stops.push(await startProfile(sim, undefined, profileFile(o.leaderProf, `${what}-sim`)));
     return stops;
+  }
+
+  // The live simulators and their logs (where they answer SimCounter).
+  simProcs(): SimProc[] {
+    return this.sims.filter((p) => p.exitCode === null && p.pid).map((p) => ({ pid: p.pid!, log: this.simLogs.get(p)! }));
   }
 
   private liveSimPids(): number[] {
@@ -426,9 +439,17 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
   if (o.idleOnly) return;
 
   // create: from the request to every task reported running
+  // What the simulated nodes' sessions delivered so far: the create's share is the difference after it.
+  const received0 = await c.simCounter.read(c.simProcs());
   // Recorded before the create (and its CPU counts): the node list does not change during it.
   const canned = await c.canned((await c.leader()).follower, ['/nodes', '/info']);
-  const stopProfile = await profileCreate(c, o, `create-${i + 1}`);
+  let stopProfile: (() => Promise<void>) | undefined;
+  try {
+    stopProfile = await profileCreate(c, o, `create-${i + 1}`);
+  } catch (err) {
+    await canned.close();
+    throw err;
+  }
   const cpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name)]));
   const etcdCpu0 = Object.fromEntries(c.managers.map((m) => [m.name, hostCpu(m.name, 'etcd')]));
   const simCpu0 = c.simCpuSeconds();
@@ -469,6 +490,9 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
     fig.managerCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name) - cpu0[m.name]!)]));
     fig.etcdCpuSecondsDuringCreate = Object.fromEntries(c.managers.map((m) => [m.name, round1(hostCpu(m.name, 'etcd') - etcdCpu0[m.name]!)]));
     fig.simCpuSecondsDuringCreate = round1(c.simCpuSeconds() - simCpu0);
+    // In `finally`: a simulator that died must not hide why the create failed.
+    const received1 = await c.simCounter.read(c.simProcs()).catch((err: unknown) => { say(`  session message counts: ${(err as Error).message}`); return undefined; });
+    if (received1) fig.sessionMessagesDuringCreate = { messages: received1.messages - received0.messages, tasks: received1.tasks - received0.tasks };
     const logs = Object.fromEntries(c.managers.map((m) => [m.name, c.managerLog(m.name)]));
     fig.markedDownDuringCreate = Object.values(logs).reduce((n, text) => n + linesIn(text, 'node marked down: heartbeat failure', createdWall, Date.now()).length, 0);
     fig.compactionsDuringCreate = Object.fromEntries(Object.entries(logs).map(([h, text]) => [h, compactionsIn(text, createdWall, Date.now()).length]));
@@ -486,6 +510,8 @@ async function step(c: Cluster, o: Options, i: number, token: string, fig: StepF
       say(`  etcd during the create: ${w.puts} keys written in ${w.txns} transactions (${(w.puts / per).toFixed(2)} per running task), ${round1(w.putBytes / MB)} MB (${Math.round(w.putBytes / Math.max(1, w.puts))} bytes per key); `
         + `sent to clients ${JSON.stringify(Object.fromEntries(Object.entries(fig.etcdSentBytesDuringCreate).map(([h, b]) => [h, round1(b / MB)])))} MB`);
     }
+    const r = fig.sessionMessagesDuringCreate;
+    if (r) say(`  session messages to the simulated nodes during the create: ${r.messages}, carrying ${r.tasks} tasks (${(r.tasks / Math.max(1, r.messages)).toFixed(1)} per message)`);
     say(`  CPU seconds during the create: managers (daemon, etcd, engine) ${JSON.stringify(fig.managerCpuSecondsDuringCreate)}, of which etcd ${JSON.stringify(fig.etcdCpuSecondsDuringCreate)}, simulated nodes ${fig.simCpuSecondsDuringCreate}`);
   }
   say(`  all ${tasks} running in ${fig.createSeconds} s`);

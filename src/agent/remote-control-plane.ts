@@ -105,6 +105,8 @@ export const FIRST_MESSAGE_CALLS = 3;
 // serve (an earlier release), whose calls go unary for the rest of the session.
 interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown; missedBeats: number; pipes: Map<string, RpcPipe<never, unknown>>; unserved: Set<string> }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
+// Session messages, and the tasks in them (a task sent twice counts twice).
+export interface ReceivedCounts { messages: number; tasks: number }
 interface FullSet { tasks: Map<string, Task>; services: ServiceInfo[]; secrets: WirePayload[]; configs: WirePayload[] }
 
 export class RemoteControlPlane implements AgentControlPlane {
@@ -133,6 +135,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   private loop?: Promise<void>;
   private readonly backoff: { minMs: number; maxMs: number };
   private readonly callTimeoutMs: number;
+  private readonly counts: ReceivedCounts = { messages: 0, tasks: 0 };
 
   constructor(private readonly opts: RemoteControlPlaneOptions) {
     this.managers = [...opts.managers];
@@ -148,6 +151,9 @@ export class RemoteControlPlane implements AgentControlPlane {
 
   // The address of the manager the session is with, if any.
   get connectedTo(): string | undefined { return this.live?.addr; }
+
+  // What the sessions delivered so far (the scale bench's message count).
+  get received(): ReceivedCounts { return { ...this.counts }; }
 
   watchAssignments(_nodeId: string, onChange: (a: Assignments) => void): () => void {
     // The node is the one of the certificate the channel presents.
@@ -473,6 +479,8 @@ export class RemoteControlPlane implements AgentControlPlane {
   // ---------- what the session delivers ----------
 
   private apply(msg: SessionMessage): void {
+    this.counts.messages++;
+    this.counts.tasks += msg.Tasks.length;
     this.opts.onRole?.(msg.Node.Role, msg.Node.Version); // [managers helper]
     if (msg.RootCA) this.opts.onRootCA?.({ bundle: msg.RootCA.Bundle, issuerPublicKey: msg.RootCA.IssuerPublicKey });
     this.applyNetworkView(msg);

@@ -11,7 +11,8 @@ Runs N simulated nodes in this process, to measure a swarm at scale: each
 joins with the worker token and is a real node to the managers (its own
 certificate, session, heartbeats and task reports), but its containers are
 pretend (nothing is started). Runs until SIGINT or SIGTERM; the nodes then
-show Down. Progress is printed every 5 s.
+show Down. Progress is printed every 5 s, and at once on SIGUSR2 (with
+"asked": how many times so far).
 
 Options:
   --manager ADDR            a manager's address (host[:port], port 2377 by default); repeatable
@@ -68,11 +69,16 @@ export async function runSim(argv: string[]): Promise<number> {
     log.info({ ...fleet.stats(), maxLoopDelayMs: Math.round(lag.max / 1e6), seconds: Math.round((Date.now() - started) / 1000) }, 'simulated nodes');
     lag.reset();
   }, 5000);
+  // The scale bench reads the counts right before and after a create.
+  let asked = 0;
+  const onAsk = (): void => { asked++; log.info({ ...fleet.stats(), asked, seconds: Math.round((Date.now() - started) / 1000) }, 'simulated nodes'); };
+  process.on('SIGUSR2', onAsk);
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {
     stopping ??= (async () => {
       log.info({ signal }, 'stopping the simulated nodes');
       clearInterval(progress);
+      process.off('SIGUSR2', onAsk);
       await fleet.stop();
       return 0;
     })();

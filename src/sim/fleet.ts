@@ -34,7 +34,8 @@ const SIM_KEEPALIVE = { timeMs: 30_000, timeoutMs: 60_000 };
 
 interface SimNode { nodeId: string; hostname: string; executor: SimExecutor; controlPlane: RemoteControlPlane; agent: RunningAgent }
 
-export interface FleetStats { joined: number; failed: number; sessions: number; containersRunning: number }
+// sessionMessages, tasksInMessages: what the nodes' sessions delivered so far, summed.
+export interface FleetStats { joined: number; failed: number; sessions: number; containersRunning: number; sessionMessages: number; tasksInMessages: number }
 
 export class Fleet {
   private readonly nodes: SimNode[] = [];
@@ -46,11 +47,16 @@ export class Fleet {
   stats(): FleetStats {
     let sessions = 0;
     let containersRunning = 0;
+    let sessionMessages = 0;
+    let tasksInMessages = 0;
     for (const n of this.nodes) {
       if (n.controlPlane.connectedTo) sessions++;
       containersRunning += n.executor.running;
+      const r = n.controlPlane.received;
+      sessionMessages += r.messages;
+      tasksInMessages += r.tasks;
     }
-    return { joined: this.nodes.length, failed: this.failed, sessions, containersRunning };
+    return { joined: this.nodes.length, failed: this.failed, sessions, containersRunning, sessionMessages, tasksInMessages };
   }
 
   // Joins every node (bounded concurrency); a node that cannot join is

@@ -357,6 +357,25 @@ test('an agent whose manager is lost keeps its tasks and moves to another manage
   } finally { await w.close(); }
 });
 
+test('an agent counts the session messages it received and the tasks in them (the scale bench reads these)', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    await addSecretsAndTasks(w.store, [makeTask('t1', { NodeID: 'w1' }), makeTask('t2', { NodeID: 'w1' })]);
+    const cp = w.plane('w1');
+    assert.deepEqual(cp.received, { messages: 0, tasks: 0 });
+    w.agent('w1', cp);
+    await untilStore(w.store, () => ['t1', 't2'].every((id) => w.store.get('tasks', id)!.Status.State === 'running'), 'both running');
+    const before = cp.received;
+    assert.ok(before.messages >= 1 && before.tasks >= 2, JSON.stringify(before));
+    // One change of one task: one message carrying it (the agent's reports send nothing back).
+    await w.store.mutate('tasks', 't1', (t) => { t.DesiredState = 'shutdown'; return t; });
+    await waitFor('the shutdown delivered', () => cp.received.tasks > before.tasks);
+    await untilStore(w.store, () => w.store.get('tasks', 't1')!.Status.State === 'shutdown', 't1 shut down');
+    assert.deepEqual(cp.received, { messages: before.messages + 1, tasks: before.tasks + 1 });
+  } finally { await w.close(); }
+});
+
 test('a manager that is not the leader names the leader, and the agent goes there', async () => {
   const w = await world();
   try {
