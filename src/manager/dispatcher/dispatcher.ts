@@ -23,7 +23,7 @@ import { toManagerList, type KnownManagers } from '../../protocol/checks';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, relayHeldUp, relayStallMs, RELAY_STALL_MIN_MS, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, effectivePeriodMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, relayHeldUp, relayStallMs, RELAY_STALL_MIN_MS, startLeading, takeExpired, type DownMarks, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -167,7 +167,18 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     if (!term) throw unavailable('dispatcher: this manager is not the leader');
     return term;
   };
-  const periodMs = (): number => heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
+  // The heartbeat period in force: the configured one, longer in a big cluster (liveness.ts effectivePeriodMs).
+  let lastPeriodMs: number | undefined;
+  const periodMs = (): number => {
+    const configuredMs = heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
+    const nodes = store.count('nodes');
+    const ms = effectivePeriodMs(configuredMs, nodes);
+    if (ms !== lastPeriodMs) {
+      if (leading && (ms !== configuredMs || lastPeriodMs !== undefined)) log.info({ periodMs: ms, configuredMs, nodes }, 'heartbeat period in force changed (the configured one, longer in a big cluster)');
+      lastPeriodMs = ms;
+    }
+    return ms;
+  };
 
   function refuse(): never {
     if (stopped) throw unavailable('dispatcher: stopped');

@@ -23,6 +23,21 @@ const LEADER_CHANGE_FACTOR = 2;
 export const heartbeatPeriodMs = (periodNs: number | undefined): number =>
   !periodNs || periodNs <= 0 ? DEFAULT_HEARTBEAT_PERIOD_MS : Math.max(MIN_HEARTBEAT_PERIOD_MS, Math.floor(periodNs / 1e6));
 export const heartbeatIntervalMs = (periodMs: number): number => Math.floor(periodMs / 2);
+
+// Every beat reaches the leader (relayed or not), and each costs its node, a
+// follower and the leader about half a millisecond of CPU together (scale
+// bench, 5,000 nodes beating every 5 s: 0.55 of the two cores, idle). So a
+// cluster's period grows with its size, in steps of PERIOD_STEP_MS, to keep
+// the beats at most MAX_BEATS_PER_SECOND: Docker's default 5 s up to 1,250
+// nodes, 20 s up to 5,000 (a lost node is found within 30 s then; Kubernetes'
+// default grace is 40 s). Nomad scales its heartbeat TTL the same way. The
+// configured period stays what `docker info` shows, and is the floor.
+export const MAX_BEATS_PER_SECOND = 500;
+export const PERIOD_STEP_MS = 5000;
+export function effectivePeriodMs(configuredMs: number, nodes: number): number {
+  const neededMs = (nodes * 2 * 1000) / MAX_BEATS_PER_SECOND; // two beats per period
+  return neededMs <= configuredMs ? configuredMs : Math.ceil(neededMs / PERIOD_STEP_MS) * PERIOD_STEP_MS;
+}
 export const allowanceMs = (periodMs: number): number => Math.floor(periodMs * 1.5);
 
 // Node ID → the time (ms, manager clock) after which it is down.

@@ -792,6 +792,36 @@ test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
   } finally { await w.close(); }
 });
 
+test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\'s settings and in each beat\'s answer', async () => {
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const raw: SessionMessage[] = [];
+    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+    await waitFor('the first message', () => raw.length > 0);
+    assert.equal(raw[0]!.HeartbeatMs, PERIOD_MS / 2);
+    const ch = w.net.channel(peer('w1'), M1);
+    assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, PERIOD_MS / 2);
+    // Docker's default period, then nodes joining past 1,250.
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 5e9 }; return c; });
+    const more = 1251 - w.store.count('nodes');
+    for (let i = 0; i < more; i += 100) {
+      const txn = w.store.txn();
+      for (let j = i; j < Math.min(more, i + 100); j++) txn.create('nodes', makeNode(`n${j}`, { state: 'down' }));
+      await txn.commit();
+    }
+    assert.equal(w.store.count('nodes'), 1251);
+    assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, 5000, 'every 5 s, in a 10 s period');
+    await w.store.mutate('nodes', 'w1', (n) => { n.Spec.Availability = 'pause'; return n; });
+    await waitFor('the pause', () => raw.some((m) => m.Node?.Availability === 'pause'));
+    assert.equal(raw[raw.length - 1]!.HeartbeatMs, 5000);
+    // Nodes removed: back to the configured period.
+    await w.store.txn().delete('nodes', w.store.get('nodes', 'n0')!).commit();
+    assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, 2500);
+    stream.cancel();
+  } finally { await w.close(); }
+});
+
 test('a session hears only news: status reports of its tasks send nothing; settings send the roots again only when they change', async () => {
   const w = await world();
   try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, DISRUPTION_MIN_NODES, DOWN_BURST_MIN, downBurst, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, RELAY_MIN_NODES, relayHeldUp, relayStallMs, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, DISRUPTION_MIN_NODES, DOWN_BURST_MIN, downBurst, effectivePeriodMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, MAX_BEATS_PER_SECOND, MIN_HEARTBEAT_PERIOD_MS, nextExpiry, RELAY_MIN_NODES, relayHeldUp, relayStallMs, startLeading, takeExpired, type DownMarks, type Liveness,
 } from '../../../src/manager/dispatcher/liveness';
 import { makeNode } from '../orchestrator/fixtures';
 
@@ -18,6 +18,27 @@ test('timing: the default period beats every 2.5 s and declares a node down afte
   assert.equal(heartbeatIntervalMs(5000), 2500);
   assert.equal(allowanceMs(5000), 7500);
   assert.ok(allowanceMs(5000) >= 3 * heartbeatIntervalMs(5000), 'two beats in a row may be lost');
+});
+
+test('a big cluster beats less often: the period grows in 5 s steps to keep the beats at most MAX_BEATS_PER_SECOND; the configured period is the floor', () => {
+  const beatsPerSecond = (nodes: number, periodMs: number): number => (nodes * 1000) / heartbeatIntervalMs(periodMs);
+  assert.equal(effectivePeriodMs(5000, 3), 5000, 'a small swarm keeps Docker\'s default');
+  assert.equal(effectivePeriodMs(5000, 1250), 5000);
+  assert.equal(effectivePeriodMs(5000, 1251), 10_000);
+  assert.equal(effectivePeriodMs(5000, 5000), 20_000);
+  assert.equal(effectivePeriodMs(5000, 5003), 25_000);
+  assert.equal(effectivePeriodMs(10_000, 2500), 10_000);
+  assert.equal(effectivePeriodMs(10_000, 5000), 20_000);
+  assert.equal(effectivePeriodMs(30_000, 5000), 30_000, 'a longer configured period is kept');
+  assert.equal(effectivePeriodMs(2000, 1200), 5000, 'a short configured period too is stretched, to a whole step');
+  for (const nodes of [1, 999, 1000, 1250, 1251, 2500, 4999, 5000, 5001, 20_000]) {
+    for (const configured of [MIN_HEARTBEAT_PERIOD_MS, 2000, 5000, 10_000, 60_000]) {
+      const p = effectivePeriodMs(configured, nodes);
+      assert.ok(p >= configured, `${nodes} nodes, ${configured} ms: ${p}`);
+      assert.ok(p === configured || beatsPerSecond(nodes, p) <= MAX_BEATS_PER_SECOND, `${nodes} nodes, ${configured} ms: ${p} ms is ${beatsPerSecond(nodes, p)} beats/s`);
+      assert.ok(p === configured || beatsPerSecond(nodes, p - 5000) > MAX_BEATS_PER_SECOND || p - 5000 < configured, `${nodes} nodes, ${configured} ms: ${p} ms is longer than needed`);
+    }
+  }
 });
 
 test('a node heard from stays alive until its allowance has passed, and each beat extends it', () => {

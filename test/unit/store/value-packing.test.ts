@@ -37,6 +37,17 @@ test('short values, and values deflate would not shrink, are stored as their tex
   assert.equal(roundTrip(noise), noise);
 });
 
+test('what packValue returns is the caller\'s: values kept as text, short or not shrinking, are unchanged by the calls after them', () => {
+  let x = 777;
+  const random = Array.from({ length: 150 }, () => { x = (x * 1103515245 + 12345) % 2147483648; return String.fromCharCode(33 + ((x >> 8) % 94)); }).join('');
+  const kept = ['short', random, `${'é'.repeat(2000)}!`].map((v) => ({ v, stored: packValue(v) }));
+  assert.deepEqual(kept[0]!.stored, Buffer.from('short'));
+  assert.deepEqual(kept[1]!.stored, Buffer.from(random), 'not shrunk by deflate: kept as text');
+  for (let i = 0; i < 50; i++) packValue(`${task}${i}`.replace(/"/g, i % 2 ? '"' : "'"));
+  for (const { v, stored } of kept) assert.equal(unpackValue(stored).ok && (unpackValue(stored) as { value: string }).value, v);
+  assert.deepEqual(kept[1]!.stored, Buffer.from(random));
+});
+
 test('any text survives, multi-byte characters and a leading NUL included', () => {
   for (const v of ['{"Name":"café ☕ 日本"}'.repeat(10), '\u0000not json', '\u0000\u0001x', '\u0000', `{"a":"${'é'.repeat(500)}"}`]) {
     assert.equal(roundTrip(v), v);
