@@ -777,13 +777,19 @@ test('a session with no first message is given up after FIRST_MESSAGE_CALLS call
   } finally { await w.close(); }
 });
 
+// M1 leading, and w1's session opened by hand: every message it gets, from the first on.
+async function rawSession(w: Awaited<ReturnType<typeof world>>): Promise<{ raw: SessionMessage[]; stream: { cancel(): void } }> {
+  w.dispatcher(M1).setLeading(w.store);
+  const raw: SessionMessage[] = [];
+  const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
+  await waitFor('the first message', () => raw.length > 0);
+  return { raw, stream };
+}
+
 test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(w.store);
-    const raw: SessionMessage[] = [];
-    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
-    await waitFor('the first message', () => raw.length > 0);
+    const { raw, stream } = await rawSession(w);
     await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 2e9 }; return c; });
     await waitFor('the new interval', () => raw.some((m) => m.HeartbeatMs === 1000));
     const res = await w.net.channel(peer('w1'), M1).unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 });
@@ -795,10 +801,7 @@ test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
 test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\'s settings and in each beat\'s answer', async () => {
   const w = await world();
   try {
-    w.dispatcher(M1).setLeading(w.store);
-    const raw: SessionMessage[] = [];
-    const stream = w.net.channel(peer('w1'), M1).stream(Session, { SessionID: 'raw', Description: describe('w1') }, (m) => raw.push(m));
-    await waitFor('the first message', () => raw.length > 0);
+    const { raw, stream } = await rawSession(w);
     assert.equal(raw[0]!.HeartbeatMs, PERIOD_MS / 2);
     const ch = w.net.channel(peer('w1'), M1);
     assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, PERIOD_MS / 2);
