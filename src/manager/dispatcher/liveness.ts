@@ -25,8 +25,9 @@ export const heartbeatPeriodMs = (periodNs: number | undefined): number =>
 export const heartbeatIntervalMs = (periodMs: number): number => Math.floor(periodMs / 2);
 
 // Every beat reaches the leader (relayed or not), and each costs its node, a
-// follower and the leader about half a millisecond of CPU together (scale
-// bench, 5,000 nodes beating every 5 s: 0.55 of the two cores, idle). So a
+// follower and the leader about 0.4 ms of CPU together (bench/scale.ts: an
+// idle swarm of 5,000 nodes took 0.75 of the two cores at 1,000 beats a
+// second, 0.50 at 400; docs/SCALE.md). So a
 // cluster's period grows with its size, in steps of PERIOD_STEP_MS, to keep
 // the beats at most MAX_BEATS_PER_SECOND: Docker's default 5 s up to 1,250
 // nodes, 20 s up to 5,000 (a lost node is found within 30 s then; Kubernetes'
