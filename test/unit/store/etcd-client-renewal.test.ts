@@ -19,7 +19,8 @@ async function silentEndpoint(): Promise<{ url: string; close: () => Promise<voi
 
 test('the unary client is replaced once its calls have gone unanswered for the wedged time, not before', async (t) => {
   const hole = await silentEndpoint();
-  const backend = new EtcdBackend({ hosts: hole.url }, 300);
+  // Wedged after 1 s of silence; the short calls wait 100 ms: a loaded CI's stalls of the event loop fit between.
+  const backend = new EtcdBackend({ hosts: hole.url }, 1000);
   t.after(async () => { await backend.close(); await hole.close(); });
   const renewed: number[] = [];
   backend.onClientRenewed = (silentMs) => renewed.push(silentMs);
@@ -30,11 +31,11 @@ test('the unary client is replaced once its calls have gone unanswered for the w
   assert.equal(backend.client, first);
   assert.deepEqual(renewed, []);
 
-  // Unanswered past 300 ms of silence: a new client, the silence told.
-  await assert.rejects(backend.range('/shoal/x', { timeoutMs: 300 }), SoftDeadlineError);
+  // Unanswered past 1 s of silence: a new client, the silence told.
+  await assert.rejects(backend.range('/shoal/x', { timeoutMs: 1000 }), SoftDeadlineError);
   assert.notEqual(backend.client, first);
   assert.equal(renewed.length, 1);
-  assert.ok(renewed[0]! >= 300, `silence told: ${renewed[0]} ms`);
+  assert.ok(renewed[0]! >= 1000, `silence told: ${renewed[0]} ms`);
 
   // The new client's silence counts from its making: one more short call keeps it.
   const second = backend.client;
