@@ -312,7 +312,7 @@ class Cluster {
   }
 
   private liveSimPids(): number[] {
-    return this.sims.filter((p) => p.exitCode === null && p.pid).map((p) => p.pid!);
+    return this.simProcs().map((p) => p.pid);
   }
 
   simCpuSeconds(): number {
@@ -615,13 +615,13 @@ function hostCpu(host: string, command?: string): number {
   } catch { return NaN; }
 }
 
-// The etcd limit's median and how many times longer the create took.
 // Median (worst) of each series sampled during the create.
 function duringText(s: StepFigures): string {
   const m = (xs: number[] | undefined): string => (xs?.length ? `${round3(median(xs))} s (${Math.max(...xs)} s)` : '-');
   return `the CLI ${m(s.nodeLsDuringCreate)}, its GET /nodes ${m(s.nodeLsApiDuringCreate)}, the CLI alone ${m(s.nodeLsCliAloneDuringCreate)}; median (worst) of ${s.nodeLsDuringCreate?.length ?? 0}`;
 }
 
+// The etcd limit's median and how many times longer the create took.
 function limitCell(s: StepFigures): string {
   const l = s.limit ? limitSummary(s.limit) : undefined;
   if (!l) return s.limit ? 'failed' : '-';

@@ -122,7 +122,7 @@ interface KeepAlive { stream: KeepAliveStream; waiting: Map<string, Array<(ok: b
 export class EtcdBackend implements Backend, MaintenanceBackend, LeaseBackend, EtcdMembers, RenewsClient {
   // Reads, writes and the other unary calls; replaced when wedged (UNARY_WEDGED_MS).
   client: Etcd3;
-  private lastAnswerAt = Date.now();
+  private lastAnswerAt: number; // set when a unary client is made
   private readonly retired = new Set<Etcd3>();
   private readonly calls: CallWatch = {
     answered: () => { this.lastAnswerAt = Date.now(); },

@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../../../src/common/log';
 import { nowIso } from '../../../src/common/time';
 import { MemoryBackend } from '../../../src/store/memory-backend';
 import type { Compare, Op } from '../../../src/store/backend';
-import { commitInBatches, Store } from '../../../src/store/store';
+import { commitInBatches, Store, type StoreTxn } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
 import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
 import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, UpdateTaskStatuses, relayedBeatMissed, type SessionMessage } from '../../../src/protocol/dispatcher';
@@ -808,11 +808,7 @@ test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\
     // Docker's default period, then nodes joining past 1,250.
     await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 5e9 }; return c; });
     const more = 1251 - w.store.count('nodes');
-    for (let i = 0; i < more; i += 100) {
-      const txn = w.store.txn();
-      for (let j = i; j < Math.min(more, i + 100); j++) txn.create('nodes', makeNode(`n${j}`, { state: 'down' }));
-      await txn.commit();
-    }
+    await commitInBatches(w.store, Array.from({ length: more }, (_, j) => (t: StoreTxn) => { t.create('nodes', makeNode(`n${j}`, { state: 'down' })); }));
     assert.equal(w.store.count('nodes'), 1251);
     assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, 5000, 'every 5 s, in a 10 s period');
     await w.store.mutate('nodes', 'w1', (n) => { n.Spec.Availability = 'pause'; return n; });
