@@ -1,4 +1,4 @@
-// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN] [--inclusive FN,FN] [--stalls MS]`: where a
+// `node dist/bench/profile-summary.js FILE.cpuprofile [--top 30] [--callers FN [--depth N]] [--inclusive FN,FN] [--stalls MS]`: where a
 // CPU profile's time went, as text: self time by function and by module (an
 // npm package, a Shoal source file, node's own code, V8's GC and idle), so a
 // profile from --leader-prof or --sim-prof can be read and quoted without
@@ -34,7 +34,9 @@ const isOurs = (f: CallFrame): boolean => /\/dist\/src\//.test(f.url);
 const frameKey = (f: CallFrame): string => `${f.functionName || '(anonymous)'} ${moduleOf(f)}:${f.lineNumber + 1}`;
 
 // `callersOf`: also the self time of frames whose function name is that, by
-// the chain of their callers (up to three frames), to tell who calls a hot helper.
+// the chain of their callers (up to `depth` frames, three unless said), to
+// tell who calls a hot helper; deeper, to tell which caller of a shared one
+// (Buffer.from, say) the time belongs to.
 // The profile's nodes by ID, and each node's parent.
 function tree(p: Profile): { nodes: Map<number, ProfileNode>; parent: Map<number, number> } {
   const nodes = new Map(p.nodes.map((n) => [n.id, n]));
@@ -43,7 +45,7 @@ function tree(p: Profile): { nodes: Map<number, ProfileNode>; parent: Map<number
   return { nodes, parent };
 }
 
-export function summarize(p: Profile, callersOf?: string): Summary {
+export function summarize(p: Profile, callersOf?: string, depth = 3): Summary {
   const { nodes, parent } = tree(p);
   const callers = new Map<string, number>();
   const selfUs = new Map<number, number>();
@@ -57,7 +59,7 @@ export function summarize(p: Profile, callersOf?: string): Summary {
     const key = frameKey(f);
     if (callersOf && f.functionName === callersOf) {
       const chain: string[] = [];
-      for (let q = parent.get(id); q !== undefined && chain.length < 3; q = parent.get(q)) chain.push(frameKey(nodes.get(q)!.callFrame));
+      for (let q = parent.get(id); q !== undefined && chain.length < depth; q = parent.get(q)) chain.push(frameKey(nodes.get(q)!.callFrame));
       const k = chain.join(' < ');
       callers.set(k, (callers.get(k) ?? 0) + us);
     }
@@ -168,22 +170,24 @@ function mainHeap(file: string, top: number): void {
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, stalls: { type: 'string' }, inclusive: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, callers: { type: 'string' }, depth: { type: 'string' }, stalls: { type: 'string' }, inclusive: { type: 'string' } } });
   // Read through `head`: a reader that has seen enough is no error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
   const file = positionals[0];
-  if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N]\n'); process.exit(2); }
+  if (!file) { process.stderr.write('usage: profile-summary FILE.cpuprofile [--top N] [--callers FN [--depth N]] [--inclusive FN,FN] [--stalls MS]\n'); process.exit(2); }
   const top = Number(values.top ?? 30);
   if (profileKind(file) !== 'cpu') { mainHeap(file, top); return; }
   // Read once: the summaries below only read it.
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const s = summarize(profile, values.callers);
+  const depth = Number(values.depth ?? 3);
+  if (!Number.isInteger(depth) || depth < 1) { process.stderr.write(`--depth: a whole number of frames, 1 or more (got ${values.depth})\n`); process.exit(2); }
+  const s = summarize(profile, values.callers, depth);
   const busy = s.totalMs - (s.byModule.find(([m]) => m === '(idle)')?.[1] ?? 0);
   const line = ([k, ms]: [string, number]): string => `${ms.toFixed(0).padStart(8)} ms ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${k}`;
   process.stdout.write(`${file}: ${(s.totalMs / 1000).toFixed(1)} s profiled, ${(busy / 1000).toFixed(1)} s not idle (percentages of that)\n\nby module\n`);
   process.stdout.write(s.byModule.slice(0, top).map(line).join('\n') + '\n\nby function\n');
   process.stdout.write(s.byFunction.slice(0, top).map(line).join('\n') + '\n');
-  if (values.callers) process.stdout.write(`\ncallers of ${values.callers}\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
+  if (values.callers) process.stdout.write(`\ncallers of ${values.callers} (${depth} frames)\n` + s.callers.slice(0, top).map(line).join('\n') + '\n');
   if (values.inclusive) {
     process.stdout.write('\ninclusive (the function and what it called)\n' + values.inclusive.split(',').map((n): [string, number] => [n, inclusiveMs(profile, n)]).map(line).join('\n') + '\n');
   }

@@ -212,8 +212,30 @@ export async function finishBench(report: string, jsonPath: string | undefined, 
 }
 
 // Runs a bench's main and exits with its code; a crash still cleans up.
+// A bench file's usage: the comment it starts with (each one says its command
+// and options there), from the built file, where tsc keeps it.
+export function usageOf(source: string): string {
+  const lines: string[] = [];
+  for (const l of source.split('\n')) {
+    if (l.startsWith('//')) lines.push(l.replace(/^\/\/ ?/, ''));
+    else if (lines.length || !/^("use strict";|Object\.defineProperty\(exports|\s*$)/.test(l)) break;
+  }
+  return lines.join('\n');
+}
+
 export function runBenchMain(main: () => Promise<number>): void {
+  const file = require.main?.filename;
+  if (file && process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
+    process.stdout.write(`${usageOf(readFileSync(file, 'utf8')) || `node ${file}: no usage written`}\n`);
+    process.exit(0);
+  }
   main().then((code) => process.exit(code), async (err: unknown) => {
+    // An option it does not know: the message and where the options are, not a stack.
+    if ((err as NodeJS.ErrnoException | undefined)?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      process.stderr.write(`[bench] ${(err as Error).message} (--help lists the options)\n`);
+      await runCleanup();
+      process.exit(2);
+    }
     process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     await runCleanup();
     process.exit(1);

@@ -2,7 +2,7 @@
 // 60 MB RSS idle, a manager's plus its etcd under 100 MB). Every launcher
 // uses them: the lab's hosts, scripts/setup.sh, the tests' daemons.
 //
-// One by default: a young generation of up to 2 x 32 MB (V8's own limit is
+// By default, a young generation of up to 2 x 32 MB (V8's own limit is
 // 16 MB per half). A busy manager allocates fast (every task it writes, every
 // watch event it decodes); with the small one, objects still in use at each
 // scavenge were copied and promoted to the old generation, whose collections
@@ -23,6 +23,16 @@
 // passed with V8's defaults (ARCHITECTURE "Memory"). `--turbofan` here keeps
 // the compiler on from the start.
 //
+// And an old generation of at most twice what it held after its last full
+// collection (`--heap-growing-percent=100`). V8 lets a fast-allocating heap
+// grow to up to four times that before the next one: a 5,000-node leader that
+// held about 190 MB of live objects reached 576-614 MB of heap right as a
+// 150,000-task create ended, 1,066-1,110 MB with its etcd, over issue 10's
+// 1 GiB for a manager. bench/scale.ts at that size, one run each on the same
+// machine: V8's own factor 1,066 MB worst manager, 131.2 s, the managers
+// 165.6 CPU-seconds; twice 958 MB, 134.9 s, 172.6; 1.5 times 923 MB, 141.5 s,
+// 177.4 (docs/SCALE.md). Twice is the bound with the smaller cost in CPU.
+//
 // Lite mode (LITE_MODE_FLAGS) is smaller still but cannot be left at run
 // time, and with it the CI on this 2-core machine failed where the daemon is
 // busy (4,000 tasks through orchestrator, allocator and scheduler after an
@@ -30,7 +40,7 @@
 // --no-expose-wasm: lite mode turns WebAssembly off anyway; said here, node
 // does not print a warning about it on every start.
 export const LITE_MODE_FLAGS: readonly string[] = ['--lite-mode', '--no-expose-wasm'];
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--heap-growing-percent=100'];
 
 // SHOAL_DAEMON_NODE_FLAGS replaces them (space-separated; "" for node's
 // defaults), to compare in a bench.

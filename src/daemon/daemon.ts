@@ -90,7 +90,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger = createLogge
       logBroker = logs.broker;
       // The encrypted overlays' keys, opened for the views of the nodes that need them.
       const keyReader = new manager.NetworkKeyReader(sealer, (tag, err) => log.error({ tag, err: err.message }, 'a network key does not open; left out'));
-      const networkKeys = () => keyReader.keys(store.list('cluster')[0]);
+      const networkKeys = () => keyReader.keys(store.first('cluster'));
       const dispatcher = manager.startDispatcher({
         store, server: rpc.server, log: log.child({ component: 'dispatcher' }), payloads, prepareTask, managers: logs.rpc.managers, networkKeys,
         connect: logs.rpc.connectManager ?? logs.rpc.connect,

@@ -183,6 +183,12 @@ export class Store {
     return [...this.objects.get(kind)!.values()] as Objects[K][];
   }
 
+  // The one object of a kind that has one (the cluster), without copying the kind into an array.
+  first<K extends Kind>(kind: K): Objects[K] | undefined {
+    for (const o of this.objects.get(kind)!.values()) return o as Objects[K];
+    return undefined;
+  }
+
   count(kind: Kind): number { return this.objects.get(kind)!.size; }
 
   tasksOfService(serviceId: string): Objects['tasks'][] {

@@ -6,7 +6,7 @@ import type { Kind, StoreEvent } from '../../store/objects';
 import { parseFilters, type Filters } from '../../common/filters';
 import { EngineClient } from '../../engine/client';
 import { LineSplitter } from '../../engine/json-lines';
-import { internal, invalid } from '../../common/errors';
+import { invalid } from '../../common/errors';
 
 // ---------------------------------------------------------------------------
 // Swarm events: what dockerd's ProcessClusterNotifications makes of swarmkit's
@@ -284,12 +284,14 @@ function stripTag(image: string): string {
 // Timestamps: "seconds[.nanoseconds]" as timetypes.ParseTimestamps reads them.
 // ---------------------------------------------------------------------------
 
+// dockerd answers a timestamp it cannot parse with 500 and Go's message; the
+// message is kept, but it is the client's mistake, so here it is a 400.
 export function parseTimestamp(value: string): bigint {
   const [s, n] = value.split(/\.(.*)/s, 2) as [string, string | undefined];
-  if (!/^[+-]?\d+$/.test(s)) throw internal(`strconv.ParseInt: parsing ${JSON.stringify(s)}: invalid syntax`);
+  if (!/^[+-]?\d+$/.test(s)) throw invalid(`strconv.ParseInt: parsing ${JSON.stringify(s)}: invalid syntax`);
   let nanos = 0n;
   if (n !== undefined) {
-    if (!/^[+-]?\d+$/.test(n)) throw internal(`strconv.ParseInt: parsing ${JSON.stringify(n)}: invalid syntax`);
+    if (!/^[+-]?\d+$/.test(n)) throw invalid(`strconv.ParseInt: parsing ${JSON.stringify(n)}: invalid syntax`);
     nanos = BigInt(n.length > 9 ? n.slice(0, 9) : n.padEnd(9, '0'));
   }
   return BigInt(s) * 1_000_000_000n + nanos;

@@ -255,7 +255,7 @@ export function startAllocator(opts: AllocatorOptions): AllocatorHandle {
 
   // Start (a new leader): the whole state from the store, networks first (the
   // pools the others' addresses belong to), then every pending decision.
-  settingsOf(store.list('cluster')[0]);
+  settingsOf(store.first('cluster'));
   for (const n of store.list('networks')) { report(core.observeNetwork(n.ID, n)); if (!isAllocatedNetwork(n)) dirty.networks.add(n.ID); }
   for (const s of store.list('services')) { report(core.observeService(s.ID, s)); dirty.services.add(s.ID); }
   for (const n of store.list('nodes')) { report(core.observeNode(n.ID, n)); dirty.nodes.add(n.ID); }

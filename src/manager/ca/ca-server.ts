@@ -40,7 +40,7 @@ const DEFAULT_PORT = 2377;
 export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
   const { store, log } = deps;
   const cluster = (): ClusterObject => {
-    const c = store.list('cluster')[0];
+    const c = store.first('cluster');
     if (!c) throw unavailable('rpc error: code = Unavailable desc = the swarm is not initialised on this manager');
     return c;
   };

@@ -21,7 +21,7 @@ export function startRotationLoop(opts: { store: Store; log: Logger }): { stop()
     try {
       do {
         again = false;
-        const cluster = store.list('cluster')[0];
+        const cluster = store.first('cluster');
         if (!cluster) return;
         const d = rotationDecision(cluster, store.list('nodes'));
         if (d.kind === 'waiting') {

@@ -15,7 +15,7 @@ import type { Store } from '../../store/store';
 
 // There is one cluster object per swarm, stored under the cluster's ID.
 export function clusterOf(store: Store): ClusterObject | undefined {
-  return store.list('cluster')[0];
+  return store.first('cluster');
 }
 
 export function defaultSwarmSpec(): SwarmSpec {

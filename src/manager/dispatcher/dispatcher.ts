@@ -168,16 +168,17 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     return term;
   };
   // The heartbeat period in force: the configured one, longer in a big cluster (liveness.ts effectivePeriodMs).
-  let lastPeriodMs: number | undefined;
-  const periodMs = (): number => {
-    const configuredMs = heartbeatPeriodMs(store.list('cluster')[0]?.Spec?.Dispatcher?.HeartbeatPeriod);
-    const nodes = store.count('nodes');
-    const ms = effectivePeriodMs(configuredMs, nodes);
-    if (ms !== lastPeriodMs) {
-      if (leading && (ms !== configuredMs || lastPeriodMs !== undefined)) log.info({ periodMs: ms, configuredMs, nodes }, 'heartbeat period in force changed (the configured one, longer in a big cluster)');
-      lastPeriodMs = ms;
-    }
-    return ms;
+  const configuredPeriodMs = (): number => heartbeatPeriodMs(store.first('cluster')?.Spec?.Dispatcher?.HeartbeatPeriod);
+  const periodMs = (): number => effectivePeriodMs(configuredPeriodMs(), store.count('nodes'));
+  // The leader says when that period changes. Called where it can change (a
+  // node added or removed, the cluster's spec), not on every beat.
+  let loggedPeriodMs: number | undefined;
+  const notePeriod = (): void => {
+    const ms = periodMs();
+    if (ms === loggedPeriodMs) return;
+    const configuredMs = configuredPeriodMs();
+    if (loggedPeriodMs !== undefined || ms !== configuredMs) log.info({ periodMs: ms, configuredMs, nodes: store.count('nodes') }, 'heartbeat period in force changed (the configured one, longer in a big cluster)');
+    loggedPeriodMs = ms;
   };
 
   function refuse(): never {
@@ -338,7 +339,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function sharedSettings(): NonNullable<typeof shared> {
     if (shared) return shared;
     const m = managers();
-    const cluster = store.list('cluster')[0];
+    const cluster = store.first('cluster');
     const trust = cluster?.TLSInfo.TrustRoot ? wantedTrust(cluster) : undefined;
     const part = {
       ...(trust ? { RootCA: { Bundle: trust.bundle, IssuerPublicKey: trust.issuerPublicKey } } : {}),
@@ -529,7 +530,7 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
   function onEvents(events: StoreEvent[]): void {
     if (!leading) return;
     // A change in the same turn (several batches applied at once) is seen at once.
-    if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) shared = undefined;
+    if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) { shared = undefined; notePeriod(); }
     try { onNetworkEvents(events); } catch (err) { log.error({ err }, 'network views not updated'); }
     const dirty = new Map<string, Set<string>>();
     let everyone = false;
@@ -789,6 +790,8 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
         relayBeats.clear();
         netIndex = new NetworkIndex(store);
         unsubscribe = store.subscribe(onEvents);
+        loggedPeriodMs = undefined;
+        notePeriod();
         log.info({ nodes: liveness.size, periodMs: periodMs() }, 'dispatcher leading');
       } else {
         unsubscribe?.();

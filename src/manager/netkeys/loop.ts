@@ -51,7 +51,7 @@ export function startNetworkKeys(opts: NetworkKeyOptions): LeaderComponentHandle
   async function pass(): Promise<number | undefined> {
     let wakeAt: number | undefined;
     try {
-      const cluster = store.list('cluster')[0];
+      const cluster = store.first('cluster');
       if (!cluster) return undefined;
       const needed = store.list('networks').some(isEncryptedNetwork);
       let taken: string | undefined;

@@ -176,7 +176,7 @@ export function startOrchestrator(opts: OrchestratorOptions): OrchestratorHandle
   async function decide(ids: string[]): Promise<{ ops: Op[]; busyMs: number }> {
     const slicer = new Slicer(sliceMs);
     const nodes = new Map<string, Node>(store.list('nodes').map((n) => [n.ID, n]));
-    const retention = clusterRetention(store.list('cluster')[0]);
+    const retention = clusterRetention(store.first('cluster'));
     // Strictly increasing across passes: tasks of one slot are ordered by
     // CreatedAt (ms), and a replacement must sort after what it replaces.
     const t = (lastNow = Math.max(now(), lastNow + 1));

@@ -799,7 +799,9 @@ test('swarm update --dispatcher-heartbeat reaches live sessions', async () => {
 });
 
 test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\'s settings and in each beat\'s answer', async () => {
-  const w = await world();
+  const { log, lines } = capturingLogger();
+  const w = await world({ log });
+  const changes = (): unknown[] => lines.filter((l) => String(l.msg).startsWith('heartbeat period in force changed')).map((l) => l.periodMs);
   try {
     const { raw, stream } = await rawSession(w);
     assert.equal(raw[0]!.HeartbeatMs, PERIOD_MS / 2);
@@ -811,12 +813,17 @@ test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\
     await commitInBatches(w.store, Array.from({ length: more }, (_, j) => (t: StoreTxn) => { t.create('nodes', makeNode(`n${j}`, { state: 'down' })); }));
     assert.equal(w.store.count('nodes'), 1251);
     assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, 5000, 'every 5 s, in a 10 s period');
+    await waitFor('the change logged', () => changes().length > 1);
+    await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 });
+    assert.deepEqual(changes(), [5000, 10000], 'the leader says each change (the spec\'s, then the count\'s) once, not per beat');
     await w.store.mutate('nodes', 'w1', (n) => { n.Spec.Availability = 'pause'; return n; });
     await waitFor('the pause', () => raw.some((m) => m.Node?.Availability === 'pause'));
     assert.equal(raw[raw.length - 1]!.HeartbeatMs, 5000);
     // Nodes removed: back to the configured period.
     await w.store.txn().delete('nodes', w.store.get('nodes', 'n0')!).commit();
     assert.equal((await ch.unary(Heartbeat, { SessionID: 'raw' }, { timeoutMs: 1000 })).PeriodMs, 2500);
+    await waitFor('the change back logged', () => changes().length === 3);
+    assert.deepEqual(changes(), [5000, 10000, 5000]);
     stream.cancel();
   } finally { await w.close(); }
 });

@@ -142,7 +142,7 @@ test('a host runs its own dockerd and Shoal daemon, with stale pid files removed
   for (const f of ["'--data-root' '/lab/hosts/host2/docker'", "'--containerd-namespace' 'shoal-lab-host2'", "'--insecure-registry' '10.199.0.1:5000'", "'--cgroup-parent' '/shoal-lab/host2'"]) {
     assert.ok(lines[dockerd]!.includes(f), f);
   }
-  assert.ok(s.includes("GLIBC_TUNABLES='glibc.malloc.mmap_threshold=16384' '/usr/bin/node' '--max-semi-space-size=32' '/app/main.js' 'daemon' '-H' 'unix:///lab/hosts/host2/shoal.sock' '--data-root' '/lab/hosts/host2/shoal' '--engine' 'unix:///lab/hosts/host2/docker.sock' '--hostname' 'host2'"));
+  assert.ok(s.includes("GLIBC_TUNABLES='glibc.malloc.mmap_threshold=16384' '/usr/bin/node' '--max-semi-space-size=32' '--heap-growing-percent=100' '/app/main.js' 'daemon' '-H' 'unix:///lab/hosts/host2/shoal.sock' '--data-root' '/lab/hosts/host2/shoal' '--engine' 'unix:///lab/hosts/host2/docker.sock' '--hostname' 'host2'"));
   assert.ok(!lines[dockerd]!.includes('GLIBC_TUNABLES'), 'the daemon\'s malloc settings are its own');
   assert.ok(lines.at(-2) === 'wait');
   assert.ok(initScript(l, '/usr/bin/node', '/app/main.js', 'shoal', [], {}).includes("\n'/usr/bin/node' '/app/main.js' 'daemon'"), 'SHOAL_DAEMON_NODE_FLAGS="" runs node with its defaults');

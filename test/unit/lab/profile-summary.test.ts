@@ -35,6 +35,12 @@ test('summarize: self time by function and module', () => {
   assert.deepEqual(s.byModule.find(([m]) => m === '(idle)'), ['(idle)', 400]);
 });
 
+test('summarize: a function\'s callers, as deep as asked', () => {
+  assert.deepEqual(summarize(profile, 'parse').callers, [['decide src/manager/orchestrator/loop.js:10 < processImmediate node:internal:1 < (root) (root):0', 200]]);
+  assert.deepEqual(summarize(profile, 'parse', 1).callers, [['decide src/manager/orchestrator/loop.js:10', 200]]);
+  assert.deepEqual(summarize(profile, 'decide', 1).callers, [['processImmediate node:internal:1', 500]]);
+});
+
 test('inclusiveMs: a function with all it called; nothing for one never sampled', () => {
   assert.equal(inclusiveMs(profile, 'decide'), 700, 'decide ×5 and parse ×2 under it');
   assert.equal(inclusiveMs(profile, 'parse'), 200);

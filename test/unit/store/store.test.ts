@@ -22,6 +22,15 @@ test('create sets Version.Index to the commit revision and the mirror serves it 
   assert.equal(store.get('services', 's1')?.Spec.Name, 'web');
 });
 
+test('first: the one object of a kind, or nothing for an empty kind', async () => {
+  const store = await Store.open(new MemoryBackend(), silentLogger);
+  assert.equal(store.first('services'), undefined);
+  await store.txn().create('services', service('s1', 'web')).commit();
+  assert.equal(store.first('services')?.ID, 's1');
+  await store.txn().delete('services', store.get('services', 's1')!).commit();
+  assert.equal(store.first('services'), undefined);
+});
+
 test('a duplicate name is a conflict and writes nothing', async () => {
   const store = await Store.open(new MemoryBackend(), silentLogger);
   await store.txn().create('services', service('s1', 'web')).commit();
