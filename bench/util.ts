@@ -211,7 +211,6 @@ export async function finishBench(report: string, jsonPath: string | undefined, 
   return data.shoal?.error || data.engine?.error || data.docker?.error ? 1 : 0;
 }
 
-// Runs a bench's main and exits with its code; a crash still cleans up.
 // A bench file's usage: the comment it starts with (each one says its command
 // and options there), from the built file, where tsc keeps it.
 export function usageOf(source: string): string {
@@ -223,6 +222,8 @@ export function usageOf(source: string): string {
   return lines.join('\n');
 }
 
+// Runs a bench's main and exits with its code; a crash still cleans up.
+// --help (or -h) prints the file's usage instead.
 export function runBenchMain(main: () => Promise<number>): void {
   const file = require.main?.filename;
   if (file && process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
