@@ -1,8 +1,9 @@
-// What one node's connection costs a manager in memory. A server process
-// (Shoal's GrpcServer with the daemon's node flags and malloc setting, mutual
-// TLS on loopback) takes --nodes client channels, each with a certificate of
-// its own, each opening the heartbeat pipe (dispatcher.Heartbeats) and
-// making one call on it, as an agent's session does first. After three forced
+// What one node's connection costs a manager: memory, and CPU for its
+// keepalive pings. A server process (Shoal's GrpcServer with the daemon's
+// node flags and malloc setting, mutual TLS on loopback) takes --nodes client
+// channels, each with a certificate of its own, each opening the heartbeat
+// pipe (dispatcher.Heartbeats) and making one call on it, as an agent's
+// session does first. After three forced
 // GCs, the server's memory with the connections open less its memory before
 // them, per connection: RSS, V8's heap (in use and held) and the rest (native:
 // OpenSSL, nghttp2, libuv, malloc). A follower relaying 2,500 nodes holds
@@ -41,6 +42,8 @@ function child(serverTls: NodeTls): void {
     const cpu = process.cpuUsage();
     tell({ memory: { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, cpuMs: (cpu.user + cpu.system) / 1000 } });
   });
+  // A parent gone (killed, crashed) takes the server with it.
+  process.on('disconnect', () => process.exit(0));
   void server.listen('127.0.0.1', 0).then((port) => tell({ port }));
 }
 
