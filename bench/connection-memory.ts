@@ -3,12 +3,12 @@
 // node flags and malloc setting, mutual TLS on loopback) takes --nodes client
 // channels, each with a certificate of its own, each opening the heartbeat
 // pipe (dispatcher.Heartbeats) and making one call on it, as an agent's
-// session does first. After three forced
-// GCs, the server's memory with the connections open less its memory before
-// them, per connection: RSS, V8's heap (in use and held) and the rest (native:
+// session does first. After three forced GCs, the server's memory with the
+// connections open less its memory before them, per connection: RSS, V8's heap (in use and held) and the rest (native:
 // OpenSSL, nghttp2, libuv, malloc). A follower relaying 2,500 nodes holds
 // 2,500 such connections (docs/SCALE.md). Then the server's CPU over --idle
-// seconds with nothing but the channels' keepalive pings (a node's channel
+// seconds with nothing but the channels' keepalive pings, less its CPU over
+// as long before any connection and a measurement's own (a node's channel
 // pings every second, rpc/grpc.ts KEEPALIVE_TIME_MS; `shoal sim`'s nodes only
 // every 30 s, so bench/scale.ts does not show this cost).
 //
@@ -65,7 +65,17 @@ async function main(): Promise<number> {
   const open: Array<{ ch: RpcChannel; pipe: RpcPipe<{ SessionID: string }, HeartbeatResponse> }> = [];
   try {
     const { port } = await next<{ port: number }>('listening');
-    const before = await measure();
+    // CPU over an idle window: its end less its start, less a measurement's
+    // own cost (three GCs, taken right after the start's).
+    const idleCpuMs = async (): Promise<{ ms: number; start: Memory }> => {
+      const start = await measure();
+      const measuringMs = (await measure()).cpuMs - start.cpuMs;
+      const s0 = start.cpuMs + measuringMs;
+      await sleep(idleS * 1000);
+      return { ms: Math.max(0, (await measure()).cpuMs - s0 - measuringMs), start };
+    };
+    const quiet = await idleCpuMs();
+    const before = quiet.start;
     for (let i = 0; i < nodes; i++) {
       const tls = await nodeTlsFrom(ca, `benchnode${String(i).padStart(16, '0')}`, 'worker', CLUSTER);
       const ch = grpcChannel(`127.0.0.1:${port}`, tls, silentLogger);
@@ -74,13 +84,9 @@ async function main(): Promise<number> {
       await pipe.call({ SessionID: `benchsession${i}` }, { timeoutMs: CALL_TIMEOUT_MS });
       if ((i + 1) % 250 === 0) process.stderr.write(`[connection-memory] ${i + 1} of ${nodes} connected\n`);
     }
-    const after = await measure();
-    // A measurement's own cost (its three GCs), taken off the idle figure below.
-    const again = await measure();
-    const measuringMs = again.cpuMs - after.cpuMs;
-    await sleep(idleS * 1000);
-    const idle = await measure();
-    const pingsMs = Math.max(0, idle.cpuMs - again.cpuMs - measuringMs);
+    const busy = await idleCpuMs();
+    const after = busy.start;
+    const pingsMs = Math.max(0, busy.ms - quiet.ms);
     const kb = (a: number, b: number): string => (((a - b) / nodes) / 1024).toFixed(1);
     const native = (m: Memory): number => m.rss - m.heapTotal - m.external;
     process.stdout.write([
@@ -92,7 +98,7 @@ async function main(): Promise<number> {
       `| V8 heap held | ${(before.heapTotal / MB).toFixed(1)} | ${(after.heapTotal / MB).toFixed(1)} | ${kb(after.heapTotal, before.heapTotal)} |`,
       `| external (Buffers) | ${(before.external / MB).toFixed(1)} | ${(after.external / MB).toFixed(1)} | ${kb(after.external, before.external)} |`,
       `| native (RSS less heap held and external) | ${(native(before) / MB).toFixed(1)} | ${(native(after) / MB).toFixed(1)} | ${kb(native(after), native(before))} |`, '',
-      `The server's CPU over the next ${idleS} s, the connections idle but for their keepalive pings (one a second each), less a measurement's own ${measuringMs.toFixed(0)} ms: ${(pingsMs / 1000 / idleS).toFixed(3)} cores, ${((pingsMs * 1000) / (idleS * nodes)).toFixed(1)} µs per ping.`, '',
+      `The server's CPU over ${idleS} s, the connections idle but for their keepalive pings (one a second each), less its CPU over ${idleS} s before any connection (${quiet.ms.toFixed(0)} ms): ${(pingsMs / 1000 / idleS).toFixed(3)} cores, ${((pingsMs * 1000) / (idleS * nodes)).toFixed(1)} µs per ping.`, '',
     ].join('\n'));
     return 0;
   } finally {

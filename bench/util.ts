@@ -222,23 +222,24 @@ export function usageOf(source: string): string {
   return lines.join('\n');
 }
 
-// Runs a bench's main and exits with its code; a crash still cleans up.
-// --help (or -h) prints the file's usage instead.
+// Runs a bench's main and exits with its code; a crash still cleans up. A
+// bench that does not take --help (or -h) itself answers it with its usage
+// (the comment it starts with); any other option it does not know, with one
+// line, not a stack.
 export function runBenchMain(main: () => Promise<number>): void {
-  const file = require.main?.filename;
-  if (file && process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
-    process.stdout.write(`${usageOf(readFileSync(file, 'utf8')) || `node ${file}: no usage written`}\n`);
-    process.exit(0);
-  }
   main().then((code) => process.exit(code), async (err: unknown) => {
-    // An option it does not know: the message and where the options are, not a stack.
-    if ((err as NodeJS.ErrnoException | undefined)?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      process.stderr.write(`[bench] ${(err as Error).message} (--help lists the options)\n`);
-      await runCleanup();
-      process.exit(2);
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const file = require.main?.filename;
+    let exitCode = 1;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const help = file !== undefined && process.argv.slice(2).some((a) => a === '--help' || a === '-h');
+      if (help) process.stdout.write(`${usageOf(readFileSync(file, 'utf8')) || `node ${file}: no usage written`}\n`);
+      else process.stderr.write(`[bench] ${(err as Error).message} (--help lists the options)\n`);
+      exitCode = help ? 0 : 2;
+    } else {
+      process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     }
-    process.stderr.write(`[bench] ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     await runCleanup();
-    process.exit(1);
+    process.exit(exitCode);
   });
 }
