@@ -36,7 +36,7 @@
 //                            [--samples 5] [--deadline 900] [--json FILE]
 //                            [--ingress-subnet 10.255.0.0/16] [--sim-prof DIR] [--leader-prof FILE [--leader-prof-phases join,idle,create]] [--heartbeat 10s] [--logs DIR]
 //                            [--sim-nice 0] [--idle-only] [--prof-seconds N] [--hold S] [--limit-runs 1] [--memory-split]
-//                            [--sims-to all|followers]
+//                            [--sims-to all|followers] [--sim-ping-ms MS]
 //
 // --ingress-subnet replaces the ingress network before any node joins
 // (`docker network rm ingress`, `docker network create --ingress --subnet`,
@@ -72,6 +72,8 @@
 // --sims-to followers gives the simulators only the followers' addresses to
 // join and open their sessions with (default all three managers; a node still
 // learns every manager from its session and may move to any of them).
+// --sim-ping-ms MS has every simulated node ping its manager every MS rather
+// than as often as a real node would (agent/keepalive.ts): to compare rates.
 // Runs on lab SHOAL_LAB_INDEX (default 40); the lab and the simulated nodes
 // are removed at the end, also on failure or ctrl-c. Every wait has --deadline.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -98,7 +100,7 @@ const say = (s: string): void => { process.stderr.write(`[scale] ${new Date().to
 const splitText = (d: DaemonSplit | undefined): string => (d ? `; heap ${d.heapUsedMB}/${d.heapMB}, old ${d.oldUsedMB}/${d.oldMB}, external ${d.externalMB} (buffers ${d.arrayBuffersMB})` : '');
 const MB = 1024 * 1024;
 
-interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number; memorySplit: boolean; simsToFollowers: boolean }
+interface Options { nodes: number[]; tasks: number[]; simProcs: number; samples: number; deadlineMs: number; json?: string; ingressSubnet?: string; simProf?: string; leaderProf?: string; leaderProfPhases: string[]; heartbeat?: string; logs?: string; simNice: number; simPingMs?: number; idleOnly: boolean; profSeconds?: number; holdSeconds: number; limitRuns: number; memorySplit: boolean; simsToFollowers: boolean }
 
 interface ManagerFigures { host: string; leader: boolean; daemonMB: number; etcdMB: number; etcdFileMB: number; daemonAnonMB: number; etcdAnonMB: number; daemonSplit?: DaemonSplit }
 // With --memory-split, MB: V8's heap held and in use, its old space held and
@@ -165,7 +167,7 @@ function niceOption(v: string | undefined): number {
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' }, 'memory-split': { type: 'boolean' }, 'sims-to': { type: 'string' } },
+    options: { nodes: { type: 'string' }, tasks: { type: 'string' }, 'sim-procs': { type: 'string' }, samples: { type: 'string' }, deadline: { type: 'string' }, json: { type: 'string' }, 'ingress-subnet': { type: 'string' }, 'sim-prof': { type: 'string' }, 'leader-prof': { type: 'string' }, 'leader-prof-phases': { type: 'string' }, heartbeat: { type: 'string' }, logs: { type: 'string' }, 'sim-nice': { type: 'string' }, 'idle-only': { type: 'boolean' }, 'prof-seconds': { type: 'string' }, hold: { type: 'string' }, 'limit-runs': { type: 'string' }, 'memory-split': { type: 'boolean' }, 'sims-to': { type: 'string' }, 'sim-ping-ms': { type: 'string' } },
   });
   const list = (v: string | undefined, dflt: number[], what: string): number[] => {
     if (v === undefined) return dflt;
@@ -184,6 +186,7 @@ function options(argv: string[]): Options {
     simsToFollowers: simsTo === 'followers',
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
     simNice: niceOption(values['sim-nice']),
+    ...(values['sim-ping-ms'] ? { simPingMs: positiveOption(values['sim-ping-ms'], 0, 'sim-ping-ms') } : {}),
     idleOnly: values['idle-only'] === true,
     memorySplit: values['memory-split'] === true,
     samples: positiveOption(values.samples, 5, 'samples'),
@@ -267,7 +270,7 @@ class Cluster {
       // managers rightly found 2,500 of 5,000 nodes silent. They stand for
       // thousands of machines with CPUs of their own.
       // The agents they simulate run in daemons: node's flags as a daemon's.
-      const p = spawn(process.execPath, [...daemonNodeFlags(), ...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8'],
+      const p = spawn(process.execPath, [...daemonNodeFlags(), ...prof, SHOAL_MAIN, 'sim', ...addrs, '--token', token, '--nodes', String(n), '--prefix', prefix, '--join-concurrency', '8', ...(this.o.simPingMs ? ['--ping-ms', String(this.o.simPingMs)] : [])],
         { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       p.stdout!.pipe(log);
       p.stderr!.pipe(log);
@@ -630,7 +633,7 @@ function limitCell(s: StepFigures): string {
 
 function report(o: Options, steps: StepFigures[]): string {
   const lines = ['# Scale: three managers and simulated nodes (bench/scale.ts)', '',
-    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
+    `Lab ${LAB}; simulated nodes in ${o.simProcs} processes (own CPU groups, nice ${o.simNice}; pinging ${o.simPingMs ? `every ${o.simPingMs} ms` : 'as real nodes do'}); CLI latencies are medians of ${o.samples}; "the CLI alone" is "docker node ls" against the leader's answers replayed by a stand-in engine (bench/canned-engine.ts).`, '',
     '| nodes | tasks | join | idle CPU, cores (managers / simulators) | create → all running | the etcd limit (×) | node ls (leader / follower) idle | the CLI alone idle | loaded | the CLI alone loaded | service ls loaded | node ls on a follower during the create: CLI, GET /nodes, CLI alone, median (worst) | manager RSS daemon+etcd, worst (loaded) | etcd file | remove |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const s of steps) {

@@ -2,7 +2,7 @@ import type { NodeDescription, Task, TaskStatus } from '../model/types';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/log';
 import { unavailable } from '../common/errors';
-import { answeredByPeer, stillConnecting, type RpcChannel, type RpcPipe, type RpcStream, type UnaryMethod } from '../rpc/transport';
+import { answeredByPeer, stillConnecting, type ChannelKeepalive, type RpcChannel, type RpcPipe, type RpcStream, type UnaryMethod } from '../rpc/transport';
 import {
   Heartbeat, Heartbeats, Session, UpdateTaskStatus, UpdateTaskStatuses, isNotLeader, isRelayedBeatMissed, isSessionInvalid, leaderFromError,
   type ServiceInfo, type SessionMessage, type StatusUpdate, type WirePayload,
@@ -10,6 +10,7 @@ import {
 import type { NodeNetworkView } from '../protocol/network-view';
 import { AttachNetwork, DetachNetwork, NameAttachment, type AttachNetworkRequest, type AttachNetworkResponse, type NameAttachmentRequest } from '../protocol/attachments';
 import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations } from './control-plane';
+import { INITIAL_KEEPALIVE, needsRetune, nodeKeepalive, retuneDelayMs } from './keepalive';
 
 // The agent's control plane over the node-to-node channel: one session with
 // the leader's dispatcher, reached through any manager.
@@ -24,7 +25,10 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   again at once, up to MISSED_BEATS_TO_END in a row: a busy leader
 //   answers late, and ending thousands of sessions for that (each a new
 //   registration and a whole task set) loads it far more than the beats. A
-//   dead connection ends the stream through the transport's keepalive.
+//   dead connection ends the stream through the transport's keepalive,
+//   whose pings scale with the interval (keepalive.ts): when the interval
+//   moves far enough, the session moves to a new connection with the same
+//   manager, at a random time so that the nodes do not all move at once.
 // - The first manager is any of the list (the managers relay sessions to the
 //   leader), a manager that does not lead more likely than the leader
 //   (LEADER_WEIGHT). A manager that cannot relay names the leader: the agent
@@ -46,7 +50,7 @@ import type { AgentControlPlane, Assignments, PayloadValue, ServiceAnnotations }
 //   StatusReporter retries.
 
 export interface RemoteControlPlaneOptions {
-  connect: (addr: string) => RpcChannel;
+  connect: (addr: string, keepalive: ChannelKeepalive) => RpcChannel; // keepalive: the pings this node's session needs
   managers: string[];                 // host:port of the managers known at start
   describe: () => Promise<NodeDescription>;
   log: Logger;
@@ -64,7 +68,9 @@ export interface RemoteControlPlaneOptions {
   firstManager?: 'first' | 'spread';
   // The leader's address as the managers last said (the join's answer), until a session message says.
   leaderAddr?: string;
-  random?: () => number;              // in [0, 1): which manager a spread session picks (tests fix it)
+  // The heartbeat interval as the managers last said (the join's answer), until a session message says.
+  heartbeatMs?: number;
+  random?: () => number;              // in [0, 1): which manager a spread session picks, when to move to new pings (tests fix it)
   backoff?: { minMs: number; maxMs: number }; // between attempts to reach a manager
   callTimeoutMs?: number;             // registration and status calls
   newSessionId?: () => string;
@@ -103,7 +109,8 @@ export const FIRST_MESSAGE_CALLS = 3;
 // `pipes`: the session's pipes (heartbeats, status reports) by method,
 // each opened by its first call; `unserved`: the pipes the manager does not
 // serve (an earlier release), whose calls go unary for the rest of the session.
-interface Live { id: string; addr: string; channel: RpcChannel; stream: RpcStream; endedBy?: unknown; missedBeats: number; pipes: Map<string, RpcPipe<never, unknown>>; unserved: Set<string> }
+interface Live { id: string; addr: string; channel: RpcChannel; keepalive: ChannelKeepalive; stream: RpcStream; endedBy?: unknown; missedBeats: number; pipes: Map<string, RpcPipe<never, unknown>>; unserved: Set<string> }
+interface Dialled { channel: RpcChannel; keepalive: ChannelKeepalive }
 interface Queued { status: TaskStatus; done: Array<(err?: unknown) => void> }
 // Session messages, and the tasks in them (a task sent twice counts twice).
 export interface ReceivedCounts { messages: number; tasks: number }
@@ -121,7 +128,9 @@ export class RemoteControlPlane implements AgentControlPlane {
   private readonly spread: boolean;
   private readonly random: () => number;
   private tried = new Set<string>(); // managers that failed since the last session (spread: each once a round)
-  private readonly channels = new Map<string, RpcChannel>();
+  private readonly channels = new Map<string, Dialled>();
+  private keepalive = INITIAL_KEEPALIVE; // for connections made from now on
+  private retuneTimer?: NodeJS.Timeout;
   private live?: Live;
   private sessionWaiters = new Set<() => void>();
   private onChange?: (a: Assignments) => void;
@@ -142,6 +151,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     this.spread = opts.firstManager !== 'first';
     this.random = opts.random ?? Math.random;
     this.leaderHint = opts.leaderAddr;
+    if (opts.heartbeatMs) this.keepalive = nodeKeepalive(opts.heartbeatMs);
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
@@ -166,8 +176,9 @@ export class RemoteControlPlane implements AgentControlPlane {
     this.stopped = true;
     this.wake?.();
     this.endSession();
+    clearTimeout(this.retuneTimer);
     for (const w of this.sessionWaiters) w();
-    for (const c of this.channels.values()) c.close();
+    for (const c of this.channels.values()) c.channel.close();
     this.channels.clear();
     // The loop may be waiting on the engine for a description (bounded by the
     // executor, up to a minute): shutdown does not wait for that.
@@ -314,15 +325,35 @@ export class RemoteControlPlane implements AgentControlPlane {
     return undefined;
   }
 
-  private channel(addr: string): RpcChannel {
+  // A connection made with pings too far from those wanted now is made again.
+  private channel(addr: string): Dialled {
     let c = this.channels.get(addr);
-    if (!c) this.channels.set(addr, (c = this.opts.connect(addr)));
+    if (c && needsRetune(c.keepalive, this.keepalive)) { this.dropChannel(addr); c = undefined; }
+    if (!c) this.channels.set(addr, (c = { channel: this.opts.connect(addr, this.keepalive), keepalive: this.keepalive }));
     return c;
   }
 
   private dropChannel(addr: string): void {
-    this.channels.get(addr)?.close();
+    this.channels.get(addr)?.channel.close();
     this.channels.delete(addr);
+  }
+
+  // The interval the dispatcher asks, from every session message and beat:
+  // a session whose connection pings too far from that moves to a new one (retune).
+  private noteInterval(intervalMs: number): void {
+    const wanted = nodeKeepalive(intervalMs);
+    if (wanted.timeMs === this.keepalive.timeMs) return;
+    this.keepalive = wanted;
+    if (this.retuneTimer || !this.live || !needsRetune(this.live.keepalive, wanted)) return;
+    const ms = retuneDelayMs(intervalMs, this.tasks.size > 0, this.random());
+    this.retuneTimer = setTimeout(() => { this.retuneTimer = undefined; this.retune(); }, ms);
+  }
+
+  private retune(): void {
+    const live = this.live;
+    if (this.stopped || !live || !needsRetune(live.keepalive, this.keepalive)) return;
+    this.opts.log.info({ manager: live.addr, pingMs: this.keepalive.timeMs, wasMs: live.keepalive.timeMs }, 'moving the session to a new connection: the heartbeat interval changed, and the pings with it');
+    this.endSession(Object.assign(unavailable(`session moved to a connection with pings every ${this.keepalive.timeMs} ms`), { retune: true }));
   }
 
   private async run(): Promise<void> {
@@ -344,6 +375,8 @@ export class RemoteControlPlane implements AgentControlPlane {
       }
       if (this.stopped) break;
       if (established) { backoff = this.backoff.minMs; this.tried.clear(); }
+      // Our own move to new pings: the same manager at once (channel() dials anew).
+      if ((err as { retune?: boolean } | undefined)?.retune === true) { again = addr; failed = undefined; redirected = false; continue; }
       const leader = leaderFromError(err);
       // The manager's dispatcher ended the session (not a lost connection, not a redirect).
       const answered = answeredByPeer(err) && !isNotLeader(err);
@@ -370,7 +403,7 @@ export class RemoteControlPlane implements AgentControlPlane {
   private async runSession(addr: string): Promise<boolean> {
     const description = await this.opts.describe();
     if (this.stopped) return false;
-    const channel = this.channel(addr);
+    const { channel, keepalive } = this.channel(addr);
     const id = (this.opts.newSessionId ?? newId)();
     let established = false;
     let live: Live | undefined;
@@ -383,7 +416,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       if (!established) {
         established = true;
         clearTimeout(firstTimer);
-        this.live = live = { id, addr, channel, stream: stream!, missedBeats: 0, pipes: new Map(), unserved: new Set() };
+        this.live = live = { id, addr, channel, keepalive, stream: stream!, missedBeats: 0, pipes: new Map(), unserved: new Set() };
         this.full = undefined;
         this.opts.log.info({ manager: addr, session: id }, 'session with the dispatcher established');
         for (const w of [...this.sessionWaiters]) w();
@@ -431,7 +464,9 @@ export class RemoteControlPlane implements AgentControlPlane {
       // session, as reconnecting thousands of nodes at once loads it more.
       const res = await this.onPipe(live, Heartbeats, Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, 2 * intervalMs) });
       live.missedBeats = 0;
-      if (this.live === live) this.scheduleHeartbeat(res.PeriodMs);
+      if (this.live !== live) return;
+      this.scheduleHeartbeat(res.PeriodMs);
+      this.noteInterval(res.PeriodMs);
     } catch (err) {
       if (this.live !== live) return;
       const leader = leaderFromError(err);
@@ -490,6 +525,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       this.opts.onManagers?.([...this.managers]);
     }
     if (this.live && !this.heartbeatTimer) this.scheduleHeartbeat(msg.HeartbeatMs);
+    this.noteInterval(msg.HeartbeatMs);
     if (msg.Full) {
       const f: FullSet = (this.full ??= { tasks: new Map(), services: [], secrets: [], configs: [] } as FullSet);
       for (const t of msg.Tasks) f.tasks.set(t.ID, t);

@@ -177,7 +177,7 @@ function startAgentWithSession(nodeId: string, rpc: Omit<NodeRpc, 'server'>, exe
   const networks = new NetworkHost({ nodeId, engine: executor.engine, log: log.child({ component: 'network' }) },
     (base) => [new LoadBalancer(base), new DnsServer(base)]);
   const controlPlane = new RemoteControlPlane({
-    connect: rpc.connect, managers: rpc.managers().addrs, leaderAddr: rpc.managers().leaderAddr, firstManager, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole, onRootCA: rpc.onRootCA,
+    connect: rpc.connect, managers: rpc.managers().addrs, leaderAddr: rpc.managers().leaderAddr, heartbeatMs: rpc.heartbeatMs, firstManager, log: agentLog, onManagers: rpc.onManagers, onRole: rpc.onRole, onRootCA: rpc.onRootCA,
     describe: async () => ({ ...(await executor.describeNode()), ...(hostname ? { Hostname: hostname } : {}) }),
     onNetworkView: (view) => { void networks.setView(view); attachments.update(view); },
   });

@@ -24,6 +24,7 @@ import { resolveAdvertiseAddr } from './address';
 import { EtcdBackend as EtcdAdmin } from '../store/etcd-backend';
 import { GrpcServer, grpcChannel, MANAGER_CHANNEL, type NodeTls } from '../rpc/grpc';
 import { registerCAServer } from '../manager/ca/ca-server';
+import { intervalInForceMs } from '../manager/dispatcher/liveness';
 import { registerMembershipServer } from '../manager/leader/membership-server';
 import { startMemberUpkeep } from '../manager/leader/members';
 import { Election, type LeaderComponents } from '../manager/leader/election';
@@ -47,7 +48,7 @@ import type { RoleNotice } from '../node/role';
 import { RoleSwitch } from '../node/role-switch';
 import { ETCD_CERT_NAME } from '../manager/ca/ca';
 import { LEADER_KEY, objectKey, PRESENCE, presenceKey } from '../store/keys';
-import type { RpcChannel, RpcServer } from '../rpc/transport';
+import type { ChannelKeepalive, RpcChannel, RpcServer } from '../rpc/transport';
 import { INVALID_UNLOCK_KEY, LEAVE_LOCKED, SWARM_LOCKED, leaveManagerMessage, NO_LEADER, nodeAddrFromListen, parseListenAddr, readSwarmState, requestedListenAddr, writeSwarmState, type SwarmState } from './swarm-state';
 
 // How long a starting manager waits for its store to take a write (a leader).
@@ -99,7 +100,7 @@ export interface RunningComponents {
 // The node-to-node channel as the components use it.
 export interface NodeRpc {
   server: RpcServer;                                       // this manager's services (dispatcher ...)
-  connect(addr: string): RpcChannel;                       // mutual TLS with this node's certificate
+  connect(addr: string, keepalive?: ChannelKeepalive): RpcChannel; // mutual TLS with this node's certificate; keepalive: the agent's session's pings
   // Between managers (the dispatcher's relay to the leader): keepalive as lenient as a server's.
   // A leader held up for 2 s (a big batch, GC on a starved host) dropped every follower's
   // relay channel at the 2 s client keepalive, and with it every relayed node's session.
@@ -108,6 +109,8 @@ export interface NodeRpc {
   // reads them for session messages). A worker's are its saved list and the leader the
   // join's answer named, read once as its agent starts; session messages keep both after.
   managers(): KnownManagers;
+  // The heartbeat interval the join's answer named, read once as its agent starts (a session message says it after).
+  heartbeatMs?: number;
   onManagers?(addrs: string[]): void;                      // the dispatcher's latest list (kept for restarts)
   onRole?(role: 'manager' | 'worker', version?: number): void; // the role the managers give this node, and the node object's version
   onRootCA?(want: WantedTrust): void;                      // the roots to trust and the CA to be certified by (root rotation)
@@ -543,7 +546,7 @@ export class SwarmNode implements SwarmMembership {
       if (membership.role === 'worker') {
         writeSwarmState(this.opts.dataRoot, state);
         writeIdentity(this.opts.dataRoot, membership.tls);
-        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state, membership.managers?.leaderAddr);
+        await this.activateWorker(membership.nodeId, membership.clusterId, membership.tls, state, membership.managers?.leaderAddr, membership.heartbeatMs);
         await this.awaitRegistered('join');
         this.opts.log.info({ nodeId: membership.nodeId }, 'joined the swarm as a worker');
         return;
@@ -568,7 +571,7 @@ export class SwarmNode implements SwarmMembership {
 
   // A worker runs its agent only: a session with the leader's dispatcher through any manager.
   // `leaderAddr`: the leader as the join's answer named it (the first session goes elsewhere if it can).
-  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined, leaderAddr?: string): Promise<void> {
+  private async activateWorker(nodeId: string, clusterId: string, tls: NodeTls, state: SwarmState | undefined, leaderAddr?: string, heartbeatMs?: number): Promise<void> {
     const w: NonNullable<SwarmNode['worker']> = { nodeId, clusterId, tls, state };
     this.worker = w;
     const log = this.opts.log;
@@ -578,11 +581,12 @@ export class SwarmNode implements SwarmMembership {
     w.components = await this.opts.startWorkerComponents({
       nodeId, log,
       rpc: {
-        connect: (addr) => grpcChannel(addr, w.tls, log),
+        connect: (addr, keepalive) => grpcChannel(addr, w.tls, log, keepalive ? { keepalive } : {}),
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
         onRootCA: (want) => w.trust?.note(want),
         managers: () => ({ ...(leaderAddr ? { leaderAddr } : {}), addrs: w.state?.remoteManagers ?? [] }),
+        ...(heartbeatMs ? { heartbeatMs } : {}),
         onManagers: (addrs) => {
           if (!w.state || !addrs.length || addrs.join() === (w.state.remoteManagers ?? []).join()) return;
           w.state = { ...w.state, remoteManagers: addrs };
@@ -1013,7 +1017,8 @@ export class SwarmNode implements SwarmMembership {
     const listen = parseListenAddr(state?.listenAddr ?? this.opts.listenAddr);
     const newServer = (): GrpcServer => {
       const srv = new GrpcServer({ tls: () => a.tls, clusterId: () => a.clusterId, log: this.opts.log.child({ component: 'rpc' }) });
-      registerCAServer(srv, { store: a.store, ca: () => a.ca, signing: () => this.signingOf(a), log: this.opts.log.child({ component: 'ca' }), now: () => Date.now(), managers });
+      registerCAServer(srv, { store: a.store, ca: () => a.ca, signing: () => this.signingOf(a), log: this.opts.log.child({ component: 'ca' }), now: () => Date.now(), managers,
+        heartbeatMs: () => intervalInForceMs(a.store.first('cluster')?.Spec.Dispatcher?.HeartbeatPeriod, a.store.count('nodes')) });
       registerMembershipServer(srv, {
         store: () => this.active?.store, members: () => this.active?.admin,
         caKeyPem: () => this.signingOf(a).root.keyPem, dataKey: () => a.dataKey, log: this.opts.log.child({ component: 'membership' }),
@@ -1046,7 +1051,7 @@ export class SwarmNode implements SwarmMembership {
     a.components = await this.opts.startComponents({
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
-        server, connect: (addr) => grpcChannel(addr, a.tls, log), managers,
+        server, connect: (addr, keepalive) => grpcChannel(addr, a.tls, log, keepalive ? { keepalive } : {}), managers,
         connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_CHANNEL),
         // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
         // etcd member is gone); the version keeps an older session message from undoing a promotion.

@@ -26,7 +26,8 @@ export interface MembershipRequest {
 }
 
 // managers: where the managers are and which leads, as the answering manager said (absent from an older one).
-export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls; managers?: KnownManagers }
+// heartbeatMs: the heartbeat interval in force, as it said (also absent from an older one).
+export interface Membership { nodeId: string; clusterId: string; role: 'manager' | 'worker'; tls: NodeTls; managers?: KnownManagers; heartbeatMs?: number }
 
 // 'host' → 'host:2377'; 'host:port' and '[v6]:port' as given.
 export function withDefaultPort(addr: string): string {
@@ -77,7 +78,7 @@ export async function requestMembership(opts: MembershipRequest): Promise<Member
       checkIssued(tls, res);
       opts.log.info({ nodeId: res.NodeID, role: res.Role, clusterId: res.ClusterID, manager: addr }, 'joined the swarm: node certificate issued');
       const managers = res.Managers?.Addrs.length ? { managers: { ...(res.Managers.LeaderAddr ? { leaderAddr: res.Managers.LeaderAddr } : {}), addrs: res.Managers.Addrs } } : {};
-      return { nodeId: res.NodeID, clusterId: res.ClusterID, role: res.Role, tls, ...managers };
+      return { nodeId: res.NodeID, clusterId: res.ClusterID, role: res.Role, tls, ...managers, ...(res.HeartbeatMs ? { heartbeatMs: res.HeartbeatMs } : {}) };
     } catch (err) {
       lastError = err;
       if (isShoalError(err) && err.kind !== 'unavailable' && !(err instanceof RpcError && err.rpcKind === 'internal')) throw err;

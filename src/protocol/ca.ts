@@ -4,7 +4,7 @@
 // (manager/ca) and the side that reads them (node/join).
 import { createHash } from 'node:crypto';
 import { invalid } from '../common/errors';
-import { managerList, version, type ManagerList } from './checks';
+import { managerList, num, version, type ManagerList } from './checks';
 import type { UnaryMethod } from '../rpc/transport';
 
 export type Role = 'manager' | 'worker';
@@ -32,6 +32,9 @@ export interface IssueNodeCertificateResponse {
   // (absent from an older manager): a new node's first session goes to one
   // that does not lead (agent/remote-control-plane.ts).
   Managers?: ManagerList;
+  // The heartbeat interval in force (ms; absent from an older manager): the
+  // node's first connection pings at the rate it asks (agent/keepalive.ts).
+  HeartbeatMs?: number;
 }
 
 export interface RenewNodeCertificateRequest { CSR: string }
@@ -136,7 +139,14 @@ export function checkIssueResponse(raw: unknown): IssueNodeCertificateResponse {
     Certificate: certificates(o, 'Certificate', what),
     CACertificate: certificates(o, 'CACertificate', what),
     ...(o.Managers !== undefined ? { Managers: managerList(o.Managers, `${what}: Managers`) } : {}),
+    ...(o.HeartbeatMs !== undefined ? { HeartbeatMs: heartbeatMs(o.HeartbeatMs, `${what}: HeartbeatMs`) } : {}),
   };
+}
+
+function heartbeatMs(v: unknown, what: string): number {
+  const ms = num(v, what);
+  if (!Number.isInteger(ms) || ms <= 0) throw invalid(`${what}: must be a positive whole number`);
+  return ms;
 }
 
 export function checkRenewRequest(raw: unknown): RenewNodeCertificateRequest {

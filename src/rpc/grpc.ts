@@ -32,14 +32,15 @@ import { ERROR_KINDS, invalid, isShoalError, type ErrorKind } from '../common/er
 import type { Logger } from '../common/log';
 import {
   accessAllowed, decodeMessage, encodeMessage, isPassedOn, Passed, RpcError,
-  type Access, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
+  type Access, type ChannelKeepalive, type CallContext, type Peer, type RpcChannel, type RpcErrorKind, type RpcPipe, type RpcServer, type RpcStream, type StreamMethod, type UnaryMethod,
 } from './transport';
 
 export interface NodeTls { caPem: string; certPem: string; keyPem: string }
 
-// Keepalive: a client pings every second while connected; no answer within
-// two seconds closes the connection (and fails its calls as 'unavailable'),
-// so a node finds a lost manager fast.
+// Keepalive of a client that says none: a ping every second while connected;
+// no answer within two seconds closes the connection (and fails its calls as
+// 'unavailable'). An agent's session channel sets its own, scaled with the
+// heartbeat interval (agent/keepalive.ts).
 export const KEEPALIVE_TIME_MS = 1000;
 export const KEEPALIVE_TIMEOUT_MS = 2000;
 // A server pings only to reap connections whose peer vanished: it learns that
@@ -640,7 +641,6 @@ export function grpcChannel(address: string, tls: ChannelTls, log?: Logger, tuni
   return new GrpcChannel(address, creds, tls.expectNodeId ?? DEFAULT_SERVER_NAME, tuning);
 }
 
-export interface ChannelKeepalive { timeMs: number; timeoutMs: number }
 export interface ChannelTuning { keepalive?: ChannelKeepalive; flowControlWindow?: number }
 type ChannelTls = { caPem: string; certPem?: string; keyPem?: string; expectNodeId?: string; expectRole?: 'manager' | 'worker' };
 

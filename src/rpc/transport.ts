@@ -103,6 +103,11 @@ export interface RpcChannel {
   close(): void;
 }
 
+// How a channel finds that its peer is gone: an HTTP/2 ping every timeMs
+// while connected; none answered within timeoutMs closes the connection
+// (its calls and streams fail as 'unavailable').
+export interface ChannelKeepalive { timeMs: number; timeoutMs: number }
+
 // Unary calls of one method carried one after another on one long-lived
 // stream: each request is answered in turn, without the new HTTP/2 stream,
 // headers, deadline and trailers a unary call costs. For the small calls

@@ -22,6 +22,8 @@ Options:
   --join-concurrency K      joins in flight at once (default 16)
   --cpus C --memory-gb M    what each node offers the scheduler (default 4 and 8)
   --log-level LEVEL         the nodes' agents' log level (default warn)
+  --ping-ms MS              each node pings its manager every MS (1000..600000), not as
+                            often as a real node would: to compare ping rates
 `;
 
 const MAX_NODES = 20_000;
@@ -39,7 +41,7 @@ export async function runSim(argv: string[]): Promise<number> {
     options: {
       manager: { type: 'string', multiple: true }, token: { type: 'string' }, nodes: { type: 'string' },
       prefix: { type: 'string' }, 'join-concurrency': { type: 'string' }, cpus: { type: 'string' },
-      'memory-gb': { type: 'string' }, 'log-level': { type: 'string' },
+      'memory-gb': { type: 'string' }, 'log-level': { type: 'string' }, 'ping-ms': { type: 'string' },
     },
   });
   if (positionals.length) throw new Error(`shoal sim takes no arguments, got "${positionals.join(' ')}"\n\n${SIM_USAGE}`);
@@ -59,6 +61,7 @@ export async function runSim(argv: string[]): Promise<number> {
     nanoCPUs: whole(values.cpus, 'cpus', 1, 1024, 4) * 1e9,
     memoryBytes: whole(values['memory-gb'], 'memory-gb', 1, 4096, 8) * 1024 ** 3,
     nodeLog: createLogger(values['log-level'] ?? 'warn'),
+    ...(values['ping-ms'] !== undefined ? { pingMs: whole(values['ping-ms'], 'ping-ms', 1000, 600_000, 0) } : {}),
   });
   const started = Date.now();
   // The worst event-loop delay since the last line: a simulator held up

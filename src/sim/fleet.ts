@@ -22,15 +22,18 @@ export interface FleetOptions {
   memoryBytes: number;
   log: Logger;              // the fleet's own progress
   nodeLog: Logger;          // every node's agent (quiet by default: thousands of them)
+  pingMs?: number;          // a fixed ping interval instead of a real node's (to compare rates)
 }
 
-// One process holds thousands of nodes' connections: a pause of its event
-// loop must not drop them all (a real node's daemon answers its one
-// connection's pings at once). A lost manager still shows as failed heartbeats.
-// With pings every 10 s and 10 s to answer, the simulators (held up 3-6 s at a
-// time on two loaded cores) lost 2,240 connections in 40 s at 5,000 nodes, and
-// the reconnections (TLS handshakes to busy managers) never caught up.
-const SIM_KEEPALIVE = { timeMs: 30_000, timeoutMs: 60_000 };
+// A simulated node pings as often as a real one (agent/keepalive.ts), so the
+// managers answer as many pings as they would for real nodes. But it allows a
+// minute for the answer: one process holds thousands of nodes' connections,
+// and a pause of its event loop must not drop them all (a real node's daemon
+// answers its one connection's pings at once). With 10 s to answer, the
+// simulators (held up 3-6 s at a time on two loaded cores) lost 2,240
+// connections in 40 s at 5,000 nodes, and the reconnections (TLS handshakes to
+// busy managers) never caught up. A lost manager still shows as failed heartbeats.
+const SIM_PING_TIMEOUT_MS = 60_000;
 
 interface SimNode { nodeId: string; hostname: string; executor: SimExecutor; controlPlane: RemoteControlPlane; agent: RunningAgent }
 
@@ -85,7 +88,7 @@ export class Fleet {
     const log = opts.nodeLog.child({ node: hostname });
     const executor = new SimExecutor({ hostname, nanoCPUs: opts.nanoCPUs, memoryBytes: opts.memoryBytes });
     const controlPlane = new RemoteControlPlane({
-      connect: (addr) => grpcChannel(addr, m.tls, log, { keepalive: SIM_KEEPALIVE }), managers: m.managers?.addrs ?? opts.managers, leaderAddr: m.managers?.leaderAddr, log,
+      connect: (addr, keepalive) => grpcChannel(addr, m.tls, log, { keepalive: { timeMs: opts.pingMs ?? keepalive.timeMs, timeoutMs: SIM_PING_TIMEOUT_MS } }), managers: m.managers?.addrs ?? opts.managers, leaderAddr: m.managers?.leaderAddr, heartbeatMs: m.heartbeatMs, log,
       describe: () => executor.describeNode(),
     });
     const agent = startAgent({ nodeId: m.nodeId, controlPlane, executor, log, hostname });

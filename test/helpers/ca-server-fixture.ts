@@ -18,8 +18,8 @@ export interface CAServerFixture {
   close(): Promise<void>;
 }
 
-// managers: what the server tells a joining node of the managers (ca-server.ts).
-export async function startCAServer(clusterId: string, opts: { nodeCertExpiryNs?: number; managers?: () => { leaderAddr?: string; addrs: string[] } } = {}): Promise<CAServerFixture> {
+// managers, heartbeatMs: what the server tells a joining node of the managers and the heartbeat interval (ca-server.ts).
+export async function startCAServer(clusterId: string, opts: { nodeCertExpiryNs?: number; managers?: () => { leaderAddr?: string; addrs: string[] }; heartbeatMs?: () => number } = {}): Promise<CAServerFixture> {
   const ca = await createRootCA();
   const store = await Store.open(new MemoryBackend(), silentLogger);
   const spec = defaultSwarmSpec();
@@ -31,7 +31,7 @@ export async function startCAServer(clusterId: string, opts: { nodeCertExpiryNs?
   }).commit();
   const tls = await nodeTlsFrom(ca, 'manager000000000000000001', 'manager', clusterId);
   const server = new GrpcServer({ tls: () => tls, clusterId: () => clusterId, log: silentLogger });
-  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => Date.now(), ...(opts.managers ? { managers: opts.managers } : {}) });
+  registerCAServer(server, { store, ca: () => ca, log: silentLogger, now: () => Date.now(), ...(opts.managers ? { managers: opts.managers } : {}), ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
   const address = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
   return {
     ca, store, address,

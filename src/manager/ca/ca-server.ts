@@ -33,6 +33,8 @@ export interface CAServerDeps {
   // The managers (host:port) and the leader's address, told to a node that
   // joins so that its first session can go to a manager that does not lead.
   managers?: () => KnownManagers;
+  // The heartbeat interval in force (ms), told to a node that joins: its first connection pings at that rate.
+  heartbeatMs?: () => number;
 }
 
 const DEFAULT_PORT = 2377;
@@ -71,7 +73,8 @@ export function registerCAServer(server: RpcServer, deps: CAServerDeps): void {
     // The root the token names; during a root rotation the node learns both roots from its first renewal.
     const m = deps.managers?.();
     const managers = m && m.addrs.length ? { Managers: toManagerList(m) } : {};
-    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem, ...managers };
+    const heartbeat = deps.heartbeatMs ? { HeartbeatMs: deps.heartbeatMs() } : {};
+    return { NodeID: nodeId, Role: role, ClusterID: c.ID, Certificate: certPem + s.chain, CACertificate: s.root.certPem, ...managers, ...heartbeat };
   });
 
   server.unary(RenewNodeCertificate, async (req, ctx) => {

@@ -40,6 +40,9 @@ export function effectivePeriodMs(configuredMs: number, nodes: number): number {
   return neededMs <= configuredMs ? configuredMs : Math.ceil(neededMs / PERIOD_STEP_MS) * PERIOD_STEP_MS;
 }
 export const allowanceMs = (periodMs: number): number => Math.floor(periodMs * 1.5);
+// The interval the agents are asked to beat at: the configured period (ns, the cluster's spec) and the swarm's size.
+export const intervalInForceMs = (configuredNs: number | undefined, nodes: number): number =>
+  heartbeatIntervalMs(effectivePeriodMs(heartbeatPeriodMs(configuredNs), nodes));
 
 // Node ID → the time (ms, manager clock) after which it is down.
 export type Liveness = Map<string, number>;

@@ -28,14 +28,18 @@ describe('simulated nodes (shoal sim)', () => {
   });
 
   test('bad arguments are refused with the usage', async () => {
-    const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
-      const p = spawn(process.execPath, [SHOAL_MAIN, 'sim', '--manager', '127.0.0.1', '--nodes', '0', '--token', 'x'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const run = (more: string[]) => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [SHOAL_MAIN, 'sim', '--manager', '127.0.0.1', '--token', 'x', ...more], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
       p.on('exit', (code) => resolve({ code, err }));
     });
+    const r = await run(['--nodes', '0']);
     assert.equal(r.code, 1);
     assert.match(r.err, /--nodes wants a whole number from 1 to 20000, got "0"/);
+    const fast = await run(['--nodes', '1', '--ping-ms', '500']);
+    assert.equal(fast.code, 1);
+    assert.match(fast.err, /--ping-ms wants a whole number from 1000 to 600000, got "500"/);
   });
 
   test(`${NODES} nodes join, run a service's tasks, and go Down when stopped`, async () => {

@@ -68,6 +68,18 @@ test('the join\'s answer names the managers and the leader as the answering mana
   assert.equal((await join()).Managers, undefined);
 });
 
+test('the join\'s answer carries the heartbeat interval in force, when the server is given it', async () => {
+  let intervalMs = 2500;
+  const { ca, store } = await setup();
+  const net = new MemoryNetwork();
+  registerCAServer(net.listen(MGR, () => CLUSTER), { store, ca: () => ca, log: silentLogger, now: () => NOW, heartbeatMs: () => intervalMs });
+  const anon = net.channel(undefined, MGR, '10.0.0.9');
+  const join = async () => anon.unary(IssueNodeCertificate, { Token: store.first('cluster')!.JoinTokens.Worker, CSR: (await newKeyAndCSR()).csrPem }, { timeoutMs: 5000 });
+  assert.equal((await join()).HeartbeatMs, 2500);
+  intervalMs = 10_000;
+  assert.equal((await join()).HeartbeatMs, 10_000);
+});
+
 test('a manager token makes a manager; without an advertise address the caller\'s address is used', async () => {
   const { store, net, tokens } = await setup();
   const { csrPem } = await newKeyAndCSR();

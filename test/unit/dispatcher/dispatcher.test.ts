@@ -7,7 +7,7 @@ import { MemoryBackend } from '../../../src/store/memory-backend';
 import type { Compare, Op } from '../../../src/store/backend';
 import { commitInBatches, Store, type StoreTxn } from '../../../src/store/store';
 import { MemoryNetwork } from '../../../src/rpc/memory';
-import { RpcError, type Peer, type RpcChannel } from '../../../src/rpc/transport';
+import { RpcError, type ChannelKeepalive, type Peer, type RpcChannel } from '../../../src/rpc/transport';
 import { Heartbeat, Heartbeats, RelayHeartbeats, RelaySession, Session, UpdateTaskStatus, UpdateTaskStatuses, relayedBeatMissed, type SessionMessage } from '../../../src/protocol/dispatcher';
 import { startDispatcher, type Dispatcher } from '../../../src/manager/dispatcher/dispatcher';
 import { startOrchestrator } from '../../../src/manager/orchestrator/loop';
@@ -825,6 +825,69 @@ test('a cluster past 1,250 nodes gets a longer heartbeat period, in the session\
     await waitFor('the change back logged', () => changes().length === 3);
     assert.deepEqual(changes(), [5000, 10000, 5000]);
     stream.cancel();
+  } finally { await w.close(); }
+});
+
+test('an agent moves its session to a connection whose pings suit the new heartbeat interval, on the same manager', async () => {
+  const { log, lines } = capturingLogger();
+  const w = await world();
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const dialled: Array<{ addr: string; keepalive: ChannelKeepalive; closed: boolean }> = [];
+    const cp = new RemoteControlPlane({
+      connect: (addr, keepalive) => {
+        const d = { addr, keepalive, closed: false };
+        dialled.push(d);
+        const ch = w.net.channel(peer('w1'), addr);
+        const close = ch.close.bind(ch);
+        ch.close = () => { d.closed = true; close(); };
+        return ch;
+      },
+      managers: [M1], firstManager: 'first', describe: async () => describe('w1'), log, backoff: RETRY, random: () => 0,
+    });
+    w.agent('w1', cp);
+    await waitFor('the session', () => cp.connectedTo === M1);
+    assert.deepEqual(dialled.map((d) => d.keepalive), [{ timeMs: 1000, timeoutMs: 2000 }], 'before any session: Docker\'s default period\'s pings');
+    // A 6 s period: every 1.2 s is not worth a new connection.
+    const before = cp.received.messages;
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 6e9 }; return c; });
+    await waitFor('the 6 s period told', () => cp.received.messages > before);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(dialled.length, 1);
+    // A 20 s period: every 4 s, with 8 s to answer.
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: 20e9 }; return c; });
+    await waitFor('a new connection', () => dialled.length === 2);
+    assert.deepEqual(dialled[1], { addr: M1, keepalive: { timeMs: 4000, timeoutMs: 8000 }, closed: false });
+    assert.equal(dialled[0]!.closed, true, 'the old connection is closed');
+    await waitFor('the session again', () => cp.connectedTo === M1);
+    assert.equal(w.store.get('nodes', 'w1')!.Status.State, 'ready');
+    assert.ok(lines.some((l) => String(l.msg).startsWith('moving the session to a new connection') && l.pingMs === 4000 && l.wasMs === 1000));
+    assert.ok(!lines.some((l) => String(l.msg).startsWith('session with the managers lost')), 'a move is not a loss');
+    // And back: the old pings are too slow for a 600 ms period's allowance.
+    await w.store.mutate('cluster', CLUSTER, (c) => { c.Spec.Dispatcher = { HeartbeatPeriod: PERIOD_MS * 1e6 }; return c; });
+    await waitFor('a third connection', () => dialled.length === 3);
+    assert.deepEqual(dialled[2]!.keepalive, { timeMs: 1000, timeoutMs: 2000 });
+    await waitFor('the session again', () => cp.connectedTo === M1);
+    assert.equal(dialled.length, 3);
+  } finally { await w.close(); }
+});
+
+test('a node that joined learns the interval from the join\'s answer: its first connection pings at that rate', async () => {
+  const w = await world({ periodMs: 20_000 });
+  try {
+    w.dispatcher(M1).setLeading(w.store);
+    const dialled: ChannelKeepalive[] = [];
+    const cp = new RemoteControlPlane({
+      connect: (addr, keepalive) => { dialled.push(keepalive); return w.net.channel(peer('w1'), addr); },
+      managers: [M1], firstManager: 'first', describe: async () => describe('w1'), log: silentLogger, backoff: RETRY, random: () => 0, heartbeatMs: 10_000,
+    });
+    w.agent('w1', cp);
+    await waitFor('the session', () => cp.connectedTo === M1);
+    const seen = cp.received.messages;
+    await w.store.mutate('nodes', 'w1', (n) => { n.Spec.Availability = 'pause'; return n; });
+    await waitFor('a later message (the pause)', () => cp.received.messages > seen);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(dialled, [{ timeMs: 4000, timeoutMs: 8000 }], 'one connection, at the 10 s interval\'s rate');
   } finally { await w.close(); }
 });
 

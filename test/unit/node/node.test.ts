@@ -23,7 +23,7 @@ let fixture: CAServerFixture;
 const tmp = mkdtempSync(join(tmpdir(), 'shoal-node-'));
 
 before(async () => {
-  fixture = await startCAServer(CLUSTER, { nodeCertExpiryNs: 2 * HOUR_NS, managers: () => ({ leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] }) });
+  fixture = await startCAServer(CLUSTER, { nodeCertExpiryNs: 2 * HOUR_NS, managers: () => ({ leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] }), heartbeatMs: () => 10_000 });
   ({ ca, store, address } = fixture);
 });
 
@@ -47,6 +47,8 @@ test('join over mutual TLS: CA checked against the token, certificate for our ke
   assert.equal(node.Description.Hostname, 'w9');
   // The managers the answer named, for the agent's first session.
   assert.deepEqual(m.managers, { leaderAddr: '10.0.0.1:2377', addrs: ['10.0.0.2:2377', '10.0.0.1:2377'] });
+  // And the heartbeat interval, for its first connection's pings.
+  assert.equal(m.heartbeatMs, 10_000);
 
   // On disk, then read back.
   const root = join(tmp, 'a');

@@ -66,4 +66,9 @@ test('message checks are strict', () => {
   assert.throws(() => checkIssueResponse({ ...ok, Managers: { Addrs: [7] } }), /Managers\.Addrs\[0\]: want a string/);
   assert.throws(() => checkIssueResponse({ ...ok, Managers: { LeaderAddr: 1, Addrs: [] } }), /Managers\.LeaderAddr/);
   assert.throws(() => checkIssueResponse({ ...ok, Managers: { Addrs: Array(101).fill('a:1') } }), /more than 100/);
+  // So is the heartbeat interval.
+  assert.deepEqual(checkIssueResponse({ ...ok, HeartbeatMs: 2500 }), { ...ok, HeartbeatMs: 2500 });
+  assert.throws(() => checkIssueResponse({ ...ok, HeartbeatMs: 0 }), /HeartbeatMs: must be a positive whole number/);
+  assert.throws(() => checkIssueResponse({ ...ok, HeartbeatMs: 2.5 }), /HeartbeatMs: must be a positive whole number/);
+  assert.throws(() => checkIssueResponse({ ...ok, HeartbeatMs: '2500' }), /HeartbeatMs/);
 });
