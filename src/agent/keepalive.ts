@@ -9,15 +9,17 @@ import type { ChannelKeepalive } from '../rpc/transport';
 // intervals), or the leader marks the node down while it is still looking:
 // a ping every 0.4 intervals with 0.8 to answer finds a lost manager within
 // 1.2 intervals, 40 % of the allowance (3 s at Docker's default 5 s period).
-// A ping costs the manager about 40 µs (bench/connection-memory.ts): with a
-// fixed 1 s, 5,000 nodes cost the managers 0.2 cores in pings alone. Scaled
-// with the interval, they stay under 1,250 a second at any size (the period
-// grows by 4 ms a node past 1,250 nodes).
+// Pings cost the managers: with a fixed 1 s, an idle swarm of 5,000 nodes
+// took 0.26 cores more of the managers' daemons than with these (bench/scale.ts,
+// docs/SCALE.md). Scaled with the interval, they stay under 1,250 a second
+// at any size (the period grows by 4 ms a node past 1,250 nodes).
 export const MIN_PING_MS = 1000; // faster is busy work, and the old fixed rate
+// A period of hours (`--dispatcher-heartbeat`) still finds a dead connection within minutes.
+export const MAX_PING_MS = 60_000;
 const PING_PER_INTERVAL = 0.4;
 
 export function nodeKeepalive(intervalMs: number): ChannelKeepalive {
-  const timeMs = Math.max(MIN_PING_MS, Math.round(intervalMs * PING_PER_INTERVAL));
+  const timeMs = Math.min(MAX_PING_MS, Math.max(MIN_PING_MS, Math.round(intervalMs * PING_PER_INTERVAL)));
   return { timeMs, timeoutMs: 2 * timeMs };
 }
 
@@ -37,7 +39,8 @@ export function needsRetune(held: ChannelKeepalive, wanted: ChannelKeepalive): b
 // spread over 10 intervals a node without tasks (a new session costs the
 // leader a registration and a TLS handshake), over 60 one with tasks (its
 // whole set is sent again). When a swarm passes 1,250 or 3,750 nodes, that
-// is some 4 nodes a second with tasks, 25 without.
+// is some 4 nodes a second with tasks, 25 without. At most an hour.
+const MAX_RETUNE_DELAY_MS = 3_600_000;
 export function retuneDelayMs(intervalMs: number, hasTasks: boolean, r: number): number {
-  return Math.floor(r * intervalMs * (hasTasks ? 60 : 10));
+  return Math.min(MAX_RETUNE_DELAY_MS, Math.floor(r * intervalMs * (hasTasks ? 60 : 10)));
 }

@@ -95,6 +95,10 @@ const STOP_WAIT_MS = 2000;
 // Unanswered heartbeats in a row (each timed out after twice the interval)
 // that end the session: by then the manager has declared the node down.
 export const MISSED_BEATS_TO_END = 3;
+// The longest wait between beats, whatever the interval asked: a timer of more
+// than 2^31 ms fires at once (Node's limit), and `--dispatcher-heartbeat 2000h`
+// would have the node beat without pause. Beating more often than asked is harmless.
+const MAX_BEAT_WAIT_MS = 3_600_000;
 // A manager of an earlier release, without the heartbeats or status pipe
 // (grpc-js's and the in-memory transport's words for a method nobody serves).
 const NOT_SERVED = /does not implement the method|unknown method|is not served as a pipe/;
@@ -452,7 +456,7 @@ export class RemoteControlPlane implements AgentControlPlane {
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     const live = this.live;
     if (!live) return;
-    this.heartbeatTimer = setTimeout(() => void this.beat(live, intervalMs), ms);
+    this.heartbeatTimer = setTimeout(() => void this.beat(live, intervalMs), Math.min(ms, MAX_BEAT_WAIT_MS));
   }
 
   private async beat(live: Live, intervalMs: number): Promise<void> {
@@ -462,7 +466,7 @@ export class RemoteControlPlane implements AgentControlPlane {
       // Up to the heartbeat period (twice the interval; the manager's allowance
       // is 1.5 periods): one slow answer from a busy leader must not end the
       // session, as reconnecting thousands of nodes at once loads it more.
-      const res = await this.onPipe(live, Heartbeats, Heartbeat, { SessionID: live.id }, { timeoutMs: Math.max(1000, 2 * intervalMs) });
+      const res = await this.onPipe(live, Heartbeats, Heartbeat, { SessionID: live.id }, { timeoutMs: Math.min(MAX_BEAT_WAIT_MS, Math.max(1000, 2 * intervalMs)) });
       live.missedBeats = 0;
       if (this.live !== live) return;
       this.scheduleHeartbeat(res.PeriodMs);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { INITIAL_KEEPALIVE, MIN_PING_MS, needsRetune, nodeKeepalive, retuneDelayMs } from '../../../src/agent/keepalive';
+import { INITIAL_KEEPALIVE, MAX_PING_MS, MIN_PING_MS, needsRetune, nodeKeepalive, retuneDelayMs } from '../../../src/agent/keepalive';
 import { allowanceMs, DEFAULT_HEARTBEAT_PERIOD_MS, effectivePeriodMs, heartbeatIntervalMs, intervalInForceMs } from '../../../src/manager/dispatcher/liveness';
 
 // The node's pings, from the heartbeat interval the dispatcher asks.
@@ -15,6 +15,7 @@ test('at Docker\'s default period a node pings every second with two to answer, 
   assert.deepEqual(pingsAt(1251), { timeMs: 2000, timeoutMs: 4000 }, '10 s period');
   assert.deepEqual(pingsAt(5000), { timeMs: 4000, timeoutMs: 8000 }, '20 s period');
   assert.equal(nodeKeepalive(250).timeMs, MIN_PING_MS, 'a short configured period does not ping faster than the floor');
+  assert.deepEqual(nodeKeepalive(1e12), { timeMs: MAX_PING_MS, timeoutMs: 2 * MAX_PING_MS }, 'a period of years still pings (and within a timer\'s range)');
   // What a join's answer tells (the cluster's configured period in ns, the swarm's size).
   assert.equal(intervalInForceMs(undefined, 3), 2500);
   assert.equal(intervalInForceMs(10e9, 3), 5000);
@@ -54,9 +55,10 @@ test('a swarm growing one node at a time to 5,000 moves each node\'s connection 
   assert.equal(most, 2);
 });
 
-test('the moves spread over 10 intervals for a node without tasks, 60 for one with tasks', () => {
+test('the moves spread over 10 intervals for a node without tasks, 60 for one with tasks, at most an hour', () => {
   assert.equal(retuneDelayMs(5000, false, 0), 0);
   assert.equal(retuneDelayMs(5000, false, 0.5), 25_000);
   assert.equal(retuneDelayMs(5000, true, 0.5), 150_000);
   assert.ok(retuneDelayMs(10_000, true, 0.999_999) < 600_000);
+  assert.equal(retuneDelayMs(1e12, true, 0.5), 3_600_000, 'at most an hour (and within a timer\'s range)');
 });
