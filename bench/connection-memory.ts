@@ -8,9 +8,9 @@
 // OpenSSL, nghttp2, libuv, malloc). A follower relaying 2,500 nodes holds
 // 2,500 such connections (docs/SCALE.md). Then the server's CPU over --idle
 // seconds with nothing but the channels' keepalive pings, less its CPU over
-// as long before any connection and a measurement's own (a node's channel
-// pings every second, rpc/grpc.ts KEEPALIVE_TIME_MS; `shoal sim`'s nodes only
-// every 30 s, so bench/scale.ts does not show this cost).
+// as long before any connection and a measurement's own. The channels ping
+// every second (rpc/grpc.ts KEEPALIVE_TIME_MS): a node's rate at Docker's
+// default heartbeat period, slower in a big swarm (agent/keepalive.ts).
 //
 //   node dist/bench/connection-memory.js [--nodes 1000] [--idle 10]
 import { fork, type ChildProcess } from 'node:child_process';

@@ -91,6 +91,7 @@ import { labDaemonPid, labHostMemory } from './lab-memory';
 import { heldRanges, holdSampleTimes, type HeldRange } from './held-summary';
 import { compactionsIn, linesIn, type Compaction } from './daemon-log';
 import { SimCounter, type SimCounts, type SimProc } from './sim-counts';
+import { SIM_PING_MS } from '../src/sim/command';
 import { exec, finishBench, http, installSignalCleanup, median, onCleanup, positiveOption, runBenchMain, runCleanup, sleep, treeCpuSeconds, treeRssBytes, until } from './util';
 
 const LAB = process.env.SHOAL_LAB_INDEX || '40';
@@ -164,6 +165,14 @@ function niceOption(v: string | undefined): number {
   return n;
 }
 
+// --sim-ping-ms: checked here as `shoal sim` checks --ping-ms; a simulator
+// that refuses it would leave the bench waiting for joins until --deadline.
+function simPingOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < SIM_PING_MS.min || n > SIM_PING_MS.max) throw new Error(`--sim-ping-ms wants a whole number from ${SIM_PING_MS.min} to ${SIM_PING_MS.max}, got "${v}"`);
+  return n;
+}
+
 function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true,
@@ -186,7 +195,7 @@ function options(argv: string[]): Options {
     simsToFollowers: simsTo === 'followers',
     simProcs: positiveOption(values['sim-procs'], 4, 'sim-procs'),
     simNice: niceOption(values['sim-nice']),
-    ...(values['sim-ping-ms'] ? { simPingMs: positiveOption(values['sim-ping-ms'], 0, 'sim-ping-ms') } : {}),
+    ...(values['sim-ping-ms'] !== undefined ? { simPingMs: simPingOption(values['sim-ping-ms']) } : {}),
     idleOnly: values['idle-only'] === true,
     memorySplit: values['memory-split'] === true,
     samples: positiveOption(values.samples, 5, 'samples'),

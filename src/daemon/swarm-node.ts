@@ -581,7 +581,7 @@ export class SwarmNode implements SwarmMembership {
     w.components = await this.opts.startWorkerComponents({
       nodeId, log,
       rpc: {
-        connect: (addr, keepalive) => grpcChannel(addr, w.tls, log, keepalive ? { keepalive } : {}),
+        connect: (addr, keepalive) => grpcChannel(addr, w.tls, log, { keepalive }),
         // Promoted: a manager's certificate first (signed with the role in the store), then etcd.
         onRole: (role, version) => this.noteRole({ role, version: version ?? 0 }),
         onRootCA: (want) => w.trust?.note(want),
@@ -1051,7 +1051,7 @@ export class SwarmNode implements SwarmMembership {
     a.components = await this.opts.startComponents({
       store: a.store, nodeId: a.nodeId, log,
       rpc: {
-        server, connect: (addr, keepalive) => grpcChannel(addr, a.tls, log, keepalive ? { keepalive } : {}), managers,
+        server, connect: (addr, keepalive) => grpcChannel(addr, a.tls, log, { keepalive }), managers,
         connectManager: (addr) => grpcChannel(addr, a.tls, log, MANAGER_CHANNEL),
         // The session also tells of a demotion (this manager's mirror may have missed it, e.g. its
         // etcd member is gone); the version keeps an older session message from undoing a promotion.

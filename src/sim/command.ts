@@ -27,6 +27,8 @@ Options:
 `;
 
 const MAX_NODES = 20_000;
+// --ping-ms: a real node's rate lies within these (agent/keepalive.ts); bench/scale.ts checks its --sim-ping-ms against them.
+export const SIM_PING_MS = { min: 1000, max: 600_000 };
 
 function whole(v: string | undefined, name: string, min: number, max: number, dflt: number): number {
   if (v === undefined) return dflt;
@@ -61,7 +63,7 @@ export async function runSim(argv: string[]): Promise<number> {
     nanoCPUs: whole(values.cpus, 'cpus', 1, 1024, 4) * 1e9,
     memoryBytes: whole(values['memory-gb'], 'memory-gb', 1, 4096, 8) * 1024 ** 3,
     nodeLog: createLogger(values['log-level'] ?? 'warn'),
-    ...(values['ping-ms'] !== undefined ? { pingMs: whole(values['ping-ms'], 'ping-ms', 1000, 600_000, 0) } : {}),
+    ...(values['ping-ms'] !== undefined ? { pingMs: whole(values['ping-ms'], 'ping-ms', SIM_PING_MS.min, SIM_PING_MS.max, 0) } : {}),
   });
   const started = Date.now();
   // The worst event-loop delay since the last line: a simulator held up

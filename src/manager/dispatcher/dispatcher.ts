@@ -23,7 +23,7 @@ import { toManagerList, type KnownManagers } from '../../protocol/checks';
 import { networkViewFor } from './network-view';
 import { wantedTrust } from '../ca/rotation';
 import {
-  allowanceMs, effectivePeriodMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, relayHeldUp, relayStallMs, RELAY_STALL_MIN_MS, startLeading, takeExpired, type DownMarks, type Liveness,
+  allowanceMs, expect, forgive, forgiveSome, heard, heartbeatIntervalMs, heartbeatPeriodMs, HEARTBEAT_FAILURE, nextExpiry, periodInForceMs, relayHeldUp, relayStallMs, RELAY_STALL_MIN_MS, startLeading, takeExpired, type DownMarks, type Liveness,
 } from './liveness';
 
 // The dispatcher (SwarmKit manager/dispatcher): the managers' end of every
@@ -167,9 +167,10 @@ export function startDispatcher(opts: DispatcherOptions): Dispatcher {
     if (!term) throw unavailable('dispatcher: this manager is not the leader');
     return term;
   };
-  // The heartbeat period in force: the configured one, longer in a big cluster (liveness.ts effectivePeriodMs).
-  const configuredPeriodMs = (): number => heartbeatPeriodMs(store.first('cluster')?.Spec?.Dispatcher?.HeartbeatPeriod);
-  const periodMs = (): number => effectivePeriodMs(configuredPeriodMs(), store.count('nodes'));
+  // The heartbeat period in force: the configured one, longer in a big cluster (liveness.ts periodInForceMs).
+  const configuredNs = (): number | undefined => store.first('cluster')?.Spec?.Dispatcher?.HeartbeatPeriod;
+  const configuredPeriodMs = (): number => heartbeatPeriodMs(configuredNs());
+  const periodMs = (): number => periodInForceMs(configuredNs(), store.count('nodes'));
   // The leader says when that period changes. Called where it can change (a
   // node added or removed, the cluster's spec), not on every beat.
   let loggedPeriodMs: number | undefined;

@@ -40,9 +40,13 @@ export function effectivePeriodMs(configuredMs: number, nodes: number): number {
   return neededMs <= configuredMs ? configuredMs : Math.ceil(neededMs / PERIOD_STEP_MS) * PERIOD_STEP_MS;
 }
 export const allowanceMs = (periodMs: number): number => Math.floor(periodMs * 1.5);
-// The interval the agents are asked to beat at: the configured period (ns, the cluster's spec) and the swarm's size.
+// The period in force, and the interval the agents are asked to beat at, from
+// the configured period (ns, the cluster's spec) and the swarm's size: the
+// dispatcher's, and the one a join's answer tells.
+export const periodInForceMs = (configuredNs: number | undefined, nodes: number): number =>
+  effectivePeriodMs(heartbeatPeriodMs(configuredNs), nodes);
 export const intervalInForceMs = (configuredNs: number | undefined, nodes: number): number =>
-  heartbeatIntervalMs(effectivePeriodMs(heartbeatPeriodMs(configuredNs), nodes));
+  heartbeatIntervalMs(periodInForceMs(configuredNs, nodes));
 
 // Node ID → the time (ms, manager clock) after which it is down.
 export type Liveness = Map<string, number>;
